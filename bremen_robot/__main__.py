@@ -1,0 +1,5 @@
+import sys
+
+from bremen_robot.cli import main
+
+sys.exit(main())

@@ -1,0 +1,61 @@
+"""The ``bremen`` command line.
+
+Each subcommand lives in its own module under ``bremen_robot.cli`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (``args -> exit code``).
+Add a subcommand by adding its module name to :data:`COMMAND_MODULES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from bremen_robot.errors import BremenError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "bremen_robot.cli.train_cmd",
+    "bremen_robot.cli.evaluate_cmd",
+    "bremen_robot.cli.dataset_cmd",
+    "bremen_robot.cli.bench_cmd",
+    "bremen_robot.cli.demo_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bremen",
+        description="Deployment-efficient RL on real robots (BREMEN): collect, train, review, approve.",
+    )
+    parser.add_argument("--version", action="version", version="bremen-robot 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``bremen``: one-line errors for bad input, exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except BremenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("BREMEN_DEBUG"):
+            raise
+        print(f"error: internal error {type(exc).__name__}: {exc} (set BREMEN_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 1
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

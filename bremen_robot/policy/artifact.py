@@ -1,0 +1,219 @@
+"""Frozen policy artifacts: one TorchScript file plus a JSON manifest (DESIGN.md §3).
+
+Layout of an artifact directory::
+
+    policy.pt       TorchScript: raw observation (B x D_obs) -> action mean (B x D_act);
+                    observation z-scoring and tanh action scaling are inside the graph
+    manifest.json   PolicyManifest: robot, task, layouts, joint order, control rate,
+                    training data digests, config, metrics, and the sha256 of policy.pt
+
+The artifact is content-addressed by the sha256 of ``policy.pt``. Loading verifies the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bremen_robot.errors import ArtifactError
+from bremen_robot.policy.gaussian import GaussianPolicy
+
+POLICY_FILE = "policy.pt"
+MANIFEST_FILE = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class PolicyManifest(BaseModel):
+    """What a robot needs to know before running a frozen policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: int = Field(FORMAT_VERSION, description="artifact format version")
+    robot: str = Field(description="robot the policy was trained for, e.g. 'halfcheetah'")
+    task: str = Field(description="task name in bremen_robot.tasks")
+    observation_names: list[str] = Field(description="observation entries, in order")
+    action_names: list[str] = Field(description="action entries, in order")
+    joint_order: list[str] = Field(description="actuated joints, in command order")
+    action_low: list[float] = Field(description="lower action bound per entry")
+    action_high: list[float] = Field(description="upper action bound per entry")
+    control_rate_hz: float = Field(gt=0, description="rate the policy must run at")
+    policy_sha256: str = Field(description="sha256 of policy.pt (the content address)")
+    data_digests: list[str] = Field(default_factory=list, description="sha256 of each training dataset")
+    kind: str = Field("bremen", description="bremen | bc | scripted: what produced the policy")
+    config: dict[str, Any] = Field(default_factory=dict, description="training config used")
+    metrics: dict[str, Any] = Field(default_factory=dict, description="training/evaluation figures")
+    created_at: str = Field(description="UTC ISO-8601 time of export")
+    torch_version: str = Field(description="torch version that wrote policy.pt")
+
+
+class _MeanOnly(torch.nn.Module):
+    def __init__(self, policy: GaussianPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.policy(obs)[0]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def manifest_digest(manifest: PolicyManifest) -> str:
+    """sha256 of the manifest's canonical JSON (sorted keys): what an approval signs."""
+    blob = json.dumps(manifest.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_policy(
+    policy: GaussianPolicy,
+    out_dir: Path,
+    *,
+    robot: str,
+    task: str,
+    observation_names: list[str],
+    action_names: list[str],
+    control_rate_hz: float,
+    joint_order: list[str] | None = None,
+    data_digests: list[str] | None = None,
+    kind: str = "bremen",
+    config: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> PolicyManifest:
+    """Write ``policy.pt`` and ``manifest.json`` into ``out_dir`` (created); returns the manifest.
+
+    Files are written to temporaries and renamed, so an interrupted export never leaves a
+    half-written artifact under the final names.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    module = _MeanOnly(policy.cpu()).eval()
+    example = torch.zeros(1, policy.obs_dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated upstream but is the format DESIGN.md fixes
+        traced = torch.jit.trace(module, example, check_trace=False)
+        buf = io.BytesIO()
+        torch.jit.save(traced, buf)
+    policy_path = out_dir / POLICY_FILE
+    _atomic_write_bytes(policy_path, buf.getvalue())
+    manifest = PolicyManifest(
+        robot=robot,
+        task=task,
+        observation_names=list(observation_names),
+        action_names=list(action_names),
+        joint_order=list(joint_order if joint_order is not None else action_names),
+        action_low=[float(x) for x in policy.act_center - policy.act_scale],
+        action_high=[float(x) for x in policy.act_center + policy.act_scale],
+        control_rate_hz=float(control_rate_hz),
+        policy_sha256=sha256_file(policy_path),
+        data_digests=list(data_digests or []),
+        kind=kind,
+        config=config or {},
+        metrics=metrics or {},
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        torch_version=torch.__version__,
+    )
+    _atomic_write_bytes(out_dir / MANIFEST_FILE, manifest.model_dump_json(indent=2).encode())
+    return manifest
+
+
+class FrozenPolicy:
+    """A loaded artifact: ``act(obs)`` gives the deterministic mean action as numpy."""
+
+    def __init__(self, module: torch.jit.ScriptModule, manifest: PolicyManifest, path: Path) -> None:
+        self.module = module
+        self.manifest = manifest
+        self.path = path
+        self.sha256 = manifest.policy_sha256
+
+    @property
+    def obs_dim(self) -> int:
+        return len(self.manifest.observation_names)
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.manifest.action_names)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """``D_obs -> D_act`` or ``B x D_obs -> B x D_act`` (float32)."""
+        x = np.asarray(obs, dtype=np.float32)
+        single = x.ndim == 1
+        if x.shape[-1] != self.obs_dim:
+            raise ArtifactError(
+                f"observation has {x.shape[-1]} entries but the policy expects {self.obs_dim}; "
+                "check the observation layout against the manifest"
+            )
+        with torch.no_grad():
+            out = self.module(torch.from_numpy(x[None] if single else x)).numpy()
+        return out[0] if single else out
+
+
+def resolve_artifact_dir(path: Path) -> Path:
+    """Accept the artifact directory, its policy.pt or its manifest.json."""
+    path = Path(path)
+    if path.is_file() and path.name in (POLICY_FILE, MANIFEST_FILE):
+        path = path.parent
+    if not path.is_dir():
+        raise ArtifactError(f"no policy artifact at '{path}'; pass the directory written by 'bremen train'")
+    return path
+
+
+def load_manifest(path: Path) -> PolicyManifest:
+    d = resolve_artifact_dir(path)
+    mpath = d / MANIFEST_FILE
+    if not mpath.is_file():
+        raise ArtifactError(f"artifact '{d}' has no {MANIFEST_FILE}; re-export it with 'bremen train'")
+    try:
+        return PolicyManifest.model_validate_json(mpath.read_text())
+    except (ValidationError, ValueError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ArtifactError(f"{mpath}: invalid manifest ({first}); re-export the artifact") from None
+
+
+def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
+    """Load and (by default) hash-check a frozen policy artifact."""
+    d = resolve_artifact_dir(path)
+    manifest = load_manifest(d)
+    ppath = d / POLICY_FILE
+    if not ppath.is_file():
+        raise ArtifactError(f"artifact '{d}' has no {POLICY_FILE}; re-export it with 'bremen train'")
+    if verify:
+        actual = sha256_file(ppath)
+        if actual != manifest.policy_sha256:
+            raise ArtifactError(
+                f"{ppath}: sha256 {actual[:12]} does not match the manifest's {manifest.policy_sha256[:12]}; "
+                "the file was modified, re-export or re-download it"
+            )
+    try:
+        module = torch.jit.load(str(ppath), map_location="cpu")
+    except Exception as exc:  # torch raises several types for corrupt zip archives
+        raise ArtifactError(f"{ppath}: cannot load TorchScript ({type(exc).__name__}); re-export it") from None
+    module.eval()
+    return FrozenPolicy(module, manifest, d)

@@ -1,0 +1,1 @@
+"""Runtime safety layer (numpy + pydantic only): limits, shield, watchdog, e-stop, OOD gate."""

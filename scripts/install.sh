@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Create .venv and install bremen-robot with all extras. Safe to re-run.
+# torch is installed first, pinned, so the local CPU build is taken instead of
+# the registry's multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-}
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3.12 python3.10 python3; do
+    if command -v "$cand" >/dev/null 2>&1; then PY=$cand; break; fi
+  done
+fi
+"$PY" -c 'import sys; assert (3, 10) <= sys.version_info[:2] <= (3, 12), "bremen-robot needs Python 3.10-3.12 (ROS 2 kilted wheels)"'
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+STAMP=.venv/.bremen-installed
+if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
+  exit 0
+fi
+python -m pip install --quiet "torch==2.13.0"
+python -m pip install --quiet -e ".[sim,ros,dev]"
+touch "$STAMP"

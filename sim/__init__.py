@@ -1,0 +1,1 @@
+"""MuJoCo and PyBullet backends for the same robots, Gymnasium envs, domain randomization."""
