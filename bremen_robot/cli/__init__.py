@@ -1,8 +1,8 @@
 """The ``bremen`` command line.
 
-Each subcommand lives in its own module under ``bremen_robot.cli`` and exposes
+Each subcommand lives in its own module ``bremen_robot/cli/<name>_cmd.py`` exposing
 ``register(subparsers)``, which adds its parser and sets ``func`` (``args -> exit code``).
-Add a subcommand by adding its module name to :data:`COMMAND_MODULES`.
+Modules are discovered by name, so adding a subcommand is adding one file.
 """
 
 from __future__ import annotations
@@ -10,18 +10,18 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import pkgutil
 import sys
 from collections.abc import Sequence
 
 from bremen_robot.errors import BremenError
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "bremen_robot.cli.train_cmd",
-    "bremen_robot.cli.evaluate_cmd",
-    "bremen_robot.cli.dataset_cmd",
-    "bremen_robot.cli.bench_cmd",
-    "bremen_robot.cli.demo_cmd",
-)
+
+def command_modules() -> list[str]:
+    """Names of the ``*_cmd`` modules in this package, sorted."""
+    return sorted(
+        f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd")
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="bremen-robot 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(name).register(sub)
     return parser
 
@@ -52,7 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("BREMEN_DEBUG"):
             raise
-        print(f"error: internal error {type(exc).__name__}: {exc} (set BREMEN_DEBUG=1 for a traceback)", file=sys.stderr)
+        print(
+            f"error: internal error {type(exc).__name__}: {exc} (set BREMEN_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
         return 1
     return int(code or 0)
 

@@ -1,0 +1,52 @@
+"""Robot configuration (``configs/robots/*.yaml``): what the robot side must agree on.
+
+Shared by the collect graph (joint order, control rate, safety limits), the registry (trusted
+operator keys) and the campaign (simulator or hardware). Relative paths are resolved against
+the YAML file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bremen_robot.config.loading import load_yaml_model
+
+
+class RobotConfig(BaseModel):
+    """One robot: a simulator model or a real machine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="robot name; policy manifests must carry the same name")
+    simulated: bool = Field(description="true for a simulator; --auto-approve is refused otherwise")
+    task: str = Field(description="default task in bremen_robot.tasks, e.g. 'halfcheetah'")
+    joints: list[str] = Field(min_length=1, description="actuated joints, in command order")
+    floating_base: bool = Field(False, description="true if the base pose comes from 'odom'")
+    control_rate_hz: float = Field(gt=0, le=2000, description="policy rate in Hz")
+    sim_model: str | None = Field(None, description="sim/ robot name when simulated, e.g. 'halfcheetah'")
+    safety: Path | None = Field(None, description="safety limits YAML (configs/safety/...)")
+    trusted_operator_keys: list[Path] = Field(
+        default_factory=list, description="PEM Ed25519 public keys of operators allowed to approve"
+    )
+    source: Path | None = Field(None, exclude=True, description="file this config was read from")
+
+    @field_validator("joints")
+    @classmethod
+    def _unique_joints(cls, v: list[str]) -> list[str]:
+        dup = sorted({j for j in v if v.count(j) > 1})
+        if dup:
+            raise ValueError(f"joint names must be unique; '{dup[0]}' appears twice")
+        return v
+
+
+def load_robot_config(path: Path) -> RobotConfig:
+    """Load a robot config and resolve its relative paths against the file's folder."""
+    cfg = load_yaml_model(RobotConfig, Path(path))
+    base = Path(path).resolve().parent
+    cfg.source = Path(path).resolve()
+    if cfg.safety is not None and not cfg.safety.is_absolute():
+        cfg.safety = (base / cfg.safety).resolve()
+    cfg.trusted_operator_keys = [k if k.is_absolute() else (base / k).resolve() for k in cfg.trusted_operator_keys]
+    return cfg
