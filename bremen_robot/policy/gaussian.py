@@ -88,6 +88,23 @@ class GaussianPolicy(nn.Module):
         return twin.to(self.obs_mean.device)
 
 
+@torch.no_grad()
+def reset_log_std(policy: GaussianPolicy, log_std: float) -> None:
+    """Make the log-std head output ``log_std`` everywhere (state-independent to start).
+
+    Zeroes the head's weights and sets its bias to the tanh-preimage of ``log_std``; the mean
+    head is untouched, so the policy's mean actions do not change.
+    """
+    if not LOG_STD_MIN < log_std < LOG_STD_MAX:
+        raise ValueError(f"log_std {log_std} must lie strictly inside ({LOG_STD_MIN}, {LOG_STD_MAX})")
+    out = policy.net[-1]
+    assert isinstance(out, nn.Linear)
+    a = policy.action_dim
+    raw = float(np.arctanh((log_std - LOG_STD_MIN) / (0.5 * (LOG_STD_MAX - LOG_STD_MIN)) - 1.0))
+    out.weight[a:] = 0.0
+    out.bias[a:] = raw
+
+
 def gaussian_log_prob(mean: torch.Tensor, log_std: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Diagonal Gaussian log-density, ``B x D -> B``."""
     var = (2 * log_std).exp()

@@ -1,0 +1,253 @@
+"""The trainer's dataset of transitions (DESIGN.md §3 "Trajectory logs").
+
+One row per transition. Shapes (N transitions, D observation size, A action size)::
+
+    obs, next_obs      N x D   float32
+    actions            N x A   float32
+    rewards            N       float32
+    terminals          N       bool    next_obs is a failure state (no bootstrapping)
+    timeouts           N       bool    the episode was cut by a time limit (bootstrap)
+    episode_ids        N       int64   unique within the dataset
+    deployment_ids     N       int64   which deployment collected the row (1-based)
+    policy_sha256      N       <U64    sha256 of the collecting policy ("random" for uniform)
+    interventions      N       int32   safety-shield interventions at that step
+
+Stored as ``.npz`` without pickling; the digest is a sha256 over every column's bytes in a fixed
+order plus the task name, so equal data gives an equal digest wherever it was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bremen_robot.errors import DatasetError
+from bremen_robot.tasks import Task, get_task
+
+COLUMNS: dict[str, Any] = {
+    "obs": np.float32,
+    "actions": np.float32,
+    "rewards": np.float32,
+    "next_obs": np.float32,
+    "terminals": np.bool_,
+    "timeouts": np.bool_,
+    "episode_ids": np.int64,
+    "deployment_ids": np.int64,
+    "policy_sha256": np.dtype("<U64"),
+    "interventions": np.int32,
+}
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Dataset:
+    """Transitions with episode/deployment bookkeeping; see the module docstring for shapes."""
+
+    task: str
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_obs: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray
+    episode_ids: np.ndarray
+    deployment_ids: np.ndarray
+    policy_sha256: np.ndarray
+    interventions: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, dtype in COLUMNS.items():
+            setattr(self, name, np.ascontiguousarray(np.asarray(getattr(self, name)).astype(dtype, copy=False)))
+        n = len(self.obs)
+        for name in COLUMNS:
+            if len(getattr(self, name)) != n:
+                raise DatasetError(f"column '{name}' has {len(getattr(self, name))} rows but obs has {n}")
+        if self.obs.ndim != 2 or self.next_obs.shape != self.obs.shape or self.actions.ndim != 2:
+            raise DatasetError(
+                f"obs {self.obs.shape}, next_obs {self.next_obs.shape} and actions {self.actions.shape} "
+                "must be N x D, N x D and N x A"
+            )
+
+    # ----------------------------------------------------------------- basics
+    def __len__(self) -> int:
+        return int(self.obs.shape[0])
+
+    @property
+    def obs_dim(self) -> int:
+        return int(self.obs.shape[1])
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.actions.shape[1])
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in COLUMNS}
+
+    def digest(self) -> str:
+        """sha256 over the task name and every column (dtype, shape, bytes) in a fixed order."""
+        h = hashlib.sha256(f"bremen-dataset-v{FORMAT_VERSION}:{self.task}".encode())
+        for name, arr in self.columns().items():
+            h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+            h.update(arr.tobytes())
+        return h.hexdigest()
+
+    def select(self, mask: np.ndarray) -> Dataset:
+        """Rows where ``mask`` (N bool or index array) holds; meta is kept."""
+        return Dataset(task=self.task, meta=dict(self.meta), **{k: v[mask] for k, v in self.columns().items()})
+
+    def episode_keys(self) -> np.ndarray:
+        """Unique episode ids, in order of first appearance."""
+        _, first = np.unique(self.episode_ids, return_index=True)
+        return self.episode_ids[np.sort(first)]
+
+    def episode_returns(self) -> np.ndarray:
+        """Sum of rewards per episode (order of :meth:`episode_keys`)."""
+        keys = self.episode_keys()
+        return np.array([self.rewards[self.episode_ids == k].sum() for k in keys], dtype=np.float64)
+
+    def deployments(self) -> list[int]:
+        return sorted(int(d) for d in np.unique(self.deployment_ids))
+
+    def latest_deployment(self) -> Dataset:
+        """Rows of the highest deployment id (BC trains on these by default)."""
+        return self.select(self.deployment_ids == max(self.deployments()))
+
+    # ------------------------------------------------------------- validation
+    def validate(self, task: Task | None = None) -> None:
+        """Raise a one-line :class:`DatasetError` for empty, non-finite or mismatched data."""
+        if len(self) == 0:
+            raise DatasetError("dataset is empty; collect or merge at least one episode first")
+        task = task or get_task(self.task)
+        task.check_obs_dim(self.obs_dim, f"dataset (task '{self.task}')")
+        if self.action_dim != task.action_dim:
+            raise DatasetError(
+                f"dataset actions have size {self.action_dim} but task '{task.name}' expects {task.action_dim}"
+            )
+        for name in ("obs", "actions", "rewards", "next_obs"):
+            arr = getattr(self, name)
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                row = int(np.argwhere(bad)[0][0])
+                raise DatasetError(
+                    f"column '{name}' has {int(bad.sum())} NaN/inf values (first at row {row}); "
+                    "drop those episodes or re-ingest the source"
+                )
+
+    def split_by_episode(self, holdout_fraction: float, rng: np.random.Generator) -> tuple[Dataset, Dataset]:
+        """Random per-episode split into (train, holdout); both non-empty when possible.
+
+        Whole episodes go to one side so holdout error measures generalization to unseen
+        trajectories (the original code held out the last 15% of rows instead).
+        """
+        keys = self.episode_keys()
+        if len(keys) < 2:
+            # A single long episode: split it by time so holdout still exists.
+            cut = max(1, int(round(len(self) * (1 - holdout_fraction))))
+            idx = np.arange(len(self))
+            return self.select(idx[:cut]), self.select(idx[cut:])
+        n_hold = min(len(keys) - 1, max(1, int(round(len(keys) * holdout_fraction))))
+        hold_keys = rng.choice(keys, size=n_hold, replace=False)
+        hold = np.isin(self.episode_ids, hold_keys)
+        return self.select(~hold), self.select(hold)
+
+    # -------------------------------------------------------------------- I/O
+    def save(self, path: Path, overwrite: bool = False) -> Path:
+        """Write ``.npz`` atomically (temp file + rename); refuses to replace a different file."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(".npz")
+        if path.exists() and not overwrite:
+            try:
+                if Dataset.load(path).digest() == self.digest():
+                    return path
+            except DatasetError:
+                pass
+            raise DatasetError(f"'{path}' already exists; choose another output path (nothing was written)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {"format_version": FORMAT_VERSION, "task": self.task, "meta": self.meta, "digest": self.digest()}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, header=np.array(json.dumps(header)), **self.columns())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @staticmethod
+    def load(path: Path) -> Dataset:
+        """Read a ``.npz`` written by :meth:`save`; corrupt or truncated files give one line."""
+        path = Path(path)
+        if not path.is_file():
+            raise DatasetError(f"dataset '{path}' not found; pass a .npz written by 'bremen dataset'")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(str(z["header"]))
+                cols = {name: z[name] for name in COLUMNS}
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+            kind = "missing column " + str(exc) if isinstance(exc, KeyError) else "corrupt or truncated"
+            raise DatasetError(f"dataset '{path}' is unreadable ({kind}); re-create it from the source bags") from None
+        if header.get("format_version") != FORMAT_VERSION:
+            raise DatasetError(f"dataset '{path}' has format {header.get('format_version')}, expected {FORMAT_VERSION}")
+        ds = Dataset(task=header["task"], meta=header.get("meta", {}), **cols)
+        if header.get("digest") and header["digest"] != ds.digest():
+            raise DatasetError(f"dataset '{path}' does not match its recorded digest (corrupted); re-create it")
+        return ds
+
+    @staticmethod
+    def from_columns(task: str, columns: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> Dataset:
+        """Build from a mapping of columns; optional columns default sensibly."""
+        n = len(columns["obs"])
+        defaults: dict[str, Any] = {
+            "terminals": np.zeros(n, bool),
+            "timeouts": np.zeros(n, bool),
+            "episode_ids": np.zeros(n, np.int64),
+            "deployment_ids": np.ones(n, np.int64),
+            "policy_sha256": np.full(n, "unknown"),
+            "interventions": np.zeros(n, np.int32),
+        }
+        missing = [c for c in ("obs", "actions", "rewards", "next_obs") if c not in columns]
+        if missing:
+            raise DatasetError(f"missing required column(s) {', '.join(missing)}")
+        cols = {name: columns.get(name, defaults.get(name)) for name in COLUMNS}
+        return Dataset(task=task, meta=meta or {}, **cols)
+
+
+def merge(datasets: Sequence[Dataset]) -> Dataset:
+    """Concatenate datasets of one task; episode ids are renumbered so they stay unique."""
+    if not datasets:
+        raise DatasetError("nothing to merge; pass at least one dataset")
+    tasks = {d.task for d in datasets}
+    if len(tasks) > 1:
+        raise DatasetError(f"cannot merge datasets of different tasks: {', '.join(sorted(tasks))}")
+    dims = {(d.obs_dim, d.action_dim) for d in datasets}
+    if len(dims) > 1:
+        raise DatasetError(f"cannot merge datasets with different (obs, action) sizes: {sorted(dims)}")
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in COLUMNS}
+    offset = 0
+    for d in datasets:
+        cols = d.columns()
+        _, renum = np.unique(d.episode_ids, return_inverse=True)
+        cols["episode_ids"] = renum.astype(np.int64) + offset
+        offset += int(renum.max()) + 1 if len(d) else 0
+        for name in COLUMNS:
+            parts[name].append(cols[name])
+    meta = {"merged_from": [d.digest() for d in datasets]}
+    return Dataset(task=datasets[0].task, meta=meta, **{k: np.concatenate(v) for k, v in parts.items()})
+
+
+def dataset_fields() -> list[str]:
+    return [f.name for f in fields(Dataset)]

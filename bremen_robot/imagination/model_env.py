@@ -1,0 +1,127 @@
+"""Imagined rollouts in the learned ensemble (DESIGN.md §4). Never used for collection.
+
+:class:`ModelEnv` steps a batch of states through one randomly drawn ensemble member per step
+and scores it with the task's known reward and termination. All randomness comes from the
+explicit ``torch.Generator`` passed in. Shapes: B rollouts, D observation, A action, T steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bremen_robot.models.ensemble import DynamicsEnsemble
+from bremen_robot.policy.gaussian import GaussianPolicy
+from bremen_robot.tasks import Task
+
+STATE_CLIP = 1e5  # BREMEN clips imagined states to +-1e5
+
+
+class ModelEnv:
+    """Learned dynamics + known reward/termination, batched and on the ensemble's device."""
+
+    def __init__(
+        self,
+        ensemble: DynamicsEnsemble,
+        task: Task,
+        generator: torch.Generator,
+        start_states: np.ndarray | None = None,
+        use_reset_distribution: bool = True,
+    ) -> None:
+        self.ensemble, self.task, self.generator = ensemble, task, generator
+        self.device = next(ensemble.parameters()).device
+        self.low = torch.tensor(task.action_low, dtype=torch.float32, device=self.device)
+        self.high = torch.tensor(task.action_high, dtype=torch.float32, device=self.device)
+        self.use_reset = use_reset_distribution and task.reset_fn is not None
+        if not self.use_reset and start_states is None:
+            raise ValueError(f"task '{task.name}' has no reset distribution; pass dataset start states")
+        self.start_pool = None if start_states is None else torch.as_tensor(start_states, device=self.device)
+        # Reset noise is drawn in numpy (the task's reset_fn); its seed comes from our generator.
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
+        self._np_rng = np.random.default_rng(seed)
+
+    def reset(self, n: int) -> torch.Tensor:
+        """``n`` start states, ``(n, D)``."""
+        if self.use_reset:
+            return torch.as_tensor(self.task.sample_reset(n, self._np_rng), device=self.device)
+        assert self.start_pool is not None
+        idx = torch.randint(len(self.start_pool), (n,), generator=self.generator, device=self.generator.device)
+        return self.start_pool[idx.to(self.device)]
+
+    def step(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(B, D), (B, A) -> next_obs (B, D), reward (B,), terminated (B,)``."""
+        member = int(torch.randint(self.ensemble.members, (1,), generator=self.generator, device=self.generator.device))
+        a = torch.maximum(torch.minimum(actions, self.high), self.low)
+        nxt = self.ensemble.predict_member(obs, a, member).clamp(-STATE_CLIP, STATE_CLIP)
+        bad = ~torch.isfinite(nxt).all(dim=-1)
+        if bool(bad.any()):  # a diverged model ends that rollout instead of poisoning the batch
+            nxt = torch.where(bad.unsqueeze(-1), obs, nxt)
+        reward = self.task.reward(obs, a, nxt)
+        terminated = self.task.terminated(obs, a, nxt) | bad
+        return nxt, reward, terminated
+
+
+@dataclass
+class ImaginedBatch:
+    """Time-major imagined experience: every tensor is ``(T, B, ...)``."""
+
+    obs: torch.Tensor  # (T, B, D)
+    actions: torch.Tensor  # (T, B, A)
+    rewards: torch.Tensor  # (T, B)
+    next_obs: torch.Tensor  # (T, B, D)
+    terminals: torch.Tensor  # (T, B) bool
+    dones: torch.Tensor  # (T, B) bool: terminal, or the horizon
+    timesteps: torch.Tensor  # (T, B) step index within the rollout
+    mean: torch.Tensor  # (T, B, A) policy mean when acting
+    log_std: torch.Tensor  # (T, B, A)
+
+    def episode_returns(self) -> torch.Tensor:
+        """Undiscounted return of every finished segment (terminated or cut by the horizon)."""
+        totals = []
+        running = torch.zeros_like(self.rewards[0])
+        for t in range(self.rewards.shape[0]):
+            running = running + self.rewards[t]
+            done = self.dones[t]
+            totals.append(running[done])
+            running = torch.where(done, torch.zeros_like(running), running)
+        return torch.cat(totals)
+
+
+@torch.no_grad()
+def imagine(
+    env: ModelEnv, policy: GaussianPolicy, n_rollouts: int, horizon: int, generator: torch.Generator
+) -> ImaginedBatch:
+    """Run ``n_rollouts`` imagined rollouts for ``horizon`` steps with a stochastic policy.
+
+    A rollout that terminates early restarts from a fresh start state, so the batch stays full.
+    """
+    B, T, dev = n_rollouts, horizon, env.device
+    D, A = env.ensemble.obs_dim, env.ensemble.action_dim
+    obs_buf = torch.empty(T, B, D, device=dev)
+    next_buf = torch.empty(T, B, D, device=dev)
+    act_buf = torch.empty(T, B, A, device=dev)
+    mean_buf = torch.empty(T, B, A, device=dev)
+    lstd_buf = torch.empty(T, B, A, device=dev)
+    rew_buf = torch.empty(T, B, device=dev)
+    term_buf = torch.empty(T, B, dtype=torch.bool, device=dev)
+    step_buf = torch.empty(T, B, dtype=torch.long, device=dev)
+    obs = env.reset(B)
+    tstep = torch.zeros(B, dtype=torch.long, device=dev)
+    for t in range(T):
+        mean, log_std = policy(obs)
+        eps = torch.randn(mean.shape, generator=generator, device=generator.device).to(dev)
+        action = mean + eps * log_std.exp()
+        nxt, reward, term = env.step(obs, action)
+        obs_buf[t], act_buf[t], next_buf[t] = obs, action, nxt
+        mean_buf[t], lstd_buf[t], rew_buf[t], term_buf[t], step_buf[t] = mean, log_std, reward, term, tstep
+        if t < T - 1 and bool(term.any()):
+            obs = nxt.clone()
+            obs[term] = env.reset(int(term.sum()))
+            tstep = torch.where(term, torch.zeros_like(tstep), tstep + 1)
+        else:
+            obs, tstep = nxt, tstep + 1
+    dones = term_buf.clone()
+    dones[-1] = True
+    return ImaginedBatch(obs_buf, act_buf, rew_buf, next_buf, term_buf, dones, step_buf, mean_buf, lstd_buf)

@@ -1,0 +1,244 @@
+"""One deployment's offline training: fit ensemble -> clone behavior -> TRPO from BC -> export.
+
+Wiring only; the maths lives in ``models``, ``policy``, ``rl`` and ``imagination``.
+Outputs in ``out_dir``::
+
+    policy.pt, manifest.json   the BREMEN candidate (frozen artifact)
+    bc/                        the behavior-cloned policy as an artifact (baseline, OOD fallback)
+    ensemble.pt                dynamics ensemble weights, for re-fitting at the next deployment
+    report.json, report.png    training curves and figures for operator review
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bremen_robot.config.train import TrainConfig
+from bremen_robot.data.dataset import Dataset
+from bremen_robot.errors import ArtifactError, BremenError
+from bremen_robot.imagination.model_env import ModelEnv, imagine
+from bremen_robot.models.ensemble import DynamicsEnsemble
+from bremen_robot.models.ensemble_fit import fit_ensemble
+from bremen_robot.policy.artifact import MANIFEST_FILE, PolicyManifest, export_policy
+from bremen_robot.policy.bc import new_bc_policy, train_bc
+from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_kl, reset_log_std
+from bremen_robot.progress import Reporter
+from bremen_robot.rl.gae import gae
+from bremen_robot.rl.trpo import trpo_step
+from bremen_robot.rl.value import LinearBaseline, MLPBaseline, ValueBaseline
+from bremen_robot.tasks import Task, get_task
+
+ENSEMBLE_FILE = "ensemble.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else CPU; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BremenError("device 'cuda' requested but no CUDA GPU is visible; use device: auto or cpu")
+    return torch.device(name)
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    manifest: PolicyManifest
+    report: dict[str, Any]
+
+
+def save_ensemble(model: DynamicsEnsemble, path: Path) -> None:
+    meta = {"obs_dim": model.obs_dim, "action_dim": model.action_dim, "members": model.members, "hidden": model.hidden}
+    torch.save({"meta": meta, "state": model.state_dict()}, path)
+
+
+def load_ensemble(path: Path, device: torch.device) -> DynamicsEnsemble:
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+        meta = blob["meta"]
+        model = DynamicsEnsemble(meta["obs_dim"], meta["action_dim"], meta["members"], meta["hidden"]).to(device)
+        model.load_state_dict(blob["state"])
+    except (OSError, KeyError, RuntimeError, EOFError) as exc:
+        raise ArtifactError(f"cannot load ensemble '{path}' ({type(exc).__name__}); train without --init-ensemble") from None
+    return model
+
+
+def _init_ensemble(cfg: TrainConfig, task: Task, device: torch.device, init: Path | None) -> DynamicsEnsemble:
+    if init is None:
+        return DynamicsEnsemble(task.obs_dim, task.action_dim, cfg.ensemble.members, cfg.ensemble.hidden).to(device)
+    model = load_ensemble(init, device)
+    want = (task.obs_dim, task.action_dim, cfg.ensemble.members, tuple(cfg.ensemble.hidden))
+    have = (model.obs_dim, model.action_dim, model.members, model.hidden)
+    if want != have:
+        raise ArtifactError(f"ensemble '{init}' has shape {have} but the config needs {want}; drop --init-ensemble")
+    return model
+
+
+def _make_baseline(cfg: TrainConfig, obs_dim: int, generator: torch.Generator, device: torch.device) -> ValueBaseline:
+    if cfg.trpo.value == "linear":
+        return LinearBaseline()
+    return MLPBaseline(obs_dim, cfg.trpo.value_hidden, cfg.trpo.value_epochs, generator).to(device)
+
+
+def run_trpo(
+    policy: GaussianPolicy,
+    env: ModelEnv,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    bc_policy: GaussianPolicy | None,
+    reporter: Reporter,
+) -> dict[str, list[float]]:
+    """``cfg.trpo.iterations`` TRPO updates on fresh imagined batches; returns per-iteration stats."""
+    tc = cfg.trpo
+    baseline = _make_baseline(cfg, env.ensemble.obs_dim, generator, env.device)
+    stats: dict[str, list[float]] = {k: [] for k in ("imagined_return", "kl", "surrogate", "step_fraction", "log_std")}
+    with reporter.stage("TRPO in imagination", tc.iterations) as stage:
+        for _ in range(tc.iterations):
+            batch = imagine(env, policy, tc.n_rollouts, tc.horizon, generator)
+            T, B, D = batch.obs.shape
+            obs, nxt = batch.obs.reshape(T * B, D), batch.next_obs.reshape(T * B, D)  # (T, B, D) -> (T*B, D)
+            t_flat = batch.timesteps.reshape(T * B)
+            values = baseline.predict(obs, t_flat).reshape(T, B)  # (T*B,) -> (T, B)
+            next_values = baseline.predict(nxt, t_flat + 1).reshape(T, B)
+            adv, targets = gae(batch.rewards, values, next_values, batch.terminals, batch.dones, tc.gamma, tc.gae_lambda)
+            adv_flat = adv.reshape(T * B)
+            adv_flat = (adv_flat - adv_flat.mean()) / (adv_flat.std() + 1e-8)
+            A = batch.actions.shape[-1]
+            step = trpo_step(
+                policy,
+                obs,
+                batch.actions.reshape(T * B, A),
+                adv_flat,
+                batch.mean.reshape(T * B, A),
+                batch.log_std.reshape(T * B, A),
+                tc,
+                bc_policy=bc_policy,
+                generator=generator,
+            )
+            baseline.fit(obs, t_flat, targets.reshape(T * B))
+            ret = float(batch.episode_returns().mean())
+            for key, val in (
+                ("imagined_return", ret),
+                ("kl", step.kl),
+                ("surrogate", step.surrogate_after),
+                ("step_fraction", step.step_fraction),
+                ("log_std", float(batch.log_std.mean())),
+            ):
+                stats[key].append(val)
+            stage.advance(1, f"imagined return {ret:9.2f}  kl {step.kl:.4f}")
+    return stats
+
+
+@torch.no_grad()
+def kl_to_behavior(policy: GaussianPolicy, bc: GaussianPolicy, obs: torch.Tensor) -> float:
+    """Mean KL(pi || pi_BC) over dataset states: how far TRPO moved from the behavior policy."""
+    m, s = policy(obs)
+    mb, sb = bc(obs)
+    return float(gaussian_kl(m, s, mb, sb).mean())
+
+
+def train(
+    cfg: TrainConfig,
+    data: Dataset,
+    out_dir: Path,
+    *,
+    robot: str | None = None,
+    init_ensemble: Path | None = None,
+    reporter: Reporter | None = None,
+) -> TrainResult:
+    """Train one deployment's candidate policy from ``data`` and export it to ``out_dir``."""
+    reporter = reporter or Reporter(enabled=False)
+    out_dir = Path(out_dir)
+    if (out_dir / MANIFEST_FILE).exists():
+        raise BremenError(f"'{out_dir}' already holds an artifact; choose a new --out (nothing was overwritten)")
+    task = get_task(cfg.task or data.task)
+    data.validate(task)
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    t0 = time.perf_counter()
+    timing: dict[str, float] = {}
+
+    # 1. dynamics ensemble on all data so far
+    train_set, holdout = data.split_by_episode(cfg.ensemble.holdout_fraction, rng)
+    ensemble = _init_ensemble(cfg, task, device, init_ensemble)
+    with reporter.stage("fit dynamics ensemble", cfg.ensemble.max_epochs) as stage:
+        hist = fit_ensemble(
+            ensemble, train_set, holdout, cfg.ensemble, gen,
+            on_epoch=lambda e, tr, h: stage.advance(1, f"train {tr:.4f} holdout {np.mean(h):.4f}"),
+        )
+    timing["ensemble_s"] = time.perf_counter() - t0
+
+    # 2. behavior cloning, re-initialized every deployment
+    t1 = time.perf_counter()
+    bc_data = data.latest_deployment() if cfg.bc.data == "latest" else data
+    low, high = np.asarray(task.action_low), np.asarray(task.action_high)
+    bc = new_bc_policy(bc_data, low, high, cfg.bc).to(device)
+    with reporter.stage("behavior cloning", cfg.bc.steps) as stage:
+        bc_losses = train_bc(bc, bc_data, cfg.bc, gen, on_step=lambda s, l: stage.advance(1000, f"loss {l:.4f}"))
+    timing["bc_s"] = time.perf_counter() - t1
+
+    # 3. TRPO in imagination, starting from the BC policy (implicit behavior regularization)
+    t2 = time.perf_counter()
+    use_reset = cfg.imagination.start_states in ("auto", "reset") and task.reset_fn is not None
+    if cfg.imagination.start_states == "reset" and task.reset_fn is None:
+        raise BremenError(f"task '{task.name}' has no known reset distribution; set imagination.start_states: dataset")
+    env = ModelEnv(ensemble, task, gen, start_states=data.obs, use_reset_distribution=use_reset)
+    policy = bc.clone()
+    if cfg.trpo.init_log_std is not None:
+        reset_log_std(policy, cfg.trpo.init_log_std)
+    bc.requires_grad_(False)
+    trpo_stats = run_trpo(policy, env, cfg, gen, bc, reporter)
+    timing["trpo_s"] = time.perf_counter() - t2
+
+    # 4. figures for review, then export
+    obs_t = torch.as_tensor(data.obs, device=device)
+    final = imagine(env, policy, min(cfg.trpo.n_rollouts, 256), cfg.trpo.horizon, gen)
+    T, B, D = final.obs.shape
+    with torch.no_grad():
+        # (T, B, D) -> (T*B, D): disagreement on the policy's own imagined states vs on the data
+        disagreement = ensemble.disagreement(final.obs.reshape(T * B, D), final.actions.reshape(T * B, -1))
+        data_dis = ensemble.disagreement(obs_t[:4096], torch.as_tensor(data.actions[:4096], device=device))
+    report: dict[str, Any] = {
+        "task": task.name,
+        "config": cfg.model_dump(mode="json"),
+        "data": {
+            "digest": data.digest(), "transitions": len(data), "episodes": len(data.episode_keys()),
+            "deployments": data.deployments(), "behavior_return_mean": float(np.mean(data.episode_returns())),
+        },
+        "ensemble": asdict(hist),
+        "bc": {"loss": bc_losses, "transitions": len(bc_data)},
+        "trpo": trpo_stats,
+        "kl_to_bc": kl_to_behavior(policy, bc, obs_t[:8192]),
+        "disagreement": {"policy_imagined": float(disagreement.mean()), "dataset": float(data_dis.mean())},
+        "imagined_return_final": float(final.episode_returns().mean()),
+        "timing": {**timing, "total_s": time.perf_counter() - t0, "device": str(device)},
+    }
+    metrics = {
+        "imagined_return": report["imagined_return_final"],
+        "kl_to_bc": report["kl_to_bc"],
+        "ensemble_holdout_mse": float(np.mean(hist.best_holdout_mse)),
+    }
+    common = dict(
+        robot=robot or task.name, task=task.name, observation_names=list(task.obs_names),
+        action_names=list(task.action_names), control_rate_hz=1.0 / task.dt, data_digests=[data.digest()],
+    )
+    export_policy(bc, out_dir / "bc", kind="bc", config=cfg.bc.model_dump(mode="json"), **common)  # type: ignore[arg-type]
+    save_ensemble(ensemble, out_dir / ENSEMBLE_FILE)
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    from bremen_robot.report_plots import plot_training_report
+
+    plot_training_report(report, out_dir / "report.png")
+    # the manifest goes last: its presence marks a complete artifact
+    manifest = export_policy(policy, out_dir, kind="bremen", config=cfg.model_dump(mode="json"), metrics=metrics, **common)  # type: ignore[arg-type]
+    return TrainResult(out_dir, manifest, report)
