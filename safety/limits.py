@@ -1,0 +1,377 @@
+"""Safety limits: pydantic models read from YAML (``configs/safety/*.yaml``).
+
+One model per concern: the command box, position limits, per-joint limits, the state
+envelope, timing, and the out-of-distribution gate. Every contradiction is rejected when the
+file is loaded, with one line naming the joint, the field and the fix (see
+:func:`load_limits`). The shield (:mod:`safety.shield`) turns a validated
+:class:`SafetyLimits` into plain per-joint numbers once, at construction.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from safety.errors import SafetyConfigError
+
+CommandInterface = Literal["effort", "velocity", "position"]
+SafeCommandMode = Literal["zero", "hold"]
+
+_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+class CommandBox(BaseModel):
+    """The range the actuator accepts, in command units (MuJoCo ``ctrlrange``, rad/s, rad)."""
+
+    model_config = _CONFIG
+
+    min: float = Field(description="lowest command the actuator accepts")
+    max: float = Field(description="highest command the actuator accepts")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CommandBox:
+        if self.min > self.max:
+            raise ValueError(f"min {_fmt(self.min)} > max {_fmt(self.max)}; swap them")
+        if self.min == self.max:
+            raise ValueError(f"min equals max ({_fmt(self.min)}); a command box needs min < max")
+        return self
+
+
+class PositionLimits(BaseModel):
+    """Hard joint range and an optional soft range inside it.
+
+    Between a soft and a hard limit, motion toward the hard limit is scaled down linearly,
+    reaching zero at the hard limit (as ros2_control's soft limiter does).
+    """
+
+    model_config = _CONFIG
+
+    min: float = Field(description="hard lower limit (rad or m)")
+    max: float = Field(description="hard upper limit (rad or m)")
+    soft_min: float | None = Field(None, description="soft lower limit, in [min, max]; default min")
+    soft_max: float | None = Field(None, description="soft upper limit, in [min, max]; default max")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PositionLimits:
+        lo, hi = self.min, self.max
+        if lo > hi:
+            raise ValueError(f"min {_fmt(lo)} > max {_fmt(hi)}; swap them")
+        if lo == hi:
+            raise ValueError(f"min equals max ({_fmt(lo)}); a joint range needs min < max")
+        if self.soft_min is not None and not lo <= self.soft_min <= hi:
+            raise ValueError(
+                f"soft_min {_fmt(self.soft_min)} is outside the hard range [{_fmt(lo)}, {_fmt(hi)}]; "
+                "put it inside, or remove it"
+            )
+        if self.soft_max is not None and not lo <= self.soft_max <= hi:
+            raise ValueError(
+                f"soft_max {_fmt(self.soft_max)} is outside the hard range [{_fmt(lo)}, {_fmt(hi)}]; "
+                "put it inside, or remove it"
+            )
+        if self.soft_lo >= self.soft_hi:
+            raise ValueError(
+                f"soft_min {_fmt(self.soft_lo)} >= soft_max {_fmt(self.soft_hi)}; "
+                "soft_min must be below soft_max"
+            )
+        return self
+
+    @property
+    def soft_lo(self) -> float:
+        return self.min if self.soft_min is None else self.soft_min
+
+    @property
+    def soft_hi(self) -> float:
+        return self.max if self.soft_max is None else self.soft_max
+
+
+class JointLimits(BaseModel):
+    """Limits of one actuated joint. Absent fields mean 'no limit of this kind'."""
+
+    model_config = _CONFIG
+
+    position: PositionLimits | None = Field(None, description="hard and soft joint range")
+    velocity: float | None = Field(None, gt=0, description="maximum joint speed |qdot| (rad/s or m/s)")
+    acceleration: float | None = Field(
+        None,
+        gt=0,
+        description="maximum command rate |command - last command| / control_period, in command "
+        "units per second (joint acceleration for velocity commands)",
+    )
+    effort: float | None = Field(None, gt=0, description="maximum |effort| (N·m or N); effort interface only")
+    effort_per_command: float = Field(
+        1.0, gt=0, description="effort per unit of command (a MuJoCo motor's gear); effort interface only"
+    )
+    command: CommandBox | None = Field(None, description="this joint's command box; default: command_box")
+
+
+class Bound(BaseModel):
+    """A closed interval on one observed value; either side may be absent."""
+
+    model_config = _CONFIG
+
+    min: float | None = Field(None, description="lowest allowed value; null for none")
+    max: float | None = Field(None, description="highest allowed value; null for none")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("neither min nor max is set; give at least one, or remove the entry")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {_fmt(self.min)} > max {_fmt(self.max)}; swap them")
+        return self
+
+
+class Envelope(BaseModel):
+    """Observation bounds beyond which the robot is stopped (the e-stop latches).
+
+    ``positions`` and ``velocities`` name joints in the joint state (any joint it carries,
+    actuated or not, e.g. a planar robot's ``rootz``); ``extras`` name values passed to
+    ``SafetyShield.filter(..., extras={...})`` such as ``body_height`` or ``tilt``.
+    """
+
+    model_config = _CONFIG
+
+    positions: dict[str, Bound] = Field(default_factory=dict, description="joint position bounds by name")
+    velocities: dict[str, Bound] = Field(default_factory=dict, description="joint velocity bounds by name")
+    extras: dict[str, Bound] = Field(default_factory=dict, description="bounds on named extra observations")
+
+
+class Timing(BaseModel):
+    """Control timing the limits are stated against."""
+
+    model_config = _CONFIG
+
+    control_period: float = Field(gt=0, description="expected seconds between commands")
+    max_observation_age: float = Field(
+        gt=0, description="seconds after its stamp an observation may still be acted on (watchdog)"
+    )
+    max_clock_skew: float = Field(
+        0.0, ge=0, description="seconds an observation stamp may lie ahead of 'now' before it counts as bad"
+    )
+
+
+class OodGate(BaseModel):
+    """Out-of-distribution gate on the dynamics ensemble's disagreement."""
+
+    model_config = _CONFIG
+
+    threshold: float = Field(gt=0, description="disagreement above which the fallback is used")
+    fallback: Literal["policy", "safe"] = Field(
+        "safe",
+        description="'policy': the injected fallback policy's action (e.g. BC); 'safe': the safe command",
+    )
+
+
+class SafetyLimits(BaseModel):
+    """Everything the shield enforces for one robot. Joints are listed in command order."""
+
+    model_config = _CONFIG
+
+    robot: str = Field(min_length=1, description="robot name, as in configs/robots")
+    command_interface: CommandInterface = Field(
+        description="what a command means: 'effort' (normalized torque, e.g. MuJoCo ctrl), "
+        "'velocity' or 'position'"
+    )
+    safe_command: SafeCommandMode = Field(
+        description="what is sent when the shield stops the robot: 'zero' (zero effort or velocity) "
+        "or 'hold' (hold the current position; position interface)"
+    )
+    command_box: CommandBox | None = Field(None, description="default command box for every joint")
+    max_step: float | dict[str, float] | None = Field(
+        None,
+        description="largest change per control step: of the command (effort, velocity) or from the "
+        "measured position (position; LeRobot's max_relative_target). A number, or one per joint",
+    )
+    joints: dict[str, JointLimits] = Field(min_length=1, description="limits per joint, in command order")
+    envelope: Envelope = Field(
+        default_factory=Envelope, description="state envelope; leaving it latches the e-stop"
+    )
+    timing: Timing = Field(description="control period and watchdog")
+    ood: OodGate | None = Field(None, description="out-of-distribution gate; off when absent")
+
+    @field_validator("max_step", mode="plain")
+    @classmethod
+    def _max_step(cls, v: Any) -> float | dict[str, float] | None:
+        def positive(x: Any, where: str) -> float:
+            if isinstance(x, bool) or not isinstance(x, (int, float)):
+                raise ValueError(f"{where}must be a number, got {x!r}")
+            if not math.isfinite(x) or x <= 0:
+                raise ValueError(f"{where}must be a finite number > 0, got {x!r}; give a positive step")
+            return float(x)
+
+        if v is None:
+            return None
+        if isinstance(v, Mapping):
+            return {str(k): positive(x, f"{k}: ") for k, x in v.items()}
+        return positive(v, "")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> SafetyLimits:
+        iface = self.command_interface
+        allowed = {"effort": "zero", "velocity": "zero", "position": "hold"}[iface]
+        if self.safe_command != allowed:
+            raise ValueError(
+                f"safe_command: '{self.safe_command}' does not fit command_interface '{iface}'; "
+                f"use '{allowed}'"
+            )
+        if isinstance(self.max_step, dict):
+            for name in self.max_step:
+                if name not in self.joints:
+                    raise ValueError(
+                        f"max_step.{name}: unknown joint; the joints are {', '.join(self.joints)}"
+                    )
+        for name, jl in self.joints.items():
+            where = f"joints.{name}"
+            box = jl.command or self.command_box
+            if box is None:
+                raise ValueError(f"{where}.command: no command box; set command_box or {where}.command")
+            if iface != "effort" and jl.effort is not None:
+                raise ValueError(f"{where}.effort: only enforced for command_interface 'effort'; remove it")
+            if iface != "effort" and jl.effort_per_command != 1.0:
+                raise ValueError(
+                    f"{where}.effort_per_command: only used for command_interface 'effort'; remove it"
+                )
+            if iface == "position":
+                if jl.position is None:
+                    raise ValueError(f"{where}.position: required for command_interface 'position'; add it")
+                p = jl.position
+                if box.max < p.soft_lo or box.min > p.soft_hi:
+                    raise ValueError(
+                        f"{where}.command: box [{_fmt(box.min)}, {_fmt(box.max)}] does not overlap the soft "
+                        f"range [{_fmt(p.soft_lo)}, {_fmt(p.soft_hi)}]; fix one of them"
+                    )
+            elif not box.min <= 0.0 <= box.max:
+                raise ValueError(
+                    f"{where}.command: box [{_fmt(box.min)}, {_fmt(box.max)}] excludes the safe command 0; "
+                    "widen it to include 0"
+                )
+        return self
+
+    @property
+    def joint_names(self) -> list[str]:
+        """Joint names in command order."""
+        return list(self.joints)
+
+    def box(self, name: str) -> CommandBox:
+        """The command box of joint ``name`` (its own, else the default)."""
+        box = self.joints[name].command or self.command_box
+        assert box is not None  # checked by the validator
+        return box
+
+    def step(self, name: str) -> float | None:
+        """The max_step of joint ``name``, or None."""
+        if isinstance(self.max_step, dict):
+            return self.max_step.get(name)
+        return self.max_step
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    errors = exc.errors()
+    err = errors[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    got = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        msg = "unknown field; remove it or check its spelling"
+    elif kind == "missing":
+        msg = "required field is missing; add it"
+    elif kind == "greater_than":
+        msg = f"must be > {ctx.get('gt')}, got {got!r}; give a positive number"
+    elif kind == "greater_than_equal":
+        msg = f"must be >= {ctx.get('ge')}, got {got!r}; give a non-negative number"
+    elif kind == "finite_number":
+        msg = "must be a finite number; leave the field out (or null) for no limit"
+    elif kind in ("float_parsing", "float_type"):
+        msg = f"must be a number, got {got!r}"
+    elif kind == "value_error":
+        msg = str(ctx.get("error", err["msg"]))
+    else:
+        msg = f"{err['msg']}, got {got!r}"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    # Validators on the top-level model name the field path in their own message.
+    head = f"{source}: {loc}: " if loc else f"{source}: "
+    return (head + msg + more).replace("\n", " ")
+
+
+def parse_limits(
+    data: Any, source: str = "<limits>", joint_names: Sequence[str] | None = None
+) -> SafetyLimits:
+    """Validate a mapping as :class:`SafetyLimits`; errors are one :class:`SafetyConfigError` line.
+
+    With ``joint_names`` (the robot's actuated joints, in command order), a joint the robot
+    does not have, or a robot joint without limits, is an error, and the returned limits list
+    the joints in ``joint_names`` order.
+    """
+    if not isinstance(data, Mapping):
+        raise SafetyConfigError(f"{source}: top level must be a mapping of field: value")
+    try:
+        limits = SafetyLimits.model_validate(dict(data))
+    except ValidationError as exc:
+        raise SafetyConfigError(_describe(exc, source)) from None
+    if joint_names is None:
+        return limits
+    names = [str(n) for n in joint_names]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SafetyConfigError(
+            f"{source}: robot joint '{dup[0]}' is listed twice; joint names must be unique"
+        )
+    for name in limits.joints:
+        if name not in names:
+            raise SafetyConfigError(
+                f"{source}: joints.{name}: unknown joint for this robot (its joints are "
+                f"{', '.join(names)}); fix the name or remove it"
+            )
+    for name in names:
+        if name not in limits.joints:
+            raise SafetyConfigError(
+                f"{source}: joints: no limits for robot joint '{name}'; add joints.{name}"
+            )
+    return limits.model_copy(update={"joints": {n: limits.joints[n] for n in names}})
+
+
+def load_limits(path: str | Path, joint_names: Sequence[str] | None = None) -> SafetyLimits:
+    """Read a limits file (YAML, or JSON by extension) and validate it (see :func:`parse_limits`).
+
+    Raises :class:`SafetyConfigError` with one line such as
+    ``configs/safety/x.yaml: joints.bthigh.position: min 1 > max 0.5; swap them``.
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise SafetyConfigError(f"{source}: file not found; pass an existing limits file")
+    text = path.read_text()
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SafetyConfigError(
+                f"{source}: line {exc.lineno} is not valid JSON; fix the syntax"
+            ) from None
+    else:
+        # PyYAML is the one import outside numpy/pydantic, and only here: a robot that must run
+        # the shield alone can keep its limits as JSON.
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise SafetyConfigError(f"{source}:{where} is not valid YAML; fix the syntax") from None
+    if data is None:
+        raise SafetyConfigError(f"{source}: file is empty; write the limits (see docs/safety.md)")
+    return parse_limits(data, source, joint_names)
