@@ -27,6 +27,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -352,7 +353,9 @@ class Registry:
             report = read_report(src / REPORT_FILE)
         report_json = _to_json(report if report is not None else {}, "report")
         lineage_json = _to_json(self._normalize_lineage(lineage, manifest), "lineage")
-        load_artifact(src, verify=True)  # refuse a file no robot could load before anyone reviews it
+        with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the user's concern
+            warnings.simplefilter("ignore", DeprecationWarning)
+            load_artifact(src, verify=True)  # refuse a file no robot could load before anyone reviews it
         stored_manifest = self._store_artifact(src, sha, manifest)
         digest = manifest_digest(stored_manifest)
         now = _now()
@@ -507,6 +510,7 @@ class Registry:
         note: str,
         hints: dict[str, str] | None = None,
         inside: Callable[[str, str], None] | None = None,
+        at: str | None = None,
     ) -> PolicyRecord:
         """Move one policy to ``to_state`` in one transaction with its audit row.
 
@@ -516,7 +520,7 @@ class Registry:
         sha = self.resolve(policy_id)
         if sha == RANDOM_POLICY_ID:
             raise RegistryError("the random first-deployment policy has no states to change")
-        now = _now()
+        now = at or _now()
         with db.transaction(self._conn):
             state = self._state(sha)
             if state not in allowed_from:
@@ -564,7 +568,7 @@ class Registry:
             )
 
         return self._transition(
-            rec.sha256, "approved", ("candidate",), operator_name, note, inside=insert_approval
+            rec.sha256, "approved", ("candidate",), operator_name, note, inside=insert_approval, at=time
         )
 
     def reject(self, id: str, reason: str, operator: str | None = None) -> PolicyRecord:

@@ -8,6 +8,7 @@ whose message is the one-line reason.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 from bremen_robot.errors import ArtifactError, BremenError
@@ -185,6 +186,8 @@ def verify_for_deployment(
 
     check_compatibility(manifest, robot, pid)
     try:
-        return load_artifact(d, verify=True)
+        with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the operator's concern
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return load_artifact(d, verify=True)
     except ArtifactError as exc:
         raise ApprovalError(f"policy {pid}: {exc}") from None
