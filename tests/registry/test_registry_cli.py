@@ -1,0 +1,113 @@
+"""The registry commands through ``bremen_robot.cli.main``: exit codes and one-line errors."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from registry_helpers import SYNTHETIC_REPORT, ArtifactFactory
+
+from bremen_robot.cli import main
+from bremen_robot.registry import Registry
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(err: str, needle: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+
+
+def test_cli_flow(
+    capsys: pytest.CaptureFixture[str], workspace: Path, operator_dir: Path, artifact_factory: ArtifactFactory
+) -> None:
+    code, out, _ = run(capsys, "operator", "init", "alice")
+    assert code == 0 and "trusted_operator_keys" in out
+    assert stat.S_IMODE((operator_dir / "alice.key").stat().st_mode) == 0o600
+    code, _, err = run(capsys, "operator", "init", "alice")
+    assert code == 2
+    one_line_error(err, "already exists")
+    code, out, _ = run(capsys, "operator", "show", "alice")
+    assert code == 0 and "alice.pub" in out
+
+    code, _, err = run(capsys, "policies")  # nothing registered yet: no database is created
+    assert code == 2
+    one_line_error(err, "no registry database")
+    assert not workspace.exists()
+
+    export = artifact_factory(report=SYNTHETIC_REPORT)
+    code, out, _ = run(capsys, "policies", "register", str(export))
+    assert code == 0 and out.startswith("registered: policy ")
+    pid = out.split()[2]
+    code, out, _ = run(capsys, "policies", "register", str(export))
+    assert code == 0 and out.startswith("already registered")
+
+    code, out, _ = run(capsys, "review", pid[:5], "--out", str(workspace / "r"))
+    assert code == 0 and "holdout error per ensemble member: #0 0.35" in out
+    pngs = sorted((workspace / "r").glob("*.png"))
+    assert pngs and all(p.read_bytes()[:4] == b"\x89PNG" for p in pngs)
+
+    code, out, _ = run(capsys, "approve", pid, "--operator", "alice", "--note", "checked curves")
+    assert code == 0 and f"approved policy {pid} as alice" in out
+    code, _, err = run(capsys, "approve", pid, "--operator", "alice")
+    assert code == 2
+    one_line_error(err, "already approved by alice")
+
+    code, out, _ = run(capsys, "policies")
+    assert code == 0
+    assert out.splitlines()[0].endswith("0 deployment(s), 1 policies")
+    row = next(line for line in out.splitlines() if line.startswith(pid))
+    assert "approved" in row and "alice" in row and "data=00000000" in row
+
+    with Registry.open(workspace) as reg:
+        assert reg.mark_deployed(pid) == 1
+    code, out, _ = run(capsys, "policies", "--workspace", str(workspace))
+    assert "1 deployment(s)" in out.splitlines()[0]
+
+    code, _, err = run(capsys, "reject", pid, "--reason", "late")
+    assert code == 2
+    one_line_error(err, "retire it instead")
+    code, out, _ = run(capsys, "retire", pid, "--note", "superseded")
+    assert code == 0 and "retired" in out
+    code, out, _ = run(capsys, "policies", "audit", pid)
+    assert code == 0
+    assert [line.split()[3:6] for line in out.splitlines()] == [
+        ["-", "->", "candidate"],
+        ["candidate", "->", "approved"],
+        ["approved", "->", "deployed"],
+        ["deployed", "->", "retired"],
+    ]
+
+
+def test_cli_reject_and_bad_ids(
+    capsys: pytest.CaptureFixture[str], workspace: Path, artifact_factory: ArtifactFactory
+) -> None:
+    with Registry.open(workspace) as reg:
+        pid = reg.register(artifact_factory()).id
+    code, out, _ = run(capsys, "reject", pid, "--reason", "KL too large", "--operator", "bob")
+    assert code == 0 and "rejected" in out
+    for argv, needle in (
+        (["review", "zz"], "not a sha256 prefix"),
+        (["review", "abc"], "too short"),
+        (["approve", "ffff0000", "--operator", "alice"], "no policy with id 'ffff0000'"),
+        (["retire", pid], "was rejected by bob"),
+        (["approve", pid, "--operator", "bad name"], "invalid operator name"),
+        (["policies", "--db", "mysql://x/y"], "only sqlite:// is supported"),
+        (["policies", "register", str(workspace / "missing")], "no policy artifact"),
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2, argv
+        one_line_error(err, needle)
+
+
+def test_cli_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["reject", "abcd"], ["approve", "abcd"], ["operator"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        capsys.readouterr()

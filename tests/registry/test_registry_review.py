@@ -1,0 +1,83 @@
+"""``bremen review`` rendering: every section shown when present, "not run" when absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from registry_helpers import SYNTHETIC_REPORT, ArtifactFactory
+
+from bremen_robot.registry import Registry
+from bremen_robot.registry.review import holdout_per_member, render_text, series_of, write_plots
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_full_report(registry: Registry, artifact_factory: ArtifactFactory, tmp_path: Path) -> None:
+    rec = registry.register(artifact_factory(), report=SYNTHETIC_REPORT, lineage={"deployment": 1})
+    text = render_text(rec)
+    for expected in (
+        "ensemble.train_mse: 4 points, first 1 -> last 0.2",
+        "bc.loss: 3 points",
+        "trpo.kl: 3 points",
+        "holdout error per ensemble member: #0 0.35, #1 0.7 (worst #1, 4 epochs)",
+        "imagined vs real return: imagined -12.5, real -15, imagined - real 2.5",
+        "KL(pi || pi_BC) 0.042; last TRPO step KL 0.009",
+        "disagreement on the policy's imagined states: 0.031 (for comparison: dataset 0.012)",
+        "simulation evaluation: episodes 5, return_mean -15",
+        "sim2real: not run",
+        "safety interventions in evaluation: 3 (clip 3, estop 0)",
+        "from deployment 1",
+    ):
+        assert expected in text, expected
+    files = write_plots(rec, tmp_path / "plots")
+    names = sorted(p.name.split("-", 1)[1] for p in files)
+    assert names == ["bc.png", "ensemble.png", "holdout_members.png", "returns.png", "trpo.png"]
+    for p in files:
+        assert p.read_bytes()[:8] == PNG and p.stat().st_size > 1000
+
+
+def test_missing_sections_say_not_run(
+    registry: Registry, artifact_factory: ArtifactFactory, tmp_path: Path
+) -> None:
+    rec = registry.register(artifact_factory())
+    text = render_text(rec)
+    for line in (
+        "ensemble: not run",
+        "bc: not run",
+        "trpo: not run",
+        "holdout error per ensemble member: not run",
+        "imagined vs real return: not run",
+        "KL to the behavior policy: not run",
+        "imagined states: not run",
+        "simulation evaluation: not run",
+        "sim2real: not run",
+        "safety interventions in evaluation: not run",
+    ):
+        assert line in text, line
+    assert write_plots(rec, tmp_path / "none") == []
+
+
+@pytest.mark.parametrize(
+    "report",
+    [
+        {"ensemble": "oops", "trpo": [1, "x"], "evaluation": 5, "disagreement": [None, 0.2]},
+        {"ensemble": {"holdout_mse": [[1, 2], [3]]}, "bc": {"loss": [None, None]}, "kl_to_bc": "n/a"},
+        {"trpo": [{"iteration": 0, "kl": 0.01}, {"iteration": 1, "kl": 0.02}], "sim2real": {"gap": 0.1}},
+    ],
+)
+def test_odd_reports_do_not_crash(
+    registry: Registry, artifact_factory: ArtifactFactory, tmp_path: Path, report: dict[str, object]
+) -> None:
+    rec = registry.register(artifact_factory(), report=report)
+    assert render_text(rec).startswith(f"policy {rec.id}")
+    write_plots(rec, tmp_path / "odd")
+
+
+def test_series_and_members_shapes() -> None:
+    assert series_of([{"epoch": 0, "loss": 1.0}, {"epoch": 1, "loss": 0.5}]) == {"loss": [1.0, 0.5]}
+    assert series_of({"loss": [1, 2], "n": 3, "epochs": [0, 1]}) == {"loss": [1.0, 2.0]}
+    final, mat = holdout_per_member({"ensemble": {"holdout_per_member": [[1, 2], [0.5, 0.6]]}})
+    assert final == [0.5, 0.6] and mat == [[1.0, 2.0], [0.5, 0.6]]
+    final, mat = holdout_per_member({"ensemble": {"holdout_per_member": [0.1, 0.2, 0.3]}})
+    assert final == [0.1, 0.2, 0.3] and mat is None
