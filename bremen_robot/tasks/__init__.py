@@ -5,9 +5,10 @@ from __future__ import annotations
 from bremen_robot.errors import TaskError
 from bremen_robot.tasks.base import Task, never_terminates, squared_norm
 from bremen_robot.tasks.locomotion import ANT, HALFCHEETAH, HOPPER, WALKER2D
+from bremen_robot.tasks.reach import PANDA_REACH
 from bremen_robot.tasks.toy import POINT
 
-_TASKS: dict[str, Task] = {t.name: t for t in (HALFCHEETAH, HOPPER, WALKER2D, ANT, POINT)}
+_TASKS: dict[str, Task] = {t.name: t for t in (HALFCHEETAH, HOPPER, WALKER2D, ANT, POINT, PANDA_REACH)}
 
 
 def register_task(task: Task) -> None:
