@@ -161,7 +161,9 @@ def connect(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
     """Open (creating if needed) and migrate the database at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None)
+        # check_same_thread=False: a node may open the registry in one thread and use it from a
+        # callback thread; concurrent use of one connection still needs one Registry per thread.
+        conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
         raise RegistryError(f"cannot open the registry database '{path}': {exc}") from None
     try:
