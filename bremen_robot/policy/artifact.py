@@ -212,7 +212,9 @@ def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
                 "the file was modified, re-export or re-download it"
             )
     try:
-        module = torch.jit.load(str(ppath), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(ppath), map_location="cpu")
     except Exception as exc:  # torch raises several types for corrupt zip archives
         raise ArtifactError(f"{ppath}: cannot load TorchScript ({type(exc).__name__}); re-export it") from None
     module.eval()

@@ -91,7 +91,7 @@ _HOPPER_INIT[0] = 1.25
 _WALKER_INIT = np.zeros(17)
 _WALKER_INIT[0] = 1.25
 _ANT_INIT = np.zeros(27)
-_ANT_INIT[:13] = [0.75, 1, 0, 0, 0, 0, 1, 0, -1, 0, -1, 0, 1]
+_ANT_INIT[:2] = [0.75, 1.0]  # root z and quaternion w; joints start at 0
 
 
 def _unit_box(n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:

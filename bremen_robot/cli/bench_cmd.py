@@ -1,0 +1,50 @@
+"""``bremen bench``: measure, print ratios taken in one run, optionally write flat JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure performance figures (ratios in one run); --json to save",
+                       description="Benchmarks are not tests: they measure and print. Sections: trainer compute, "
+                       "simulation backends, safety shield, ROS graph (where installed).")
+    p.add_argument("--quick", action="store_true", help="smaller measurements (about 2 minutes in all)")
+    p.add_argument("--json", type=Path, default=None, help="write the figures as flat JSON keys")
+    p.add_argument("--only", nargs="*", default=None, help="run only sections whose module name contains these")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from bremen_robot.bench import sections
+
+    results: dict[str, Any] = {
+        "machine": platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "quick": bool(args.quick),
+    }
+    for mod in sections():
+        name = mod.__name__.rsplit(".", 1)[-1]
+        if args.only and not any(o in name for o in args.only):
+            continue
+        t = time.perf_counter()
+        try:
+            figures = mod.run(quick=args.quick)
+        except ImportError as exc:  # a section whose extra is not installed
+            print(f"== {mod.TITLE}: skipped ({exc})")
+            continue
+        print(f"== {mod.TITLE} ({time.perf_counter() - t:.0f} s)")
+        for key, val in figures.items():
+            shown = json.dumps(val) if isinstance(val, dict) else (f"{val:.4g}" if isinstance(val, float) else val)
+            print(f"  {key:32s} {shown}")
+        results.update(figures)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, sort_keys=True))
+        print(f"wrote {args.json}")
+    return 0

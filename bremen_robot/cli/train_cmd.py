@@ -1,0 +1,67 @@
+"""``bremen train``: one deployment's offline training from logged data to a frozen artifact."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bremen_robot.cli.common import load_datasets
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fit ensemble, clone behavior, TRPO in imagination; write a frozen policy artifact",
+        description="Train a BREMEN candidate policy from datasets (.npz) and export it "
+        "(policy.pt + manifest.json + report.json/png + ensemble.pt) to --out.",
+    )
+    p.add_argument("--config", required=True, help="preset name (e.g. halfcheetah-cpu) or YAML path")
+    p.add_argument("--data", required=True, nargs="+", help="one or more .npz datasets (merged)")
+    p.add_argument("--out", required=True, type=Path, help="new directory for the artifact")
+    p.add_argument("--robot", default=None, help="robot name for the manifest (default: the task name)")
+    p.add_argument(
+        "--init-ensemble", type=Path, default=None, help="ensemble.pt of the previous deployment to re-fit"
+    )
+    p.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default=None, help="override the config's device"
+    )
+    p.add_argument("--threads", type=int, default=None, help="override torch thread count")
+    p.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bremen_robot.config.train import load_train_config
+    from bremen_robot.progress import Reporter
+    from bremen_robot.trainer import train
+
+    cfg = load_train_config(args.config)
+    overrides = {
+        k: v
+        for k, v in (("device", args.device), ("threads", args.threads), ("seed", args.seed))
+        if v is not None
+    }
+    cfg = cfg.model_copy(update=overrides)
+    data = load_datasets(args.data)
+    result = train(
+        cfg,
+        data,
+        args.out,
+        robot=args.robot,
+        init_ensemble=args.init_ensemble,
+        reporter=Reporter(enabled=None if not args.quiet else False),
+    )
+    rep = result.report
+    print(f"artifact   {result.out_dir}  sha256 {result.manifest.policy_sha256[:12]}")
+    print(
+        f"data       {rep['data']['transitions']} transitions, {rep['data']['episodes']} episodes, "
+        f"deployments {rep['data']['deployments']}"
+    )
+    print(
+        f"ensemble   best holdout MSE {sum(rep['ensemble']['best_holdout_mse']) / len(rep['ensemble']['best_holdout_mse']):.4f} "
+        f"after {rep['ensemble']['epochs']} epochs"
+    )
+    print(f"policy     imagined return {rep['imagined_return_final']:.1f}, KL to BC {rep['kl_to_bc']:.3f}")
+    print(f"time       {rep['timing']['total_s']:.0f} s on {rep['timing']['device']}")
+    return 0

@@ -1,0 +1,21 @@
+"""Shared fixtures. Every test runs on the CPU with few threads, so results are reproducible."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def point_data():
+    """2,000 transitions of the toy point task from a uniform random policy (50 episodes)."""
+    from bremen_robot.data.real_rollout import make_env, rollout, uniform_policy
+
+    env, task = make_env("point")
+    return rollout(env, task, uniform_policy(task, np.random.default_rng(0)), episodes=50, seed=0)

@@ -1,0 +1,56 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bremen_robot.errors import ArtifactError
+from bremen_robot.policy.artifact import load_artifact, manifest_digest
+from bremen_robot.policy.artifact import export_policy
+from bremen_robot.policy.gaussian import GaussianPolicy
+
+
+@pytest.fixture
+def artifact(tmp_path):
+    torch.manual_seed(0)
+    pol = GaussianPolicy(3, [-2.0, 0.0], [2.0, 1.0], (16, 16))
+    pol.set_obs_normalizer(np.array([1.0, -1.0, 0.5]), np.array([2.0, 0.5, 1.0]))
+    with torch.no_grad():
+        for p in pol.parameters():
+            p.add_(0.3 * torch.randn_like(p))  # make the mean non-trivial
+    m = export_policy(pol, tmp_path / "a", robot="r", task="t", observation_names=["a", "b", "c"],
+                      action_names=["j1", "j2"], control_rate_hz=50.0)
+    return pol, tmp_path / "a", m
+
+
+def test_export_parity_with_python_policy(artifact):
+    pol, path, manifest = artifact
+    frozen = load_artifact(path)
+    obs = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32) * 3
+    with torch.no_grad():
+        expected = pol(torch.as_tensor(obs))[0].numpy()
+    np.testing.assert_allclose(frozen.act(obs), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(frozen.act(obs[0]), expected[0], rtol=1e-5, atol=1e-6)
+    assert (frozen.act(obs)[:, 1] >= 0).all() and (frozen.act(obs)[:, 1] <= 1).all()  # scaling inside the graph
+    assert manifest.action_low == [-2.0, 0.0] and manifest.joint_order == ["j1", "j2"]
+    assert len(manifest_digest(manifest)) == 64
+
+
+def test_tampered_or_broken_artifacts_are_refused(artifact):
+    _, path, _ = artifact
+    data = bytearray((path / "policy.pt").read_bytes())
+    data[-30] ^= 0xFF
+    (path / "policy.pt").write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="does not match the manifest"):
+        load_artifact(path)
+    (path / "manifest.json").write_text(json.dumps({"robot": "r"}))
+    with pytest.raises(ArtifactError, match="invalid manifest"):
+        load_artifact(path)
+    with pytest.raises(ArtifactError, match="no policy artifact"):
+        load_artifact(path / "missing")
+
+
+def test_wrong_observation_size_is_one_line(artifact):
+    _, path, _ = artifact
+    with pytest.raises(ArtifactError, match="expects 3"):
+        load_artifact(path).act(np.zeros(5))

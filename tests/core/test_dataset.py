@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from bremen_robot.data.dataset import Dataset, merge
+from bremen_robot.errors import DatasetError, TaskError
+
+
+def test_roundtrip_keeps_digest(tmp_path, point_data):
+    path = point_data.save(tmp_path / "d.npz")
+    back = Dataset.load(path)
+    assert back.digest() == point_data.digest()
+    assert len(back) == 2000 and back.task == "point"
+    assert back.timeouts.sum() == 50 and back.terminals.sum() == 0
+
+
+def test_digest_changes_with_any_value(point_data):
+    other = point_data.select(np.arange(len(point_data)))
+    other.rewards[7] += 1e-3
+    assert other.digest() != point_data.digest()
+
+
+def test_truncated_and_corrupt_files_give_one_line(tmp_path, point_data):
+    path = point_data.save(tmp_path / "d.npz")
+    raw = path.read_bytes()
+    (tmp_path / "trunc.npz").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    for name in ("trunc.npz", "junk.npz"):
+        with pytest.raises(DatasetError, match="unreadable") as info:
+            Dataset.load(tmp_path / name)
+        assert "\n" not in str(info.value)
+
+
+def test_save_refuses_to_overwrite_different_data(tmp_path, point_data):
+    path = point_data.save(tmp_path / "d.npz")
+    before = path.read_bytes()
+    with pytest.raises(DatasetError, match="already exists"):
+        point_data.select(np.arange(10)).save(path)
+    assert path.read_bytes() == before
+    assert point_data.save(path) == path  # same content: a no-op
+
+
+def test_validate_rejects_nan_empty_and_wrong_size(point_data):
+    bad = point_data.select(np.arange(len(point_data)))
+    bad.next_obs[3, 1] = np.nan
+    with pytest.raises(DatasetError, match="next_obs.*NaN"):
+        bad.validate()
+    with pytest.raises(DatasetError, match="empty"):
+        point_data.select(np.zeros(len(point_data), bool)).validate()
+    from bremen_robot.tasks import get_task
+
+    with pytest.raises(TaskError, match="expects 17"):
+        point_data.validate(get_task("halfcheetah"))
+
+
+def test_merge_renumbers_episodes_and_keeps_deployments(point_data):
+    second = point_data.select(np.arange(400))
+    second.deployment_ids[:] = 2
+    m = merge([point_data, second])
+    assert len(m) == 2400
+    assert len(m.episode_keys()) == 50 + 10
+    assert m.deployments() == [1, 2]
+    assert len(m.latest_deployment()) == 400
+    with pytest.raises(DatasetError, match="different tasks"):
+        merge([point_data, Dataset.from_columns("halfcheetah", {k: np.zeros((1, 17 if "obs" in k else 6)) for k in ("obs", "next_obs", "actions")} | {"rewards": np.zeros(1)})])
+
+
+def test_split_is_per_episode_and_disjoint(point_data):
+    train, hold = point_data.split_by_episode(0.2, np.random.default_rng(0))
+    assert len(train) + len(hold) == len(point_data)
+    assert not set(train.episode_ids) & set(hold.episode_ids)
+    assert len(set(hold.episode_ids)) == 10

@@ -1,0 +1,20 @@
+import numpy as np
+
+from bremen_robot.config.train import load_train_config
+from bremen_robot.trainer import train
+
+
+def test_same_seed_same_numbers(tmp_path, point_data):
+    cfg = load_train_config("point-demo")
+    cfg = cfg.model_copy(update={
+        "ensemble": cfg.ensemble.model_copy(update={"max_epochs": 3}),
+        "bc": cfg.bc.model_copy(update={"steps": 200}),
+        "trpo": cfg.trpo.model_copy(update={"iterations": 3}),
+    })
+    a = train(cfg, point_data, tmp_path / "a").report
+    b = train(cfg, point_data, tmp_path / "b").report
+    c = train(cfg.model_copy(update={"seed": 1}), point_data, tmp_path / "c").report
+    assert a["ensemble"]["holdout_mse"] == b["ensemble"]["holdout_mse"]
+    assert a["trpo"] == b["trpo"]
+    assert a["trpo"]["imagined_return"] != c["trpo"]["imagined_return"]
+    assert (tmp_path / "a" / "policy.pt").read_bytes() != b"" and np.isfinite(a["kl_to_bc"])
