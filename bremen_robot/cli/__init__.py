@@ -49,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`; not an error of ours
+        sys.stderr.close()
+        return 0
     except Exception as exc:
         if os.environ.get("BREMEN_DEBUG"):
             raise
