@@ -28,12 +28,13 @@ def evaluate_artifact(
     artifact: Path, env_spec: str, episodes: int, seed: int, max_steps: int | None = None
 ) -> list[float]:
     """Episode returns of the artifact's mean action in ``env_spec``."""
-    from bremen_robot.data.real_rollout import make_env, rollout
+    from bremen_robot.data.real_rollout import make_env, rollout, task_for_env_spec
     from bremen_robot.errors import BremenError
     from bremen_robot.policy.artifact import load_artifact
 
     if episodes < 1:
         raise BremenError("--episodes must be at least 1")
+    task_for_env_spec(env_spec)  # reject a bad spec before loading anything
     policy = load_artifact(artifact)
     env, task = make_env(env_spec)
     task.check_obs_dim(policy.obs_dim, f"policy '{artifact}'")

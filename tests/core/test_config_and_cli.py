@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+
+from bremen_robot.cli import build_parser, command_modules, main
+from bremen_robot.config.train import TrainConfig, load_train_config, preset_names
+from bremen_robot.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_shipped_preset_loads_and_says_how_it_differs(name):
+    cfg = load_train_config(name)
+    assert cfg.name == name and cfg.description and cfg.expected_time
+
+
+def test_paper_presets_carry_the_published_figures():
+    cheetah = load_train_config("halfcheetah-paper")
+    assert (cheetah.ensemble.members, cheetah.ensemble.hidden, cheetah.ensemble.batch_size) == (5, [1024, 1024], 1000)
+    assert (cheetah.trpo.max_kl, cheetah.trpo.horizon, cheetah.trpo.steps_per_iteration) == (0.1, 250, 50_000)
+    assert load_train_config("hopper-paper").trpo.horizon == 1000
+    assert load_train_config("ant-paper").trpo.gae_lambda == 0.97
+    assert cheetah.bc.steps == 300_000 and cheetah.trpo.init_log_std is None
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "expected"),
+    [
+        ("ensemble: {membrs: 5}\n", "ensemble.membrs: unknown field"),
+        ("ensemble: {lr: -1}\n", "ensemble.lr: Input should be greater than 0"),
+        ("trpo: {horizon: 500, steps_per_iteration: 100}\n", "must be >= horizon"),
+        ("device: tpu\n", "device: Input should be 'auto', 'cpu' or 'cuda'"),
+        ("ensemble: [1, 2\n", "is not valid YAML"),
+    ],
+)
+def test_config_errors_are_one_line_naming_the_field(tmp_path, yaml_text, expected):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as info:
+        load_train_config(path)
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_every_subcommand_has_help(capsys):
+    parser = build_parser()
+    names = [m.rsplit(".", 1)[-1].removesuffix("_cmd") for m in command_modules()]
+    assert {"train", "evaluate", "dataset", "bench", "demo"} <= set(names)
+    for name in ("train", "evaluate", "dataset", "bench", "demo"):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args([name, "--help"])
+        assert exit_info.value.code == 0
+    assert "--config" in capsys.readouterr().out
+
+
+def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, point_data, capsys):
+    data = point_data.save(tmp_path / "d.npz")
+    cheetah_like = tmp_path / "c.npz"
+    bad = point_data.select(np.arange(len(point_data)))
+    bad.obs[0, 0] = np.nan
+    nan_path = bad.save(tmp_path / "nan.npz")
+    cases = [
+        (["train", "--config", "no-such-preset", "--data", str(data), "--out", str(tmp_path / "o1")], "unknown preset"),
+        (["train", "--config", "halfcheetah-cpu", "--data", str(data), "--out", str(tmp_path / "o2")], "expects 17"),
+        (["train", "--config", "point-demo", "--data", str(nan_path), "--out", str(tmp_path / "o3")], "NaN"),
+        (["train", "--config", "point-demo", "--data", str(cheetah_like), "--out", str(tmp_path / "o4")], "not found"),
+        (["evaluate", str(tmp_path / "nothing"), "--env", "point"], "no policy artifact"),
+        (["evaluate", str(tmp_path), "--env", "Pong-v5"], "unknown env"),
+        (["dataset", "collect", "--env", "point", "--steps", "10", "--out", str(data)], "already exists"),
+    ]
+    before = data.read_bytes()
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert message in err and err.count("\n") == 0, (argv, err)
+    assert data.read_bytes() == before
+    assert not any((tmp_path / f"o{i}" / "manifest.json").exists() for i in range(1, 5))
+
+
+def test_train_config_rejects_unknown_top_level_field():
+    with pytest.raises(Exception, match="extra"):
+        TrainConfig.model_validate({"epochs": 3})
