@@ -32,10 +32,10 @@ SUCCESS_FNS = {"panda_reach": panda_reach_success}
 
 
 def tasks_for_robot(robot: str) -> list[str]:
-    """Tasks whose actions drive exactly this robot's actuated joints."""
+    """Tasks whose actions drive exactly this robot's actuated joints (in any order)."""
     spec = get_robot(robot)
-    default = get_task(spec.default_task)
-    return [n for n in task_names() if get_task(n).action_names == default.action_names]
+    default = set(get_task(spec.default_task).action_names)
+    return [n for n in task_names() if set(get_task(n).action_names) == default]
 
 
 class BremenSimEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -71,11 +71,15 @@ class BremenSimEnv(gym.Env[np.ndarray, np.ndarray]):
         self.spec_robot = spec
         self.backend = create_backend(spec.name, backend, asset)
         b = self.backend
-        if tuple(self.task.action_names) != b.actuated_joint_names:
+        if sorted(self.task.action_names) != sorted(b.actuated_joint_names):
             raise SimError(
                 f"task '{self.task.name}' commands {self.task.action_names}; "
                 f"robot has {b.actuated_joint_names}"
             )
+        # action entry i (task order) drives command entry _to_command[i] (backend order)
+        self._to_command = np.array(
+            [b.actuated_joint_names.index(n) for n in self.task.action_names], dtype=int
+        )
         if abs(b.control_period - self.task.dt) > 1e-9:
             raise SimError(
                 f"task '{self.task.name}' has dt {self.task.dt} s but the robot steps {b.control_period} s"
@@ -164,7 +168,9 @@ class BremenSimEnv(gym.Env[np.ndarray, np.ndarray]):
             )
         self._queue.append(a)
         command = self._queue.popleft()
-        self.backend.apply(command)
+        backend_command = np.empty_like(command)
+        backend_command[self._to_command] = command
+        self.backend.apply(backend_command)
         jitter = self.randomization.control_period_jitter
         scale = (
             1.0 + float(self._rand_rng.uniform(-jitter, jitter))

@@ -115,3 +115,15 @@ def draw_scales(cfg: Randomization, backend: RobotBackend, rng: np.random.Genera
 
 def draw_delay(cfg: Randomization, rng: np.random.Generator) -> int:
     return int(rng.integers(cfg.action_delay[0], cfg.action_delay[1] + 1))
+
+
+DEFAULT_RANDOMIZATION = Randomization(
+    link_mass=(0.8, 1.2),
+    friction=(0.7, 1.3),
+    joint_damping=(0.7, 1.3),
+    actuator_gain=(0.85, 1.15),
+    obs_noise_std=0.01,
+    action_delay=(0, 1),
+    control_period_jitter=0.05,
+)
+"""``bremen sim2real`` without ``--randomization`` (= configs/sim/randomization-default.yaml)."""

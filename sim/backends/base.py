@@ -5,9 +5,10 @@ State conventions (the same in every engine, MuJoCo's):
 * ``joint_names``: every joint except a floating base's free joint, in description order; the
   planar robots' root slides/hinge (``rootx``, ``rootz``, ``rooty``) are joints. Positions are
   MuJoCo's (a slide joint with ``ref=1.25`` reads 1.25 where the file puts the body).
-* ``actuated_joint_names``: the joints ``apply`` commands, in command order (the task's action
-  order). Torque robots take commands in the actuator's ctrlrange (times gear = N m); velocity
-  robots take rad/s.
+* ``actuated_joint_names``: the joints ``apply`` commands, in command order: the order of the
+  description's ``<actuator>`` list, which is Gymnasium's action order (Ant: ``hip_4`` first).
+  Torque robots take commands in the actuator's ctrlrange (times gear = N m); velocity robots
+  take rad/s. Envs map the task's action entries to commands by joint name.
 * ``get_state``/``set_state``: MuJoCo's ``qpos``/``qvel`` layout, so one reset sampler and one
   determinism test serve both engines. A free joint is ``(x, y, z, qw, qx, qy, qz)`` /
   ``(vx, vy, vz)`` world frame + ``(wx, wy, wz)`` body frame.

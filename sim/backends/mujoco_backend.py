@@ -54,18 +54,9 @@ def build_panda_model(path: Path) -> Any:
             spec.delete(joint)
     for body in spec.bodies:
         body.gravcomp = 1.0
-    for geom in spec.geoms:  # the reach task is collision-free in both engines
-        geom.contype = 0
-        geom.conaffinity = 0
     spec.body("panda_link7").add_site(name="ee", pos=list(PANDA_EE_OFFSET), size=[0.01, 0, 0])
     spec.worldbody.add_site(name="goal", pos=[0.45, 0.0, 0.4], size=[0.025, 0, 0], rgba=[0.1, 0.8, 0.2, 0.8])
-    spec.worldbody.add_geom(
-        type=mujoco.mjtGeom.mjGEOM_PLANE,
-        size=[2, 2, 0.1],
-        rgba=[0.85, 0.85, 0.8, 1],
-        contype=0,
-        conaffinity=0,
-    )
+    spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_PLANE, size=[2, 2, 0.1], rgba=[0.85, 0.85, 0.8, 1])
     spec.worldbody.add_light(pos=[0, 0, 3], dir=[0, 0, -1])
     for name, effort in zip(PANDA_ARM_JOINTS, PANDA_EFFORT, strict=True):
         act = spec.add_actuator(name=name, target=name, trntype=mujoco.mjtTrn.mjTRN_JOINT)
@@ -77,9 +68,14 @@ def build_panda_model(path: Path) -> Any:
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            return spec.compile()
+            model = spec.compile()
     except ValueError as exc:
         raise SimError(f"MuJoCo cannot compile '{path}': {' '.join(str(exc).split())[:300]}") from None
+    # the reach task is collision-free in both engines; switched off after compiling because the
+    # URDF importer discards geoms that cannot collide (it takes them for visual-only geoms)
+    model.geom_contype[:] = 0
+    model.geom_conaffinity[:] = 0
+    return model
 
 
 class MujocoBackend(RobotBackend):
@@ -105,12 +101,10 @@ class MujocoBackend(RobotBackend):
         self.joint_names = tuple(m.joint(j).name for j in joints)
         self._qadr = np.array([m.jnt_qposadr[j] for j in joints], dtype=int)
         self._dadr = np.array([m.jnt_dofadr[j] for j in joints], dtype=int)
-        # commands in joint order (Ant's MJCF lists hip_4 first; the task lists hip_1 first)
-        act_joint = {int(m.actuator_trnid[a, 0]): a for a in range(m.nu)}
-        actuated = [j for j in joints if j in act_joint]
+        # commands in <actuator> order, as Gymnasium's action (Ant: hip_4 first)
+        actuated = [int(m.actuator_trnid[a, 0]) for a in range(m.nu)]
         self.actuated_joint_names = tuple(m.joint(j).name for j in actuated)
-        self._act = np.array([act_joint[j] for j in actuated], dtype=int)
-        self._act_dof = np.array([m.jnt_dofadr[j] for j in actuated], dtype=int)
+        self._act = np.arange(m.nu)
         if spec.control == "torque":
             limited = m.actuator_ctrllimited[self._act].astype(bool)
             rng = m.actuator_ctrlrange[self._act]

@@ -154,7 +154,7 @@ class PybulletBackend(RobotBackend):
         self._springref = np.array([jd.springref for jd in moving])
         self._damping_nominal = np.array([jd.damping for jd in moving])
         act_by_joint = {a.joint: a for a in desc.actuators}
-        self.actuated_joint_names = tuple(n for n in self.joint_names if n in act_by_joint)
+        self.actuated_joint_names = tuple(a.joint for a in desc.actuators)  # <actuator> order
         self._act_pos = np.array([self.joint_names.index(n) for n in self.actuated_joint_names], dtype=int)
         self._gear_nominal = np.array([act_by_joint[n].gear for n in self.actuated_joint_names])
         ranges = [act_by_joint[n].ctrlrange for n in self.actuated_joint_names]
