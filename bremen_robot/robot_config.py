@@ -48,5 +48,7 @@ def load_robot_config(path: Path) -> RobotConfig:
     cfg.source = Path(path).resolve()
     if cfg.safety is not None and not cfg.safety.is_absolute():
         cfg.safety = (base / cfg.safety).resolve()
-    cfg.trusted_operator_keys = [k if k.is_absolute() else (base / k).resolve() for k in cfg.trusted_operator_keys]
+    cfg.trusted_operator_keys = [
+        k if k.is_absolute() else (base / k).resolve() for k in cfg.trusted_operator_keys
+    ]
     return cfg

@@ -55,7 +55,12 @@ class TrainResult:
 
 
 def save_ensemble(model: DynamicsEnsemble, path: Path) -> None:
-    meta = {"obs_dim": model.obs_dim, "action_dim": model.action_dim, "members": model.members, "hidden": model.hidden}
+    meta = {
+        "obs_dim": model.obs_dim,
+        "action_dim": model.action_dim,
+        "members": model.members,
+        "hidden": model.hidden,
+    }
     torch.save({"meta": meta, "state": model.state_dict()}, path)
 
 
@@ -63,25 +68,35 @@ def load_ensemble(path: Path, device: torch.device) -> DynamicsEnsemble:
     try:
         blob = torch.load(path, map_location=device, weights_only=True)
         meta = blob["meta"]
-        model = DynamicsEnsemble(meta["obs_dim"], meta["action_dim"], meta["members"], meta["hidden"]).to(device)
+        model = DynamicsEnsemble(meta["obs_dim"], meta["action_dim"], meta["members"], meta["hidden"]).to(
+            device
+        )
         model.load_state_dict(blob["state"])
     except (OSError, KeyError, RuntimeError, EOFError) as exc:
-        raise ArtifactError(f"cannot load ensemble '{path}' ({type(exc).__name__}); train without --init-ensemble") from None
+        raise ArtifactError(
+            f"cannot load ensemble '{path}' ({type(exc).__name__}); train without --init-ensemble"
+        ) from None
     return model
 
 
 def _init_ensemble(cfg: TrainConfig, task: Task, device: torch.device, init: Path | None) -> DynamicsEnsemble:
     if init is None:
-        return DynamicsEnsemble(task.obs_dim, task.action_dim, cfg.ensemble.members, cfg.ensemble.hidden).to(device)
+        return DynamicsEnsemble(task.obs_dim, task.action_dim, cfg.ensemble.members, cfg.ensemble.hidden).to(
+            device
+        )
     model = load_ensemble(init, device)
     want = (task.obs_dim, task.action_dim, cfg.ensemble.members, tuple(cfg.ensemble.hidden))
     have = (model.obs_dim, model.action_dim, model.members, model.hidden)
     if want != have:
-        raise ArtifactError(f"ensemble '{init}' has shape {have} but the config needs {want}; drop --init-ensemble")
+        raise ArtifactError(
+            f"ensemble '{init}' has shape {have} but the config needs {want}; drop --init-ensemble"
+        )
     return model
 
 
-def _make_baseline(cfg: TrainConfig, obs_dim: int, generator: torch.Generator, device: torch.device) -> ValueBaseline:
+def _make_baseline(
+    cfg: TrainConfig, obs_dim: int, generator: torch.Generator, device: torch.device
+) -> ValueBaseline:
     if cfg.trpo.value == "linear":
         return LinearBaseline()
     return MLPBaseline(obs_dim, cfg.trpo.value_hidden, cfg.trpo.value_epochs, generator).to(device)
@@ -98,7 +113,9 @@ def run_trpo(
     """``cfg.trpo.iterations`` TRPO updates on fresh imagined batches; returns per-iteration stats."""
     tc = cfg.trpo
     baseline = _make_baseline(cfg, env.ensemble.obs_dim, generator, env.device)
-    stats: dict[str, list[float]] = {k: [] for k in ("imagined_return", "kl", "surrogate", "step_fraction", "log_std")}
+    stats: dict[str, list[float]] = {
+        k: [] for k in ("imagined_return", "kl", "surrogate", "step_fraction", "log_std")
+    }
     with reporter.stage("TRPO in imagination", tc.iterations) as stage:
         for _ in range(tc.iterations):
             batch = imagine(env, policy, tc.n_rollouts, tc.horizon, generator)
@@ -107,7 +124,9 @@ def run_trpo(
             t_flat = batch.timesteps.reshape(T * B)
             values = baseline.predict(obs, t_flat).reshape(T, B)  # (T*B,) -> (T, B)
             next_values = baseline.predict(nxt, t_flat + 1).reshape(T, B)
-            adv, targets = gae(batch.rewards, values, next_values, batch.terminals, batch.dones, tc.gamma, tc.gae_lambda)
+            adv, targets = gae(
+                batch.rewards, values, next_values, batch.terminals, batch.dones, tc.gamma, tc.gae_lambda
+            )
             adv_flat = adv.reshape(T * B)
             adv_flat = (adv_flat - adv_flat.mean()) / (adv_flat.std() + 1e-8)
             A = batch.actions.shape[-1]
@@ -157,7 +176,9 @@ def train(
     reporter = reporter or Reporter(enabled=False)
     out_dir = Path(out_dir)
     if (out_dir / MANIFEST_FILE).exists():
-        raise BremenError(f"'{out_dir}' already holds an artifact; choose a new --out (nothing was overwritten)")
+        raise BremenError(
+            f"'{out_dir}' already holds an artifact; choose a new --out (nothing was overwritten)"
+        )
     task = get_task(cfg.task or data.task)
     data.validate(task)
     device = resolve_device(cfg.device)
@@ -174,7 +195,11 @@ def train(
     ensemble = _init_ensemble(cfg, task, device, init_ensemble)
     with reporter.stage("fit dynamics ensemble", cfg.ensemble.max_epochs) as stage:
         hist = fit_ensemble(
-            ensemble, train_set, holdout, cfg.ensemble, gen,
+            ensemble,
+            train_set,
+            holdout,
+            cfg.ensemble,
+            gen,
             on_epoch=lambda e, tr, h: stage.advance(1, f"train {tr:.4f} holdout {np.mean(h):.4f}"),
         )
     timing["ensemble_s"] = time.perf_counter() - t0
@@ -185,14 +210,18 @@ def train(
     low, high = np.asarray(task.action_low), np.asarray(task.action_high)
     bc = new_bc_policy(bc_data, low, high, cfg.bc).to(device)
     with reporter.stage("behavior cloning", cfg.bc.steps) as stage:
-        bc_losses = train_bc(bc, bc_data, cfg.bc, gen, on_step=lambda s, l: stage.advance(1000, f"loss {l:.4f}"))
+        bc_losses = train_bc(
+            bc, bc_data, cfg.bc, gen, on_step=lambda s, loss: stage.advance(1000, f"loss {loss:.4f}")
+        )
     timing["bc_s"] = time.perf_counter() - t1
 
     # 3. TRPO in imagination, starting from the BC policy (implicit behavior regularization)
     t2 = time.perf_counter()
     use_reset = cfg.imagination.start_states in ("auto", "reset") and task.reset_fn is not None
     if cfg.imagination.start_states == "reset" and task.reset_fn is None:
-        raise BremenError(f"task '{task.name}' has no known reset distribution; set imagination.start_states: dataset")
+        raise BremenError(
+            f"task '{task.name}' has no known reset distribution; set imagination.start_states: dataset"
+        )
     env = ModelEnv(ensemble, task, gen, start_states=data.obs, use_reset_distribution=use_reset)
     policy = bc.clone()
     if cfg.trpo.init_log_std is not None:
@@ -213,8 +242,11 @@ def train(
         "task": task.name,
         "config": cfg.model_dump(mode="json"),
         "data": {
-            "digest": data.digest(), "transitions": len(data), "episodes": len(data.episode_keys()),
-            "deployments": data.deployments(), "behavior_return_mean": float(np.mean(data.episode_returns())),
+            "digest": data.digest(),
+            "transitions": len(data),
+            "episodes": len(data.episode_keys()),
+            "deployments": data.deployments(),
+            "behavior_return_mean": float(np.mean(data.episode_returns())),
         },
         "ensemble": asdict(hist),
         "bc": {"loss": bc_losses, "transitions": len(bc_data)},
@@ -229,16 +261,22 @@ def train(
         "kl_to_bc": report["kl_to_bc"],
         "ensemble_holdout_mse": float(np.mean(hist.best_holdout_mse)),
     }
-    common = dict(
-        robot=robot or task.name, task=task.name, observation_names=list(task.obs_names),
-        action_names=list(task.action_names), control_rate_hz=1.0 / task.dt, data_digests=[data.digest()],
+    common: dict[str, Any] = dict(
+        robot=robot or task.name,
+        task=task.name,
+        observation_names=list(task.obs_names),
+        action_names=list(task.action_names),
+        control_rate_hz=1.0 / task.dt,
+        data_digests=[data.digest()],
     )
-    export_policy(bc, out_dir / "bc", kind="bc", config=cfg.bc.model_dump(mode="json"), **common)  # type: ignore[arg-type]
+    export_policy(bc, out_dir / "bc", kind="bc", config=cfg.bc.model_dump(mode="json"), **common)  #
     save_ensemble(ensemble, out_dir / ENSEMBLE_FILE)
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     from bremen_robot.report_plots import plot_training_report
 
     plot_training_report(report, out_dir / "report.png")
     # the manifest goes last: its presence marks a complete artifact
-    manifest = export_policy(policy, out_dir, kind="bremen", config=cfg.model_dump(mode="json"), metrics=metrics, **common)  # type: ignore[arg-type]
+    manifest = export_policy(
+        policy, out_dir, kind="bremen", config=cfg.model_dump(mode="json"), metrics=metrics, **common
+    )  #
     return TrainResult(out_dir, manifest, report)

@@ -86,7 +86,7 @@ def rollout_figures(horizon: int, n_rollouts: int = 200) -> dict[str, float]:
     members = []
     for m in range(5):
         layers: list[nn.Module] = []
-        for i, layer in enumerate(model.layers):
+        for i, layer in enumerate(model.linear_layers()):
             lin = nn.Linear(layer.weight.shape[1], layer.weight.shape[2])
             with torch.no_grad():
                 lin.weight.copy_(layer.weight[m].T)
@@ -123,8 +123,8 @@ def rollout_figures(horizon: int, n_rollouts: int = 200) -> dict[str, float]:
 
 def trpo_iteration_seconds(cfg: TrainConfig) -> float:
     """One TRPO iteration (imagine + GAE + update + baseline fit) at the preset's sizes."""
-    from bremen_robot.trainer import run_trpo
     from bremen_robot.progress import Reporter
+    from bremen_robot.trainer import run_trpo
 
     task = HALFCHEETAH
     gen = torch.Generator().manual_seed(0)

@@ -19,9 +19,7 @@ from bremen_robot.errors import BremenError
 
 def command_modules() -> list[str]:
     """Names of the ``*_cmd`` modules in this package, sorted."""
-    return sorted(
-        f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd")
-    )
+    return sorted(f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__) if m.name.endswith("_cmd"))
 
 
 def build_parser() -> argparse.ArgumentParser:

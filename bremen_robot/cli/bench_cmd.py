@@ -11,12 +11,17 @@ from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="measure performance figures (ratios in one run); --json to save",
-                       description="Benchmarks are not tests: they measure and print. Sections: trainer compute, "
-                       "simulation backends, safety shield, ROS graph (where installed).")
+    p = sub.add_parser(
+        "bench",
+        help="measure performance figures (ratios in one run); --json to save",
+        description="Benchmarks are not tests: they measure and print. Sections: trainer compute, "
+        "simulation backends, safety shield, ROS graph (where installed).",
+    )
     p.add_argument("--quick", action="store_true", help="smaller measurements (about 2 minutes in all)")
     p.add_argument("--json", type=Path, default=None, help="write the figures as flat JSON keys")
-    p.add_argument("--only", nargs="*", default=None, help="run only sections whose module name contains these")
+    p.add_argument(
+        "--only", nargs="*", default=None, help="run only sections whose module name contains these"
+    )
     p.set_defaults(func=run)
 
 
@@ -26,8 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from bremen_robot.bench import sections
 
     results: dict[str, Any] = {
-        "machine": platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "quick": bool(args.quick),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "quick": bool(args.quick),
     }
     for mod in sections():
         name = mod.__name__.rsplit(".", 1)[-1]
@@ -41,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"== {mod.TITLE} ({time.perf_counter() - t:.0f} s)")
         for key, val in figures.items():
-            shown = json.dumps(val) if isinstance(val, dict) else (f"{val:.4g}" if isinstance(val, float) else val)
+            shown = (
+                json.dumps(val)
+                if isinstance(val, dict)
+                else (f"{val:.4g}" if isinstance(val, float) else val)
+            )
             print(f"  {key:32s} {shown}")
         results.update(figures)
     if args.json:

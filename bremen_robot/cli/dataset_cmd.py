@@ -79,7 +79,8 @@ def inspect(args: argparse.Namespace) -> int:
         d = Dataset.load(path)
         rets = d.episode_returns()
         print(
-            f"{path}: task {d.task}, {len(d)} transitions, {len(rets)} episodes, deployments {d.deployments()}"
+            f"{path}: task {d.task}, {len(d)} transitions, {len(rets)} episodes, "
+            f"deployments {d.deployments()}"
         )
         print(
             f"  obs {d.obs_dim}  action {d.action_dim}  terminals {int(d.terminals.sum())}  "

@@ -13,10 +13,15 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="offline demo: random HalfCheetah data -> BC vs BREMEN (minutes on 2 cores)",
-                       description="Collect one deployment of random data in HalfCheetah-v5, train BREMEN with a "
-                       "demo-sized preset, and compare BREMEN with behavior cloning and the random policy.")
-    p.add_argument("--out", type=Path, default=Path("demo_out"), help="folder for data, artifacts and summary")
+    p = sub.add_parser(
+        "demo",
+        help="offline demo: random HalfCheetah data -> BC vs BREMEN (minutes on 2 cores)",
+        description="Collect one deployment of random data in HalfCheetah-v5, train BREMEN with a "
+        "demo-sized preset, and compare BREMEN with behavior cloning and the random policy.",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("demo_out"), help="folder for data, artifacts and summary"
+    )
     p.add_argument("--steps", type=int, default=20_000, help="transitions to collect (default 20,000)")
     p.add_argument("--config", default="halfcheetah-demo", help="training preset (default halfcheetah-demo)")
     p.add_argument("--episodes", type=int, default=3, help="evaluation episodes per policy")
@@ -42,8 +47,14 @@ def run(args: argparse.Namespace) -> int:
     data_path = run_dir / "deployment1.npz"
     print(f"[1/3] collecting {args.steps} random transitions in {env_id}")
     env, task = make_env(env_id)
-    data = rollout(env, task, uniform_policy(task, np.random.default_rng(args.seed)), steps=args.steps,
-                   seed=args.seed, policy_sha256="random")
+    data = rollout(
+        env,
+        task,
+        uniform_policy(task, np.random.default_rng(args.seed)),
+        steps=args.steps,
+        seed=args.seed,
+        policy_sha256="random",
+    )
     env.close()
     data.save(data_path)
     print(f"[2/3] training BREMEN ({cfg.name}: {cfg.expected_time})")
@@ -57,9 +68,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{'policy':26s} {'return (mean ± std)':>22s}")
     for name, mean, std in rows:
         print(f"{name:26s} {mean:12.1f} ± {std:7.1f}")
-    summary = {"env": env_id, "steps": args.steps, "config": cfg.name,
-               "rows": [{"policy": n, "return_mean": m, "return_std": s} for n, m, s in rows],
-               "seconds": time.perf_counter() - t0}
+    summary = {
+        "env": env_id,
+        "steps": args.steps,
+        "config": cfg.name,
+        "rows": [{"policy": n, "return_mean": m, "return_std": s} for n, m, s in rows],
+        "seconds": time.perf_counter() - t0,
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"\nartifacts and report in {run_dir} ({summary['seconds']:.0f} s)")
     return 0

@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="run a frozen policy (deterministic mean) and print mean ± std return",
-        description="Evaluate an artifact in 'point', a Gymnasium id (HalfCheetah-v5, ...) or 'sim:<robot>/<backend>'.",
+        description="Evaluate an artifact in 'point', a Gymnasium id (HalfCheetah-v5, ...) "
+        "or 'sim:<robot>/<backend>'.",
     )
     p.add_argument("artifact", type=Path, help="artifact directory (or its policy.pt / manifest.json)")
     p.add_argument(

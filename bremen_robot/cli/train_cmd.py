@@ -58,10 +58,8 @@ def run(args: argparse.Namespace) -> int:
         f"data       {rep['data']['transitions']} transitions, {rep['data']['episodes']} episodes, "
         f"deployments {rep['data']['deployments']}"
     )
-    print(
-        f"ensemble   best holdout MSE {sum(rep['ensemble']['best_holdout_mse']) / len(rep['ensemble']['best_holdout_mse']):.4f} "
-        f"after {rep['ensemble']['epochs']} epochs"
-    )
+    best = rep["ensemble"]["best_holdout_mse"]
+    print(f"ensemble   best holdout MSE {sum(best) / len(best):.4f} after {rep['ensemble']['epochs']} epochs")
     print(f"policy     imagined return {rep['imagined_return_final']:.1f}, KL to BC {rep['kl_to_bc']:.3f}")
     print(f"time       {rep['timing']['total_s']:.0f} s on {rep['timing']['device']}")
     return 0

@@ -30,9 +30,15 @@ class EnsembleConfig(_Strict):
     weight_decay: float = Field(1e-4, ge=0, description="L2 penalty on weights added to the MSE loss")
     batch_size: int = Field(1000, ge=1, description="minibatch size per member")
     max_epochs: int = Field(200, ge=1, description="upper bound on epochs per fit")
-    patience: int = Field(5, ge=1, description="stop when no member improved holdout MSE for this many epochs")
-    holdout_fraction: float = Field(0.15, gt=0, lt=1, description="share of episodes held out for early stopping")
-    min_improvement: float = Field(0.01, ge=0, description="relative holdout improvement that counts as better")
+    patience: int = Field(
+        5, ge=1, description="stop when no member improved holdout MSE for this many epochs"
+    )
+    holdout_fraction: float = Field(
+        0.15, gt=0, lt=1, description="share of episodes held out for early stopping"
+    )
+    min_improvement: float = Field(
+        0.01, ge=0, description="relative holdout improvement that counts as better"
+    )
 
     @field_validator("hidden")
     @classmethod
@@ -49,7 +55,9 @@ class BCConfig(_Strict):
     lr: float = Field(5e-4, gt=0, description="Adam learning rate")
     batch_size: int = Field(256, ge=1, description="minibatch size")
     steps: int = Field(300_000, ge=1, description="gradient steps")
-    data: Literal["latest", "all"] = Field("latest", description="clone the latest deployment only, or all data")
+    data: Literal["latest", "all"] = Field(
+        "latest", description="clone the latest deployment only, or all data"
+    )
 
 
 class TRPOConfig(_Strict):
@@ -57,18 +65,26 @@ class TRPOConfig(_Strict):
 
     iterations: int = Field(2000, ge=0, description="TRPO iterations per deployment (paper: 25 x 80)")
     steps_per_iteration: int = Field(50_000, ge=1, description="imagined steps per iteration (batch)")
-    horizon: int = Field(250, ge=1, description="imagined rollout length; batch/horizon rollouts run in parallel")
-    max_kl: float = Field(0.01, gt=0, description="KL trust region per step (0.1 HalfCheetah, 0.05 Hopper/Walker2d/Ant)")
+    horizon: int = Field(
+        250, ge=1, description="imagined rollout length; batch/horizon rollouts run in parallel"
+    )
+    max_kl: float = Field(
+        0.01, gt=0, description="KL trust region per step (0.1 HalfCheetah, 0.05 Hopper/Walker2d/Ant)"
+    )
     cg_iters: int = Field(10, ge=1, description="conjugate-gradient iterations")
     cg_damping: float = Field(0.1, ge=0, description="damping added to the Fisher-vector product")
     line_search_steps: int = Field(10, ge=1, description="backtracking line-search halvings")
     accept_ratio: float = Field(0.1, gt=0, description="actual/expected improvement needed to accept a step")
     gamma: float = Field(0.99, gt=0, le=1, description="discount")
     gae_lambda: float = Field(0.95, ge=0, le=1, description="GAE lambda (0.97 for Ant)")
-    value: Literal["linear", "mlp"] = Field("linear", description="baseline: linear features (published) or an MLP")
+    value: Literal["linear", "mlp"] = Field(
+        "linear", description="baseline: linear features (published) or an MLP"
+    )
     value_hidden: list[int] = Field([64, 64], description="MLP baseline widths")
     value_epochs: int = Field(5, ge=1, description="MLP baseline epochs per iteration")
-    bc_kl_coef: float = Field(0.0, ge=0, description="explicit alpha * KL(pi || pi_BC) penalty (0 = implicit only)")
+    bc_kl_coef: float = Field(
+        0.0, ge=0, description="explicit alpha * KL(pi || pi_BC) penalty (0 = implicit only)"
+    )
     init_log_std: float | None = Field(
         None,
         gt=-5,
@@ -77,7 +93,9 @@ class TRPOConfig(_Strict):
         "BC's MSE loss drives log-std to its floor -5, which makes KL-bounded steps tiny; "
         "short CPU runs reset it (a documented deviation)",
     )
-    fvp_subsample: float = Field(1.0, gt=0, le=1, description="fraction of the batch used for Fisher-vector products")
+    fvp_subsample: float = Field(
+        1.0, gt=0, le=1, description="fraction of the batch used for Fisher-vector products"
+    )
 
     @model_validator(mode="after")
     def _batch_covers_horizon(self) -> TRPOConfig:
@@ -97,7 +115,8 @@ class ImaginationConfig(_Strict):
     """Where imagined rollouts start."""
 
     start_states: Literal["auto", "reset", "dataset"] = Field(
-        "auto", description="reset: the task's reset distribution; dataset: logged states; auto: reset if known"
+        "auto",
+        description="reset: the task's reset distribution; dataset: logged states; auto: reset if known",
     )
 
 
@@ -111,10 +130,14 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when present, else CPU")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's choice)")
     seed: int = Field(0, description="seed for every generator in the run")
-    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig, description="dynamics ensemble")
+    ensemble: EnsembleConfig = Field(
+        default_factory=EnsembleConfig, description="dynamics ensemble"
+    )
     bc: BCConfig = Field(default_factory=BCConfig, description="behavior cloning")
     trpo: TRPOConfig = Field(default_factory=TRPOConfig, description="policy optimization")
-    imagination: ImaginationConfig = Field(default_factory=ImaginationConfig, description="imagined rollouts")
+    imagination: ImaginationConfig = Field(
+        default_factory=ImaginationConfig, description="imagined rollouts"
+    )
 
 
 def preset_names() -> list[str]:

@@ -24,7 +24,7 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,9 @@ class Dataset:
 
     def __post_init__(self) -> None:
         for name, dtype in COLUMNS.items():
-            setattr(self, name, np.ascontiguousarray(np.asarray(getattr(self, name)).astype(dtype, copy=False)))
+            setattr(
+                self, name, np.ascontiguousarray(np.asarray(getattr(self, name)).astype(dtype, copy=False))
+            )
         n = len(self.obs)
         for name in COLUMNS:
             if len(getattr(self, name)) != n:
@@ -103,7 +105,9 @@ class Dataset:
 
     def select(self, mask: np.ndarray) -> Dataset:
         """Rows where ``mask`` (N bool or index array) holds; meta is kept."""
-        return Dataset(task=self.task, meta=dict(self.meta), **{k: v[mask] for k, v in self.columns().items()})
+        return Dataset(
+            task=self.task, meta=dict(self.meta), **{k: v[mask] for k, v in self.columns().items()}
+        )
 
     def episode_keys(self) -> np.ndarray:
         """Unique episode ids, in order of first appearance."""
@@ -131,7 +135,8 @@ class Dataset:
         task.check_obs_dim(self.obs_dim, f"dataset (task '{self.task}')")
         if self.action_dim != task.action_dim:
             raise DatasetError(
-                f"dataset actions have size {self.action_dim} but task '{task.name}' expects {task.action_dim}"
+                f"dataset actions have size {self.action_dim} but task '{task.name}' "
+                f"expects {task.action_dim}"
             )
         for name in ("obs", "actions", "rewards", "next_obs"):
             arr = getattr(self, name)
@@ -174,11 +179,17 @@ class Dataset:
                 pass
             raise DatasetError(f"'{path}' already exists; choose another output path (nothing was written)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        header = {"format_version": FORMAT_VERSION, "task": self.task, "meta": self.meta, "digest": self.digest()}
+        header = {
+            "format_version": FORMAT_VERSION,
+            "task": self.task,
+            "meta": self.meta,
+            "digest": self.digest(),
+        }
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, header=np.array(json.dumps(header)), **self.columns())
+                arrays: dict[str, Any] = {"header": np.array(json.dumps(header)), **self.columns()}
+                np.savez(f, **arrays)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
@@ -199,16 +210,24 @@ class Dataset:
                 cols = {name: z[name] for name in COLUMNS}
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
             kind = "missing column " + str(exc) if isinstance(exc, KeyError) else "corrupt or truncated"
-            raise DatasetError(f"dataset '{path}' is unreadable ({kind}); re-create it from the source bags") from None
+            raise DatasetError(
+                f"dataset '{path}' is unreadable ({kind}); re-create it from the source bags"
+            ) from None
         if header.get("format_version") != FORMAT_VERSION:
-            raise DatasetError(f"dataset '{path}' has format {header.get('format_version')}, expected {FORMAT_VERSION}")
+            raise DatasetError(
+                f"dataset '{path}' has format {header.get('format_version')}, expected {FORMAT_VERSION}"
+            )
         ds = Dataset(task=header["task"], meta=header.get("meta", {}), **cols)
         if header.get("digest") and header["digest"] != ds.digest():
-            raise DatasetError(f"dataset '{path}' does not match its recorded digest (corrupted); re-create it")
+            raise DatasetError(
+                f"dataset '{path}' does not match its recorded digest (corrupted); re-create it"
+            )
         return ds
 
     @staticmethod
-    def from_columns(task: str, columns: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> Dataset:
+    def from_columns(
+        task: str, columns: dict[str, np.ndarray], meta: dict[str, Any] | None = None
+    ) -> Dataset:
         """Build from a mapping of columns; optional columns default sensibly."""
         n = len(columns["obs"])
         defaults: dict[str, Any] = {
@@ -222,7 +241,7 @@ class Dataset:
         missing = [c for c in ("obs", "actions", "rewards", "next_obs") if c not in columns]
         if missing:
             raise DatasetError(f"missing required column(s) {', '.join(missing)}")
-        cols = {name: columns.get(name, defaults.get(name)) for name in COLUMNS}
+        cols: dict[str, Any] = {name: columns.get(name, defaults.get(name)) for name in COLUMNS}
         return Dataset(task=task, meta=meta or {}, **cols)
 
 
@@ -247,7 +266,3 @@ def merge(datasets: Sequence[Dataset]) -> Dataset:
             parts[name].append(cols[name])
     meta = {"merged_from": [d.digest() for d in datasets]}
     return Dataset(task=datasets[0].task, meta=meta, **{k: np.concatenate(v) for k, v in parts.items()})
-
-
-def dataset_fields() -> list[str]:
-    return [f.name for f in fields(Dataset)]

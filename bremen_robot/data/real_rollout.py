@@ -53,7 +53,9 @@ def make_env(spec: str) -> tuple[Any, Task]:
         try:
             import sim
         except ImportError as exc:
-            raise BremenError(f"'{spec}' needs the sim extra: pip install 'bremen-robot[sim]' ({exc})") from None
+            raise BremenError(
+                f"'{spec}' needs the sim extra: pip install 'bremen-robot[sim]' ({exc})"
+            ) from None
         robot, _, backend = spec[4:].partition("/")
         return sim.make(robot, backend=backend or "mujoco"), task
     try:
@@ -98,7 +100,9 @@ def rollout(
         raise BremenError("give exactly one of episodes or steps")
     limit = max_episode_steps or task.max_episode_steps
     low, high = np.asarray(task.action_low), np.asarray(task.action_high)
-    rows: dict[str, list[Any]] = {k: [] for k in ("obs", "actions", "rewards", "next_obs", "terminals", "timeouts", "episode_ids")}
+    rows: dict[str, list[Any]] = {
+        k: [] for k in ("obs", "actions", "rewards", "next_obs", "terminals", "timeouts", "episode_ids")
+    }
     ep = 0
     total = 0
     while (episodes is not None and ep < episodes) or (steps is not None and total < steps):
@@ -110,8 +114,13 @@ def rollout(
             out_of_budget = steps is not None and total >= steps
             timeout = bool(truncated) or t == limit - 1 or out_of_budget
             for key, val in (
-                ("obs", obs), ("actions", action), ("rewards", reward), ("next_obs", next_obs),
-                ("terminals", bool(terminated)), ("timeouts", timeout and not terminated), ("episode_ids", ep),
+                ("obs", obs),
+                ("actions", action),
+                ("rewards", reward),
+                ("next_obs", next_obs),
+                ("terminals", bool(terminated)),
+                ("timeouts", timeout and not terminated),
+                ("episode_ids", ep),
             ):
                 rows[key].append(val)
             obs = next_obs

@@ -47,12 +47,18 @@ class ModelEnv:
         if self.use_reset:
             return torch.as_tensor(self.task.sample_reset(n, self._np_rng), device=self.device)
         assert self.start_pool is not None
-        idx = torch.randint(len(self.start_pool), (n,), generator=self.generator, device=self.generator.device)
+        idx = torch.randint(
+            len(self.start_pool), (n,), generator=self.generator, device=self.generator.device
+        )
         return self.start_pool[idx.to(self.device)]
 
-    def step(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(B, D), (B, A) -> next_obs (B, D), reward (B,), terminated (B,)``."""
-        member = int(torch.randint(self.ensemble.members, (1,), generator=self.generator, device=self.generator.device))
+        member = int(
+            torch.randint(self.ensemble.members, (1,), generator=self.generator, device=self.generator.device)
+        )
         a = torch.maximum(torch.minimum(actions, self.high), self.low)
         nxt = self.ensemble.predict_member(obs, a, member).clamp(-STATE_CLIP, STATE_CLIP)
         bad = ~torch.isfinite(nxt).all(dim=-1)

@@ -38,6 +38,12 @@ class BatchedLinear(nn.Module):
 class DynamicsEnsemble(nn.Module):
     """Ensemble of MLP dynamics models predicting ``s'`` from ``(s, a)``."""
 
+    in_mean: torch.Tensor
+    in_std: torch.Tensor
+    delta_mean: torch.Tensor
+    delta_std: torch.Tensor
+    layers: nn.ModuleList
+
     def __init__(self, obs_dim: int, action_dim: int, members: int = 5, hidden: Sequence[int] = (1024, 1024)):
         super().__init__()
         self.obs_dim, self.action_dim, self.members = obs_dim, action_dim, members
@@ -48,6 +54,10 @@ class DynamicsEnsemble(nn.Module):
         self.register_buffer("in_std", torch.ones(obs_dim + action_dim))
         self.register_buffer("delta_mean", torch.zeros(obs_dim))
         self.register_buffer("delta_std", torch.ones(obs_dim))
+
+    def linear_layers(self) -> list[BatchedLinear]:
+        """The batched layers, input to output."""
+        return [layer for layer in self.layers if isinstance(layer, BatchedLinear)]
 
     # ------------------------------------------------------------ normalizer
     def set_normalizer(self, obs: np.ndarray, actions: np.ndarray, next_obs: np.ndarray) -> None:
@@ -73,10 +83,11 @@ class DynamicsEnsemble(nn.Module):
     # --------------------------------------------------------------- forward
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Normalized ``(E, B, D + A) -> (E, B, D)`` normalized delta, all members at once."""
+        *hidden, last = self.linear_layers()
         h = z
-        for layer in self.layers[:-1]:
+        for layer in hidden:
             h = torch.relu(layer(h))
-        return self.layers[-1](h)
+        return last(h)
 
     def predict(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Every member's next state: ``(B, D), (B, A) -> (E, B, D)``."""
@@ -85,10 +96,11 @@ class DynamicsEnsemble(nn.Module):
 
     def predict_member(self, obs: torch.Tensor, actions: torch.Tensor, member: int) -> torch.Tensor:
         """One member's next state: ``(B, D), (B, A) -> (B, D)`` (imagination's hot path)."""
+        *hidden, last = self.linear_layers()
         h = self.normalize_inputs(obs, actions)
-        for layer in self.layers[:-1]:
+        for layer in hidden:
             h = torch.relu(layer.forward_member(h, member))
-        delta = self.layers[-1].forward_member(h, member)
+        delta = last.forward_member(h, member)
         return obs + delta * self.delta_std + self.delta_mean
 
     def flops_per_row(self) -> int:

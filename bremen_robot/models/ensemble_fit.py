@@ -24,10 +24,15 @@ def member_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def member_weight_l2(model: DynamicsEnsemble) -> torch.Tensor:
     """Per-member sum of squared weights over all layers: ``(E,)``."""
-    return sum((layer.weight**2).sum(dim=(1, 2)) for layer in model.layers)  # type: ignore[return-value]
+    total = torch.zeros(model.members, device=model.in_mean.device)
+    for layer in model.linear_layers():
+        total = total + (layer.weight**2).sum(dim=(1, 2))
+    return total
 
 
-def ensemble_loss(model: DynamicsEnsemble, z_in: torch.Tensor, z_target: torch.Tensor, weight_decay: float) -> torch.Tensor:
+def ensemble_loss(
+    model: DynamicsEnsemble, z_in: torch.Tensor, z_target: torch.Tensor, weight_decay: float
+) -> torch.Tensor:
     """Training loss summed over members (each member's gradient is its own): scalar."""
     per_member = member_mse(model(z_in), z_target) + weight_decay * member_weight_l2(model)
     return per_member.sum()
@@ -45,7 +50,9 @@ class FitHistory:
     flops: float = 0.0
 
 
-def _tensors(model: DynamicsEnsemble, data: Dataset, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _tensors(
+    model: DynamicsEnsemble, data: Dataset, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     obs = torch.as_tensor(data.obs, device=device)
     act = torch.as_tensor(data.actions, device=device)
     nxt = torch.as_tensor(data.next_obs, device=device)
@@ -53,7 +60,9 @@ def _tensors(model: DynamicsEnsemble, data: Dataset, device: torch.device) -> tu
 
 
 @torch.no_grad()
-def holdout_mse(model: DynamicsEnsemble, z_in: torch.Tensor, z_target: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def holdout_mse(
+    model: DynamicsEnsemble, z_in: torch.Tensor, z_target: torch.Tensor, chunk: int = 8192
+) -> torch.Tensor:
     """Per-member holdout MSE ``(E,)``; every member sees all holdout rows."""
     total = torch.zeros(model.members, device=z_in.device)
     for i in range(0, len(z_in), chunk):
@@ -95,7 +104,9 @@ def fit_ensemble(
         n_batches = 0
         for i in range(0, N - bs + 1, bs):
             idx = perm[:, i : i + bs]  # (E, bs)
-            loss = ensemble_loss(model, z_in[idx], z_tgt[idx], cfg.weight_decay)  # (N, in)[(E, bs)] -> (E, bs, in)
+            loss = ensemble_loss(
+                model, z_in[idx], z_tgt[idx], cfg.weight_decay
+            )  # (N, in)[(E, bs)] -> (E, bs, in)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -124,6 +124,7 @@ def export_policy(
     policy_path = out_dir / POLICY_FILE
     _atomic_write_bytes(policy_path, buf.getvalue())
     manifest = PolicyManifest(
+        format_version=FORMAT_VERSION,
         robot=robot,
         task=task,
         observation_names=list(observation_names),
@@ -216,6 +217,8 @@ def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(ppath), map_location="cpu")
     except Exception as exc:  # torch raises several types for corrupt zip archives
-        raise ArtifactError(f"{ppath}: cannot load TorchScript ({type(exc).__name__}); re-export it") from None
+        raise ArtifactError(
+            f"{ppath}: cannot load TorchScript ({type(exc).__name__}); re-export it"
+        ) from None
     module.eval()
     return FrozenPolicy(module, manifest, d)

@@ -13,7 +13,9 @@ from bremen_robot.data.dataset import Dataset
 from bremen_robot.policy.gaussian import GaussianPolicy
 
 
-def bc_loss(policy: GaussianPolicy, obs: torch.Tensor, actions: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+def bc_loss(
+    policy: GaussianPolicy, obs: torch.Tensor, actions: torch.Tensor, generator: torch.Generator
+) -> torch.Tensor:
     """``(B, D), (B, A) -> scalar``: MSE of a reparameterized sample against the logged action."""
     return F.mse_loss(policy.sample(obs, generator), actions)
 

@@ -39,11 +39,16 @@ class GaussianPolicy(nn.Module):
     Shapes: ``obs`` is ``B x D_obs``; ``mean`` and ``log_std`` are ``B x D_act``.
     """
 
+    obs_mean: torch.Tensor
+    obs_std: torch.Tensor
+    act_center: torch.Tensor
+    act_scale: torch.Tensor
+
     def __init__(
         self,
         obs_dim: int,
-        action_low: Sequence[float],
-        action_high: Sequence[float],
+        action_low: Sequence[float] | np.ndarray,
+        action_high: Sequence[float] | np.ndarray,
         hidden: Sequence[int] = (200, 200),
     ) -> None:
         super().__init__()

@@ -28,14 +28,20 @@ class TRPOStats:
 
 
 def surrogate_loss(
-    policy: GaussianPolicy, obs: torch.Tensor, actions: torch.Tensor, advantages: torch.Tensor, old_log_prob: torch.Tensor
+    policy: GaussianPolicy,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    advantages: torch.Tensor,
+    old_log_prob: torch.Tensor,
 ) -> torch.Tensor:
     """``-mean(pi(a|s) / pi_old(a|s) * A)``: scalar to minimize."""
     ratio = (policy.log_prob(obs, actions) - old_log_prob).exp()
     return -(ratio * advantages).mean()
 
 
-def mean_kl(policy: GaussianPolicy, obs: torch.Tensor, old_mean: torch.Tensor, old_log_std: torch.Tensor) -> torch.Tensor:
+def mean_kl(
+    policy: GaussianPolicy, obs: torch.Tensor, old_mean: torch.Tensor, old_log_std: torch.Tensor
+) -> torch.Tensor:
     """``mean_s KL(pi_old(.|s) || pi(.|s))``: scalar."""
     mean, log_std = policy(obs)
     return gaussian_kl(old_mean, old_log_std, mean, log_std).mean()
@@ -43,7 +49,9 @@ def mean_kl(policy: GaussianPolicy, obs: torch.Tensor, old_mean: torch.Tensor, o
 
 def _flat_grad(y: torch.Tensor, params: list[torch.Tensor], create_graph: bool = False) -> torch.Tensor:
     grads = torch.autograd.grad(y, params, create_graph=create_graph, allow_unused=True)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)])
+    return torch.cat(
+        [(g if g is not None else torch.zeros_like(p)).reshape(-1) for g, p in zip(grads, params)]
+    )
 
 
 def trpo_step(
@@ -58,7 +66,7 @@ def trpo_step(
     generator: torch.Generator | None = None,
 ) -> TRPOStats:
     """Natural-gradient step within ``KL <= cfg.max_kl``, found by CG and backtracking."""
-    params = [p for p in policy.parameters() if p.requires_grad]
+    params: list[torch.Tensor] = [p for p in policy.parameters() if p.requires_grad]
     old_log_prob = gaussian_log_prob(old_mean, old_log_std, actions)
     bc_out = None
     if bc_policy is not None and cfg.bc_kl_coef > 0:
@@ -86,7 +94,9 @@ def trpo_step(
     # Fisher-vector product by double backprop; the graph of kl_grad is kept across CG iterations
     def fvp_retained(v: torch.Tensor) -> torch.Tensor:
         grads = torch.autograd.grad((kl_grad * v).sum(), params, retain_graph=True, allow_unused=True)
-        flat = torch.cat([(gr if gr is not None else torch.zeros_like(p)).reshape(-1) for gr, p in zip(grads, params)])
+        flat = torch.cat(
+            [(gr if gr is not None else torch.zeros_like(p)).reshape(-1) for gr, p in zip(grads, params)]
+        )
         return flat + cfg.cg_damping * v
 
     step_dir = conjugate_gradient(fvp_retained, -g.detach(), cfg.cg_iters)
@@ -104,7 +114,11 @@ def trpo_step(
             new_loss = float(loss_fn())
             kl = float(mean_kl(policy, obs, old_mean, old_log_std))
             improvement = before - new_loss
-            if kl <= cfg.max_kl and improvement > 0 and improvement / (expected * frac + 1e-12) > cfg.accept_ratio:
+            if (
+                kl <= cfg.max_kl
+                and improvement > 0
+                and improvement / (expected * frac + 1e-12) > cfg.accept_ratio
+            ):
                 return TRPOStats(before, new_loss, kl, frac, expected)
         vector_to_parameters(old_params, params)
     return TRPOStats(before, before, 0.0, 0.0, expected)

@@ -50,7 +50,9 @@ class LinearBaseline:
 
 
 class MLPBaseline:
-    def __init__(self, obs_dim: int, hidden: list[int], epochs: int, generator: torch.Generator, lr: float = 1e-3):
+    def __init__(
+        self, obs_dim: int, hidden: list[int], epochs: int, generator: torch.Generator, lr: float = 1e-3
+    ):
         self.net = mlp(obs_dim + 1, hidden, 1)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=lr)
         self.epochs, self.generator = epochs, generator

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from bremen_robot.errors import ArtifactError
-from bremen_robot.policy.artifact import load_artifact, manifest_digest
-from bremen_robot.policy.artifact import export_policy
+from bremen_robot.policy.artifact import export_policy, load_artifact, manifest_digest
 from bremen_robot.policy.gaussian import GaussianPolicy
 
 
@@ -18,8 +17,15 @@ def artifact(tmp_path):
     with torch.no_grad():
         for p in pol.parameters():
             p.add_(0.3 * torch.randn_like(p))  # make the mean non-trivial
-    m = export_policy(pol, tmp_path / "a", robot="r", task="t", observation_names=["a", "b", "c"],
-                      action_names=["j1", "j2"], control_rate_hz=50.0)
+    m = export_policy(
+        pol,
+        tmp_path / "a",
+        robot="r",
+        task="t",
+        observation_names=["a", "b", "c"],
+        action_names=["j1", "j2"],
+        control_rate_hz=50.0,
+    )
     return pol, tmp_path / "a", m
 
 
@@ -31,7 +37,9 @@ def test_export_parity_with_python_policy(artifact):
         expected = pol(torch.as_tensor(obs))[0].numpy()
     np.testing.assert_allclose(frozen.act(obs), expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(frozen.act(obs[0]), expected[0], rtol=1e-5, atol=1e-6)
-    assert (frozen.act(obs)[:, 1] >= 0).all() and (frozen.act(obs)[:, 1] <= 1).all()  # scaling inside the graph
+    assert (frozen.act(obs)[:, 1] >= 0).all() and (
+        frozen.act(obs)[:, 1] <= 1
+    ).all()  # scaling inside the graph
     assert manifest.action_low == [-2.0, 0.0] and manifest.joint_order == ["j1", "j2"]
     assert len(manifest_digest(manifest)) == 64
 

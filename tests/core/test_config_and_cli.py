@@ -14,7 +14,11 @@ def test_every_shipped_preset_loads_and_says_how_it_differs(name):
 
 def test_paper_presets_carry_the_published_figures():
     cheetah = load_train_config("halfcheetah-paper")
-    assert (cheetah.ensemble.members, cheetah.ensemble.hidden, cheetah.ensemble.batch_size) == (5, [1024, 1024], 1000)
+    assert (cheetah.ensemble.members, cheetah.ensemble.hidden, cheetah.ensemble.batch_size) == (
+        5,
+        [1024, 1024],
+        1000,
+    )
     assert (cheetah.trpo.max_kl, cheetah.trpo.horizon, cheetah.trpo.steps_per_iteration) == (0.1, 250, 50_000)
     assert load_train_config("hopper-paper").trpo.horizon == 1000
     assert load_train_config("ant-paper").trpo.gae_lambda == 0.97
@@ -58,10 +62,19 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, point_data,
     bad.obs[0, 0] = np.nan
     nan_path = bad.save(tmp_path / "nan.npz")
     cases = [
-        (["train", "--config", "no-such-preset", "--data", str(data), "--out", str(tmp_path / "o1")], "unknown preset"),
-        (["train", "--config", "halfcheetah-cpu", "--data", str(data), "--out", str(tmp_path / "o2")], "expects 17"),
+        (
+            ["train", "--config", "no-such-preset", "--data", str(data), "--out", str(tmp_path / "o1")],
+            "unknown preset",
+        ),
+        (
+            ["train", "--config", "halfcheetah-cpu", "--data", str(data), "--out", str(tmp_path / "o2")],
+            "expects 17",
+        ),
         (["train", "--config", "point-demo", "--data", str(nan_path), "--out", str(tmp_path / "o3")], "NaN"),
-        (["train", "--config", "point-demo", "--data", str(cheetah_like), "--out", str(tmp_path / "o4")], "not found"),
+        (
+            ["train", "--config", "point-demo", "--data", str(cheetah_like), "--out", str(tmp_path / "o4")],
+            "not found",
+        ),
         (["evaluate", str(tmp_path / "nothing"), "--env", "point"], "no policy artifact"),
         (["evaluate", str(tmp_path), "--env", "Pong-v5"], "unknown env"),
         (["dataset", "collect", "--env", "point", "--steps", "10", "--out", str(data)], "already exists"),

@@ -61,7 +61,16 @@ def test_merge_renumbers_episodes_and_keeps_deployments(point_data):
     assert m.deployments() == [1, 2]
     assert len(m.latest_deployment()) == 400
     with pytest.raises(DatasetError, match="different tasks"):
-        merge([point_data, Dataset.from_columns("halfcheetah", {k: np.zeros((1, 17 if "obs" in k else 6)) for k in ("obs", "next_obs", "actions")} | {"rewards": np.zeros(1)})])
+        merge(
+            [
+                point_data,
+                Dataset.from_columns(
+                    "halfcheetah",
+                    {k: np.zeros((1, 17 if "obs" in k else 6)) for k in ("obs", "next_obs", "actions")}
+                    | {"rewards": np.zeros(1)},
+                ),
+            ]
+        )
 
 
 def test_split_is_per_episode_and_disjoint(point_data):

@@ -6,11 +6,13 @@ from bremen_robot.trainer import train
 
 def test_same_seed_same_numbers(tmp_path, point_data):
     cfg = load_train_config("point-demo")
-    cfg = cfg.model_copy(update={
-        "ensemble": cfg.ensemble.model_copy(update={"max_epochs": 3}),
-        "bc": cfg.bc.model_copy(update={"steps": 200}),
-        "trpo": cfg.trpo.model_copy(update={"iterations": 3}),
-    })
+    cfg = cfg.model_copy(
+        update={
+            "ensemble": cfg.ensemble.model_copy(update={"max_epochs": 3}),
+            "bc": cfg.bc.model_copy(update={"steps": 200}),
+            "trpo": cfg.trpo.model_copy(update={"iterations": 3}),
+        }
+    )
     a = train(cfg, point_data, tmp_path / "a").report
     b = train(cfg, point_data, tmp_path / "b").report
     c = train(cfg.model_copy(update={"seed": 1}), point_data, tmp_path / "c").report

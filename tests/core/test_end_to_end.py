@@ -11,14 +11,46 @@ from bremen_robot.cli import main
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    assert main(["dataset", "collect", "--env", "point", "--steps", "2000", "--out", str(root / "d1.npz")]) == 0
-    assert main(["train", "--config", "point-demo", "--data", str(root / "d1.npz"), "--out", str(root / "art"), "--quiet"]) == 0
+    assert (
+        main(["dataset", "collect", "--env", "point", "--steps", "2000", "--out", str(root / "d1.npz")]) == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                "point-demo",
+                "--data",
+                str(root / "d1.npz"),
+                "--out",
+                str(root / "art"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return root
 
 
 def _returns(root, artifact, name):
     out = root / f"{name}.json"
-    assert main(["evaluate", str(artifact), "--env", "point", "--episodes", "20", "--seed", "500", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(artifact),
+                "--env",
+                "point",
+                "--episodes",
+                "20",
+                "--seed",
+                "500",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return np.array(json.loads(out.read_text())["returns"])
 
 
@@ -47,7 +79,18 @@ def test_training_writes_report_and_artifacts(trained):
 
 
 def test_retrain_refits_previous_ensemble_and_refuses_overwrite(trained, capsys):
-    code = main(["train", "--config", "point-demo", "--data", str(trained / "d1.npz"), "--out", str(trained / "art"), "--quiet"])
+    code = main(
+        [
+            "train",
+            "--config",
+            "point-demo",
+            "--data",
+            str(trained / "d1.npz"),
+            "--out",
+            str(trained / "art"),
+            "--quiet",
+        ]
+    )
     assert code == 2
     assert "already holds an artifact" in capsys.readouterr().err
     assert (trained / "art" / "manifest.json").is_file()

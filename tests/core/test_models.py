@@ -51,7 +51,9 @@ def test_bc_recovers_linear_gaussian_behavior():
     W = np.array([[0.5, -0.3], [0.2, 0.4]])
     obs = rng.normal(size=(4000, 2)).astype(np.float32)
     act = np.clip(obs @ W.T + 0.05 * rng.normal(size=(4000, 2)), -1, 1).astype(np.float32)
-    data = Dataset.from_columns("point", {"obs": obs, "actions": act, "rewards": np.zeros(4000), "next_obs": obs})
+    data = Dataset.from_columns(
+        "point", {"obs": obs, "actions": act, "rewards": np.zeros(4000), "next_obs": obs}
+    )
     cfg = BCConfig(hidden=[64, 64], steps=3000, lr=1e-3)
     pol = new_bc_policy(data, np.array([-1.0, -1.0]), np.array([1.0, 1.0]), cfg)
     losses = train_bc(pol, data, cfg, torch.Generator().manual_seed(0), log_every=500)

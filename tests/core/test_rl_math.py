@@ -70,7 +70,9 @@ def test_trpo_step_respects_kl_and_improves_surrogate():
 def test_trpo_rejects_step_when_no_improvement_possible():
     pol, obs, act, _, mean, log_std = _batch()
     before = [p.detach().clone() for p in pol.parameters()]
-    stats = trpo_step(pol, obs, act, torch.zeros(len(obs)), mean, log_std, TRPOConfig(horizon=1, steps_per_iteration=1))
+    stats = trpo_step(
+        pol, obs, act, torch.zeros(len(obs)), mean, log_std, TRPOConfig(horizon=1, steps_per_iteration=1)
+    )
     assert stats.step_fraction == 0
     for p, b in zip(pol.parameters(), before):
         assert torch.equal(p, b)

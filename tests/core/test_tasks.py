@@ -7,7 +7,11 @@ from bremen_robot.tasks import get_task, task_names
 
 
 def _states(task, rng, n=64):
-    return rng.normal(size=(n, task.obs_dim)), rng.uniform(-1, 1, size=(n, task.action_dim)), rng.normal(size=(n, task.obs_dim))
+    return (
+        rng.normal(size=(n, task.obs_dim)),
+        rng.uniform(-1, 1, size=(n, task.action_dim)),
+        rng.normal(size=(n, task.obs_dim)),
+    )
 
 
 @pytest.mark.parametrize("name", ["halfcheetah", "hopper", "walker2d", "ant", "point"])
