@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes.util
 import os
 import sys
+from typing import Any
 
 
 def configure_mujoco_gl() -> str | None:
@@ -27,3 +28,11 @@ def configure_mujoco_gl() -> str | None:
     os.environ["MUJOCO_GL"] = choice
     os.environ.setdefault("PYOPENGL_PLATFORM", choice)
     return choice
+
+
+def import_mujoco() -> Any:
+    """``import mujoco`` after choosing the offscreen GL platform (every import in ``sim`` goes here)."""
+    configure_mujoco_gl()
+    import mujoco
+
+    return mujoco

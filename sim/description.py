@@ -25,6 +25,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from sim._gl import import_mujoco
 from sim._math import mat_to_rpy, quat_to_mat
 from sim.errors import SimError
 
@@ -116,7 +117,7 @@ class MjcfDescription:
 
 def compile_mjcf(path: Path) -> Any:
     """Compile an MJCF (or URDF) file with MuJoCo; one-line :class:`SimError` on failure."""
-    import mujoco
+    mujoco = import_mujoco()
 
     path = Path(path)
     if not path.is_file():

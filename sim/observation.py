@@ -15,7 +15,8 @@ Observation names (``task.obs_names``) are resolved as follows:
   with both vectors in the world frame (``nav_msgs/Odometry`` users: rotate the twist from the
   child frame to the world frame first, e.g. with :func:`rotate`);
 * anything else (``goal.x``, ``ee.x``...) comes from ``extras``; ``ee.*`` of ``panda_reach`` is
-  computed by forward kinematics when not given.
+  computed by forward kinematics when not given;
+* Hopper and Walker2d clip the ``qvel.*`` entries to +-10, as Gymnasium v5 does.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ def _panda_ee(names: Sequence[str], positions: np.ndarray) -> dict[str, float]:
     return {"ee.x": float(ee[0]), "ee.y": float(ee[1]), "ee.z": float(ee[2])}
 
 
+# Gymnasium v5's Hopper and Walker2d clip the velocity part of the observation to +-10.
+VELOCITY_CLIP: dict[str, float] = {"hopper": 10.0, "walker2d": 10.0}
+
 # Observation entries a task can compute from joint positions when they are not measured.
 DERIVED: dict[str, Callable[[Sequence[str], np.ndarray], dict[str, float]]] = {"panda_reach": _panda_ee}
 
@@ -105,6 +109,11 @@ class ObservationBuilder:
         self._pos_dst, self._pos_src = np.array(pos_dst, dtype=int), np.array(pos_src, dtype=int)
         self._vel_dst, self._vel_src = np.array(vel_dst, dtype=int), np.array(vel_src, dtype=int)
         self.needs_base = bool(self._base)
+        clip = VELOCITY_CLIP.get(self.task.name)
+        self._vel_clip = clip
+        self._qvel_idx = np.array(
+            [k for k, n in enumerate(self.task.obs_names) if n.startswith("qvel.")], dtype=int
+        )
         self.extra_names = tuple(name for _, name in self._extra)
 
     def __call__(
@@ -134,6 +143,8 @@ class ObservationBuilder:
             parts = {"pos": pos, "quat": quat, "lin": lin, "ang": quat_conjugate_rotate(quat, ang_world)}
             for k, part, i in self._base:
                 obs[k] = parts[part][i]
+        if self._vel_clip is not None:
+            obs[self._qvel_idx] = np.clip(obs[self._qvel_idx], -self._vel_clip, self._vel_clip)
         if self._extra:
             values: dict[str, float] = dict(extras or {})
             missing = [name for _, name in self._extra if name not in values]

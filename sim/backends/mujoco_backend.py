@@ -16,21 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from sim._gl import configure_mujoco_gl
+from sim._gl import import_mujoco
+from sim._math import quat_to_mat
 from sim.backends.base import PhysicsScales, RobotBackend
 from sim.description import compile_mjcf
 from sim.errors import SimError
 from sim.robots import PANDA_ARM_JOINTS, PANDA_EFFORT, PANDA_TIMESTEP, RobotSpec
 
-configure_mujoco_gl()
-import mujoco  # noqa: E402  (MUJOCO_GL must be set first)
+mujoco = import_mujoco()  # MUJOCO_GL must be chosen before the first import
 
 _FREE, _SLIDE, _HINGE = (
     int(mujoco.mjtJoint.mjJNT_FREE),
     int(mujoco.mjtJoint.mjJNT_SLIDE),
     int(mujoco.mjtJoint.mjJNT_HINGE),
 )
-PANDA_KV = 1000.0  # N m s / rad: velocity-servo gain of the simulated Franka joint controller
+PANDA_KV = 300.0  # N m s / rad: velocity servo of the simulated Franka joint controller
 PANDA_EE_OFFSET = (0.0, 0.0, 0.107 + 0.105)  # flange + grasp target, in panda_link7's frame
 
 
@@ -78,6 +78,15 @@ def build_panda_model(path: Path) -> Any:
     return model
 
 
+def _is_nominal(scales: PhysicsScales) -> bool:
+    return bool(
+        np.all(scales.link_mass == 1.0)
+        and scales.friction == 1.0
+        and np.all(scales.joint_damping == 1.0)
+        and np.all(scales.actuator_gain == 1.0)
+    )
+
+
 class MujocoBackend(RobotBackend):
     """A robot in MuJoCo."""
 
@@ -123,6 +132,8 @@ class MujocoBackend(RobotBackend):
             "timestep": self.timestep,
         }
         self._gain = np.ones(len(self._act))
+        self._stale = False
+        self._at_nominal = True
         self._friction_scale = 1.0
         self._command = np.zeros(len(self._act))
         self._renderer: Any = None
@@ -133,6 +144,7 @@ class MujocoBackend(RobotBackend):
     # ------------------------------------------------------------------ lifecycle
     def restore_initial(self) -> None:
         mujoco.mj_resetData(self.model, self.data)
+        self._stale = True
         self._command = np.zeros(len(self._act))
         self.data.ctrl[:] = 0.0
 
@@ -140,6 +152,7 @@ class MujocoBackend(RobotBackend):
         self.data.qpos[:] = qpos
         self.data.qvel[:] = qvel
         mujoco.mj_forward(self.model, self.data)
+        self._stale = False
 
     def get_state(self) -> tuple[np.ndarray, np.ndarray]:
         return self.data.qpos.copy(), self.data.qvel.copy()
@@ -158,6 +171,12 @@ class MujocoBackend(RobotBackend):
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
         if period_scale != 1.0:
             self.model.opt.timestep = self._nominal["timestep"]
+        self._stale = True  # mj_step leaves xpos/xmat at the last substep's start
+
+    def _kinematics(self) -> None:
+        if self._stale:
+            mujoco.mj_kinematics(self.model, self.data)
+            self._stale = False
 
     # ------------------------------------------------------------------ readings
     def joint_positions(self) -> np.ndarray:
@@ -177,16 +196,16 @@ class MujocoBackend(RobotBackend):
     def base_twist(self) -> tuple[np.ndarray, np.ndarray] | None:
         if not self.floating_base:
             return None
-        rot = self.data.xmat[self._base_body].reshape(3, 3)
+        rot = quat_to_mat(self.data.qpos[3:7])  # from the current state (xmat lags one substep)
         return self.data.qvel[0:3].copy(), rot @ self.data.qvel[3:6]
 
     def point_position(self, name: str) -> np.ndarray:
+        self._kinematics()
         if name == "ee" and self._ee_site >= 0:
             return self.data.site_xpos[self._ee_site].copy()
-        bid = mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, name)
-        if bid < 0:
-            raise SimError(f"robot '{self.spec.name}' has no point '{name}'")
-        return self.data.xpos[bid].copy()
+        if name not in self.body_names:
+            raise SimError(f"robot '{self.spec.name}' has no point '{name}'; points: ee or a body name")
+        return self.data.xpos[self.body_names.index(name) + 1].copy()
 
     def set_marker(self, name: str, position: np.ndarray) -> None:
         if name == "goal" and self._goal_site >= 0:
@@ -195,6 +214,10 @@ class MujocoBackend(RobotBackend):
 
     # ------------------------------------------------------------------ physics parameters
     def set_scales(self, scales: PhysicsScales) -> None:
+        nominal = _is_nominal(scales)
+        if nominal and self._at_nominal:
+            return  # nothing to change (and the compiled constants stay bit-identical to Gymnasium's)
+        self._at_nominal = nominal
         m, nom = self.model, self._nominal
         m.body_mass[1:] = nom["mass"] * scales.link_mass
         m.body_inertia[1:] = nom["inertia"] * scales.link_mass[:, None]
@@ -237,6 +260,7 @@ class MujocoBackend(RobotBackend):
                     "headless machine set MUJOCO_GL=egl (GPU or Mesa EGL) or MUJOCO_GL=osmesa "
                     "(apt-get install libosmesa6)"
                 ) from None
+        self._kinematics()
         cam = mujoco.MjvCamera()
         cam.type = mujoco.mjtCamera.mjCAMERA_FREE
         c = self.spec.camera
