@@ -11,8 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sim._gl import configure_mujoco_gl
 from sim.errors import SimError
 from sim.robots import RobotSpec, get_robot, robot_names
+
+configure_mujoco_gl()  # headless: pick EGL/OSMesa now, in case something imports mujoco before a backend
 
 if TYPE_CHECKING:
     from sim.backends.base import PhysicsScales, RobotBackend

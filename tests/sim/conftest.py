@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
-pytest.importorskip("mujoco", reason="the sim extra (mujoco) is not installed")
-pytest.importorskip("pybullet", reason="the sim extra (pybullet) is not installed")
-pytest.importorskip("gymnasium", reason="the sim extra (gymnasium) is not installed")
+for _mod in ("mujoco", "pybullet", "gymnasium"):  # find_spec: MuJoCo must not be imported before sim
+    if importlib.util.find_spec(_mod) is None:
+        pytest.skip(f"the sim extra ({_mod}) is not installed", allow_module_level=True)
 
-import sim  # noqa: E402
+import sim  # noqa: E402  (chooses MuJoCo's offscreen GL before anything imports mujoco)
 
 ROBOTS = sim.robot_names()
 BACKENDS = sim.backend_names()

@@ -1,0 +1,70 @@
+"""Bad input: unknown names list the valid ones; missing or unloadable assets; one line, exit 2."""
+
+from __future__ import annotations
+
+import pytest
+
+import sim
+from bremen_robot.cli import main
+from sim.errors import SimError
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(
+        SimError, match="unknown robot 'cheetah'; valid robots: ant, halfcheetah, hopper, panda, walker2d"
+    ):
+        sim.make("cheetah")
+    with pytest.raises(SimError, match="unknown backend 'bullet'; valid backends: mujoco, pybullet"):
+        sim.make("hopper", backend="bullet")
+    with pytest.raises(SimError, match="unknown task 'run'; valid tasks: .*halfcheetah"):
+        sim.make("hopper", task="run")
+    with pytest.raises(SimError, match="does not fit robot 'hopper'; valid tasks: hopper"):
+        sim.make("hopper", task="walker2d")
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
+def test_missing_asset_file(backend, tmp_path):
+    with pytest.raises(SimError, match="not found") as err:
+        sim.make("halfcheetah", backend=backend, asset=tmp_path / "nope.xml")
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
+def test_description_the_engine_cannot_load(backend, tmp_path):
+    broken = tmp_path / "broken.xml"
+    broken.write_text('<mujoco><worldbody><body name="a"><joint type="hinge"/><geom type="sphere" size="x"/>')
+    with pytest.raises(SimError, match="cannot load") as err:
+        sim.make("halfcheetah", backend=backend, asset=broken)
+    assert "\n" not in str(err.value)
+
+
+def test_pybullet_refuses_geoms_it_cannot_translate(tmp_path):
+    mesh_robot = tmp_path / "ellipsoid.xml"
+    mesh_robot.write_text(
+        '<mujoco><worldbody><geom type="plane" size="5 5 .1"/><body name="torso" pos="0 0 1">'
+        '<joint name="rootx" type="slide" axis="1 0 0"/><geom type="ellipsoid" size=".1 .2 .3"/>'
+        '</body></worldbody><actuator><motor joint="rootx"/></actuator></mujoco>'
+    )
+    with pytest.raises(SimError, match="ellipsoid.*cannot translate"):
+        sim.create_backend("halfcheetah", "pybullet", asset=mesh_robot)
+
+
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    from tests.sim.test_sim2real import tiny_artifact
+
+    art = tiny_artifact(tmp_path / "pol", "halfcheetah")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("link_mass: [2.0, 1.0]\n")
+    cases = [
+        (["--robot", "cheetah"], "valid robots"),
+        (["--train-backend", "bullet"], "valid backends"),
+        (["--task", "hopper"], "does not fit robot 'halfcheetah'"),
+        (["--randomization", str(bad)], "link_mass range [2.0, 1.0] is empty"),
+        (["--randomization", str(tmp_path / "none.yaml")], "not found"),
+        (["--episodes", "0"], "--episodes must be at least 1"),
+    ]
+    for extra, words in cases:
+        code = main(["sim2real", str(art), "--out", str(tmp_path / "out"), *extra])
+        err = capsys.readouterr().err.strip()
+        assert code == 2, (extra, err)
+        assert err.count("\n") == 0 and words in err, (extra, err)

@@ -1,0 +1,123 @@
+"""`bremen sim2real` on a tiny frozen policy: the table, the transfer ratio, the JSON and the plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bremen_robot.cli import main
+from bremen_robot.policy.artifact import export_policy
+from bremen_robot.policy.gaussian import GaussianPolicy
+from bremen_robot.tasks import get_task
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def tiny_artifact(path: Path, robot: str, task: str | None = None) -> Path:
+    t = get_task(task or robot)
+    torch.manual_seed(0)
+    policy = GaussianPolicy(t.obs_dim, t.action_low, t.action_high, hidden=(8,))
+    export_policy(
+        policy,
+        path,
+        robot=robot,
+        task=t.name,
+        observation_names=list(t.obs_names),
+        action_names=list(t.action_names),
+        control_rate_hz=1.0 / t.dt,
+    )
+    return path
+
+
+def test_sim2real_prints_the_table_and_writes_json_and_png(tmp_path, capsys):
+    art = tiny_artifact(tmp_path / "pol", "hopper")
+    out = tmp_path / "report"
+    code = main(["sim2real", str(art), "--episodes", "2", "--out", str(out), "--seed", "3"])
+    text = capsys.readouterr().out
+    assert code == 0
+    for words in (
+        "mujoco (training)",
+        "pybullet",
+        "mujoco + randomization",
+        "return (mean ± std)",
+        "transfer ratio",
+    ):
+        assert words in text
+    report = json.loads((out / "sim2real.json").read_text())
+    conds = {c["label"]: c for c in report["conditions"]}
+    assert set(conds) == {"mujoco (training)", "pybullet", "mujoco + randomization"}
+    assert all(len(c["returns"]) == 2 for c in conds.values())
+    train, other = conds["mujoco (training)"]["return_mean"], conds["pybullet"]["return_mean"]
+    assert report["transfer_ratio"] == pytest.approx(other / train)
+    assert f"{report['transfer_ratio']:.3f}" in text
+    assert conds["mujoco + randomization"]["randomized"] and not conds["pybullet"]["randomized"]
+    png = (out / "sim2real.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_sim2real_reports_success_and_shield_interventions(tmp_path, capsys):
+    art = tiny_artifact(tmp_path / "pol", "panda", "panda_reach")
+    code = main(
+        [
+            "sim2real",
+            str(art),
+            "--episodes",
+            "2",
+            "--out",
+            str(tmp_path / "r1"),
+            "--train-backend",
+            "pybullet",
+        ]
+    )
+    text = capsys.readouterr().out
+    assert code == 0 and "success" in text and "pybullet (training)" in text
+    assert (
+        json.loads((tmp_path / "r1" / "sim2real.json").read_text())["conditions"][0]["success_rate"]
+        is not None
+    )
+
+    art = tiny_artifact(tmp_path / "pol2", "halfcheetah")
+    shield = CONFIGS / "safety" / "halfcheetah.yaml"
+    if not shield.is_file():
+        pytest.skip("configs/safety/halfcheetah.yaml is not in this checkout")
+    code = main(
+        ["sim2real", str(art), "--episodes", "1", "--shield", str(shield), "--out", str(tmp_path / "r2")]
+    )
+    text = capsys.readouterr().out
+    assert code == 0 and "interventions/ep" in text
+    report = json.loads((tmp_path / "r2" / "sim2real.json").read_text())
+    assert all(c["interventions_per_episode"] is not None for c in report["conditions"])
+
+
+def test_sim2real_counts_interventions_the_shield_makes(tmp_path):
+    """A policy that always asks for 2x the box is clipped on every step of every condition."""
+    from sim.randomization import Randomization
+    from sim.sim2real import run_sim2real
+
+    safety = pytest.importorskip("safety")
+    shield_path = CONFIGS / "safety" / "halfcheetah.yaml"
+    if not shield_path.is_file():
+        pytest.skip("configs/safety/halfcheetah.yaml is not in this checkout")
+    from bremen_robot.cli.sim2real_cmd import _shield_filter_factory
+
+    task = get_task("halfcheetah")
+    factory = _shield_filter_factory(shield_path, task.action_names, task.dt)
+    report = run_sim2real(
+        lambda obs: np.full(6, 2.0), "halfcheetah", None, 1, "mujoco", Randomization(), make_filter=factory
+    )
+    assert safety is not None
+    for c in report.conditions:
+        assert c.interventions is not None and c.interventions[0] >= task.max_episode_steps
+
+
+def test_shield_with_another_control_period_is_refused(tmp_path, capsys):
+    shield = CONFIGS / "safety" / "panda.yaml"
+    if not shield.is_file():
+        pytest.skip("configs/safety/panda.yaml is not in this checkout")
+    art = tiny_artifact(tmp_path / "pol", "panda", "panda_reach")
+    code = main(["sim2real", str(art), "--shield", str(shield), "--out", str(tmp_path / "r")])
+    assert code == 2 and "control_period" in capsys.readouterr().err
