@@ -122,7 +122,10 @@ class BremenSimEnv(gym.Env[np.ndarray, np.ndarray]):
                 "ee.y": ee[1],
                 "ee.z": ee[2],
             }
-        return self._builder(b.joint_positions(), b.joint_velocities(), b.base_pose(), b.base_twist(), extras)
+        q, qd = b.joint_state()
+        if self._builder.needs_base:
+            return self._builder(q, qd, b.base_pose(), b.base_twist(), extras)
+        return self._builder(q, qd, None, None, extras)
 
     def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         """Put the robot in a MuJoCo-layout state; returns the (noise-free) observation."""

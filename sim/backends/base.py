@@ -104,6 +104,10 @@ class RobotBackend(ABC):
     @abstractmethod
     def joint_velocities(self) -> np.ndarray: ...
 
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Positions and velocities together (one engine query where the engine allows)."""
+        return self.joint_positions(), self.joint_velocities()
+
     @abstractmethod
     def joint_efforts(self) -> np.ndarray:
         """Actuator effort per joint in ``joint_names`` order (0 for unactuated joints)."""

@@ -70,6 +70,7 @@ class PybulletBackend(RobotBackend):
                 physicsClientId=self.client,
             )
         self._command = np.zeros(len(self.actuated_joint_names))
+        self._base_inertial: tuple[tuple[float, ...], tuple[float, ...]] | None = None
         self._scales = self.nominal_scales()
         self.set_scales(self._scales)
         self._state_id = self.pb.saveState(physicsClientId=self.client)
@@ -291,8 +292,10 @@ class PybulletBackend(RobotBackend):
             self._send_velocity()
 
     def _inertial_frame(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        info = self.pb.getDynamicsInfo(self.robot, -1, physicsClientId=self.client)
-        return info[3], info[4]
+        if self._base_inertial is None:  # fixed by the URDF; changeDynamics does not move it
+            info = self.pb.getDynamicsInfo(self.robot, -1, physicsClientId=self.client)
+            self._base_inertial = (info[3], info[4])
+        return self._base_inertial
 
     def set_state(self, qpos: np.ndarray, qvel: np.ndarray) -> None:
         pb, c = self.pb, self.client
@@ -373,6 +376,9 @@ class PybulletBackend(RobotBackend):
             pb.setTimeStep(self.timestep, physicsClientId=c)
 
     # ------------------------------------------------------------------ readings
+    def joint_state(self) -> tuple[np.ndarray, np.ndarray]:
+        return self._joint_states()
+
     def joint_positions(self) -> np.ndarray:
         return self._joint_states()[0]
 
@@ -405,6 +411,9 @@ class PybulletBackend(RobotBackend):
             return None
         pb, c = self.pb, self.client
         v_com, omega = (np.array(v) for v in pb.getBaseVelocity(self.robot, physicsClientId=c))
+        ipos, iorn = self._inertial_frame()
+        if not any(ipos):  # base origin at its centre of mass (the Ant)
+            return v_com, omega
         com_pos = np.array(pb.getBasePositionAndOrientation(self.robot, physicsClientId=c)[0])
         pose = self.base_pose()
         assert pose is not None
