@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("artifact", type=Path, help="policy artifact directory (or its policy.pt / manifest.json)")
     p.add_argument(
-        "--robot", default=None, help="sim robot (default: the manifest's robot); see `--robot list`"
+        "--robot",
+        default=None,
+        help="sim robot: ant, halfcheetah, hopper, panda, walker2d (default: the manifest's robot)",
     )
     p.add_argument("--task", default=None, help="task (default: the manifest's task)")
     p.add_argument("--episodes", type=int, default=10, help="episodes per condition (default 10)")
@@ -112,9 +114,6 @@ def run(args: argparse.Namespace) -> int:
         raise BremenError(
             f"unknown backend '{args.train_backend}'; valid backends: {', '.join(sim.backend_names())}"
         )
-    if args.robot == "list":
-        print("\n".join(f"{r}: {sim.get_robot(r).description}" for r in sim.robot_names()))
-        return 0
     randomization = (
         load_randomization(args.randomization) if args.randomization is not None else DEFAULT_RANDOMIZATION
     )

@@ -526,6 +526,10 @@ class PybulletBackend(RobotBackend):
         rgba = np.asarray(img[2], dtype=np.uint8).reshape(height, width, 4)
         return rgba[:, :, :3].copy()
 
+    def __del__(self) -> None:  # each DIRECT client holds a whole physics world
+        with contextlib.suppress(Exception):
+            self.close()
+
     def close(self) -> None:
         if getattr(self, "client", None) is not None:
             with contextlib.suppress(self.pb.error):
