@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, default=Path("demo_out"), help="folder for data, artifacts and summary"
     )
-    p.add_argument("--steps", type=int, default=20_000, help="transitions to collect (default 20,000)")
+    p.add_argument("--steps", type=int, default=50_000, help="transitions to collect (default 50,000)")
     p.add_argument("--config", default="halfcheetah-demo", help="training preset (default halfcheetah-demo)")
     p.add_argument("--episodes", type=int, default=3, help="evaluation episodes per policy")
     p.add_argument("--seed", type=int, default=0)
