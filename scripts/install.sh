@@ -19,6 +19,14 @@ STAMP=.venv/.bremen-installed
 if [ -f "$STAMP" ] && [ "$STAMP" -nt pyproject.toml ]; then
   exit 0
 fi
+# Headless MuJoCo rendering needs libEGL (GPU or Mesa) or OSMesa.
+if ! ldconfig -p 2>/dev/null | grep -qE 'libEGL\.so|libOSMesa\.so'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get install -y -qq libosmesa6 >/dev/null || echo "note: could not install libosmesa6; GIF rendering will be skipped"
+  else
+    echo "note: for MuJoCo rendering without a display: apt-get install libosmesa6"
+  fi
+fi
 python -m pip install --quiet "torch==2.13.0"
 python -m pip install --quiet -e ".[sim,ros,dev]"
 touch "$STAMP"

@@ -26,8 +26,11 @@ ActFn = Callable[[np.ndarray], np.ndarray]
 def task_for_env_spec(spec: str) -> Task:
     """The task whose observation layout an env spec produces."""
     if spec.startswith("sim:"):
-        robot_backend = spec[4:]
-        return get_task(robot_backend.split("/")[0])
+        try:
+            import sim
+        except ImportError as exc:
+            raise BremenError(f"'{spec}' needs the sim extra: pip install 'bremen-robot[sim]' ({exc})") from None
+        return get_task(sim.get_robot(spec[4:].split("/")[0]).default_task)
     for name in task_names():
         task = get_task(name)
         if spec in (task.name, task.gym_id):

@@ -15,7 +15,8 @@ from bremen_robot.tasks.base import Array, Task, never_terminates, squared_norm
 _CHEETAH_JOINTS = ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")
 _HOPPER_JOINTS = ("thigh_joint", "leg_joint", "foot_joint")
 _WALKER_JOINTS = _HOPPER_JOINTS + ("thigh_left_joint", "leg_left_joint", "foot_left_joint")
-_ANT_JOINTS = ("hip_1", "ankle_1", "hip_2", "ankle_2", "hip_3", "ankle_3", "hip_4", "ankle_4")
+_ANT_JOINTS = ("hip_1", "ankle_1", "hip_2", "ankle_2", "hip_3", "ankle_3", "hip_4", "ankle_4")  # qpos order
+_ANT_ACTUATORS = ("hip_4", "ankle_4", "hip_1", "ankle_1", "hip_2", "ankle_2", "hip_3", "ankle_3")  # ant.xml <actuator>
 
 
 def _planar_obs_names(joints: tuple[str, ...]) -> tuple[str, ...]:
@@ -149,7 +150,7 @@ WALKER2D = Task(
 ANT = Task(
     name="ant",
     obs_names=_ant_obs_names(),
-    action_names=_ANT_JOINTS,
+    action_names=_ANT_ACTUATORS,
     action_low=_unit_box(8)[0],
     action_high=_unit_box(8)[1],
     dt=0.05,
