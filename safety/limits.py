@@ -26,7 +26,7 @@ _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
 def _fmt(x: float) -> str:
-    return f"{x:g}"
+    return repr(float(x))
 
 
 class CommandBox(BaseModel):
@@ -200,19 +200,17 @@ class SafetyLimits(BaseModel):
 
     @field_validator("max_step", mode="plain")
     @classmethod
-    def _max_step(cls, v: Any) -> float | dict[str, float] | None:
-        def positive(x: Any, where: str) -> float:
+    def _max_step_type(cls, v: Any) -> float | dict[str, float] | None:
+        def number(x: Any, where: str) -> float:
             if isinstance(x, bool) or not isinstance(x, (int, float)):
                 raise ValueError(f"{where}must be a number, got {x!r}")
-            if not math.isfinite(x) or x <= 0:
-                raise ValueError(f"{where}must be a finite number > 0, got {x!r}; give a positive step")
             return float(x)
 
         if v is None:
             return None
         if isinstance(v, Mapping):
-            return {str(k): positive(x, f"{k}: ") for k, x in v.items()}
-        return positive(v, "")
+            return {str(k): number(x, f"entry '{k}' ") for k, x in v.items()}
+        return number(v, "")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SafetyLimits:
@@ -223,12 +221,13 @@ class SafetyLimits(BaseModel):
                 f"safe_command: '{self.safe_command}' does not fit command_interface '{iface}'; "
                 f"use '{allowed}'"
             )
-        if isinstance(self.max_step, dict):
-            for name in self.max_step:
-                if name not in self.joints:
-                    raise ValueError(
-                        f"max_step.{name}: unknown joint; the joints are {', '.join(self.joints)}"
-                    )
+        steps = self.max_step if isinstance(self.max_step, dict) else {"": self.max_step}
+        for name, step in steps.items():
+            where = f"max_step.{name}" if name else "max_step"
+            if name and name not in self.joints:
+                raise ValueError(f"{where}: unknown joint; the joints are {', '.join(self.joints)}")
+            if step is not None and not (math.isfinite(step) and step > 0):
+                raise ValueError(f"{where}: must be a finite number > 0, got {step!r}; give a positive step")
         for name, jl in self.joints.items():
             where = f"joints.{name}"
             box = jl.command or self.command_box
@@ -289,9 +288,13 @@ def _describe(exc: ValidationError, source: str) -> str:
     elif kind == "missing":
         msg = "required field is missing; add it"
     elif kind == "greater_than":
-        msg = f"must be > {ctx.get('gt')}, got {got!r}; give a positive number"
+        msg = f"must be > {ctx.get('gt'):g}, got {got!r}; give a positive number"
     elif kind == "greater_than_equal":
-        msg = f"must be >= {ctx.get('ge')}, got {got!r}; give a non-negative number"
+        msg = f"must be >= {ctx.get('ge'):g}, got {got!r}; give a non-negative number"
+    elif kind == "too_short":
+        msg = f"needs at least {ctx.get('min_length')} entry; add one"
+    elif kind == "string_too_short":
+        msg = "must not be empty"
     elif kind == "finite_number":
         msg = "must be a finite number; leave the field out (or null) for no limit"
     elif kind in ("float_parsing", "float_type"):

@@ -1,0 +1,280 @@
+"""Limits files: the shipped ones load and match their robots; contradictions are rejected
+with one line naming the joint and field."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import math
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from safety import SafetyConfigError, SafetyLimits, SafetyShield, load_limits, parse_limits
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "configs" / "safety"
+
+GOOD: dict[str, Any] = {
+    "robot": "cheetah",
+    "command_interface": "effort",
+    "safe_command": "zero",
+    "command_box": {"min": -1.0, "max": 1.0},
+    "joints": {
+        "bthigh": {"position": {"min": -0.52, "max": 1.05}, "velocity": 30.0},
+        "bshin": {"position": {"min": -0.785, "max": 0.785, "soft_min": -0.7, "soft_max": 0.7}},
+    },
+    "timing": {"control_period": 0.05, "max_observation_age": 0.15},
+}
+
+
+def write(tmp_path: Path, data: Any, name: str = "limits.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def edited(**changes: Any) -> dict[str, Any]:
+    """GOOD with dotted-path changes; a value of ... deletes the key."""
+    data = copy.deepcopy(GOOD)
+    for dotted, value in changes.items():
+        *parents, last = dotted.split("__")
+        node = data
+        for p in parents:
+            node = node.setdefault(p, {})
+        if value is ...:
+            del node[last]
+        else:
+            node[last] = value
+    return data
+
+
+# --- shipped files ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("robot", ["halfcheetah", "hopper", "walker2d", "ant", "panda"])
+def test_shipped_limits_load_and_build_a_shield(robot: str) -> None:
+    limits = load_limits(CONFIGS / f"{robot}.yaml")
+    assert limits.robot == robot
+    shield = SafetyShield(limits)
+    assert shield.n == len(limits.joint_names) > 0
+
+
+def test_panda_limits_are_frankas_published_joint_limits() -> None:
+    limits = load_limits(CONFIGS / "panda.yaml", joint_names=[f"panda_joint{i}" for i in range(1, 8)])
+    assert limits.command_interface == "velocity" and limits.safe_command == "zero"
+    q_min = [-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973]
+    q_max = [2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973]
+    dq_max = [2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61]
+    ddq_max = [15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0]
+    for i, name in enumerate(limits.joint_names):
+        jl = limits.joints[name]
+        assert jl.position is not None
+        assert (jl.position.min, jl.position.max) == (q_min[i], q_max[i])
+        assert jl.position.min < jl.position.soft_lo < jl.position.soft_hi < jl.position.max
+        assert jl.velocity == dq_max[i] and jl.acceleration == ddq_max[i]
+        assert (limits.box(name).min, limits.box(name).max) == (-dq_max[i], dq_max[i])
+
+
+@pytest.mark.parametrize(
+    ("robot", "xml"),
+    [
+        ("halfcheetah", "half_cheetah.xml"),
+        ("hopper", "hopper.xml"),
+        ("walker2d", "walker2d_v5.xml"),
+        ("ant", "ant.xml"),
+    ],
+)
+def test_mujoco_limits_match_the_gymnasium_model(robot: str, xml: str) -> None:
+    """Joint order = actuator order, ranges = MJCF joint ranges, box = ctrlrange, effort = gear."""
+    gym = pytest.importorskip("gymnasium")
+    root = ET.parse(Path(gym.__file__).parent / "envs" / "mujoco" / "assets" / xml).getroot()
+    compiler = root.find("compiler")
+    degrees = compiler is None or compiler.get("angle", "degree") == "degree"
+    ranges = {}
+    for j in root.iter("joint"):
+        if j.get("name") and j.get("range"):
+            lo, hi = (float(x) for x in j.get("range", "").split())
+            ranges[j.get("name")] = (math.radians(lo), math.radians(hi)) if degrees else (lo, hi)
+    motors = [m for m in root.iter("motor") if m.get("joint")]
+    order = [m.get("joint") for m in motors]
+    limits = load_limits(CONFIGS / f"{robot}.yaml", joint_names=order)  # also checks names and order
+    assert limits.joint_names == order
+    with open(CONFIGS / f"{robot}.yaml") as f:
+        assert list(yaml.safe_load(f)["joints"]) == order, "file must list joints in actuator order"
+    for m in motors:
+        name = m.get("joint")
+        jl = limits.joints[name]
+        assert jl.position is not None
+        assert jl.position.min == pytest.approx(ranges[name][0], abs=1e-6)
+        assert jl.position.max == pytest.approx(ranges[name][1], abs=1e-6)
+        assert jl.effort_per_command == float(m.get("gear", "1"))
+        box = limits.box(name)
+        assert (box.min, box.max) == (-1.0, 1.0)
+
+
+def test_limits_from_a_robot_joint_list_are_put_in_its_order() -> None:
+    limits = parse_limits(GOOD, joint_names=["bshin", "bthigh"])
+    assert limits.joint_names == ["bshin", "bthigh"]
+
+
+def test_json_limits_load_without_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "limits.json"
+    path.write_text(json.dumps(GOOD))
+    assert isinstance(load_limits(path), SafetyLimits)
+
+
+# --- rejections ----------------------------------------------------------------------------
+
+
+def test_the_headline_error_names_file_joint_field_and_fix(tmp_path: Path) -> None:
+    path = write(tmp_path, edited(joints__bthigh__position={"min": 1.0, "max": 0.5}))
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(path)
+    assert str(err.value) == f"{path}: joints.bthigh.position: min 1.0 > max 0.5; swap them"
+    assert isinstance(err.value, ValueError)
+
+
+BAD = [
+    (
+        edited(joints__bshin__position={"min": -0.7, "max": 0.7, "soft_max": 0.9}),
+        "joints.bshin.position",
+        "soft_max",
+    ),
+    (
+        edited(joints__bshin__position={"min": -0.7, "max": 0.7, "soft_min": -0.9}),
+        "joints.bshin.position",
+        "outside",
+    ),
+    (
+        edited(joints__bshin__position={"min": -0.7, "max": 0.7, "soft_min": 0.5, "soft_max": 0.4}),
+        "joints.bshin.position",
+        "soft_min",
+    ),
+    (edited(joints__bshin__position={"min": 0.5, "max": 0.5}), "joints.bshin.position", "min equals max"),
+    (edited(joints__bthigh__velocity=-3.0), "joints.bthigh.velocity", "> 0"),
+    (edited(joints__bthigh__velocity=0.0), "joints.bthigh.velocity", "> 0"),
+    (edited(joints__bthigh__acceleration=-1.0), "joints.bthigh.acceleration", "> 0"),
+    (edited(joints__bthigh__effort=-5.0), "joints.bthigh.effort", "> 0"),
+    (edited(joints__bthigh__velocity=float("inf")), "joints.bthigh.velocity", "finite"),
+    (edited(joints__bthigh__velocity="fast"), "joints.bthigh.velocity", "number"),
+    (edited(joints__bthigh__velocty=3.0), "joints.bthigh.velocty", "unknown field"),
+    (edited(joints__bthigh__command={"min": 0.2, "max": 1.0}), "joints.bthigh.command", "safe command 0"),
+    (edited(command_box={"min": 1.0, "max": -1.0}), "command_box", "swap them"),
+    (edited(command_box=...), "joints.bthigh.command", "no command box"),
+    (edited(timing__control_period=0.0), "timing.control_period", "> 0"),
+    (edited(timing__max_observation_age=...), "timing.max_observation_age", "missing"),
+    (edited(timing__max_clock_skew=-0.1), "timing.max_clock_skew", ">= 0"),
+    (edited(safe_command="hold"), "safe_command", "use 'zero'"),
+    (edited(command_interface="torque"), "command_interface", "torque"),
+    (edited(max_step=-0.1), "max_step", "> 0"),
+    (edited(max_step={"bthigh": 0.1, "knee": 0.2}), "max_step.knee", "unknown joint"),
+    (edited(max_step={"bthigh": float("nan")}), "max_step.bthigh", "finite"),
+    (edited(max_step={"bthigh": "big"}), "max_step", "must be a number"),
+    (edited(envelope={"extras": {"tilt": {"min": 1.0, "max": 0.5}}}), "envelope.extras.tilt", "swap them"),
+    (edited(envelope={"extras": {"tilt": {}}}), "envelope.extras.tilt", "neither min nor max"),
+    (edited(joints={}), "joints", "at least 1"),
+    (edited(robot=""), "robot", "must not be empty"),
+    (edited(ood={"threshold": -1.0}), "ood.threshold", "> 0"),
+    (edited(ood={"threshold": 1.0, "fallback": "bc"}), "ood.fallback", "'policy'"),
+]
+
+
+@pytest.mark.parametrize(("data", "where", "what"), BAD, ids=[f"{w}:{x}" for _, w, x in BAD])
+def test_bad_limits_are_rejected_with_one_line(tmp_path: Path, data: dict, where: str, what: str) -> None:
+    path = write(tmp_path, data)
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(path)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path}: {where}: ") or msg.startswith(f"{path}: {where}"), msg
+    assert what in msg, msg
+
+
+def test_effort_fields_are_rejected_for_other_interfaces(tmp_path: Path) -> None:
+    data = edited(
+        command_interface="velocity", command_box={"min": -2.0, "max": 2.0}, joints__bthigh__effort=10.0
+    )
+    with pytest.raises(
+        SafetyConfigError, match=r"joints\.bthigh\.effort: only enforced for command_interface"
+    ):
+        load_limits(write(tmp_path, data))
+
+
+def test_position_interface_needs_position_limits_and_hold(tmp_path: Path) -> None:
+    data = edited(command_interface="position", safe_command="hold", joints__bthigh__position=...)
+    with pytest.raises(SafetyConfigError, match=r"joints\.bthigh\.position: required"):
+        load_limits(write(tmp_path, data))
+    data = edited(command_interface="position", safe_command="hold", command_box={"min": 2.0, "max": 3.0})
+    with pytest.raises(SafetyConfigError, match=r"joints\.bthigh\.command: box .* does not overlap"):
+        load_limits(write(tmp_path, data))
+
+
+def test_unknown_and_missing_joints_versus_the_robot(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD)
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(path, joint_names=["bthigh", "bshin_joint"])
+    assert str(err.value).startswith(f"{path}: joints.bshin: unknown joint for this robot")
+    assert "bshin_joint" in str(err.value)
+    with pytest.raises(
+        SafetyConfigError, match=r"joints: no limits for robot joint 'bfoot'; add joints.bfoot"
+    ):
+        load_limits(path, joint_names=["bthigh", "bshin", "bfoot"])
+    with pytest.raises(SafetyConfigError, match="listed twice"):
+        load_limits(path, joint_names=["bthigh", "bshin", "bshin"])
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("robot: [unclosed\n", "not valid YAML"),
+        ("", "empty"),
+        ("- a\n- b\n", "top level must be a mapping"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, text: str, what: str) -> None:
+    with pytest.raises(SafetyConfigError, match=what):
+        load_limits(write(tmp_path, text))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SafetyConfigError, match="file not found"):
+        load_limits(tmp_path / "nope.yaml")
+
+
+def test_only_the_first_error_is_spelled_out_with_a_count(tmp_path: Path) -> None:
+    data = edited(joints__bthigh__velocity=-1.0, joints__bshin__velocity=-2.0)
+    with pytest.raises(SafetyConfigError, match=r"\(\+1 more\)$"):
+        load_limits(write(tmp_path, data))
+
+
+# --- the dependency rule -------------------------------------------------------------------
+
+
+def test_safety_imports_only_numpy_pydantic_and_the_stdlib() -> None:
+    allowed = {"numpy", "pydantic", "safety", "__future__"} | set(sys.stdlib_module_names)
+    for path in sorted((ROOT / "safety").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                mods = [node.module]
+            else:
+                continue
+            for mod in mods:
+                top = mod.split(".")[0]
+                if top == "yaml":  # only inside load_limits, for YAML files
+                    assert node.col_offset > 0, f"{path.name}: yaml imported at module level"
+                    continue
+                assert top in allowed, f"{path.name} imports {mod}"
+    banned = ("torch", "rclpy", "bremen_robot", "yaml")
+    code = f"import sys, safety; print(sorted(m for m in {banned!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
