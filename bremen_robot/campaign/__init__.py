@@ -1,0 +1,1 @@
+"""Deployment campaigns: collect -> ingest -> train -> register -> evaluate -> approve -> deploy."""

@@ -1,0 +1,93 @@
+"""Campaign configuration (``configs/campaigns/*.yaml``). Relative paths resolve against the file."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bremen_robot.config.loading import load_yaml_model
+from bremen_robot.config.train import load_train_config
+from bremen_robot.errors import ConfigError
+from bremen_robot.robot_config import load_robot_config
+from bremen_robot.tasks import get_task
+
+REPO_CAMPAIGNS = Path(__file__).resolve().parents[2] / "configs" / "campaigns"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EvaluationConfig(_Strict):
+    """How each candidate is evaluated before the operator decides."""
+
+    episodes: int = Field(5, ge=1, description="evaluation episodes per policy (mean action)")
+    env: str | None = Field(None, description="env spec; default sim:<robot sim_model>/mujoco")
+    sim2real: bool = Field(False, description="also run the sim2real check (other engine, randomization)")
+
+
+class CampaignConfig(_Strict):
+    """A campaign of a few deployments on one robot."""
+
+    name: str = Field(description="campaign name")
+    description: str = Field("", description="what this campaign is for and how it differs from the paper")
+    expected_time: str = Field("", description="measured or estimated wall time")
+    robot: Path = Field(description="robot config YAML (configs/robots/...)")
+    collect: Path = Field(description="collect-graph config YAML (configs/collect/...)")
+    train: str = Field(description="training preset name (configs/train/) or YAML path")
+    deployments: int = Field(ge=1, le=50, description="number of deployments K (the first is random)")
+    steps_per_deployment: int = Field(ge=1, description="transitions collected per deployment")
+    exploration_sigma: float = Field(
+        0.1, ge=0, description="Gaussian noise added to the approved policy's mean"
+    )
+    seed: int = Field(0, description="campaign seed")
+    approval_poll_seconds: float = Field(2.0, gt=0, description="how often to check for an approval")
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="candidate evaluation")
+
+    @model_validator(mode="after")
+    def _paths_exist(self) -> CampaignConfig:
+        for field in ("robot", "collect"):
+            path = getattr(self, field)
+            if not Path(path).is_file():
+                raise ValueError(
+                    f"{field} file '{path}' not found; fix the path (relative to the campaign file)"
+                )
+        return self
+
+    def digest(self) -> str:
+        """Identity of the campaign: a workspace belongs to exactly one config."""
+        blob = json.dumps(self.model_dump(mode="json", exclude={"approval_poll_seconds"}), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_campaign_config(name_or_path: str | Path) -> CampaignConfig:
+    """A YAML path or a preset name in ``configs/campaigns/``; checks robot, task and preset."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        candidate = REPO_CAMPAIGNS / f"{name_or_path}.yaml"
+        if not candidate.is_file():
+            names = ", ".join(sorted(p.stem for p in REPO_CAMPAIGNS.glob("*.yaml")))
+            raise ConfigError(f"unknown campaign '{name_or_path}'; presets: {names}")
+        path = candidate
+    from bremen_robot.config.loading import read_yaml, validate_model
+
+    data = read_yaml(path)
+    base = path.resolve().parent
+    for field in ("robot", "collect"):
+        if isinstance(data.get(field), str) and not Path(data[field]).is_absolute():
+            data[field] = str((base / data[field]).resolve())
+    if isinstance(data.get("train"), str) and data["train"].endswith((".yaml", ".yml")):
+        data["train"] = str((base / data["train"]).resolve())
+    cfg = validate_model(CampaignConfig, data, str(path))
+    robot = load_robot_config(cfg.robot)
+    train = load_train_config(cfg.train)
+    task = get_task(train.task or robot.task)
+    if task.name != get_task(robot.task).name:
+        raise ConfigError(f"{path}: train preset task '{task.name}' differs from robot task '{robot.task}'")
+    return cfg
+
+
+__all__ = ["CampaignConfig", "EvaluationConfig", "load_campaign_config", "load_yaml_model"]

@@ -1,0 +1,321 @@
+"""The campaign loop (issue 7). Wiring only: each stage calls the part that owns it.
+
+For deployment k = 1..K: the collecting policy is deployed (k = 1: uniform random; later: the
+previous candidate once an operator approved it) -> collect through the ROS 2 graph -> ingest
+the bag -> train a candidate on all data so far -> register it -> evaluate it. State lives in
+the registry and the workspace (see :mod:`bremen_robot.campaign.workspace`), so re-running the
+same command resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from bremen_robot.campaign.config import CampaignConfig
+from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, write_json_atomic
+from bremen_robot.config.train import load_train_config
+from bremen_robot.data.dataset import Dataset, merge
+from bremen_robot.errors import BremenError
+from bremen_robot.policy.artifact import MANIFEST_FILE
+from bremen_robot.progress import Reporter
+from bremen_robot.robot_config import load_robot_config
+from bremen_robot.tasks import get_task
+
+DEMO_OPERATOR = "demo-operator"
+
+
+@dataclass
+class CollectRequest:
+    """What one deployment's collection needs; the collector writes a rosbag2 folder to ``out_bag``."""
+
+    deployment: int
+    policy_id: str  # "random" or the registry id
+    steps: int
+    out_bag: Path
+    seed: int
+    sigma: float
+    robot_config: Path
+    collect_config: Path
+    workspace: Path
+
+
+CollectFn = Callable[[CollectRequest], dict[str, Any]]
+Log = Callable[[str], None]
+
+
+def collect_through_graph(req: CollectRequest) -> dict[str, Any]:
+    """Default collector: the same ROS 2 graph ``bremen collect`` starts, in lockstep."""
+    from bremen_robot.ros.collect import run_collect_for_campaign
+
+    return run_collect_for_campaign(req)
+
+
+def ingest_bag(bag: Path, deployment: int, task_name: str) -> Dataset:
+    from bremen_robot.data.bag_ingest import ingest_bags
+
+    result = ingest_bags([bag], get_task(task_name))
+    data = result if isinstance(result, Dataset) else Dataset.from_columns(task_name, dict(result))
+    data.deployment_ids[:] = deployment
+    return data
+
+
+def evaluate_policy(artifact: Path | None, env_spec: str, episodes: int, seed: int) -> list[float]:
+    """Returns of an artifact's mean action, or of the uniform policy when ``artifact`` is None."""
+    from bremen_robot.data.real_rollout import make_env, rollout, uniform_policy
+    from bremen_robot.policy.artifact import load_artifact
+
+    env, task = make_env(env_spec)
+    act = (
+        uniform_policy(task, np.random.default_rng(seed)) if artifact is None else load_artifact(artifact).act
+    )
+    data = rollout(env, task, act, episodes=episodes, seed=seed)
+    env.close()
+    return [float(r) for r in data.episode_returns()]
+
+
+class Campaign:
+    def __init__(
+        self,
+        cfg: CampaignConfig,
+        workspace: Path,
+        *,
+        auto_approve: bool = False,
+        collect_fn: CollectFn | None = None,
+        reporter: Reporter | None = None,
+        log: Log = print,
+    ) -> None:
+        self.cfg, self.ws = cfg, Workspace(workspace)
+        self.auto_approve = auto_approve
+        self.collect_fn = collect_fn or collect_through_graph
+        self.reporter = reporter or Reporter(enabled=False)
+        self.log = log
+        self.robot = load_robot_config(cfg.robot)
+        self.train_cfg = load_train_config(cfg.train)
+        if auto_approve and not self.robot.simulated:
+            raise BremenError(
+                f"--auto-approve is for simulators only; robot '{self.robot.name}' ({cfg.robot}) is "
+                "real hardware: approve each candidate with 'bremen approve'"
+            )
+        self.eval_env = cfg.evaluation.env or f"sim:{self.robot.sim_model or self.robot.name}/mujoco"
+
+    # ----------------------------------------------------------------- setup
+    def _robot_config_for_graph(self) -> Path:
+        """The robot config the graph runs with; with --auto-approve it also trusts the demo key."""
+        path = self.ws.root / "robot.yaml"
+        data = self.robot.model_dump(mode="json", exclude={"source"})
+        if self.auto_approve:
+            from bremen_robot.registry import init_operator, key_paths
+
+            priv, pub = key_paths(DEMO_OPERATOR, self.ws.root / "keys")
+            if not priv.exists():
+                init_operator(DEMO_OPERATOR, self.ws.root / "keys")
+            data["trusted_operator_keys"] = [*data["trusted_operator_keys"], str(pub)]
+        text = yaml.safe_dump(data, sort_keys=False)
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+        return path
+
+    # ---------------------------------------------------------------- stages
+    def _wait_for_approval(self, reg: Any, policy_id: str, k: int) -> None:
+        rec = reg.get(policy_id)
+        if rec.state in ("approved", "deployed"):
+            return
+        if self.auto_approve and rec.state == "candidate":
+            from bremen_robot.registry import key_paths
+
+            reg.approve(
+                policy_id,
+                DEMO_OPERATOR,
+                key_paths(DEMO_OPERATOR, self.ws.root / "keys")[0],
+                note=f"auto-approved in simulation for deployment {k}",
+            )
+            return
+        self.log(
+            f"waiting for approval of candidate {policy_id} for deployment {k}: "
+            f"bremen review {policy_id} --workspace {self.ws.root}; then "
+            f"bremen approve {policy_id} --operator NAME --workspace {self.ws.root} "
+            "(Ctrl-C to stop; the same command resumes)"
+        )
+        while True:
+            rec = reg.get(policy_id)
+            if rec.state in ("approved", "deployed"):
+                self.log(
+                    f"candidate {policy_id} approved by {rec.approval.operator if rec.approval else '?'}"
+                )
+                return
+            if rec.state in ("rejected", "retired"):
+                raise BremenError(
+                    f"candidate {policy_id} was {rec.state}; the campaign stops before deployment {k}. Move "
+                    f"{self.ws.train_dir(k - 1)} aside and re-run to train a new candidate"
+                )
+            time.sleep(self.cfg.approval_poll_seconds)
+
+    def _collect(self, k: int, policy_id: str, robot_yaml: Path) -> dict[str, Any]:
+        marker = self.ws.collect_marker(k)
+        done = read_json(marker)
+        if done is not None:
+            return dict(done)
+        if (aside := move_aside(self.ws.bag(k))) is not None:
+            self.log(f"deployment {k}: an interrupted collection was kept at {aside}; collecting again")
+        self.ws.deployment_dir(k).mkdir(parents=True, exist_ok=True)
+        self.log(f"deployment {k}: collecting {self.cfg.steps_per_deployment} steps with policy {policy_id}")
+        req = CollectRequest(
+            deployment=k,
+            policy_id=policy_id,
+            steps=self.cfg.steps_per_deployment,
+            out_bag=self.ws.bag(k),
+            seed=self.cfg.seed * 1000 + k,
+            sigma=self.cfg.exploration_sigma if k > 1 else 0.0,
+            robot_config=robot_yaml,
+            collect_config=self.cfg.collect,
+            workspace=self.ws.root,
+        )
+        try:
+            summary = self.collect_fn(req)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise BremenError(
+                    f"out of disk space while collecting deployment {k} into {self.ws.bag(k)}; free space and "
+                    "re-run the same command (the partial bag is kept, earlier deployments are untouched)"
+                ) from None
+            raise
+        summary = {**summary, "policy_id": policy_id, "deployment": k}
+        write_json_atomic(marker, summary)
+        return summary
+
+    def _dataset(self, k: int) -> Dataset:
+        path = self.ws.data(k)
+        if not path.is_file():
+            data = ingest_bag(self.ws.bag(k), k, self.robot.task)
+            data.validate()
+            data.save(path)
+        return Dataset.load(path)
+
+    def _train(self, k: int, data: Dataset) -> Path:
+        out = self.ws.train_dir(k)
+        if (out / MANIFEST_FILE).is_file():
+            return out
+        move_aside(out)
+        prev = self.ws.train_dir(k - 1) / "ensemble.pt" if k > 1 else None
+        from bremen_robot.trainer import train
+
+        self.log(f"deployment {k}: training on {len(data)} transitions ({self.train_cfg.name})")
+        train(
+            self.train_cfg.model_copy(update={"seed": self.cfg.seed + k}),
+            data,
+            out,
+            robot=self.robot.name,
+            init_ensemble=prev if prev is not None and prev.is_file() else None,
+            reporter=self.reporter,
+        )
+        return out
+
+    def _evaluate(self, path: Path, artifact: Path | None, seed: int) -> dict[str, Any]:
+        result = read_json(path)
+        if result is None:
+            returns = evaluate_policy(artifact, self.eval_env, self.cfg.evaluation.episodes, seed)
+            result = {
+                "env": self.eval_env,
+                "returns": returns,
+                "mean": float(np.mean(returns)),
+                "std": float(np.std(returns)),
+            }
+            if self.cfg.evaluation.sim2real and artifact is not None:
+                result["sim2real"] = self._sim2real(artifact, path.parent)
+            write_json_atomic(path, result)
+        return dict(result)
+
+    def _sim2real(self, artifact: Path, out: Path) -> dict[str, Any]:
+        from sim.sim2real import run_sim2real
+
+        report = run_sim2real(
+            artifact,
+            robot=self.robot.sim_model or self.robot.name,
+            task=self.robot.task,
+            episodes=self.cfg.evaluation.episodes,
+            out_dir=out / "sim2real",
+        )
+        return report if isinstance(report, dict) else {"report": str(report)}
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> dict[str, Any]:
+        from bremen_robot.registry import Registry
+
+        self.ws.claim(self.cfg.name, self.cfg.digest())
+        robot_yaml = self._robot_config_for_graph()
+        rows: list[dict[str, Any]] = []
+        datasets: list[Dataset] = []
+        final: dict[str, Any] = {}
+        with Registry.open(self.ws.root) as reg:
+            candidate: str | None = None
+            for k in range(1, self.cfg.deployments + 1):
+                if k == 1:
+                    reg.record_random_deployment(
+                        "campaign deployment 1", robot=self.robot.name, task=self.robot.task
+                    )
+                    policy_id, evaluation = (
+                        "random",
+                        self._evaluate(self.ws.deployment_dir(1) / "eval_random.json", None, self.cfg.seed),
+                    )
+                else:
+                    assert candidate is not None
+                    self._wait_for_approval(reg, candidate, k)
+                    number = reg.mark_deployed(candidate)
+                    self.log(f"deployment {k}: policy {candidate} deployed (deployment count {number})")
+                    policy_id = candidate
+                    evaluation = self._evaluate(
+                        self.ws.eval_file(k - 1), self.ws.train_dir(k - 1), self.cfg.seed + 7
+                    )
+                collected = self._collect(k, policy_id, robot_yaml)
+                datasets.append(self._dataset(k))
+                data = merge(datasets) if len(datasets) > 1 else datasets[0]
+                train_dir = self._train(k, data)
+                lineage = {
+                    "data_digests": [d.digest() for d in datasets],
+                    "parent": policy_id,
+                    "deployment": k,
+                }
+                candidate = reg.register(train_dir, lineage=lineage).id
+                cand_eval = self._evaluate(self.ws.eval_file(k), train_dir, self.cfg.seed + 7)
+                rows.append(
+                    {
+                        "deployment": k,
+                        "samples": int(sum(len(d) for d in datasets)),
+                        "policy_id": policy_id,
+                        "eval_return_mean": evaluation["mean"],
+                        "eval_return_std": evaluation["std"],
+                        "interventions": int(collected.get("interventions", 0)),
+                    }
+                )
+                final = {
+                    "policy_id": candidate,
+                    "trained_on_samples": rows[-1]["samples"],
+                    "eval_return_mean": cand_eval["mean"],
+                    "eval_return_std": cand_eval["std"],
+                    "state": reg.get(candidate).state,
+                }
+                self.log(
+                    f"deployment {k}: candidate {candidate} evaluates to {cand_eval['mean']:.1f} ± "
+                    f"{cand_eval['std']:.1f} ({self.eval_env})"
+                )
+            summary = {
+                "campaign": self.cfg.name,
+                "robot": self.robot.name,
+                "task": self.robot.task,
+                "deployment_count": reg.deployment_count(),
+                "deployments": rows,
+                "final_candidate": final,
+            }
+        write_json_atomic(self.ws.root / "summary.json", summary)
+        from bremen_robot.campaign.plots import plot_campaign
+
+        plot_campaign(summary, self.ws.root / "summary.png")
+        return summary

@@ -1,0 +1,94 @@
+"""Campaign workspace layout and the files that record progress.
+
+Every stage's output is written atomically and its presence means "done", so a campaign
+killed at any point resumes with the same command. Nothing is deleted: a half-written stage
+directory is renamed aside (``*.incomplete-N``) before the stage is redone.
+
+::
+
+    <ws>/campaign.json               name + config digest: the workspace belongs to one config
+    <ws>/registry.sqlite, artifacts/ the policy registry (bremen policies --workspace <ws>)
+    <ws>/robot.yaml                  robot config used by the graph (+ demo key with --auto-approve)
+    <ws>/keys/                       demo operator key (--auto-approve, simulators only)
+    <ws>/d<k>/bag/                   rosbag2 log of deployment k (collect.json when complete)
+    <ws>/d<k>/data.npz               deployment k as a dataset
+    <ws>/d<k>/train/                 candidate trained on d1..dk (manifest.json when complete)
+    <ws>/d<k>/eval.json              evaluation of that candidate
+    <ws>/summary.json, summary.png   the campaign table and plot
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bremen_robot.errors import BremenError
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def move_aside(path: Path) -> Path | None:
+    """Rename an incomplete stage output to ``<name>.incomplete-N``; never deletes."""
+    if not path.exists():
+        return None
+    n = 1
+    while (target := path.with_name(f"{path.name}.incomplete-{n}")).exists():
+        n += 1
+    path.rename(target)
+    return target
+
+
+class Workspace:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def deployment_dir(self, k: int) -> Path:
+        return self.root / f"d{k}"
+
+    def bag(self, k: int) -> Path:
+        return self.deployment_dir(k) / "bag"
+
+    def collect_marker(self, k: int) -> Path:
+        return self.deployment_dir(k) / "collect.json"
+
+    def data(self, k: int) -> Path:
+        return self.deployment_dir(k) / "data.npz"
+
+    def train_dir(self, k: int) -> Path:
+        return self.deployment_dir(k) / "train"
+
+    def eval_file(self, k: int) -> Path:
+        return self.deployment_dir(k) / "eval.json"
+
+    def claim(self, name: str, digest: str) -> None:
+        """Bind the workspace to one campaign config, or refuse if it belongs to another."""
+        meta_path = self.root / "campaign.json"
+        meta = read_json(meta_path)
+        if meta is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(meta_path, {"name": name, "config_digest": digest})
+            return
+        if meta.get("config_digest") != digest:
+            raise BremenError(
+                f"workspace '{self.root}' belongs to campaign '{meta.get('name')}' with a different config "
+                f"(digest {str(meta.get('config_digest'))[:12]}); use a new --workspace or the original config"
+            )

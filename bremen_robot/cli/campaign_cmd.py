@@ -1,0 +1,59 @@
+"""``bremen campaign``: the product's main job, a few deployments end to end."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "campaign",
+        help="run a deployment campaign: collect (ROS 2 graph) -> train -> review/approve -> deploy, K times",
+        description="Runs or resumes a campaign. State lives in the workspace and its registry, so the same "
+        "command resumes after Ctrl-C or a crash without redoing finished work.",
+    )
+    p.add_argument(
+        "--config", required=True, help="campaign preset (configs/campaigns/<name>.yaml) or YAML path"
+    )
+    p.add_argument(
+        "--workspace", type=Path, default=None, help="workspace folder (default: runs/<campaign name>)"
+    )
+    p.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="simulation only: approve each candidate with a local demo operator key",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bremen_robot.campaign.config import load_campaign_config
+    from bremen_robot.campaign.runner import Campaign
+    from bremen_robot.progress import Reporter
+
+    cfg = load_campaign_config(args.config)
+    workspace = args.workspace or Path("runs") / cfg.name
+    summary = Campaign(
+        cfg,
+        workspace,
+        auto_approve=args.auto_approve,
+        reporter=Reporter(enabled=False if args.quiet else None),
+    ).run()
+    print(
+        f"\ncampaign {cfg.name} ({summary['robot']}/{summary['task']}), deployment count "
+        f"{summary['deployment_count']}, workspace {workspace}"
+    )
+    print(f"{'deployment':>10} {'samples':>9} {'policy':>14} {'eval return':>20} {'interventions':>14}")
+    for r in summary["deployments"]:
+        ret = f"{r['eval_return_mean']:.1f} ± {r['eval_return_std']:.1f}"
+        print(
+            f"{r['deployment']:>10} {r['samples']:>9} {r['policy_id']:>14} {ret:>20} {r['interventions']:>14}"
+        )
+    f = summary["final_candidate"]
+    print(
+        f"final candidate {f['policy_id']} ({f['state']}): {f['eval_return_mean']:.1f} ± {f['eval_return_std']:.1f}"
+    )
+    print(f"summary: {workspace / 'summary.json'}, plot: {workspace / 'summary.png'}")
+    return 0

@@ -1,0 +1,207 @@
+"""Campaign resume/approval logic with a direct (non-ROS) collector on the toy task.
+
+The real ROS 2 graph runs in tests/campaign/test_campaign_ros.py; here collection steps the
+toy env directly so the bookkeeping can be tested in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from bremen_robot.campaign.config import load_campaign_config
+from bremen_robot.campaign.runner import Campaign, CollectRequest
+from bremen_robot.errors import BremenError
+
+
+def write_campaign(tmp_path, simulated=True, deployments=2):
+    robot = tmp_path / "robot.yaml"
+    robot.write_text(
+        yaml.safe_dump(
+            {
+                "name": "point",
+                "simulated": simulated,
+                "task": "point",
+                "joints": ["vel.x", "vel.y"],
+                "control_rate_hz": 10,
+            }
+        )
+    )
+    train = tmp_path / "train.yaml"
+    train.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "task": "point",
+                "threads": 1,
+                "ensemble": {"members": 2, "hidden": [32], "max_epochs": 5, "batch_size": 128},
+                "bc": {"hidden": [16], "steps": 100},
+                "trpo": {"iterations": 3, "steps_per_iteration": 400, "horizon": 40, "init_log_std": -1.0},
+            }
+        )
+    )
+    camp = tmp_path / "campaign.yaml"
+    camp.write_text(
+        yaml.safe_dump(
+            {
+                "name": "tiny",
+                "robot": "robot.yaml",
+                "collect": "robot.yaml",
+                "train": str(train),
+                "deployments": deployments,
+                "steps_per_deployment": 200,
+                "approval_poll_seconds": 0.1,
+                "evaluation": {"episodes": 2, "env": "point"},
+            }
+        )
+    )
+    return camp
+
+
+class DirectCollector:
+    """Steps the toy env and writes the deployment's data.npz directly (no bag)."""
+
+    def __init__(self, fail_at: int | None = None):
+        self.calls: list[int] = []
+        self.fail_at = fail_at
+
+    def __call__(self, req: CollectRequest):
+        from bremen_robot.data.real_rollout import make_env, noisy_policy, rollout, uniform_policy
+        from bremen_robot.registry import Registry
+
+        self.calls.append(req.deployment)
+        if req.deployment == self.fail_at:
+            req.out_bag.mkdir(parents=True)
+            raise KeyboardInterrupt
+        env, task = make_env("point")
+        rng = np.random.default_rng(req.seed)
+        if req.policy_id == "random":
+            act = uniform_policy(task, rng)
+        else:
+            with Registry.open(req.workspace) as reg:
+                from bremen_robot.policy.artifact import load_artifact
+
+                act = noisy_policy(
+                    load_artifact(reg.get(req.policy_id).artifact_dir).act, task, req.sigma, rng
+                )
+        data = rollout(env, task, act, steps=req.steps, seed=req.seed, deployment_id=req.deployment)
+        req.out_bag.mkdir(parents=True)
+        data.save(req.out_bag.parent / "data.npz")
+        return {"steps": len(data), "episodes": len(data.episode_keys()), "interventions": 3}
+
+
+def test_campaign_runs_and_writes_summary(tmp_path):
+    cfg = load_campaign_config(write_campaign(tmp_path))
+    collector = DirectCollector()
+    summary = Campaign(
+        cfg, tmp_path / "ws", auto_approve=True, collect_fn=collector, log=lambda m: None
+    ).run()
+    assert collector.calls == [1, 2]
+    assert summary["deployment_count"] == 2
+    on_disk = json.loads((tmp_path / "ws" / "summary.json").read_text())
+    assert [r["deployment"] for r in on_disk["deployments"]] == [1, 2]
+    assert set(on_disk["deployments"][0]) == {
+        "deployment",
+        "samples",
+        "policy_id",
+        "eval_return_mean",
+        "eval_return_std",
+        "interventions",
+    }
+    assert on_disk["deployments"][0]["policy_id"] == "random"
+    assert on_disk["deployments"][1]["samples"] == 400
+    assert (tmp_path / "ws" / "summary.png").stat().st_size > 1000
+
+
+def test_interrupted_campaign_resumes_without_redoing_work(tmp_path):
+    cfg = load_campaign_config(write_campaign(tmp_path))
+    first = DirectCollector(fail_at=2)
+    with pytest.raises(KeyboardInterrupt):
+        Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=first, log=lambda m: None).run()
+    trained = (tmp_path / "ws" / "d1" / "train" / "policy.pt").read_bytes()
+    second = DirectCollector()
+    summary = Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=second, log=lambda m: None).run()
+    assert second.calls == [2]  # deployment 1 was not collected again
+    assert (tmp_path / "ws" / "d1" / "train" / "policy.pt").read_bytes() == trained
+    assert (tmp_path / "ws" / "d2" / "bag.incomplete-1").is_dir()  # the partial bag is kept
+    assert summary["deployment_count"] == 2
+    # a third run finds everything done and changes nothing
+    third = DirectCollector()
+    Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=third, log=lambda m: None).run()
+    assert third.calls == []
+
+
+def test_workspace_of_another_campaign_is_refused(tmp_path):
+    cfg = load_campaign_config(write_campaign(tmp_path))
+    Campaign(
+        cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None
+    ).ws.claim(cfg.name, cfg.digest())
+    other = cfg.model_copy(update={"steps_per_deployment": 300})
+    with pytest.raises(BremenError, match="belongs to campaign 'tiny' with a different config"):
+        Campaign(
+            other, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None
+        ).run()
+
+
+def test_auto_approve_refused_for_real_hardware(tmp_path):
+    cfg = load_campaign_config(write_campaign(tmp_path, simulated=False))
+    with pytest.raises(BremenError, match="simulators only"):
+        Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector())
+
+
+def _with_trusted_operator(tmp_path, monkeypatch):
+    from bremen_robot.registry import init_operator
+
+    monkeypatch.setenv("BREMEN_OPERATOR_DIR", str(tmp_path / "ops"))
+    init_operator("alice")
+    camp = write_campaign(tmp_path)
+    robot = yaml.safe_load((tmp_path / "robot.yaml").read_text())
+    robot["trusted_operator_keys"] = [str(tmp_path / "ops" / "alice.pub")]
+    (tmp_path / "robot.yaml").write_text(yaml.safe_dump(robot))
+    return load_campaign_config(camp)
+
+
+def _operator_thread(tmp_path, messages, decision):
+    """Acts like a person in another terminal: waits for the prompt, then decides."""
+    from bremen_robot.registry import Registry
+
+    def act():
+        for _ in range(600):
+            time.sleep(0.1)
+            if any("waiting for approval" in m for m in messages):
+                with Registry.open(tmp_path / "ws") as reg:
+                    cand = next(r for r in reg.list() if r.state == "candidate")
+                    if decision == "approve":
+                        reg.approve(cand.id, "alice")
+                    else:
+                        reg.reject(cand.id, "joint 3 oscillates", operator="alice")
+                return
+
+    t = threading.Thread(target=act)
+    t.start()
+    return t
+
+
+def test_campaign_waits_for_an_operator_approval(tmp_path, monkeypatch):
+    cfg = _with_trusted_operator(tmp_path, monkeypatch)
+    messages: list[str] = []
+    t = _operator_thread(tmp_path, messages, "approve")
+    summary = Campaign(cfg, tmp_path / "ws", collect_fn=DirectCollector(), log=messages.append).run()
+    t.join()
+    assert summary["deployment_count"] == 2
+    assert any("bremen approve" in m for m in messages)
+
+
+def test_rejected_candidate_stops_the_campaign_with_a_reason(tmp_path, monkeypatch):
+    cfg = _with_trusted_operator(tmp_path, monkeypatch)
+    messages: list[str] = []
+    t = _operator_thread(tmp_path, messages, "reject")
+    with pytest.raises(BremenError, match="was rejected; the campaign stops before deployment 2"):
+        Campaign(cfg, tmp_path / "ws", collect_fn=DirectCollector(), log=messages.append).run()
+    t.join()
+    assert (tmp_path / "ws" / "d1" / "data.npz").is_file()  # nothing collected is lost
