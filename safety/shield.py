@@ -207,6 +207,7 @@ class SafetyShield:
             rows.append((slo, shi, thr_lo, thr_hi, vmax, min(rate, mstep), rate, mstep))
         self._rows = rows
         self._hold_lo, self._hold_hi = hold_lo, hold_hi
+        self._static_H = [tuple(self._static_stages(j)) for j in range(self.n)]
 
     def _make_layout(self, key: tuple[str, ...]) -> _Layout:
         index: dict[str, int] = {}
@@ -581,19 +582,31 @@ class SafetyShield:
                 return cross, "position_limit", fmt, (hard_lo, p)
         return bound, reason, fmt, (soft_lo, p)
 
-    def _stages(self, j: int, p: float, v: float) -> tuple[list[_Stage], list[_Stage]]:
-        """Joint j's hard stages H and smoothness stages S (lowest priority first)."""
-        st = self.state
+    def _static_stages(self, j: int) -> list[_Stage]:
+        """Joint j's hard stages that do not depend on the state (built once)."""
         box_lo, box_hi = self._box[j]
         H: list[_Stage] = [(box_lo, box_hi, "clipped_box", "command box [{:g}, {:g}]", (box_lo, box_hi))]
-        S: list[_Stage] = []
-        eff, vmax, rate, mstep = self._eff[j], self._vmax[j], self._rate[j], self._mstep[j]
+        eff, vmax = self._eff[j], self._vmax[j]
         if self.interface == "position":
             hard_lo, soft_lo, soft_hi, hard_hi = self._pos[j] or (-INF, -INF, INF, INF)
             lo_reason: Reason = "soft_limit" if soft_lo > hard_lo else "position_limit"
             hi_reason: Reason = "soft_limit" if soft_hi < hard_hi else "position_limit"
             H.append((soft_lo, INF, lo_reason, "position min {:g}", (soft_lo,)))
             H.append((-INF, soft_hi, hi_reason, "position max {:g}", (soft_hi,)))
+            return H
+        if eff < INF:
+            H.append((-eff, eff, "effort_limit", "effort limit ±{:g} (command units)", (eff,)))
+        if self.interface == "velocity" and vmax < INF:
+            H.append((-vmax, vmax, "velocity_limit", "velocity limit ±{:g}", (vmax,)))
+        return H
+
+    def _stages(self, j: int, p: float, v: float) -> tuple[list[_Stage], list[_Stage]]:
+        """Joint j's hard stages H and smoothness stages S (lowest priority first)."""
+        st = self.state
+        H = list(self._static_H[j])
+        S: list[_Stage] = []
+        vmax, rate, mstep = self._vmax[j], self._rate[j], self._mstep[j]
+        if self.interface == "position":
             last = st.last_command[j] if st.last_command is not None else p
             prev = st.prev_command[j] if st.prev_command is not None else last
             c = last + (last - prev)
@@ -606,15 +619,13 @@ class SafetyShield:
                 (p - mstep, p + mstep, "max_step", "within {:g} of measured position {:.6g}", (mstep, p))
             )
             return H, S
-        if eff < INF:
-            H.append((-eff, eff, "effort_limit", "effort limit ±{:g} (command units)", (eff,)))
-        if self.interface == "velocity" and vmax < INF:
-            H.append((-vmax, vmax, "velocity_limit", "velocity limit ±{:g}", (vmax,)))
         if self._pos[j] is not None:
             hi, hi_reason, hi_fmt, hi_args = self._pos_upper(j, p)
             lo, lo_reason, lo_fmt, lo_args = self._pos_lower(j, p)
-            H.append((-INF, hi, hi_reason, hi_fmt, hi_args))
-            H.append((lo, INF, lo_reason, lo_fmt, lo_args))
+            if hi < INF:
+                H.append((-INF, hi, hi_reason, hi_fmt, hi_args))
+            if lo > -INF:
+                H.append((lo, INF, lo_reason, lo_fmt, lo_args))
         if self.interface == "effort":
             if v > vmax:
                 H.append(
@@ -630,13 +641,28 @@ class SafetyShield:
                 H.append(
                     (0.0, INF, "velocity_limit", "velocity {:.6g} < -{:g}; torque along it zeroed", (v, vmax))
                 )
-        last = st.last_command[j] if st.last_command is not None else 0.0
-        S.append(
-            (last - rate, last + rate, "rate_limit", "rate: within {:g} of last command {:.6g}", (rate, last))
-        )
-        S.append(
-            (last - mstep, last + mstep, "max_step", "within {:g} of last command {:.6g}", (mstep, last))
-        )
+        if rate < INF or mstep < INF:
+            last = st.last_command[j] if st.last_command is not None else 0.0
+            if rate < INF:
+                S.append(
+                    (
+                        last - rate,
+                        last + rate,
+                        "rate_limit",
+                        "rate: within {:g} of last command {:.6g}",
+                        (rate, last),
+                    )
+                )
+            if mstep < INF:
+                S.append(
+                    (
+                        last - mstep,
+                        last + mstep,
+                        "max_step",
+                        "within {:g} of last command {:.6g}",
+                        (mstep, last),
+                    )
+                )
         return H, S
 
     def _explain(self, j: int, a: float, p: float, v: float) -> tuple[float, list[Intervention]]:
