@@ -183,7 +183,8 @@ class Campaign:
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
                 raise BremenError(
-                    f"out of disk space while collecting deployment {k} into {self.ws.bag(k)}; free space and "
+                    f"out of disk space while collecting deployment {k} into {self.ws.bag(k)}; "
+                    "free space and "
                     "re-run the same command (the partial bag is kept, earlier deployments are untouched)"
                 ) from None
             raise
@@ -234,16 +235,22 @@ class Campaign:
         return dict(result)
 
     def _sim2real(self, artifact: Path, out: Path) -> dict[str, Any]:
-        from sim.sim2real import run_sim2real
+        from sim.randomization import DEFAULT_RANDOMIZATION
+        from sim.sim2real import run_sim2real, write_report
+
+        from bremen_robot.policy.artifact import load_artifact
 
         report = run_sim2real(
-            artifact,
+            load_artifact(artifact).act,
             robot=self.robot.sim_model or self.robot.name,
             task=self.robot.task,
             episodes=self.cfg.evaluation.episodes,
-            out_dir=out / "sim2real",
+            train_backend="mujoco",
+            randomization=DEFAULT_RANDOMIZATION,
+            seed=self.cfg.seed,
         )
-        return report if isinstance(report, dict) else {"report": str(report)}
+        write_report(report, out / "sim2real")
+        return dict(report.to_dict())
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, Any]:

@@ -90,5 +90,6 @@ class Workspace:
         if meta.get("config_digest") != digest:
             raise BremenError(
                 f"workspace '{self.root}' belongs to campaign '{meta.get('name')}' with a different config "
-                f"(digest {str(meta.get('config_digest'))[:12]}); use a new --workspace or the original config"
+                f"(digest {str(meta.get('config_digest'))[:12]}); "
+                "use a new --workspace or the original config"
             )

@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         )
     f = summary["final_candidate"]
     print(
-        f"final candidate {f['policy_id']} ({f['state']}): {f['eval_return_mean']:.1f} ± {f['eval_return_std']:.1f}"
+        f"final candidate {f['policy_id']} ({f['state']}): "
+        f"{f['eval_return_mean']:.1f} ± {f['eval_return_std']:.1f}"
     )
     print(f"summary: {workspace / 'summary.json'}, plot: {workspace / 'summary.png'}")
     return 0
