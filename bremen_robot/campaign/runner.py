@@ -235,10 +235,9 @@ class Campaign:
         return dict(result)
 
     def _sim2real(self, artifact: Path, out: Path) -> dict[str, Any]:
+        from bremen_robot.policy.artifact import load_artifact
         from sim.randomization import DEFAULT_RANDOMIZATION
         from sim.sim2real import run_sim2real, write_report
-
-        from bremen_robot.policy.artifact import load_artifact
 
         report = run_sim2real(
             load_artifact(artifact).act,
