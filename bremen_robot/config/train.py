@@ -130,14 +130,10 @@ class TrainConfig(_Strict):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when present, else CPU")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's choice)")
     seed: int = Field(0, description="seed for every generator in the run")
-    ensemble: EnsembleConfig = Field(
-        default_factory=EnsembleConfig, description="dynamics ensemble"
-    )
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig, description="dynamics ensemble")
     bc: BCConfig = Field(default_factory=BCConfig, description="behavior cloning")
     trpo: TRPOConfig = Field(default_factory=TRPOConfig, description="policy optimization")
-    imagination: ImaginationConfig = Field(
-        default_factory=ImaginationConfig, description="imagined rollouts"
-    )
+    imagination: ImaginationConfig = Field(default_factory=ImaginationConfig, description="imagined rollouts")
 
 
 def preset_names() -> list[str]:

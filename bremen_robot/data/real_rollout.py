@@ -29,7 +29,9 @@ def task_for_env_spec(spec: str) -> Task:
         try:
             import sim
         except ImportError as exc:
-            raise BremenError(f"'{spec}' needs the sim extra: pip install 'bremen-robot[sim]' ({exc})") from None
+            raise BremenError(
+                f"'{spec}' needs the sim extra: pip install 'bremen-robot[sim]' ({exc})"
+            ) from None
         return get_task(sim.get_robot(spec[4:].split("/")[0]).default_task)
     for name in task_names():
         task = get_task(name)

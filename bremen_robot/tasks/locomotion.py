@@ -16,7 +16,16 @@ _CHEETAH_JOINTS = ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")
 _HOPPER_JOINTS = ("thigh_joint", "leg_joint", "foot_joint")
 _WALKER_JOINTS = _HOPPER_JOINTS + ("thigh_left_joint", "leg_left_joint", "foot_left_joint")
 _ANT_JOINTS = ("hip_1", "ankle_1", "hip_2", "ankle_2", "hip_3", "ankle_3", "hip_4", "ankle_4")  # qpos order
-_ANT_ACTUATORS = ("hip_4", "ankle_4", "hip_1", "ankle_1", "hip_2", "ankle_2", "hip_3", "ankle_3")  # ant.xml <actuator>
+_ANT_ACTUATORS = (
+    "hip_4",
+    "ankle_4",
+    "hip_1",
+    "ankle_1",
+    "hip_2",
+    "ankle_2",
+    "hip_3",
+    "ankle_3",
+)  # ant.xml <actuator>
 
 
 def _planar_obs_names(joints: tuple[str, ...]) -> tuple[str, ...]:
