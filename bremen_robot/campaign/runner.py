@@ -67,18 +67,29 @@ def ingest_bag(bag: Path, deployment: int, task_name: str) -> Dataset:
     return data
 
 
-def evaluate_policy(artifact: Path | None, env_spec: str, episodes: int, seed: int) -> list[float]:
-    """Returns of an artifact's mean action, or of the uniform policy when ``artifact`` is None."""
+def evaluate_policy(artifact: Path | None, env_spec: str, episodes: int, seed: int) -> dict[str, Any]:
+    """Returns (and success rate, where the task defines success) of an artifact's mean action,
+    or of the uniform policy when ``artifact`` is None."""
     from bremen_robot.data.real_rollout import make_env, rollout, uniform_policy
     from bremen_robot.policy.artifact import load_artifact
 
     env, task = make_env(env_spec)
-    act = (
-        uniform_policy(task, np.random.default_rng(seed)) if artifact is None else load_artifact(artifact).act
-    )
+    rng = np.random.default_rng(seed)
+    act = uniform_policy(task, rng) if artifact is None else load_artifact(artifact).act
     data = rollout(env, task, act, episodes=episodes, seed=seed)
     env.close()
-    return [float(r) for r in data.episode_returns()]
+    returns = [float(r) for r in data.episode_returns()]
+    result: dict[str, Any] = {
+        "env": env_spec,
+        "returns": returns,
+        "mean": float(np.mean(returns)),
+        "std": float(np.std(returns)),
+    }
+    if task.success_fn is not None:  # judged on each episode's last step
+        last = np.r_[data.episode_ids[1:] != data.episode_ids[:-1], True]
+        ok = task.success_fn(data.obs[last], data.actions[last], data.next_obs[last])
+        result["success_rate"] = float(np.mean(ok))
+    return result
 
 
 class Campaign:
@@ -222,13 +233,7 @@ class Campaign:
     def _evaluate(self, path: Path, artifact: Path | None, seed: int) -> dict[str, Any]:
         result = read_json(path)
         if result is None:
-            returns = evaluate_policy(artifact, self.eval_env, self.cfg.evaluation.episodes, seed)
-            result = {
-                "env": self.eval_env,
-                "returns": returns,
-                "mean": float(np.mean(returns)),
-                "std": float(np.std(returns)),
-            }
+            result = evaluate_policy(artifact, self.eval_env, self.cfg.evaluation.episodes, seed)
             if self.cfg.evaluation.sim2real and artifact is not None:
                 result["sim2real"] = self._sim2real(artifact, path.parent)
             write_json_atomic(path, result)
@@ -299,6 +304,11 @@ class Campaign:
                         "eval_return_mean": evaluation["mean"],
                         "eval_return_std": evaluation["std"],
                         "interventions": int(collected.get("interventions", 0)),
+                        **(
+                            {"success_rate": evaluation["success_rate"]}
+                            if "success_rate" in evaluation
+                            else {}
+                        ),
                     }
                 )
                 final = {
@@ -307,6 +317,7 @@ class Campaign:
                     "eval_return_mean": cand_eval["mean"],
                     "eval_return_std": cand_eval["std"],
                     "state": reg.get(candidate).state,
+                    **({"success_rate": cand_eval["success_rate"]} if "success_rate" in cand_eval else {}),
                 }
                 self.log(
                     f"deployment {k}: candidate {candidate} evaluates to {cand_eval['mean']:.1f} ± "

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"final candidate {f['policy_id']} ({f['state']}): "
         f"{f['eval_return_mean']:.1f} ± {f['eval_return_std']:.1f}"
+        + (f", success rate {f['success_rate']:.0%}" if "success_rate" in f else "")
     )
     print(f"summary: {workspace / 'summary.json'}, plot: {workspace / 'summary.png'}")
     return 0

@@ -45,6 +45,8 @@ class Task:
         gym_id / gym_kwargs: the Gymnasium env whose observations match ``obs_names`` exactly.
         default_horizon: imagined rollout length the paper uses for this task.
         description: one line for ``--help`` and reports.
+        success_fn: where defined, True where ``next_obs`` counts as success (judged on an
+            episode's last step), e.g. the arm within 5 cm of its goal.
     """
 
     name: str
@@ -61,6 +63,7 @@ class Task:
     gym_kwargs: dict[str, Any] = field(default_factory=dict)
     default_horizon: int = 250
     description: str = ""
+    success_fn: TerminationFn | None = None
 
     def __post_init__(self) -> None:
         if len(self.action_low) != len(self.action_names) or len(self.action_high) != len(self.action_names):

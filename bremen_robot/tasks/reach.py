@@ -120,5 +120,6 @@ PANDA_REACH = Task(
     termination_fn=never_terminates,
     reset_fn=_reach_reset,
     default_horizon=100,
+    success_fn=panda_reach_success,
     description="Franka Panda reaching a goal point with joint velocities (-distance - 0.01|a|^2)",
 )
