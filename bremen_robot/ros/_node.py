@@ -1,0 +1,113 @@
+"""Process plumbing shared by the three nodes: init, parameters, executor loop, clean exit.
+
+Each node runs in its own process (``python -m bremen_robot.ros.<node> --ros-args ...`` or
+the ``bremen`` package's console scripts). SIGINT and SIGTERM set a flag; the spin loop ends,
+the node's ``close()`` runs (the logger finishes its bag there), then rclpy shuts down. rclpy's
+own signal handlers are not installed, so shutdown order is ours.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bremen_robot.ros import require_rclpy
+
+
+class Stop:
+    flag = False
+
+
+def declare(node: Any, defaults: dict[str, Any]) -> dict[str, Any]:
+    """Declare parameters with typed defaults and return their values."""
+    from rclpy.parameter import Parameter
+
+    out = {}
+    for name, default in defaults.items():
+        if isinstance(default, list):
+            node.declare_parameter(name, Parameter.Type.STRING_ARRAY)
+            value = node.get_parameter(name).value
+            out[name] = list(value) if value is not None else list(default)
+        else:
+            if name == "use_sim_time":
+                out[name] = node.get_parameter(name).value
+                continue
+            node.declare_parameter(name, default)
+            out[name] = node.get_parameter(name).value
+    return out
+
+
+def make_executor(kind: str) -> Any:
+    if kind == "events":
+        from rclpy.experimental import EventsExecutor
+
+        return EventsExecutor()
+    from rclpy.executors import SingleThreadedExecutor
+
+    return SingleThreadedExecutor()
+
+
+def run(build: Callable[[Any], Any], argv: Sequence[str] | None, default_name: str) -> int:
+    """Init rclpy, build the node object (``build(rclpy) -> obj`` with ``.node``, ``.executor``
+    kind and ``close()``), spin until SIGINT/SIGTERM or ``obj.done``, then clean up."""
+    rclpy = require_rclpy()
+    from rclpy.signals import SignalHandlerOptions
+
+    args = list(sys.argv if argv is None else argv)
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+
+    def _stop(signum: int, frame: Any) -> None:
+        Stop.flag = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    obj = None
+    code = 0
+    try:
+        obj = build(rclpy)
+        ex = make_executor(getattr(obj, "executor_kind", "events"))
+        ex.add_node(obj.node)
+        while not Stop.flag and not getattr(obj, "done", False) and rclpy.ok():
+            ex.spin_once(timeout_sec=0.05)
+    except Exception as exc:  # report in one line; the orchestrator shows it
+        from bremen_robot.errors import BremenError
+
+        if isinstance(exc, BremenError):
+            print(f"{default_name}: error: {exc}", file=sys.stderr, flush=True)
+            code = 2
+        else:
+            import traceback
+
+            traceback.print_exc()
+            code = 1
+    finally:
+        if obj is not None:
+            try:
+                obj.close()
+            except Exception:
+                import traceback
+
+                traceback.print_exc()
+                code = code or 1
+            try:
+                obj.node.destroy_node()
+            except Exception:
+                pass
+        rclpy.try_shutdown()
+    return code
+
+
+def publish_json(pub: Any, msg_cls: Any, payload: dict[str, Any]) -> None:
+    pub.publish(msg_cls(data=json.dumps(payload, separators=(",", ":"))))
+
+
+def stamp_ns(stamp: Any) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def now_mono() -> float:
+    return time.monotonic()

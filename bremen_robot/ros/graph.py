@@ -1,0 +1,204 @@
+"""One description of the collect graph: collect config -> node specs (DESIGN.md §3 "Launch").
+
+``ros2_ws/src/bremen/launch/collect.launch.py`` maps each :class:`NodeSpec` to a
+``launch_ros.actions.Node``; ``bremen collect`` runs each as its own process
+(:meth:`NodeSpec.command`). Both call :func:`node_specs`, so they start the same graph.
+Parameters are flat ROS parameters (str, bool, int, float, list of str); "no value" is spelled
+``''`` or ``0`` because ROS parameters have no null.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import yaml
+
+from bremen_robot.errors import ConfigError
+from bremen_robot.ros.config import CollectConfig
+from bremen_robot.ros.topics import COMMAND, JOINT_STATES
+from bremen_robot.robot_config import load_robot_config
+
+PACKAGE = "bremen"
+EXECUTABLES = ("sim_bridge", "policy_runner", "trajectory_logger")
+RANDOM_POLICY = "random"
+
+ParamValue = Union[str, bool, int, float, list[str]]
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of the graph: what ``launch_ros.actions.Node`` takes, and nothing else."""
+
+    package: str
+    executable: str
+    name: str
+    parameters: dict[str, ParamValue] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def module(self) -> str:
+        """The Python module whose ``main`` the console script calls."""
+        return f"bremen_robot.ros.{self.executable}"
+
+    def params_document(self) -> dict[str, dict[str, dict[str, ParamValue]]]:
+        """A ROS 2 parameters file's content for this node (``--params-file``)."""
+        return {"/**": {"ros__parameters": dict(self.parameters)}}
+
+    def write_params(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.params_document(), sort_keys=True))
+        return path
+
+    def command(self, params_file: Path, python: str = sys.executable) -> list[str]:
+        """argv that runs this node as its own process without a ROS install."""
+        argv = [python, "-m", self.module, "--ros-args", "-r", f"__node:={self.name}"]
+        argv += ["--params-file", str(params_file)]
+        for src, dst in self.remappings:
+            argv += ["-r", f"{src}:={dst}"]
+        return argv
+
+
+def node_specs(
+    cfg: CollectConfig,
+    *,
+    policy: str,
+    bag: str | Path = "",
+) -> list[NodeSpec]:
+    """The nodes that collect with ``cfg``.
+
+    ``policy`` is a registry id, an artifact folder, or ``random`` (uniform actions, no
+    approval). ``bag`` is the rosbag2 folder to write (must not exist); ``''`` lets the logger
+    name one under ``cfg.out_dir``.
+    """
+    if not policy:
+        raise ConfigError("no policy given; pass a registry id or artifact folder, or 'random'")
+    robot = load_robot_config(cfg.robot)
+    task = cfg.task or robot.task
+    lockstep = cfg.mode == "lockstep"
+    common: dict[str, ParamValue] = {
+        "robot_config": str(cfg.robot),
+        "task": task,
+        "mode": cfg.mode,
+        "executor": cfg.executor,
+    }
+    remap = tuple(sorted(cfg.remappings.items()))
+    specs: list[NodeSpec] = []
+    if cfg.sim != "none":
+        if not robot.simulated or not robot.sim_model:
+            raise ConfigError(
+                f"{cfg.source or 'collect config'}: sim: {cfg.sim} but robot '{robot.name}' has no sim_model; "
+                "use sim: none for a real robot"
+            )
+        specs.append(
+            NodeSpec(
+                PACKAGE,
+                "sim_bridge",
+                "sim_bridge",
+                {
+                    **common,
+                    "use_sim_time": False,
+                    "backend": cfg.sim,
+                    "sim_model": robot.sim_model,
+                    "seed": int(cfg.seed),
+                    "episode_steps": int(cfg.episode_steps or 0),
+                    "lockstep_resend_s": float(cfg.lockstep_resend_s),
+                },
+                remap,
+            )
+        )
+    specs.append(
+        NodeSpec(
+            PACKAGE,
+            "policy_runner",
+            "policy_runner",
+            {
+                **common,
+                "use_sim_time": lockstep,
+                "policy": str(policy),
+                "workspace": str(cfg.workspace or ""),
+                "noise_sigma": float(cfg.noise_sigma),
+                "seed": int(cfg.seed),
+                "control_rate_hz": float(cfg.control_rate_hz or 0.0),
+                "episode_steps": int(cfg.episode_steps or 0),
+                "observation_timeout_s": float(cfg.observation_timeout_s or 0.0),
+                "wait_for_reset": cfg.sim != "none",
+                "auto_start": bool(cfg.auto_start),
+                "max_episodes": int(cfg.max_episodes),
+                "max_steps": int(cfg.max_steps),
+                # auto_start waits until these many readers are matched (discovery done)
+                "ready_command_subscribers": int(cfg.sim != "none") + int(COMMAND in cfg.log_topics),
+                "ready_state_subscribers": 1 + int(JOINT_STATES in cfg.log_topics),
+            },
+            remap,
+        )
+    )
+    if cfg.log_topics:
+        specs.append(
+            NodeSpec(
+                PACKAGE,
+                "trajectory_logger",
+                "trajectory_logger",
+                {
+                    **common,
+                    "use_sim_time": lockstep,
+                    "bag": str(bag),
+                    "out_dir": str(cfg.out_dir),
+                    "topics": list(cfg.log_topics),
+                },
+                remap,
+            )
+        )
+    return specs
+
+
+
+
+def effective_config(
+    config: str | Path | CollectConfig,
+    *,
+    sim: str | None = None,
+    episodes: int = 0,
+    steps: int = 0,
+    workspace: str | Path = "",
+) -> CollectConfig:
+    """The config after the command-line / launch arguments: ``sim``, budgets, workspace.
+
+    A budget (``episodes``/``steps`` here or ``max_episodes``/``max_steps`` in the file) makes
+    ``policy_runner`` start episodes itself until it is used up.
+    """
+    from bremen_robot.ros.config import load_collect_config, with_overrides
+
+    cfg = config if isinstance(config, CollectConfig) else load_collect_config(config)
+    cfg = with_overrides(cfg, sim=sim or None)
+    upd: dict[str, object] = {}
+    if episodes:
+        upd["max_episodes"] = int(episodes)
+    if steps:
+        upd["max_steps"] = int(steps)
+    if workspace:
+        upd["workspace"] = Path(workspace)
+    cfg = cfg.model_copy(update=upd)
+    if cfg.max_episodes or cfg.max_steps:
+        cfg = cfg.model_copy(update={"auto_start": True})
+    return cfg
+
+
+def collect_specs(
+    config: str | Path | CollectConfig,
+    *,
+    policy: str,
+    sim: str | None = None,
+    episodes: int = 0,
+    steps: int = 0,
+    out: str | Path = "",
+    workspace: str | Path = "",
+) -> list[NodeSpec]:
+    """What ``bremen collect`` and ``collect.launch.py`` both call: arguments -> node specs."""
+    cfg = effective_config(config, sim=sim, episodes=episodes, steps=steps, workspace=workspace)
+    return node_specs(cfg, policy=policy, bag=out)
+
+
+__all__ = ["EXECUTABLES", "PACKAGE", "RANDOM_POLICY", "NodeSpec", "collect_specs", "effective_config", "node_specs"]

@@ -1,0 +1,317 @@
+"""What ``policy_runner`` does per control step, without rclpy (so it is unit-testable).
+
+One step: joint states (+ base odometry) -> task observation (manifest joint order, via
+``sim.observation.ObservationBuilder``) -> policy mean + exploration noise (or uniform random
+actions) -> ``safety.SafetyShield`` -> the command to send. Alongside, it keeps the episode:
+return and termination from the task's known functions, the time limit, intervention counts,
+and the JSON events published on ``bremen/episode``.
+
+Bad input never raises here: a NaN / wrong-length / unknown-joint observation, a missing
+odometry, or a policy that throws all lead to the shield's safe command and an intervention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from bremen_robot.ros.topics import make_tag
+from bremen_robot.tasks import Task
+
+PolicyFn = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class Episode:
+    id: int
+    started_ns: int
+    running: bool
+    ret: float = 0.0
+    steps: int = 0
+    interventions: int = 0
+    first_stamp_ns: int = -1
+    last_stamp_ns: int = -1
+    reset_stamp_ns: int = -1
+    extras: dict[str, float] = field(default_factory=dict)
+    prev: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclass
+class StepOutput:
+    """What to publish for one step. ``command`` None: publish nothing (lockstep, between episodes)."""
+
+    command: np.ndarray | None
+    raw_action: np.ndarray | None
+    interventions: tuple[Any, ...]
+    tag: str
+    events: list[dict[str, Any]]
+    safe: bool = False
+
+
+class RunnerCore:
+    """Policy + shield + episode bookkeeping for one robot (see module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        task: Task,
+        joint_order: Sequence[str],
+        shield: Any,
+        policy: PolicyFn | None,
+        action_low: Sequence[float],
+        action_high: Sequence[float],
+        noise_sigma: float = 0.0,
+        seed: int = 0,
+        episode_steps: int = 0,
+        lockstep: bool = False,
+        wait_for_reset: bool = False,
+        policy_sha256: str = "random",
+        deployment: int = -1,
+        max_episodes: int = 0,
+        max_steps: int = 0,
+        extras: dict[str, float] | None = None,
+    ) -> None:
+        self.task = task
+        self.joint_order = tuple(joint_order)
+        self.shield = shield
+        self.policy = policy
+        self.low = np.asarray(action_low, dtype=np.float64)
+        self.high = np.asarray(action_high, dtype=np.float64)
+        self.noise_sigma = float(noise_sigma)
+        self.rng = np.random.default_rng([int(seed), 0xB3E])
+        self.episode_steps = int(episode_steps) or task.max_episode_steps
+        self.lockstep = lockstep
+        self.wait_for_reset = wait_for_reset
+        self.policy_sha256 = policy_sha256
+        self.deployment = int(deployment)
+        self.max_episodes = int(max_episodes)
+        self.max_steps = int(max_steps)
+        self.default_extras = dict(extras or {})
+        self.episode: Episode | None = None
+        self.next_id = 1
+        self.episodes_done = 0
+        self.total_steps = 0
+        self.finished = False
+        self._builders: dict[tuple[str, ...], Any] = {}
+        self._needs_base: bool | None = None
+        self.policy_errors = 0
+        self._last_out: StepOutput | None = None
+        self._last_stamp = -1
+
+    # ------------------------------------------------------------------ observation
+    def _builder(self, names: tuple[str, ...]) -> Any:
+        b = self._builders.get(names)
+        if b is None:
+            from sim.observation import ObservationBuilder
+
+            b = ObservationBuilder(self.task, names)  # raises TaskError for missing joints
+            if len(self._builders) > 8:
+                self._builders.clear()
+            self._builders[names] = b
+        return b
+
+    @property
+    def needs_base(self) -> bool:
+        if self._needs_base is None:
+            self._needs_base = any(n.split(".", 1)[1].startswith("root_") for n in self.task.obs_names)
+        return self._needs_base
+
+    def observe(
+        self,
+        names: tuple[str, ...],
+        position: np.ndarray,
+        velocity: np.ndarray,
+        base: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    ) -> np.ndarray | None:
+        """The task observation, or None when the joint states are unusable."""
+        if len(position) != len(names) or len(velocity) != len(names):
+            return None
+        try:
+            b = self._builder(names)
+            extras = self.episode.extras if self.episode is not None and self.episode.extras else None
+            extras = extras or self.default_extras or None
+            if b.needs_base:
+                if base is None:
+                    return None
+                obs = b(position, velocity, base[0], base[1], extras)
+            else:
+                obs = b(position, velocity, None, None, extras)
+        except Exception:
+            return None
+        s = float(obs.sum())
+        if s - s != 0.0:  # NaN or inf somewhere
+            return None
+        return obs
+
+    # ------------------------------------------------------------------ episodes
+    def can_start(self) -> tuple[bool, str]:
+        if self.episode is not None:
+            return False, f"episode {self.episode.id} is running; stop it first"
+        if self.finished:
+            return False, "the collection budget is used up"
+        if getattr(self.shield.state, "estop_latched", False):
+            return False, "e-stop is latched; call bremen/reset_estop first"
+        return True, ""
+
+    def start_episode(self, now_ns: int) -> dict[str, Any]:
+        ep = Episode(id=self.next_id, started_ns=now_ns, running=not self.wait_for_reset)
+        self.next_id += 1
+        self.episode = ep
+        return {
+            "event": "start",
+            "id": ep.id,
+            "policy_sha256": self.policy_sha256,
+            "deployment": self.deployment,
+            "task": self.task.name,
+            "noise_sigma": self.noise_sigma,
+            "episode_steps": self.episode_steps,
+            "stamp_ns": now_ns,
+            "source": "policy_runner",
+        }
+
+    def end_episode(self, reason: str, now_ns: int, complete: bool = True) -> dict[str, Any] | None:
+        ep = self.episode
+        if ep is None:
+            return None
+        self.episode = None
+        self.episodes_done += 1
+        self.total_steps += ep.steps
+        if (self.max_episodes and self.episodes_done >= self.max_episodes) or (
+            self.max_steps and self.total_steps >= self.max_steps
+        ):
+            self.finished = True
+        return {
+            "event": "stop",
+            "id": ep.id,
+            "policy_sha256": self.policy_sha256,
+            "deployment": self.deployment,
+            "reason": reason,
+            "complete": bool(complete),
+            "return": ep.ret,
+            "steps": ep.steps,
+            "interventions": ep.interventions,
+            "first_obs_stamp_ns": ep.first_stamp_ns,
+            "last_obs_stamp_ns": ep.last_stamp_ns,
+            "extras": ep.extras,
+            "stamp_ns": now_ns,
+            "finished": self.finished,
+            "source": "policy_runner",
+        }
+
+    def on_sim_event(self, evt: dict[str, Any], now_ns: int) -> tuple[bool, list[dict[str, Any]]]:
+        """Handle sim_bridge's ``reset``/``end``; returns (process the buffered state now?, events)."""
+        ep = self.episode
+        if ep is None or evt.get("id") != ep.id:
+            return False, []
+        if evt.get("event") == "reset" and not ep.running:
+            ep.running = True
+            ep.reset_stamp_ns = int(evt.get("stamp_ns", 0))
+            ep.extras = {str(k): float(v) for k, v in (evt.get("extras") or {}).items()}
+            return True, []
+        if evt.get("event") == "end":
+            stop = self.end_episode(str(evt.get("reason", "sim_end")), now_ns)
+            return False, [stop] if stop else []
+        return False, []
+
+    # ------------------------------------------------------------------ the step
+    def _action(self, obs: np.ndarray) -> np.ndarray | None:
+        if self.policy is None:
+            return self.rng.uniform(self.low, self.high)
+        try:
+            a = np.asarray(self.policy(obs), dtype=np.float64).reshape(-1)
+        except Exception:
+            self.policy_errors += 1
+            return None
+        if self.noise_sigma > 0:
+            a = a + self.noise_sigma * self.rng.standard_normal(a.shape[0])
+        return a
+
+    def step(
+        self,
+        names: tuple[str, ...],
+        position: np.ndarray,
+        velocity: np.ndarray,
+        stamp_ns: int,
+        arrival: float,
+        now: float,
+        now_ns: int,
+        base: Any = None,
+    ) -> StepOutput:
+        """One control step on the newest joint states (see module docstring)."""
+        from safety import JointState
+
+        if self.lockstep and stamp_ns == self._last_stamp and self._last_out is not None:
+            return replace(self._last_out, events=[])  # a re-sent state: answer it as before
+        out = self._step(names, position, velocity, stamp_ns, arrival, now, now_ns, base, JointState)
+        if out.command is not None:
+            self._last_stamp, self._last_out = stamp_ns, out
+        return out
+
+    def _step(
+        self,
+        names: tuple[str, ...],
+        position: np.ndarray,
+        velocity: np.ndarray,
+        stamp_ns: int,
+        arrival: float,
+        now: float,
+        now_ns: int,
+        base: Any,
+        JointState: Any,
+    ) -> StepOutput:
+        ep = self.episode
+        events: list[dict[str, Any]] = []
+        obs = self.observe(names, position, velocity, base)
+        if ep is not None and ep.running and stamp_ns >= ep.reset_stamp_ns:
+            if ep.first_stamp_ns < 0:
+                if obs is not None:
+                    ep.first_stamp_ns = ep.last_stamp_ns = stamp_ns
+            else:
+                if ep.prev is not None and obs is not None:
+                    o, a = ep.prev
+                    r = float(self.task.reward(o[None], a[None], obs[None])[0])
+                    term = bool(self.task.terminated(o[None], a[None], obs[None])[0])
+                    ep.ret += r
+                else:
+                    term = False
+                ep.steps += 1
+                ep.last_stamp_ns = stamp_ns
+                reason = ""
+                if term:
+                    reason = "terminated"
+                elif ep.steps >= self.episode_steps:
+                    reason = "time_limit"
+                elif self.max_steps and self.total_steps + ep.steps >= self.max_steps:
+                    reason = "budget"
+                if reason:
+                    stop = self.end_episode(reason, now_ns)
+                    events.append(stop)  # type: ignore[arg-type]
+                    ep = None
+        ep = self.episode
+        if ep is None or not ep.running or stamp_ns < ep.reset_stamp_ns or ep.first_stamp_ns < 0:
+            tag = make_tag(-1, stamp_ns)
+            if self.lockstep:
+                return StepOutput(None, None, (), tag, events)
+            return StepOutput(self.shield.safe_command(), None, (), tag, events, safe=True)
+        action = self._action(obs) if obs is not None else None
+        js = JointState(names, position, velocity, arrival)
+        out = self.shield.filter(js, action, now)
+        ep.interventions += len(out.interventions)
+        ep.prev = (obs, out.command) if obs is not None else None
+        return StepOutput(out.command, action, out.interventions, make_tag(ep.id, stamp_ns), events, out.safe)
+
+    def watchdog(self, now: float) -> StepOutput | None:
+        """The safe command when observations stopped arriving (None while they are fresh)."""
+        out = self.shield.watchdog(now)
+        if out is None:
+            return None
+        ep = self.episode
+        if ep is not None:
+            ep.interventions += len(out.interventions)
+            ep.prev = None
+        stamp = ep.last_stamp_ns if ep is not None else -1
+        return StepOutput(out.command, None, out.interventions, make_tag(ep.id if ep else -1, stamp), [], True)
+

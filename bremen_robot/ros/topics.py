@@ -1,0 +1,115 @@
+"""Topic and service names, message types and QoS of the collect graph (DESIGN.md §3).
+
+QoS, chosen per stream (see docs/ros.md):
+
+* ``joint_states`` / ``odom`` published **reliable, keep-last 1000**: a reliable writer serves
+  both kinds of readers, and the deep history gives the logger slack to never drop a sample.
+  ``policy_runner`` reads them as **sensor data** in realtime mode (best effort, keep-last 1:
+  only the newest state matters, a retransmitted old one is worse than none) and **reliable**
+  in lockstep mode (each message is one physics step; losing one would stall the loop).
+* ``bremen/command`` and ``bremen/raw_action``: **reliable, keep-last 100**; compatible with a
+  ros2_control ``forward_command_controller`` (which subscribes reliable, depth 10).
+* ``bremen/safety``: reliable, keep-last 1000: every intervention must reach the log.
+* ``bremen/estop``: reliable, **transient local**, depth 1: the e-stop *latches*; a node that
+  starts late still gets the last value.
+* ``bremen/episode``: reliable, transient local, depth 100: a logger started late still learns
+  which episode is running.
+* ``/clock``: best effort, keep-last 1 (the ROS convention, what rclpy's time source expects).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+JOINT_STATES = "joint_states"
+ODOM = "odom"
+COMMAND = "bremen/command"
+RAW_ACTION = "bremen/raw_action"
+SAFETY = "bremen/safety"
+ESTOP = "bremen/estop"
+EPISODE = "bremen/episode"
+CLOCK = "/clock"
+RESET_ESTOP = "bremen/reset_estop"
+START_EPISODE = "bremen/start_episode"
+STOP_EPISODE = "bremen/stop_episode"
+
+# topic -> rosbag2 / ROS type name
+MSG_TYPES: dict[str, str] = {
+    JOINT_STATES: "sensor_msgs/msg/JointState",
+    ODOM: "nav_msgs/msg/Odometry",
+    COMMAND: "std_msgs/msg/Float64MultiArray",
+    RAW_ACTION: "std_msgs/msg/Float64MultiArray",
+    SAFETY: "diagnostic_msgs/msg/DiagnosticArray",
+    ESTOP: "std_msgs/msg/Bool",
+    EPISODE: "std_msgs/msg/String",
+    CLOCK: "rosgraph_msgs/msg/Clock",
+}
+
+DEFAULT_LOG_TOPICS: tuple[str, ...] = (JOINT_STATES, ODOM, COMMAND, RAW_ACTION, SAFETY, ESTOP, EPISODE)
+
+# Every message policy_runner publishes for a control step carries this tag: in the
+# Float64MultiArray's layout.dim[0].label and the DiagnosticArray's header.frame_id. It names
+# the episode (-1 between episodes) and the joint_states stamp (ns) the step answered, so the
+# trainer pairs observations and actions exactly, whatever order the logger received them in.
+TAG_PREFIX = "bremen:"
+
+
+def make_tag(episode: int, obs_stamp_ns: int) -> str:
+    return f"{TAG_PREFIX}{episode}:{obs_stamp_ns}"
+
+
+def parse_tag(tag: str) -> tuple[int, int] | None:
+    """``(episode, obs_stamp_ns)`` of a tag, or None if ``tag`` is not one."""
+    if not tag.startswith(TAG_PREFIX):
+        return None
+    try:
+        ep, stamp = tag[len(TAG_PREFIX) :].split(":")
+        return int(ep), int(stamp)
+    except ValueError:
+        return None
+
+
+def msg_class(ros_type: str) -> Any:
+    """The rclpy message class of ``pkg/msg/Name`` (imports the message package)."""
+    import importlib
+
+    pkg, _, name = ros_type.split("/")
+    return getattr(importlib.import_module(f"{pkg}.msg"), name)
+
+
+def qos(kind: str) -> Any:
+    """A QoS profile by role: see the module docstring. Imports rclpy."""
+    from rclpy.qos import (
+        DurabilityPolicy,
+        HistoryPolicy,
+        QoSProfile,
+        ReliabilityPolicy,
+    )
+
+    rel, be = ReliabilityPolicy.RELIABLE, ReliabilityPolicy.BEST_EFFORT
+    vol, tl = DurabilityPolicy.VOLATILE, DurabilityPolicy.TRANSIENT_LOCAL
+    table = {
+        "state_pub": (rel, vol, 1000),
+        "sensor_sub": (be, vol, 1),
+        "lockstep_sub": (rel, vol, 10),
+        "command": (rel, vol, 100),
+        "safety": (rel, vol, 1000),
+        "latched": (rel, tl, 1),
+        "episode": (rel, tl, 100),
+        "episode_sub": (rel, vol, 100),
+        "clock": (be, vol, 1),
+        "logger": (rel, vol, 1000),
+        "logger_latched": (rel, tl, 100),
+        "logger_be": (be, vol, 1000),
+    }
+    r, d, depth = table[kind]
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=r, durability=d)
+
+
+def logger_qos(topic: str) -> Any:
+    """What trajectory_logger subscribes with: matches every publisher, loses nothing it can keep."""
+    if topic in (ESTOP, EPISODE):
+        return qos("logger_latched")
+    if topic == CLOCK:
+        return qos("logger_be")
+    return qos("logger")
