@@ -1,0 +1,276 @@
+"""rosbag2 folders written by the collect graph -> the trainer's transition columns.
+
+No ROS install needed: bags are read with ``rosbags`` (its ROS 2 kilted type store decodes the
+standard messages). For each episode the policy_runner reported as finished, every command is
+paired with the ``joint_states`` it answered through the tag it carries (see
+:mod:`bremen_robot.ros.topics`), so the pairing is exact whatever order the logger received
+messages in. Per transition ``k``: ``obs`` = the state command ``k`` answered, ``actions`` =
+the command actually sent (after the shield), ``next_obs`` = the state command ``k+1``
+answered (the episode's last observation for the last command). Rewards and terminals come
+from the task's known functions; ``timeouts`` marks the last transition of an episode cut by
+its time limit, the step budget or an operator stop; ``interventions`` counts the shield's
+interventions logged for that step.
+
+Episodes the log marks ``incomplete`` (interrupted, logger crash) are left out unless
+``include_incomplete`` (then their last transition is a timeout). Transitions whose
+observation is unusable (NaN, wrong length: the shield sent the safe command) are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bremen_robot.errors import DatasetError
+from bremen_robot.tasks import Task, get_task
+
+COLUMNS = (
+    "obs",
+    "actions",
+    "rewards",
+    "next_obs",
+    "terminals",
+    "timeouts",
+    "episode_ids",
+    "deployment_ids",
+    "policy_sha256",
+    "interventions",
+)
+TIMEOUT_REASONS = ("time_limit", "budget", "stopped", "interrupted")
+
+
+def _stamp(s: Any) -> int:
+    return int(s.sec) * 1_000_000_000 + int(s.nanosec)
+
+
+def _rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    from sim.observation import rotate
+
+    return rotate(q, v)
+
+
+class _Bag:
+    """Everything one bag holds, indexed for pairing."""
+
+    def __init__(self, path: Path) -> None:
+        from rosbags.rosbag2 import Reader
+
+        from bremen_robot.ros import topics as T
+        from bremen_robot.ros.bagfile import deserialize, read_custom
+
+        self.path = path
+        self.custom = read_custom(path)
+        roles = json.loads(self.custom.get("bremen.topics", "{}") or "{}")
+        by_name = {name: role for role, name in roles.items()}
+        for role in T.MSG_TYPES:  # bags without the mapping: default names
+            by_name.setdefault("/" + role.lstrip("/"), role)
+        self.states: dict[int, tuple[tuple[str, ...], np.ndarray, np.ndarray]] = {}
+        self.odom: dict[int, tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
+        self.commands: list[tuple[int, int, np.ndarray]] = []
+        self.safety: Counter[tuple[int, int]] = Counter()
+        self.events: list[dict[str, Any]] = []
+        try:
+            reader = Reader(path)
+            reader.open()
+        except Exception as exc:
+            raise DatasetError(f"{path}: cannot open the bag ({type(exc).__name__}: {exc})") from None
+        try:
+            for conn, _, raw in reader.messages():
+                role = by_name.get(conn.topic)
+                if role is None:
+                    continue
+                if role == T.JOINT_STATES:
+                    m = deserialize(raw, conn.msgtype)
+                    st = _stamp(m.header.stamp)
+                    if st not in self.states:
+                        self.states[st] = (
+                            tuple(m.name),
+                            np.asarray(m.position, dtype=np.float64),
+                            np.asarray(m.velocity, dtype=np.float64),
+                        )
+                elif role == T.ODOM:
+                    m = deserialize(raw, conn.msgtype)
+                    p, o = m.pose.pose.position, m.pose.pose.orientation
+                    q = np.array([o.w, o.x, o.y, o.z])
+                    lin, ang = m.twist.twist.linear, m.twist.twist.angular
+                    self.odom[_stamp(m.header.stamp)] = (
+                        (np.array([p.x, p.y, p.z]), q),
+                        (_rotate(q, np.array([lin.x, lin.y, lin.z])), _rotate(q, np.array([ang.x, ang.y, ang.z]))),
+                    )
+                elif role == T.COMMAND:
+                    m = deserialize(raw, conn.msgtype)
+                    tag = T.parse_tag(m.layout.dim[0].label) if len(m.layout.dim) else None
+                    if tag is not None:
+                        self.commands.append((tag[0], tag[1], np.asarray(m.data, dtype=np.float64)))
+                elif role == T.SAFETY:
+                    m = deserialize(raw, conn.msgtype)
+                    tag = T.parse_tag(m.header.frame_id)
+                    if tag is not None:
+                        self.safety[tag] += len(m.status)
+                elif role == T.EPISODE:
+                    m = deserialize(raw, conn.msgtype)
+                    try:
+                        evt = json.loads(m.data)
+                    except ValueError:
+                        continue
+                    if isinstance(evt, dict):
+                        self.events.append(evt)
+        finally:
+            reader.close()
+
+
+def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
+    """One record per episode the runner started: start event, stop event (or None), extras."""
+    recs: dict[int, dict[str, Any]] = {}
+    for evt in bag.events:
+        src, kind, eid = evt.get("source"), evt.get("event"), evt.get("id")
+        if not isinstance(eid, int):
+            continue
+        if src == "policy_runner" and kind == "start":
+            recs[eid] = {"id": eid, "start": evt, "stop": None, "extras": {}}
+        elif eid in recs and src == "policy_runner" and kind == "stop":
+            recs[eid]["stop"] = evt
+        elif eid in recs and src == "sim_bridge" and kind == "reset":
+            recs[eid]["extras"] = evt.get("extras") or {}
+    listed = {int(r["id"]): r for r in json.loads(bag.custom.get("bremen.episodes", "[]") or "[]")}
+    for eid, rec in recs.items():
+        stop = rec["stop"]
+        status = listed.get(eid, {}).get("status")
+        rec["complete"] = bool(stop is not None and stop.get("complete", True) and status != "incomplete")
+    return [recs[k] for k in sorted(recs)]
+
+
+def ingest_bags(
+    bag_paths: Sequence[str | Path],
+    task: Task | str | None = None,
+    *,
+    include_incomplete: bool = False,
+) -> dict[str, Any]:
+    """Transitions of every bag, as numpy columns (see module docstring).
+
+    Returns a dict with :data:`COLUMNS` plus ``task`` (name) and ``report`` (per-bag counts of
+    episodes used/skipped and transitions dropped). ``task`` defaults to the one the bags record;
+    bags of different tasks, or of another task than ``task``, are refused.
+    """
+    from sim.observation import ObservationBuilder
+
+    if not bag_paths:
+        raise DatasetError("no bags given; pass one or more rosbag2 folders written by 'bremen collect'")
+    the_task: Task | None = get_task(task) if isinstance(task, str) else task
+    cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
+    report: list[dict[str, Any]] = []
+    next_episode = 0
+    for path in map(Path, bag_paths):
+        bag = _Bag(path)
+        bag_task = bag.custom.get("bremen.task", "")
+        if the_task is None:
+            if not bag_task:
+                raise DatasetError(f"{path}: the bag does not say its task; pass --task")
+            the_task = get_task(bag_task)
+        elif bag_task and get_task(bag_task).name != the_task.name:
+            raise DatasetError(
+                f"{path} was recorded for task '{bag_task}' but the dataset is for '{the_task.name}'; "
+                "ingest bags of one task together"
+            )
+        t = the_task
+        rep = {"bag": str(path), "episodes": 0, "skipped_incomplete": 0, "dropped_transitions": 0}
+        builders: dict[tuple[str, ...], Any] = {}
+        by_episode: dict[int, list[tuple[int, np.ndarray]]] = {}
+        for eid, stamp, data in bag.commands:
+            lst = by_episode.setdefault(eid, [])
+            if not lst or lst[-1][0] != stamp:  # a repeated answer to the same state: keep the first
+                lst.append((stamp, data))
+        for rec in _episode_plan(bag):
+            if not rec["complete"] and not include_incomplete:
+                rep["skipped_incomplete"] += 1
+                continue
+            steps = by_episode.get(rec["id"], [])
+            stop = rec["stop"] or {}
+            stamps = [s for s, _ in steps]
+            last = stop.get("last_obs_stamp_ns")
+            if isinstance(last, int) and (not stamps or last != stamps[-1]) and last in bag.states:
+                stamps.append(last)
+            extras = {k: float(v) for k, v in rec["extras"].items()}
+
+            def observe(st: int) -> np.ndarray | None:
+                s = bag.states.get(st)
+                if s is None:
+                    return None
+                names, q, qd = s
+                if len(q) != len(names) or len(qd) != len(names):
+                    return None
+                b = builders.get(names)
+                try:
+                    if b is None:
+                        b = builders[names] = ObservationBuilder(t, names)
+                    base = bag.odom.get(st) if b.needs_base else None
+                    if b.needs_base and base is None:
+                        return None
+                    o = b(q, qd, base[0] if base else None, base[1] if base else None, extras or None)
+                except Exception:
+                    return None
+                return o if np.all(np.isfinite(o)) else None
+
+            obs_list = [observe(s) for s in stamps]
+            rows = []
+            for k in range(len(steps)):
+                if k + 1 >= len(stamps):
+                    break
+                o, o2, a = obs_list[k], obs_list[k + 1], steps[k][1]
+                if o is None or o2 is None or a.shape[0] != t.action_dim or not np.all(np.isfinite(a)):
+                    rep["dropped_transitions"] += 1
+                    continue
+                rows.append((o, a, o2, bag.safety.get((rec["id"], stamps[k]), 0)))
+            if not rows:
+                continue
+            o = np.stack([r[0] for r in rows])
+            a = np.stack([r[1] for r in rows])
+            o2 = np.stack([r[2] for r in rows])
+            n = len(rows)
+            term = np.asarray(t.terminated(o, a, o2), dtype=bool)
+            timeouts = np.zeros(n, dtype=bool)
+            reason = stop.get("reason", "interrupted") if rec["complete"] else "interrupted"
+            if reason in TIMEOUT_REASONS and not term[-1]:
+                timeouts[-1] = True
+            cols["obs"].append(o)
+            cols["actions"].append(a)
+            cols["next_obs"].append(o2)
+            cols["rewards"].append(np.asarray(t.reward(o, a, o2), dtype=np.float64))
+            cols["terminals"].append(term)
+            cols["timeouts"].append(timeouts)
+            cols["episode_ids"].append(np.full(n, next_episode, dtype=np.int64))
+            dep = rec["start"].get("deployment")
+            cols["deployment_ids"].append(np.full(n, int(dep) if isinstance(dep, int) else -1, dtype=np.int64))
+            cols["policy_sha256"].append(np.full(n, str(rec["start"].get("policy_sha256", "")), dtype="<U64"))
+            cols["interventions"].append(np.array([r[3] for r in rows], dtype=np.int32))
+            next_episode += 1
+            rep["episodes"] += 1
+        report.append(rep)
+    if the_task is None or not cols["obs"]:
+        raise DatasetError(
+            f"no complete episode with transitions in {', '.join(map(str, bag_paths))}; "
+            "collect longer or pass include_incomplete"
+        )
+    out: dict[str, Any] = {
+        "obs": np.concatenate(cols["obs"]).astype(np.float32),
+        "actions": np.concatenate(cols["actions"]).astype(np.float32),
+        "rewards": np.concatenate(cols["rewards"]).astype(np.float32),
+        "next_obs": np.concatenate(cols["next_obs"]).astype(np.float32),
+        "terminals": np.concatenate(cols["terminals"]),
+        "timeouts": np.concatenate(cols["timeouts"]),
+        "episode_ids": np.concatenate(cols["episode_ids"]),
+        "deployment_ids": np.concatenate(cols["deployment_ids"]),
+        "policy_sha256": np.concatenate(cols["policy_sha256"]),
+        "interventions": np.concatenate(cols["interventions"]),
+        "task": the_task.name,
+        "report": report,
+    }
+    return out
+
+
+__all__ = ["COLUMNS", "ingest_bags"]

@@ -1,0 +1,298 @@
+"""``bremen collect``: run the collect graph without a ROS install (DESIGN.md §3 "Launch").
+
+Builds the node specs with :func:`graph.collect_specs` (the launch file calls the same), runs
+each node as its own process over real DDS, watches ``bremen/episode`` from an in-process
+rclpy node for progress, and stops the graph when the budget is used up or on Ctrl-C: first
+``policy_runner`` and ``sim_bridge`` (an episode cut short is reported ``incomplete``), then
+the logger, which closes the bag. Children die with this process (``PR_SET_PDEATHSIG``) and
+are killed if they ignore SIGINT, so no process outlives a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bremen_robot.errors import BremenError, ConfigError
+from bremen_robot.ros import apply_ros_env, require_rclpy
+from bremen_robot.ros import topics as T
+from bremen_robot.ros.bagfile import recover_bag
+from bremen_robot.ros.graph import RANDOM_POLICY, NodeSpec, collect_specs, effective_config
+from bremen_robot.robot_config import load_robot_config
+
+
+class CollectError(BremenError):
+    """The graph could not start or a node died."""
+
+
+@dataclass
+class CollectResult:
+    bag: Path
+    deployment: int | None = None
+    policy_sha256: str = ""
+    episodes: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
+    logger_crashed: bool = False
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return sum(int(e.get("steps", 0)) for e in self.episodes)
+
+    @property
+    def returns(self) -> list[float]:
+        return [float(e["return"]) for e in self.episodes if e.get("complete", True)]
+
+    @property
+    def interventions(self) -> int:
+        return sum(int(e.get("interventions", 0)) for e in self.episodes)
+
+    def summary(self) -> str:
+        done = [e for e in self.episodes if e.get("complete", True)]
+        rets = self.returns
+        lines = [
+            f"collected {len(self.episodes)} episodes ({len(done)} complete, "
+            f"{len(self.episodes) - len(done)} incomplete), {self.steps} steps"
+            + (" (interrupted)" if self.interrupted else ""),
+            f"deployment {self.deployment}, policy {self.policy_sha256[:12] or '?'}",
+        ]
+        if rets:
+            mean = sum(rets) / len(rets)
+            lines.append(f"returns: mean {mean:.3f}, min {min(rets):.3f}, max {max(rets):.3f}")
+        lines.append(f"interventions: {self.interventions}")
+        if self.logger_crashed:
+            lines.append("logger crashed: the episode it was writing is marked incomplete")
+        lines.append(f"bag: {self.bag}")
+        return "\n".join(lines)
+
+
+def _pdeathsig() -> None:  # runs in the child before exec
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+    os.setpgrp()  # Ctrl-C in a terminal reaches us only; we stop the nodes in order
+
+
+class Graph:
+    """The node processes of one run; a context manager that always cleans up."""
+
+    def __init__(self, specs: list[NodeSpec], workdir: Path, env: dict[str, str]) -> None:
+        self.specs = specs
+        self.workdir = workdir
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: dict[str, Path] = {}
+
+    def start(self) -> None:
+        order = {"trajectory_logger": 0, "sim_bridge": 1, "policy_runner": 2}
+        for spec in sorted(self.specs, key=lambda s: order.get(s.executable, 3)):
+            params = spec.write_params(self.workdir / "params" / f"{spec.name}.yaml")
+            log = self.workdir / "logs" / f"{spec.name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            self.logs[spec.name] = log
+            with open(log, "wb") as out:
+                self.procs[spec.name] = subprocess.Popen(
+                    spec.command(params),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self.env,
+                    preexec_fn=_pdeathsig,
+                )
+
+    def dead(self) -> list[str]:
+        return [n for n, p in self.procs.items() if p.poll() is not None]
+
+    def tail(self, name: str, n: int = 6) -> str:
+        try:
+            lines = self.logs[name].read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(lines[-n:])
+
+    def stop(self, names: list[str], timeout: float) -> None:
+        procs = [(n, self.procs[n]) for n in names if n in self.procs]
+        for _, p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for _, p in procs:
+            try:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop_all(self) -> dict[str, int | None]:
+        self.stop(["policy_runner", "sim_bridge"], 10.0)
+        self.stop(["trajectory_logger"], 20.0)
+        self.stop(list(self.procs), 5.0)
+        return {n: p.returncode for n, p in self.procs.items()}
+
+
+def collect(
+    config: str | Path,
+    *,
+    policy: str | None = None,
+    random: bool = False,
+    sim: str | None = None,
+    episodes: int = 0,
+    steps: int = 0,
+    out: str | Path | None = None,
+    workspace: str | Path | None = None,
+    timeout_s: float = 0.0,
+    progress: bool | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    kill_after_steps: tuple[str, int] | None = None,
+) -> CollectResult:
+    """Run one deployment's collection and return what happened (see module docstring).
+
+    ``kill_after_steps=(node, n)`` SIGKILLs that node once ``n`` steps were reported (tests of
+    crash safety).
+    """
+    if bool(policy) == bool(random):
+        raise ConfigError("pass exactly one of --policy ID_OR_PATH or --random")
+    pol = RANDOM_POLICY if random else str(policy)
+    cfg = effective_config(config, sim=sim, episodes=episodes, steps=steps, workspace=workspace or "")
+    if not (cfg.max_episodes or cfg.max_steps):
+        raise ConfigError("no budget: pass --episodes N or --steps N (or set max_episodes/max_steps in the config)")
+    robot = load_robot_config(cfg.robot)
+    if not random:
+        _check_approval(pol, robot, cfg.workspace)
+    bag = Path(out) if out else cfg.out_dir / time.strftime("%Y%m%dT%H%M%S")
+    if bag.exists() and any(bag.iterdir()):
+        raise ConfigError(f"--out {bag} exists and is not empty; bags are never overwritten, pick a new folder")
+    specs = collect_specs(
+        config, policy=pol, sim=sim, episodes=episodes, steps=steps, out=bag, workspace=workspace or ""
+    )
+    apply_ros_env()
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    rclpy = require_rclpy()
+    result = CollectResult(bag=bag)
+    bag.mkdir(parents=True, exist_ok=True)
+    graph = Graph(specs, bag, env)
+    show = sys.stderr.isatty() if progress is None else progress
+    total = cfg.max_steps or cfg.max_episodes
+    unit = "steps" if cfg.max_steps else "episodes"
+    from rclpy.signals import SignalHandlerOptions
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
+    node = None
+    finished = {"done": False}
+    current: dict[str, Any] = {}
+
+    def handle(msg: Any) -> None:
+        try:
+            evt = json.loads(msg.data)
+        except ValueError:
+            return
+        if not isinstance(evt, dict) or evt.get("source") != "policy_runner":
+            return
+        if on_event is not None:
+            on_event(evt)
+        kind = evt.get("event")
+        if kind == "start":
+            result.deployment = evt.get("deployment")
+            result.policy_sha256 = evt.get("policy_sha256", "")
+            current.clear()
+            current["id"] = evt.get("id")
+        elif kind == "progress":
+            current["steps"] = evt.get("steps", 0)
+        elif kind == "stop":
+            if not any(e.get("id") == evt.get("id") for e in result.episodes):
+                result.episodes.append(evt)
+            current.clear()
+            if evt.get("finished"):
+                finished["done"] = True
+        elif kind == "done":
+            finished["done"] = True
+
+    try:
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import String
+
+        node = rclpy.create_node("bremen_collect", context=ctx)
+        node.create_subscription(String, T.EPISODE, handle, T.qos("episode"))
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        graph.start()
+        started = time.monotonic()
+        bar = _progress(show, total, unit)
+        try:
+            while not finished["done"]:
+                ex.spin_once(timeout_sec=0.1)
+                done_steps = result.steps + int(current.get("steps", 0))
+                if bar is not None:
+                    bar[0].update(bar[1], completed=done_steps if unit == "steps" else len(result.episodes))
+                if kill_after_steps and done_steps >= kill_after_steps[1]:
+                    victim = graph.procs.get(kill_after_steps[0])
+                    if victim is not None and victim.poll() is None:
+                        victim.kill()
+                        victim.wait()
+                dead = graph.dead()
+                if dead:
+                    name = dead[0]
+                    if kill_after_steps and name == kill_after_steps[0]:
+                        result.logger_crashed = name == "trajectory_logger"
+                        finished["done"] = True
+                        break
+                    raise CollectError(
+                        f"node {name} exited with code {graph.procs[name].returncode}: {graph.tail(name)}"
+                    )
+                if timeout_s and time.monotonic() - started > timeout_s:
+                    raise CollectError(f"collection did not finish within {timeout_s:g} s; see {bag}/logs")
+        except KeyboardInterrupt:
+            result.interrupted = True
+        finally:
+            if bar is not None:
+                bar[0].stop()
+            result.exit_codes = graph.stop_all()
+            # events the runner sent while shutting down (an interrupted episode)
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end:
+                ex.spin_once(timeout_sec=0.05)
+    finally:
+        graph.stop_all()
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+    if result.exit_codes.get("trajectory_logger") not in (0, None) or result.logger_crashed:
+        result.logger_crashed = True
+        recover_bag(bag)
+    return result
+
+
+def _progress(show: bool, total: int, unit: str) -> Any:
+    if not show:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn(f"collecting {unit}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    )
+    bar.start()
+    return bar, bar.add_task("collect", total=total)
+
+
+def _check_approval(policy: str, robot: Any, workspace: Path | None) -> None:
+    """Refuse an unapproved policy before anything starts (the runner checks again)."""
+    from bremen_robot.registry import Registry, default_workspace, verify_for_deployment
+
+    reg = Registry.open(Path(workspace) if workspace else default_workspace())
+    try:
+        verify_for_deployment(policy, robot, reg)
+    finally:
+        reg.close()
