@@ -42,6 +42,7 @@ class CollectResult:
     interrupted: bool = False
     logger_crashed: bool = False
     exit_codes: dict[str, int | None] = field(default_factory=dict)
+    specs: list[NodeSpec] = field(default_factory=list)
 
     @property
     def steps(self) -> int:
@@ -155,6 +156,7 @@ def collect(
     progress: bool | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
     kill_after_steps: tuple[str, int] | None = None,
+    dry_run: bool = False,
 ) -> CollectResult:
     """Run one deployment's collection and return what happened (see module docstring).
 
@@ -176,11 +178,13 @@ def collect(
     specs = collect_specs(
         config, policy=pol, sim=sim, episodes=episodes, steps=steps, out=bag, workspace=workspace or ""
     )
+    if dry_run:
+        return CollectResult(bag=bag, specs=specs)
     apply_ros_env()
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     rclpy = require_rclpy()
-    result = CollectResult(bag=bag)
+    result = CollectResult(bag=bag, specs=specs)
     bag.mkdir(parents=True, exist_ok=True)
     graph = Graph(specs, bag, env)
     show = sys.stderr.isatty() if progress is None else progress

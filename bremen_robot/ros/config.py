@@ -91,11 +91,19 @@ class CollectConfig(BaseModel):
         return self
 
 
+def config_root() -> Path:
+    """The repository's ``configs/`` folder (next to the ``bremen_robot`` package)."""
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
 def load_collect_config(path: Path | str) -> CollectConfig:
-    """Load ``path``; relative ``robot`` resolves against the file's folder. One-line errors."""
+    """Load ``path``; a relative ``robot`` path resolves against the file's folder, and a bare
+    robot name (``robot: halfcheetah``) against ``configs/robots/``. One-line errors."""
     path = Path(path)
     cfg = load_yaml_model(CollectConfig, path)
-    if not cfg.robot.is_absolute():
+    if not cfg.robot.suffix and len(cfg.robot.parts) == 1:
+        cfg.robot = config_root() / "robots" / f"{cfg.robot}.yaml"
+    elif not cfg.robot.is_absolute():
         cfg.robot = (path.resolve().parent / cfg.robot).resolve()
     if not cfg.robot.is_file():
         raise ConfigError(f"{path}: robot: file '{cfg.robot}' not found; point it at configs/robots/<robot>.yaml")

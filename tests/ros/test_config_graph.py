@@ -1,0 +1,151 @@
+"""Collect configs, node specs, and the launch file <-> ``bremen collect`` parity (no ROS needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import configparser
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bremen_robot.errors import ConfigError
+from bremen_robot.ros.collect import collect
+from bremen_robot.ros.config import load_collect_config
+from bremen_robot.ros.graph import collect_specs, node_specs
+from tests.ros.conftest import CONFIGS, REPO, write_collect_config
+
+PKG = REPO / "ros2_ws" / "src" / "bremen"
+LAUNCH = PKG / "launch" / "collect.launch.py"
+SHIPPED = sorted(p.stem for p in (CONFIGS / "collect").glob("*.yaml"))
+
+
+def load_launch_module():
+    spec = importlib.util.spec_from_file_location("bremen_collect_launch", LAUNCH)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_shipped_configs_load_and_name_existing_robots():
+    assert {"halfcheetah", "hopper", "ant", "halfcheetah-robot"} <= set(SHIPPED)
+    for name in SHIPPED:
+        cfg = load_collect_config(CONFIGS / "collect" / f"{name}.yaml")
+        assert cfg.robot.is_file()
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"colour": "red"}, "colour: unknown field"),
+        ({"sim": "none", "mode": "lockstep"}, "lockstep needs a simulator"),
+        ({"mode": "fast"}, "mode"),
+        ({"noise_sigma": -1}, "noise_sigma"),
+        ({"log_topics": ["joint_states", "tf"]}, "unknown topic 'tf'"),
+        ({"robot": "nowhere/robot.yaml"}, "not found"),
+    ],
+)
+def test_bad_collect_config_is_one_line_naming_the_field(tmp_path, change, fragment):
+    path = write_collect_config(tmp_path, **change)
+    with pytest.raises(ConfigError) as err:
+        load_collect_config(path)
+    msg = str(err.value)
+    assert fragment in msg and "\n" not in msg
+
+
+def test_node_specs_lockstep_sim_and_real_robot():
+    cfg = load_collect_config(CONFIGS / "collect" / "halfcheetah.yaml")
+    specs = {s.name: s for s in node_specs(cfg, policy="random", bag="/tmp/b")}
+    assert set(specs) == {"sim_bridge", "policy_runner", "trajectory_logger"}
+    assert specs["policy_runner"].parameters["use_sim_time"] is True  # lockstep: sim time
+    assert specs["sim_bridge"].parameters["use_sim_time"] is False  # it is the clock
+    assert specs["trajectory_logger"].parameters["bag"] == "/tmp/b"
+    for s in specs.values():
+        for v in s.parameters.values():  # ROS parameters: no None, typed lists
+            assert v is not None and (not isinstance(v, list) or all(isinstance(x, str) for x in v))
+    real = load_collect_config(CONFIGS / "collect" / "halfcheetah-robot.yaml")
+    rspecs = {s.name: s for s in node_specs(real, policy="random")}
+    assert "sim_bridge" not in rspecs and rspecs["policy_runner"].parameters["mode"] == "realtime"
+    assert ("bremen/command", "/forward_command_controller/commands") in rspecs["policy_runner"].remappings
+    argv = rspecs["policy_runner"].command(Path("/tmp/p.yaml"))
+    assert argv[1:3] == ["-m", "bremen_robot.ros.policy_runner"]
+    assert "bremen/command:=/forward_command_controller/commands" in argv
+
+
+def test_sim_override_none_switches_to_realtime():
+    specs = collect_specs(CONFIGS / "collect" / "halfcheetah.yaml", policy="random", sim="none")
+    assert [s.name for s in specs] == ["policy_runner", "trajectory_logger"]
+    assert specs[0].parameters["mode"] == "realtime"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("policy", ["random", "deadbeef"])
+def test_launch_file_and_bremen_collect_build_identical_specs(name, policy, tmp_path, monkeypatch):
+    """The shipped launch file and `bremen collect` go through one function to the same nodes."""
+    import bremen_robot.ros.collect as collect_mod
+
+    monkeypatch.setattr(collect_mod, "_check_approval", lambda *a: None)  # no registry for this check
+    launch = load_launch_module()
+    cfg = CONFIGS / "collect" / f"{name}.yaml"
+    out = tmp_path / "bag"
+    args = {"config": str(cfg), "policy": policy, "sim": "", "episodes": "3", "steps": "0", "out": str(out)}
+    from_launch = launch.specs_from_arguments(args)
+    kw = {"random": True} if policy == "random" else {"policy": policy}
+    from_cli = collect(cfg, episodes=3, out=out, dry_run=True, **kw).specs
+    assert from_launch == from_cli
+    for spec in from_launch:  # the Node arguments carry the spec unchanged
+        k = launch.node_kwargs(spec)
+        assert (k["package"], k["executable"], k["name"]) == (spec.package, spec.executable, spec.name)
+        assert k["parameters"] == [spec.parameters]
+        assert k["remappings"] == list(spec.remappings)
+        doc = yaml.safe_load(yaml.safe_dump(spec.params_document()))  # what bremen collect writes
+        assert doc["/**"]["ros__parameters"] == spec.parameters
+
+
+def test_launch_description_builds_where_launch_ros_exists():
+    pytest.importorskip("launch_ros", reason="launch_ros is not installed (needs a ROS 2 install)")
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument
+
+    ld = load_launch_module().generate_launch_description()
+    assert isinstance(ld, LaunchDescription)
+    declared = {e.name for e in ld.entities if isinstance(e, DeclareLaunchArgument)}
+    assert {"config", "policy", "sim"} <= declared
+
+
+def test_ament_package_layout():
+    xml = (PKG / "package.xml").read_text()
+    assert "<build_type>ament_python</build_type>" in xml and "<name>bremen</name>" in xml
+    assert (PKG / "resource" / "bremen").is_file()
+    cfg = configparser.ConfigParser()
+    cfg.read(PKG / "setup.cfg")
+    assert cfg["develop"]["script_dir"] == "$base/lib/bremen"
+    assert cfg["install"]["install_scripts"] == "$base/lib/bremen"
+    setup = (PKG / "setup.py").read_text()
+    import sys
+
+    sys.path.insert(0, str(PKG))
+    try:
+        nodes = importlib.import_module("bremen.nodes")
+        for exe in ("policy_runner", "sim_bridge", "trajectory_logger"):
+            assert f"{exe} = bremen.nodes:{exe}" in setup
+            assert callable(getattr(nodes, exe))
+    finally:
+        sys.path.remove(str(PKG))
+        sys.modules.pop("bremen.nodes", None)
+        sys.modules.pop("bremen", None)
+    # the package's default config resolves its robot by name
+    assert load_collect_config(PKG / "config" / "halfcheetah.yaml").robot == (CONFIGS / "robots" / "halfcheetah.yaml")
+
+
+def test_collect_needs_a_budget_and_one_policy(tmp_path):
+    cfg = CONFIGS / "collect" / "halfcheetah.yaml"
+    with pytest.raises(ConfigError, match="budget"):
+        collect(cfg, random=True, out=tmp_path / "b", dry_run=True)
+    with pytest.raises(ConfigError, match="exactly one"):
+        collect(cfg, random=True, policy="abcd", episodes=1, out=tmp_path / "b", dry_run=True)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(ConfigError, match="not empty"):
+        collect(cfg, random=True, episodes=1, out=tmp_path / "full", dry_run=True)

@@ -1,0 +1,143 @@
+"""policy_runner's step logic without ROS: safe commands on bad input, episodes, returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import safety
+from bremen_robot.ros.runner_core import RunnerCore
+from bremen_robot.ros.topics import parse_tag
+from bremen_robot.tasks import get_task
+from tests.ros.conftest import CONFIGS
+
+TASK = get_task("halfcheetah")
+NAMES = ("rootx", "rootz", "rooty") + TASK.action_names
+
+
+def make(policy=None, lockstep=True, **kw):
+    limits = safety.load_limits(CONFIGS / "safety" / "halfcheetah.yaml", joint_names=list(TASK.action_names))
+    core = RunnerCore(
+        task=TASK,
+        joint_order=TASK.action_names,
+        shield=safety.SafetyShield(limits),
+        policy=policy,
+        action_low=TASK.action_low,
+        action_high=TASK.action_high,
+        lockstep=lockstep,
+        **kw,
+    )
+    return core
+
+
+def state(rng, n=9):
+    return rng.normal(0, 0.1, n), rng.normal(0, 0.5, n)
+
+
+def run_steps(core, rng, k, t0=1):
+    outs = []
+    for i in range(k):
+        q, qd = state(rng)
+        outs.append(core.step(NAMES, q, qd, (t0 + i) * 10**9, 0.0, 0.0, 0))
+    return outs
+
+
+def test_episode_return_and_time_limit_follow_the_task_functions():
+    rng = np.random.default_rng(0)
+    core = make(episode_steps=5, seed=3)
+    start = core.start_episode(0)
+    assert start["event"] == "start" and start["id"] == 1
+    obs, cmds, rewards = [], [], []
+    stop = None
+    for i in range(6):
+        q, qd = state(rng)
+        out = core.step(NAMES, q, qd, (i + 1) * 10**9, 0.0, 0.0, 0)
+        o = core.observe(NAMES, q, qd)
+        if obs:
+            rewards.append(float(TASK.reward(obs[-1][None], cmds[-1][None], o[None])[0]))
+        obs.append(o)
+        if out.command is not None:
+            cmds.append(out.command)
+            assert parse_tag(out.tag) == (1, (i + 1) * 10**9)
+            assert np.all(out.command >= -1) and np.all(out.command <= 1)
+        stop = next((e for e in out.events if e["event"] == "stop"), stop)
+    assert stop is not None and stop["reason"] == "time_limit" and stop["steps"] == 5
+    assert stop["return"] == pytest.approx(sum(rewards))
+    assert core.episode is None and len(cmds) == 5
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        lambda q, qd: (NAMES, np.full(9, np.nan), qd),  # NaN
+        lambda q, qd: (NAMES, q[:5], qd),  # wrong length
+        lambda q, qd: (NAMES[:-1], q[:-1], qd[:-1]),  # a joint missing
+    ],
+)
+def test_bad_joint_states_give_the_safe_command_and_an_intervention(bad):
+    rng = np.random.default_rng(1)
+    core = make(policy=lambda o: np.ones(6) * 0.5)
+    core.start_episode(0)
+    run_steps(core, rng, 2)
+    q, qd = state(rng)
+    names, q2, qd2 = bad(q, qd)
+    out = core.step(names, q2, qd2, 10**10, 0.0, 0.0, 0)
+    assert out.safe and np.all(out.command == 0.0)  # halfcheetah: safe_command zero
+    assert out.interventions and out.interventions[0].reason in ("nan_observation", "shape_mismatch")
+    ok = core.step(NAMES, q, qd, 2 * 10**10, 0.0, 0.0, 0)  # next good state: acting again
+    assert not ok.safe and np.allclose(ok.command, 0.5)
+    assert core.episode is not None and core.episode.interventions >= 1
+
+
+def test_policy_exception_is_contained():
+    def broken(obs):
+        raise RuntimeError("boom")
+
+    core = make(policy=broken)
+    core.start_episode(0)
+    out = run_steps(core, np.random.default_rng(2), 1)[0]
+    assert out.safe and out.interventions and core.policy_errors == 1
+
+
+def test_estop_latches_until_reset_and_blocks_new_episodes():
+    rng = np.random.default_rng(3)
+    core = make(policy=lambda o: np.ones(6) * 0.5)
+    core.start_episode(0)
+    run_steps(core, rng, 2)
+    core.shield.estop("test")
+    for out in run_steps(core, rng, 3, t0=10):
+        assert out.safe and np.all(out.command == 0) and out.interventions[0].reason == "estop"
+    core.end_episode("stopped", 0)
+    assert core.can_start() == (False, "e-stop is latched; call bremen/reset_estop first")
+    assert core.shield.reset_estop().ok
+    core.start_episode(0)
+    outs = run_steps(core, rng, 2, t0=20)
+    assert not outs[-1].safe and np.allclose(outs[-1].command, 0.5)
+
+
+def test_lockstep_repeated_state_gets_the_same_answer_and_noise_is_seeded():
+    def run(seed):
+        core = make(policy=lambda o: np.zeros(6), noise_sigma=0.1, seed=seed)
+        core.start_episode(0)
+        rng = np.random.default_rng(4)
+        q, qd = state(rng)
+        a = core.step(NAMES, q, qd, 10**9, 0.0, 0.0, 0)
+        b = core.step(NAMES, q, qd, 10**9, 0.0, 0.0, 0)  # sim_bridge re-sent the same state
+        return a.command, b.command, core.episode.steps
+
+    a1, b1, steps = run(7)
+    a2, _, _ = run(7)
+    a3, _, _ = run(8)
+    assert np.array_equal(a1, b1) and steps == 0
+    assert np.array_equal(a1, a2) and not np.array_equal(a1, a3)
+    assert 0 < np.abs(a1).max() < 0.6
+
+
+def test_random_mode_is_uniform_in_bounds_and_realtime_between_episodes_is_safe():
+    core = make(lockstep=False, seed=5)
+    rng = np.random.default_rng(5)
+    idle = run_steps(core, rng, 1)[0]
+    assert idle.safe and np.all(idle.command == 0) and parse_tag(idle.tag)[0] == -1
+    core.start_episode(0)
+    cmds = np.array([o.command for o in run_steps(core, rng, 200, t0=10)])
+    assert cmds.min() >= -1 and cmds.max() <= 1 and cmds.std() > 0.4
