@@ -24,6 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="simulation only: approve each candidate with a local demo operator key",
     )
+    p.add_argument(
+        "--collector",
+        choices=["graph", "direct"],
+        default="graph",
+        help="graph: the ROS 2 collect graph (default); direct: step the simulator without "
+        "ROS or shield (benchmarks)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -35,10 +42,16 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_campaign_config(args.config)
     workspace = args.workspace or Path("runs") / cfg.name
+    collect_fn = None
+    if args.collector == "direct":
+        from bremen_robot.campaign.direct import collect_direct
+
+        collect_fn = collect_direct
     summary = Campaign(
         cfg,
         workspace,
         auto_approve=args.auto_approve,
+        collect_fn=collect_fn,
         reporter=Reporter(enabled=False if args.quiet else None),
     ).run()
     print(
