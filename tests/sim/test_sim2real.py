@@ -115,9 +115,12 @@ def test_sim2real_counts_interventions_the_shield_makes(tmp_path):
 
 
 def test_shield_with_another_control_period_is_refused(tmp_path, capsys):
-    shield = CONFIGS / "safety" / "panda.yaml"
-    if not shield.is_file():
+    shipped = CONFIGS / "safety" / "panda.yaml"
+    if not shipped.is_file():
         pytest.skip("configs/safety/panda.yaml is not in this checkout")
+    shield = tmp_path / "panda-500hz.yaml"  # limits written for another controller rate
+    shield.write_text(shipped.read_text().replace("control_period: 0.05", "control_period: 0.002"))
+    assert shield.read_text() != shipped.read_text()
     art = tiny_artifact(tmp_path / "pol", "panda", "panda_reach")
     code = main(["sim2real", str(art), "--shield", str(shield), "--out", str(tmp_path / "r")])
     assert code == 2 and "control_period" in capsys.readouterr().err
