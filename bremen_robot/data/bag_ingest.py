@@ -180,11 +180,17 @@ def ingest_bags(
         t = the_task
         rep = {"bag": str(path), "episodes": 0, "skipped_incomplete": 0, "dropped_transitions": 0}
         builders: dict[tuple[str, ...], Any] = {}
+        # Several commands can answer one state: in lockstep a watchdog repeat (the first one
+        # stepped the physics), in realtime a timer tick before a new state came (the last one
+        # is what the robot held until the next state).
+        keep_last = bag.custom.get("bremen.mode") == "realtime"
         by_episode: dict[int, list[tuple[int, np.ndarray]]] = {}
         for eid, stamp, data in bag.commands:
             lst = by_episode.setdefault(eid, [])
-            if not lst or lst[-1][0] != stamp:  # a repeated answer to the same state: keep the first
+            if not lst or lst[-1][0] != stamp:
                 lst.append((stamp, data))
+            elif keep_last:
+                lst[-1] = (stamp, data)
         for rec in _episode_plan(bag):
             if not rec["complete"] and not include_incomplete:
                 rep["skipped_incomplete"] += 1

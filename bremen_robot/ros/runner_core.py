@@ -269,7 +269,7 @@ class RunnerCore:
             if ep.first_stamp_ns < 0:
                 if obs is not None:
                     ep.first_stamp_ns = ep.last_stamp_ns = stamp_ns
-            else:
+            elif stamp_ns != ep.last_stamp_ns:  # a new state: one transition (re-used states are not)
                 if ep.prev is not None and obs is not None:
                     o, a = ep.prev
                     r = float(self.task.reward(o[None], a[None], obs[None])[0])

@@ -162,7 +162,7 @@ def approved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     with Registry.open(ws) as reg:
         rec = reg.register(art)
         reg.approve(rec.id, "alice", tmp_path / "operators" / "alice.key")
-    return {"workspace": ws, "artifact": art, "robot": robot_path, "id": rec.id, "sha256": rec.id}
+    return {"workspace": ws, "artifact": art, "robot": robot_path, "id": rec.id, "sha256": rec.sha256}
 
 
 def require_mujoco() -> None:
