@@ -30,6 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
     from bremen_robot.bench import sections
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
     results: dict[str, Any] = {
         "machine": platform.machine(),
         "python": platform.python_version(),
