@@ -17,12 +17,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "signed policy in the registry; --random (the first deployment) needs no approval."
         ),
     )
-    p.add_argument("--config", required=True, help="collect config YAML, e.g. configs/collect/halfcheetah.yaml")
+    p.add_argument(
+        "--config", required=True, help="collect config YAML, e.g. configs/collect/halfcheetah.yaml"
+    )
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--policy", help="registry id (or unique prefix) or artifact folder of an approved policy")
+    who.add_argument(
+        "--policy", help="registry id (or unique prefix) or artifact folder of an approved policy"
+    )
     who.add_argument("--random", action="store_true", help="uniform random actions (first deployment)")
     p.add_argument(
-        "--sim", choices=["mujoco", "pybullet", "none"], help="override the config's simulator; none = real robot"
+        "--sim",
+        choices=["mujoco", "pybullet", "none"],
+        help="override the config's simulator; none = real robot",
     )
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--episodes", type=int, default=0, metavar="N", help="stop after N episodes")
@@ -32,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--dry-run", action="store_true", help="print each node's command line and parameters; start nothing"
     )
-    p.add_argument("--timeout", type=float, default=0.0, metavar="S", help="give up after S seconds (0: never)")
+    p.add_argument(
+        "--timeout", type=float, default=0.0, metavar="S", help="give up after S seconds (0: never)"
+    )
     p.set_defaults(func=run)
 
 

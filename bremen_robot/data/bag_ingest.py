@@ -81,9 +81,7 @@ class _Bag:
             raise DatasetError(f"{path}: cannot open the bag ({type(exc).__name__}: {exc})") from None
         try:
             for conn, _, raw in reader.messages():
-                role = by_name.get(conn.topic)
-                if role is None:
-                    continue
+                role = by_name.get(conn.topic, "")
                 if role == T.JOINT_STATES:
                     m = deserialize(raw, conn.msgtype)
                     st = _stamp(m.header.stamp)
@@ -100,7 +98,10 @@ class _Bag:
                     lin, ang = m.twist.twist.linear, m.twist.twist.angular
                     self.odom[_stamp(m.header.stamp)] = (
                         (np.array([p.x, p.y, p.z]), q),
-                        (_rotate(q, np.array([lin.x, lin.y, lin.z])), _rotate(q, np.array([ang.x, ang.y, ang.z]))),
+                        (
+                            _rotate(q, np.array([lin.x, lin.y, lin.z])),
+                            _rotate(q, np.array([ang.x, ang.y, ang.z])),
+                        ),
                     )
                 elif role == T.COMMAND:
                     m = deserialize(raw, conn.msgtype)
@@ -122,6 +123,31 @@ class _Bag:
                         self.events.append(evt)
         finally:
             reader.close()
+
+
+def _observe(
+    bag: _Bag, builders: dict[tuple[str, ...], Any], task: Task, extras: dict[str, float], stamp: int
+) -> np.ndarray | None:
+    """The task observation of the state stamped ``stamp``, or None when missing or unusable."""
+    from sim.observation import ObservationBuilder
+
+    s = bag.states.get(stamp)
+    if s is None:
+        return None
+    names, q, qd = s
+    if len(q) != len(names) or len(qd) != len(names):
+        return None
+    try:
+        b = builders.get(names)
+        if b is None:
+            b = builders[names] = ObservationBuilder(task, names)
+        base = bag.odom.get(stamp) if b.needs_base else None
+        if b.needs_base and base is None:
+            return None
+        o = b(q, qd, base[0] if base else None, base[1] if base else None, extras or None)
+    except Exception:
+        return None
+    return o if np.all(np.isfinite(o)) else None
 
 
 def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
@@ -157,8 +183,6 @@ def ingest_bags(
     episodes used/skipped and transitions dropped). ``task`` defaults to the one the bags record;
     bags of different tasks, or of another task than ``task``, are refused.
     """
-    from sim.observation import ObservationBuilder
-
     if not bag_paths:
         raise DatasetError("no bags given; pass one or more rosbag2 folders written by 'bremen collect'")
     the_task: Task | None = get_task(task) if isinstance(task, str) else task
@@ -178,7 +202,7 @@ def ingest_bags(
                 "ingest bags of one task together"
             )
         t = the_task
-        rep = {"bag": str(path), "episodes": 0, "skipped_incomplete": 0, "dropped_transitions": 0}
+        counts = {"episodes": 0, "skipped_incomplete": 0, "dropped_transitions": 0}
         builders: dict[tuple[str, ...], Any] = {}
         # Several commands can answer one state: in lockstep a watchdog repeat (the first one
         # stepped the physics), in realtime a timer tick before a new state came (the last one
@@ -193,7 +217,7 @@ def ingest_bags(
                 lst[-1] = (stamp, data)
         for rec in _episode_plan(bag):
             if not rec["complete"] and not include_incomplete:
-                rep["skipped_incomplete"] += 1
+                counts["skipped_incomplete"] += 1
                 continue
             steps = by_episode.get(rec["id"], [])
             stop = rec["stop"] or {}
@@ -203,33 +227,14 @@ def ingest_bags(
                 stamps.append(last)
             extras = {k: float(v) for k, v in rec["extras"].items()}
 
-            def observe(st: int) -> np.ndarray | None:
-                s = bag.states.get(st)
-                if s is None:
-                    return None
-                names, q, qd = s
-                if len(q) != len(names) or len(qd) != len(names):
-                    return None
-                b = builders.get(names)
-                try:
-                    if b is None:
-                        b = builders[names] = ObservationBuilder(t, names)
-                    base = bag.odom.get(st) if b.needs_base else None
-                    if b.needs_base and base is None:
-                        return None
-                    o = b(q, qd, base[0] if base else None, base[1] if base else None, extras or None)
-                except Exception:
-                    return None
-                return o if np.all(np.isfinite(o)) else None
-
-            obs_list = [observe(s) for s in stamps]
+            obs_list = [_observe(bag, builders, t, extras, s) for s in stamps]
             rows = []
             for k in range(len(steps)):
                 if k + 1 >= len(stamps):
                     break
                 o, o2, a = obs_list[k], obs_list[k + 1], steps[k][1]
                 if o is None or o2 is None or a.shape[0] != t.action_dim or not np.all(np.isfinite(a)):
-                    rep["dropped_transitions"] += 1
+                    counts["dropped_transitions"] += 1
                     continue
                 rows.append((o, a, o2, bag.safety.get((rec["id"], stamps[k]), 0)))
             if not rows:
@@ -251,12 +256,14 @@ def ingest_bags(
             cols["timeouts"].append(timeouts)
             cols["episode_ids"].append(np.full(n, next_episode, dtype=np.int64))
             dep = rec["start"].get("deployment")
-            cols["deployment_ids"].append(np.full(n, int(dep) if isinstance(dep, int) else -1, dtype=np.int64))
+            cols["deployment_ids"].append(
+                np.full(n, int(dep) if isinstance(dep, int) else -1, dtype=np.int64)
+            )
             cols["policy_sha256"].append(np.full(n, str(rec["start"].get("policy_sha256", "")), dtype="<U64"))
             cols["interventions"].append(np.array([r[3] for r in rows], dtype=np.int32))
             next_episode += 1
-            rep["episodes"] += 1
-        report.append(rep)
+            counts["episodes"] += 1
+        report.append({"bag": str(path), **counts})
     if the_task is None or not cols["obs"]:
         raise DatasetError(
             f"no complete episode with transitions in {', '.join(map(str, bag_paths))}; "

@@ -8,6 +8,7 @@ own signal handlers are not installed, so shutdown order is ours.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -71,6 +72,10 @@ def run(build: Callable[[Any], Any], argv: Sequence[str] | None, default_name: s
         obj = build(rclpy)
         ex = make_executor(getattr(obj, "executor_kind", "events"))
         ex.add_node(obj.node)
+        import gc
+
+        gc.collect()
+        gc.freeze()  # the long-lived objects built so far are never scanned again
         while not Stop.flag and not getattr(obj, "done", False) and rclpy.ok():
             ex.spin_once(timeout_sec=0.05)
     except Exception as exc:  # report in one line; the orchestrator shows it
@@ -93,10 +98,8 @@ def run(build: Callable[[Any], Any], argv: Sequence[str] | None, default_name: s
 
                 traceback.print_exc()
                 code = code or 1
-            try:
+            with contextlib.suppress(Exception):
                 obj.node.destroy_node()
-            except Exception:
-                pass
         rclpy.try_shutdown()
     return code
 

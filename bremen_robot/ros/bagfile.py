@@ -60,7 +60,9 @@ def deserialize(raw: bytes | memoryview, msgtype: str) -> Any:
     try:
         msg, pos = func(raw[4:], 0, msgdef.cls, store)
     except Exception as exc:
-        raise DatasetError(f"cannot decode a {msgtype} message ({type(exc).__name__}); the bag is corrupt") from None
+        raise DatasetError(
+            f"cannot decode a {msgtype} message ({type(exc).__name__}); the bag is corrupt"
+        ) from None
     if pos + 4 + 7 < len(raw):
         raise DatasetError(f"a {msgtype} message is longer than its content; the bag is corrupt")
     return msg
@@ -99,7 +101,9 @@ class SegmentedBagWriter:
             or (self.path / METADATA).exists()
             or any(p.suffix == ".mcap" or p.name == PARTIAL_DIR for p in self.path.iterdir())
         ):
-            raise DatasetError(f"bag folder '{self.path}' already holds a bag; pick a new --out (bags are never overwritten)")
+            raise DatasetError(
+                f"bag folder '{self.path}' already holds a bag; pick a new --out (bags are never overwritten)"
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / PARTIAL_DIR).mkdir()
         self.custom: dict[str, str] = {"bremen.format": FORMAT, **dict(custom or {})}
@@ -203,7 +207,10 @@ class SegmentedBagWriter:
     def metadata(self) -> dict[str, Any]:
         start = min((f["starting_time"]["nanoseconds_since_epoch"] for f in self.files), default=0)
         end = max(
-            (f["starting_time"]["nanoseconds_since_epoch"] + f["duration"]["nanoseconds"] for f in self.files),
+            (
+                f["starting_time"]["nanoseconds_since_epoch"] + f["duration"]["nanoseconds"]
+                for f in self.files
+            ),
             default=0,
         )
         custom = dict(self.custom)
@@ -254,7 +261,9 @@ def read_custom(path: Path | str) -> dict[str, str]:
 
     meta = Path(path) / METADATA
     if not meta.is_file():
-        raise DatasetError(f"'{path}' is not a rosbag2 folder (no {METADATA}); pass the folder 'bremen collect' wrote")
+        raise DatasetError(
+            f"'{path}' is not a rosbag2 folder (no {METADATA}); pass the folder 'bremen collect' wrote"
+        )
     try:
         info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
     except Exception:

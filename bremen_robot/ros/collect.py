@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from bremen_robot.errors import BremenError, ConfigError
+from bremen_robot.robot_config import load_robot_config
 from bremen_robot.ros import apply_ros_env, require_rclpy
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.bagfile import recover_bag
 from bremen_robot.ros.graph import RANDOM_POLICY, NodeSpec, collect_specs, effective_config
-from bremen_robot.robot_config import load_robot_config
 
 
 class CollectError(BremenError):
@@ -168,13 +168,17 @@ def collect(
     pol = RANDOM_POLICY if random else str(policy)
     cfg = effective_config(config, sim=sim, episodes=episodes, steps=steps, workspace=workspace or "")
     if not (cfg.max_episodes or cfg.max_steps):
-        raise ConfigError("no budget: pass --episodes N or --steps N (or set max_episodes/max_steps in the config)")
+        raise ConfigError(
+            "no budget: pass --episodes N or --steps N (or set max_episodes/max_steps in the config)"
+        )
     robot = load_robot_config(cfg.robot)
     if not random:
         _check_approval(pol, robot, cfg.workspace)
     bag = Path(out) if out else cfg.out_dir / time.strftime("%Y%m%dT%H%M%S")
     if bag.exists() and any(bag.iterdir()):
-        raise ConfigError(f"--out {bag} exists and is not empty; bags are never overwritten, pick a new folder")
+        raise ConfigError(
+            f"--out {bag} exists and is not empty; bags are never overwritten, pick a new folder"
+        )
     specs = collect_specs(
         config, policy=pol, sim=sim, episodes=episodes, steps=steps, out=bag, workspace=workspace or ""
     )
@@ -285,7 +289,11 @@ def _progress(show: bool, total: int, unit: str) -> Any:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
-        TextColumn(f"collecting {unit}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+        TextColumn(f"collecting {unit}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
     )
     bar.start()
     return bar, bar.add_task("collect", total=total)

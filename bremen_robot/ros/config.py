@@ -56,7 +56,7 @@ class CollectConfig(BaseModel):
     )
     remappings: dict[str, str] = Field(
         default_factory=dict,
-        description="topic remappings for every node, e.g. {bremen/command: /forward_command_controller/commands}",
+        description="topic remappings for every node, e.g. {bremen/command: /fwd_controller/commands}",
     )
     observation_timeout_s: float | None = Field(
         None, gt=0, description="watchdog age limit in s; default: the safety limits' max_observation_age"
@@ -106,7 +106,9 @@ def load_collect_config(path: Path | str) -> CollectConfig:
     elif not cfg.robot.is_absolute():
         cfg.robot = (path.resolve().parent / cfg.robot).resolve()
     if not cfg.robot.is_file():
-        raise ConfigError(f"{path}: robot: file '{cfg.robot}' not found; point it at configs/robots/<robot>.yaml")
+        raise ConfigError(
+            f"{path}: robot: file '{cfg.robot}' not found; point it at configs/robots/<robot>.yaml"
+        )
     cfg.source = path.resolve()
     return cfg
 

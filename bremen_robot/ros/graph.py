@@ -12,20 +12,19 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 import yaml
 
 from bremen_robot.errors import ConfigError
+from bremen_robot.robot_config import load_robot_config
 from bremen_robot.ros.config import CollectConfig
 from bremen_robot.ros.topics import COMMAND, JOINT_STATES
-from bremen_robot.robot_config import load_robot_config
 
 PACKAGE = "bremen"
 EXECUTABLES = ("sim_bridge", "policy_runner", "trajectory_logger")
 RANDOM_POLICY = "random"
 
-ParamValue = Union[str, bool, int, float, list[str]]
+ParamValue = str | bool | int | float | list[str]
 
 
 @dataclass(frozen=True)
@@ -77,7 +76,6 @@ def node_specs(
         raise ConfigError("no policy given; pass a registry id or artifact folder, or 'random'")
     robot = load_robot_config(cfg.robot)
     task = cfg.task or robot.task
-    lockstep = cfg.mode == "lockstep"
     common: dict[str, ParamValue] = {
         "robot_config": str(cfg.robot),
         "task": task,
@@ -89,8 +87,8 @@ def node_specs(
     if cfg.sim != "none":
         if not robot.simulated or not robot.sim_model:
             raise ConfigError(
-                f"{cfg.source or 'collect config'}: sim: {cfg.sim} but robot '{robot.name}' has no sim_model; "
-                "use sim: none for a real robot"
+                f"{cfg.source or 'collect config'}: sim: {cfg.sim} but robot '{robot.name}' "
+                "has no sim_model; use sim: none for a real robot"
             )
         specs.append(
             NodeSpec(
@@ -99,7 +97,7 @@ def node_specs(
                 "sim_bridge",
                 {
                     **common,
-                    "use_sim_time": False,
+                    "use_sim_time": False,  # it is the clock
                     "backend": cfg.sim,
                     "sim_model": robot.sim_model,
                     "seed": int(cfg.seed),
@@ -116,7 +114,9 @@ def node_specs(
             "policy_runner",
             {
                 **common,
-                "use_sim_time": lockstep,
+                # lockstep: the runner's time is the sim time of the states it acts on (the
+                # same value /clock carries), so it needs no /clock callback per step
+                "use_sim_time": False,
                 "policy": str(policy),
                 "workspace": str(cfg.workspace or ""),
                 "noise_sigma": float(cfg.noise_sigma),
@@ -143,7 +143,8 @@ def node_specs(
                 "trajectory_logger",
                 {
                     **common,
-                    "use_sim_time": lockstep,
+                    # stamps are the logger's receive time: /clock would only cost a callback per step
+                    "use_sim_time": False,
                     "bag": str(bag),
                     "out_dir": str(cfg.out_dir),
                     "topics": list(cfg.log_topics),
@@ -152,8 +153,6 @@ def node_specs(
             )
         )
     return specs
-
-
 
 
 def effective_config(
@@ -201,4 +200,12 @@ def collect_specs(
     return node_specs(cfg, policy=policy, bag=out)
 
 
-__all__ = ["EXECUTABLES", "PACKAGE", "RANDOM_POLICY", "NodeSpec", "collect_specs", "effective_config", "node_specs"]
+__all__ = [
+    "EXECUTABLES",
+    "PACKAGE",
+    "RANDOM_POLICY",
+    "NodeSpec",
+    "collect_specs",
+    "effective_config",
+    "node_specs",
+]

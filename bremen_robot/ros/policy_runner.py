@@ -66,9 +66,7 @@ def load_policy(params: dict[str, Any], robot: Any, task: Any) -> dict[str, Any]
     reg = Registry.open(ws)
     try:
         if params["policy"] == RANDOM_POLICY:
-            number = reg.record_random_deployment(
-                "bremen collect --random", robot=robot.name, task=task.name
-            )
+            number = reg.record_random_deployment("bremen collect --random", robot=robot.name, task=task.name)
             return {
                 "act": None,
                 "sha256": RANDOM_POLICY,
@@ -86,7 +84,9 @@ def load_policy(params: dict[str, Any], robot: Any, task: Any) -> dict[str, Any]
         reg.close()
     m = fp.manifest
     if m.task != task.name:
-        raise ConfigError(f"policy was trained for task '{m.task}' but the graph runs '{task.name}'; pick a matching policy")
+        raise ConfigError(
+            f"policy was trained for task '{m.task}' but the graph runs '{task.name}'; pick a matching policy"
+        )
     import torch
 
     torch.set_num_threads(1)
@@ -119,7 +119,9 @@ class PolicyRunner:
         p = self.params = _node.declare(node, DEFAULTS)
         self.executor_kind = p["executor"]
         if not p["robot_config"]:
-            raise ConfigError("policy_runner: parameter robot_config is empty; pass configs/robots/<robot>.yaml")
+            raise ConfigError(
+                "policy_runner: parameter robot_config is empty; pass configs/robots/<robot>.yaml"
+            )
         robot = load_robot_config(Path(p["robot_config"]))
         task = get_task(p["task"] or robot.task)
         pol = load_policy(p, robot, task)
@@ -129,7 +131,9 @@ class PolicyRunner:
                 f"{pol['joint_order']}; use the robot config the policy was trained for"
             )
         if robot.safety is None:
-            raise ConfigError(f"robot config {robot.source}: safety: no limits file; add configs/safety/<robot>.yaml")
+            raise ConfigError(
+                f"robot config {robot.source}: safety: no limits file; add configs/safety/<robot>.yaml"
+            )
         limits = safety.load_limits(robot.safety, joint_names=pol["joint_order"])
         if p["observation_timeout_s"] > 0:
             timing = limits.timing.model_copy(update={"max_observation_age": p["observation_timeout_s"]})
@@ -157,7 +161,14 @@ class PolicyRunner:
             max_steps=p["max_steps"],
         )
         self.n = len(pol["joint_order"])
-        self._msgs = (Float64MultiArray, MultiArrayDimension, String, DiagnosticArray, DiagnosticStatus, KeyValue)
+        self._msgs = (
+            Float64MultiArray,
+            MultiArrayDimension,
+            String,
+            DiagnosticArray,
+            DiagnosticStatus,
+            KeyValue,
+        )
         # publishers
         self.pub_cmd = node.create_publisher(Float64MultiArray, T.COMMAND, T.qos("command"))
         self.pub_raw = node.create_publisher(Float64MultiArray, T.RAW_ACTION, T.qos("command"))
@@ -226,8 +237,12 @@ class PolicyRunner:
             _node.publish_json(
                 self.pub_episode,
                 self._msgs[2],
-                {"event": "done", "episodes": self.core.episodes_done, "steps": self.core.total_steps,
-                 "source": "policy_runner"},
+                {
+                    "event": "done",
+                    "episodes": self.core.episodes_done,
+                    "steps": self.core.total_steps,
+                    "source": "policy_runner",
+                },
             )
 
     def _publish(self, out: StepOutput, start: float, arrival: float) -> None:
@@ -250,8 +265,14 @@ class PolicyRunner:
             _node.publish_json(
                 self.pub_episode,
                 self._msgs[2],
-                {"event": "progress", "id": ep.id, "steps": ep.steps, "return": ep.ret,
-                 "total_steps": self.core.total_steps + ep.steps, "source": "policy_runner"},
+                {
+                    "event": "progress",
+                    "id": ep.id,
+                    "steps": ep.steps,
+                    "return": ep.ret,
+                    "total_steps": self.core.total_steps + ep.steps,
+                    "source": "policy_runner",
+                },
             )
 
     def _publish_interventions(self, out: StepOutput) -> None:
@@ -411,7 +432,9 @@ class PolicyRunner:
             self.node.count_subscribers(T.JOINT_STATES) >= p["ready_state_subscribers"]
         )
         if p["wait_for_reset"]:
-            ready = ready and self.node.count_subscribers(T.EPISODE) >= 1 + int(p["ready_command_subscribers"] > 1)
+            ready = ready and self.node.count_subscribers(T.EPISODE) >= 1 + int(
+                p["ready_command_subscribers"] > 1
+            )
         if not ready:
             self._ready_since = None
             return

@@ -313,5 +313,6 @@ class RunnerCore:
             ep.interventions += len(out.interventions)
             ep.prev = None
         stamp = ep.last_stamp_ns if ep is not None else -1
-        return StepOutput(out.command, None, out.interventions, make_tag(ep.id if ep else -1, stamp), [], True)
-
+        return StepOutput(
+            out.command, None, out.interventions, make_tag(ep.id if ep else -1, stamp), [], True
+        )

@@ -81,7 +81,8 @@ class SimBridge:
             self._to_task = np.array([list(robot.joints).index(n) for n in self.task.action_names], dtype=int)
         except ValueError:
             raise ConfigError(
-                f"robot joints {robot.joints} do not cover task '{self.task.name}' actions {self.task.action_names}"
+                f"robot joints {robot.joints} do not cover task '{self.task.name}' "
+                f"actions {self.task.action_names}"
             ) from None
         self.n_cmd = len(robot.joints)
         self._extra_idx = [
@@ -93,7 +94,12 @@ class SimBridge:
         self.pub_odom = node.create_publisher(Odometry, T.ODOM, T.qos("state_pub")) if self.floating else None
         self.pub_clock = node.create_publisher(ClockMsg, T.CLOCK, T.qos("clock")) if self.lockstep else None
         self.pub_episode = node.create_publisher(String, T.EPISODE, T.qos("episode"))
-        node.create_subscription(Float64MultiArray, T.COMMAND, self.on_command, T.qos("command"))
+        node.create_subscription(
+            Float64MultiArray,
+            T.COMMAND,
+            self.on_command,
+            T.qos("lockstep_sub" if self.lockstep else "command"),
+        )
         node.create_subscription(String, T.EPISODE, self.on_episode, T.qos("episode"))
         self.sim_ns = CLOCK_START_NS
         self.command = np.zeros(self.task.action_dim)
@@ -119,10 +125,7 @@ class SimBridge:
 
     # ------------------------------------------------------------------ state out
     def _publish_state(self) -> None:
-        if self.lockstep:
-            stamp = self.sim_ns
-        else:
-            stamp = int(self.node.get_clock().now().nanoseconds)
+        stamp = self.sim_ns if self.lockstep else int(self.node.get_clock().now().nanoseconds)
         self.stamp_ns = stamp
         sec, nsec = divmod(stamp, 1_000_000_000)
         q, qd = self.backend.joint_state()
@@ -196,7 +199,12 @@ class SimBridge:
             return
         self._last_cmd_time = time.monotonic()
         tag = T.parse_tag(msg.layout.dim[0].label) if msg.layout.dim else None
-        if tag is None or tag[0] != self.episode_id or tag[1] != self.stamp_ns or self.stepped_stamp == self.stamp_ns:
+        if (
+            tag is None
+            or tag[0] != self.episode_id
+            or tag[1] != self.stamp_ns
+            or self.stepped_stamp == self.stamp_ns
+        ):
             return  # not the answer to the newest state (a watchdog repeat): hold it, do not step
         self.stepped_stamp = self.stamp_ns
         self._physics_step()

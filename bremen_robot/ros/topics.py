@@ -91,7 +91,7 @@ def qos(kind: str) -> Any:
     table = {
         "state_pub": (rel, vol, 1000),
         "sensor_sub": (be, vol, 1),
-        "lockstep_sub": (rel, vol, 10),
+        "lockstep_sub": (be, vol, 10),
         "command": (rel, vol, 100),
         "safety": (rel, vol, 1000),
         "latched": (rel, tl, 1),

@@ -53,8 +53,11 @@ class TrajectoryLogger:
         self.executor_kind = p["executor"]
         robot = load_robot_config(Path(p["robot_config"])) if p["robot_config"] else None
         task = p["task"] or (robot.task if robot else "")
-        bag = Path(p["bag"]) if p["bag"] else Path(p["out_dir"]) / (
-            datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"_{task or 'bag'}"
+        bag = (
+            Path(p["bag"])
+            if p["bag"]
+            else Path(p["out_dir"])
+            / (datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + f"_{task or 'bag'}")
         )
         self._deser, self._String = deserialize_message, String
         self._last_ts = 0

@@ -26,7 +26,8 @@ def js_bytes(stamp_ns: int, pos: float) -> bytes:
     T = ts.types
     msg = T[JS](
         header=T["std_msgs/msg/Header"](
-            stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9), frame_id=""
+            stamp=T["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
+            frame_id="",
         ),
         name=["a"],
         position=np.array([pos]),

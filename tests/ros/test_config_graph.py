@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import configparser
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -58,7 +58,7 @@ def test_node_specs_lockstep_sim_and_real_robot():
     cfg = load_collect_config(CONFIGS / "collect" / "halfcheetah.yaml")
     specs = {s.name: s for s in node_specs(cfg, policy="random", bag="/tmp/b")}
     assert set(specs) == {"sim_bridge", "policy_runner", "trajectory_logger"}
-    assert specs["policy_runner"].parameters["use_sim_time"] is True  # lockstep: sim time
+    assert specs["policy_runner"].parameters["use_sim_time"] is False  # sim time from the state stamps
     assert specs["sim_bridge"].parameters["use_sim_time"] is False  # it is the clock
     assert specs["trajectory_logger"].parameters["bag"] == "/tmp/b"
     for s in specs.values():
@@ -136,7 +136,9 @@ def test_ament_package_layout():
         sys.modules.pop("bremen.nodes", None)
         sys.modules.pop("bremen", None)
     # the package's default config resolves its robot by name
-    assert load_collect_config(PKG / "config" / "halfcheetah.yaml").robot == (CONFIGS / "robots" / "halfcheetah.yaml")
+    assert load_collect_config(PKG / "config" / "halfcheetah.yaml").robot == (
+        CONFIGS / "robots" / "halfcheetah.yaml"
+    )
 
 
 def test_collect_needs_a_budget_and_one_policy(tmp_path):

@@ -1,0 +1,279 @@
+"""Bench section: the ROS 2 collect graph (DESIGN.md §5), over real DDS between processes.
+
+* ``runner_p50_ms_<rate>hz`` / ``runner_p99_ms_<rate>hz``: policy_runner's latency from taking the
+  newest ``joint_states`` on its control tick to ``bremen/command`` published (observation ->
+  task observation -> TorchScript policy (2 x 200 MLP) + noise -> safety shield -> publish), at
+  100 Hz and 500 Hz, realtime mode, with the trajectory logger recording. The "robot" is this
+  process publishing ``joint_states`` at the same rate from a thread.
+  ``runner_age_p99_ms_<rate>hz`` adds the wait from the state's arrival to the tick (up to one
+  period on an unsynchronized timer); ``runner_missed_ticks_<rate>hz`` counts control periods
+  the timer skipped (a gap of more than 1.5 periods counts its missing ticks).
+* ``lockstep_steps_per_s``: HalfCheetah (MuJoCo) collected through the lockstep graph (three
+  processes: sim_bridge, policy_runner with an approved TorchScript policy, trajectory_logger),
+  steps per second from the first episode start to the last stop;
+  ``direct_steps_per_s``: the same work in one process with no ROS (env.step, the same policy,
+  noise and shield); ``lockstep_vs_direct`` is their ratio. ``env_steps_per_s`` is bare
+  ``env.step`` with uniform random actions and ``lockstep_vs_env_step`` the graph against it.
+
+Raises ImportError (section skipped) without rclpy or mujoco.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TITLE = "ROS 2 graph: policy_runner latency, lockstep collection"
+ORDER = 70
+
+
+def _approved(tmp: Path) -> dict[str, Any]:
+    """A registry with an approved 2 x 200 halfcheetah policy and a robot config trusting it."""
+    import torch
+    import yaml
+
+    from bremen_robot.policy.artifact import export_policy
+    from bremen_robot.policy.gaussian import GaussianPolicy
+    from bremen_robot.registry import Registry, init_operator
+    from bremen_robot.ros.config import config_root
+    from bremen_robot.tasks import get_task
+
+    task = get_task("halfcheetah")
+    torch.manual_seed(0)
+    art = tmp / "artifact"
+    export_policy(
+        GaussianPolicy(task.obs_dim, task.action_low, task.action_high),
+        art,
+        robot="halfcheetah",
+        task="halfcheetah",
+        observation_names=list(task.obs_names),
+        action_names=list(task.action_names),
+        control_rate_hz=20.0,
+    )
+    _, pub = init_operator("bench", tmp / "operators")
+    root = config_root()
+    robot = yaml.safe_load((root / "robots" / "halfcheetah.yaml").read_text())
+    robot["safety"] = str(root / "safety" / "halfcheetah.yaml")
+    robot["trusted_operator_keys"] = [str(pub)]
+    robot_path = tmp / "robot.yaml"
+    robot_path.write_text(yaml.safe_dump(robot))
+    with Registry.open(tmp / "ws") as reg:
+        rec = reg.register(art)
+        reg.approve(rec.id, "bench", tmp / "operators" / "bench.key")
+    return {"robot": robot_path, "ws": tmp / "ws", "id": rec.id, "artifact": art}
+
+
+def _config(tmp: Path, name: str, **fields: Any) -> Path:
+    import yaml
+
+    from bremen_robot.ros.config import config_root
+
+    data = yaml.safe_load((config_root() / "collect" / "halfcheetah.yaml").read_text())
+    data.update(fields)
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _runner_latency(tmp: Path, ap: dict[str, Any], rate: float, seconds: float) -> dict[str, Any]:
+    from dataclasses import replace
+
+    from sensor_msgs.msg import JointState
+    from std_srvs.srv import Trigger
+
+    from bremen_robot.ros import require_rclpy
+    from bremen_robot.ros import topics as T
+    from bremen_robot.ros.graph import collect_specs
+
+    rclpy = require_rclpy()
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.signals import SignalHandlerOptions
+
+    cfg = _config(
+        tmp,
+        f"latency{int(rate)}",
+        robot=str(ap["robot"]),
+        sim="none",
+        mode="realtime",
+        control_rate_hz=rate,
+        episode_steps=10**8,
+    )
+    lat_file = tmp / f"latency{int(rate)}.json"
+    specs = collect_specs(cfg, policy=ap["id"], workspace=ap["ws"], out=tmp / f"bag{int(rate)}")
+    procs = []
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
+    node = rclpy.create_node("bench_robot", context=ctx)
+    stop = threading.Event()
+    try:
+        for spec in specs:
+            if spec.name == "policy_runner":
+                spec = replace(spec, parameters={**spec.parameters, "latency_log": str(lat_file)})
+            params = spec.write_params(tmp / "params" / f"{spec.name}{int(rate)}.yaml")
+            with open(tmp / f"{spec.name}{int(rate)}.log", "wb") as log:
+                procs.append(
+                    subprocess.Popen(spec.command(params), stdout=log, stderr=subprocess.STDOUT, env=env)
+                )
+        pub = node.create_publisher(JointState, T.JOINT_STATES, T.qos("state_pub"))
+        ex = SingleThreadedExecutor(context=ctx)
+        ex.add_node(node)
+        cli = node.create_client(Trigger, T.START_EPISODE)
+        end = time.monotonic() + 60
+        while not cli.service_is_ready() and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+        names = ["rootx", "rootz", "rooty", "bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot"]
+        rng = np.random.default_rng(0)
+
+        def robot() -> None:  # joint_state_broadcaster stand-in, paced on the monotonic clock
+            period, t_next = 1.0 / rate, time.monotonic()
+            msg = JointState()
+            msg.name = names
+            while not stop.is_set():
+                msg.header.stamp = node.get_clock().now().to_msg()
+                msg.position = rng.uniform(-0.3, 0.3, 9).tolist()
+                msg.velocity = rng.uniform(-1, 1, 9).tolist()
+                pub.publish(msg)
+                t_next += period
+                delay = t_next - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                else:
+                    t_next = time.monotonic()
+
+        th = threading.Thread(target=robot, daemon=True)
+        th.start()
+        time.sleep(0.5)
+        fut = cli.call_async(Trigger.Request())
+        end = time.monotonic() + 10
+        while not fut.done() and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+        time.sleep(seconds)
+    finally:
+        stop.set()
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+    return json.loads(lat_file.read_text())
+
+
+def _lockstep(tmp: Path, ap: dict[str, Any], steps: int) -> float:
+    from bremen_robot.ros.collect import collect
+
+    cfg = _config(tmp, "lockstep", robot=str(ap["robot"]), episode_steps=1000)
+    t: dict[str, float] = {}
+
+    def on_event(e: dict[str, Any]) -> None:
+        if e.get("event") == "start":
+            t.setdefault("t0", time.monotonic())
+        elif e.get("event") == "stop":
+            t["t1"] = time.monotonic()
+
+    res = collect(
+        cfg,
+        policy=ap["id"],
+        steps=steps,
+        out=tmp / "bag_lockstep",
+        workspace=ap["ws"],
+        on_event=on_event,
+        progress=False,
+        timeout_s=600,
+    )
+    return res.steps / (t["t1"] - t["t0"])
+
+
+def _direct(ap: dict[str, Any], steps: int) -> tuple[float, float]:
+    """The lockstep graph's work in one process, and bare env.step, in steps per second."""
+    import safety
+    from bremen_robot.policy.artifact import load_artifact
+    from bremen_robot.ros.config import config_root
+    from sim.env import BremenSimEnv
+
+    fp = load_artifact(ap["artifact"])
+    limits = safety.load_limits(
+        config_root() / "safety" / "halfcheetah.yaml", joint_names=fp.manifest.joint_order
+    )
+    shield = safety.SafetyShield(limits)
+    env = BremenSimEnv("halfcheetah", backend="mujoco")
+    b = env.backend
+    names = tuple(b.joint_names)
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    t0 = time.perf_counter()
+    for k in range(steps):
+        a = fp.act(obs).astype(np.float64) + 0.1 * rng.standard_normal(6)
+        q, qd = b.joint_state()
+        now = time.monotonic()
+        cmd = shield.filter(safety.JointState(names, q, qd, now), a, now).command
+        obs, _, term, trunc, _ = env.step(cmd)
+        if term or (k + 1) % 1000 == 0:
+            obs, _ = env.reset(seed=k)
+    direct = steps / (time.perf_counter() - t0)
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    for k in range(steps):
+        env.step(rng.uniform(-1.0, 1.0, 6))
+        if (k + 1) % 1000 == 0:
+            env.reset(seed=k)
+    bare = steps / (time.perf_counter() - t0)
+    env.close()
+    return direct, bare
+
+
+def run(quick: bool) -> dict[str, Any]:
+    from bremen_robot.ros import rclpy_status
+
+    ok, why = rclpy_status()
+    if not ok:
+        raise ImportError(why)
+    import mujoco  # noqa: F401  (ImportError skips the section)
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("ROS_DOMAIN_ID", str(random.SystemRandom().randint(1, 100)))
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bremen-bench-ros-") as d:
+        tmp = Path(d)
+        old = os.environ.get("BREMEN_OPERATOR_DIR")
+        os.environ["BREMEN_OPERATOR_DIR"] = str(tmp / "operators")
+        try:
+            ap = _approved(tmp)
+            seconds = 3.0 if quick else 10.0
+            for rate in (100, 500):
+                s = _runner_latency(tmp, ap, float(rate), seconds)
+                out[f"runner_p50_ms_{rate}hz"] = round(s["p50_ms"], 3)
+                out[f"runner_p99_ms_{rate}hz"] = round(s["p99_ms"], 3)
+                out[f"runner_age_p99_ms_{rate}hz"] = round(s["age_p99_ms"], 3)
+                out[f"runner_missed_ticks_{rate}hz"] = int(s["missed_ticks"])
+                out[f"runner_ticks_{rate}hz"] = int(s["ticks"])
+            steps = 3000 if quick else 20000
+            graph = _lockstep(tmp, ap, steps)
+            direct, bare = _direct(ap, min(steps, 5000))
+            out["lockstep_steps_per_s"] = round(graph, 1)
+            out["direct_steps_per_s"] = round(direct, 1)
+            out["env_steps_per_s"] = round(bare, 1)
+            out["lockstep_vs_direct"] = round(graph / direct, 3)
+            out["lockstep_vs_env_step"] = round(graph / bare, 3)
+        finally:
+            if old is None:
+                os.environ.pop("BREMEN_OPERATOR_DIR", None)
+            else:
+                os.environ["BREMEN_OPERATOR_DIR"] = old
+    return out
