@@ -31,6 +31,7 @@ import numpy as np
 from bremen_robot.errors import ConfigError
 from bremen_robot.ros import _node
 from bremen_robot.ros import topics as T
+from sim.observation import DERIVED
 
 DEFAULTS: dict[str, Any] = {
     "use_sim_time": False,
@@ -236,6 +237,11 @@ class SimBridge:
             if self.lockstep:
                 self.sim_ns += self.period_ns  # a fresh stamp for the reset state
             extras = {n: float(obs[k]) for k, n in self._extra_idx}
+            derive = DERIVED.get(self.task.name)
+            if derive is not None:  # computed from the joint states by whoever builds observations
+                q, _ = self.backend.joint_state()
+                for name in derive(self.backend.joint_names, np.asarray(q)):
+                    extras.pop(name, None)
             stamp = self.sim_ns if self.lockstep else int(self.node.get_clock().now().nanoseconds)
             self._event({"event": "reset", "id": eid, "stamp_ns": stamp, "extras": extras})
             self._publish_state()
