@@ -209,7 +209,8 @@ def ingest_bags(
         # is what the robot held until the next state).
         keep_last = bag.custom.get("bremen.mode") == "realtime"
         by_episode: dict[int, list[tuple[int, np.ndarray]]] = {}
-        for eid, stamp, data in bag.commands:
+        # state stamps only grow within an episode: order by them (stable: arrival order within a stamp)
+        for eid, stamp, data in sorted(bag.commands, key=lambda c: (c[0], c[1])):
             lst = by_episode.setdefault(eid, [])
             if not lst or lst[-1][0] != stamp:
                 lst.append((stamp, data))

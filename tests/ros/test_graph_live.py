@@ -282,3 +282,61 @@ def test_killing_the_logger_mid_episode_keeps_earlier_episodes(tmp_path):
     # (and the dataset holds) one transition per new state it acted on
     assert len(d["obs"]) == eps[1]["steps"] + eps[2]["steps"] and 40 <= len(d["obs"]) <= 60
     assert d["timeouts"].sum() == 2
+
+
+def test_lockstep_sim_bridge_steps_only_on_the_answer_and_resends_lost_states(tmp_path, procs, probe):
+    """The lockstep protocol, with the probe as policy_runner: tags, /clock, resend after a loss."""
+    require_mujoco()
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import JointState
+    from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
+
+    from bremen_robot.ros import topics as T
+    from bremen_robot.ros.topics import make_tag
+
+    cfg = write_collect_config(tmp_path, lockstep_resend_s=0.3, episode_steps=3)
+    sim = next(s for s in collect_specs(cfg, policy="random") if s.name == "sim_bridge")
+    spawn_spec(sim, tmp_path, procs)
+    states = probe.record(JointState, T.JOINT_STATES, T.qos("state_pub"))
+    clock = probe.record(Clock, T.CLOCK, T.qos("clock"))
+    events = probe.record(String, T.EPISODE, T.qos("episode"))
+    ev_pub = probe.node.create_publisher(String, T.EPISODE, T.qos("episode"))
+    cmd_pub = probe.node.create_publisher(Float64MultiArray, T.COMMAND, T.qos("command"))
+    matched = lambda: ev_pub.get_subscription_count() > 0 and cmd_pub.get_subscription_count() > 0  # noqa: E731
+    assert probe.spin_until(matched, 30)
+    probe.spin_for(0.3)
+    ev_pub.publish(String(data=json.dumps({"event": "start", "id": 1, "source": "policy_runner"})))
+
+    def stamp(m):
+        return m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
+
+    assert probe.spin_until(lambda: any('"reset"' in m.data for _, m in events), 10)
+    reset = next(json.loads(m.data) for _, m in events if '"reset"' in m.data)
+    assert probe.spin_until(lambda: any(stamp(m) == reset["stamp_ns"] for _, m in states), 5)
+    t0 = time.monotonic()
+    # no answer: the same state comes again after lockstep_resend_s
+    assert probe.spin_until(lambda: sum(stamp(m) == reset["stamp_ns"] for _, m in states) >= 2, 3)
+    assert time.monotonic() - t0 > 0.2
+
+    def command(tag):
+        m = Float64MultiArray()
+        m.layout.dim = [MultiArrayDimension(label=tag, size=6, stride=6)]
+        m.data = [0.0] * 6
+        cmd_pub.publish(m)
+
+    n_states = len(states)
+    command(make_tag(1, reset["stamp_ns"] - 1))  # answers no state: held, not stepped
+    probe.spin_for(0.15)
+    assert all(stamp(m) == reset["stamp_ns"] for _, m in states[n_states:])
+    for k in range(3):  # three answers -> three physics steps, then the episode's time limit
+        current = max(stamp(m) for _, m in states)
+        command(make_tag(1, current))
+        assert probe.spin_until(lambda c=current: max(stamp(m) for _, m in states) > c, 5), f"step {k}"
+    period_ns = int(round(TASK.dt * 1e9))
+    assert max(stamp(m) for _, m in states) == reset["stamp_ns"] + 3 * period_ns
+    assert probe.spin_until(lambda: any('"end"' in m.data for _, m in events), 5)
+    end = next(json.loads(m.data) for _, m in events if '"end"' in m.data)
+    assert end["reason"] == "time_limit" and end["steps"] == 3
+    assert {m.clock.sec * 10**9 + m.clock.nanosec for _, m in clock} >= {
+        reset["stamp_ns"] + k * period_ns for k in range(1, 4)
+    }
