@@ -355,6 +355,9 @@ class PolicyRunner:
         self._tick_prev = start
         self._ticks += 1
         if self._latest is None:
+            self.node.get_logger().warning(
+                f"no {T.JOINT_STATES} received yet: sending the safe command", throttle_duration_sec=5.0
+            )
             out = self.core.watchdog(start)
             if out is not None:
                 self._publish(out, start, start)

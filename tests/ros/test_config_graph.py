@@ -151,3 +151,19 @@ def test_collect_needs_a_budget_and_one_policy(tmp_path):
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(ConfigError, match="not empty"):
         collect(cfg, random=True, episodes=1, out=tmp_path / "full", dry_run=True)
+
+
+def test_cli_dry_run_and_bad_input(tmp_path, capsys):
+    from bremen_robot.cli import main
+
+    cfg = str(CONFIGS / "collect" / "ant.yaml")
+    out = str(tmp_path / "bag")
+    assert main(["collect", "--config", cfg, "--random", "--episodes", "1", "--out", out, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    for node in ("sim_bridge", "policy_runner", "trajectory_logger"):
+        assert f"-m bremen_robot.ros.{node} --ros-args -r __node:={node}" in printed
+    bad = write_collect_config(tmp_path, mode="sideways")
+    assert main(["collect", "--config", str(bad), "--random", "--episodes", "1", "--out", out]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "mode" in err and "\n" not in err
+    assert main(["collect", "--config", cfg, "--random", "--episodes", "-3", "--out", out]) == 2
