@@ -9,7 +9,7 @@ install:
 	./scripts/install.sh
 
 demo: install
-	$(BIN)/bremen demo
+	$(BIN)/bremen campaign --config quickstart --workspace runs/quickstart --auto-approve
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -27,7 +27,6 @@ from bremen_robot.errors import BremenError
 from bremen_robot.policy.artifact import MANIFEST_FILE
 from bremen_robot.progress import Reporter
 from bremen_robot.robot_config import load_robot_config
-from bremen_robot.tasks import get_task
 
 DEMO_OPERATOR = "demo-operator"
 
@@ -52,17 +51,44 @@ Log = Callable[[str], None]
 
 
 def collect_through_graph(req: CollectRequest) -> dict[str, Any]:
-    """Default collector: the same ROS 2 graph ``bremen collect`` starts, in lockstep."""
-    from bremen_robot.ros.collect import run_collect_for_campaign
+    """Default collector: the ROS 2 graph ``bremen collect`` starts (same description), in the
+    collect config's mode, with the campaign's robot config, seed and exploration noise."""
+    from bremen_robot.config.loading import read_yaml
+    from bremen_robot.ros.collect import collect
 
-    return run_collect_for_campaign(req)
+    cfg = read_yaml(req.collect_config)
+    cfg.update(
+        robot=str(req.robot_config), seed=req.seed, noise_sigma=req.sigma, workspace=str(req.workspace)
+    )
+    cfg_path = req.out_bag.parent / "collect.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    random = req.policy_id == "random"
+    result = collect(
+        cfg_path,
+        policy=None if random else req.policy_id,
+        random=random,
+        steps=req.steps,
+        out=req.out_bag,
+        workspace=req.workspace,
+    )
+    if result.interrupted or result.logger_crashed:
+        raise BremenError(
+            f"collection of deployment {req.deployment} did not finish ({result.summary().splitlines()[0]}); "
+            "re-run the same command to collect again (the partial bag is kept)"
+        )
+    return {
+        "steps": result.steps,
+        "episodes": len(result.episodes),
+        "interventions": result.interventions,
+        "return_mean": float(np.mean(result.returns)) if result.returns else None,
+        "collector": "graph",
+    }
 
 
 def ingest_bag(bag: Path, deployment: int, task_name: str) -> Dataset:
-    from bremen_robot.data.bag_ingest import ingest_bags
+    from bremen_robot.data.bag_ingest import ingest_dataset
 
-    result = ingest_bags([bag], get_task(task_name))
-    data = result if isinstance(result, Dataset) else Dataset.from_columns(task_name, dict(result))
+    data = ingest_dataset([bag], task_name)
     data.deployment_ids[:] = deployment
     return data
 

@@ -68,6 +68,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     q.add_argument("bags", nargs="+", type=Path)
     q.add_argument("--task", default=None, help="task (default: from the bag's episode metadata)")
+    q.add_argument(
+        "--include-incomplete",
+        action="store_true",
+        help="also keep episodes the logger marked incomplete (interrupted)",
+    )
     q.add_argument("--out", required=True, type=Path)
     q.set_defaults(func=ingest)
 
@@ -162,16 +167,11 @@ def collect(args: argparse.Namespace) -> int:
 
 
 def ingest(args: argparse.Namespace) -> int:
-    try:
-        from bremen_robot.data.bag_ingest import ingest_bags
-    except ImportError:
-        raise DatasetError("bag ingest is not available in this install; update bremen-robot") from None
-    from bremen_robot.data.dataset import Dataset
-    from bremen_robot.tasks import get_task
+    from bremen_robot.data.bag_ingest import ingest_dataset
 
     if args.out.exists():
         raise DatasetError(f"'{args.out}' already exists; choose another --out (nothing was written)")
-    result = ingest_bags(args.bags, get_task(args.task) if args.task else None)
-    d = result if isinstance(result, Dataset) else Dataset.from_columns(result.pop("task"), result)
-    print(f"wrote {d.save(args.out)}: {len(d)} transitions from {len(args.bags)} bag(s)")
+    d = ingest_dataset(args.bags, args.task, include_incomplete=args.include_incomplete)
+    episodes = len(d.episode_keys())
+    print(f"wrote {d.save(args.out)}: {len(d)} transitions, {episodes} episodes from {len(args.bags)} bag(s)")
     return 0

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from bremen_robot.data.dataset import Dataset
 from bremen_robot.errors import DatasetError
 from bremen_robot.tasks import Task, get_task
 
@@ -288,3 +289,11 @@ def ingest_bags(
 
 
 __all__ = ["COLUMNS", "ingest_bags"]
+
+
+def ingest_dataset(
+    bag_paths: Sequence[str | Path], task: Task | str | None = None, *, include_incomplete: bool = False
+) -> Dataset:
+    """:func:`ingest_bags` as the trainer's :class:`Dataset` (the per-bag report goes to ``meta``)."""
+    cols = ingest_bags(bag_paths, task, include_incomplete=include_incomplete)
+    return Dataset(task=cols["task"], meta={"bags": cols["report"]}, **{k: cols[k] for k in COLUMNS})
