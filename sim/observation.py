@@ -177,3 +177,15 @@ def build_observation(
     :class:`ObservationBuilder` once.
     """
     return ObservationBuilder(task, joint_names)(positions, velocities, base_pose, base_twist, extras)
+
+
+_HEIGHT_ENTRIES = ("qpos.root_z", "qpos.rootz")
+
+
+def shield_extras(task: Task, obs: np.ndarray) -> dict[str, float]:
+    """Named values the safety envelope can bound that are entries of the task observation:
+    ``body_height`` (the root's z: Ant's free joint, the planar robots' rootz slide)."""
+    for name in _HEIGHT_ENTRIES:
+        if name in task.obs_names:
+            return {"body_height": float(obs[task.obs_names.index(name)])}
+    return {}

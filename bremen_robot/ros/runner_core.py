@@ -298,7 +298,10 @@ class RunnerCore:
             return StepOutput(self.shield.safe_command(), None, (), tag, events, safe=True)
         action = self._action(obs) if obs is not None else None
         js = JointState(names, position, velocity, arrival)
-        out = self.shield.filter(js, action, now)
+        from sim.observation import shield_extras  # lazy like the builder; cached after the first step
+
+        extras = shield_extras(self.task, obs) if obs is not None else None  # e.g. Ant's body height
+        out = self.shield.filter(js, action, now, extras=extras)
         ep.interventions += len(out.interventions)
         ep.prev = (obs, out.command) if obs is not None else None
         return StepOutput(out.command, action, out.interventions, make_tag(ep.id, stamp_ns), events, out.safe)
