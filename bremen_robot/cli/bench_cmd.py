@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--only", nargs="*", default=None, help="run only sections whose module name contains these"
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice); 1 is steadier on a shared machine",
+    )
     p.set_defaults(func=run)
 
 

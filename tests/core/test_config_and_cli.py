@@ -91,3 +91,7 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, point_data,
 def test_train_config_rejects_unknown_top_level_field():
     with pytest.raises(Exception, match="extra"):
         TrainConfig.model_validate({"epochs": 3})
+
+
+def test_bench_runs_with_no_matching_section(capsys):
+    assert main(["bench", "--quick", "--threads", "1", "--only", "no-such-section"]) == 0
