@@ -129,7 +129,7 @@ class Campaign:
         reporter: Reporter | None = None,
         log: Log = print,
     ) -> None:
-        self.cfg, self.ws = cfg, Workspace(workspace)
+        self.cfg, self.ws = cfg, Workspace(Path(workspace).resolve())  # child processes run elsewhere
         self.auto_approve = auto_approve
         self.collect_fn = collect_fn or collect_through_graph
         self.reporter = reporter or Reporter(enabled=False)

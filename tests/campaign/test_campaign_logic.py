@@ -75,6 +75,7 @@ class DirectCollector:
         from bremen_robot.registry import Registry
 
         self.calls.append(req.deployment)
+        assert req.robot_config.is_absolute() and req.workspace.is_absolute()
         if req.deployment == self.fail_at:
             req.out_bag.mkdir(parents=True)
             raise KeyboardInterrupt
