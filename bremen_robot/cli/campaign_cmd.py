@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'deployment':>10} {'samples':>9} {'policy':>14} {'eval return':>20} {'interventions':>14}")
     for r in summary["deployments"]:
         ret = f"{r['eval_return_mean']:.1f} ± {r['eval_return_std']:.1f}"
+        success = f"  success {r['success_rate']:.0%}" if "success_rate" in r else ""
         print(
             f"{r['deployment']:>10} {r['samples']:>9} {r['policy_id']:>14} {ret:>20} {r['interventions']:>14}"
+            + success
         )
     f = summary["final_candidate"]
     print(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 import time
 
 import numpy as np
@@ -96,12 +97,11 @@ class DirectCollector:
         return {"steps": len(data), "episodes": len(data.episode_keys()), "interventions": 3}
 
 
-def test_campaign_runs_and_writes_summary(tmp_path):
+def test_campaign_runs_and_writes_summary(tmp_path, monkeypatch):
     cfg = load_campaign_config(write_campaign(tmp_path))
     collector = DirectCollector()
-    summary = Campaign(
-        cfg, tmp_path / "ws", auto_approve=True, collect_fn=collector, log=lambda m: None
-    ).run()
+    monkeypatch.chdir(tmp_path)  # a relative workspace, as `make demo` passes it
+    summary = Campaign(cfg, Path("ws"), auto_approve=True, collect_fn=collector, log=lambda m: None).run()
     assert collector.calls == [1, 2]
     assert summary["deployment_count"] == 2
     on_disk = json.loads((tmp_path / "ws" / "summary.json").read_text())
