@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
