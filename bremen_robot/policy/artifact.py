@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +25,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bremen_robot.errors import ArtifactError
+from bremen_robot.fsutil import atomic_write_bytes
 from bremen_robot.policy.gaussian import GaussianPolicy
 
 POLICY_FILE = "policy.pt"
@@ -80,19 +79,6 @@ def manifest_digest(manifest: PolicyManifest) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export_policy(
     policy: GaussianPolicy,
     out_dir: Path,
@@ -122,7 +108,7 @@ def export_policy(
         buf = io.BytesIO()
         torch.jit.save(traced, buf)
     policy_path = out_dir / POLICY_FILE
-    _atomic_write_bytes(policy_path, buf.getvalue())
+    atomic_write_bytes(policy_path, buf.getvalue())
     manifest = PolicyManifest(
         format_version=FORMAT_VERSION,
         robot=robot,
@@ -141,7 +127,7 @@ def export_policy(
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         torch_version=torch.__version__,
     )
-    _atomic_write_bytes(out_dir / MANIFEST_FILE, manifest.model_dump_json(indent=2).encode())
+    atomic_write_bytes(out_dir / MANIFEST_FILE, manifest.model_dump_json(indent=2).encode())
     return manifest
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bremen_robot.errors import ArtifactError
+from bremen_robot.fsutil import fsync_dir
 from bremen_robot.policy.artifact import (
     MANIFEST_FILE,
     POLICY_FILE,
@@ -435,7 +436,7 @@ class Registry:
             finally:
                 if tmp.exists():
                     shutil.rmtree(tmp, ignore_errors=True)
-            _fsync_dir(self.store_dir)
+            fsync_dir(self.store_dir)
         stored = self._check_store_entry(sha, dest)
         if manifest_digest(stored) != manifest_digest(manifest):
             raise RegistryError(
@@ -716,16 +717,3 @@ class Registry:
                 f"policy {record.id}: {d / MANIFEST_FILE} differs from the registered manifest; "
                 "do not run it, register a fresh export"
             )
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bremen_robot.errors import DatasetError
+from bremen_robot.fsutil import atomic_write_bytes, fsync_dir
 
 FORMAT = "1"
 PARTIAL_DIR = ".partial"
@@ -66,29 +67,6 @@ def deserialize(raw: bytes | memoryview, msgtype: str) -> Any:
     if pos + 4 + 7 < len(raw):
         raise DatasetError(f"a {msgtype} message is longer than its content; the bag is corrupt")
     return msg
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 class SegmentedBagWriter:
@@ -163,7 +141,7 @@ class SegmentedBagWriter:
         src_dir = self.path / PARTIAL_DIR / self._seg_name
         dst = self.path / f"{self._seg_name}.mcap"
         os.replace(src_dir / f"{self._seg_name}.mcap", dst)
-        _fsync_dir(self.path)
+        fsync_dir(self.path)
         shutil.rmtree(src_dir, ignore_errors=True)
         self.files.append(
             {
@@ -252,7 +230,7 @@ class SegmentedBagWriter:
         y.default_flow_style = False
         buf = StringIO()
         y.dump(self.metadata(), buf)
-        _atomic_write(self.path / METADATA, buf.getvalue())
+        atomic_write_bytes(self.path / METADATA, buf.getvalue().encode())
 
 
 def read_custom(path: Path | str) -> dict[str, str]:
@@ -307,5 +285,5 @@ def recover_bag(path: Path | str) -> list[int]:
     buf = StringIO()
     y.default_flow_style = False
     y.dump(doc, buf)
-    _atomic_write(meta, buf.getvalue())
+    atomic_write_bytes(meta, buf.getvalue().encode())
     return marked
