@@ -19,9 +19,8 @@ order plus the task name, so equal data gives an equal digest wherever it was wr
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from bremen_robot.errors import DatasetError
+from bremen_robot.fsutil import atomic_write_bytes
 from bremen_robot.tasks import Task, get_task
 
 COLUMNS: dict[str, Any] = {
@@ -185,17 +185,10 @@ class Dataset:
             "meta": self.meta,
             "digest": self.digest(),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                arrays: dict[str, Any] = {"header": np.array(json.dumps(header)), **self.columns()}
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        arrays: dict[str, Any] = {"header": np.array(json.dumps(header)), **self.columns()}
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(path, buf.getvalue())
         return path
 
     @staticmethod

@@ -26,12 +26,7 @@ ActFn = Callable[[np.ndarray], np.ndarray]
 def task_for_env_spec(spec: str) -> Task:
     """The task whose observation layout an env spec produces."""
     if spec.startswith("sim:"):
-        try:
-            import sim
-        except ImportError as exc:
-            raise BremenError(
-                f"'{spec}' needs the sim extra: pip install 'bremen-robot[sim]' ({exc})"
-            ) from None
+        sim = _import_sim(spec)
         return get_task(sim.get_robot(spec[4:].split("/")[0]).default_task)
     for name in task_names():
         task = get_task(name)
@@ -41,6 +36,14 @@ def task_for_env_spec(spec: str) -> Task:
         f"unknown env '{spec}'; use 'point', a Gymnasium id ({', '.join(t for t in _gym_ids())}) "
         "or 'sim:<robot>/<backend>'"
     )
+
+
+def _import_sim(spec: str) -> Any:
+    try:
+        import sim
+    except ImportError as exc:
+        raise BremenError(f"'{spec}' needs the sim extra: pip install 'bremen-robot[sim]' ({exc})") from None
+    return sim
 
 
 def _gym_ids() -> list[str]:
@@ -55,12 +58,7 @@ def make_env(spec: str) -> tuple[Any, Task]:
 
         return PointEnv(), task
     if spec.startswith("sim:"):
-        try:
-            import sim
-        except ImportError as exc:
-            raise BremenError(
-                f"'{spec}' needs the sim extra: pip install 'bremen-robot[sim]' ({exc})"
-            ) from None
+        sim = _import_sim(spec)
         robot, _, backend = spec[4:].partition("/")
         return sim.make(robot, backend=backend or "mujoco"), task
     try:
