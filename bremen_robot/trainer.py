@@ -186,12 +186,11 @@ def train(
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     t0 = time.perf_counter()
     timing: dict[str, float] = {}
 
     # 1. dynamics ensemble on all data so far
-    train_set, holdout = data.split_by_episode(cfg.ensemble.holdout_fraction, rng)
+    train_set, holdout = data.split_by_episode(cfg.ensemble.holdout_fraction)
     ensemble = _init_ensemble(cfg, task, device, init_ensemble)
     with reporter.stage("fit dynamics ensemble", cfg.ensemble.max_epochs) as stage:
         hist = fit_ensemble(

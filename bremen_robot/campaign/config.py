@@ -15,6 +15,7 @@ from bremen_robot.robot_config import load_robot_config
 from bremen_robot.tasks import get_task
 
 REPO_CAMPAIGNS = Path(__file__).resolve().parents[2] / "configs" / "campaigns"
+REPO_TRAIN = Path(__file__).resolve().parents[2] / "configs" / "train"
 
 
 class _Strict(BaseModel):
@@ -59,8 +60,16 @@ class CampaignConfig(_Strict):
 
     def digest(self) -> str:
         """Identity of the campaign: a workspace belongs to exactly one config."""
-        blob = json.dumps(self.model_dump(mode="json", exclude={"approval_poll_seconds"}), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        h = hashlib.sha256(
+            json.dumps(
+                self.model_dump(mode="json", exclude={"approval_poll_seconds"}), sort_keys=True
+            ).encode()
+        )
+        # the files it names count too: an edited preset or robot config is another campaign
+        train = Path(self.train) if Path(self.train).is_file() else REPO_TRAIN / f"{self.train}.yaml"
+        for path in (self.robot, self.collect, train):
+            h.update(Path(path).read_bytes() if Path(path).is_file() else b"-")
+        return h.hexdigest()
 
 
 def load_campaign_config(name_or_path: str | Path) -> CampaignConfig:

@@ -15,7 +15,8 @@ def plot_campaign(summary: dict[str, Any], path: Path) -> Path:
     rows = list(summary["deployments"])
     final = summary.get("final_candidate") or {}
     xs_dep = [r["deployment"] for r in rows]
-    xs_smp = [r["samples"] for r in rows]
+    # row k's policy was trained on the samples of deployments 1..k-1 (random: none)
+    xs_smp = [0] + [r["samples"] for r in rows[:-1]]
     means = [r["eval_return_mean"] for r in rows]
     stds = [r["eval_return_std"] for r in rows]
     if final:  # the last candidate, not yet deployed, shown at the next deployment's position

@@ -24,7 +24,7 @@ from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, wr
 from bremen_robot.config.train import load_train_config
 from bremen_robot.data.dataset import Dataset, merge
 from bremen_robot.errors import BremenError
-from bremen_robot.policy.artifact import MANIFEST_FILE
+from bremen_robot.policy.artifact import MANIFEST_FILE, load_manifest
 from bremen_robot.progress import Reporter
 from bremen_robot.robot_config import load_robot_config
 
@@ -257,9 +257,15 @@ class Campaign:
         return out
 
     def _evaluate(self, path: Path, artifact: Path | None, seed: int) -> dict[str, Any]:
+        sha = "random" if artifact is None else load_manifest(artifact).policy_sha256
         result = read_json(path)
+        if result is not None and result.get("policy_sha256") != sha:
+            # a retrained candidate (e.g. after a rejection) must not inherit the old one's figures
+            move_aside(path)
+            result = None
         if result is None:
             result = evaluate_policy(artifact, self.eval_env, self.cfg.evaluation.episodes, seed)
+            result["policy_sha256"] = sha
             if self.cfg.evaluation.sim2real and artifact is not None:
                 result["sim2real"] = self._sim2real(artifact, path.parent)
             write_json_atomic(path, result)

@@ -116,8 +116,9 @@ class Dataset:
 
     def episode_returns(self) -> np.ndarray:
         """Sum of rewards per episode (order of :meth:`episode_keys`)."""
-        keys = self.episode_keys()
-        return np.array([self.rewards[self.episode_ids == k].sum() for k in keys], dtype=np.float64)
+        keys, first, inverse = np.unique(self.episode_ids, return_index=True, return_inverse=True)
+        sums = np.bincount(inverse, weights=self.rewards.astype(np.float64), minlength=len(keys))
+        return sums[np.argsort(first)]  # order of first appearance, like episode_keys()
 
     def deployments(self) -> list[int]:
         return sorted(int(d) for d in np.unique(self.deployment_ids))
@@ -148,21 +149,30 @@ class Dataset:
                     "drop those episodes or re-ingest the source"
                 )
 
-    def split_by_episode(self, holdout_fraction: float, rng: np.random.Generator) -> tuple[Dataset, Dataset]:
-        """Random per-episode split into (train, holdout); both non-empty when possible.
+    def split_by_episode(self, holdout_fraction: float) -> tuple[Dataset, Dataset]:
+        """Per-episode split into (train, holdout); both non-empty when possible.
 
         Whole episodes go to one side so holdout error measures generalization to unseen
-        trajectories (the original code held out the last 15% of rows instead).
+        trajectories (the original code held out the last 15% of rows instead). The side is a
+        pure function of the episode's content (a hash of its deployment id and first state), so
+        when the ensemble is re-fit on more data at the next deployment, no episode it trained on
+        before moves into the holdout.
         """
         keys = self.episode_keys()
         if len(keys) < 2:
             # A single long episode: split it by time so holdout still exists.
-            cut = max(1, int(round(len(self) * (1 - holdout_fraction))))
+            cut = min(len(self) - 1, max(1, int(round(len(self) * (1 - holdout_fraction)))))
             idx = np.arange(len(self))
             return self.select(idx[:cut]), self.select(idx[cut:])
-        n_hold = min(len(keys) - 1, max(1, int(round(len(keys) * holdout_fraction))))
-        hold_keys = rng.choice(keys, size=n_hold, replace=False)
-        hold = np.isin(self.episode_ids, hold_keys)
+        _, first = np.unique(self.episode_ids, return_index=True)
+        first = np.sort(first)  # first row of each episode, in the order of keys
+        u = np.array([_unit_hash(int(self.deployment_ids[i]), self.obs[i]) for i in first])
+        held = u < holdout_fraction
+        if not held.any():
+            held[np.argmin(u)] = True
+        if held.all():
+            held[np.argmax(u)] = False
+        hold = np.isin(self.episode_ids, keys[held])
         return self.select(~hold), self.select(hold)
 
     # -------------------------------------------------------------------- I/O
@@ -236,6 +246,12 @@ class Dataset:
             raise DatasetError(f"missing required column(s) {', '.join(missing)}")
         cols: dict[str, Any] = {name: columns.get(name, defaults.get(name)) for name in COLUMNS}
         return Dataset(task=task, meta=meta or {}, **cols)
+
+
+def _unit_hash(deployment: int, first_obs: np.ndarray) -> float:
+    """A number in [0, 1) fixed by an episode's content."""
+    digest = hashlib.sha256(deployment.to_bytes(8, "little", signed=True) + first_obs.tobytes()).digest()
+    return int.from_bytes(digest[:8], "little") / 2**64
 
 
 def merge(datasets: Sequence[Dataset]) -> Dataset:

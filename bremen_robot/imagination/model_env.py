@@ -52,13 +52,18 @@ class ModelEnv:
         )
         return self.start_pool[idx.to(self.device)]
 
+    def draw_members(self, n: int) -> list[int]:
+        """Which ensemble member each of the next ``n`` steps uses: one draw, one device sync."""
+        gen = self.generator
+        return torch.randint(self.ensemble.members, (n,), generator=gen, device=gen.device).tolist()
+
     def step(
-        self, obs: torch.Tensor, actions: torch.Tensor
+        self, obs: torch.Tensor, actions: torch.Tensor, member: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(B, D), (B, A) -> next_obs (B, D), reward (B,), terminated (B,)``."""
-        member = int(
-            torch.randint(self.ensemble.members, (1,), generator=self.generator, device=self.generator.device)
-        )
+        """``(B, D), (B, A) -> next_obs (B, D), reward (B,), terminated (B,)``; ``member`` is
+        drawn at random when not given."""
+        if member is None:
+            member = self.draw_members(1)[0]
         a = torch.maximum(torch.minimum(actions, self.high), self.low)
         nxt = self.ensemble.predict_member(obs, a, member).clamp(-STATE_CLIP, STATE_CLIP)
         bad = ~torch.isfinite(nxt).all(dim=-1)
@@ -84,13 +89,16 @@ class ImaginedBatch:
     log_std: torch.Tensor  # (T, B, A)
 
     def episode_returns(self) -> torch.Tensor:
-        """Undiscounted return of every finished segment (terminated or cut by the horizon)."""
+        """Undiscounted return of every whole segment: terminated, or run from the batch's first
+        step to the horizon. Segments restarted mid-batch and cut by the horizon are partial and
+        left out (they would bias the figure low on tasks that terminate)."""
         totals = []
         running = torch.zeros_like(self.rewards[0])
         for t in range(self.rewards.shape[0]):
             running = running + self.rewards[t]
             done = self.dones[t]
-            totals.append(running[done])
+            whole = done & (self.terminals[t] | (self.timesteps[t] == t))
+            totals.append(running[whole])
             running = torch.where(done, torch.zeros_like(running), running)
         return torch.cat(totals)
 
@@ -115,11 +123,12 @@ def imagine(
     step_buf = torch.empty(T, B, dtype=torch.long, device=dev)
     obs = env.reset(B)
     tstep = torch.zeros(B, dtype=torch.long, device=dev)
+    members = env.draw_members(T)
     for t in range(T):
         mean, log_std = policy(obs)
         eps = torch.randn(mean.shape, generator=generator, device=generator.device).to(dev)
         action = mean + eps * log_std.exp()
-        nxt, reward, term = env.step(obs, action)
+        nxt, reward, term = env.step(obs, action, members[t])
         obs_buf[t], act_buf[t], next_buf[t] = obs, action, nxt
         mean_buf[t], lstd_buf[t], rew_buf[t], term_buf[t], step_buf[t] = mean, log_std, reward, term, tstep
         if t < T - 1 and bool(term.any()):

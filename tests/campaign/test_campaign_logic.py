@@ -206,3 +206,25 @@ def test_rejected_candidate_stops_the_campaign_with_a_reason(tmp_path, monkeypat
         Campaign(cfg, tmp_path / "ws", collect_fn=DirectCollector(), log=messages.append).run()
     t.join()
     assert (tmp_path / "ws" / "d1" / "data.npz").is_file()  # nothing collected is lost
+
+
+def test_an_evaluation_of_another_policy_is_not_reused(tmp_path):
+    """After a rejected candidate is retrained, its eval.json must not be taken for the new one."""
+    cfg = load_campaign_config(write_campaign(tmp_path, deployments=1))
+    camp = Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None)
+    camp.run()
+    path = tmp_path / "ws" / "d1" / "eval.json"
+    stale = json.loads(path.read_text())
+    stale.update(policy_sha256="0" * 64, mean=12345.0)
+    path.write_text(json.dumps(stale))
+    fresh = camp._evaluate(path, tmp_path / "ws" / "d1" / "train", seed=7)
+    assert fresh["mean"] != 12345.0 and fresh["policy_sha256"] != "0" * 64
+    assert (tmp_path / "ws" / "d1" / "eval.json.incomplete-1").is_file()  # kept, not deleted
+
+
+def test_editing_a_file_the_campaign_names_changes_its_identity(tmp_path):
+    cfg = load_campaign_config(write_campaign(tmp_path))
+    before = cfg.digest()
+    train = tmp_path / "train.yaml"
+    train.write_text(train.read_text().replace("iterations: 3", "iterations: 4"))
+    assert load_campaign_config(tmp_path / "campaign.yaml").digest() != before

@@ -33,7 +33,7 @@ def test_batched_ensemble_equals_per_member_loop():
 def test_fit_learns_point_dynamics_and_restores_best(point_data):
     gen = torch.Generator().manual_seed(0)
     ens = DynamicsEnsemble(2, 2, members=3, hidden=(32, 32))
-    train, hold = point_data.split_by_episode(0.2, np.random.default_rng(0))
+    train, hold = point_data.split_by_episode(0.2)
     cfg = EnsembleConfig(members=3, hidden=[32, 32], batch_size=128, max_epochs=15, patience=3)
     hist = fit_ensemble(ens, train, hold, cfg, gen)
     assert hist.epochs >= 3 and len(hist.best_holdout_mse) == 3
@@ -109,3 +109,41 @@ def test_reset_log_std_keeps_mean():
     torch.testing.assert_close(s1, torch.full_like(s1, -1.5))
     with pytest.raises(ValueError):
         reset_log_std(pol, 0.5)
+
+
+def test_fit_restores_each_members_best_weights_after_they_got_worse(point_data):
+    """Wreck the weights after epoch 3: holdout error jumps, the fit stops on patience, and the
+    restored weights must be the epoch-3 (or earlier) ones, not the wrecked last ones."""
+    gen = torch.Generator().manual_seed(0)
+    ens = DynamicsEnsemble(2, 2, members=2, hidden=(32,))
+    train, hold = point_data.split_by_episode(0.2)
+    cfg = EnsembleConfig(members=2, hidden=[32], batch_size=128, max_epochs=30, patience=3, lr=1e-4)
+
+    def wreck(epoch, _train, _hold):
+        if epoch == 3:
+            with torch.no_grad():
+                for p in ens.parameters():
+                    p.add_(torch.randn(p.shape, generator=gen) * 5)
+
+    hist = fit_ensemble(ens, train, hold, cfg, gen, on_epoch=wreck)
+    assert max(hist.best_epoch) <= 3 < hist.epochs
+    assert min(hist.holdout_mse[-1]) > 10 * max(hist.best_holdout_mse)
+    obs, act, nxt = (torch.as_tensor(x) for x in (hold.obs, hold.actions, hold.next_obs))
+    with torch.no_grad():
+        final = holdout_mse(ens, ens.normalize_inputs(obs, act), ens.normalize_targets(obs, nxt))
+    np.testing.assert_allclose(final.numpy(), hist.best_holdout_mse, rtol=1e-4)
+
+
+def test_imagined_returns_count_whole_segments_only():
+    from bremen_robot.imagination.model_env import ImaginedBatch
+
+    T, B = 4, 2
+    rewards = torch.ones(T, B)
+    # row 0 runs the whole horizon; row 1 terminates after step 1, restarts, and is cut at T
+    terminals = torch.tensor([[False, False], [False, True], [False, False], [False, False]])
+    dones = terminals.clone()
+    dones[-1] = True
+    timesteps = torch.tensor([[0, 0], [1, 1], [2, 0], [3, 1]])
+    z = torch.zeros(T, B, 1)
+    batch = ImaginedBatch(z, z, rewards, z, terminals, dones, timesteps, z, z)
+    assert sorted(batch.episode_returns().tolist()) == [2.0, 4.0]  # the cut 2-step restart is left out
