@@ -19,3 +19,11 @@ def point_data():
 
     env, task = make_env("point")
     return rollout(env, task, uniform_policy(task, np.random.default_rng(0)), episodes=50, seed=0)
+
+try:  # CI runs property tests derandomized (reproducible); locally they explore new examples
+    from hypothesis import settings as _hyp_settings
+
+    _hyp_settings.register_profile("ci", derandomize=True)
+    _hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+except ImportError:
+    pass
