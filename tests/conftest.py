@@ -20,6 +20,7 @@ def point_data():
     env, task = make_env("point")
     return rollout(env, task, uniform_policy(task, np.random.default_rng(0)), episodes=50, seed=0)
 
+
 try:  # CI runs property tests derandomized (reproducible); locally they explore new examples
     from hypothesis import settings as _hyp_settings
 
