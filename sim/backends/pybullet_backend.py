@@ -52,7 +52,9 @@ class PybulletBackend(RobotBackend):
             else:
                 self._load_panda(path)
         except BaseException:
-            pybullet.disconnect(physicsClientId=self.client)
+            # close() forgets the id: pybullet reuses client ids, so a second disconnect from
+            # __del__ would cut off whichever backend got this id next
+            self.close()
             raise
         self.pb.setPhysicsEngineParameter(
             fixedTimeStep=self.timestep,
