@@ -184,8 +184,9 @@ def load_manifest(path: Path) -> PolicyManifest:
         raise ArtifactError(f"{mpath}: invalid manifest ({first}); re-export the artifact") from None
 
 
-def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
-    """Load and (by default) hash-check a frozen policy artifact."""
+def checked_artifact(path: Path, verify: bool = True) -> tuple[Path, PolicyManifest]:
+    """The artifact folder and its manifest, after checking that ``policy.pt`` exists and (by
+    default) that its sha256 is the manifest's."""
     d = resolve_artifact_dir(path)
     manifest = load_manifest(d)
     ppath = d / POLICY_FILE
@@ -198,6 +199,13 @@ def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
                 f"{ppath}: sha256 {actual[:12]} does not match the manifest's {manifest.policy_sha256[:12]}; "
                 "the file was modified, re-export or re-download it"
             )
+    return d, manifest
+
+
+def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
+    """Load and (by default) hash-check a frozen policy artifact."""
+    d, manifest = checked_artifact(path, verify)
+    ppath = d / POLICY_FILE
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)

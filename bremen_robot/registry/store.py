@@ -40,10 +40,10 @@ from bremen_robot.policy.artifact import (
     MANIFEST_FILE,
     POLICY_FILE,
     PolicyManifest,
+    checked_artifact,
     load_artifact,
     load_manifest,
     manifest_digest,
-    resolve_artifact_dir,
     sha256_file,
 )
 from bremen_robot.registry import db
@@ -337,17 +337,8 @@ class Registry:
         Registering a sha256 that is already registered is a no-op returning the existing
         record (its report and lineage are kept as first written).
         """
-        src = resolve_artifact_dir(Path(artifact_dir))
-        manifest = load_manifest(src)
-        ppath = src / POLICY_FILE
-        if not ppath.is_file():
-            raise ArtifactError(f"artifact '{src}' has no {POLICY_FILE}; re-export it with 'bremen train'")
-        sha = sha256_file(ppath)
-        if sha != manifest.policy_sha256:
-            raise ArtifactError(
-                f"{ppath}: sha256 {sha[:12]} does not match the manifest's {manifest.policy_sha256[:12]}; "
-                "the file was modified, re-export it"
-            )
+        src, manifest = checked_artifact(Path(artifact_dir))
+        sha = manifest.policy_sha256
         if self._exists(sha):
             return self._record(sha)
         if report is None and (src / REPORT_FILE).is_file():
