@@ -3,17 +3,21 @@
 * ``runner_p50_ms_<rate>hz`` / ``runner_p99_ms_<rate>hz``: policy_runner's latency from taking the
   newest ``joint_states`` on its control tick to ``bremen/command`` published (observation ->
   task observation -> TorchScript policy (2 x 200 MLP) + noise -> safety shield -> publish), at
-  100 Hz and 500 Hz, realtime mode, with the trajectory logger recording. The "robot" is this
-  process publishing ``joint_states`` at the same rate from a thread.
-  ``runner_age_p99_ms_<rate>hz`` adds the wait from the state's arrival to the tick (up to one
-  period on an unsynchronized timer); ``runner_missed_ticks_<rate>hz`` counts control periods
-  the timer skipped (a gap of more than 1.5 periods counts its missing ticks).
-* ``lockstep_steps_per_s``: HalfCheetah (MuJoCo) collected through the lockstep graph (three
-  processes: sim_bridge, policy_runner with an approved TorchScript policy, trajectory_logger),
-  steps per second from the first episode start to the last stop;
-  ``direct_steps_per_s``: the same work in one process with no ROS (env.step, the same policy,
-  noise and shield); ``lockstep_vs_direct`` is their ratio. ``env_steps_per_s`` is bare
-  ``env.step`` with uniform random actions and ``lockstep_vs_env_step`` the graph against it.
+  100 Hz and 500 Hz, realtime mode, with the trajectory logger recording, and the runner's
+  SCHED_FIFO priority as ``configs/collect/halfcheetah-robot.yaml`` ships it
+  (``runner_realtime_priority``). The "robot" is this process publishing ``joint_states`` at the
+  same rate from a thread. ``runner_age_p99_ms_<rate>hz`` adds the wait from the state's arrival
+  to the tick (up to one period on an unsynchronized timer); ``runner_missed_ticks_<rate>hz``
+  counts control periods the timer skipped (a gap of more than 1.5 periods counts its missing
+  ticks). ``*_500hz_normal_sched`` (full run only): the same without the priority.
+* ``lockstep_steps_per_s``: HalfCheetah (MuJoCo) collected through the lockstep graph as
+  ``bremen collect`` runs it (sim_bridge and policy_runner with an approved TorchScript policy
+  composed in one process, trajectory_logger in another), steps per second from the first
+  episode start to the last stop; ``lockstep_separate_steps_per_s`` (full run only): every node
+  its own process. ``direct_steps_per_s``: the same work in one process with no ROS (env.step,
+  the same policy, noise and shield); ``lockstep_vs_direct`` is their ratio. ``env_steps_per_s``
+  is bare ``env.step`` with uniform random actions and ``lockstep_vs_env_step`` the graph
+  against it.
 
 Raises ImportError (section skipped) without rclpy or mujoco.
 """
@@ -85,7 +89,9 @@ def _config(tmp: Path, name: str, **fields: Any) -> Path:
     return path
 
 
-def _runner_latency(tmp: Path, ap: dict[str, Any], rate: float, seconds: float) -> dict[str, Any]:
+def _runner_latency(
+    tmp: Path, ap: dict[str, Any], rate: float, seconds: float, priority: int = 0
+) -> dict[str, Any]:
     from dataclasses import replace
 
     from sensor_msgs.msg import JointState
@@ -107,6 +113,7 @@ def _runner_latency(tmp: Path, ap: dict[str, Any], rate: float, seconds: float) 
         mode="realtime",
         control_rate_hz=rate,
         episode_steps=10**8,
+        runner_realtime_priority=priority,
     )
     lat_file = tmp / f"latency{int(rate)}.json"
     specs = collect_specs(cfg, policy=ap["id"], workspace=ap["ws"], out=tmp / f"bag{int(rate)}")
@@ -174,10 +181,19 @@ def _runner_latency(tmp: Path, ap: dict[str, Any], rate: float, seconds: float) 
     return json.loads(lat_file.read_text())
 
 
-def _lockstep(tmp: Path, ap: dict[str, Any], steps: int) -> float:
+def _shipped_robot_priority() -> int:
+    """policy_runner's SCHED_FIFO priority as configs/collect/halfcheetah-robot.yaml ships it."""
+    from bremen_robot.ros.config import config_root, load_collect_config
+
+    return load_collect_config(config_root() / "collect" / "halfcheetah-robot.yaml").runner_realtime_priority
+
+
+def _lockstep(tmp: Path, ap: dict[str, Any], steps: int, compose: bool = True) -> float:
     from bremen_robot.ros.collect import collect
 
-    cfg = _config(tmp, "lockstep", robot=str(ap["robot"]), episode_steps=1000)
+    cfg = _config(
+        tmp, f"lockstep{int(compose)}", robot=str(ap["robot"]), episode_steps=1000, compose_lockstep=compose
+    )
     t: dict[str, float] = {}
 
     def on_event(e: dict[str, Any]) -> None:
@@ -190,7 +206,7 @@ def _lockstep(tmp: Path, ap: dict[str, Any], steps: int) -> float:
         cfg,
         policy=ap["id"],
         steps=steps,
-        out=tmp / "bag_lockstep",
+        out=tmp / f"bag_lockstep{int(compose)}",
         workspace=ap["ws"],
         on_event=on_event,
         progress=False,
@@ -256,16 +272,24 @@ def run(quick: bool) -> dict[str, Any]:
         try:
             ap = _approved(tmp)
             seconds = 3.0 if quick else 10.0
+            priority = _shipped_robot_priority()
+            out["runner_realtime_priority"] = priority
             for rate in (100, 500):
-                s = _runner_latency(tmp, ap, float(rate), seconds)
+                s = _runner_latency(tmp, ap, float(rate), seconds, priority)
                 out[f"runner_p50_ms_{rate}hz"] = round(s["p50_ms"], 3)
                 out[f"runner_p99_ms_{rate}hz"] = round(s["p99_ms"], 3)
                 out[f"runner_age_p99_ms_{rate}hz"] = round(s["age_p99_ms"], 3)
                 out[f"runner_missed_ticks_{rate}hz"] = int(s["missed_ticks"])
                 out[f"runner_ticks_{rate}hz"] = int(s["ticks"])
+            if not quick and priority:  # the same at 500 Hz without the priority, for comparison
+                s = _runner_latency(tmp, ap, 500.0, seconds, 0)
+                out["runner_p99_ms_500hz_normal_sched"] = round(s["p99_ms"], 3)
+                out["runner_missed_ticks_500hz_normal_sched"] = int(s["missed_ticks"])
             steps = 3000 if quick else 20000
             graph = _lockstep(tmp, ap, steps)
             direct, bare = _direct(ap, min(steps, 5000))
+            if not quick:  # every node its own process, for comparison
+                out["lockstep_separate_steps_per_s"] = round(_lockstep(tmp, ap, 5000, compose=False), 1)
             out["lockstep_steps_per_s"] = round(graph, 1)
             out["direct_steps_per_s"] = round(direct, 1)
             out["env_steps_per_s"] = round(bare, 1)

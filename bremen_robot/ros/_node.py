@@ -1,9 +1,10 @@
 """Process plumbing shared by the three nodes: init, parameters, executor loop, clean exit.
 
 Each node runs in its own process (``python -m bremen_robot.ros.<node> --ros-args ...`` or
-the ``bremen`` package's console scripts). SIGINT and SIGTERM set a flag; the spin loop ends,
-the node's ``close()`` runs (the logger finishes its bag there), then rclpy shuts down. rclpy's
-own signal handlers are not installed, so shutdown order is ours.
+the ``bremen`` package's console scripts), or several share one (``bremen_robot.ros.composed``).
+SIGINT and SIGTERM set a flag; the spin loop ends, the node's ``close()`` runs (the logger
+finishes its bag there), then rclpy shuts down. rclpy's own signal handlers are not installed,
+so shutdown order is ours.
 """
 
 from __future__ import annotations
@@ -42,6 +43,29 @@ def declare(node: Any, defaults: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def request_fifo_priority(priority: int) -> str | None:
+    """Put the calling thread (and threads it starts later) under SCHED_FIFO ``priority``.
+
+    Returns None on success, else a one-line warning with the fix. Call it before the executor
+    is built so the executor's timer thread inherits the priority.
+    """
+    import os
+
+    if priority <= 0:
+        return None
+    try:
+        # every thread: the middleware's threads share locks with the publishing thread, and
+        # a preempted lock holder would stall it (priority inversion)
+        for tid in sorted(int(t) for t in os.listdir("/proc/self/task")):
+            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+    except (PermissionError, OSError, AttributeError) as exc:
+        return (
+            f"could not get SCHED_FIFO priority {priority} ({exc}); running with normal scheduling. "
+            "Fix: grant rtprio (e.g. '@realtime - rtprio 98' in /etc/security/limits.conf) or CAP_SYS_NICE"
+        )
+    return None
+
+
 def make_executor(kind: str) -> Any:
     if kind == "events":
         from rclpy.experimental import EventsExecutor
@@ -55,6 +79,12 @@ def make_executor(kind: str) -> Any:
 def run(build: Callable[[Any], Any], argv: Sequence[str] | None, default_name: str) -> int:
     """Init rclpy, build the node object (``build(rclpy) -> obj`` with ``.node``, ``.executor``
     kind and ``close()``), spin until SIGINT/SIGTERM or ``obj.done``, then clean up."""
+    return run_nodes([build], argv, default_name)
+
+
+def run_nodes(builds: Sequence[Callable[[Any], Any]], argv: Sequence[str] | None, process_name: str) -> int:
+    """:func:`run` for one or more nodes sharing this process and one executor (built in order,
+    closed in reverse order); the loop ends when any node is done."""
     rclpy = require_rclpy()
     from rclpy.signals import SignalHandlerOptions
 
@@ -66,23 +96,25 @@ def run(build: Callable[[Any], Any], argv: Sequence[str] | None, default_name: s
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    obj = None
+    objs: list[Any] = []
     code = 0
     try:
-        obj = build(rclpy)
-        ex = make_executor(getattr(obj, "executor_kind", "events"))
-        ex.add_node(obj.node)
+        for build in builds:
+            objs.append(build(rclpy))
+        ex = make_executor(getattr(objs[0], "executor_kind", "events"))
+        for obj in objs:
+            ex.add_node(obj.node)
         import gc
 
         gc.collect()
         gc.freeze()  # the long-lived objects built so far are never scanned again
-        while not Stop.flag and not getattr(obj, "done", False) and rclpy.ok():
+        while not Stop.flag and not any(getattr(o, "done", False) for o in objs) and rclpy.ok():
             ex.spin_once(timeout_sec=0.05)
     except Exception as exc:  # report in one line; the orchestrator shows it
         from bremen_robot.errors import BremenError
 
         if isinstance(exc, BremenError):
-            print(f"{default_name}: error: {exc}", file=sys.stderr, flush=True)
+            print(f"{process_name}: error: {exc}", file=sys.stderr, flush=True)
             code = 2
         else:
             import traceback
@@ -90,7 +122,7 @@ def run(build: Callable[[Any], Any], argv: Sequence[str] | None, default_name: s
             traceback.print_exc()
             code = 1
     finally:
-        if obj is not None:
+        for obj in reversed(objs):
             try:
                 obj.close()
             except Exception:

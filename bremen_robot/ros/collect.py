@@ -26,7 +26,14 @@ from bremen_robot.robot_config import load_robot_config
 from bremen_robot.ros import apply_ros_env, require_rclpy
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.bagfile import recover_bag
-from bremen_robot.ros.graph import RANDOM_POLICY, NodeSpec, collect_specs, effective_config
+from bremen_robot.ros.graph import (
+    RANDOM_POLICY,
+    NodeSpec,
+    ProcessSpec,
+    collect_specs,
+    effective_config,
+    process_specs,
+)
 
 
 class CollectError(BremenError):
@@ -43,6 +50,7 @@ class CollectResult:
     logger_crashed: bool = False
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     specs: list[NodeSpec] = field(default_factory=list)
+    processes: list[ProcessSpec] = field(default_factory=list)
 
     @property
     def steps(self) -> int:
@@ -86,10 +94,13 @@ def _pdeathsig() -> None:  # runs in the child before exec
 
 
 class Graph:
-    """The node processes of one run; a context manager that always cleans up."""
+    """The node processes of one run; a context manager that always cleans up.
 
-    def __init__(self, specs: list[NodeSpec], workdir: Path, env: dict[str, str]) -> None:
-        self.specs = specs
+    ``procs`` and ``logs`` are keyed by node name; nodes that share a process share its entry.
+    """
+
+    def __init__(self, processes: list[ProcessSpec], workdir: Path, env: dict[str, str]) -> None:
+        self.processes = processes
         self.workdir = workdir
         self.env = env
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -97,20 +108,22 @@ class Graph:
 
     def start(self) -> None:
         order = {"trajectory_logger": 0, "sim_bridge": 1, "policy_runner": 2}
-        for spec in sorted(self.specs, key=lambda s: order.get(s.executable, 3)):
-            params = spec.write_params(self.workdir / "params" / f"{spec.name}.yaml")
-            log = self.workdir / "logs" / f"{spec.name}.log"
+        for proc in sorted(self.processes, key=lambda p: min(order.get(n.executable, 3) for n in p.nodes)):
+            params = proc.write_params(self.workdir / "params" / f"{proc.name}.yaml")
+            log = self.workdir / "logs" / f"{proc.name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            self.logs[spec.name] = log
             with open(log, "wb") as out:
-                self.procs[spec.name] = subprocess.Popen(
-                    spec.command(params),
+                popen = subprocess.Popen(
+                    proc.command(params),
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
                     env=self.env,
                     preexec_fn=_pdeathsig,
                 )
+            for node in proc.nodes:
+                self.procs[node.name] = popen
+                self.logs[node.name] = log
 
     def dead(self) -> list[str]:
         return [n for n, p in self.procs.items() if p.poll() is not None]
@@ -123,7 +136,7 @@ class Graph:
         return " | ".join(lines[-n:])
 
     def stop(self, names: list[str], timeout: float) -> None:
-        procs = [(n, self.procs[n]) for n in names if n in self.procs]
+        procs = list({id(self.procs[n]): (n, self.procs[n]) for n in names if n in self.procs}.values())
         for _, p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGINT)
@@ -182,15 +195,16 @@ def collect(
     specs = collect_specs(
         config, policy=pol, sim=sim, episodes=episodes, steps=steps, out=bag, workspace=workspace or ""
     )
+    processes = process_specs(cfg, specs)
     if dry_run:
-        return CollectResult(bag=bag, specs=specs)
+        return CollectResult(bag=bag, specs=specs, processes=processes)
     apply_ros_env()
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     rclpy = require_rclpy()
-    result = CollectResult(bag=bag, specs=specs)
+    result = CollectResult(bag=bag, specs=specs, processes=processes)
     bag.mkdir(parents=True, exist_ok=True)
-    graph = Graph(specs, bag, env)
+    graph = Graph(processes, bag, env)
     show = sys.stderr.isatty() if progress is None else progress
     total = cfg.max_steps or cfg.max_episodes
     unit = "steps" if cfg.max_steps else "episodes"

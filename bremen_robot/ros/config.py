@@ -69,6 +69,19 @@ class CollectConfig(BaseModel):
     )
     max_episodes: int = Field(0, ge=0, description="stop collecting after this many episodes (0: no limit)")
     max_steps: int = Field(0, ge=0, description="stop collecting after this many control steps (0: no limit)")
+    compose_lockstep: bool = Field(
+        True,
+        description="lockstep simulation: run sim_bridge and policy_runner in one process (same nodes "
+        "and topics, no inter-process hop per step; several times faster on small machines). "
+        "false: every node its own process",
+    )
+    runner_realtime_priority: int = Field(
+        0,
+        ge=0,
+        le=98,
+        description="policy_runner's SCHED_FIFO priority (1-98; 0: normal scheduling). Needs rtprio "
+        "rights (limits.conf or CAP_SYS_NICE); without them the runner warns and runs unprioritized",
+    )
     executor: Literal["events", "single"] = Field(
         "events", description="rclpy executor: events (fast, rclpy.experimental) or single (classic)"
     )

@@ -22,6 +22,7 @@ from bremen_robot.ros.topics import COMMAND, JOINT_STATES
 
 PACKAGE = "bremen"
 EXECUTABLES = ("sim_bridge", "policy_runner", "trajectory_logger")
+COMPOSED = "composed"  # the executable that runs several nodes in one process
 RANDOM_POLICY = "random"
 
 ParamValue = str | bool | int | float | list[str]
@@ -58,6 +59,53 @@ class NodeSpec:
         for src, dst in self.remappings:
             argv += ["-r", f"{src}:={dst}"]
         return argv
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """The nodes one process runs: a single node, or several on one executor (``composed``)."""
+
+    nodes: tuple[NodeSpec, ...]
+
+    @property
+    def name(self) -> str:
+        return "+".join(n.name for n in self.nodes)
+
+    @property
+    def executable(self) -> str:
+        return self.nodes[0].executable if len(self.nodes) == 1 else COMPOSED
+
+    def params_document(self) -> dict[str, dict[str, dict[str, ParamValue]]]:
+        """One parameters section per node name (a single node keeps the ``/**`` section)."""
+        if len(self.nodes) == 1:
+            return self.nodes[0].params_document()
+        return {f"/{n.name}": {"ros__parameters": dict(n.parameters)} for n in self.nodes}
+
+    def write_params(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(self.params_document(), sort_keys=True))
+        return path
+
+    def command(self, params_file: Path, python: str = sys.executable) -> list[str]:
+        """argv that runs this process without a ROS install."""
+        if len(self.nodes) == 1:
+            return self.nodes[0].command(params_file, python)
+        argv = [python, "-m", f"bremen_robot.ros.{COMPOSED}", *(n.name for n in self.nodes), "--ros-args"]
+        argv += ["--params-file", str(params_file)]
+        for src, dst in self.nodes[0].remappings:  # the same for every node (node_specs)
+            argv += ["-r", f"{src}:={dst}"]
+        return argv
+
+
+def process_specs(cfg: CollectConfig, specs: list[NodeSpec]) -> list[ProcessSpec]:
+    """How the nodes map to processes: in lockstep simulation with ``compose_lockstep``,
+    sim_bridge and policy_runner share one; otherwise every node is its own."""
+    by_name = {s.name: s for s in specs}
+    pair = [by_name.get("sim_bridge"), by_name.get("policy_runner")]
+    if cfg.mode == "lockstep" and cfg.compose_lockstep and all(pair):
+        rest = [ProcessSpec((s,)) for s in specs if s.name not in ("sim_bridge", "policy_runner")]
+        return [ProcessSpec(tuple(s for s in pair if s is not None)), *rest]
+    return [ProcessSpec((s,)) for s in specs]
 
 
 def node_specs(
@@ -128,6 +176,7 @@ def node_specs(
                 "auto_start": bool(cfg.auto_start),
                 "max_episodes": int(cfg.max_episodes),
                 "max_steps": int(cfg.max_steps),
+                "realtime_priority": int(cfg.runner_realtime_priority),
                 # auto_start waits until these many readers are matched (discovery done)
                 "ready_command_subscribers": int(cfg.sim != "none") + int(COMMAND in cfg.log_topics),
                 "ready_state_subscribers": 1 + int(JOINT_STATES in cfg.log_topics),
@@ -200,12 +249,31 @@ def collect_specs(
     return node_specs(cfg, policy=policy, bag=out)
 
 
+def collect_processes(
+    config: str | Path | CollectConfig,
+    *,
+    policy: str,
+    sim: str | None = None,
+    episodes: int = 0,
+    steps: int = 0,
+    out: str | Path = "",
+    workspace: str | Path = "",
+) -> list[ProcessSpec]:
+    """:func:`collect_specs` grouped into processes (:func:`process_specs`): what both
+    ``bremen collect`` and ``collect.launch.py`` start."""
+    cfg = effective_config(config, sim=sim, episodes=episodes, steps=steps, workspace=workspace)
+    return process_specs(cfg, node_specs(cfg, policy=policy, bag=out))
+
+
 __all__ = [
     "EXECUTABLES",
     "PACKAGE",
     "RANDOM_POLICY",
     "NodeSpec",
+    "ProcessSpec",
+    "collect_processes",
     "collect_specs",
     "effective_config",
     "node_specs",
+    "process_specs",
 ]

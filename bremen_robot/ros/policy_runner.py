@@ -54,6 +54,7 @@ DEFAULTS: dict[str, Any] = {
     "ready_command_subscribers": 0,
     "ready_state_subscribers": 0,
     "progress_period_s": 0.5,
+    "realtime_priority": 0,
     "latency_log": "",
 }
 
@@ -90,6 +91,10 @@ def load_policy(params: dict[str, Any], robot: Any, task: Any) -> dict[str, Any]
     import torch
 
     torch.set_num_threads(1)
+    # TorchScript's profiling executor re-optimizes the graph on the first calls (tens of ms
+    # each): pay that here, not on the first control ticks
+    for _ in range(3):
+        fp.act(np.zeros(len(m.observation_names), dtype=np.float32))
     return {
         "act": fp.act,
         "sha256": fp.sha256,
@@ -117,6 +122,9 @@ class PolicyRunner:
 
         self.node = node = Node("policy_runner")
         p = self.params = _node.declare(node, DEFAULTS)
+        warning = _node.request_fifo_priority(int(p["realtime_priority"]))
+        if warning:
+            node.get_logger().warning(f"policy_runner: {warning}")
         self.executor_kind = p["executor"]
         if not p["robot_config"]:
             raise ConfigError(
@@ -205,6 +213,7 @@ class PolicyRunner:
         self._lat_n = 0
         self._tick_prev = 0.0
         self._missed = 0
+        self._missed_at: list[tuple[int, float, bool]] = []
         self._ticks = 0
         self.done = False
         node.get_logger().info(
@@ -352,6 +361,8 @@ class PolicyRunner:
             gap = start - self._tick_prev
             if gap > 1.5 * period:
                 self._missed += int(round(gap / period)) - 1
+                if len(self._missed_at) < 200:
+                    self._missed_at.append((self._ticks, round(gap * 1e3, 2), self.core.episode is not None))
         self._tick_prev = start
         self._ticks += 1
         if self._latest is None:
@@ -461,6 +472,7 @@ class PolicyRunner:
             "age_p99_ms": float(np.percentile(age, 99)) if n else None,
             "ticks": self._ticks,
             "missed_ticks": self._missed,
+            "missed_at": self._missed_at,
             "rate_hz": self.rate,
             "mode": self.params["mode"],
             "shield": self.shield.summary(),

@@ -100,6 +100,9 @@ class RunnerCore:
         self.policy_errors = 0
         self._last_out: StepOutput | None = None
         self._last_stamp = -1
+        # the observation builder's module takes ~30 ms to import: pay it here, not on the
+        # first control tick (it would be a missed tick at 500 Hz)
+        import sim.observation  # noqa: F401
 
     # ------------------------------------------------------------------ observation
     def _builder(self, names: tuple[str, ...]) -> Any:

@@ -90,17 +90,42 @@ def test_launch_file_and_bremen_collect_build_identical_specs(name, policy, tmp_
     cfg = CONFIGS / "collect" / f"{name}.yaml"
     out = tmp_path / "bag"
     args = {"config": str(cfg), "policy": policy, "sim": "", "episodes": "3", "steps": "0", "out": str(out)}
-    from_launch = launch.specs_from_arguments(args)
+    from_launch = launch.processes_from_arguments(args)
     kw = {"random": True} if policy == "random" else {"policy": policy}
-    from_cli = collect(cfg, episodes=3, out=out, dry_run=True, **kw).specs
-    assert from_launch == from_cli
-    for spec in from_launch:  # the Node arguments carry the spec unchanged
-        k = launch.node_kwargs(spec)
-        assert (k["package"], k["executable"], k["name"]) == (spec.package, spec.executable, spec.name)
-        assert k["parameters"] == [spec.parameters]
-        assert k["remappings"] == list(spec.remappings)
-        doc = yaml.safe_load(yaml.safe_dump(spec.params_document()))  # what bremen collect writes
-        assert doc["/**"]["ros__parameters"] == spec.parameters
+    res = collect(cfg, episodes=3, out=out, dry_run=True, **kw)
+    assert from_launch == res.processes
+    assert [n for p in from_launch for n in p.nodes] == res.specs  # every node, once
+    for proc in from_launch:  # the Node arguments carry the spec unchanged
+        k = launch.node_kwargs(proc, tmp_path / "launch_params")
+        first = proc.nodes[0]
+        assert (k["package"], k["remappings"]) == (first.package, list(first.remappings))
+        doc = yaml.safe_load(yaml.safe_dump(proc.params_document()))  # what bremen collect writes
+        if len(proc.nodes) == 1:
+            assert (k["executable"], k["name"]) == (first.executable, first.name)
+            assert k["parameters"] == [first.parameters]
+            assert doc["/**"]["ros__parameters"] == first.parameters
+        else:  # composed: one section per node, in the file both launchers pass
+            assert k["executable"] == "composed" and "name" not in k
+            assert k["arguments"] == [n.name for n in proc.nodes]
+            assert yaml.safe_load(Path(k["parameters"][0]).read_text()) == doc
+            for node in proc.nodes:
+                assert doc[f"/{node.name}"]["ros__parameters"] == node.parameters
+
+
+def test_lockstep_simulation_composes_bridge_and_runner_unless_disabled(tmp_path):
+    from bremen_robot.ros.graph import process_specs
+
+    cfg = load_collect_config(CONFIGS / "collect" / "halfcheetah.yaml")
+    specs = node_specs(cfg, policy="random", bag="/tmp/b")
+    procs = process_specs(cfg, specs)
+    assert [p.name for p in procs] == ["sim_bridge+policy_runner", "trajectory_logger"]
+    argv = procs[0].command(Path("/tmp/p.yaml"))
+    assert argv[1:5] == ["-m", "bremen_robot.ros.composed", "sim_bridge", "policy_runner"]
+    assert "__node:=" not in " ".join(argv)  # renaming would give both nodes one name
+    separate = cfg.model_copy(update={"compose_lockstep": False})
+    assert [p.name for p in process_specs(separate, specs)] == [s.name for s in specs]
+    realtime = cfg.model_copy(update={"mode": "realtime"})
+    assert all(len(p.nodes) == 1 for p in process_specs(realtime, node_specs(realtime, policy="random")))
 
 
 def test_launch_description_builds_where_launch_ros_exists():
@@ -128,7 +153,7 @@ def test_ament_package_layout():
     sys.path.insert(0, str(PKG))
     try:
         nodes = importlib.import_module("bremen.nodes")
-        for exe in ("policy_runner", "sim_bridge", "trajectory_logger"):
+        for exe in ("policy_runner", "sim_bridge", "trajectory_logger", "composed"):
             assert f"{exe} = bremen.nodes:{exe}" in setup
             assert callable(getattr(nodes, exe))
     finally:

@@ -28,12 +28,14 @@ def bag_messages(path):
         return [(c.topic, deserialize(raw, c.msgtype)) for c, _, raw in r.messages()]
 
 
-def test_lockstep_mujoco_two_episodes_bag_and_ingest(tmp_path):
+@pytest.mark.parametrize("compose", [True, False], ids=["composed", "separate"])
+def test_lockstep_mujoco_two_episodes_bag_and_ingest(tmp_path, compose):
     require_mujoco()
-    cfg = write_collect_config(tmp_path, episode_steps=60, seed=4)
+    cfg = write_collect_config(tmp_path, episode_steps=60, seed=4, compose_lockstep=compose)
     res = collect(
         cfg, random=True, episodes=2, out=tmp_path / "bag", workspace=tmp_path / "ws", timeout_s=120
     )
+    assert len(res.processes) == (2 if compose else 3)
     assert [e["reason"] for e in res.episodes] == ["time_limit", "time_limit"], res.summary()
     assert res.steps == 120 and res.deployment == 1 and res.policy_sha256 == "random"
     assert all(c == 0 for c in res.exit_codes.values()), res.exit_codes

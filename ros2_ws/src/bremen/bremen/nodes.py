@@ -23,3 +23,9 @@ def trajectory_logger() -> int:
     from bremen_robot.ros.trajectory_logger import main
 
     return main(sys.argv)
+
+
+def composed() -> int:
+    from bremen_robot.ros.composed import main
+
+    return main(sys.argv)

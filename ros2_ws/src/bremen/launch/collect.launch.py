@@ -4,8 +4,9 @@ Arguments: ``config`` (collect config YAML; default: the package's config/halfch
 ``policy`` (registry id, artifact folder, or ``random``), ``sim`` (mujoco | pybullet | none;
 default: the config's), ``episodes`` / ``steps`` (a budget: the runner starts episodes itself
 until it is used up; 0 = call bremen/start_episode yourself), ``out`` (bag folder), and
-``workspace`` (registry). The nodes come from ``bremen_robot.ros.graph.collect_specs``, the
-function ``bremen collect`` uses, so both start the same graph.
+``workspace`` (registry). The processes and their nodes come from
+``bremen_robot.ros.graph.collect_processes``, the function ``bremen collect`` uses, so both
+start the same graph.
 
 launch and launch_ros are imported only inside the functions ros2 launch calls, so this file
 also imports where they are absent (the parity test of ``bremen collect`` loads it).
@@ -37,11 +38,11 @@ def default_config() -> Path:
     return config_root() / "collect" / "halfcheetah.yaml"
 
 
-def specs_from_arguments(args: dict[str, str]) -> list[Any]:
-    """Launch arguments (strings) -> node specs, through the function bremen collect uses."""
-    from bremen_robot.ros.graph import collect_specs
+def processes_from_arguments(args: dict[str, str]) -> list[Any]:
+    """Launch arguments (strings) -> process specs, through the function bremen collect uses."""
+    from bremen_robot.ros.graph import collect_processes
 
-    return collect_specs(
+    return collect_processes(
         args.get("config") or default_config(),
         policy=args.get("policy") or "random",
         sim=args.get("sim") or None,
@@ -52,24 +53,36 @@ def specs_from_arguments(args: dict[str, str]) -> list[Any]:
     )
 
 
-def node_kwargs(spec: Any) -> dict[str, Any]:
-    """The ``launch_ros.actions.Node`` arguments of one spec (nothing added, nothing dropped)."""
-    return {
-        "package": spec.package,
-        "executable": spec.executable,
-        "name": spec.name,
-        "parameters": [dict(spec.parameters)],
-        "remappings": [tuple(r) for r in spec.remappings],
+def node_kwargs(proc: Any, params_dir: Path) -> dict[str, Any]:
+    """The ``launch_ros.actions.Node`` arguments of one process spec (nothing added, nothing
+    dropped). A single node keeps its name; several nodes in one process (lockstep simulation)
+    run the ``composed`` executable with a parameters file (written under ``params_dir``)
+    holding one section per node name, the file ``bremen collect`` writes."""
+    first = proc.nodes[0]
+    kwargs: dict[str, Any] = {
+        "package": first.package,
+        "executable": proc.executable,
+        "remappings": [tuple(r) for r in first.remappings],
         "output": "screen",
     }
+    if len(proc.nodes) == 1:
+        kwargs["name"] = first.name
+        kwargs["parameters"] = [dict(first.parameters)]
+    else:
+        kwargs["arguments"] = [n.name for n in proc.nodes]
+        kwargs["parameters"] = [str(proc.write_params(params_dir / f"{proc.name}.yaml"))]
+    return kwargs
 
 
 def _launch_setup(context: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    import tempfile
+
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
     values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    return [Node(**node_kwargs(spec)) for spec in specs_from_arguments(values)]
+    params_dir = Path(tempfile.mkdtemp(prefix="bremen_launch_"))
+    return [Node(**node_kwargs(proc, params_dir)) for proc in processes_from_arguments(values)]
 
 
 def generate_launch_description() -> Any:
