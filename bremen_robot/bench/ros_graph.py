@@ -8,8 +8,10 @@
   (``runner_realtime_priority``). The "robot" is this process publishing ``joint_states`` at the
   same rate from a thread. ``runner_age_p99_ms_<rate>hz`` adds the wait from the state's arrival
   to the tick (up to one period on an unsynchronized timer); ``runner_missed_ticks_<rate>hz``
-  counts control periods the timer skipped (a gap of more than 1.5 periods counts its missing
-  ticks). ``*_500hz_normal_sched`` (full run only): the same without the priority.
+  counts control periods that ended before their tick started (no command in them), and
+  ``runner_late_ticks_<rate>hz`` ticks that started more than half a period late but inside
+  their period (``runner_core.tick_accounting``). ``*_500hz_normal_sched`` (full run only): the
+  same without the priority.
 * ``lockstep_steps_per_s``: HalfCheetah (MuJoCo) collected through the lockstep graph as
   ``bremen collect`` runs it (sim_bridge and policy_runner with an approved TorchScript policy
   composed in one process, trajectory_logger in another), steps per second from the first
@@ -280,11 +282,13 @@ def run(quick: bool) -> dict[str, Any]:
                 out[f"runner_p99_ms_{rate}hz"] = round(s["p99_ms"], 3)
                 out[f"runner_age_p99_ms_{rate}hz"] = round(s["age_p99_ms"], 3)
                 out[f"runner_missed_ticks_{rate}hz"] = int(s["missed_ticks"])
+                out[f"runner_late_ticks_{rate}hz"] = int(s["late_ticks"])
                 out[f"runner_ticks_{rate}hz"] = int(s["ticks"])
             if not quick and priority:  # the same at 500 Hz without the priority, for comparison
                 s = _runner_latency(tmp, ap, 500.0, seconds, 0)
                 out["runner_p99_ms_500hz_normal_sched"] = round(s["p99_ms"], 3)
                 out["runner_missed_ticks_500hz_normal_sched"] = int(s["missed_ticks"])
+                out["runner_late_ticks_500hz_normal_sched"] = int(s["late_ticks"])
             steps = 3000 if quick else 20000
             graph = _lockstep(tmp, ap, steps)
             direct, bare = _direct(ap, min(steps, 5000))

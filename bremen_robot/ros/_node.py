@@ -108,6 +108,9 @@ def run_nodes(builds: Sequence[Callable[[Any], Any]], argv: Sequence[str] | None
 
         gc.collect()
         gc.freeze()  # the long-lived objects built so far are never scanned again
+        for obj in objs:  # threads a node runs beside the executor start once all is built
+            if hasattr(obj, "start"):
+                obj.start()
         while not Stop.flag and not any(getattr(o, "done", False) for o in objs) and rclpy.ok():
             ex.spin_once(timeout_sec=0.05)
     except Exception as exc:  # report in one line; the orchestrator shows it

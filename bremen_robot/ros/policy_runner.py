@@ -19,10 +19,13 @@ Run: ``python -m bremen_robot.ros.policy_runner --ros-args --params-file P.yaml`
 from __future__ import annotations
 
 import array
+import contextlib
+import functools
 import json
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,7 @@ from bremen_robot.errors import ConfigError
 from bremen_robot.ros import _node
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.graph import RANDOM_POLICY
-from bremen_robot.ros.runner_core import RunnerCore, StepOutput
+from bremen_robot.ros.runner_core import RunnerCore, StepOutput, tick_accounting
 
 DEFAULTS: dict[str, Any] = {
     "use_sim_time": False,
@@ -184,36 +187,40 @@ class PolicyRunner:
         self.pub_episode = node.create_publisher(String, T.EPISODE, T.qos("episode"))
         # subscriptions
         state_qos = T.qos("lockstep_sub" if self.lockstep else "sensor_sub")
-        node.create_subscription(JointState, T.JOINT_STATES, self.on_joint_states, state_qos)
+        # realtime mode ticks on its own thread (see _control_loop): every callback that reads
+        # or changes the runner's state holds this lock (uncontended in lockstep mode)
+        self._lock = threading.Lock()
+        g = self._guarded
+        node.create_subscription(JointState, T.JOINT_STATES, g(self.on_joint_states), state_qos)
         self.needs_base = self.core.needs_base
         self._odom: tuple[int, Any] | None = None
         self._pending: Any = None
         if self.needs_base:
-            node.create_subscription(Odometry, T.ODOM, self.on_odom, state_qos)
-        node.create_subscription(Bool, T.ESTOP, self.on_estop, T.qos("latched"))
-        node.create_subscription(String, T.EPISODE, self.on_episode, T.qos("episode_sub"))
-        node.create_service(Trigger, T.RESET_ESTOP, self.srv_reset_estop)
-        node.create_service(Trigger, T.START_EPISODE, self.srv_start)
-        node.create_service(Trigger, T.STOP_EPISODE, self.srv_stop)
+            node.create_subscription(Odometry, T.ODOM, g(self.on_odom), state_qos)
+        node.create_subscription(Bool, T.ESTOP, g(self.on_estop), T.qos("latched"))
+        node.create_subscription(String, T.EPISODE, g(self.on_episode), T.qos("episode_sub"))
+        node.create_service(Trigger, T.RESET_ESTOP, g(self.srv_reset_estop))
+        node.create_service(Trigger, T.START_EPISODE, g(self.srv_start))
+        node.create_service(Trigger, T.STOP_EPISODE, g(self.srv_stop))
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self._latest: Any = None
         self._names_list: list[str] = []
         self._names: tuple[str, ...] = ()
         if self.lockstep:
-            node.create_timer(max(self.max_age / 2, 0.001), self.on_watchdog, clock=steady)
-        else:
-            node.create_timer(1.0 / self.rate, self.on_tick)
+            node.create_timer(max(self.max_age / 2, 0.001), g(self.on_watchdog), clock=steady)
+        self._stop_loop = threading.Event()
+        self._loop = threading.Thread(target=self._control_loop, name="bremen_control", daemon=True)
         self._ready_since: float | None = None
         self._done_sent = False
         if p["auto_start"]:
-            node.create_timer(0.05, self.on_auto_start, clock=steady)
+            node.create_timer(0.05, g(self.on_auto_start), clock=steady)
         self._last_progress = time.monotonic()
         self._lat = np.zeros(1 << 16)
         self._age = np.zeros(1 << 16)
         self._lat_n = 0
-        self._tick_prev = 0.0
-        self._missed = 0
-        self._missed_at: list[tuple[int, float, bool]] = []
+        self._missed = 0  # control periods that passed without a tick (tick_accounting)
+        self._late = 0  # ticks that started more than half a period late
+        self._missed_at: list[tuple[int, float, int, bool]] = []  # (tick, ms behind, missed, in episode)
         self._ticks = 0
         self.done = False
         node.get_logger().info(
@@ -354,17 +361,58 @@ class PolicyRunner:
         out = self.core.step(names, pos, vel, stamp, arrival, time.monotonic(), self._now_ns(), base)
         self._publish(out, start, arrival)
 
-    def on_tick(self) -> None:
-        start = time.monotonic()
+    def start(self) -> None:
+        """Called by the process once every node is built, right before spinning."""
+        if not self.lockstep:
+            self._loop.start()
+
+    def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)  # rclpy reads the signature (a timer callback may take TimerInfo)
+        def call(*args: Any) -> Any:
+            with self._lock:
+                return fn(*args)
+
+        return call
+
+    def _control_loop(self) -> None:
+        """Realtime mode: one control tick per period on absolute monotonic deadlines.
+
+        Its own thread (inheriting the SCHED_FIFO priority, if any), as ros2_control_node runs its
+        update loop: an rclpy timer's event passes through the executor's timer thread and queue
+        and arrived up to 3 ms late at 500 Hz here (docs/perf-ros.md). A tick that falls a
+        whole period behind skips to the next deadline; on_tick counts the gap.
+        """
+        # a waking thread needs the GIL; the default 5 ms hand-off interval would be 2.5 periods
+        sys.setswitchinterval(0.0002)
         period = 1.0 / self.rate
-        if self._tick_prev:
-            gap = start - self._tick_prev
-            if gap > 1.5 * period:
-                self._missed += int(round(gap / period)) - 1
-                if len(self._missed_at) < 200:
-                    self._missed_at.append((self._ticks, round(gap * 1e3, 2), self.core.episode is not None))
-        self._tick_prev = start
-        self._ticks += 1
+        deadline = time.monotonic() + period
+        while not self._stop_loop.is_set():
+            delay = deadline - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            with self._lock:
+                start = time.monotonic()
+                missed, late, deadline = tick_accounting(deadline, start, period)
+                self._ticks += 1
+                if missed or late:
+                    self._missed += missed
+                    self._late += int(late)
+                    if len(self._missed_at) < 200:
+                        behind_ms = round((start - deadline + (missed + 1) * period) * 1e3, 2)
+                        self._missed_at.append(
+                            (self._ticks, behind_ms, missed, self.core.episode is not None)
+                        )
+                try:
+                    self.on_tick(start)
+                except Exception as exc:  # never leave the last command standing
+                    self.node.get_logger().error(
+                        f"control tick failed ({type(exc).__name__}: {exc}); sending the safe command",
+                        throttle_duration_sec=1.0,
+                    )
+                    with contextlib.suppress(Exception):
+                        self.pub_cmd.publish(self._array(self.shield.safe_command(), "safe"))
+
+    def on_tick(self, start: float) -> None:
         if self._latest is None:
             self.node.get_logger().warning(
                 f"no {T.JOINT_STATES} received yet: sending the safe command", throttle_duration_sec=5.0
@@ -472,6 +520,7 @@ class PolicyRunner:
             "age_p99_ms": float(np.percentile(age, 99)) if n else None,
             "ticks": self._ticks,
             "missed_ticks": self._missed,
+            "late_ticks": self._late,
             "missed_at": self._missed_at,
             "rate_hz": self.rate,
             "mode": self.params["mode"],
@@ -479,6 +528,9 @@ class PolicyRunner:
         }
 
     def close(self) -> None:
+        self._stop_loop.set()
+        if self._loop.is_alive():
+            self._loop.join(2.0)
         ep = self.core.episode
         if ep is not None:
             evt = self.core.end_episode("interrupted", self._now_ns(), complete=False)

@@ -322,3 +322,18 @@ class RunnerCore:
         return StepOutput(
             out.command, None, out.interventions, make_tag(ep.id if ep else -1, stamp), [], True
         )
+
+
+def tick_accounting(deadline: float, start: float, period: float) -> tuple[int, bool, float]:
+    """Where a control tick that starts at ``start`` stands against its ``deadline``.
+
+    Returns (missed, late, next_deadline). ``missed`` counts whole periods that ended before
+    the tick started (no command was sent in them; the tick serves the period it starts in);
+    ``late`` is a tick that started more than half a period after the start of its period;
+    ``next_deadline`` is the start of the following period. Deadlines are absolute, so
+    lateness does not accumulate.
+    """
+    behind = start - deadline
+    missed = int(behind // period) if behind >= period else 0
+    late = behind - missed * period > 0.5 * period
+    return missed, late, deadline + (missed + 1) * period

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import safety
-from bremen_robot.ros.runner_core import RunnerCore
+from bremen_robot.ros.runner_core import RunnerCore, tick_accounting
 from bremen_robot.ros.topics import parse_tag
 from bremen_robot.tasks import get_task
 from tests.ros.conftest import CONFIGS
@@ -141,3 +143,24 @@ def test_random_mode_is_uniform_in_bounds_and_realtime_between_episodes_is_safe(
     core.start_episode(0)
     cmds = np.array([o.command for o in run_steps(core, rng, 200, t0=10)])
     assert cmds.min() >= -1 and cmds.max() <= 1 and cmds.std() > 0.4
+
+
+def test_tick_accounting_by_hand():
+    p = 0.002
+    assert tick_accounting(1.0, 1.0003, p) == (0, False, pytest.approx(1.002))  # on time
+    assert tick_accounting(1.0, 1.0015, p) == (0, True, pytest.approx(1.002))  # late, inside its period
+    missed, late, nxt = tick_accounting(1.0, 1.0045, p)  # 2 periods passed without a tick
+    assert (missed, late) == (2, False) and nxt == pytest.approx(1.006)
+
+
+@given(
+    behind=st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
+    period=st.sampled_from([0.002, 0.01, 0.05]),
+)
+def test_tick_accounting_serves_the_period_the_tick_starts_in(behind, period):
+    missed, late, nxt = tick_accounting(10.0, 10.0 + behind, period)
+    this_period_start = nxt - period
+    # the tick lies in [start, start + period) of the period it serves, and no deadline is lost
+    assert this_period_start - 1e-9 <= 10.0 + behind < nxt + 1e-9
+    assert missed == round((this_period_start - 10.0) / period)
+    assert late == (10.0 + behind - this_period_start > 0.5 * period)
