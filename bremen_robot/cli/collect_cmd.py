@@ -36,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--out", required=True, help="rosbag2 folder to create (must not exist or be empty)")
     p.add_argument("--workspace", help="registry workspace (default: $BREMEN_WORKSPACE or ./bremen_ws)")
     p.add_argument(
-        "--dry-run", action="store_true", help="print each node's command line and parameters; start nothing"
+        "--dry-run",
+        action="store_true",
+        help="print each process's command line and its nodes' parameters; start nothing",
     )
     p.add_argument(
         "--timeout", type=float, default=0.0, metavar="S", help="give up after S seconds (0: never)"
@@ -67,9 +69,10 @@ def run(args: argparse.Namespace) -> int:
         import shlex
         from pathlib import Path
 
-        for spec in result.specs:
-            print(f"# {spec.name}: {spec.params_document()['/**']['ros__parameters']}")
-            print(shlex.join(spec.command(Path(args.out) / "params" / f"{spec.name}.yaml")))
+        for proc in result.processes:  # one command line per process, its nodes' parameters above it
+            for node in proc.nodes:
+                print(f"# {node.name}: {node.parameters}")
+            print(shlex.join(proc.command(Path(args.out) / "params" / f"{proc.name}.yaml")))
         return 0
     print(result.summary())
     if result.interrupted:

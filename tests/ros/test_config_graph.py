@@ -185,8 +185,10 @@ def test_cli_dry_run_and_bad_input(tmp_path, capsys):
     out = str(tmp_path / "bag")
     assert main(["collect", "--config", cfg, "--random", "--episodes", "1", "--out", out, "--dry-run"]) == 0
     printed = capsys.readouterr().out
-    for node in ("sim_bridge", "policy_runner", "trajectory_logger"):
-        assert f"-m bremen_robot.ros.{node} --ros-args -r __node:={node}" in printed
+    # lockstep simulation: sim_bridge and policy_runner share a process, the logger has its own
+    assert "-m bremen_robot.ros.composed sim_bridge policy_runner --ros-args" in printed
+    assert "-m bremen_robot.ros.trajectory_logger --ros-args -r __node:=trajectory_logger" in printed
+    assert all(f"# {node}: {{" in printed for node in ("sim_bridge", "policy_runner", "trajectory_logger"))
     bad = write_collect_config(tmp_path, mode="sideways")
     assert main(["collect", "--config", str(bad), "--random", "--episodes", "1", "--out", out]) == 2
     err = capsys.readouterr().err.strip()
