@@ -284,6 +284,7 @@ def run(quick: bool) -> dict[str, Any]:
                 out[f"runner_missed_ticks_{rate}hz"] = int(s["missed_ticks"])
                 out[f"runner_late_ticks_{rate}hz"] = int(s["late_ticks"])
                 out[f"runner_ticks_{rate}hz"] = int(s["ticks"])
+                out[f"runner_sched_fifo_{rate}hz"] = bool(s["sched_fifo"])  # the priority was granted
             if not quick and priority:  # the same at 500 Hz without the priority, for comparison
                 s = _runner_latency(tmp, ap, 500.0, seconds, 0)
                 out["runner_p99_ms_500hz_normal_sched"] = round(s["p99_ms"], 3)

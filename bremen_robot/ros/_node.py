@@ -54,15 +54,17 @@ def request_fifo_priority(priority: int) -> str | None:
     if priority <= 0:
         return None
     try:
-        # every thread: the middleware's threads share locks with the publishing thread, and
-        # a preempted lock holder would stall it (priority inversion)
-        for tid in sorted(int(t) for t in os.listdir("/proc/self/task")):
-            os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(priority))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (PermissionError, OSError, AttributeError) as exc:
         return (
             f"could not get SCHED_FIFO priority {priority} ({exc}); running with normal scheduling. "
-            "Fix: grant rtprio (e.g. '@realtime - rtprio 98' in /etc/security/limits.conf) or CAP_SYS_NICE"
+            "Fix: grant rtprio (e.g. '@realtime - rtprio 99' in /etc/security/limits.conf) or CAP_SYS_NICE"
         )
+    # the other threads too: the middleware's threads share locks with the publishing thread,
+    # and a preempted lock holder would stall it (priority inversion)
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # a thread that just ended
+            os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(priority))
     return None
 
 
@@ -113,6 +115,10 @@ def run_nodes(builds: Sequence[Callable[[Any], Any]], argv: Sequence[str] | None
                 obj.start()
         while not Stop.flag and not any(getattr(o, "done", False) for o in objs) and rclpy.ok():
             ex.spin_once(timeout_sec=0.05)
+        failed = [f for o in objs if (f := getattr(o, "failed", None))]
+        if failed:
+            print(f"{process_name}: error: {failed[0]}", file=sys.stderr, flush=True)
+            code = 1
     except Exception as exc:  # report in one line; the orchestrator shows it
         from bremen_robot.errors import BremenError
 

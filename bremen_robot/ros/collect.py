@@ -125,6 +125,13 @@ class Graph:
                 self.procs[node.name] = popen
                 self.logs[node.name] = log
 
+    def process_label(self, name: str) -> str:
+        """'node X', or 'process sim_bridge+policy_runner' for nodes that share one."""
+        proc = next((p for p in self.processes if any(n.name == name for n in p.nodes)), None)
+        if proc is None or len(proc.nodes) == 1:
+            return f"node {name}"
+        return f"process {proc.name}"
+
     def dead(self) -> list[str]:
         return [n for n, p in self.procs.items() if p.poll() is not None]
 
@@ -267,12 +274,13 @@ def collect(
                 dead = graph.dead()
                 if dead:
                     name = dead[0]
-                    if kill_after_steps and name == kill_after_steps[0]:
+                    popen = graph.procs[name]
+                    if kill_after_steps and popen is graph.procs.get(kill_after_steps[0]):
                         result.logger_crashed = name == "trajectory_logger"
                         finished["done"] = True
                         break
                     raise CollectError(
-                        f"node {name} exited with code {graph.procs[name].returncode}: {graph.tail(name)}"
+                        f"{graph.process_label(name)} exited with code {popen.returncode}: {graph.tail(name)}"
                     )
                 if timeout_s and time.monotonic() - started > timeout_s:
                     raise CollectError(f"collection did not finish within {timeout_s:g} s; see {bag}/logs")

@@ -101,6 +101,11 @@ class CollectConfig(BaseModel):
     def _mode_fits_sim(self) -> CollectConfig:
         if self.sim == "none" and self.mode == "lockstep":
             raise ValueError("mode: lockstep needs a simulator; use mode: realtime with sim: none")
+        if self.runner_realtime_priority and self.mode == "lockstep":
+            raise ValueError(
+                "runner_realtime_priority applies to mode: realtime (lockstep has no deadlines, and a "
+                "FIFO simulator would starve the logger); set it to 0 or use mode: realtime"
+            )
         return self
 
 

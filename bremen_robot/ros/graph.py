@@ -67,6 +67,10 @@ class ProcessSpec:
 
     nodes: tuple[NodeSpec, ...]
 
+    def __post_init__(self) -> None:
+        if len({n.remappings for n in self.nodes}) > 1:  # one process has one set of -r arguments
+            raise ConfigError(f"nodes {[n.name for n in self.nodes]} in one process need the same remappings")
+
     @property
     def name(self) -> str:
         return "+".join(n.name for n in self.nodes)
@@ -90,7 +94,13 @@ class ProcessSpec:
         """argv that runs this process without a ROS install."""
         if len(self.nodes) == 1:
             return self.nodes[0].command(params_file, python)
-        argv = [python, "-m", f"bremen_robot.ros.{COMPOSED}", *(n.name for n in self.nodes), "--ros-args"]
+        argv = [
+            python,
+            "-m",
+            f"bremen_robot.ros.{COMPOSED}",
+            *(n.executable for n in self.nodes),
+            "--ros-args",
+        ]
         argv += ["--params-file", str(params_file)]
         for src, dst in self.nodes[0].remappings:  # the same for every node (node_specs)
             argv += ["-r", f"{src}:={dst}"]

@@ -22,6 +22,7 @@ import array
 import contextlib
 import functools
 import json
+import os
 import sys
 import threading
 import time
@@ -107,6 +108,9 @@ def load_policy(params: dict[str, Any], robot: Any, task: Any) -> dict[str, Any]
         "high": list(m.action_high),
         "rate": m.control_rate_hz,
     }
+
+
+MAX_FAILED_TICKS = 50  # consecutive failed control ticks (safe command each) before the node stops
 
 
 class PolicyRunner:
@@ -223,6 +227,7 @@ class PolicyRunner:
         self._missed_at: list[tuple[int, float, int, bool]] = []  # (tick, ms behind, missed, in episode)
         self._ticks = 0
         self.done = False
+        self.failed: str | None = None
         node.get_logger().info(
             f"policy_runner: robot {robot.name}, task {task.name}, policy {pol['sha256'][:12]}, "
             f"deployment {pol['deployment']}, {p['mode']} at {self.rate:g} Hz"
@@ -386,31 +391,42 @@ class PolicyRunner:
         sys.setswitchinterval(0.0002)
         period = 1.0 / self.rate
         deadline = time.monotonic() + period
-        while not self._stop_loop.is_set():
-            delay = deadline - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            with self._lock:
-                start = time.monotonic()
-                missed, late, deadline = tick_accounting(deadline, start, period)
-                self._ticks += 1
-                if missed or late:
-                    self._missed += missed
-                    self._late += int(late)
-                    if len(self._missed_at) < 200:
-                        behind_ms = round((start - deadline + (missed + 1) * period) * 1e3, 2)
-                        self._missed_at.append(
-                            (self._ticks, behind_ms, missed, self.core.episode is not None)
-                        )
-                try:
-                    self.on_tick(start)
-                except Exception as exc:  # never leave the last command standing
-                    self.node.get_logger().error(
-                        f"control tick failed ({type(exc).__name__}: {exc}); sending the safe command",
-                        throttle_duration_sec=1.0,
-                    )
-                    with contextlib.suppress(Exception):
-                        self.pub_cmd.publish(self._array(self.shield.safe_command(), "safe"))
+        failures = 0
+        try:
+            while not self._stop_loop.is_set():
+                delay = deadline - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                with self._lock:
+                    start = time.monotonic()
+                    missed, late, deadline = tick_accounting(deadline, start, period)
+                    self._count_tick(start, deadline, period, missed, late)
+                    try:
+                        self.on_tick(start)
+                        failures = 0
+                    except Exception as exc:  # never leave the last command standing
+                        failures += 1
+                        self._publish_safe(f"control tick failed ({type(exc).__name__}: {exc})")
+                        if failures >= MAX_FAILED_TICKS:
+                            raise
+        except BaseException as exc:  # the loop is the node: end the process, with the reason
+            with contextlib.suppress(Exception):
+                self._publish_safe("control loop stopped")
+            self.failed = f"control loop stopped after {failures} failed ticks: {type(exc).__name__}: {exc}"
+            self.done = True
+
+    def _count_tick(self, start: float, deadline: float, period: float, missed: int, late: bool) -> None:
+        self._ticks += 1
+        if missed or late:
+            self._missed += missed
+            self._late += int(late)
+            if len(self._missed_at) < 200:
+                behind_ms = round((start - deadline + (missed + 1) * period) * 1e3, 2)
+                self._missed_at.append((self._ticks, behind_ms, missed, self.core.episode is not None))
+
+    def _publish_safe(self, why: str) -> None:
+        self.node.get_logger().error(f"{why}; sending the safe command", throttle_duration_sec=1.0)
+        self.pub_cmd.publish(self._array(self.shield.safe_command(), "safe"))
 
     def on_tick(self, start: float) -> None:
         if self._latest is None:
@@ -523,6 +539,7 @@ class PolicyRunner:
             "late_ticks": self._late,
             "missed_at": self._missed_at,
             "rate_hz": self.rate,
+            "sched_fifo": os.sched_getscheduler(0) == os.SCHED_FIFO,
             "mode": self.params["mode"],
             "shield": self.shield.summary(),
         }
@@ -531,6 +548,10 @@ class PolicyRunner:
         self._stop_loop.set()
         if self._loop.is_alive():
             self._loop.join(2.0)
+        with self._lock:  # a tick stuck past the join must not run beside the shutdown
+            self._close_locked()
+
+    def _close_locked(self) -> None:
         ep = self.core.episode
         if ep is not None:
             evt = self.core.end_episode("interrupted", self._now_ns(), complete=False)

@@ -44,6 +44,8 @@ def test_shipped_configs_load_and_name_existing_robots():
         ({"noise_sigma": -1}, "noise_sigma"),
         ({"log_topics": ["joint_states", "tf"]}, "unknown topic 'tf'"),
         ({"robot": "nowhere/robot.yaml"}, "not found"),
+        ({"runner_realtime_priority": 50}, "runner_realtime_priority applies to mode: realtime"),
+        ({"runner_realtime_priority": 99}, "runner_realtime_priority"),
     ],
 )
 def test_bad_collect_config_is_one_line_naming_the_field(tmp_path, change, fragment):
@@ -106,7 +108,7 @@ def test_launch_file_and_bremen_collect_build_identical_specs(name, policy, tmp_
             assert doc["/**"]["ros__parameters"] == first.parameters
         else:  # composed: one section per node, in the file both launchers pass
             assert k["executable"] == "composed" and "name" not in k
-            assert k["arguments"] == [n.name for n in proc.nodes]
+            assert k["arguments"] == [n.executable for n in proc.nodes]
             assert yaml.safe_load(Path(k["parameters"][0]).read_text()) == doc
             for node in proc.nodes:
                 assert doc[f"/{node.name}"]["ros__parameters"] == node.parameters

@@ -67,3 +67,15 @@ def test_runner_priority_reaches_the_policy_runner_parameters(tmp_path):
         ]
         == 0
     )
+
+
+def test_nodes_with_different_remappings_cannot_share_a_process():
+    from dataclasses import replace
+
+    from bremen_robot.errors import ConfigError
+    from bremen_robot.ros.graph import ProcessSpec
+
+    cfg = load_collect_config(CONFIGS / "collect" / "halfcheetah.yaml")
+    sim, runner = node_specs(cfg, policy="random")[:2]
+    with pytest.raises(ConfigError, match="same remappings"):
+        ProcessSpec((sim, replace(runner, remappings=(("bremen/command", "/x"),))))

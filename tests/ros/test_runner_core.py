@@ -157,10 +157,53 @@ def test_tick_accounting_by_hand():
     behind=st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
     period=st.sampled_from([0.002, 0.01, 0.05]),
 )
-def test_tick_accounting_serves_the_period_the_tick_starts_in(behind, period):
+def test_tick_accounting_keeps_absolute_deadlines(behind, period):
     missed, late, nxt = tick_accounting(10.0, 10.0 + behind, period)
-    this_period_start = nxt - period
-    # the tick lies in [start, start + period) of the period it serves, and no deadline is lost
-    assert this_period_start - 1e-9 <= 10.0 + behind < nxt + 1e-9
-    assert missed == round((this_period_start - 10.0) / period)
-    assert late == (10.0 + behind - this_period_start > 0.5 * period)
+    k = (nxt - 10.0) / period  # the next deadline stays on the original grid: no drift
+    assert k == pytest.approx(round(k), abs=1e-6) and round(k) >= 1
+    start_of_served = nxt - period  # the tick serves the period it starts in
+    assert start_of_served - 1e-9 <= 10.0 + behind < nxt + 1e-9
+    assert missed == round(k) - 1  # every grid period before that one went without a tick
+    assert late == (10.0 + behind - start_of_served > 0.5 * period)
+
+
+class _FakeRunner:
+    """What PolicyRunner._control_loop touches, without ROS."""
+
+    def __init__(self, fail_first: int, stop_after: int) -> None:
+        import threading
+
+        self._stop_loop, self._lock = threading.Event(), threading.Lock()
+        self.rate, self.calls, self.safe = 1000.0, 0, 0
+        self.fail_first, self.stop_after = fail_first, stop_after
+        self.failed, self.done = None, False
+
+    def _count_tick(self, *args):
+        pass
+
+    def _publish_safe(self, why):
+        self.safe += 1
+
+    def on_tick(self, start):
+        self.calls += 1
+        if self.calls >= self.stop_after:
+            self._stop_loop.set()
+        if self.calls <= self.fail_first:
+            raise ValueError("policy exploded")
+
+
+def test_control_loop_sends_safe_commands_then_stops_the_node_on_persistent_failure():
+    from bremen_robot.ros.policy_runner import MAX_FAILED_TICKS, PolicyRunner
+
+    r = _FakeRunner(fail_first=10**9, stop_after=10**9)
+    PolicyRunner._control_loop(r)  # returns by itself: the node is done, with the reason
+    assert r.done and "ValueError: policy exploded" in r.failed
+    assert r.calls == MAX_FAILED_TICKS and r.safe == MAX_FAILED_TICKS + 1
+
+
+def test_control_loop_rides_through_a_few_failed_ticks():
+    from bremen_robot.ros.policy_runner import PolicyRunner
+
+    r = _FakeRunner(fail_first=3, stop_after=20)
+    PolicyRunner._control_loop(r)
+    assert not r.done and r.failed is None and r.calls == 20 and r.safe == 3

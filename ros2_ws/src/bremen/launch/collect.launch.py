@@ -69,7 +69,7 @@ def node_kwargs(proc: Any, params_dir: Path) -> dict[str, Any]:
         kwargs["name"] = first.name
         kwargs["parameters"] = [dict(first.parameters)]
     else:
-        kwargs["arguments"] = [n.name for n in proc.nodes]
+        kwargs["arguments"] = [n.executable for n in proc.nodes]
         kwargs["parameters"] = [str(proc.write_params(params_dir / f"{proc.name}.yaml"))]
     return kwargs
 
@@ -81,7 +81,12 @@ def _launch_setup(context: Any, *args: Any, **kwargs: Any) -> list[Any]:
     from launch_ros.actions import Node
 
     values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
-    params_dir = Path(tempfile.mkdtemp(prefix="bremen_launch_"))
+    try:  # this launch's own log folder (~/.ros/log/<run>), which ROS's log rotation owns
+        from launch.logging import launch_config
+
+        params_dir = Path(launch_config.log_dir) / "bremen_params"
+    except Exception:
+        params_dir = Path(tempfile.mkdtemp(prefix="bremen_launch_"))
     return [Node(**node_kwargs(proc, params_dir)) for proc in processes_from_arguments(values)]
 
 
