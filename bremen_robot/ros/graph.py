@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -244,21 +245,6 @@ def effective_config(
     return cfg
 
 
-def collect_specs(
-    config: str | Path | CollectConfig,
-    *,
-    policy: str,
-    sim: str | None = None,
-    episodes: int = 0,
-    steps: int = 0,
-    out: str | Path = "",
-    workspace: str | Path = "",
-) -> list[NodeSpec]:
-    """What ``bremen collect`` and ``collect.launch.py`` both call: arguments -> node specs."""
-    cfg = effective_config(config, sim=sim, episodes=episodes, steps=steps, workspace=workspace)
-    return node_specs(cfg, policy=policy, bag=out)
-
-
 def collect_processes(
     config: str | Path | CollectConfig,
     *,
@@ -269,10 +255,15 @@ def collect_processes(
     out: str | Path = "",
     workspace: str | Path = "",
 ) -> list[ProcessSpec]:
-    """:func:`collect_specs` grouped into processes (:func:`process_specs`): what both
-    ``bremen collect`` and ``collect.launch.py`` start."""
+    """What ``bremen collect`` and ``collect.launch.py`` both start: arguments -> the nodes
+    (:func:`node_specs`) grouped into processes (:func:`process_specs`)."""
     cfg = effective_config(config, sim=sim, episodes=episodes, steps=steps, workspace=workspace)
     return process_specs(cfg, node_specs(cfg, policy=policy, bag=out))
+
+
+def collect_specs(config: str | Path | CollectConfig, **arguments: Any) -> list[NodeSpec]:
+    """The nodes of :func:`collect_processes` (same arguments), in :func:`node_specs` order."""
+    return [node for proc in collect_processes(config, **arguments) for node in proc.nodes]
 
 
 __all__ = [
