@@ -39,44 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from bremen_robot.policy.untrained import approved_untrained_policy
+
 TITLE = "ROS 2 graph: policy_runner latency, lockstep collection"
 ORDER = 70
-
-
-def _approved(tmp: Path) -> dict[str, Any]:
-    """A registry with an approved 2 x 200 halfcheetah policy and a robot config trusting it."""
-    import torch
-    import yaml
-
-    from bremen_robot.policy.artifact import export_policy
-    from bremen_robot.policy.gaussian import GaussianPolicy
-    from bremen_robot.registry import Registry, init_operator
-    from bremen_robot.ros.config import config_root
-    from bremen_robot.tasks import get_task
-
-    task = get_task("halfcheetah")
-    torch.manual_seed(0)
-    art = tmp / "artifact"
-    export_policy(
-        GaussianPolicy(task.obs_dim, task.action_low, task.action_high),
-        art,
-        robot="halfcheetah",
-        task="halfcheetah",
-        observation_names=list(task.obs_names),
-        action_names=list(task.action_names),
-        control_rate_hz=20.0,
-    )
-    _, pub = init_operator("bench", tmp / "operators")
-    root = config_root()
-    robot = yaml.safe_load((root / "robots" / "halfcheetah.yaml").read_text())
-    robot["safety"] = str(root / "safety" / "halfcheetah.yaml")
-    robot["trusted_operator_keys"] = [str(pub)]
-    robot_path = tmp / "robot.yaml"
-    robot_path.write_text(yaml.safe_dump(robot))
-    with Registry.open(tmp / "ws") as reg:
-        rec = reg.register(art)
-        reg.approve(rec.id, "bench", tmp / "operators" / "bench.key")
-    return {"robot": robot_path, "ws": tmp / "ws", "id": rec.id, "artifact": art}
 
 
 def _config(tmp: Path, name: str, **fields: Any) -> Path:
@@ -118,7 +84,7 @@ def _runner_latency(
         runner_realtime_priority=priority,
     )
     lat_file = tmp / f"latency{int(rate)}.json"
-    specs = collect_specs(cfg, policy=ap["id"], workspace=ap["ws"], out=tmp / f"bag{int(rate)}")
+    specs = collect_specs(cfg, policy=ap["id"], workspace=ap["workspace"], out=tmp / f"bag{int(rate)}")
     procs = []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     ctx = rclpy.Context()
@@ -209,7 +175,7 @@ def _lockstep(tmp: Path, ap: dict[str, Any], steps: int, compose: bool = True) -
         policy=ap["id"],
         steps=steps,
         out=tmp / f"bag_lockstep{int(compose)}",
-        workspace=ap["ws"],
+        workspace=ap["workspace"],
         on_event=on_event,
         progress=False,
         timeout_s=600,
@@ -272,7 +238,7 @@ def run(quick: bool) -> dict[str, Any]:
         old = os.environ.get("BREMEN_OPERATOR_DIR")
         os.environ["BREMEN_OPERATOR_DIR"] = str(tmp / "operators")
         try:
-            ap = _approved(tmp)
+            ap = approved_untrained_policy(tmp)
             seconds = 3.0 if quick else 10.0
             priority = _shipped_robot_priority()
             out["runner_realtime_priority"] = priority

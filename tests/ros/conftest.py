@@ -131,38 +131,10 @@ def write_collect_config(tmp: Path, base: str = "halfcheetah", **fields: Any) ->
 @pytest.fixture
 def approved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A registry workspace with an approved halfcheetah policy and a robot config trusting it."""
-    from bremen_robot.policy.artifact import export_policy
-    from bremen_robot.policy.gaussian import GaussianPolicy
-    from bremen_robot.registry import Registry, init_operator
-    from bremen_robot.tasks import get_task
+    from bremen_robot.policy.untrained import approved_untrained_policy
 
     monkeypatch.setenv("BREMEN_OPERATOR_DIR", str(tmp_path / "operators"))
-    task = get_task("halfcheetah")
-    import torch
-
-    torch.manual_seed(0)
-    pol = GaussianPolicy(task.obs_dim, task.action_low, task.action_high, hidden=(32, 32))
-    art = tmp_path / "artifact"
-    export_policy(
-        pol,
-        art,
-        robot="halfcheetah",
-        task="halfcheetah",
-        observation_names=list(task.obs_names),
-        action_names=list(task.action_names),
-        control_rate_hz=20.0,
-    )
-    _, pub = init_operator("alice", tmp_path / "operators")
-    robot = yaml.safe_load((CONFIGS / "robots" / "halfcheetah.yaml").read_text())
-    robot["safety"] = str((CONFIGS / "safety" / "halfcheetah.yaml").resolve())
-    robot["trusted_operator_keys"] = [str(pub)]
-    robot_path = tmp_path / "robot-halfcheetah.yaml"
-    robot_path.write_text(yaml.safe_dump(robot))
-    ws = tmp_path / "ws"
-    with Registry.open(ws) as reg:
-        rec = reg.register(art)
-        reg.approve(rec.id, "alice", tmp_path / "operators" / "alice.key")
-    return {"workspace": ws, "artifact": art, "robot": robot_path, "id": rec.id, "sha256": rec.sha256}
+    return approved_untrained_policy(tmp_path, operator="alice", hidden=(32, 32))
 
 
 def require_mujoco() -> None:

@@ -110,19 +110,9 @@ def test_approved_policy_runs_and_unapproved_is_refused(tmp_path, approved):
     raw = [m for t, m in bag_messages(tmp_path / "bag") if t == "/bremen/raw_action"]
     assert len(raw) == 30
     # an artifact the registry never saw is refused before any process starts
-    from bremen_robot.policy.artifact import export_policy
-    from bremen_robot.policy.gaussian import GaussianPolicy
+    from bremen_robot.policy.untrained import export_untrained_policy
 
-    other = tmp_path / "other"
-    export_policy(
-        GaussianPolicy(TASK.obs_dim, TASK.action_low, TASK.action_high, hidden=(8,)),
-        other,
-        robot="halfcheetah",
-        task="halfcheetah",
-        observation_names=list(TASK.obs_names),
-        action_names=list(TASK.action_names),
-        control_rate_hz=20.0,
-    )
+    other = export_untrained_policy(tmp_path / "other", hidden=(8,))
     with pytest.raises(ApprovalError):
         collect(cfg, policy=str(other), episodes=1, out=tmp_path / "bag2", workspace=approved["workspace"])
     assert not (tmp_path / "bag2").exists()
