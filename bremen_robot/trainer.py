@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -109,15 +110,20 @@ def run_trpo(
     generator: torch.Generator,
     bc_policy: GaussianPolicy | None,
     reporter: Reporter,
+    on_iteration: Callable[[int, GaussianPolicy, dict[str, list[float]]], None] | None = None,
 ) -> dict[str, list[float]]:
-    """``cfg.trpo.iterations`` TRPO updates on fresh imagined batches; returns per-iteration stats."""
+    """``cfg.trpo.iterations`` TRPO updates on fresh imagined batches; returns per-iteration stats.
+
+    ``on_iteration(i, policy, stats)`` runs after update ``i`` (0-based) with the stats so far,
+    e.g. to evaluate the policy in a real environment while it trains (``benchmarks/trpo_probe.py``).
+    """
     tc = cfg.trpo
     baseline = _make_baseline(cfg, env.ensemble.obs_dim, generator, env.device)
     stats: dict[str, list[float]] = {
         k: [] for k in ("imagined_return", "kl", "surrogate", "step_fraction", "log_std")
     }
     with reporter.stage("TRPO in imagination", tc.iterations) as stage:
-        for _ in range(tc.iterations):
+        for it in range(tc.iterations):
             batch = imagine(env, policy, tc.n_rollouts, tc.horizon, generator)
             T, B, D = batch.obs.shape
             obs, nxt = batch.obs.reshape(T * B, D), batch.next_obs.reshape(T * B, D)  # (T, B, D) -> (T*B, D)
@@ -152,6 +158,8 @@ def run_trpo(
             ):
                 stats[key].append(val)
             stage.advance(1, f"imagined return {ret:9.2f}  kl {step.kl:.4f}")
+            if on_iteration is not None:
+                on_iteration(it, policy, stats)
     return stats
 
 
@@ -221,7 +229,14 @@ def train(
         raise BremenError(
             f"task '{task.name}' has no known reset distribution; set imagination.start_states: dataset"
         )
-    env = ModelEnv(ensemble, task, gen, start_states=data.obs, use_reset_distribution=use_reset)
+    env = ModelEnv(
+        ensemble,
+        task,
+        gen,
+        start_states=data.obs,
+        use_reset_distribution=use_reset,
+        uncertainty_penalty=cfg.imagination.uncertainty_penalty,
+    )
     policy = bc.clone()
     if cfg.trpo.init_log_std is not None:
         reset_log_std(policy, cfg.trpo.init_log_std)

@@ -112,11 +112,17 @@ class TRPOConfig(_Strict):
 
 
 class ImaginationConfig(_Strict):
-    """Where imagined rollouts start."""
+    """Where imagined rollouts start, and how imagined rewards count model uncertainty."""
 
     start_states: Literal["auto", "reset", "dataset"] = Field(
         "auto",
         description="reset: the task's reset distribution; dataset: logged states; auto: reset if known",
+    )
+    uncertainty_penalty: float = Field(
+        0.0,
+        ge=0,
+        description="lambda of MOPO's penalized reward r - lambda * u(s, a), u = ensemble disagreement "
+        "in normalized units; 0 = off (BREMEN). Costs one forward pass of every member per imagined step",
     )
 
 

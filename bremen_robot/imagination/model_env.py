@@ -29,8 +29,10 @@ class ModelEnv:
         generator: torch.Generator,
         start_states: np.ndarray | None = None,
         use_reset_distribution: bool = True,
+        uncertainty_penalty: float = 0.0,
     ) -> None:
         self.ensemble, self.task, self.generator = ensemble, task, generator
+        self.uncertainty_penalty = uncertainty_penalty
         self.device = next(ensemble.parameters()).device
         self.low = torch.tensor(task.action_low, dtype=torch.float32, device=self.device)
         self.high = torch.tensor(task.action_high, dtype=torch.float32, device=self.device)
@@ -65,11 +67,21 @@ class ModelEnv:
         if member is None:
             member = self.draw_members(1)[0]
         a = torch.maximum(torch.minimum(actions, self.high), self.low)
-        nxt = self.ensemble.predict_member(obs, a, member).clamp(-STATE_CLIP, STATE_CLIP)
+        if self.uncertainty_penalty:
+            delta = self.ensemble(
+                self.ensemble.normalize_inputs(obs, a).expand(self.ensemble.members, -1, -1)
+            )
+            u = delta.std(dim=0).mean(dim=-1)  # (E, B, D) -> (B,): disagreement, as ensemble.disagreement
+            nxt = obs + delta[member] * self.ensemble.delta_std + self.ensemble.delta_mean
+        else:
+            nxt = self.ensemble.predict_member(obs, a, member)
+        nxt = nxt.clamp(-STATE_CLIP, STATE_CLIP)
         bad = ~torch.isfinite(nxt).all(dim=-1)
         if bool(bad.any()):  # a diverged model ends that rollout instead of poisoning the batch
             nxt = torch.where(bad.unsqueeze(-1), obs, nxt)
         reward = self.task.reward(obs, a, nxt)
+        if self.uncertainty_penalty:
+            reward = reward - self.uncertainty_penalty * u
         terminated = self.task.terminated(obs, a, nxt) | bad
         return nxt, reward, terminated
 
