@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
-from bremen_robot.config.train import BCConfig, EnsembleConfig
+from bremen_robot.config.train import BCConfig, EnsembleConfig, ImaginationConfig
 from bremen_robot.data.dataset import Dataset
 from bremen_robot.imagination.model_env import ModelEnv, imagine
 from bremen_robot.models.ensemble import DynamicsEnsemble
@@ -99,6 +100,28 @@ def test_model_env_ends_rollouts_on_non_finite_predictions():
     torch.testing.assert_close(nxt, obs)
 
 
+def test_uncertainty_penalty_subtracts_lambda_times_disagreement_and_leaves_dynamics_alone():
+    task = get_task("halfcheetah")
+    torch.manual_seed(0)
+    ens = DynamicsEnsemble(17, 6, members=4, hidden=(16,))
+    ens.set_normalizer(np.random.randn(64, 17), np.random.randn(64, 6), np.random.randn(64, 17))
+    plain = ModelEnv(ens, task, torch.Generator().manual_seed(0))
+    penalized = ModelEnv(ens, task, torch.Generator().manual_seed(0), uncertainty_penalty=2.5)
+    obs, act = plain.reset(9), torch.rand(9, 6) * 2 - 1
+    nxt0, rew0, term0 = plain.step(obs, act, member=2)
+    nxt1, rew1, term1 = penalized.step(obs, act, member=2)
+    torch.testing.assert_close(nxt1, nxt0)
+    torch.testing.assert_close(term1, term0)
+    dis = ens.disagreement(obs, act)
+    assert (dis > 0).all()
+    torch.testing.assert_close(rew1, rew0 - 2.5 * dis)
+
+
+def test_uncertainty_penalty_must_not_be_negative():
+    with pytest.raises(ValidationError, match="uncertainty_penalty"):
+        ImaginationConfig(uncertainty_penalty=-1.0)
+
+
 def test_reset_log_std_keeps_mean():
     pol = GaussianPolicy(3, [-2.0], [2.0], (8,))
     x = torch.randn(5, 3)
@@ -147,3 +170,29 @@ def test_imagined_returns_count_whole_segments_only():
     z = torch.zeros(T, B, 1)
     batch = ImaginedBatch(z, z, rewards, z, terminals, dones, timesteps, z, z)
     assert sorted(batch.episode_returns().tolist()) == [2.0, 4.0]  # the cut 2-step restart is left out
+
+
+def test_run_trpo_calls_on_iteration_after_every_update_with_the_live_policy(point_data):
+    from bremen_robot.config.train import TrainConfig
+    from bremen_robot.progress import Reporter
+    from bremen_robot.trainer import run_trpo
+
+    task = get_task("point")
+    cfg = TrainConfig(
+        name="t",
+        task="point",
+        trpo={"iterations": 3, "steps_per_iteration": 200, "horizon": 20, "init_log_std": -1.0},
+    )
+    ens = DynamicsEnsemble(2, 2, members=2, hidden=(16,))
+    ens.set_normalizer(point_data.obs, point_data.actions, point_data.next_obs)
+    gen = torch.Generator().manual_seed(0)
+    pol = GaussianPolicy(2, task.action_low, task.action_high, (16,))
+    reset_log_std(pol, -1.0)
+    seen = []
+
+    def tap(it, policy, stats):
+        seen.append((it, policy is pol, len(stats["imagined_return"]), policy.net[0].weight.clone()))
+
+    run_trpo(pol, ModelEnv(ens, task, gen), cfg, gen, None, Reporter(enabled=False), on_iteration=tap)
+    assert [(i, same, n) for i, same, n, _ in seen] == [(0, True, 1), (1, True, 2), (2, True, 3)]
+    assert not torch.equal(seen[0][3], seen[2][3])  # the policy it sees is the one being trained
