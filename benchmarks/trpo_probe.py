@@ -28,12 +28,11 @@ from bremen_robot.campaign.workspace import Workspace
 from bremen_robot.config.train import TrainConfig
 from bremen_robot.data.dataset import Dataset, merge
 from bremen_robot.data.real_rollout import make_env, rollout
-from bremen_robot.imagination.model_env import ModelEnv
 from bremen_robot.policy.bc import new_bc_policy, train_bc
-from bremen_robot.policy.gaussian import GaussianPolicy, reset_log_std
+from bremen_robot.policy.gaussian import GaussianPolicy
 from bremen_robot.progress import Reporter
 from bremen_robot.tasks import get_task
-from bremen_robot.trainer import load_ensemble, run_trpo
+from bremen_robot.trainer import load_ensemble, model_env_for, run_trpo, trpo_start_policy
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -94,18 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     bc = new_bc_policy(latest, np.asarray(task.action_low), np.asarray(task.action_high), cfg.bc)
     train_bc(bc, latest, cfg.bc, gen)
     bc.requires_grad_(False)
-    policy = bc.clone()
-    if cfg.trpo.init_log_std is not None:
-        reset_log_std(policy, cfg.trpo.init_log_std)
-    use_reset = cfg.imagination.start_states in ("auto", "reset")
-    model_env = ModelEnv(
-        ensemble,
-        task,
-        gen,
-        start_states=data.obs,
-        use_reset_distribution=use_reset,
-        uncertainty_penalty=cfg.imagination.uncertainty_penalty,
-    )
+    policy = trpo_start_policy(bc, cfg)
+    model_env = model_env_for(cfg, task, ensemble, data, gen)
 
     real: dict[int, float] = {0: real_return(bc, env, task, args.episodes, args.seed)}
     print(f"BC real return {real[0]:9.1f}", flush=True)

@@ -103,6 +103,33 @@ def _make_baseline(
     return MLPBaseline(obs_dim, cfg.trpo.value_hidden, cfg.trpo.value_epochs, generator).to(device)
 
 
+def model_env_for(
+    cfg: TrainConfig, task: Task, ensemble: DynamicsEnsemble, data: Dataset, gen: torch.Generator
+) -> ModelEnv:
+    """The imagined environment as ``cfg.imagination`` asks for it (start states, penalty)."""
+    use_reset = cfg.imagination.start_states in ("auto", "reset") and task.reset_fn is not None
+    if cfg.imagination.start_states == "reset" and task.reset_fn is None:
+        raise BremenError(
+            f"task '{task.name}' has no known reset distribution; set imagination.start_states: dataset"
+        )
+    return ModelEnv(
+        ensemble,
+        task,
+        gen,
+        start_states=data.obs,
+        use_reset_distribution=use_reset,
+        uncertainty_penalty=cfg.imagination.uncertainty_penalty,
+    )
+
+
+def trpo_start_policy(bc: GaussianPolicy, cfg: TrainConfig) -> GaussianPolicy:
+    """TRPO starts from a copy of the BC policy, with its log-std reset if the preset says so."""
+    policy = bc.clone()
+    if cfg.trpo.init_log_std is not None:
+        reset_log_std(policy, cfg.trpo.init_log_std)
+    return policy
+
+
 def run_trpo(
     policy: GaussianPolicy,
     env: ModelEnv,
@@ -224,22 +251,8 @@ def train(
 
     # 3. TRPO in imagination, starting from the BC policy (implicit behavior regularization)
     t2 = time.perf_counter()
-    use_reset = cfg.imagination.start_states in ("auto", "reset") and task.reset_fn is not None
-    if cfg.imagination.start_states == "reset" and task.reset_fn is None:
-        raise BremenError(
-            f"task '{task.name}' has no known reset distribution; set imagination.start_states: dataset"
-        )
-    env = ModelEnv(
-        ensemble,
-        task,
-        gen,
-        start_states=data.obs,
-        use_reset_distribution=use_reset,
-        uncertainty_penalty=cfg.imagination.uncertainty_penalty,
-    )
-    policy = bc.clone()
-    if cfg.trpo.init_log_std is not None:
-        reset_log_std(policy, cfg.trpo.init_log_std)
+    env = model_env_for(cfg, task, ensemble, data, gen)
+    policy = trpo_start_policy(bc, cfg)
     bc.requires_grad_(False)
     trpo_stats = run_trpo(policy, env, cfg, gen, bc, reporter)
     timing["trpo_s"] = time.perf_counter() - t2
