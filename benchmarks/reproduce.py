@@ -247,6 +247,25 @@ def job_record(job: Job) -> dict[str, Any]:
     return record
 
 
+def same_settings(have: dict[str, Any] | None, record: dict[str, Any]) -> bool:
+    """``have`` (a workspace's harness.json) describes the same run as ``record``. Stored configs
+    are re-validated first, so a config field added later with a default that keeps the old
+    behavior does not orphan workspaces run before it existed."""
+    from bremen_robot.campaign.config import CampaignConfig
+    from bremen_robot.config.train import TrainConfig
+
+    if have is None:
+        return False
+    have = dict(have)
+    try:
+        if "train" in have:
+            have["train"] = TrainConfig.model_validate(have["train"]).model_dump(mode="json")
+        have["campaign"] = CampaignConfig.model_validate(have["campaign"]).model_dump(mode="json")
+    except (KeyError, ValueError):
+        return False
+    return have == record
+
+
 def _guard(job: Job) -> None:
     """A workspace belongs to one set of settings; refuse to mix."""
     from bremen_robot.campaign.workspace import read_json, write_json_atomic
@@ -256,7 +275,7 @@ def _guard(job: Job) -> None:
     have = read_json(path)
     if have is None:
         write_json_atomic(path, record)
-    elif have != record:
+    elif not same_settings(have, record):
         raise SystemExit(
             f"workspace '{job.workspace}' was run with other settings (see {path}); "
             "use another --out or the original options"
@@ -556,7 +575,7 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
     have = read_json(ws / "harness.json")
     if have is None:
         return {"returns": [], "samples": [], "complete": False, "note": "not run"}
-    if have != job_record(job):
+    if not same_settings(have, job_record(job)):
         return {"returns": [], "samples": [], "complete": False, "note": "left out: run with other settings"}
     returns: list[float | None] = []
     samples: list[int | None] = []
