@@ -68,10 +68,8 @@ class ModelEnv:
             member = self.draw_members(1)[0]
         a = torch.maximum(torch.minimum(actions, self.high), self.low)
         if self.uncertainty_penalty:
-            delta = self.ensemble(
-                self.ensemble.normalize_inputs(obs, a).expand(self.ensemble.members, -1, -1)
-            )
-            u = delta.std(dim=0).mean(dim=-1)  # (E, B, D) -> (B,): disagreement, as ensemble.disagreement
+            delta = self.ensemble.normalized_deltas(obs, a)  # (E, B, D)
+            u = self.ensemble.spread(delta)  # (E, B, D) -> (B,)
             nxt = obs + delta[member] * self.ensemble.delta_std + self.ensemble.delta_mean
         else:
             nxt = self.ensemble.predict_member(obs, a, member)

@@ -108,10 +108,18 @@ class DynamicsEnsemble(nn.Module):
         dims = [self.obs_dim + self.action_dim, *self.hidden, self.obs_dim]
         return 2 * sum(i * o for i, o in zip(dims[:-1], dims[1:]))
 
+    def normalized_deltas(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Every member's normalized state change: ``(B, D), (B, A) -> (E, B, D)``."""
+        return self(self.normalize_inputs(obs, actions).expand(self.members, -1, -1))
+
+    @staticmethod
+    def spread(deltas: torch.Tensor) -> torch.Tensor:
+        """Disagreement of normalized deltas: mean over D of the std across members, ``(E, B, D) -> (B,)``."""
+        return deltas.std(dim=0).mean(dim=-1)
+
     def disagreement(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Ensemble disagreement per row: mean over D of the std across members, ``B``.
+        """Ensemble disagreement per row, ``B``: the :meth:`spread` of every member's prediction.
 
         Measured in normalized delta units so every observation entry counts alike.
         """
-        z = self.normalize_inputs(obs, actions).expand(self.members, -1, -1)
-        return self(z).std(dim=0).mean(dim=-1)  # (E, B, D) -> (B, D) -> (B,)
+        return self.spread(self.normalized_deltas(obs, actions))
