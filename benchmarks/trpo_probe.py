@@ -3,12 +3,12 @@
 Given a finished campaign workspace and a deployment k, it rebuilds that deployment's training
 inputs (data of deployments 1..k, the ensemble saved at ``d<k>/train/ensemble.pt``, a fresh BC
 policy on deployment k's data), runs TRPO in imagination with the workspace's training preset
-plus ``--set`` overrides, and every ``--every`` iterations runs the policy's mean action in the
+plus ``--train-override`` overrides, and every ``--every`` iterations runs the policy's mean action in the
 real simulator. The output pairs imagined and real return per iteration, which shows where (and
 whether) the policy starts to exploit the learned models.
 
     python benchmarks/trpo_probe.py benchmarks/runs/halfcheetah-cpu/bremen/seed2 --deployment 3 \\
-        --set trpo.init_log_std=null --json /tmp/probe.json
+        --train-override trpo.init_log_std=null --json /tmp/probe.json
 """
 
 from __future__ import annotations
@@ -22,17 +22,30 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
+from reproduce import apply_overrides, parse_overrides  # benchmarks/ is on sys.path when run as a script
 
 from bremen_robot.campaign.workspace import Workspace
 from bremen_robot.config.train import TrainConfig
 from bremen_robot.data.dataset import Dataset, merge
 from bremen_robot.data.real_rollout import make_env, rollout
-from bremen_robot.policy.bc import new_bc_policy, train_bc
 from bremen_robot.policy.gaussian import GaussianPolicy
 from bremen_robot.progress import Reporter
 from bremen_robot.tasks import get_task
-from bremen_robot.trainer import load_ensemble, model_env_for, run_trpo, trpo_start_policy
+from bremen_robot.trainer import (
+    behavior_data,
+    clone_behavior,
+    load_ensemble,
+    model_env_for,
+    run_trpo,
+    trpo_start_policy,
+)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer; give 1 or more")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,28 +53,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("workspace", type=Path, help="a finished campaign workspace")
     p.add_argument("--deployment", type=int, required=True, help="replay the training of deployment k")
     p.add_argument(
-        "--set", action="append", default=[], metavar="KEY=YAML", help="override, e.g. trpo.max_kl=0.01"
+        "--train-override",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training-config overrides as in reproduce.py, e.g. trpo.max_kl=0.01",
     )
-    p.add_argument("--every", type=int, default=10, help="real evaluation every N TRPO iterations")
+    p.add_argument("--every", type=_positive, default=10, help="real evaluation every N TRPO iterations")
     p.add_argument("--episodes", type=int, default=1, help="real episodes per evaluation")
     p.add_argument("--env", default="sim:halfcheetah/mujoco", help="real environment spec")
     p.add_argument("--seed", type=int, default=0, help="seed for BC, TRPO and evaluation")
     p.add_argument("--json", type=Path, default=None, help="write the curves here")
     return p.parse_args(argv)
-
-
-def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
-    data = cfg.model_dump(mode="json")
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set '{item}' is not KEY=VALUE; write e.g. --set trpo.max_kl=0.01")
-        node = data
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node[part]
-        node[leaf] = yaml.safe_load(raw)
-    return TrainConfig.model_validate(data)
 
 
 def real_return(policy: GaussianPolicy, env: Any, task: Any, episodes: int, seed: int) -> float:
@@ -79,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     ws = Workspace(args.workspace)
     k = args.deployment
     report = json.loads((ws.train_dir(k) / "report.json").read_text())
-    cfg = apply_overrides(TrainConfig.model_validate(report["config"]), args.set)
+    try:
+        overrides = parse_overrides(args.train_override)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    cfg = apply_overrides(TrainConfig.model_validate(report["config"]), overrides)
     cfg = cfg.model_copy(update={"seed": args.seed})
     torch.set_num_threads(cfg.threads or 1)
     torch.manual_seed(args.seed)
@@ -89,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     ensemble = load_ensemble(ws.train_dir(k) / "ensemble.pt", torch.device("cpu"))
     env, _ = make_env(args.env)
 
-    latest = data.latest_deployment() if cfg.bc.data == "latest" else data
-    bc = new_bc_policy(latest, np.asarray(task.action_low), np.asarray(task.action_high), cfg.bc)
-    train_bc(bc, latest, cfg.bc, gen)
+    bc, _ = clone_behavior(cfg, behavior_data(cfg, data), task, gen, torch.device("cpu"))
     bc.requires_grad_(False)
     policy = trpo_start_policy(bc, cfg)
     model_env = model_env_for(cfg, task, ensemble, data, gen)
@@ -114,7 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     stats = run_trpo(policy, model_env, cfg, gen, bc, Reporter(enabled=False), on_iteration=on_iteration)
     final = real_return(policy, env, task, args.episodes, args.seed)
     print(f"returned policy: real {final:9.1f} after {len(stats['imagined_return'])} iterations", flush=True)
-    out = {"workspace": str(args.workspace), "deployment": k, "overrides": args.set, "stats": stats}
+    out = {
+        "workspace": str(args.workspace),
+        "deployment": k,
+        "overrides": args.train_override,
+        "stats": stats,
+    }
     out["real_return"] = real
     out["final_real_return"] = final
     if args.json:

@@ -103,6 +103,25 @@ def _make_baseline(
     return MLPBaseline(obs_dim, cfg.trpo.value_hidden, cfg.trpo.value_epochs, generator).to(device)
 
 
+def behavior_data(cfg: TrainConfig, data: Dataset) -> Dataset:
+    """The data BC clones: the latest deployment's (paper) or all of it (``bc.data``)."""
+    return data.latest_deployment() if cfg.bc.data == "latest" else data
+
+
+def clone_behavior(
+    cfg: TrainConfig,
+    bc_data: Dataset,
+    task: Task,
+    gen: torch.Generator,
+    device: torch.device,
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[GaussianPolicy, list[float]]:
+    """A freshly initialized BC policy trained on ``bc_data``, and its loss curve."""
+    low, high = np.asarray(task.action_low), np.asarray(task.action_high)
+    bc = new_bc_policy(bc_data, low, high, cfg.bc).to(device)
+    return bc, train_bc(bc, bc_data, cfg.bc, gen, on_step=on_step)
+
+
 def model_env_for(
     cfg: TrainConfig, task: Task, ensemble: DynamicsEnsemble, data: Dataset, gen: torch.Generator
 ) -> ModelEnv:
@@ -240,12 +259,10 @@ def train(
 
     # 2. behavior cloning, re-initialized every deployment
     t1 = time.perf_counter()
-    bc_data = data.latest_deployment() if cfg.bc.data == "latest" else data
-    low, high = np.asarray(task.action_low), np.asarray(task.action_high)
-    bc = new_bc_policy(bc_data, low, high, cfg.bc).to(device)
+    bc_data = behavior_data(cfg, data)
     with reporter.stage("behavior cloning", cfg.bc.steps) as stage:
-        bc_losses = train_bc(
-            bc, bc_data, cfg.bc, gen, on_step=lambda s, loss: stage.advance(1000, f"loss {loss:.4f}")
+        bc, bc_losses = clone_behavior(
+            cfg, bc_data, task, gen, device, on_step=lambda s, loss: stage.advance(1000, f"loss {loss:.4f}")
         )
     timing["bc_s"] = time.perf_counter() - t1
 
