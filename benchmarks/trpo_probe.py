@@ -30,6 +30,7 @@ from bremen_robot.data.dataset import Dataset, merge
 from bremen_robot.data.real_rollout import make_env, rollout
 from bremen_robot.policy.gaussian import GaussianPolicy
 from bremen_robot.progress import Reporter
+from bremen_robot.rl.behavior import BehaviorAnchor
 from bremen_robot.tasks import get_task
 from bremen_robot.trainer import (
     behavior_data,
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ensemble = load_ensemble(ws.train_dir(k) / "ensemble.pt", torch.device("cpu"))
     env, _ = make_env(args.env)
 
-    bc, _ = clone_behavior(cfg, behavior_data(cfg, data), task, gen, torch.device("cpu"))
+    bc_data = behavior_data(cfg, data)
+    bc, _ = clone_behavior(cfg, bc_data, task, gen, torch.device("cpu"))
+    anchor = BehaviorAnchor.from_data(bc, bc_data.obs, bc_data.actions)
     bc.requires_grad_(False)
     policy = trpo_start_policy(bc, cfg)
     model_env = model_env_for(cfg, task, ensemble, data, gen)
@@ -112,11 +115,14 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"iter {it + 1:4d}  imagined x{scale:.0f} {stats['imagined_return'][-1] * scale:9.1f}  "
                 f"real {real[it + 1]:9.1f}  log_std {stats['log_std'][-1]:.2f}  "
+                f"ended {stats['terminated_fraction'][-1]:.4f}  shift {stats['behavior_shift'][-1]:.2f}  "
                 f"({time.perf_counter() - t0:.0f} s)",
                 flush=True,
             )
 
-    stats = run_trpo(policy, model_env, cfg, gen, bc, Reporter(enabled=False), on_iteration=on_iteration)
+    stats = run_trpo(
+        policy, model_env, cfg, gen, bc, Reporter(enabled=False), on_iteration=on_iteration, anchor=anchor
+    )
     final = real_return(policy, env, task, args.episodes, args.seed)
     print(f"returned policy: real {final:9.1f} after {len(stats['imagined_return'])} iterations", flush=True)
     out = {
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "stats": stats,
     }
     out["real_return"] = real
+    out["behavior_noise"] = anchor.noise.tolist()
     out["final_real_return"] = final
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))

@@ -31,6 +31,7 @@ from bremen_robot.policy.artifact import MANIFEST_FILE, PolicyManifest, export_p
 from bremen_robot.policy.bc import new_bc_policy, train_bc
 from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_kl, reset_log_std
 from bremen_robot.progress import Reporter
+from bremen_robot.rl.behavior import BehaviorAnchor
 from bremen_robot.rl.gae import gae
 from bremen_robot.rl.trpo import trpo_step
 from bremen_robot.rl.value import LinearBaseline, MLPBaseline, ValueBaseline
@@ -157,17 +158,29 @@ def run_trpo(
     bc_policy: GaussianPolicy | None,
     reporter: Reporter,
     on_iteration: Callable[[int, GaussianPolicy, dict[str, list[float]]], None] | None = None,
+    anchor: BehaviorAnchor | None = None,
 ) -> dict[str, list[float]]:
     """``cfg.trpo.iterations`` TRPO updates on fresh imagined batches; returns per-iteration stats.
 
     ``on_iteration(i, policy, stats)`` runs after update ``i`` (0-based) with the stats so far,
     e.g. to evaluate the policy in a real environment while it trains (``benchmarks/trpo_probe.py``).
+    With ``anchor``, ``behavior_shift`` (:class:`BehaviorAnchor`) is recorded after every update.
     """
     tc = cfg.trpo
     baseline = _make_baseline(cfg, env.ensemble.obs_dim, generator, env.device)
     stats: dict[str, list[float]] = {
-        k: [] for k in ("imagined_return", "kl", "surrogate", "step_fraction", "log_std")
+        k: []
+        for k in (
+            "imagined_return",
+            "kl",
+            "surrogate",
+            "step_fraction",
+            "log_std",
+            "terminated_fraction",
+        )
     }
+    if anchor is not None:
+        stats["behavior_shift"] = []
     with reporter.stage("TRPO in imagination", tc.iterations) as stage:
         for it in range(tc.iterations):
             batch = imagine(env, policy, tc.n_rollouts, tc.horizon, generator)
@@ -201,8 +214,11 @@ def run_trpo(
                 ("surrogate", step.surrogate_after),
                 ("step_fraction", step.step_fraction),
                 ("log_std", float(batch.log_std.mean())),
+                ("terminated_fraction", float(batch.terminals.float().mean())),
             ):
                 stats[key].append(val)
+            if anchor is not None:
+                stats["behavior_shift"].append(anchor.shift(policy))
             stage.advance(1, f"imagined return {ret:9.2f}  kl {step.kl:.4f}")
             if on_iteration is not None:
                 on_iteration(it, policy, stats)
@@ -271,7 +287,8 @@ def train(
     env = model_env_for(cfg, task, ensemble, data, gen)
     policy = trpo_start_policy(bc, cfg)
     bc.requires_grad_(False)
-    trpo_stats = run_trpo(policy, env, cfg, gen, bc, reporter)
+    anchor = BehaviorAnchor.from_data(bc, bc_data.obs, bc_data.actions)
+    trpo_stats = run_trpo(policy, env, cfg, gen, bc, reporter, anchor=anchor)
     timing["trpo_s"] = time.perf_counter() - t2
 
     # 4. figures for review, then export
@@ -296,6 +313,7 @@ def train(
         "bc": {"loss": bc_losses, "transitions": len(bc_data)},
         "trpo": trpo_stats,
         "kl_to_bc": kl_to_behavior(policy, bc, obs_t[:8192]),
+        "behavior_shift": anchor.shift(policy),
         "disagreement": {"policy_imagined": float(disagreement.mean()), "dataset": float(data_dis.mean())},
         "imagined_return_final": float(final.episode_returns().mean()),
         "timing": {**timing, "total_s": time.perf_counter() - t0, "device": str(device)},

@@ -1,0 +1,59 @@
+"""How far TRPO has moved the policy from the behavior policy, in the behavior's own noise.
+
+BREMEN keeps TRPO near the data implicitly: it starts from the cloned behavior policy and takes
+KL-bounded steps. Over many steps that bound adds up, and in our HalfCheetah runs the real return
+peaks and then collapses while the imagined one keeps rising (docs/results.md, Diagnosis). This
+module measures the distance that matters, so TRPO can stop before it: the RMS of the mean-action
+change on states of the behavior data, in units of the behavior data's own spread around BC's
+mean (its exploration noise). A shift of 1 means the policy acts, on average, one noise standard
+deviation away from what was deployed. Shapes: N states, D observation, A action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from bremen_robot.policy.gaussian import GaussianPolicy
+
+NOISE_FLOOR = 1e-3  # a dimension the behavior never varied still gets a finite scale
+ANCHOR_ROWS = 5000  # evenly spaced states: enough for a stable mean, cheap every iteration
+
+
+def action_noise(actions: torch.Tensor, bc_mean: torch.Tensor) -> torch.Tensor:
+    """Spread of the logged actions around BC's mean, per action dimension: ``(N, A), (N, A) -> (A,)``."""
+    return (actions - bc_mean).std(dim=0).clamp_min(NOISE_FLOOR)
+
+
+def mean_shift(mean: torch.Tensor, bc_mean: torch.Tensor, noise: torch.Tensor) -> float:
+    """RMS over states and dimensions of ``(mean - bc_mean) / noise``: ``(N, A), (N, A), (A,) -> float``."""
+    return float(((mean - bc_mean) / noise).pow(2).mean().sqrt())
+
+
+@dataclass
+class BehaviorAnchor:
+    """BC's mean action on behavior-data states, and the behavior's noise around it."""
+
+    obs: torch.Tensor  # (N, D)
+    bc_mean: torch.Tensor  # (N, A)
+    noise: torch.Tensor  # (A,)
+
+    @classmethod
+    @torch.no_grad()
+    def from_data(
+        cls, bc: GaussianPolicy, obs: np.ndarray, actions: np.ndarray, rows: int = ANCHOR_ROWS
+    ) -> BehaviorAnchor:
+        """Anchor on at most ``rows`` evenly spaced rows of the behavior data (no generator draw)."""
+        idx = np.linspace(0, len(obs) - 1, min(len(obs), rows)).astype(np.int64)
+        dev = next(bc.parameters()).device
+        o = torch.as_tensor(obs[idx], dtype=torch.float32, device=dev)  # (N, D)
+        a = torch.as_tensor(actions[idx], dtype=torch.float32, device=dev)  # (N, A)
+        m = bc(o)[0]
+        return cls(o, m, action_noise(a, m))
+
+    @torch.no_grad()
+    def shift(self, policy: GaussianPolicy) -> float:
+        """:func:`mean_shift` of ``policy``'s mean action from BC's on the anchor states."""
+        return mean_shift(policy(self.obs)[0], self.bc_mean, self.noise)
