@@ -12,6 +12,11 @@
   ``runner_late_ticks_<rate>hz`` ticks that started more than half a period late but inside
   their period (``runner_core.tick_accounting``). ``*_500hz_normal_sched`` (full run only): the
   same without the priority.
+* ``platform_missed_periods_<rate>hz`` / ``platform_worst_stall_ms_<rate>hz``: bare sleeping
+  loops, one pinned to each CPU, at the same rate and priority over the same seconds
+  (``bench/wake_jitter.py``; the worst CPU's count), i.e. what the machine itself delivers; and
+  ``runner_missed_ticks_<rate>hz_own``: the runner's missed periods that overlap none of that
+  loop's stalls, the part the runner cannot blame on the machine.
 * ``lockstep_steps_per_s``: HalfCheetah (MuJoCo) collected through the lockstep graph as
   ``bremen collect`` runs it (sim_bridge and policy_runner with an approved TorchScript policy
   composed in one process, trajectory_logger in another), steps per second from the first
@@ -31,6 +36,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -84,6 +90,7 @@ def _runner_latency(
         runner_realtime_priority=priority,
     )
     lat_file = tmp / f"latency{int(rate)}.json"
+    jit_file = tmp / f"jitter{int(rate)}_{priority}.json"  # one file per CPU beside it
     specs = collect_specs(cfg, policy=ap["id"], workspace=ap["workspace"], out=tmp / f"bag{int(rate)}")
     procs = []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -133,7 +140,27 @@ def _runner_latency(
         end = time.monotonic() + 10
         while not fut.done() and time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
+        # the platform's own wake-up stalls over the same seconds, at the same rate and priority,
+        # one bare loop pinned to each CPU (bench/wake_jitter.py)
+        jitter = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bremen_robot.bench.wake_jitter",
+                    str(rate),
+                    str(seconds),
+                    str(priority),
+                    str(jit_file.with_suffix(f".cpu{cpu}.json")),
+                    str(cpu),
+                ],
+                env=env,
+            )
+            for cpu in sorted(os.sched_getaffinity(0))
+        ]
         time.sleep(seconds)
+        for j in jitter:
+            j.wait(seconds + 30)
     finally:
         stop.set()
         for p in procs:
@@ -146,7 +173,33 @@ def _runner_latency(
                 p.wait()
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
-    return json.loads(lat_file.read_text())
+    stats: dict[str, Any] = json.loads(lat_file.read_text())
+    per_cpu = [json.loads(f.read_text()) for f in sorted(tmp.glob(f"{jit_file.stem}.cpu*.json"))]
+    stats["platform"] = per_cpu or None
+    return stats
+
+
+def _platform_keys(s: dict[str, Any], suffix: str) -> dict[str, Any]:
+    """The platform reference (bench/wake_jitter.py, one loop per CPU) beside runner stats ``s``.
+
+    ``platform_missed_periods_<suffix>`` is the worst CPU's count; ``runner_missed_ticks_<suffix>_own``
+    counts the runner's missed periods that overlap no stall on any CPU. The runner logs its first
+    200 late ticks; past that, the rest count as its own.
+    """
+    from bremen_robot.bench.wake_jitter import overlaps_stall
+
+    if s["platform"] is None:  # the reference loops did not report: no attribution, rather than a guess
+        return {}
+    stalls = [st for cpu in s["platform"] for st in cpu["stalls"]]
+    misses = [m for m in s["missed_at"] if m[2] > 0]  # (tick, ms behind, missed, in episode, start)
+    platform = overlaps_stall([(m[4], m[1] / 1e3) for m in misses], stalls)
+    explained = sum(m[2] for m, p in zip(misses, platform) if p)
+    worst = max((late for _, late in stalls), default=0.0)
+    return {
+        f"platform_missed_periods_{suffix}": max(int(cpu["missed_periods"]) for cpu in s["platform"]),
+        f"platform_worst_stall_ms_{suffix}": round(worst * 1e3, 2),
+        f"runner_missed_ticks_{suffix}_own": int(s["missed_ticks"]) - explained,
+    }
 
 
 def _shipped_robot_priority() -> int:
@@ -251,11 +304,13 @@ def run(quick: bool) -> dict[str, Any]:
                 out[f"runner_late_ticks_{rate}hz"] = int(s["late_ticks"])
                 out[f"runner_ticks_{rate}hz"] = int(s["ticks"])
                 out[f"runner_sched_fifo_{rate}hz"] = bool(s["sched_fifo"])  # the priority was granted
+                out.update(_platform_keys(s, f"{rate}hz"))
             if not quick and priority:  # the same at 500 Hz without the priority, for comparison
                 s = _runner_latency(tmp, ap, 500.0, seconds, 0)
                 out["runner_p99_ms_500hz_normal_sched"] = round(s["p99_ms"], 3)
                 out["runner_missed_ticks_500hz_normal_sched"] = int(s["missed_ticks"])
                 out["runner_late_ticks_500hz_normal_sched"] = int(s["late_ticks"])
+                out.update(_platform_keys(s, "500hz_normal_sched"))
             steps = 3000 if quick else 20000
             graph = _lockstep(tmp, ap, steps)
             direct, bare = _direct(ap, min(steps, 5000))

@@ -224,7 +224,9 @@ class PolicyRunner:
         self._lat_n = 0
         self._missed = 0  # control periods that passed without a tick (tick_accounting)
         self._late = 0  # ticks that started more than half a period late
-        self._missed_at: list[tuple[int, float, int, bool]] = []  # (tick, ms behind, missed, in episode)
+        # (tick, ms behind, missed, in episode, monotonic start): the start lets the bench line a
+        # miss up with the platform's own wake-up stalls (bench/wake_jitter.py)
+        self._missed_at: list[tuple[int, float, int, bool, float]] = []
         self._ticks = 0
         self.done = False
         self.failed: str | None = None
@@ -422,7 +424,7 @@ class PolicyRunner:
             self._late += int(late)
             if len(self._missed_at) < 200:
                 behind_ms = round((start - deadline + (missed + 1) * period) * 1e3, 2)
-                self._missed_at.append((self._ticks, behind_ms, missed, self.core.episode is not None))
+                self._missed_at.append((self._ticks, behind_ms, missed, self.core.episode is not None, start))
 
     def _publish_safe(self, why: str) -> None:
         self.node.get_logger().error(f"{why}; sending the safe command", throttle_duration_sec=1.0)
