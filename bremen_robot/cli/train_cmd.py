@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
     )
     best = rep["ensemble"]["best_holdout_mse"]
     print(f"ensemble   best holdout MSE {sum(best) / len(best):.4f} after {rep['ensemble']['epochs']} epochs")
-    print(f"policy     imagined return {rep['imagined_return_final']:.1f}, KL to BC {rep['kl_to_bc']:.3f}")
+    print(
+        f"policy     imagined return {rep['imagined_return_final']:.1f}, KL to BC {rep['kl_to_bc']:.3f}, "
+        f"mean action {rep['behavior_shift']:.2f} noise std from BC's"
+    )
     print(f"time       {rep['timing']['total_s']:.0f} s on {rep['timing']['device']}")
     return 0

@@ -246,6 +246,17 @@ def _kl(r: Mapping[str, Any]) -> str:
     return "KL to the behavior policy: " + ("; ".join(parts) if parts else "not run")
 
 
+def _behavior_shift(r: Mapping[str, Any]) -> str:
+    # KL to BC mostly measures BC's collapsed log-std; this is how far the candidate actually acts
+    shift = _last(_get(r, "behavior_shift", "trpo.behavior_shift"))
+    if shift is None:
+        return "distance from the deployed behavior: not run"
+    return (
+        f"distance from the deployed behavior: the mean action moved {_fmt(shift)} exploration-noise std "
+        "from BC's on the behavior data's states (behavior_shift)"
+    )
+
+
 def _disagreement(r: Mapping[str, Any]) -> str:
     own_keys = ("policy_imagined", "imagined", "policy")
     raw = _get(r, "disagreement", "trpo.disagreement", "ensemble.disagreement")
@@ -276,7 +287,7 @@ def render_text(record: PolicyRecord) -> str:
     r = record.report or {}
     lines = _header(record)
     lines += [""] + _curves(r) + [""]
-    lines += [_members(r), _returns(r), _kl(r), _disagreement(r)]
+    lines += [_members(r), _returns(r), _kl(r), _behavior_shift(r), _disagreement(r)]
     for name, title in (("evaluation", "simulation evaluation"), ("sim2real", "sim2real")):
         sc = {
             k: v

@@ -34,6 +34,7 @@ SYNTHETIC_REPORT: dict[str, Any] = {
         "entropy": [1.0, 0.9, 0.85],
     },
     "kl_to_bc": 0.042,
+    "behavior_shift": 0.8,
     "disagreement": {"policy_imagined": 0.031, "dataset": 0.012},
     "evaluation": {"return_mean": -15.0, "episodes": 5, "safety_interventions": {"clip": 3, "estop": 0}},
 }
