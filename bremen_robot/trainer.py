@@ -138,8 +138,26 @@ def model_env_for(
         gen,
         start_states=data.obs,
         use_reset_distribution=use_reset,
-        uncertainty_penalty=cfg.imagination.uncertainty_penalty,
+        uncertainty_penalty=penalty_weight(cfg, ensemble, behavior_data(cfg, data)),
     )
+
+
+@torch.no_grad()
+def penalty_weight(cfg: TrainConfig, ensemble: DynamicsEnsemble, behavior: Dataset) -> float:
+    """The lambda ModelEnv subtracts per unit of disagreement: ``uncertainty_penalty`` itself, or
+    divided by the ensemble's mean disagreement on (at most 5,000 evenly spaced rows of) the
+    behavior data when ``penalty_units`` is ``behavior``."""
+    im = cfg.imagination
+    if not im.uncertainty_penalty or im.penalty_units == "absolute":
+        return im.uncertainty_penalty
+    if len(behavior) == 0:
+        raise BremenError("imagination.penalty_units: behavior needs behavior data; the dataset is empty")
+    idx = np.linspace(0, len(behavior) - 1, min(len(behavior), 5000)).astype(np.int64)
+    dev = next(ensemble.parameters()).device
+    obs = torch.as_tensor(behavior.obs[idx], dtype=torch.float32, device=dev)  # (N, D)
+    act = torch.as_tensor(behavior.actions[idx], dtype=torch.float32, device=dev)  # (N, A)
+    u_b = float(ensemble.disagreement(obs, act).mean())
+    return im.uncertainty_penalty / max(u_b, 1e-8)
 
 
 def trpo_start_policy(bc: GaussianPolicy, cfg: TrainConfig) -> GaussianPolicy:
@@ -315,6 +333,7 @@ def train(
         "kl_to_bc": kl_to_behavior(policy, bc, obs_t[:8192]),
         "behavior_shift": anchor.shift(policy),
         "disagreement": {"policy_imagined": float(disagreement.mean()), "dataset": float(data_dis.mean())},
+        "uncertainty_penalty_weight": env.uncertainty_penalty,
         "imagined_return_final": float(final.episode_returns().mean()),
         "timing": {**timing, "total_s": time.perf_counter() - t0, "device": str(device)},
     }

@@ -124,6 +124,12 @@ class ImaginationConfig(_Strict):
         description="lambda of MOPO's penalized reward r - lambda * u(s, a), u = ensemble disagreement "
         "in normalized units; 0 = off (BREMEN). Costs one forward pass of every member per imagined step",
     )
+    penalty_units: Literal["absolute", "behavior"] = Field(
+        "absolute",
+        description="absolute: the penalty is lambda * u; behavior: lambda * u / u_b, u_b the ensemble's "
+        "mean disagreement on the behavior data (the data BC clones), so lambda counts multiples of the "
+        "disagreement the deployed policy's own states show and keeps its weight as the models improve",
+    )
 
 
 class TrainConfig(_Strict):

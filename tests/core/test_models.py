@@ -117,6 +117,27 @@ def test_uncertainty_penalty_subtracts_lambda_times_disagreement_and_leaves_dyna
     torch.testing.assert_close(rew1, rew0 - 2.5 * dis)
 
 
+def test_penalty_in_behavior_units_divides_by_the_disagreement_on_the_behavior_data(point_data):
+    from bremen_robot.config.train import TrainConfig
+    from bremen_robot.trainer import penalty_weight
+
+    torch.manual_seed(0)
+    ens = DynamicsEnsemble(2, 2, members=3, hidden=(16,))
+    ens.set_normalizer(point_data.obs, point_data.actions, point_data.next_obs)
+    absolute = TrainConfig(name="t", task="point", imagination={"uncertainty_penalty": 3.0})
+    assert penalty_weight(absolute, ens, point_data) == 3.0
+    rel = TrainConfig(
+        name="t", task="point", imagination={"uncertainty_penalty": 3.0, "penalty_units": "behavior"}
+    )
+    with torch.no_grad():  # point_data has 2,000 rows: all of them are used
+        u_b = float(
+            ens.disagreement(torch.as_tensor(point_data.obs), torch.as_tensor(point_data.actions)).mean()
+        )
+    assert penalty_weight(rel, ens, point_data) == pytest.approx(3.0 / u_b, rel=1e-5)
+    off = TrainConfig(name="t", task="point", imagination={"penalty_units": "behavior"})
+    assert penalty_weight(off, ens, point_data) == 0.0
+
+
 def test_uncertainty_penalty_must_not_be_negative():
     with pytest.raises(ValidationError, match="uncertainty_penalty"):
         ImaginationConfig(uncertainty_penalty=-1.0)
