@@ -182,7 +182,8 @@ def run_trpo(
 
     ``on_iteration(i, policy, stats)`` runs after update ``i`` (0-based) with the stats so far,
     e.g. to evaluate the policy in a real environment while it trains (``benchmarks/trpo_probe.py``).
-    With ``anchor``, ``behavior_shift`` (:class:`BehaviorAnchor`) is recorded after every update.
+    The stats also hold ``terminated_fraction``, the share of imagined steps that ended a rollout
+    early, and, with ``anchor``, ``behavior_shift`` (:class:`BehaviorAnchor`) after every update.
     """
     tc = cfg.trpo
     baseline = _make_baseline(cfg, env.ensemble.obs_dim, generator, env.device)

@@ -13,10 +13,12 @@
   their period (``runner_core.tick_accounting``). ``*_500hz_normal_sched`` (full run only): the
   same without the priority.
 * ``platform_missed_periods_<rate>hz`` / ``platform_worst_stall_ms_<rate>hz``: bare sleeping
-  loops, one pinned to each CPU, at the same rate and priority over the same seconds
-  (``bench/wake_jitter.py``; the worst CPU's count), i.e. what the machine itself delivers; and
-  ``runner_missed_ticks_<rate>hz_own``: the runner's missed periods that overlap none of that
-  loop's stalls, the part the runner cannot blame on the machine.
+  loops, one pinned to each CPU, at the runner's rate one FIFO level above it, over the runner's
+  whole life (``bench/wake_jitter.py``; the worst CPU's count), i.e. what the machine itself
+  delivers; ``runner_missed_ticks_<rate>hz_own``: the runner's missed periods that machine
+  stalls do not cover, the part the runner cannot blame on the machine; and
+  ``runner_missed_ticks_<rate>hz_chance``: what the same rule attributes with the stalls moved
+  in time, the coincidence level.
 * ``lockstep_steps_per_s``: HalfCheetah (MuJoCo) collected through the lockstep graph as
   ``bremen collect`` runs it (sim_bridge and policy_runner with an approved TorchScript policy
   composed in one process, trajectory_logger in another), steps per second from the first
@@ -90,7 +92,7 @@ def _runner_latency(
         runner_realtime_priority=priority,
     )
     lat_file = tmp / f"latency{int(rate)}.json"
-    jit_file = tmp / f"jitter{int(rate)}_{priority}.json"  # one file per CPU beside it
+    jit_tag = f"jitter{int(rate)}_{priority}"
     specs = collect_specs(cfg, policy=ap["id"], workspace=ap["workspace"], out=tmp / f"bag{int(rate)}")
     procs = []
     env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -98,7 +100,10 @@ def _runner_latency(
     rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("bench_robot", context=ctx)
     stop = threading.Event()
+    reference: list[subprocess.Popen[bytes]] = []
     try:
+        # the machine's own wake-up stalls over the runner's whole life (bench/wake_jitter.py)
+        reference = _start_reference(tmp, jit_tag, rate, priority, env)
         for spec in specs:
             if spec.name == "policy_runner":
                 spec = replace(spec, parameters={**spec.parameters, "latency_log": str(lat_file)})
@@ -140,27 +145,7 @@ def _runner_latency(
         end = time.monotonic() + 10
         while not fut.done() and time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
-        # the platform's own wake-up stalls over the same seconds, at the same rate and priority,
-        # one bare loop pinned to each CPU (bench/wake_jitter.py)
-        jitter = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bremen_robot.bench.wake_jitter",
-                    str(rate),
-                    str(seconds),
-                    str(priority),
-                    str(jit_file.with_suffix(f".cpu{cpu}.json")),
-                    str(cpu),
-                ],
-                env=env,
-            )
-            for cpu in sorted(os.sched_getaffinity(0))
-        ]
         time.sleep(seconds)
-        for j in jitter:
-            j.wait(seconds + 30)
     finally:
         stop.set()
         for p in procs:
@@ -171,34 +156,84 @@ def _runner_latency(
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        platform = _stop_reference(reference, tmp, jit_tag)
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
     stats: dict[str, Any] = json.loads(lat_file.read_text())
-    per_cpu = [json.loads(f.read_text()) for f in sorted(tmp.glob(f"{jit_file.stem}.cpu*.json"))]
-    stats["platform"] = per_cpu or None
+    stats["platform"] = platform
     return stats
 
 
+def _start_reference(tmp: Path, tag: str, rate: float, priority: int, env: dict[str, str]) -> list[Any]:
+    """One bare reference loop per CPU, pinned, one FIFO level above the runner (FIFO 1 when the
+    runner has no priority), so that no runner thread can delay them: they see only the machine."""
+    for old in tmp.glob(f"{tag}.cpu*.json"):
+        old.unlink()
+    ref_priority = min(priority + 1, 99) if priority > 0 else 1
+    procs: list[Any] = []
+    try:
+        for cpu in sorted(os.sched_getaffinity(0)):
+            out = tmp / f"{tag}.cpu{cpu}.json"
+            cmd = [sys.executable, "-m", "bremen_robot.bench.wake_jitter", str(rate), "3600"]
+            procs.append(subprocess.Popen([*cmd, str(ref_priority), str(out), str(cpu)], env=env))
+    except BaseException:
+        _stop_reference(procs, tmp, tag)
+        raise
+    return procs
+
+
+def _stop_reference(procs: list[Any], tmp: Path, tag: str) -> list[dict[str, Any]] | None:
+    """Stop the reference loops; their results, or None unless every CPU's loop reported."""
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    files = sorted(tmp.glob(f"{tag}.cpu*.json"))
+    if not procs or any(p.returncode != 0 for p in procs) or len(files) != len(procs):
+        return None  # no attribution rather than one over some CPUs only
+    return [json.loads(f.read_text()) for f in files]
+
+
 def _platform_keys(s: dict[str, Any], suffix: str) -> dict[str, Any]:
-    """The platform reference (bench/wake_jitter.py, one loop per CPU) beside runner stats ``s``.
+    """The machine reference (bench/wake_jitter.py, one loop per CPU) beside runner stats ``s``.
 
-    ``platform_missed_periods_<suffix>`` is the worst CPU's count; ``runner_missed_ticks_<suffix>_own``
-    counts the runner's missed periods that overlap no stall on any CPU. The runner logs its first
-    200 late ticks; past that, the rest count as its own.
+    ``platform_missed_periods_<suffix>``: the worst CPU's missed periods.
+    ``runner_missed_ticks_<suffix>_own``: the runner's missed periods whose window machine stalls
+    do not cover by half (``covered_by_stalls``), plus any the loops did not watch.
+    ``runner_missed_ticks_<suffix>_chance``: the periods the same rule "explains" with every stall
+    moved half the watched time away, i.e. how much of the attribution coincidence alone gives.
+    The runner logs its first 200 late ticks; past that, the rest count as its own.
     """
-    from bremen_robot.bench.wake_jitter import overlaps_stall
+    from bremen_robot.bench.wake_jitter import covered_by_stalls
 
-    if s["platform"] is None:  # the reference loops did not report: no attribution, rather than a guess
-        return {}
-    stalls = [st for cpu in s["platform"] for st in cpu["stalls"]]
-    misses = [m for m in s["missed_at"] if m[2] > 0]  # (tick, ms behind, missed, in episode, start)
-    platform = overlaps_stall([(m[4], m[1] / 1e3) for m in misses], stalls)
-    explained = sum(m[2] for m, p in zip(misses, platform) if p)
+    plat = s["platform"]
+    if not plat:  # a reference loop did not report: no attribution, rather than a guess
+        return {f"platform_cpus_reported_{suffix}": 0}
+    t0, t1 = max(c["t_start"] for c in plat), min(c["t_end"] for c in plat)
+    stalls = [st for c in plat for st in c["stalls"]]
+    misses = [m for m in s["missed_at"] if m[2] > 0 and t0 <= m[4] - m[1] / 1e3 and m[4] <= t1]
+    windows = [(m[4], m[1] / 1e3) for m in misses]  # (start, seconds behind)
+    half = (t1 - t0) / 2
+
+    def moved(st: list[float]) -> list[float]:
+        return [t0 + (st[0] - t0 + half) % (2 * half), st[1]] if half > 0 else st
+
+    explained = sum(m[2] for m, ok in zip(misses, covered_by_stalls(windows, stalls)) if ok)
+    chance = sum(
+        m[2] for m, ok in zip(misses, covered_by_stalls(windows, [moved(st) for st in stalls])) if ok
+    )
     worst = max((late for _, late in stalls), default=0.0)
     return {
-        f"platform_missed_periods_{suffix}": max(int(cpu["missed_periods"]) for cpu in s["platform"]),
+        f"platform_cpus_reported_{suffix}": len(plat),
+        f"platform_sched_fifo_{suffix}": all(c["sched_fifo"] for c in plat),
+        f"platform_missed_periods_{suffix}": max(int(c["missed_periods"]) for c in plat),
         f"platform_worst_stall_ms_{suffix}": round(worst * 1e3, 2),
         f"runner_missed_ticks_{suffix}_own": int(s["missed_ticks"]) - explained,
+        f"runner_missed_ticks_{suffix}_chance": chance,
     }
 
 

@@ -247,7 +247,7 @@ def _kl(r: Mapping[str, Any]) -> str:
 
 
 def _behavior_shift(r: Mapping[str, Any]) -> str:
-    # KL to BC mostly measures BC's collapsed log-std; this is how far the candidate actually acts
+    # KL to BC counts mean changes in units of BC's floored std (thousands); this is readable
     shift = _last(_get(r, "behavior_shift", "trpo.behavior_shift"))
     if shift is None:
         return "distance from the deployed behavior: not run"

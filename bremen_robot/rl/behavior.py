@@ -1,12 +1,14 @@
 """How far TRPO has moved the policy from the behavior policy, in the behavior's own noise.
 
 BREMEN keeps TRPO near the data implicitly: it starts from the cloned behavior policy and takes
-KL-bounded steps. Over many steps that bound adds up, and in our HalfCheetah runs the real return
-peaks and then collapses while the imagined one keeps rising (docs/results.md, Diagnosis). This
-module measures the distance that matters, so TRPO can stop before it: the RMS of the mean-action
-change on states of the behavior data, in units of the behavior data's own spread around BC's
-mean (its exploration noise). A shift of 1 means the policy acts, on average, one noise standard
-deviation away from what was deployed. Shapes: N states, D observation, A action.
+KL-bounded steps, and over many steps those add up. KL(pi || pi_BC) does not show how far: BC's
+log-std sits at its floor, so any mean change reads as thousands. This module reports a figure
+an operator can read: the RMS of the mean-action change on states of the behavior data, in units
+of the logged actions' RMS distance from BC's mean (the exploration noise, plus BC's fit error).
+A shift of 1 means the policy acts, on average, one noise standard deviation away from what was
+deployed. It is a diagnostic: in our HalfCheetah probes no single value separated safe updates
+from the ones that flipped the robot (docs/results.md, Diagnosis). Shapes: N states, D
+observation, A action.
 """
 
 from __future__ import annotations
@@ -23,8 +25,14 @@ ANCHOR_ROWS = 5000  # evenly spaced states: enough for a stable mean, cheap ever
 
 
 def action_noise(actions: torch.Tensor, bc_mean: torch.Tensor) -> torch.Tensor:
-    """Spread of the logged actions around BC's mean, per action dimension: ``(N, A), (N, A) -> (A,)``."""
-    return (actions - bc_mean).std(dim=0).clamp_min(NOISE_FLOOR)
+    """RMS distance of the logged actions from BC's mean, per dimension: ``(N, A), (N, A) -> (A,)``.
+
+    Around BC's mean, not the residuals' own mean, so a biased BC (e.g. actions clipped at the
+    box edge that tanh never reaches) widens the unit instead of hiding.
+    """
+    if actions.shape[0] == 0:
+        raise ValueError("no behavior data to measure the action noise on")
+    return (actions - bc_mean).pow(2).mean(dim=0).sqrt().clamp_min(NOISE_FLOOR)
 
 
 def mean_shift(mean: torch.Tensor, bc_mean: torch.Tensor, noise: torch.Tensor) -> float:
