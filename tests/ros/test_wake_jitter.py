@@ -84,3 +84,19 @@ def test_platform_keys_split_the_runners_misses_into_the_machines_and_its_own():
     assert keys["runner_missed_ticks_500hz_own"] == 2
     assert keys["runner_missed_ticks_500hz_chance"] == 0  # moved 5 s away, the stall explains nothing
     assert _platform_keys(_stats(missed_at, None, 4), "500hz") == {"platform_cpus_reported_500hz": 0}
+
+
+def test_the_bench_starts_one_pinned_loop_per_cpu_and_reports_only_when_all_did(tmp_path):
+    from bremen_robot.bench.ros_graph import _start_reference, _stop_reference
+
+    env = dict(os.environ)
+    cpus = sorted(os.sched_getaffinity(0))
+    procs = _start_reference(tmp_path, "t", 200.0, 0, env)
+    time.sleep(1.0)
+    got = _stop_reference(procs, tmp_path, "t")
+    assert got is not None and [c["cpus"] for c in got] == [[c] for c in cpus]
+    assert all(p.poll() is not None for p in procs)  # none left running
+    procs = _start_reference(tmp_path, "t", 200.0, 0, env)  # stale files of the last run go first
+    assert not list(tmp_path.glob("t.cpu*.json"))
+    procs[0].kill()
+    assert _stop_reference(procs, tmp_path, "t") is None  # one CPU missing: no attribution at all
