@@ -148,20 +148,25 @@ def _runner_latency(
         time.sleep(seconds)
     finally:
         stop.set()
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        _interrupt(procs, 15.0)
         platform = _stop_reference(reference, tmp, jit_tag)
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)
     stats: dict[str, Any] = json.loads(lat_file.read_text())
     stats["platform"] = platform
     return stats
+
+
+def _interrupt(procs: list[Any], timeout: float) -> None:
+    """SIGINT every process (they shut down cleanly on it), then kill what outlives ``timeout``."""
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _start_reference(tmp: Path, tag: str, rate: float, priority: int, env: dict[str, str]) -> list[Any]:
@@ -184,14 +189,7 @@ def _start_reference(tmp: Path, tag: str, rate: float, priority: int, env: dict[
 
 def _stop_reference(procs: list[Any], tmp: Path, tag: str) -> list[dict[str, Any]] | None:
     """Stop the reference loops; their results, or None unless every CPU's loop reported."""
-    for p in procs:
-        p.send_signal(signal.SIGINT)
-    for p in procs:
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    _interrupt(procs, 10.0)
     files = sorted(tmp.glob(f"{tag}.cpu*.json"))
     if not procs or any(p.returncode != 0 for p in procs) or len(files) != len(procs):
         return None  # no attribution rather than one over some CPUs only
