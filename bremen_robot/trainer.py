@@ -31,7 +31,7 @@ from bremen_robot.policy.artifact import MANIFEST_FILE, PolicyManifest, export_p
 from bremen_robot.policy.bc import new_bc_policy, train_bc
 from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_kl, reset_log_std
 from bremen_robot.progress import Reporter
-from bremen_robot.rl.behavior import BehaviorAnchor
+from bremen_robot.rl.behavior import ANCHOR_ROWS, BehaviorAnchor, evenly_spaced
 from bremen_robot.rl.gae import gae
 from bremen_robot.rl.trpo import trpo_step
 from bremen_robot.rl.value import LinearBaseline, MLPBaseline, ValueBaseline
@@ -152,7 +152,7 @@ def penalty_weight(cfg: TrainConfig, ensemble: DynamicsEnsemble, behavior: Datas
         return im.uncertainty_penalty
     if len(behavior) == 0:
         raise BremenError("imagination.penalty_units: behavior needs behavior data; the dataset is empty")
-    idx = np.linspace(0, len(behavior) - 1, min(len(behavior), 5000)).astype(np.int64)
+    idx = evenly_spaced(len(behavior), ANCHOR_ROWS)
     dev = next(ensemble.parameters()).device
     obs = torch.as_tensor(behavior.obs[idx], dtype=torch.float32, device=dev)  # (N, D)
     act = torch.as_tensor(behavior.actions[idx], dtype=torch.float32, device=dev)  # (N, A)

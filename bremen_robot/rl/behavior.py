@@ -24,6 +24,11 @@ NOISE_FLOOR = 1e-3  # a dimension the behavior never varied still gets a finite 
 ANCHOR_ROWS = 5000  # evenly spaced states: enough for a stable mean, cheap every iteration
 
 
+def evenly_spaced(n: int, rows: int) -> np.ndarray:
+    """Indices of at most ``rows`` evenly spaced rows out of ``n``: a fixed subsample, no generator."""
+    return np.linspace(0, n - 1, min(n, rows)).astype(np.int64)
+
+
 def action_noise(actions: torch.Tensor, bc_mean: torch.Tensor) -> torch.Tensor:
     """RMS distance of the logged actions from BC's mean, per dimension: ``(N, A), (N, A) -> (A,)``.
 
@@ -54,7 +59,7 @@ class BehaviorAnchor:
         cls, bc: GaussianPolicy, obs: np.ndarray, actions: np.ndarray, rows: int = ANCHOR_ROWS
     ) -> BehaviorAnchor:
         """Anchor on at most ``rows`` evenly spaced rows of the behavior data (no generator draw)."""
-        idx = np.linspace(0, len(obs) - 1, min(len(obs), rows)).astype(np.int64)
+        idx = evenly_spaced(len(obs), rows)
         dev = next(bc.parameters()).device
         o = torch.as_tensor(obs[idx], dtype=torch.float32, device=dev)  # (N, D)
         a = torch.as_tensor(actions[idx], dtype=torch.float32, device=dev)  # (N, A)
