@@ -152,12 +152,19 @@ def penalty_weight(cfg: TrainConfig, ensemble: DynamicsEnsemble, behavior: Datas
         return im.uncertainty_penalty
     if len(behavior) == 0:
         raise BremenError("imagination.penalty_units: behavior needs behavior data; the dataset is empty")
-    idx = evenly_spaced(len(behavior), ANCHOR_ROWS)
+    return im.uncertainty_penalty / max(float(behavior_disagreement(ensemble, behavior).mean()), 1e-8)
+
+
+@torch.no_grad()
+def behavior_disagreement(
+    ensemble: DynamicsEnsemble, behavior: Dataset, rows: int = ANCHOR_ROWS
+) -> torch.Tensor:
+    """The ensemble's disagreement on at most ``rows`` evenly spaced rows of ``behavior``: ``(N,)``."""
+    idx = evenly_spaced(len(behavior), rows)
     dev = next(ensemble.parameters()).device
     obs = torch.as_tensor(behavior.obs[idx], dtype=torch.float32, device=dev)  # (N, D)
     act = torch.as_tensor(behavior.actions[idx], dtype=torch.float32, device=dev)  # (N, A)
-    u_b = float(ensemble.disagreement(obs, act).mean())
-    return im.uncertainty_penalty / max(u_b, 1e-8)
+    return ensemble.disagreement(obs, act).cpu()
 
 
 def trpo_start_policy(bc: GaussianPolicy, cfg: TrainConfig) -> GaussianPolicy:
@@ -333,7 +340,11 @@ def train(
         "trpo": trpo_stats,
         "kl_to_bc": kl_to_behavior(policy, bc, obs_t[:8192]),
         "behavior_shift": anchor.shift(policy),
-        "disagreement": {"policy_imagined": float(disagreement.mean()), "dataset": float(data_dis.mean())},
+        "disagreement": {
+            "policy_imagined": float(disagreement.mean()),
+            "dataset": float(data_dis.mean()),
+            "behavior": float(behavior_disagreement(ensemble, bc_data).mean()),
+        },
         "uncertainty_penalty_weight": env.uncertainty_penalty,
         "imagined_return_final": float(final.episode_returns().mean()),
         "timing": {**timing, "total_s": time.perf_counter() - t0, "device": str(device)},

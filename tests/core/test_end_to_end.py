@@ -74,6 +74,8 @@ def test_training_writes_report_and_artifacts(trained):
     assert len(report["trpo"]["kl"]) == 30
     assert max(report["trpo"]["kl"]) <= 0.05 + 1e-6
     assert len(report["ensemble"]["best_holdout_mse"]) == 3
+    assert report["disagreement"]["behavior"] > 0
+    assert report["behavior_shift"] > 0
     manifest = json.loads((art / "manifest.json").read_text())
     assert manifest["data_digests"] == [report["data"]["digest"]]
 
