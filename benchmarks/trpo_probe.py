@@ -1,8 +1,8 @@
 """Replay one deployment's TRPO with real evaluations along the way (a diagnosis tool, not a test).
 
 Given a finished campaign workspace and a deployment k, it rebuilds that deployment's training
-inputs (data of deployments 1..k, the ensemble saved at ``d<k>/train/ensemble.pt``, a fresh BC
-policy on deployment k's data), runs TRPO in imagination with the workspace's training preset
+inputs (data of deployments 1..k, the ensemble saved at ``d<k>/train/ensemble.pt`` or, with
+``--refit``, a fresh one fitted on that data, a fresh BC policy on deployment k's data), runs TRPO in imagination with the workspace's training preset
 plus ``--train-override`` overrides, and every ``--every`` iterations runs the policy's mean action in the
 real simulator. The output pairs imagined and real return per iteration, which shows where (and
 whether) the policy starts to exploit the learned models.
@@ -35,6 +35,7 @@ from bremen_robot.tasks import get_task
 from bremen_robot.trainer import (
     behavior_data,
     clone_behavior,
+    fit_dynamics,
     load_ensemble,
     model_env_for,
     run_trpo,
@@ -59,6 +60,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="KEY=VALUE",
         help="training-config overrides as in reproduce.py, e.g. trpo.max_kl=0.01",
+    )
+    p.add_argument(
+        "--refit",
+        action="store_true",
+        help="fit a fresh ensemble on deployments 1..k with the (overridden) ensemble settings "
+        "instead of loading d<k>/train/ensemble.pt, e.g. with --train-override ensemble.hidden=[512,512]",
     )
     p.add_argument("--every", type=_positive, default=10, help="real evaluation every N TRPO iterations")
     p.add_argument("--episodes", type=int, default=1, help="real episodes per evaluation")
@@ -94,7 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     gen = torch.Generator().manual_seed(args.seed)
     task = get_task(cfg.task or report["task"])
     data: Dataset = merge([Dataset.load(ws.data(j)) for j in range(1, k + 1)])
-    ensemble = load_ensemble(ws.train_dir(k) / "ensemble.pt", torch.device("cpu"))
+    if args.refit:
+        t_fit = time.perf_counter()
+        ensemble, hist = fit_dynamics(
+            cfg, task, data, gen, torch.device("cpu"), None, Reporter(enabled=False)
+        )
+        print(
+            f"refit {cfg.ensemble.members} x {cfg.ensemble.hidden}: {hist.epochs} epochs, holdout "
+            f"{np.mean(hist.best_holdout_mse):.4f} ({time.perf_counter() - t_fit:.0f} s)",
+            flush=True,
+        )
+    else:
+        ensemble = load_ensemble(ws.train_dir(k) / "ensemble.pt", torch.device("cpu"))
     env, _ = make_env(args.env)
 
     bc_data = behavior_data(cfg, data)
@@ -129,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "workspace": str(args.workspace),
         "deployment": k,
         "overrides": args.train_override,
+        "refit": args.refit,
         "stats": stats,
     }
     out["real_return"] = real

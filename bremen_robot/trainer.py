@@ -26,7 +26,7 @@ from bremen_robot.data.dataset import Dataset
 from bremen_robot.errors import ArtifactError, BremenError
 from bremen_robot.imagination.model_env import ModelEnv, imagine
 from bremen_robot.models.ensemble import DynamicsEnsemble
-from bremen_robot.models.ensemble_fit import fit_ensemble
+from bremen_robot.models.ensemble_fit import FitHistory, fit_ensemble
 from bremen_robot.policy.artifact import MANIFEST_FILE, PolicyManifest, export_policy
 from bremen_robot.policy.bc import new_bc_policy, train_bc
 from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_kl, reset_log_std
@@ -94,6 +94,30 @@ def _init_ensemble(cfg: TrainConfig, task: Task, device: torch.device, init: Pat
             f"ensemble '{init}' has shape {have} but the config needs {want}; drop --init-ensemble"
         )
     return model
+
+
+def fit_dynamics(
+    cfg: TrainConfig,
+    task: Task,
+    data: Dataset,
+    gen: torch.Generator,
+    device: torch.device,
+    init_ensemble: Path | None,
+    reporter: Reporter,
+) -> tuple[DynamicsEnsemble, FitHistory]:
+    """A new (or, with ``init_ensemble``, re-fit) ensemble on ``data``, held out by episode."""
+    train_set, holdout = data.split_by_episode(cfg.ensemble.holdout_fraction)
+    ensemble = _init_ensemble(cfg, task, device, init_ensemble)
+    with reporter.stage("fit dynamics ensemble", cfg.ensemble.max_epochs) as stage:
+        hist = fit_ensemble(
+            ensemble,
+            train_set,
+            holdout,
+            cfg.ensemble,
+            gen,
+            on_epoch=lambda e, tr, h: stage.advance(1, f"train {tr:.4f} holdout {np.mean(h):.4f}"),
+        )
+    return ensemble, hist
 
 
 def _make_baseline(
@@ -286,17 +310,7 @@ def train(
     timing: dict[str, float] = {}
 
     # 1. dynamics ensemble on all data so far
-    train_set, holdout = data.split_by_episode(cfg.ensemble.holdout_fraction)
-    ensemble = _init_ensemble(cfg, task, device, init_ensemble)
-    with reporter.stage("fit dynamics ensemble", cfg.ensemble.max_epochs) as stage:
-        hist = fit_ensemble(
-            ensemble,
-            train_set,
-            holdout,
-            cfg.ensemble,
-            gen,
-            on_epoch=lambda e, tr, h: stage.advance(1, f"train {tr:.4f} holdout {np.mean(h):.4f}"),
-        )
+    ensemble, hist = fit_dynamics(cfg, task, data, gen, device, init_ensemble, reporter)
     timing["ensemble_s"] = time.perf_counter() - t0
 
     # 2. behavior cloning, re-initialized every deployment
