@@ -242,7 +242,8 @@ class Campaign:
         if (out / MANIFEST_FILE).is_file():
             return out
         move_aside(out)
-        prev = self.ws.train_dir(k - 1) / "ensemble.pt" if k > 1 else None
+        warm = k > 1 and self.train_cfg.ensemble.warm_start
+        prev = self.ws.train_dir(k - 1) / "ensemble.pt" if warm else None
         from bremen_robot.trainer import train
 
         self.log(f"deployment {k}: training on {len(data)} transitions ({self.train_cfg.name})")

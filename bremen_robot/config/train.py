@@ -39,6 +39,11 @@ class EnsembleConfig(_Strict):
     min_improvement: float = Field(
         0.01, ge=0, description="relative holdout improvement that counts as better"
     )
+    warm_start: bool = Field(
+        True,
+        description="in a campaign, re-fit the previous deployment's ensemble (the paper) instead of "
+        "fitting a freshly initialized one on all data so far",
+    )
 
     @field_validator("hidden")
     @classmethod

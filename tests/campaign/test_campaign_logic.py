@@ -20,7 +20,7 @@ from bremen_robot.campaign.runner import Campaign, CollectRequest
 from bremen_robot.errors import BremenError
 
 
-def write_campaign(tmp_path, simulated=True, deployments=2):
+def write_campaign(tmp_path, simulated=True, deployments=2, warm_start=True):
     robot = tmp_path / "robot.yaml"
     robot.write_text(
         yaml.safe_dump(
@@ -40,7 +40,13 @@ def write_campaign(tmp_path, simulated=True, deployments=2):
                 "name": "tiny",
                 "task": "point",
                 "threads": 1,
-                "ensemble": {"members": 2, "hidden": [32], "max_epochs": 5, "batch_size": 128},
+                "ensemble": {
+                    "members": 2,
+                    "hidden": [32],
+                    "max_epochs": 5,
+                    "batch_size": 128,
+                    "warm_start": warm_start,
+                },
                 "bc": {"hidden": [16], "steps": 100},
                 "trpo": {"iterations": 3, "steps_per_iteration": 400, "horizon": 40, "init_log_std": -1.0},
             }
@@ -117,6 +123,24 @@ def test_campaign_runs_and_writes_summary(tmp_path, monkeypatch):
     assert on_disk["deployments"][0]["policy_id"] == "random"
     assert on_disk["deployments"][1]["samples"] == 400
     assert (tmp_path / "ws" / "summary.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("warm_start", [True, False])
+def test_ensemble_warm_start_follows_the_config(tmp_path, monkeypatch, warm_start):
+    import bremen_robot.trainer as trainer
+
+    seen: list[Path | None] = []
+    real_train = trainer.train
+
+    def recording_train(*args, **kwargs):
+        seen.append(kwargs.get("init_ensemble"))
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train", recording_train)
+    cfg = load_campaign_config(write_campaign(tmp_path, warm_start=warm_start))
+    Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None).run()
+    previous = tmp_path / "ws" / "d1" / "train" / "ensemble.pt"
+    assert seen == [None, previous if warm_start else None]
 
 
 def test_interrupted_campaign_resumes_without_redoing_work(tmp_path):
