@@ -1,10 +1,11 @@
 """Replay one deployment's TRPO with real evaluations along the way (a diagnosis tool, not a test).
 
 Given a finished campaign workspace and a deployment k, it rebuilds that deployment's training
-inputs (data of deployments 1..k, the ensemble saved at ``d<k>/train/ensemble.pt`` or, with
-``--refit``, a fresh one fitted on that data, a fresh BC policy on deployment k's data), runs TRPO in imagination with the workspace's training preset
-plus ``--train-override`` overrides, and every ``--every`` iterations runs the policy's mean action in the
-real simulator. The output pairs imagined and real return per iteration, which shows where (and
+inputs: the data of deployments 1..k, the ensemble saved at ``d<k>/train/ensemble.pt`` (or, with
+``--refit``, a fresh one fitted on that data), and a fresh BC policy on deployment k's data. It
+runs TRPO in imagination with the workspace's training preset plus ``--train-override``
+overrides, and every ``--every`` iterations runs the policy's mean action in the real
+simulator. The output pairs imagined and real return per iteration, which shows where (and
 whether) the policy starts to exploit the learned models.
 
     python benchmarks/trpo_probe.py benchmarks/runs/halfcheetah-cpu/bremen/seed2 --deployment 3 \\
