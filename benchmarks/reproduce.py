@@ -725,7 +725,13 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     axes[0].legend(fontsize=8)
     title = f"{result['campaign']}: {result['task']}, mean ± std over seeds {result['seeds']}"
     if result["smoke"]:
-        title = "SMOKE RUN (overridden sizes, not a result) - " + title
+        o = result["overrides"]
+        pairs = {
+            **{k: v for k, v in o.items() if k not in ("train", "td3bc_steps") and v is not None},
+            **o["train"],
+        }
+        changed = ", ".join(f"{k}={v}" for k, v in pairs.items()) or "sizes"
+        title = f"OVERRIDDEN ({changed}), not the preset's result - " + title
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
