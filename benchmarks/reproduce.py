@@ -247,10 +247,14 @@ def job_record(job: Job) -> dict[str, Any]:
     return record
 
 
+# Prose, not settings: editing a preset's description must not orphan the runs made with it.
+PROSE_FIELDS = ("description", "expected_time")
+
+
 def same_settings(have: dict[str, Any] | None, record: dict[str, Any]) -> bool:
     """``have`` (a workspace's harness.json) describes the same run as ``record``. Stored configs
     are re-validated first, so a config field added later with a default that keeps the old
-    behavior does not orphan workspaces run before it existed."""
+    behavior does not orphan workspaces run before it existed; the prose fields are not compared."""
     from bremen_robot.campaign.config import CampaignConfig
     from bremen_robot.config.train import TrainConfig
 
@@ -263,7 +267,15 @@ def same_settings(have: dict[str, Any] | None, record: dict[str, Any]) -> bool:
         have["campaign"] = CampaignConfig.model_validate(have["campaign"]).model_dump(mode="json")
     except (KeyError, ValueError):
         return False
-    return have == record
+    return _without_prose(have) == _without_prose(record)
+
+
+def _without_prose(record: dict[str, Any]) -> dict[str, Any]:
+    out = dict(record)
+    for key in ("train", "campaign"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: v for k, v in out[key].items() if k not in PROSE_FIELDS}
+    return out
 
 
 def _guard(job: Job) -> None:
