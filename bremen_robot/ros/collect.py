@@ -25,7 +25,7 @@ from bremen_robot.errors import BremenError, ConfigError
 from bremen_robot.robot_config import load_robot_config
 from bremen_robot.ros import apply_ros_env, require_rclpy
 from bremen_robot.ros import topics as T
-from bremen_robot.ros.bagfile import recover_bag
+from bremen_robot.ros.bagfile import read_custom, recover_bag
 from bremen_robot.ros.graph import (
     RANDOM_POLICY,
     NodeSpec,
@@ -180,8 +180,9 @@ def collect(
 ) -> CollectResult:
     """Run one deployment's collection and return what happened (see module docstring).
 
-    ``kill_after_steps=(node, n)`` SIGKILLs that node once ``n`` steps were reported (tests of
-    crash safety).
+    ``kill_after_steps=(node, n)`` SIGKILLs that node once ``n`` steps were reported and the
+    bag lists every episode the runner finished as stored (tests of crash safety: the kill
+    lands mid-episode, after the logger closed the earlier episodes' segments).
     """
     if bool(policy) == bool(random):
         raise ConfigError("pass exactly one of --policy ID_OR_PATH or --random")
@@ -266,7 +267,11 @@ def collect(
                 done_steps = result.steps + int(current.get("steps", 0))
                 if bar is not None:
                     bar[0].update(bar[1], completed=done_steps if unit == "steps" else len(result.episodes))
-                if kill_after_steps and done_steps >= kill_after_steps[1]:
+                if (
+                    kill_after_steps
+                    and done_steps >= kill_after_steps[1]
+                    and _stored_episodes(bag) >= len(result.episodes)
+                ):
                     victim = graph.procs.get(kill_after_steps[0])
                     if victim is not None and victim.poll() is None:
                         victim.kill()
@@ -303,6 +308,15 @@ def collect(
         result.logger_crashed = True
         recover_bag(bag)
     return result
+
+
+def _stored_episodes(bag: Path) -> int:
+    """How many episodes the bag's metadata lists as ``complete`` (their segments are closed)."""
+    try:
+        listed = json.loads(read_custom(bag).get("bremen.episodes", "[]") or "[]")
+    except (BremenError, ValueError, OSError):
+        return 0
+    return sum(1 for e in listed if e.get("status") == "complete")
 
 
 def _progress(show: bool, total: int, unit: str) -> Any:

@@ -2,11 +2,13 @@
 
 Subscribes to each topic in ``topics`` *serialized* (no decoding: the CDR bytes rclpy receives
 go to the bag as they are) and writes them with :class:`bagfile.SegmentedBagWriter`: one MCAP
-segment per episode, closed and listed in ``metadata.yaml`` when the next episode starts (or
-``segment_grace_s`` after the episode's stop event), so a crash never touches earlier
-episodes. Episode records (``bremen.episodes`` in ``custom_data``) follow the
-``bremen/episode`` events: ``open`` at start, ``complete`` at a normal stop, ``incomplete``
-when the episode was interrupted (stop event with ``complete: false``, or still open at shutdown).
+segment per episode, closed and listed in ``metadata.yaml`` once every stream has delivered
+the episode's last state (:mod:`bremen_robot.ros.segment_drain`; at most ``segment_drain_max_s``
+after the stop event), so a crash never touches earlier episodes. The stop event alone is not
+enough: under load it overtakes the states still queued. Episode records (``bremen.episodes``
+in ``custom_data``) follow the ``bremen/episode`` events: ``open`` at start, ``complete`` at a
+normal stop, ``incomplete`` when the episode was interrupted (stop event with
+``complete: false``, or still open at shutdown).
 
 Message timestamps in the bag are the logger's receive time (wall clock, ns, strictly
 increasing); the messages carry their own stamps (sim time in lockstep).
@@ -25,6 +27,7 @@ from typing import Any
 from bremen_robot.ros import _node
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.bagfile import SegmentedBagWriter
+from bremen_robot.ros.segment_drain import DRAINED_TOPICS, EpisodeDrain
 
 DEFAULTS: dict[str, Any] = {
     "use_sim_time": False,
@@ -36,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "out_dir": "bags",
     "topics": list(T.DEFAULT_LOG_TOPICS),
     "segment_grace_s": 0.25,
+    "segment_drain_max_s": 5.0,
 }
 
 
@@ -83,7 +87,14 @@ class TrajectoryLogger:
             },
         )
         self.bag = bag
-        self._finish_at: float | None = None
+        # the stopped episode whose segment is still open, waiting for its queued messages
+        self._drain: EpisodeDrain | None = None
+        self._drain_deadline = 0.0
+        self._streams_seen: set[str] = set()
+        self._received = 0
+        self._last_received = time.monotonic()
+        self._received_at_last_tick = -1
+        self._quiet_ticks = 0
         node.create_timer(0.05, self.on_timer, clock=Clock(clock_type=ClockType.STEADY_TIME))
         node.get_logger().info(f"trajectory_logger: recording {', '.join(resolved.values())} to {bag}")
 
@@ -104,6 +115,12 @@ class TrajectoryLogger:
                 name = self.resolved[topic]
                 write = self.writer.write
             write(name, msgtype, self._stamp(), data)
+            self._received += 1
+            self._last_received = time.monotonic()
+            if topic in DRAINED_TOPICS:
+                self._streams_seen.add(topic)
+                if self._drain is not None and self._drain.see(topic, data):
+                    self._finish_drained()
             if topic == T.EPISODE:
                 self._on_event(data)
 
@@ -119,9 +136,6 @@ class TrajectoryLogger:
         kind, eid, src = evt.get("event"), evt.get("id"), evt.get("source")
         w = self.writer
         if src == "policy_runner" and kind == "start" and isinstance(eid, int):
-            if w.segment_open:
-                w.finish_segment()
-            self._finish_at = None
             w.episode(
                 eid,
                 status="open",
@@ -129,7 +143,13 @@ class TrajectoryLogger:
                 deployment=evt.get("deployment"),
                 start_ns=evt.get("stamp_ns"),
             )
-            w.write_metadata()
+            if self._drain is None:
+                if w.segment_open:  # messages between episodes: none of them makes a transition
+                    w.finish_segment()
+                else:
+                    w.write_metadata()
+            # else: the previous episode's tail is still queued; its segment takes this
+            # episode's first messages too and is listed (with this record) once drained
         elif src == "policy_runner" and kind == "stop" and isinstance(eid, int):
             w.episode(
                 eid,
@@ -144,17 +164,42 @@ class TrajectoryLogger:
                 last_obs_stamp_ns=evt.get("last_obs_stamp_ns"),
                 **{"return": evt.get("return")},
             )
-            self._finish_at = time.monotonic() + self.params["segment_grace_s"]
+            last = evt.get("last_obs_stamp_ns")
+            if isinstance(last, int) and last >= 0:
+                self._drain = EpisodeDrain(last, self._streams_seen)
+                self._drain_deadline = time.monotonic() + self.params["segment_drain_max_s"]
+            else:  # the episode saw no state: nothing to wait for
+                self._drain = EpisodeDrain(0, ())
+            if self._drain.done:
+                self._finish_drained()
         elif src == "sim_bridge" and kind == "reset" and isinstance(eid, int):
             w.episode(eid, extras=evt.get("extras") or {}, reset_stamp_ns=evt.get("stamp_ns"))
 
+    def _finish_drained(self) -> None:
+        self._drain = None
+        if self.writer.segment_open:
+            self.writer.finish_segment()
+        else:
+            self.writer.write_metadata()
+
     def on_timer(self) -> None:
-        if self._finish_at is not None and time.monotonic() >= self._finish_at:
-            self._finish_at = None
-            if self.writer.segment_open:
-                self.writer.finish_segment()
-            else:
-                self.writer.write_metadata()
+        if self._drain is None:
+            return
+        now = time.monotonic()
+        # Silence ends the wait only when seen at two ticks in a row with nothing received in
+        # between: after a stall of this process the timer can run before the queued messages.
+        quiet = now - self._last_received >= self.params["segment_grace_s"]
+        unchanged = self._received == self._received_at_last_tick
+        self._quiet_ticks = self._quiet_ticks + 1 if quiet and unchanged else int(quiet)
+        self._received_at_last_tick = self._received
+        silent = self._quiet_ticks >= 2
+        if silent or now >= self._drain_deadline:
+            if not silent:
+                self.node.get_logger().warning(
+                    f"episode segment closed after {self.params['segment_drain_max_s']:g} s without "
+                    f"the last state on {sorted(self._drain.pending)}; a stream may have stopped"
+                )
+            self._finish_drained()
 
     def close(self) -> None:
         self.writer.close()

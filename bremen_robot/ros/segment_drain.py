@@ -1,0 +1,88 @@
+"""When has the logger received every message of a stopped episode? (pure, no rclpy)
+
+The logger's subscriptions are separate queues, and its executor takes one message from each
+ready queue in turn. So when the logger falls behind (a loaded machine), the few
+``bremen/episode`` events overtake a backlog of ``joint_states`` and commands: the stop event
+of episode k, and even the start of k+1, arrive while k's last states are still queued. Closing
+k's segment on those events would put k's tail into the next segment, and a crash during k+1
+would lose it while k is recorded complete.
+
+Each stream that defines transitions comes from one writer, reliably and in order, and carries
+the stamp of the state it belongs to (``joint_states``/``odom``: ``header.stamp``; commands: the
+tag's observation stamp, see :mod:`bremen_robot.ros.topics`). Stamps only grow, across episodes
+too (sim time in lockstep, wall time in realtime). So once a stream delivers a message stamped
+after the episode's last observation, everything it had for that episode has arrived.
+:class:`EpisodeDrain` tracks that per stream. The logger closes the segment when every stream
+has crossed, or when nothing at all arrived for a grace period (no backlog left: a lockstep
+simulator that stopped stepping between episodes sends nothing more).
+
+Sparse streams (``bremen/safety``, ``bremen/raw_action``) are not waited for: they send
+nothing between interventions, so they cannot tell a backlog from silence.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from bremen_robot.ros import topics as T
+
+STAMPED_HEADER_TOPICS = (T.JOINT_STATES, T.ODOM)
+"""Topics whose messages start with a ``std_msgs/Header`` (stamp = the state's stamp)."""
+TAGGED_COMMAND_TOPICS = (T.COMMAND,)
+"""Topics whose ``Float64MultiArray`` carries the answered state's stamp in its first label."""
+DRAINED_TOPICS = STAMPED_HEADER_TOPICS + TAGGED_COMMAND_TOPICS
+
+
+def _endian(raw: bytes | memoryview) -> str:
+    # CDR encapsulation header: byte 1 is 0x01 for little endian, 0x00 for big endian
+    return "<" if raw[1] else ">"
+
+
+def header_stamp_ns(raw: bytes | memoryview) -> int | None:
+    """The ``header.stamp`` of a serialized message that starts with a Header, in ns."""
+    if len(raw) < 12:
+        return None
+    sec, nsec = struct.unpack_from(_endian(raw) + "iI", raw, 4)
+    return int(sec) * 1_000_000_000 + int(nsec)
+
+
+def command_stamp_ns(raw: bytes | memoryview) -> int | None:
+    """The observation stamp in a serialized command's tag (``layout.dim[0].label``), or None."""
+    e = _endian(raw)
+    if len(raw) < 12 or struct.unpack_from(e + "I", raw, 4)[0] == 0:
+        return None
+    (n,) = struct.unpack_from(e + "I", raw, 8)  # string length, with its NUL
+    if n < 1 or 12 + n > len(raw):
+        return None
+    tag = T.parse_tag(bytes(raw[12 : 12 + n - 1]).decode("utf-8", "replace"))
+    return tag[1] if tag else None
+
+
+def stream_stamp_ns(topic: str, raw: bytes | memoryview) -> int | None:
+    """The state stamp a message of ``topic`` belongs to (None: not a drained topic, or untagged)."""
+    if topic in STAMPED_HEADER_TOPICS:
+        return header_stamp_ns(raw)
+    if topic in TAGGED_COMMAND_TOPICS:
+        return command_stamp_ns(raw)
+    return None
+
+
+class EpisodeDrain:
+    """The streams still owing messages of a stopped episode whose last state is ``last_stamp_ns``."""
+
+    def __init__(self, last_stamp_ns: int, streams: Iterable[str]) -> None:
+        self.last_stamp_ns = int(last_stamp_ns)
+        self.pending = {t for t in streams if t in DRAINED_TOPICS}
+
+    @property
+    def done(self) -> bool:
+        return not self.pending
+
+    def see(self, topic: str, raw: bytes | memoryview) -> bool:
+        """Account for one message of ``topic``; True once every stream has crossed."""
+        if topic in self.pending:
+            stamp = stream_stamp_ns(topic, raw)
+            if stamp is not None and stamp > self.last_stamp_ns:
+                self.pending.discard(topic)
+        return not self.pending
