@@ -311,12 +311,12 @@ def collect(
 
 
 def _stored_episodes(bag: Path) -> int:
-    """How many episodes the bag's metadata lists as ``complete`` (their segments are closed)."""
+    """How many episodes the bag's metadata lists as stopped (their segments are closed)."""
     try:
         listed = json.loads(read_custom(bag).get("bremen.episodes", "[]") or "[]")
     except (BremenError, ValueError, OSError):
         return 0
-    return sum(1 for e in listed if e.get("status") == "complete")
+    return sum(1 for e in listed if e.get("status") != "open")
 
 
 def _progress(show: bool, total: int, unit: str) -> Any:

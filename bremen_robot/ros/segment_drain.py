@@ -34,23 +34,26 @@ TAGGED_COMMAND_TOPICS = (T.COMMAND,)
 DRAINED_TOPICS = STAMPED_HEADER_TOPICS + TAGGED_COMMAND_TOPICS
 
 
-def _endian(raw: bytes | memoryview) -> str:
-    # CDR encapsulation header: byte 1 is 0x01 for little endian, 0x00 for big endian
+def _endian(raw: bytes | memoryview) -> str | None:
+    """Byte order of plain CDR (encapsulation 0x0000 big, 0x0001 little); None for others."""
+    if len(raw) < 12 or raw[0] != 0 or raw[1] not in (0, 1):
+        return None  # XCDR2 and parameter lists lay fields out differently: not read here
     return "<" if raw[1] else ">"
 
 
 def header_stamp_ns(raw: bytes | memoryview) -> int | None:
     """The ``header.stamp`` of a serialized message that starts with a Header, in ns."""
-    if len(raw) < 12:
+    e = _endian(raw)
+    if e is None:
         return None
-    sec, nsec = struct.unpack_from(_endian(raw) + "iI", raw, 4)
+    sec, nsec = struct.unpack_from(e + "iI", raw, 4)
     return int(sec) * 1_000_000_000 + int(nsec)
 
 
 def command_stamp_ns(raw: bytes | memoryview) -> int | None:
     """The observation stamp in a serialized command's tag (``layout.dim[0].label``), or None."""
     e = _endian(raw)
-    if len(raw) < 12 or struct.unpack_from(e + "I", raw, 4)[0] == 0:
+    if e is None or struct.unpack_from(e + "I", raw, 4)[0] == 0:
         return None
     (n,) = struct.unpack_from(e + "I", raw, 8)  # string length, with its NUL
     if n < 1 or 12 + n > len(raw):
@@ -79,10 +82,17 @@ class EpisodeDrain:
     def done(self) -> bool:
         return not self.pending
 
-    def see(self, topic: str, raw: bytes | memoryview) -> bool:
-        """Account for one message of ``topic``; True once every stream has crossed."""
+    def see(self, topic: str, raw: bytes | memoryview) -> bool | None:
+        """Account for one message of ``topic``.
+
+        Returns True once every stream has crossed, None when the message was part of the
+        episode's queued tail (stamped before its last state: the backlog is still draining),
+        else False.
+        """
         if topic in self.pending:
             stamp = stream_stamp_ns(topic, raw)
             if stamp is not None and stamp > self.last_stamp_ns:
                 self.pending.discard(topic)
+            elif stamp is not None and stamp < self.last_stamp_ns:
+                return None
         return not self.pending

@@ -3,8 +3,9 @@
 Subscribes to each topic in ``topics`` *serialized* (no decoding: the CDR bytes rclpy receives
 go to the bag as they are) and writes them with :class:`bagfile.SegmentedBagWriter`: one MCAP
 segment per episode, closed and listed in ``metadata.yaml`` once every stream has delivered
-the episode's last state (:mod:`bremen_robot.ros.segment_drain`; at most ``segment_drain_max_s``
-after the stop event), so a crash never touches earlier episodes. The stop event alone is not
+the episode's last state (:mod:`bremen_robot.ros.segment_drain`; or ``segment_drain_max_s``
+after the stop event or the tail's last queued message), so a crash never touches earlier
+episodes. The stop event alone is not
 enough: under load it overtakes the states still queued. Episode records (``bremen.episodes``
 in ``custom_data``) follow the ``bremen/episode`` events: ``open`` at start, ``complete`` at a
 normal stop, ``incomplete`` when the episode was interrupted (stop event with
@@ -119,8 +120,12 @@ class TrajectoryLogger:
             self._last_received = time.monotonic()
             if topic in DRAINED_TOPICS:
                 self._streams_seen.add(topic)
-                if self._drain is not None and self._drain.see(topic, data):
-                    self._finish_drained()
+                if self._drain is not None:
+                    drained = self._drain.see(topic, data)
+                    if drained:
+                        self._finish_drained()
+                    elif drained is None:  # still the stopped episode's backlog: keep waiting
+                        self._drain_deadline = self._last_received + self.params["segment_drain_max_s"]
             if topic == T.EPISODE:
                 self._on_event(data)
 
@@ -166,12 +171,14 @@ class TrajectoryLogger:
             )
             last = evt.get("last_obs_stamp_ns")
             if isinstance(last, int) and last >= 0:
-                self._drain = EpisodeDrain(last, self._streams_seen)
+                if self._drain is None or last > self._drain.last_stamp_ns:
+                    self._drain = EpisodeDrain(last, self._streams_seen)
                 self._drain_deadline = time.monotonic() + self.params["segment_drain_max_s"]
-            else:  # the episode saw no state: nothing to wait for
-                self._drain = EpisodeDrain(0, ())
-            if self._drain.done:
+                if self._drain.done:  # no continuous stream is logged
+                    self._finish_drained()
+            elif self._drain is None:  # the episode saw no state: nothing of its own to wait for
                 self._finish_drained()
+            # else: an earlier episode's tail is still queued; its drain covers this one too
         elif src == "sim_bridge" and kind == "reset" and isinstance(eid, int):
             w.episode(eid, extras=evt.get("extras") or {}, reset_stamp_ns=evt.get("stamp_ns"))
 

@@ -39,13 +39,16 @@ def test_stamps_are_read_from_the_serialized_bytes():
     assert command_stamp_ns(cmd_bytes("")) is None  # no layout: an untagged command
     assert command_stamp_ns(cmd_bytes("joint_0")) is None
     assert command_stamp_ns(b"\0\1") is None
+    xcdr2 = b"\0\x07" + js_bytes(3 * 10**9, 1.0)[2:]  # another encapsulation: not read as plain CDR
+    assert header_stamp_ns(xcdr2) is None and command_stamp_ns(xcdr2) is None
 
 
 def test_a_stream_is_drained_only_past_the_last_state():
     last = 2 * 10**9
     d = EpisodeDrain(last, [T.JOINT_STATES, T.COMMAND, T.SAFETY, T.EPISODE])
     assert d.pending == {T.JOINT_STATES, T.COMMAND}  # sparse streams are not waited for
-    assert not d.see(T.JOINT_STATES, js_bytes(last, 0.0))  # the last state itself: not past it
+    assert d.see(T.JOINT_STATES, js_bytes(last - 1, 0.0)) is None  # the queued tail: still draining
+    assert d.see(T.JOINT_STATES, js_bytes(last, 0.0)) is False  # the last state itself: not past it
     assert not d.see(T.COMMAND, cmd_bytes(T.make_tag(1, last)))
     assert not d.see(T.JOINT_STATES, js_bytes(last + 1, 0.0))
     assert d.pending == {T.COMMAND}
@@ -77,11 +80,14 @@ LOGGER_SCRIPT = textwrap.dedent(
     # a lagging logger: episode 1's stop and episode 2's start overtake its last two states
     cb[T.EPISODE](event_bytes(event="stop", id=1, steps=5, last_obs_stamp_ns=S(5)))
     cb[T.EPISODE](event_bytes(event="start", id=2))
+    if {mode!r} == "stateless-stop":  # an episode that ended before its first state
+        cb[T.EPISODE](event_bytes(event="stop", id=2, steps=0, last_obs_stamp_ns=None))
+        cb[T.EPISODE](event_bytes(event="start", id=3))
     for k in (4, 5):
         step(1, k)
     for k in (6, 7):
         step(2, k)
-    if {mode!r} == "crash":
+    if {mode!r} != "silence":
         os._exit(0)  # killed mid-episode 2: no close, no metadata written on the way out
     cb[T.EPISODE](event_bytes(event="stop", id=2, steps=2, last_obs_stamp_ns=S(7)))
     # nothing more arrives (a lockstep simulator stops stepping): silence closes the segment
@@ -121,7 +127,7 @@ def _run_logger(tmp_path, mode: str) -> tuple[str, list[tuple[str, int]]]:
 
 
 @requires_rclpy
-@pytest.mark.parametrize("mode", ["crash", "silence"])
+@pytest.mark.parametrize("mode", ["crash", "stateless-stop", "silence"])
 def test_the_tail_that_arrives_after_the_next_start_is_stored_with_its_episode(tmp_path, mode):
     stdout, stored = _run_logger(tmp_path, mode)
     eps = {e["id"]: e for e in json.loads(read_custom(tmp_path / "bag")["bremen.episodes"])}
@@ -131,6 +137,8 @@ def test_the_tail_that_arrives_after_the_next_start_is_stored_with_its_episode(t
     assert [m for m in stored if m[1] <= S[5]] == episode_1  # its whole tail, in closed segments
     if mode == "crash":
         assert eps[2]["status"] == "incomplete"
+    elif mode == "stateless-stop":
+        assert eps[3]["status"] == "incomplete"
     else:
         assert "CLOSED" in stdout and eps[2]["status"] == "complete"
         assert stored == episode_1 + [(kind, S[k]) for k in (6, 7) for kind in ("js", "cmd")]
