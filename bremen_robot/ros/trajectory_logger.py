@@ -5,11 +5,11 @@ go to the bag as they are) and writes them with :class:`bagfile.SegmentedBagWrit
 segment per episode, closed and listed in ``metadata.yaml`` once every stream has delivered
 the episode's last state (:mod:`bremen_robot.ros.segment_drain`; or ``segment_drain_max_s``
 after the stop event or the tail's last queued message), so a crash never touches earlier
-episodes. The stop event alone is not
-enough: under load it overtakes the states still queued. Episode records (``bremen.episodes``
-in ``custom_data``) follow the ``bremen/episode`` events: ``open`` at start, ``complete`` at a
-normal stop, ``incomplete`` when the episode was interrupted (stop event with
-``complete: false``, or still open at shutdown).
+episodes. The stop event alone is not enough: under load it overtakes the states still
+queued. Episode records (``bremen.episodes`` in ``custom_data``) follow the
+``bremen/episode`` events: ``open`` at start, ``complete`` at a normal stop, ``incomplete``
+when the episode was interrupted (stop event with ``complete: false``, or still open at
+shutdown).
 
 Message timestamps in the bag are the logger's receive time (wall clock, ns, strictly
 increasing); the messages carry their own stamps (sim time in lockstep).
