@@ -14,7 +14,8 @@ too (sim time in lockstep, wall time in realtime). So once a stream delivers a m
 after the episode's last observation, everything it had for that episode has arrived.
 :class:`EpisodeDrain` tracks that per stream. The logger closes the segment when every stream
 has crossed, or when nothing at all arrived for a grace period (no backlog left: a lockstep
-simulator that stopped stepping between episodes sends nothing more).
+simulator that stopped stepping between episodes sends nothing more), or when a stream sent
+no part of the tail for ``segment_drain_max_s`` (it may have stopped).
 
 Sparse streams (``bremen/safety``, ``bremen/raw_action``) are not waited for: they send
 nothing between interventions, so they cannot tell a backlog from silence.
