@@ -261,7 +261,11 @@ def test_an_evaluation_of_another_policy_is_not_reused(tmp_path):
     stale.update(policy_sha256="0" * 64, mean=12345.0)
     path.write_text(json.dumps(stale))
     fresh = camp._evaluate(path, tmp_path / "ws" / "d1" / "train", seed=7)
-    assert fresh["mean"] != 12345.0 and fresh["policy_sha256"] != "0" * 64
+    from bremen_robot.policy.artifact import load_manifest
+
+    assert fresh["policy_sha256"] == load_manifest(tmp_path / "ws" / "d1" / "train").policy_sha256
+    assert fresh["mean"] != 12345.0 and fresh["mean"] == pytest.approx(np.mean(fresh["returns"]))
+    assert len(fresh["returns"]) == 2  # evaluation.episodes
     assert (tmp_path / "ws" / "d1" / "eval.json.incomplete-1").is_file()  # kept, not deleted
 
 

@@ -90,7 +90,10 @@ def test_sim2real_reports_success_and_shield_interventions(tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == 0 and "interventions/ep" in text
     report = json.loads((tmp_path / "r2" / "sim2real.json").read_text())
-    assert all(c["interventions_per_episode"] is not None for c in report["conditions"])
+    rows = {line.split("  ")[0]: line for line in text.splitlines()}
+    for c in report["conditions"]:  # a count per episode (one episode: a whole number), as printed
+        n = c["interventions_per_episode"]
+        assert n >= 0 and n == int(n) and rows[c["label"]].rstrip().endswith(f"{n:.1f}")
 
 
 def test_sim2real_counts_interventions_the_shield_makes(tmp_path):
