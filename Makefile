@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONHASHSEED := 0
 
-.PHONY: install demo test test-slow lint typecheck check bench clean
+.PHONY: install demo test lint typecheck check bench clean
 
 install:
 	./scripts/install.sh
@@ -11,11 +11,10 @@ install:
 demo: install
 	$(BIN)/bremen campaign --config quickstart --workspace runs/quickstart --auto-approve
 
+# Every test, long ones included: each long test (training end to end, campaigns, live ROS
+# graphs) is the only proof of its behaviour, so none is behind the `slow` marker (docs/testing.md).
 test: install
 	$(BIN)/python -m pytest -q
-
-test-slow: install
-	$(BIN)/python -m pytest -q -m slow
 
 lint: install
 	$(BIN)/ruff check .

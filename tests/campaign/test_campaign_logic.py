@@ -104,6 +104,17 @@ class DirectCollector:
 
 
 def test_campaign_runs_and_writes_summary(tmp_path, monkeypatch):
+    import bremen_robot.campaign.runner as runner
+
+    # the point task defines no success; give every evaluation a success rate of its own so the
+    # summary must carry each one through (0.25 for the random policy, then 0.5, 0.75, ...)
+    rates = iter([0.25, 0.5, 0.75, 1.0])
+    real_evaluate = runner.evaluate_policy
+
+    def evaluate_with_success(*args, **kwargs):
+        return {**real_evaluate(*args, **kwargs), "success_rate": next(rates)}
+
+    monkeypatch.setattr(runner, "evaluate_policy", evaluate_with_success)
     cfg = load_campaign_config(write_campaign(tmp_path))
     collector = DirectCollector()
     monkeypatch.chdir(tmp_path)  # a relative workspace, as `make demo` passes it
@@ -111,17 +122,25 @@ def test_campaign_runs_and_writes_summary(tmp_path, monkeypatch):
     assert collector.calls == [1, 2]
     assert summary["deployment_count"] == 2
     on_disk = json.loads((tmp_path / "ws" / "summary.json").read_text())
-    assert [r["deployment"] for r in on_disk["deployments"]] == [1, 2]
-    assert set(on_disk["deployments"][0]) == {
-        "deployment",
-        "samples",
-        "policy_id",
-        "eval_return_mean",
-        "eval_return_std",
-        "interventions",
-    }
-    assert on_disk["deployments"][0]["policy_id"] == "random"
-    assert on_disk["deployments"][1]["samples"] == 400
+    assert on_disk == json.loads(json.dumps(summary))
+    rows = on_disk["deployments"]
+    assert [r["deployment"] for r in rows] == [1, 2]
+    assert [r["samples"] for r in rows] == [200, 400]
+    assert [r["interventions"] for r in rows] == [3, 3]  # what the collector reported, per deployment
+    ws = tmp_path / "ws"
+    evals = [json.loads((ws / name).read_text()) for name in ("d1/eval_random.json", "d1/eval.json")]
+    final_eval = json.loads((ws / "d2" / "eval.json").read_text())
+    # evaluation order: random (0.25), candidate 1 (0.5), candidate 2 (0.75); deployment 2 reuses
+    # candidate 1's stored evaluation
+    assert [e["success_rate"] for e in (*evals, final_eval)] == [0.25, 0.5, 0.75]
+    assert [r["success_rate"] for r in rows] == [0.25, 0.5]
+    assert [r["eval_return_mean"] for r in rows] == [e["mean"] for e in evals]
+    assert [r["eval_return_std"] for r in rows] == [e["std"] for e in evals]
+    assert rows[0]["policy_id"] == "random"
+    final = on_disk["final_candidate"]
+    assert rows[1]["policy_id"] != final["policy_id"] and final["policy_id"] != "random"
+    assert final["success_rate"] == 0.75 and final["eval_return_mean"] == final_eval["mean"]
+    assert final["trained_on_samples"] == 400 and final["state"] == "candidate"
     assert (tmp_path / "ws" / "summary.png").stat().st_size > 1000
 
 
@@ -242,7 +261,11 @@ def test_an_evaluation_of_another_policy_is_not_reused(tmp_path):
     stale.update(policy_sha256="0" * 64, mean=12345.0)
     path.write_text(json.dumps(stale))
     fresh = camp._evaluate(path, tmp_path / "ws" / "d1" / "train", seed=7)
-    assert fresh["mean"] != 12345.0 and fresh["policy_sha256"] != "0" * 64
+    from bremen_robot.policy.artifact import load_manifest
+
+    assert fresh["policy_sha256"] == load_manifest(tmp_path / "ws" / "d1" / "train").policy_sha256
+    assert fresh["mean"] != 12345.0 and fresh["mean"] == pytest.approx(np.mean(fresh["returns"]))
+    assert len(fresh["returns"]) == 2  # evaluation.episodes
     assert (tmp_path / "ws" / "d1" / "eval.json.incomplete-1").is_file()  # kept, not deleted
 
 

@@ -4,8 +4,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from bremen_robot.cli import main
+from bremen_robot.data.dataset import Dataset
+from bremen_robot.policy.artifact import load_artifact
+from bremen_robot.trainer import load_ensemble
 
 
 @pytest.fixture(scope="module")
@@ -74,13 +78,24 @@ def test_training_writes_report_and_artifacts(trained):
     assert len(report["trpo"]["kl"]) == 30
     assert max(report["trpo"]["kl"]) <= 0.05 + 1e-6
     assert len(report["ensemble"]["best_holdout_mse"]) == 3
-    assert report["disagreement"]["behavior"] > 0
-    assert report["behavior_shift"] > 0
     manifest = json.loads((art / "manifest.json").read_text())
     assert manifest["data_digests"] == [report["data"]["digest"]]
+    # the headline figures, recomputed from the saved files (2,000 rows: the anchor uses them all)
+    data = Dataset.load(trained / "d1.npz")
+    assert len(data) == 2000 == report["data"]["transitions"]
+    ens = load_ensemble(art / "ensemble.pt", torch.device("cpu"))
+    with torch.no_grad():
+        z = ens.normalized_deltas(torch.as_tensor(data.obs), torch.as_tensor(data.actions)).numpy()
+    behavior_dis = float(z.std(axis=0, ddof=1).mean(-1).mean())  # std across members, mean over D
+    assert report["disagreement"]["behavior"] == pytest.approx(behavior_dis, rel=1e-4)
+    bc_mean = load_artifact(art / "bc").act(data.obs).astype(np.float64)
+    pi_mean = load_artifact(art).act(data.obs).astype(np.float64)
+    noise = np.maximum(np.sqrt(((data.actions - bc_mean) ** 2).mean(0)), 1e-3)
+    shift = float(np.sqrt((((pi_mean - bc_mean) / noise) ** 2).mean()))
+    assert report["behavior_shift"] == pytest.approx(shift, rel=1e-3) and shift > 0.01
 
 
-def test_retrain_refits_previous_ensemble_and_refuses_overwrite(trained, capsys):
+def test_training_into_an_existing_artifact_is_refused(trained, capsys):
     code = main(
         [
             "train",

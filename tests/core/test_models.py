@@ -15,20 +15,94 @@ from bremen_robot.tasks import get_task
 
 def test_batched_ensemble_equals_per_member_loop():
     torch.manual_seed(0)
+    rng = np.random.default_rng(0)
     ens = DynamicsEnsemble(5, 2, members=4, hidden=(16, 8))
-    ens.set_normalizer(np.random.randn(50, 5), np.random.randn(50, 2), np.random.randn(50, 5))
-    obs, act = torch.randn(7, 5), torch.randn(7, 2)
+    # statistics far from (0, 1), so a normaliser that multiplied by the std would show
+    o, a, o2 = (100 + 50 * rng.normal(size=(50, d)) for d in (5, 2, 5))
+    ens.set_normalizer(o, a, o2)
+    x = np.concatenate([o, a], axis=1)
+    obs, act = torch.randn(7, 5) * 50 + 100, torch.randn(7, 2) * 50 + 100
+    z_in = torch.as_tensor(
+        (np.concatenate([obs.numpy(), act.numpy()], axis=1) - x.mean(0)) / x.std(0), dtype=torch.float32
+    )
     batched = ens.predict(obs, act)
     assert batched.shape == (4, 7, 5)
     for m in range(4):
-        z = ens.normalize_inputs(obs, act)
+        z = z_in
         for i, layer in enumerate(ens.layers):
             z = z @ layer.weight[m] + layer.bias[m, 0]
             if i < len(ens.layers) - 1:
                 z = torch.relu(z)
-        loop = obs + z * ens.delta_std + ens.delta_mean
+        d = o2 - o
+        loop = obs + z * torch.as_tensor(d.std(0), dtype=torch.float32) + torch.as_tensor(d.mean(0)).float()
         torch.testing.assert_close(batched[m], loop)
         torch.testing.assert_close(ens.predict_member(obs, act, m), loop)
+
+
+def test_normalizers_z_score_with_the_data_statistics():
+    """Inputs with means near 100 and standard deviations 50 and 0.02: z-scoring the fitting
+    data itself must give mean 0 and std 1 per column, whatever the implementation."""
+    rng = np.random.default_rng(1)
+    obs = 100 + 50 * rng.normal(size=(400, 3))
+    act = -3 + 0.02 * rng.normal(size=(400, 2))
+    nxt = obs + 7 + 40 * rng.normal(size=(400, 3))
+    ens = DynamicsEnsemble(3, 2, members=2, hidden=(4,))
+    ens.set_normalizer(obs, act, nxt)
+    o, a, n = (torch.as_tensor(v, dtype=torch.float32) for v in (obs, act, nxt))
+    z = ens.normalize_inputs(o, a).double().numpy()
+    np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-3)
+    np.testing.assert_allclose(z.std(0), 1.0, rtol=1e-3)
+    t = ens.normalize_targets(o, n).double().numpy()
+    np.testing.assert_allclose(t.mean(0), 0.0, atol=1e-3)
+    np.testing.assert_allclose(t.std(0), 1.0, rtol=1e-3)
+    # one row by hand: (x - mean) / std
+    row = (np.r_[obs[0], act[0]] - np.c_[obs, act].mean(0)) / np.c_[obs, act].std(0)
+    np.testing.assert_allclose(z[0], row, rtol=1e-3, atol=1e-4)
+
+
+def test_policy_observation_normalizer_divides_by_the_std():
+    """The policy with normaliser (m, s) on x must act exactly as the same net, un-normalised, on
+    (x - m) / s; the std of 50 makes multiplying instead of dividing visible."""
+    torch.manual_seed(0)
+    pol = GaussianPolicy(3, [-1.0] * 2, [1.0] * 2, (8,))
+    with torch.no_grad():
+        pol.net[-1].weight.normal_(std=1.0)  # a mean head that depends on the input
+    plain = pol.clone()
+    m, s = np.array([100.0, -20.0, 3.0]), np.array([50.0, 50.0, 0.5])
+    pol.set_obs_normalizer(m, s)
+    x = torch.as_tensor(m + s * np.random.default_rng(0).normal(size=(16, 3)), dtype=torch.float32)
+    with torch.no_grad():
+        got, expected = pol(x), plain((x - torch.as_tensor(m).float()) / torch.as_tensor(s).float())
+    torch.testing.assert_close(got[0], expected[0])
+    torch.testing.assert_close(got[1], expected[1])
+
+
+def test_disagreement_is_the_std_across_members_by_hand():
+    """All weights zero: member m predicts the normalised delta b_m (its last bias) everywhere.
+    Biases [1, 2], [3, 6], [5, 10]: sample std over members (ddof 1) is 2 and 4, mean 3.
+    (The variance would give (4 + 16) / 2 = 10.)"""
+    ens = DynamicsEnsemble(2, 1, members=3, hidden=(4,))
+    with torch.no_grad():
+        for p in ens.parameters():
+            p.zero_()
+        ens.layers[-1].bias[:, 0] = torch.tensor([[1.0, 2.0], [3.0, 6.0], [5.0, 10.0]])
+    obs, act = torch.randn(5, 2), torch.randn(5, 1)
+    torch.testing.assert_close(ens.disagreement(obs, act), torch.full((5,), 3.0))
+
+
+def test_disagreement_matches_numpy_on_random_members():
+    torch.manual_seed(3)
+    rng = np.random.default_rng(3)
+    ens = DynamicsEnsemble(4, 2, members=5, hidden=(16,))
+    o, a, o2 = 10 * rng.normal(size=(64, 4)), rng.normal(size=(64, 2)), 30 * rng.normal(size=(64, 4))
+    ens.set_normalizer(o, a, o2)
+    obs, act = (torch.as_tensor(v[:9], dtype=torch.float32) for v in (o, a))
+    with torch.no_grad():
+        pred = ens.predict(obs, act).double().numpy()  # (E, B, D) next states, checked above
+    d = o2 - o
+    z = (pred - obs.double().numpy() - d.mean(0)) / d.std(0)  # normalised deltas by hand
+    expected = z.std(axis=0, ddof=1).mean(-1)
+    np.testing.assert_allclose(ens.disagreement(obs, act).detach().numpy(), expected, rtol=1e-4)
 
 
 def test_fit_learns_point_dynamics_and_restores_best(point_data):

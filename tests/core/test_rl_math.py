@@ -69,6 +69,21 @@ def test_trpo_step_respects_kl_and_improves_surrogate():
     assert float((new_mean - mean)[:, 0].mean()) > 0 > float((new_mean - mean)[:, 1].mean())
 
 
+def test_trpo_line_search_restores_the_exact_old_parameters_when_it_rejects_every_step():
+    """A real step direction (the advantages carry signal) but an acceptance ratio no step can
+    meet: every trial step is written into the policy and rejected, so the update must put the
+    old parameters back bit for bit and report no movement."""
+    pol, obs, act, adv, mean, log_std = _batch()
+    before = [p.detach().clone() for p in pol.parameters()]
+    cfg = TRPOConfig(horizon=1, steps_per_iteration=1, accept_ratio=1e9, line_search_steps=3)
+    stats = trpo_step(pol, obs, act, adv, mean, log_std, cfg)
+    assert stats.expected_improvement > 0  # the line search did run
+    assert stats.step_fraction == 0.0 and stats.kl == 0.0
+    assert stats.surrogate_after == stats.surrogate_before
+    for p, b in zip(pol.parameters(), before):
+        assert torch.equal(p, b)
+
+
 def test_trpo_rejects_step_when_no_improvement_possible():
     pol, obs, act, _, mean, log_std = _batch()
     before = [p.detach().clone() for p in pol.parameters()]
@@ -84,14 +99,46 @@ def test_surrogate_is_minus_mean_advantage_at_old_policy():
     pol, obs, act, adv, mean, log_std = _batch()
     from bremen_robot.policy.gaussian import gaussian_log_prob
 
+    # _batch's advantages are normalised to mean 0, which a surrogate returning 0 would also
+    # match: shift them so the expected loss is far from zero
+    adv = adv + 2.0
     loss = surrogate_loss(pol, obs, act, adv, gaussian_log_prob(mean, log_std, act))
     assert float(loss) == pytest.approx(-float(adv.mean()), abs=1e-5)
+    assert float(loss) == pytest.approx(-2.0, abs=1e-4)
+
+
+def test_surrogate_weights_each_advantage_by_its_probability_ratio():
+    """Old log-probs lowered by ln 2 on the first half and raised by ln 4 on the second give
+    ratios 2 and 1/4: the loss is -(2 * 3 * 2 + 0.25 * (-1) * 2) / 4 = -(12 - 0.5) / 4 = -2.875."""
+    pol, obs, act, _, _, _ = _batch(n=4)
+    with torch.no_grad():
+        logp = pol.log_prob(obs, act)
+    old = logp - torch.tensor([np.log(2.0), np.log(2.0), -np.log(4.0), -np.log(4.0)], dtype=logp.dtype)
+    adv = torch.tensor([3.0, 3.0, -1.0, -1.0])
+    assert float(surrogate_loss(pol, obs, act, adv, old)) == pytest.approx(-2.875, rel=1e-5)
 
 
 def test_gaussian_kl_zero_for_equal_and_positive_otherwise():
     m, s = torch.randn(5, 3), torch.randn(5, 3) * 0.1
     assert torch.allclose(gaussian_kl(m, s, m, s), torch.zeros(5), atol=1e-6)
     assert (gaussian_kl(m, s, m + 0.1, s) > 0).all()
+
+
+def test_gaussian_kl_matches_the_closed_form_of_a_2d_case():
+    """KL(p || q) = sum_i ln(sq_i / sp_i) + (sp_i^2 + (mp_i - mq_i)^2) / (2 sq_i^2) - 1/2 for
+    p = N([0.3, -0.2], diag(0.5, 2)^2), q = N([1.0, 0.4], diag(1.5, 0.8)^2):
+    dim 0: ln 3 + 0.74 / 4.5 - 0.5 = 0.763057; dim 1: ln 0.4 + 4.36 / 1.28 - 0.5 = 1.989959."""
+    mp, sp = torch.tensor([[0.3, -0.2]]), torch.tensor([[0.5, 2.0]])
+    mq, sq = torch.tensor([[1.0, 0.4]]), torch.tensor([[1.5, 0.8]])
+    kl = gaussian_kl(mp, sp.log(), mq, sq.log())
+    assert kl.shape == (1,)
+    assert float(kl[0]) == pytest.approx(0.763057 + 1.989959, abs=1e-5)  # summed, not averaged
+    # and torch's own (full-covariance) implementation agrees
+    ref = torch.distributions.kl_divergence(
+        torch.distributions.MultivariateNormal(mp[0], torch.diag(sp[0] ** 2)),
+        torch.distributions.MultivariateNormal(mq[0], torch.diag(sq[0] ** 2)),
+    )
+    assert float(kl[0]) == pytest.approx(float(ref), rel=1e-5)
 
 
 def test_linear_baseline_fits_linear_values():

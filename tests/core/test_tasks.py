@@ -66,6 +66,37 @@ def test_walker_termination_and_ant_reward_by_hand():
     assert ant.reward(s2, a, s2)[0] == pytest.approx(1.0 - 0.8 - 3 * 0.01 + 1.0)
 
 
+@pytest.mark.parametrize(
+    ("name", "forward", "ctrl_cost", "alive"),
+    [
+        ("halfcheetah", "qvel.rootx", 0.1, 0.0),
+        ("hopper", "qvel.rootx", 1e-3, 1.0),
+        ("walker2d", "qvel.rootx", 1e-3, 1.0),
+        ("ant", "qvel.root_vx", 0.1, 1.0),
+    ],
+)
+def test_reward_reads_the_forward_velocity_named_in_the_layout(name, forward, ctrl_cost, alive):
+    """Each observation entry is set to 3.0 in turn: the reward may move only for the forward
+    velocity (by +3, located by name, not by index) and, for Ant, the torso height term."""
+    task = get_task(name)
+    a = np.full((1, task.action_dim), 0.5)
+    base = np.zeros((1, task.obs_dim))
+    if name == "ant":
+        base[0, 0] = 0.57  # the height penalty's optimum: -3 (z - 0.57)^2 = 0
+    r0 = float(task.reward(base, a, base)[0])
+    assert r0 == pytest.approx(alive - ctrl_cost * 0.25 * task.action_dim)
+    for i, obs_name in enumerate(task.obs_names):
+        s2 = base.copy()
+        s2[0, i] += 3.0
+        gain = float(task.reward(base, a, s2)[0]) - r0
+        if obs_name == forward:
+            assert gain == pytest.approx(3.0), obs_name
+        elif name == "ant" and i == 0:
+            assert gain == pytest.approx(-3.0 * 9.0), obs_name
+        else:
+            assert gain == 0.0, obs_name
+
+
 def test_unknown_task_lists_valid_ones():
     with pytest.raises(TaskError, match="valid tasks: .*halfcheetah"):
         get_task("cheeta")

@@ -75,6 +75,19 @@ def test_node_specs_lockstep_sim_and_real_robot():
     assert "bremen/command:=/forward_command_controller/commands" in argv
 
 
+@pytest.mark.parametrize("sigma", [0.1, 0.37, 0.0])
+def test_policy_runner_gets_the_exploration_noise_of_the_config(tmp_path, sigma):
+    """The runner adds N(0, sigma^2) to the policy mean; sigma must reach it as written."""
+    cfg = load_collect_config(write_collect_config(tmp_path, noise_sigma=sigma))
+    for spec in (node_specs(cfg, policy="deadbeef", bag="/tmp/b"), collect_specs(cfg, policy="deadbeef")):
+        runner = next(s for s in spec if s.name == "policy_runner")
+        assert runner.parameters["noise_sigma"] == sigma
+    shipped = yaml.safe_load((CONFIGS / "collect" / "halfcheetah.yaml").read_text())["noise_sigma"]
+    cfg = load_collect_config(CONFIGS / "collect" / "halfcheetah.yaml")
+    runner = next(s for s in node_specs(cfg, policy="deadbeef") if s.name == "policy_runner")
+    assert runner.parameters["noise_sigma"] == shipped == 0.1
+
+
 def test_sim_override_none_switches_to_realtime():
     specs = collect_specs(CONFIGS / "collect" / "halfcheetah.yaml", policy="random", sim="none")
     assert [s.name for s in specs] == ["policy_runner", "trajectory_logger"]

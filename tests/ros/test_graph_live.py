@@ -106,9 +106,23 @@ def test_approved_policy_runs_and_unapproved_is_refused(tmp_path, approved):
     assert res.policy_sha256 == approved["sha256"] and res.deployment == 1 and res.steps == 30
     d = ingest_bags([tmp_path / "bag"])
     assert set(d["policy_sha256"]) == {approved["sha256"]}
-    # the deterministic mean + N(0, 0.1^2) noise: raw actions differ from the mean by ~0.1
-    raw = [m for t, m in bag_messages(tmp_path / "bag") if t == "/bremen/raw_action"]
-    assert len(raw) == 30
+    # the deterministic mean + N(0, 0.1^2) noise (the config's noise_sigma): what the policy asked
+    # for, minus the artifact's mean on the same logged state, must look like that noise
+    raw = {
+        parse_tag(m.layout.dim[0].label): np.asarray(m.data)
+        for t, m in bag_messages(tmp_path / "bag")
+        if t == "/bremen/raw_action"
+    }
+    assert len(raw) == 30 == len(d["obs"])  # one per state; the rows are in state-stamp order
+    from bremen_robot.policy.artifact import load_artifact
+
+    mean = load_artifact(approved["artifact"]).act(d["obs"]).astype(np.float64)
+    noise = np.stack([raw[k] for k in sorted(raw)]) - mean  # (30, 6): 180 draws
+    # 180 draws of N(0, 0.1^2): the sample std is within 20% of 0.1 (about 3.8 standard errors)
+    # and the mean within 0.03 (4 standard errors) unless the noise is wrong
+    assert 0.08 < noise.std() < 0.12, noise.std()
+    assert abs(noise.mean()) < 0.03, noise.mean()
+    assert (noise.std(axis=0) > 0.04).all()  # every joint gets its own noise
     # an artifact the registry never saw is refused before any process starts
     from bremen_robot.policy.untrained import export_untrained_policy
 
