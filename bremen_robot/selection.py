@@ -17,15 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from bremen_robot.config.train import SelectionConfig
 from bremen_robot.errors import BremenError
 from bremen_robot.imagination.model_env import ModelEnv, imagine
+from bremen_robot.models.ensemble import DynamicsEnsemble
+from bremen_robot.policy.gaussian import GaussianPolicy
+from bremen_robot.tasks import Task
 
 Rule = Literal["min", "quantile"]
+SNAPSHOTS_DIR = "snapshots"  # inside a training output folder
 ENGINES = ("mujoco", "pybullet")
 
 
@@ -220,3 +226,108 @@ def select_with_twin(
     if not ok:
         return None, notes
     return max(ok, key=lambda i: (scores[i].estimate, -i)), notes
+
+
+# ------------------------------------------------------------------ training-time wiring
+@dataclass
+class Snapshot:
+    """A policy kept along training: BC (iteration 0) or TRPO after ``iteration`` updates."""
+
+    name: str
+    iteration: int
+    policy: GaussianPolicy
+
+
+class SnapshotKeeper:
+    """``run_trpo``'s ``on_iteration`` hook: keeps a copy every ``every`` updates and at the end."""
+
+    def __init__(self, bc: GaussianPolicy, every: int, iterations: int) -> None:
+        self.every, self.iterations = every, iterations
+        self.snapshots = [Snapshot("bc", 0, bc)]
+
+    def __call__(self, it: int, policy: GaussianPolicy, stats: dict[str, list[float]]) -> None:
+        done = it + 1
+        if done % self.every == 0 or done == self.iterations:
+            self.snapshots.append(Snapshot(f"trpo-{done:04d}", done, policy.clone()))
+
+
+def offline_selection(
+    cfg: SelectionConfig,
+    horizon: int,
+    ensemble: DynamicsEnsemble,
+    task: Task,
+    behavior_obs: np.ndarray,
+    snapshots: Sequence[Snapshot],
+    deployed: torch.nn.Module | None,
+    generator: torch.Generator,
+) -> tuple[Selection, Snapshot]:
+    """Score every snapshot (and the deployed policy, when given) and choose one.
+
+    The scoring env has no uncertainty penalty: the estimate is in the task's return units, so it
+    compares with the deployed policy's and with real returns; pessimism comes from the bound.
+    """
+    env = ModelEnv(ensemble, task, generator, start_states=behavior_obs, use_reset_distribution=False)
+    start = pick_start_states(behavior_obs, cfg.start_states, generator).to(env.device)  # (B, D)
+    T = cfg.horizon or horizon
+    # (E, B) per snapshot -> mean over start states -> (S, E)
+    per_member = np.stack(
+        [member_returns(env, s.policy, start, T, generator).mean(dim=1).numpy() for s in snapshots]
+    )
+    scores = score_snapshots(
+        [s.name for s in snapshots], [s.iteration for s in snapshots], per_member, cfg.rule, cfg.quantile
+    )
+    deployed_estimate = None
+    if deployed is not None:
+        mine = member_returns(env, deployed, start, T, generator).mean(dim=1).numpy()[None]  # (1, E)
+        deployed_estimate = float(lower_bound(mine, cfg.rule, cfg.quantile)[0])
+    best, ok = select_offline(scores, deployed_estimate, cfg.margin)
+    scores[best].chosen = True
+    sel = Selection(
+        rule=cfg.rule,
+        quantile=cfg.quantile,
+        start_states=len(start),
+        horizon=T,
+        snapshots=scores,
+        chosen=scores[best].name,
+        deployed_estimate=deployed_estimate,
+        beats_deployed=ok,
+    )
+    if not ok:
+        sel.notes.append(
+            f"no snapshot beats the deployed policy offline: best {scores[best].name} "
+            f"{scores[best].estimate:.1f} against {deployed_estimate:.1f}"
+        )
+    return sel, snapshots[best]
+
+
+def load_deployed(path: Path, task: Task) -> MeanActionPolicy:
+    """The deployed policy's frozen artifact as a mean-action policy for :func:`member_returns`."""
+    from bremen_robot.policy.artifact import load_artifact
+
+    frozen = load_artifact(path)
+    if frozen.obs_dim != task.obs_dim or frozen.action_dim != task.action_dim:
+        raise BremenError(
+            f"deployed policy '{path}' has {frozen.obs_dim} observations and {frozen.action_dim} actions, "
+            f"task '{task.name}' has {task.obs_dim} and {task.action_dim}; "
+            "pass the policy that collected this data"
+        )
+    return MeanActionPolicy(frozen.module)
+
+
+def export_snapshots(
+    selection: Selection, snapshots: Sequence[Snapshot], out_dir: Path, **common: Any
+) -> None:
+    """Every snapshot as its own frozen artifact in ``out_dir/<name>/``, so a campaign can propose
+    another one when the twin vetoes the offline choice."""
+    from bremen_robot.policy.artifact import export_policy
+
+    by_name = {s.name: s for s in selection.snapshots}
+    for snap in snapshots:
+        row = by_name[snap.name]
+        export_policy(
+            snap.policy.clone(),
+            out_dir / snap.name,
+            kind="bc" if snap.iteration == 0 else "bremen",
+            metrics={"selection_estimate": row.estimate, "trpo_iterations": snap.iteration},
+            **common,
+        )

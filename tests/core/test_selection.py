@@ -190,3 +190,97 @@ def test_select_with_twin_vetoes_and_falls_back_to_next_best():
     # nothing survives: the twin vetoes all that beat the deployed policy offline
     best, _ = select_with_twin(rows, deployed_estimate=200.0, deployed_twin=2000.0, margin=0.0, tolerance=0.1)
     assert best is None
+
+
+def test_offline_selection_says_when_nothing_beats_the_deployed_policy():
+    from bremen_robot.config.train import SelectionConfig
+    from bremen_robot.selection import Snapshot, offline_selection
+
+    ens = _fake_ensemble(forward=[1.0, 1.0, 1.0], backward=[0.8, 0.8, 10.0])
+    snaps = [Snapshot("bc", 0, ConstantPolicy(0.2)), Snapshot("trpo-0010", 10, ConstantPolicy(-0.5))]
+    cfg = SelectionConfig(enabled=True, start_states=3, horizon=10)
+    obs = np.zeros((5, 1), np.float32)
+    # bc: 0.2 x 10 = 2 for every member; trpo-0010: min(4, 4, 50) = 4 -> chosen
+    sel, chosen = offline_selection(cfg, 99, ens, _line_task(), obs, snaps, None, torch.Generator())
+    assert chosen.name == "trpo-0010" and sel.beats_deployed and sel.deployed_estimate is None
+    assert [(s.name, s.estimate, s.chosen) for s in sel.snapshots] == [
+        ("bc", pytest.approx(2.0), False),
+        ("trpo-0010", pytest.approx(4.0), True),
+    ]
+    # a deployed policy at a = 0.6 scores 6 on every member: nothing beats it
+    sel, chosen = offline_selection(
+        cfg, 99, ens, _line_task(), obs, snaps, ConstantPolicy(0.6), torch.Generator()
+    )
+    assert chosen.name == "trpo-0010" and not sel.beats_deployed
+    assert sel.deployed_estimate == pytest.approx(6.0)
+    assert sel.notes == ["no snapshot beats the deployed policy offline: best trpo-0010 4.0 against 6.0"]
+
+
+def _tiny_train_config(**selection):
+    from bremen_robot.config.train import TrainConfig
+
+    return TrainConfig.model_validate(
+        {
+            "name": "tiny",
+            "task": "point",
+            "threads": 1,
+            "ensemble": {"members": 3, "hidden": [32], "max_epochs": 5, "batch_size": 128},
+            "bc": {"hidden": [16], "steps": 100},
+            "trpo": {"iterations": 5, "steps_per_iteration": 400, "horizon": 40, "init_log_std": -1.0},
+            "selection": selection,
+        }
+    )
+
+
+def test_training_keeps_scores_and_exports_snapshots(tmp_path):
+    import json
+
+    from bremen_robot.data.real_rollout import make_env, rollout, uniform_policy
+    from bremen_robot.policy.artifact import load_artifact
+    from bremen_robot.trainer import train
+
+    env, task = make_env("point")
+    data = rollout(env, task, uniform_policy(task, np.random.default_rng(0)), steps=400, seed=0)
+    cfg = _tiny_train_config(enabled=True, snapshot_every=2, start_states=8, horizon=20)
+    result = train(cfg, data, tmp_path / "art")
+    sel = result.report["selection"]
+    names = [row["name"] for row in sel["snapshots"]]
+    assert names == ["bc", "trpo-0002", "trpo-0004", "trpo-0005"]  # every 2nd update and the last
+    assert [row["iteration"] for row in sel["snapshots"]] == [0, 2, 4, 5]
+    assert [len(row["per_member"]) for row in sel["snapshots"]] == [3, 3, 3, 3]
+    for row in sel["snapshots"]:
+        assert row["estimate"] == pytest.approx(min(row["per_member"]))  # rule: min
+    chosen = [row for row in sel["snapshots"] if row["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["name"] == sel["chosen"]
+    assert chosen[0]["estimate"] == max(row["estimate"] for row in sel["snapshots"])
+    # the exported candidate is the chosen snapshot, and every snapshot is an artifact of its own
+    obs = data.obs[:16]
+    cand = load_artifact(tmp_path / "art").act(obs)
+    np.testing.assert_array_equal(
+        cand, load_artifact(tmp_path / "art" / "snapshots" / sel["chosen"]).act(obs)
+    )
+    for name in names:
+        assert (tmp_path / "art" / "snapshots" / name / "manifest.json").is_file()
+    on_disk = json.loads((tmp_path / "art" / "report.json").read_text())
+    assert on_disk["selection"]["chosen"] == sel["chosen"]
+    assert result.manifest.metrics["selected_snapshot"] == sel["chosen"]
+
+
+def test_selection_off_keeps_training_as_it_was(tmp_path):
+    from bremen_robot.data.real_rollout import make_env, rollout, uniform_policy
+    from bremen_robot.trainer import train
+
+    env, task = make_env("point")
+    data = rollout(env, task, uniform_policy(task, np.random.default_rng(0)), steps=400, seed=0)
+    result = train(_tiny_train_config(), data, tmp_path / "art")
+    assert "selection" not in result.report
+    assert not (tmp_path / "art" / "snapshots").exists()
+
+
+def test_snapshot_interval_longer_than_trpo_is_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(
+        ValidationError, match=r"snapshot_every \(9\) exceeds trpo.iterations \(5\); set it to at most 5"
+    ):
+        _tiny_train_config(enabled=True, snapshot_every=9)
