@@ -88,7 +88,12 @@ def twin_survivors(twin: Mapping[str, float], deployed: float, tolerance: float)
 
 def twin_engine(data_engine: str, requested: str | None = None) -> str:
     """The twin's engine: the other one than ``data_engine``. A twin on the engine that
-    collected the data would grade the candidate on the data's own physics, so it is refused."""
+    collected the data would grade the candidate on the data's own physics, so it is refused.
+    Data from real hardware (``none``) may use either engine (default: the first)."""
+    if data_engine == "none":
+        if requested is not None and requested not in ENGINES:
+            raise BremenError(f"unknown twin engine '{requested}'; use one of {', '.join(ENGINES)}")
+        return requested or ENGINES[0]
     if data_engine not in ENGINES:
         raise BremenError(
             f"the data was collected on '{data_engine}', which has no simulator twin; "

@@ -173,7 +173,8 @@ def test_twin_engine_is_never_the_data_engine():
     with pytest.raises(BremenError, match="'mujoco' is the engine that collected the data"):
         twin_engine("mujoco", "mujoco")
     with pytest.raises(BremenError, match="no simulator twin"):
-        twin_engine("none")
+        twin_engine("isaac")
+    assert twin_engine("none") == "mujoco"  # real hardware: either engine is a twin
 
 
 def test_select_with_twin_vetoes_and_falls_back_to_next_best():
