@@ -167,3 +167,22 @@ def test_twin_without_snapshots_is_refused(tmp_path):
     camp.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="selection.twin: the train preset 'tiny' has no snapshots"):
         load_campaign_config(camp)
+
+
+def test_twin_veto_of_everything_keeps_the_random_policy_collecting(tmp_path, monkeypatch):
+    import bremen_robot.campaign.selection as camp_sel
+
+    monkeypatch.setattr(
+        camp_sel, "_act", lambda artifact, task, seed: "random" if artifact is None else "snap"
+    )
+    monkeypatch.setattr(camp_sel, "twin_score", lambda act, *a: (10.0 if act == "random" else -50.0, 5))
+    collector = DirectCollector()
+    camp = selecting_campaign(tmp_path, deployments=2, twin=True, data_engine="mujoco")
+    summary, messages = run(tmp_path, camp, collector)
+    assert [row["policy_id"] for row in summary["deployments"]] == ["random", "random"]
+    assert summary["deployment_count"] == 1  # the random policy collected twice: one deployment
+    assert summary["final_candidate"]["policy_id"] == "random"
+    assert (
+        "deployment 1: no snapshot beats the deployed policy on this evidence (offline lower bound and "
+        "pybullet twin); collecting again with the deployed policy (not a new deployment); 20 twin steps"
+    ) in messages
