@@ -7,6 +7,8 @@ Outputs in ``out_dir``::
     bc/                        the behavior-cloned policy as an artifact (baseline, OOD fallback)
     ensemble.pt                dynamics ensemble weights, for re-fitting at the next deployment
     report.json, report.png    training curves and figures for operator review
+    snapshots/<name>/          with ``selection.enabled``: BC and TRPO snapshots as artifacts;
+                               policy.pt is then the one the offline selection chose
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ from bremen_robot.rl.behavior import ANCHOR_ROWS, BehaviorAnchor, evenly_spaced
 from bremen_robot.rl.gae import gae
 from bremen_robot.rl.trpo import trpo_step
 from bremen_robot.rl.value import LinearBaseline, MLPBaseline, ValueBaseline
+from bremen_robot.selection import (
+    SNAPSHOTS_DIR,
+    Selection,
+    SnapshotKeeper,
+    export_snapshots,
+    load_deployed,
+    offline_selection,
+)
 from bremen_robot.tasks import Task, get_task
 
 ENSEMBLE_FILE = "ensemble.pt"
@@ -291,8 +301,13 @@ def train(
     robot: str | None = None,
     init_ensemble: Path | None = None,
     reporter: Reporter | None = None,
+    deployed: Path | None = None,
 ) -> TrainResult:
-    """Train one deployment's candidate policy from ``data`` and export it to ``out_dir``."""
+    """Train one deployment's candidate policy from ``data`` and export it to ``out_dir``.
+
+    ``deployed`` is the artifact of the policy that collected the latest data; with
+    ``selection.enabled`` the snapshots are scored against it (docs/algorithm.md, "Selection").
+    """
     reporter = reporter or Reporter(enabled=False)
     out_dir = Path(out_dir)
     if (out_dir / MANIFEST_FILE).exists():
@@ -328,8 +343,26 @@ def train(
     policy = trpo_start_policy(bc, cfg)
     bc.requires_grad_(False)
     anchor = BehaviorAnchor.from_data(bc, bc_data.obs, bc_data.actions)
-    trpo_stats = run_trpo(policy, env, cfg, gen, bc, reporter, anchor=anchor)
+    keeper = (
+        SnapshotKeeper(bc, cfg.selection.snapshot_every, cfg.trpo.iterations)
+        if cfg.selection.enabled
+        else None
+    )
+    trpo_stats = run_trpo(policy, env, cfg, gen, bc, reporter, anchor=anchor, on_iteration=keeper)
     timing["trpo_s"] = time.perf_counter() - t2
+
+    # 3b. choose among BC and the TRPO snapshots by a pessimistic offline estimate
+    selection: Selection | None = None
+    if keeper is not None:
+        t3 = time.perf_counter()
+        with reporter.stage("candidate selection", 1) as stage:
+            ref = load_deployed(deployed, task) if deployed is not None else None
+            selection, chosen = offline_selection(
+                cfg.selection, cfg.trpo.horizon, ensemble, task, bc_data.obs, keeper.snapshots, ref, gen
+            )
+            policy = chosen.policy
+            stage.advance(1, f"chose {chosen.name}")
+        timing["selection_s"] = time.perf_counter() - t3
 
     # 4. figures for review, then export
     obs_t = torch.as_tensor(data.obs, device=device)
@@ -361,6 +394,7 @@ def train(
         },
         "uncertainty_penalty_weight": env.uncertainty_penalty,
         "imagined_return_final": float(final.episode_returns().mean()),
+        **({"selection": selection.to_dict()} if selection is not None else {}),
         "timing": {**timing, "total_s": time.perf_counter() - t0, "device": str(device)},
     }
     metrics = {
@@ -368,6 +402,8 @@ def train(
         "kl_to_bc": report["kl_to_bc"],
         "ensemble_holdout_mse": float(np.mean(hist.best_holdout_mse)),
     }
+    if selection is not None:
+        metrics |= {"selected_snapshot": selection.chosen, "beats_deployed_offline": selection.beats_deployed}
     common: dict[str, Any] = dict(
         robot=robot or task.name,
         task=task.name,
@@ -377,6 +413,8 @@ def train(
         data_digests=[data.digest()],
     )
     export_policy(bc, out_dir / "bc", kind="bc", config=cfg.bc.model_dump(mode="json"), **common)  #
+    if selection is not None and keeper is not None:
+        export_snapshots(selection, keeper.snapshots, out_dir / SNAPSHOTS_DIR, **common)
     save_ensemble(ensemble, out_dir / ENSEMBLE_FILE)
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
     from bremen_robot.report_plots import plot_training_report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -30,6 +31,42 @@ class EvaluationConfig(_Strict):
     sim2real: bool = Field(False, description="also run the sim2real check (other engine, randomization)")
 
 
+class SelectionPolicy(_Strict):
+    """What the campaign does with the trainer's candidate selection (the train preset's
+    ``selection``; docs/algorithm.md, "Selection"). Without it, the trainer's candidate is proposed."""
+
+    when_none_beats: Literal["keep_deployed", "propose_best_with_warning"] = Field(
+        "keep_deployed",
+        description="when no snapshot beats the deployed policy on the evidence: keep collecting with "
+        "the deployed policy (no new deployment is counted), or propose the best snapshot with a "
+        "warning for the operator",
+    )
+    twin: bool = Field(
+        False,
+        description="also run the snapshots that beat the deployed policy offline, and the deployed "
+        "policy, in the simulator twin (the engine that did NOT collect the data, randomized)",
+    )
+    data_engine: Literal["mujoco", "pybullet", "none"] | None = Field(
+        None,
+        description="engine that collected the data (none: real hardware); default: the collect "
+        "config's `sim`",
+    )
+    twin_engine: Literal["mujoco", "pybullet"] | None = Field(
+        None, description="the twin's engine; default: the other one than data_engine (never the same)"
+    )
+    twin_episodes: int = Field(3, ge=1, description="twin episodes per policy (mean action)")
+    twin_randomization: Path | None = Field(
+        None, description="domain randomization YAML (configs/sim/); default: randomization-default"
+    )
+    twin_tolerance: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="a snapshot is vetoed when its twin return is more than this fraction of "
+        "max(|deployed twin return|, 1) below the deployed policy's",
+    )
+
+
 class CampaignConfig(_Strict):
     """A campaign of a few deployments on one robot."""
 
@@ -47,6 +84,9 @@ class CampaignConfig(_Strict):
     seed: int = Field(0, description="campaign seed")
     approval_poll_seconds: float = Field(2.0, gt=0, description="how often to check for an approval")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="candidate evaluation")
+    selection: SelectionPolicy = Field(
+        default_factory=SelectionPolicy, description="what to propose from the trainer's snapshot selection"
+    )
 
     @model_validator(mode="after")
     def _paths_exist(self) -> CampaignConfig:
@@ -90,13 +130,45 @@ def load_campaign_config(name_or_path: str | Path) -> CampaignConfig:
             data[field] = str((base / data[field]).resolve())
     if isinstance(data.get("train"), str) and data["train"].endswith((".yaml", ".yml")):
         data["train"] = str((base / data["train"]).resolve())
+    sel = data.get("selection")
+    if isinstance(sel, dict) and isinstance(sel.get("twin_randomization"), str):
+        sel["twin_randomization"] = str((base / sel["twin_randomization"]).resolve())
     cfg = validate_model(CampaignConfig, data, str(path))
     robot = load_robot_config(cfg.robot)
     train = load_train_config(cfg.train)
     task = get_task(train.task or robot.task)
     if task.name != get_task(robot.task).name:
         raise ConfigError(f"{path}: train preset task '{task.name}' differs from robot task '{robot.task}'")
+    if cfg.selection.twin:
+        from bremen_robot.errors import BremenError
+        from bremen_robot.selection import twin_engine
+
+        if not train.selection.enabled:
+            raise ConfigError(
+                f"{path}: selection.twin: the train preset '{train.name}' has no snapshots to check; "
+                "set selection.enabled: true in the preset or turn the twin off"
+            )
+        try:
+            twin_engine(data_engine(cfg), cfg.selection.twin_engine)
+        except BremenError as exc:
+            raise ConfigError(f"{path}: selection.twin_engine: {exc}") from None
     return cfg
+
+
+def data_engine(cfg: CampaignConfig) -> str:
+    """The engine that collects this campaign's data: ``selection.data_engine``, else the collect
+    config's ``sim`` (``none`` is real hardware)."""
+    if cfg.selection.data_engine is not None:
+        return cfg.selection.data_engine
+    from bremen_robot.config.loading import read_yaml
+
+    engine = read_yaml(cfg.collect).get("sim")
+    if not isinstance(engine, str):
+        raise ConfigError(
+            f"{cfg.collect}: no `sim` entry says which engine collects the data; "
+            "set selection.data_engine in the campaign"
+        )
+    return engine
 
 
 __all__ = ["CampaignConfig", "EvaluationConfig", "load_campaign_config", "load_yaml_model"]

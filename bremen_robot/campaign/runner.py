@@ -237,7 +237,7 @@ class Campaign:
             data.save(path)
         return Dataset.load(path)
 
-    def _train(self, k: int, data: Dataset) -> Path:
+    def _train(self, k: int, data: Dataset, deployed: Path | None = None) -> Path:
         out = self.ws.train_dir(k)
         if (out / MANIFEST_FILE).is_file():
             return out
@@ -254,8 +254,16 @@ class Campaign:
             robot=self.robot.name,
             init_ensemble=prev if prev is not None and prev.is_file() else None,
             reporter=self.reporter,
+            deployed=deployed,
         )
         return out
+
+    def _propose(self, k: int, train_dir: Path, deployed: Path | None) -> Any:
+        """What to propose from this training (issue 16; :mod:`bremen_robot.campaign.selection`)."""
+        from bremen_robot.campaign.selection import propose
+
+        sim_robot = self.robot.sim_model or self.robot.name
+        return propose(self.cfg, k, train_dir, deployed, sim_robot, self.robot.task, self.log)
 
     def _evaluate(self, path: Path, artifact: Path | None, seed: int) -> dict[str, Any]:
         sha = "random" if artifact is None else load_manifest(artifact).policy_sha256
@@ -300,6 +308,7 @@ class Campaign:
         final: dict[str, Any] = {}
         with Registry.open(self.ws.root) as reg:
             candidate: str | None = None
+            proposed: Path | None = None  # the artifact of ``candidate`` (None: the random policy)
             for k in range(1, self.cfg.deployments + 1):
                 if k == 1:
                     reg.record_random_deployment(
@@ -315,20 +324,24 @@ class Campaign:
                     number = reg.mark_deployed(candidate)
                     self.log(f"deployment {k}: policy {candidate} deployed (deployment count {number})")
                     policy_id = candidate
-                    evaluation = self._evaluate(
-                        self.ws.eval_file(k - 1), self.ws.train_dir(k - 1), self.cfg.seed + 7
-                    )
+                    evaluation = self._evaluate(self.ws.eval_file(k - 1), proposed, self.cfg.seed + 7)
                 collected = self._collect(k, policy_id, robot_yaml)
                 datasets.append(self._dataset(k))
                 data = merge(datasets) if len(datasets) > 1 else datasets[0]
-                train_dir = self._train(k, data)
+                deployed = None if policy_id == "random" else reg.get(policy_id).artifact_dir
+                train_dir = self._train(k, data, deployed)
                 lineage = {
                     "data_digests": [d.digest() for d in datasets],
                     "parent": policy_id,
                     "deployment": k,
                 }
-                candidate = reg.register(train_dir, lineage=lineage).id
-                cand_eval = self._evaluate(self.ws.eval_file(k), train_dir, self.cfg.seed + 7)
+                proposal = self._propose(k, train_dir, deployed)
+                if proposal.keep:  # no snapshot beats the deployed policy: it collects again
+                    candidate, proposed = policy_id, deployed
+                else:
+                    proposed = proposal.artifact
+                    candidate = reg.register(proposed, report=proposal.report, lineage=lineage).id
+                cand_eval = self._evaluate(self.ws.eval_file(k), proposed, self.cfg.seed + 7)
                 rows.append(
                     {
                         "deployment": k,

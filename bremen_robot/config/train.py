@@ -137,6 +137,37 @@ class ImaginationConfig(_Strict):
     )
 
 
+class SelectionConfig(_Strict):
+    """Candidate selection among BC and TRPO snapshots (issue 16; docs/algorithm.md, "Selection")."""
+
+    enabled: bool = Field(
+        False,
+        description="keep BC and every snapshot_every-th TRPO policy, score each offline, and export the "
+        "best as the candidate; off = the final TRPO policy is the candidate (BREMEN)",
+    )
+    snapshot_every: int = Field(
+        10, ge=1, description="TRPO iterations between snapshots; the last iteration is always one"
+    )
+    rule: Literal["min", "quantile"] = Field(
+        "min",
+        description="lower bound across ensemble members of each member's mean imagined return: the "
+        "minimum, or the `quantile` quantile",
+    )
+    quantile: float = Field(0.2, gt=0, lt=1, description="the quantile used by rule: quantile")
+    start_states: int = Field(
+        64, ge=1, description="real start states (rows of the behavior data) every member rolls from"
+    )
+    horizon: int | None = Field(
+        None, ge=1, description="imagined steps per scoring rollout; None = trpo.horizon"
+    )
+    margin: float = Field(
+        0.0,
+        ge=0,
+        description="a snapshot beats the deployed policy when its score exceeds the deployed policy's "
+        "by this fraction of the latter's magnitude",
+    )
+
+
 class TrainConfig(_Strict):
     """Everything one deployment's offline training needs."""
 
@@ -151,6 +182,19 @@ class TrainConfig(_Strict):
     bc: BCConfig = Field(default_factory=BCConfig, description="behavior cloning")
     trpo: TRPOConfig = Field(default_factory=TRPOConfig, description="policy optimization")
     imagination: ImaginationConfig = Field(default_factory=ImaginationConfig, description="imagined rollouts")
+    selection: SelectionConfig = Field(
+        default_factory=SelectionConfig, description="candidate selection among training snapshots"
+    )
+
+    @model_validator(mode="after")
+    def _snapshots_fit_trpo(self) -> TrainConfig:
+        sel, iters = self.selection, self.trpo.iterations
+        if sel.enabled and iters and sel.snapshot_every > iters:
+            raise ValueError(
+                f"selection.snapshot_every ({sel.snapshot_every}) exceeds trpo.iterations ({iters}); "
+                f"set it to at most {iters} so TRPO yields snapshots between BC and its end"
+            )
+        return self
 
 
 def preset_names() -> list[str]:

@@ -3,6 +3,10 @@
 :class:`ModelEnv` steps a batch of states through one randomly drawn ensemble member per step
 and scores it with the task's known reward and termination. All randomness comes from the
 explicit ``torch.Generator`` passed in. Shapes: B rollouts, D observation, A action, T steps.
+
+``fixed_member`` pins every step to one member instead: candidate selection
+(:mod:`bremen_robot.selection`) rolls each member on its own to see which snapshot only some
+members believe in.
 """
 
 from __future__ import annotations
@@ -30,9 +34,13 @@ class ModelEnv:
         start_states: np.ndarray | None = None,
         use_reset_distribution: bool = True,
         uncertainty_penalty: float = 0.0,
+        fixed_member: int | None = None,
     ) -> None:
         self.ensemble, self.task, self.generator = ensemble, task, generator
         self.uncertainty_penalty = uncertainty_penalty
+        if fixed_member is not None and not 0 <= fixed_member < ensemble.members:
+            raise ValueError(f"fixed_member {fixed_member} is not one of the {ensemble.members} members")
+        self.fixed_member = fixed_member
         self.device = next(ensemble.parameters()).device
         self.low = torch.tensor(task.action_low, dtype=torch.float32, device=self.device)
         self.high = torch.tensor(task.action_high, dtype=torch.float32, device=self.device)
@@ -55,7 +63,10 @@ class ModelEnv:
         return self.start_pool[idx.to(self.device)]
 
     def draw_members(self, n: int) -> list[int]:
-        """Which ensemble member each of the next ``n`` steps uses: one draw, one device sync."""
+        """Which ensemble member each of the next ``n`` steps uses: one draw, one device sync
+        (none with ``fixed_member``, so a pinned rollout leaves the generator untouched)."""
+        if self.fixed_member is not None:
+            return [self.fixed_member] * n
         gen = self.generator
         return torch.randint(self.ensemble.members, (n,), generator=gen, device=gen.device).tolist()
 
@@ -115,11 +126,20 @@ class ImaginedBatch:
 
 @torch.no_grad()
 def imagine(
-    env: ModelEnv, policy: GaussianPolicy, n_rollouts: int, horizon: int, generator: torch.Generator
+    env: ModelEnv,
+    policy: GaussianPolicy,
+    n_rollouts: int,
+    horizon: int,
+    generator: torch.Generator,
+    *,
+    start: torch.Tensor | None = None,
+    deterministic: bool = False,
 ) -> ImaginedBatch:
     """Run ``n_rollouts`` imagined rollouts for ``horizon`` steps with a stochastic policy.
 
     A rollout that terminates early restarts from a fresh start state, so the batch stays full.
+    ``start`` ``(B, D)`` gives the first states instead of ``env.reset``; ``deterministic``
+    acts with the policy's mean, as a deployed artifact does (no noise is drawn then).
     """
     B, T, dev = n_rollouts, horizon, env.device
     D, A = env.ensemble.obs_dim, env.ensemble.action_dim
@@ -131,13 +151,18 @@ def imagine(
     rew_buf = torch.empty(T, B, device=dev)
     term_buf = torch.empty(T, B, dtype=torch.bool, device=dev)
     step_buf = torch.empty(T, B, dtype=torch.long, device=dev)
-    obs = env.reset(B)
+    if start is not None and tuple(start.shape) != (B, D):
+        raise ValueError(f"start states have shape {tuple(start.shape)}, expected ({B}, {D})")
+    obs = env.reset(B) if start is None else start.to(dev)
     tstep = torch.zeros(B, dtype=torch.long, device=dev)
     members = env.draw_members(T)
     for t in range(T):
         mean, log_std = policy(obs)
-        eps = torch.randn(mean.shape, generator=generator, device=generator.device).to(dev)
-        action = mean + eps * log_std.exp()
+        if deterministic:
+            action = mean
+        else:
+            eps = torch.randn(mean.shape, generator=generator, device=generator.device).to(dev)
+            action = mean + eps * log_std.exp()
         nxt, reward, term = env.step(obs, action, members[t])
         obs_buf[t], act_buf[t], next_buf[t] = obs, action, nxt
         mean_buf[t], lstd_buf[t], rew_buf[t], term_buf[t], step_buf[t] = mean, log_std, reward, term, tstep

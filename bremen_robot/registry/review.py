@@ -282,6 +282,55 @@ def _interventions(r: Mapping[str, Any]) -> str:
     return f"safety interventions in evaluation: {_fmt(si)}"
 
 
+def _ret(v: Any) -> str:
+    return f"{v:.1f}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+
+
+def selection_lines(r: Mapping[str, Any]) -> list[str]:
+    """The candidate-selection table (issue 16): the campaign's record when there is one (it adds
+    the twin), else the trainer's; nothing when the training did not select."""
+    camp, train = r.get("campaign_selection"), r.get("selection")
+    if not isinstance(camp, Mapping) and not isinstance(train, Mapping):
+        return []
+    if isinstance(camp, Mapping):
+        rows = [dict(x) for x in camp.get("table") or [] if isinstance(x, Mapping)]
+        ref = camp.get("deployed_estimate")
+        twin = camp.get("twin") if isinstance(camp.get("twin"), Mapping) else None
+    else:
+        assert isinstance(train, Mapping)
+        rows = [
+            {
+                "snapshot": x.get("name"),
+                "offline_estimate": x.get("estimate"),
+                "twin": None,
+                "chosen": x.get("chosen"),
+            }
+            for x in train.get("snapshots") or []
+            if isinstance(x, Mapping)
+        ]
+        ref, twin = train.get("deployed_estimate"), None
+    head = "candidate selection (offline estimate: lower bound across ensemble members of imagined return)"
+    out = [head, f"  {'snapshot':<12} {'offline estimate':>16} {'twin score':>11}  chosen"]
+    for x in rows:
+        tw = "-" if x.get("twin") is None else _ret(x.get("twin"))
+        out.append(
+            f"  {x.get('snapshot')!s:<12} {_ret(x.get('offline_estimate')):>16} {tw:>11}  "
+            + ("yes" if x.get("chosen") else "")
+        )
+    if ref is not None or twin is not None:
+        deployed_twin = "-" if twin is None else _ret(twin.get("deployed"))
+        out.append(f"  {'deployed':<12} {'-' if ref is None else _ret(ref):>16} {deployed_twin:>11}")
+    if twin is not None:
+        steps = camp.get("twin_steps") if isinstance(camp, Mapping) else None
+        out.append(f"  twin: {twin.get('engine')}, {steps} simulated steps (not deployments)")
+    if isinstance(camp, Mapping):
+        if camp.get("warning"):
+            out.append(f"  WARNING: {camp['warning']}")
+        elif camp.get("line"):
+            out.append(f"  {camp['line']}")
+    return out
+
+
 def render_text(record: PolicyRecord) -> str:
     """The review as text: header and lineage, then each report section ("not run" when absent)."""
     r = record.report or {}
@@ -296,6 +345,7 @@ def render_text(record: PolicyRecord) -> str:
         }
         lines.append(f"{title}: " + (_pairs(sc) if sc else "not run"))
     lines.append(_interventions(r))
+    lines += selection_lines(r)
     for name in ("data", "timing"):
         sc = scalars_of(r.get(name))
         if sc:

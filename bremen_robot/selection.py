@@ -1,0 +1,338 @@
+"""Candidate selection inside one deployment's training (issue 16; docs/algorithm.md).
+
+A deployment's training yields several policies: BC and TRPO snapshots along the way. Each is
+scored offline by a *pessimistic* imagined return: every ensemble member rolls the snapshot's
+mean action on its own (``ModelEnv.fixed_member``) from the same real start states, each member's
+mean return is one opinion, and the score is a lower bound across members (the minimum, or a low
+quantile). A snapshot whose return only one member believes in scores that member's rivals'
+figure, so TRPO's model exploitation (the return one model over-promises) does not win.
+
+The twin check (a simulator engine other than the one that collected the data, randomized)
+is a veto on top: :func:`twin_survivors`. Its runs happen in the campaign, which knows the robot.
+
+Shapes: S snapshots, E ensemble members, B start states, T imagined steps, D observation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from bremen_robot.config.train import SelectionConfig
+from bremen_robot.errors import BremenError
+from bremen_robot.imagination.model_env import ModelEnv, imagine
+from bremen_robot.models.ensemble import DynamicsEnsemble
+from bremen_robot.policy.gaussian import GaussianPolicy
+from bremen_robot.tasks import Task
+
+Rule = Literal["min", "quantile"]
+SNAPSHOTS_DIR = "snapshots"  # inside a training output folder
+ENGINES = ("mujoco", "pybullet")
+
+
+def first_segment_returns(rewards: torch.Tensor, dones: torch.Tensor) -> torch.Tensor:
+    """Return of each rollout up to and including its first ``done``: ``(T, B), (T, B) -> (B,)``.
+
+    An imagined batch restarts a terminated rollout from a fresh state; only the part that began
+    at the given start state counts here, so a snapshot that falls early scores its short return.
+    """
+    d = dones.to(rewards.dtype)
+    before = torch.cumsum(d, dim=0) - d  # (T, B): dones strictly before step t
+    return (rewards * (before == 0).to(rewards.dtype)).sum(dim=0)
+
+
+def lower_bound(per_member: np.ndarray, rule: Rule = "min", quantile: float = 0.2) -> np.ndarray:
+    """Pessimistic score of each snapshot from its members' mean returns: ``(S, E) -> (S,)``."""
+    per_member = np.asarray(per_member, dtype=np.float64)
+    if per_member.ndim != 2 or per_member.shape[1] == 0:
+        raise ValueError(f"per-member returns must be (snapshots, members), got shape {per_member.shape}")
+    if rule == "min":
+        return per_member.min(axis=1)
+    if rule == "quantile":
+        return np.quantile(per_member, quantile, axis=1)
+    raise ValueError(f"unknown selection rule '{rule}'; use min or quantile")
+
+
+def choose(estimates: Sequence[float]) -> int:
+    """Index of the best estimate; ties go to the earliest snapshot (nearest the behavior policy)."""
+    if not len(estimates):
+        raise ValueError("no snapshots to choose from")
+    return int(np.argmax(np.asarray(estimates, dtype=np.float64)))  # argmax keeps the first of ties
+
+
+def beats(estimate: float, reference: float | None, margin: float = 0.0) -> bool:
+    """Whether ``estimate`` beats the deployed policy's ``reference`` by ``margin`` × |reference|.
+
+    With no reference (deployment 1's random policy is not scored) anything beats it.
+    """
+    if reference is None:
+        return True
+    return estimate > reference + margin * abs(reference)
+
+
+def clearly_below(score: float, reference: float, tolerance: float) -> bool:
+    """Twin veto: ``score`` is more than ``tolerance`` × max(|reference|, 1) under ``reference``
+    (the floor of 1 keeps a near-zero reference from vetoing every snapshot by noise)."""
+    return score < reference - tolerance * max(abs(reference), 1.0)
+
+
+def twin_survivors(twin: Mapping[str, float], deployed: float, tolerance: float) -> list[str]:
+    """Names of the snapshots whose twin score is not clearly below the deployed policy's."""
+    return [name for name, score in twin.items() if not clearly_below(score, deployed, tolerance)]
+
+
+def twin_engine(data_engine: str, requested: str | None = None) -> str:
+    """The twin's engine: the other one than ``data_engine``. A twin on the engine that
+    collected the data would grade the candidate on the data's own physics, so it is refused.
+    Data from real hardware (``none``) may use either engine (default: the first)."""
+    if data_engine == "none":
+        if requested is not None and requested not in ENGINES:
+            raise BremenError(f"unknown twin engine '{requested}'; use one of {', '.join(ENGINES)}")
+        return requested or ENGINES[0]
+    if data_engine not in ENGINES:
+        raise BremenError(
+            f"the data was collected on '{data_engine}', which has no simulator twin; "
+            f"a twin check needs data from one of {', '.join(ENGINES)} (or turn the twin check off)"
+        )
+    other = next(e for e in ENGINES if e != data_engine)
+    if requested == data_engine:
+        raise BremenError(
+            f"twin engine '{requested}' is the engine that collected the data; "
+            f"the twin must be the other engine: set it to '{other}' or leave it unset"
+        )
+    if requested is not None and requested != other:
+        raise BremenError(f"unknown twin engine '{requested}'; use '{other}' or leave it unset")
+    return other
+
+
+class MeanActionPolicy(torch.nn.Module):
+    """A mean-only module (a frozen artifact's ``policy.pt``) shaped like a GaussianPolicy for
+    :func:`imagine` with ``deterministic=True``: ``(B, D) -> mean (B, A), log_std (B, A)``."""
+
+    def __init__(self, module: Any) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = self.module(obs.cpu()).to(obs.device)
+        return mean, torch.zeros_like(mean)
+
+
+@torch.no_grad()
+def member_returns(
+    env: ModelEnv, policy: torch.nn.Module, start: torch.Tensor, horizon: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Each member's imagined return of ``policy``'s mean action from each start state: ``(E, B)``.
+
+    ``env`` is put in fixed-member mode for one member at a time and restored afterwards; the
+    rollouts are deterministic, so every snapshot and member sees the same start states.
+    """
+    saved = env.fixed_member
+    out = []
+    try:
+        for member in range(env.ensemble.members):
+            env.fixed_member = member
+            batch = imagine(env, policy, len(start), horizon, generator, start=start, deterministic=True)  # type: ignore[arg-type]
+            out.append(first_segment_returns(batch.rewards, batch.dones))  # (B,)
+    finally:
+        env.fixed_member = saved
+    return torch.stack(out).cpu()  # E x (B,) -> (E, B)
+
+
+def pick_start_states(obs: np.ndarray, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` real states (rows of ``obs``, ``(N, D)``) drawn without replacement when possible."""
+    if len(obs) == 0:
+        raise BremenError("candidate selection needs dataset states; the behavior data is empty")
+    if n <= len(obs):
+        idx = torch.randperm(len(obs), generator=generator, device=generator.device)[:n]
+    else:
+        idx = torch.randint(len(obs), (n,), generator=generator, device=generator.device)
+    return torch.as_tensor(obs[idx.cpu().numpy()], dtype=torch.float32)  # (n, D)
+
+
+@dataclass
+class SnapshotScore:
+    """One row of the selection table."""
+
+    name: str  # "bc", "trpo-0010", ...
+    iteration: int  # TRPO updates done (0 for BC)
+    per_member: list[float]  # each member's mean imagined return over the start states
+    estimate: float  # the lower bound across members
+    twin: float | None = None  # mean return in the twin, when it ran
+    chosen: bool = False
+
+
+@dataclass
+class Selection:
+    """The offline selection of one training run (``report.json``'s ``selection``)."""
+
+    rule: str
+    quantile: float
+    start_states: int
+    horizon: int
+    snapshots: list[SnapshotScore]
+    chosen: str
+    deployed_estimate: float | None = None
+    beats_deployed: bool = True
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def score_snapshots(
+    names: Sequence[str],
+    iterations: Sequence[int],
+    per_member: np.ndarray,
+    rule: Rule,
+    quantile: float,
+) -> list[SnapshotScore]:
+    """Rows of the selection table from per-member mean returns ``(S, E)``; none chosen yet."""
+    est = lower_bound(per_member, rule, quantile)
+    return [
+        SnapshotScore(n, int(i), [float(x) for x in row], float(e))
+        for n, i, row, e in zip(names, iterations, np.asarray(per_member), est, strict=True)
+    ]
+
+
+def select_offline(
+    scores: list[SnapshotScore], deployed_estimate: float | None, margin: float
+) -> tuple[int, bool]:
+    """Index of the snapshot with the best lower bound, and whether it beats the deployed policy."""
+    best = choose([s.estimate for s in scores])
+    return best, beats(scores[best].estimate, deployed_estimate, margin)
+
+
+def select_with_twin(
+    scores: list[SnapshotScore],
+    deployed_estimate: float | None,
+    deployed_twin: float,
+    margin: float,
+    tolerance: float,
+) -> tuple[int | None, list[str]]:
+    """After the twin ran (``scores[i].twin`` set for the snapshots it ran): the best lower bound
+    among snapshots the twin does not veto that also beat the deployed policy offline, or None;
+    and one line per vetoed snapshot for the report."""
+    notes, ok = [], []
+    for i, s in enumerate(scores):
+        if s.twin is None or not beats(s.estimate, deployed_estimate, margin):
+            continue
+        if clearly_below(s.twin, deployed_twin, tolerance):
+            notes.append(
+                f"{s.name}: twin {s.twin:.1f} is clearly below the deployed policy's {deployed_twin:.1f}"
+            )
+        else:
+            ok.append(i)
+    if not ok:
+        return None, notes
+    return max(ok, key=lambda i: (scores[i].estimate, -i)), notes
+
+
+# ------------------------------------------------------------------ training-time wiring
+@dataclass
+class Snapshot:
+    """A policy kept along training: BC (iteration 0) or TRPO after ``iteration`` updates."""
+
+    name: str
+    iteration: int
+    policy: GaussianPolicy
+
+
+class SnapshotKeeper:
+    """``run_trpo``'s ``on_iteration`` hook: keeps a copy every ``every`` updates and at the end."""
+
+    def __init__(self, bc: GaussianPolicy, every: int, iterations: int) -> None:
+        self.every, self.iterations = every, iterations
+        self.snapshots = [Snapshot("bc", 0, bc)]
+
+    def __call__(self, it: int, policy: GaussianPolicy, stats: dict[str, list[float]]) -> None:
+        done = it + 1
+        if done % self.every == 0 or done == self.iterations:
+            self.snapshots.append(Snapshot(f"trpo-{done:04d}", done, policy.clone()))
+
+
+def offline_selection(
+    cfg: SelectionConfig,
+    horizon: int,
+    ensemble: DynamicsEnsemble,
+    task: Task,
+    behavior_obs: np.ndarray,
+    snapshots: Sequence[Snapshot],
+    deployed: torch.nn.Module | None,
+    generator: torch.Generator,
+) -> tuple[Selection, Snapshot]:
+    """Score every snapshot (and the deployed policy, when given) and choose one.
+
+    The scoring env has no uncertainty penalty: the estimate is in the task's return units, so it
+    compares with the deployed policy's and with real returns; pessimism comes from the bound.
+    """
+    env = ModelEnv(ensemble, task, generator, start_states=behavior_obs, use_reset_distribution=False)
+    start = pick_start_states(behavior_obs, cfg.start_states, generator).to(env.device)  # (B, D)
+    T = cfg.horizon or horizon
+    # (E, B) per snapshot -> mean over start states -> (S, E)
+    per_member = np.stack(
+        [member_returns(env, s.policy, start, T, generator).mean(dim=1).numpy() for s in snapshots]
+    )
+    scores = score_snapshots(
+        [s.name for s in snapshots], [s.iteration for s in snapshots], per_member, cfg.rule, cfg.quantile
+    )
+    deployed_estimate = None
+    if deployed is not None:
+        mine = member_returns(env, deployed, start, T, generator).mean(dim=1).numpy()[None]  # (1, E)
+        deployed_estimate = float(lower_bound(mine, cfg.rule, cfg.quantile)[0])
+    best, ok = select_offline(scores, deployed_estimate, cfg.margin)
+    scores[best].chosen = True
+    sel = Selection(
+        rule=cfg.rule,
+        quantile=cfg.quantile,
+        start_states=len(start),
+        horizon=T,
+        snapshots=scores,
+        chosen=scores[best].name,
+        deployed_estimate=deployed_estimate,
+        beats_deployed=ok,
+    )
+    if not ok:
+        sel.notes.append(
+            f"no snapshot beats the deployed policy offline: best {scores[best].name} "
+            f"{scores[best].estimate:.1f} against {deployed_estimate:.1f}"
+        )
+    return sel, snapshots[best]
+
+
+def load_deployed(path: Path, task: Task) -> MeanActionPolicy:
+    """The deployed policy's frozen artifact as a mean-action policy for :func:`member_returns`."""
+    from bremen_robot.policy.artifact import load_artifact
+
+    frozen = load_artifact(path)
+    if frozen.obs_dim != task.obs_dim or frozen.action_dim != task.action_dim:
+        raise BremenError(
+            f"deployed policy '{path}' has {frozen.obs_dim} observations and {frozen.action_dim} actions, "
+            f"task '{task.name}' has {task.obs_dim} and {task.action_dim}; "
+            "pass the policy that collected this data"
+        )
+    return MeanActionPolicy(frozen.module)
+
+
+def export_snapshots(
+    selection: Selection, snapshots: Sequence[Snapshot], out_dir: Path, **common: Any
+) -> None:
+    """Every snapshot as its own frozen artifact in ``out_dir/<name>/``, so a campaign can propose
+    another one when the twin vetoes the offline choice."""
+    from bremen_robot.policy.artifact import export_policy
+
+    by_name = {s.name: s for s in selection.snapshots}
+    for snap in snapshots:
+        row = by_name[snap.name]
+        export_policy(
+            snap.policy.clone(),
+            out_dir / snap.name,
+            kind="bc" if snap.iteration == 0 else "bremen",
+            metrics={"selection_estimate": row.estimate, "trpo_iterations": snap.iteration},
+            **common,
+        )

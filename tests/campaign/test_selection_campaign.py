@@ -1,0 +1,188 @@
+"""Candidate selection in a campaign (issue 16): what is proposed, keep vs warn, the twin veto."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bremen_robot.campaign.config import load_campaign_config
+from bremen_robot.campaign.runner import Campaign
+from bremen_robot.errors import ConfigError
+from tests.campaign.test_campaign_logic import DirectCollector, write_campaign
+
+
+def selecting_campaign(tmp_path: Path, deployments: int = 2, margin: float = 0.0, **policy) -> Path:
+    """The tiny campaign of test_campaign_logic with selection on (snapshots bc, 2, 3)."""
+    camp = write_campaign(tmp_path, deployments=deployments)
+    train = yaml.safe_load((tmp_path / "train.yaml").read_text())
+    train["selection"] = {
+        "enabled": True,
+        "snapshot_every": 2,
+        "start_states": 8,
+        "horizon": 20,
+        "margin": margin,
+    }
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
+    data = yaml.safe_load(camp.read_text())
+    data["selection"] = policy
+    camp.write_text(yaml.safe_dump(data))
+    return camp
+
+
+def run(tmp_path: Path, camp: Path, collector: DirectCollector | None = None) -> tuple[dict, list[str]]:
+    messages: list[str] = []
+    cfg = load_campaign_config(camp)
+    summary = Campaign(
+        cfg,
+        tmp_path / "ws",
+        auto_approve=True,
+        collect_fn=collector or DirectCollector(),
+        log=messages.append,
+    ).run()
+    return summary, messages
+
+
+def test_the_selected_snapshot_is_proposed_and_reviewed(tmp_path, capsys):
+    from bremen_robot.cli import main
+    from bremen_robot.registry import Registry
+
+    summary, _ = run(tmp_path, selecting_campaign(tmp_path))
+    record = json.loads((tmp_path / "ws" / "d1" / "selection.json").read_text())
+    report = json.loads((tmp_path / "ws" / "d1" / "train" / "report.json").read_text())
+    assert [r["snapshot"] for r in record["table"]] == ["bc", "trpo-0002", "trpo-0003"]
+    assert record["proposed"] == report["selection"]["chosen"]  # no twin: the offline choice
+    assert record["keep_deployed"] is False and record["twin_steps"] == 0
+    with Registry.open(tmp_path / "ws") as reg:
+        rec = reg.get(summary["deployments"][1]["policy_id"])  # deployment 2 collected with it
+        snap = tmp_path / "ws" / "d1" / "train" / "snapshots" / record["proposed"]
+        assert (
+            rec.manifest["policy_sha256"] == json.loads((snap / "manifest.json").read_text())["policy_sha256"]
+        )
+        assert rec.report["campaign_selection"]["proposed"] == record["proposed"]
+        pid = rec.id
+    capsys.readouterr()
+    assert main(["review", pid, "--workspace", str(tmp_path / "ws")]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("candidate selection")) :]
+    chosen_line = next(line for line in table if line.strip().startswith(record["proposed"]))
+    assert chosen_line.rstrip().endswith("yes")
+    est = next(r["offline_estimate"] for r in record["table"] if r["snapshot"] == record["proposed"])
+    assert f"{est:.1f}" in chosen_line
+
+
+def test_keep_deployed_collects_again_without_a_new_deployment(tmp_path):
+    # a margin no snapshot can clear: from deployment 2 on nothing beats the deployed policy
+    collector = DirectCollector()
+    summary, messages = run(
+        tmp_path,
+        selecting_campaign(tmp_path, deployments=3, margin=1e6, when_none_beats="keep_deployed"),
+        collector,
+    )
+    ids = [row["policy_id"] for row in summary["deployments"]]
+    assert ids[0] == "random" and ids[1] == ids[2] != "random"  # deployment 3 reused deployment 2's policy
+    assert summary["deployment_count"] == 2  # three collections, two distinct policies
+    assert collector.calls == [1, 2, 3]
+    d2 = json.loads((tmp_path / "ws" / "d2" / "selection.json").read_text())
+    assert d2["keep_deployed"] is True and d2["proposed"] is None
+    assert not any(r["chosen"] for r in d2["table"])
+    assert (
+        "deployment 2: no snapshot beats the deployed policy on this evidence (offline lower bound); "
+        "collecting again with the deployed policy (not a new deployment)"
+    ) in messages
+    assert summary["final_candidate"]["policy_id"] == ids[2]
+
+
+def test_propose_best_with_warning(tmp_path):
+    from bremen_robot.registry import Registry
+
+    summary, messages = run(
+        tmp_path,
+        selecting_campaign(tmp_path, deployments=2, margin=1e6, when_none_beats="propose_best_with_warning"),
+    )
+    d2 = json.loads((tmp_path / "ws" / "d2" / "selection.json").read_text())
+    assert d2["keep_deployed"] is False and d2["proposed"] == d2["offline_chosen"]
+    assert d2["warning"] == (
+        f"{d2['proposed']} is proposed although it does not beat the deployed policy (offline lower bound); "
+        "review before approving"
+    )
+    assert any("proposing" in m and "with a warning for the operator" in m for m in messages)
+    with Registry.open(tmp_path / "ws") as reg:
+        rec = reg.get(summary["final_candidate"]["policy_id"])
+        assert rec.state == "candidate"
+        assert rec.report["campaign_selection"]["warning"] == d2["warning"]
+
+
+def test_twin_vetoes_snapshots_below_the_deployed_policy_and_counts_its_steps(tmp_path, monkeypatch):
+    import bremen_robot.campaign.selection as camp_sel
+
+    calls: list[tuple[str, str]] = []
+
+    def fake_act(artifact, task, seed):
+        return "random" if artifact is None else Path(artifact).name
+
+    def fake_twin(act, robot, task, engine, episodes, seed, rand):
+        calls.append((act, engine))
+        # every TRPO snapshot falls in the twin; BC holds the deployed (random) policy's score
+        score = {"random": 10.0, "bc": 9.5}.get(act, -50.0)
+        return score, 7 * episodes
+
+    monkeypatch.setattr(camp_sel, "_act", fake_act)
+    monkeypatch.setattr(camp_sel, "twin_score", fake_twin)
+    camp = selecting_campaign(tmp_path, deployments=1, twin=True, data_engine="mujoco", twin_episodes=2)
+    run(tmp_path, camp)
+    rec = json.loads((tmp_path / "ws" / "d1" / "selection.json").read_text())
+    assert {engine for _, engine in calls} == {"pybullet"}  # never the engine that collected the data
+    assert [a for a, _ in calls] == ["random", "bc", "trpo-0002", "trpo-0003"]
+    assert rec["twin_steps"] == 4 * 14
+    assert rec["proposed"] == "bc"
+    assert [(r["snapshot"], r["twin"], r["chosen"]) for r in rec["table"]] == [
+        ("bc", 9.5, True),
+        ("trpo-0002", -50.0, False),
+        ("trpo-0003", -50.0, False),
+    ]
+    assert rec["twin"]["vetoed"] == [
+        "trpo-0002: twin -50.0 is clearly below the deployed policy's 10.0",
+        "trpo-0003: twin -50.0 is clearly below the deployed policy's 10.0",
+    ]
+    # a resumed campaign repeats the decision from selection.json without running the twin again
+    calls.clear()
+    run(tmp_path, camp)
+    assert calls == []
+
+
+def test_twin_on_the_data_engine_is_refused(tmp_path):
+    camp = selecting_campaign(tmp_path, twin=True, data_engine="mujoco", twin_engine="mujoco")
+    with pytest.raises(ConfigError, match="'mujoco' is the engine that collected the data; the twin must be"):
+        load_campaign_config(camp)
+
+
+def test_twin_without_snapshots_is_refused(tmp_path):
+    camp = write_campaign(tmp_path)
+    data = yaml.safe_load(camp.read_text())
+    data["selection"] = {"twin": True, "data_engine": "mujoco"}
+    camp.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="selection.twin: the train preset 'tiny' has no snapshots"):
+        load_campaign_config(camp)
+
+
+def test_twin_veto_of_everything_keeps_the_random_policy_collecting(tmp_path, monkeypatch):
+    import bremen_robot.campaign.selection as camp_sel
+
+    monkeypatch.setattr(
+        camp_sel, "_act", lambda artifact, task, seed: "random" if artifact is None else "snap"
+    )
+    monkeypatch.setattr(camp_sel, "twin_score", lambda act, *a: (10.0 if act == "random" else -50.0, 5))
+    collector = DirectCollector()
+    camp = selecting_campaign(tmp_path, deployments=2, twin=True, data_engine="mujoco")
+    summary, messages = run(tmp_path, camp, collector)
+    assert [row["policy_id"] for row in summary["deployments"]] == ["random", "random"]
+    assert summary["deployment_count"] == 1  # the random policy collected twice: one deployment
+    assert summary["final_candidate"]["policy_id"] == "random"
+    assert (
+        "deployment 1: no snapshot beats the deployed policy on this evidence (offline lower bound and "
+        "pybullet twin); collecting again with the deployed policy (not a new deployment); 20 twin steps"
+    ) in messages
