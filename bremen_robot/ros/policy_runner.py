@@ -188,6 +188,7 @@ class PolicyRunner:
         self._missed_at: list[tuple[int, float, int, bool, float]] = []
         self._ticks = 0
         self.done = False
+        self.halting = False  # close() began: only the safe command goes out from now on
         self.failed: str | None = None
         node.get_logger().info(
             f"policy_runner: robot {robot.name}, task {task.name}, policy {pol['sha256'][:12]}, "
@@ -228,7 +229,7 @@ class PolicyRunner:
             )
 
     def _publish(self, out: StepOutput, start: float, arrival: float) -> None:
-        if out.command is not None:
+        if out.command is not None and not self.halting:
             self.pub_cmd.publish(self._array(out.command, out.tag))
             end = time.monotonic()
             i = self._lat_n & 0xFFFF
@@ -517,8 +518,15 @@ class PolicyRunner:
         self._stop_loop.set()
         if self._loop.is_alive():
             self._loop.join(2.0)
-        with self._lock:  # a tick stuck past the join must not run beside the shutdown
+        # a tick stuck (a hung policy) holds the lock: stop the robot anyway, and a tick that
+        # wakes up later publishes nothing (_publish checks halting)
+        self.halting = True
+        locked = self._lock.acquire(timeout=1.0)
+        try:
             self._close_locked()
+        finally:
+            if locked:
+                self._lock.release()
 
     def _close_locked(self) -> None:
         """Every exit path ends here (signal, done, failure, exception): stop the robot first."""
