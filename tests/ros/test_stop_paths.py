@@ -255,8 +255,11 @@ def test_summary_counts_the_bags_episodes_even_when_ctrl_c_lands_in_an_event(tmp
     require_mujoco()
     cfg = write_collect_config(tmp_path, episode_steps=40, seed=3)
 
-    def ctrl_c(evt):
-        if evt.get("event") == "stop":
+    pressed = []
+
+    def ctrl_c(evt):  # one Ctrl-C, landing in the handler of the first stop event
+        if evt.get("event") == "stop" and not pressed:
+            pressed.append(evt["id"])
             raise KeyboardInterrupt
 
     res = collect(
@@ -269,7 +272,8 @@ def test_summary_counts_the_bags_episodes_even_when_ctrl_c_lands_in_an_event(tmp
         on_event=ctrl_c,
     )
     eps = json.loads(read_custom(tmp_path / "bag")["bremen.episodes"])
-    assert res.interrupted and eps[0]["status"] == "complete" and eps[0]["steps"] == 40
+    assert pressed == [1] and res.interrupted
+    assert eps[0]["status"] == "complete" and eps[0]["steps"] == 40
     assert [(e["id"], e["complete"], e["steps"]) for e in res.episodes][0] == (1, True, 40)
     assert len(res.episodes) == len(eps) and res.steps == sum(int(e.get("steps") or 0) for e in eps)
     assert res.summary().startswith(f"collected {len(eps)} episodes (1 complete")
