@@ -229,6 +229,19 @@ class Campaign:
         write_json_atomic(marker, summary)
         return summary
 
+    def _count_deployment(self, reg: Any, k: int, policy_id: str, collected: dict[str, Any]) -> None:
+        """A deployment counts once its policy collected data (the runner records it at the first
+        logged transition; this call is idempotent and covers collectors without a runner)."""
+        if not int(collected.get("steps", 0)):
+            return
+        if policy_id == "random":
+            number = reg.record_random_deployment(
+                "campaign deployment 1", robot=self.robot.name, task=self.robot.task
+            )
+        else:
+            number = reg.mark_deployed(policy_id)
+        self.log(f"deployment {k}: policy {policy_id} collected data (deployment count {number})")
+
     def _dataset(self, k: int) -> Dataset:
         path = self.ws.data(k)
         if not path.is_file():
@@ -311,9 +324,6 @@ class Campaign:
             proposed: Path | None = None  # the artifact of ``candidate`` (None: the random policy)
             for k in range(1, self.cfg.deployments + 1):
                 if k == 1:
-                    reg.record_random_deployment(
-                        "campaign deployment 1", robot=self.robot.name, task=self.robot.task
-                    )
                     policy_id, evaluation = (
                         "random",
                         self._evaluate(self.ws.deployment_dir(1) / "eval_random.json", None, self.cfg.seed),
@@ -321,11 +331,10 @@ class Campaign:
                 else:
                     assert candidate is not None
                     self._wait_for_approval(reg, candidate, k)
-                    number = reg.mark_deployed(candidate)
-                    self.log(f"deployment {k}: policy {candidate} deployed (deployment count {number})")
                     policy_id = candidate
                     evaluation = self._evaluate(self.ws.eval_file(k - 1), proposed, self.cfg.seed + 7)
                 collected = self._collect(k, policy_id, robot_yaml)
+                self._count_deployment(reg, k, policy_id, collected)
                 datasets.append(self._dataset(k))
                 data = merge(datasets) if len(datasets) > 1 else datasets[0]
                 deployed = None if policy_id == "random" else reg.get(policy_id).artifact_dir

@@ -115,6 +115,7 @@ def run_nodes(builds: Sequence[Callable[[Any], Any]], argv: Sequence[str] | None
                 obj.start()
         while not Stop.flag and not any(getattr(o, "done", False) for o in objs) and rclpy.ok():
             ex.spin_once(timeout_sec=0.05)
+        _drain(ex, objs)
         failed = [f for o in objs if (f := getattr(o, "failed", None))]
         if failed:
             print(f"{process_name}: error: {failed[0]}", file=sys.stderr, flush=True)
@@ -141,8 +142,23 @@ def run_nodes(builds: Sequence[Callable[[Any], Any]], argv: Sequence[str] | None
                 code = code or 1
             with contextlib.suppress(Exception):
                 obj.node.destroy_node()
+        late = [f for o in objs if (f := getattr(o, "failed", None))]
+        if late and not code:  # found while closing (e.g. the runner's deployment record)
+            print(f"{process_name}: error: {late[0]}", file=sys.stderr, flush=True)
+            code = 1
         rclpy.try_shutdown()
     return code
+
+
+def _drain(ex: Any, objs: Sequence[Any]) -> None:
+    """Before closing, let nodes that record (``drained()``/``drain_max_s``) take in what the
+    middleware still holds for them: a lagging logger must not drop the last episode's stop."""
+    waiting = [o for o in objs if hasattr(o, "drained")]
+    if not waiting:
+        return
+    end = time.monotonic() + max(float(getattr(o, "drain_max_s", 2.0)) for o in waiting)
+    while time.monotonic() < end and not all(o.drained() for o in waiting):
+        ex.spin_once(timeout_sec=0.02)
 
 
 def publish_json(pub: Any, msg_cls: Any, payload: dict[str, Any]) -> None:

@@ -2,10 +2,15 @@
 
 Builds the node specs with :func:`graph.collect_specs` (the launch file calls the same), runs
 each node as its own process over real DDS, watches ``bremen/episode`` from an in-process
-rclpy node for progress, and stops the graph when the budget is used up or on Ctrl-C: first
-``policy_runner`` and ``sim_bridge`` (an episode cut short is reported ``incomplete``), then
-the logger, which closes the bag. Children die with this process (``PR_SET_PDEATHSIG``) and
-are killed if they ignore SIGINT, so no process outlives a run.
+rclpy node for progress, and stops the graph when the budget is used up, on Ctrl-C, or when
+a node dies. ``policy_runner`` is signalled first and exits last: it ends the episode (cut short:
+``incomplete``), sends the safe command and keeps sending it for ``stop_grace_s``
+(:mod:`bremen_robot.ros.safe_stop`); once its ``halt`` event shows the safe command went out,
+``sim_bridge`` stops, then the logger, which closes the bag, and then the runner is waited for.
+The summary reports what the bag holds (its episode records), not only the events this
+process happened to receive. Children die with this process (``PR_SET_PDEATHSIG``: SIGTERM,
+which the runner handles like SIGINT) and are killed if they ignore SIGINT, so no process
+outlives a run.
 """
 
 from __future__ import annotations
@@ -58,7 +63,11 @@ class CollectResult:
 
     @property
     def returns(self) -> list[float]:
-        return [float(e["return"]) for e in self.episodes if e.get("complete", True)]
+        return [
+            float(e["return"])
+            for e in self.episodes
+            if e.get("complete", True) and e.get("return") is not None
+        ]
 
     @property
     def interventions(self) -> int:
@@ -142,10 +151,12 @@ class Graph:
             return ""
         return " | ".join(lines[-n:])
 
-    def stop(self, names: list[str], timeout: float) -> None:
+    def stop(self, names: list[str], timeout: float, *, signalled: bool = False) -> None:
+        """SIGINT (unless ``signalled`` already: a second one would cut short a process that is
+        stopping), wait up to ``timeout``, then SIGKILL."""
         procs = list({id(self.procs[n]): (n, self.procs[n]) for n in names if n in self.procs}.values())
         for _, p in procs:
-            if p.poll() is None:
+            if p.poll() is None and not signalled:
                 p.send_signal(signal.SIGINT)
         deadline = time.monotonic() + timeout
         for _, p in procs:
@@ -155,9 +166,21 @@ class Graph:
                 p.kill()
                 p.wait()
 
-    def stop_all(self) -> dict[str, int | None]:
-        self.stop(["policy_runner", "sim_bridge"], 10.0)
+    def stop_all(
+        self, halted: Callable[[float], bool] | None = None, grace_s: float = 0.5
+    ) -> dict[str, int | None]:
+        """Runner first to stop and last to exit (module docstring); ``halted(timeout)`` returns
+        once the runner said it sent the safe command (or it exited)."""
+        runner = self.procs.get("policy_runner")
+        signalled = runner is not None and runner.poll() is None
+        if runner is not None and signalled:
+            runner.send_signal(signal.SIGINT)
+            if halted is not None:
+                halted(grace_s + 5.0)
+        mates = [n for n, p in self.procs.items() if p is runner]
+        self.stop([n for n in ("sim_bridge",) if n not in mates], 10.0)
         self.stop(["trajectory_logger"], 20.0)
+        self.stop(mates, grace_s + 10.0, signalled=signalled)
         self.stop(list(self.procs), 5.0)
         return {n: p.returncode for n, p in self.procs.items()}
 
@@ -221,7 +244,7 @@ def collect(
     ctx = rclpy.Context()
     rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
     node = None
-    finished = {"done": False}
+    finished = {"done": False, "halted": False}
     current: dict[str, Any] = {}
 
     def handle(msg: Any) -> None:
@@ -249,6 +272,8 @@ def collect(
                 finished["done"] = True
         elif kind == "done":
             finished["done"] = True
+        elif kind == "halt":
+            finished["halted"] = True
 
     try:
         from rclpy.executors import SingleThreadedExecutor
@@ -258,6 +283,14 @@ def collect(
         node.create_subscription(String, T.EPISODE, handle, T.qos("episode"))
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
+
+        def halted(timeout: float) -> bool:
+            end = time.monotonic() + timeout
+            runner = graph.procs.get("policy_runner")
+            while not finished["halted"] and time.monotonic() < end and runner and runner.poll() is None:
+                ex.spin_once(timeout_sec=0.02)
+            return bool(finished["halted"])
+
         graph.start()
         started = time.monotonic()
         bar = _progress(show, total, unit)
@@ -294,7 +327,7 @@ def collect(
         finally:
             if bar is not None:
                 bar[0].stop()
-            result.exit_codes = graph.stop_all()
+            result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s)
             # events the runner sent while shutting down (an interrupted episode)
             end = time.monotonic() + 0.3
             while time.monotonic() < end:
@@ -307,7 +340,34 @@ def collect(
     if result.exit_codes.get("trajectory_logger") not in (0, None) or result.logger_crashed:
         result.logger_crashed = True
         recover_bag(bag)
+    if cfg.log_topics:
+        _report_bag(result)
     return result
+
+
+def _report_bag(result: CollectResult) -> None:
+    """The episodes as the bag lists them (item: a Ctrl-C can land while this process handles an
+    event, and events can be missed; the bag is what was collected)."""
+    try:
+        listed = json.loads(read_custom(result.bag).get("bremen.episodes", "[]") or "[]")
+    except (BremenError, ValueError, OSError):
+        listed = []  # no metadata: the logger never listed anything, so the bag holds nothing
+    seen = {e.get("id"): e for e in result.episodes}
+    episodes = []
+    for rec in listed:
+        if not isinstance(rec, dict) or rec.get("status") == "open":
+            continue
+        evt = dict(seen.get(rec.get("id"), {}))
+        evt.update({k: v for k, v in rec.items() if v is not None and k != "status"})
+        evt["complete"] = rec.get("status") == "complete"
+        evt.setdefault("steps", 0)
+        evt.setdefault("interventions", 0)
+        episodes.append(evt)
+        if result.deployment is None and isinstance(rec.get("deployment"), int):
+            result.deployment = rec["deployment"]
+        if not result.policy_sha256 and rec.get("policy_sha256"):
+            result.policy_sha256 = str(rec["policy_sha256"])
+    result.episodes = episodes
 
 
 def _stored_episodes(bag: Path) -> int:

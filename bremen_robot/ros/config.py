@@ -82,6 +82,13 @@ class CollectConfig(BaseModel):
         description="policy_runner's SCHED_FIFO priority (1-98; 0: normal scheduling). Needs rtprio "
         "rights (limits.conf or CAP_SYS_NICE); without them the runner warns and runs unprioritized",
     )
+    stop_grace_s: float = Field(
+        0.5,
+        description="on every exit (Ctrl-C, SIGTERM, a crashed node, an error) policy_runner sends the "
+        "safe command (zero or hold, per the safety limits) and keeps sending it at the control rate "
+        "this long before it exits (0.1-10 s; the driver's own command timeout is the second line "
+        "of defence, docs/ros.md)",
+    )
     executor: Literal["events", "single"] = Field(
         "events", description="rclpy executor: events (fast, rclpy.experimental) or single (classic)"
     )
@@ -95,6 +102,16 @@ class CollectConfig(BaseModel):
             raise ValueError(f"unknown topic '{unknown[0]}'; known topics: {', '.join(MSG_TYPES)}")
         if len(set(v)) != len(v):
             raise ValueError("topics must be listed once each")
+        return v
+
+    @field_validator("stop_grace_s")
+    @classmethod
+    def _grace_in_range(cls, v: float) -> float:
+        if not 0.1 <= v <= 10.0:  # also refuses NaN
+            raise ValueError(
+                f"{v} s is outside 0.1-10 s; set it so the driver surely receives the safe command "
+                "(0.5 s is the default), and keep it short enough that a stop is prompt"
+            )
         return v
 
     @model_validator(mode="after")

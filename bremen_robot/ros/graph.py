@@ -188,6 +188,7 @@ def node_specs(
                 "max_episodes": int(cfg.max_episodes),
                 "max_steps": int(cfg.max_steps),
                 "realtime_priority": int(cfg.runner_realtime_priority),
+                "stop_grace_s": float(cfg.stop_grace_s),
                 # auto_start waits until these many readers are matched (discovery done)
                 "ready_command_subscribers": int(cfg.sim != "none") + int(COMMAND in cfg.log_topics),
                 "ready_state_subscribers": 1 + int(JOINT_STATES in cfg.log_topics),

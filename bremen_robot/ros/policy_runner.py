@@ -35,8 +35,10 @@ import numpy as np
 from bremen_robot.errors import ConfigError
 from bremen_robot.ros import _node
 from bremen_robot.ros import topics as T
+from bremen_robot.ros.deployment import DeploymentCounter, load_policy
 from bremen_robot.ros.graph import RANDOM_POLICY
 from bremen_robot.ros.runner_core import RunnerCore, StepOutput, tick_accounting
+from bremen_robot.ros.safe_stop import hold_safe
 
 DEFAULTS: dict[str, Any] = {
     "use_sim_time": False,
@@ -60,54 +62,8 @@ DEFAULTS: dict[str, Any] = {
     "progress_period_s": 0.5,
     "realtime_priority": 0,
     "latency_log": "",
+    "stop_grace_s": 0.5,
 }
-
-
-def load_policy(params: dict[str, Any], robot: Any, task: Any) -> dict[str, Any]:
-    """Resolve the policy through the registry; returns act fn, sha, deployment, layout, rate."""
-    from bremen_robot.registry import Registry, default_workspace
-
-    ws = Path(params["workspace"]) if params["workspace"] else default_workspace()
-    reg = Registry.open(ws)
-    try:
-        if params["policy"] == RANDOM_POLICY:
-            number = reg.record_random_deployment("bremen collect --random", robot=robot.name, task=task.name)
-            return {
-                "act": None,
-                "sha256": RANDOM_POLICY,
-                "deployment": number,
-                "joint_order": list(robot.joints),
-                "low": list(task.action_low),
-                "high": list(task.action_high),
-                "rate": robot.control_rate_hz,
-            }
-        from bremen_robot.registry import verify_for_deployment
-
-        fp = verify_for_deployment(params["policy"], robot, reg)
-        number = reg.mark_deployed(fp.sha256, note="policy_runner")
-    finally:
-        reg.close()
-    m = fp.manifest
-    if m.task != task.name:
-        raise ConfigError(
-            f"policy was trained for task '{m.task}' but the graph runs '{task.name}'; pick a matching policy"
-        )
-    import torch
-
-    torch.set_num_threads(1)
-    # TorchScript's profiling executor re-optimizes the graph on the first calls (tens of ms
-    # each): pay that here, not on the first control ticks
-    for _ in range(3):
-        fp.act(np.zeros(len(m.observation_names), dtype=np.float32))
-    return {
-        "act": fp.act,
-        "sha256": fp.sha256,
-        "deployment": number,
-        "joint_order": list(m.joint_order),
-        "low": list(m.action_low),
-        "high": list(m.action_high),
-        "rate": m.control_rate_hz,
-    }
 
 
 MAX_FAILED_TICKS = 50  # consecutive failed control ticks (safe command each) before the node stops
@@ -158,6 +114,9 @@ class PolicyRunner:
         self.lockstep = p["mode"] == "lockstep"
         self.rate = p["control_rate_hz"] or pol["rate"]
         self.robot_name = robot.name
+        self.counter = DeploymentCounter(
+            p["workspace"], pol["sha256"], pol["deployment"], robot.name, task.name
+        )
         self.core = RunnerCore(
             task=task,
             joint_order=pol["joint_order"],
@@ -229,6 +188,7 @@ class PolicyRunner:
         self._missed_at: list[tuple[int, float, int, bool, float]] = []
         self._ticks = 0
         self.done = False
+        self.halting = False  # close() began: only the safe command goes out from now on
         self.failed: str | None = None
         node.get_logger().info(
             f"policy_runner: robot {robot.name}, task {task.name}, policy {pol['sha256'][:12]}, "
@@ -269,7 +229,7 @@ class PolicyRunner:
             )
 
     def _publish(self, out: StepOutput, start: float, arrival: float) -> None:
-        if out.command is not None:
+        if out.command is not None and not self.halting:
             self.pub_cmd.publish(self._array(out.command, out.tag))
             end = time.monotonic()
             i = self._lat_n & 0xFFFF
@@ -367,6 +327,11 @@ class PolicyRunner:
         base = self._odom[1] if (self.needs_base and self._odom is not None) else None
         out = self.core.step(names, pos, vel, stamp, arrival, time.monotonic(), self._now_ns(), base)
         self._publish(out, start, arrival)
+        if not self.counter.triggered:
+            if self.core.total_steps or (self.core.episode is not None and self.core.episode.steps):
+                self.counter.trigger()  # the first logged transition: this policy collected data
+        elif self.counter.error and not self.done:  # data the registry cannot count: stop
+            self.failed, self.done = self.counter.error, True
 
     def start(self) -> None:
         """Called by the process once every node is built, right before spinning."""
@@ -491,6 +456,9 @@ class PolicyRunner:
             return response
         evt = self.core.end_episode("stopped", self._now_ns())
         self._publish_events([evt] if evt else [])
+        self.pub_cmd.publish(
+            self._array(self.shield.safe_command(), "safe")
+        )  # lockstep sends none between episodes
         response.success, response.message = True, json.dumps({"id": ep.id, "steps": ep.steps})
         return response
 
@@ -550,15 +518,36 @@ class PolicyRunner:
         self._stop_loop.set()
         if self._loop.is_alive():
             self._loop.join(2.0)
-        with self._lock:  # a tick stuck past the join must not run beside the shutdown
+        # a tick stuck (a hung policy) holds the lock: stop the robot anyway, and a tick that
+        # wakes up later publishes nothing (_publish checks halting)
+        self.halting = True
+        locked = self._lock.acquire(timeout=1.0)
+        try:
             self._close_locked()
+        finally:
+            if locked:
+                self._lock.release()
 
     def _close_locked(self) -> None:
+        """Every exit path ends here (signal, done, failure, exception): stop the robot first."""
         ep = self.core.episode
         if ep is not None:
-            evt = self.core.end_episode("interrupted", self._now_ns(), complete=False)
-            self._publish_events([evt] if evt else [])
-            time.sleep(0.2)  # let the logger receive it before we disappear
+            with contextlib.suppress(Exception):
+                evt = self.core.end_episode("interrupted", self._now_ns(), complete=False)
+                self._publish_events([evt] if evt else [])
+        cmd = self._array(self.shield.safe_command(), "safe")
+        halt = {"event": "halt", "reason": self.failed or "stopped", "command": list(cmd.data)}
+        halt.update(grace_s=self.params["stop_grace_s"], source="policy_runner")
+        sent = hold_safe(
+            lambda: self.pub_cmd.publish(cmd),
+            1.0 / self.rate,
+            self.params["stop_grace_s"],
+            on_first=lambda: _node.publish_json(self.pub_episode, self._msgs[2], halt),
+        )
+        self.node.get_logger().info(f"policy_runner: safe command sent {sent} times; exiting")
+        self.counter.wait()
+        if self.counter.error and not self.failed:
+            self.failed = self.counter.error
         if self.params["latency_log"]:
             Path(self.params["latency_log"]).write_text(json.dumps(self.latency_stats()))
 

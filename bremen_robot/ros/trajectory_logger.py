@@ -208,6 +208,13 @@ class TrajectoryLogger:
                 )
             self._finish_drained()
 
+    drain_max_s = 5.0  # at shutdown: the longest wait for a backlog (see drained)
+
+    def drained(self) -> bool:
+        """Nothing arrived for ``segment_grace_s``: the backlog (and the runner's safe-command
+        hold, which is recorded too) is in; the bag may close."""
+        return time.monotonic() - self._last_received >= self.params["segment_grace_s"]
+
     def close(self) -> None:
         self.writer.close()
         self.node.get_logger().info(f"trajectory_logger: bag closed at {self.bag}")

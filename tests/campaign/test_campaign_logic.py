@@ -167,6 +167,11 @@ def test_interrupted_campaign_resumes_without_redoing_work(tmp_path):
     first = DirectCollector(fail_at=2)
     with pytest.raises(KeyboardInterrupt):
         Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=first, log=lambda m: None).run()
+    from bremen_robot.registry import Registry
+
+    with Registry.open(tmp_path / "ws") as reg:  # deployment 2 collected nothing: not counted
+        assert reg.deployment_count() == 1
+        assert [r.state for r in reg.list() if not r.is_random] == ["approved"]
     trained = (tmp_path / "ws" / "d1" / "train" / "policy.pt").read_bytes()
     second = DirectCollector()
     summary = Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=second, log=lambda m: None).run()

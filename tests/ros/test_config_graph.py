@@ -46,6 +46,9 @@ def test_shipped_configs_load_and_name_existing_robots():
         ({"robot": "nowhere/robot.yaml"}, "not found"),
         ({"runner_realtime_priority": 50}, "runner_realtime_priority applies to mode: realtime"),
         ({"runner_realtime_priority": 99}, "runner_realtime_priority"),
+        ({"stop_grace_s": 0}, "0.0 s is outside 0.1-10 s; set it"),
+        ({"stop_grace_s": 60}, "60.0 s is outside 0.1-10 s; set it"),
+        ({"stop_grace_s": float("nan")}, "nan s is outside"),
     ],
 )
 def test_bad_collect_config_is_one_line_naming_the_field(tmp_path, change, fragment):
@@ -54,6 +57,16 @@ def test_bad_collect_config_is_one_line_naming_the_field(tmp_path, change, fragm
         load_collect_config(path)
     msg = str(err.value)
     assert fragment in msg and "\n" not in msg
+    assert f"{next(iter(change))}" in msg
+
+
+def test_stop_grace_reaches_the_runner_and_defaults_to_half_a_second(tmp_path):
+    specs = node_specs(
+        load_collect_config(write_collect_config(tmp_path, stop_grace_s=1.25)), policy="random"
+    )
+    assert next(s for s in specs if s.name == "policy_runner").parameters["stop_grace_s"] == 1.25
+    default = load_collect_config(CONFIGS / "collect" / "halfcheetah.yaml")
+    assert default.stop_grace_s == 0.5
 
 
 def test_node_specs_lockstep_sim_and_real_robot():

@@ -43,8 +43,11 @@ def test_lockstep_mujoco_two_episodes_bag_and_ingest(tmp_path, compose):
     msgs = bag_messages(tmp_path / "bag")
     counts = Counter(t for t, _ in msgs)
     # one command per state; a state sim_bridge re-sent (lockstep_resend_s) is answered again alike
-    tags = {m.layout.dim[0].label for t, m in msgs if t == "/bremen/command"}
+    cmds = [m for t, m in msgs if t == "/bremen/command"]
+    tags = {m.layout.dim[0].label for m in cmds} - {"safe"}
     assert len(tags) == 120 and counts["/bremen/raw_action"] >= 120
+    # the budget's end stops the robot too: the runner's last commands are the safe one
+    assert cmds[-1].layout.dim[0].label == "safe" and list(cmds[-1].data) == [0.0] * TASK.action_dim
     js_stamps = {m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for t, m in msgs if t == "/joint_states"}
     assert len(js_stamps) in (122, 123)  # reset + 60 steps per episode (+ the startup state)
     events = [json.loads(m.data) for t, m in msgs if t == "/bremen/episode"]
@@ -79,7 +82,7 @@ def test_lockstep_mujoco_two_episodes_bag_and_ingest(tmp_path, compose):
     sent = [
         np.asarray(m.data)
         for t, m in msgs
-        if t == "/bremen/command" and parse_tag(m.layout.dim[0].label)[0] == 1
+        if t == "/bremen/command" and (parse_tag(m.layout.dim[0].label) or (0,))[0] == 1
     ]
     env = BremenSimEnv("halfcheetah", backend="mujoco")
     obs, _ = env.reset(seed=4 + 1)

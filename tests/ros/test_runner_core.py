@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -207,3 +210,62 @@ def test_control_loop_rides_through_a_few_failed_ticks():
     r = _FakeRunner(fail_first=3, stop_after=20)
     PolicyRunner._control_loop(r)
     assert not r.done and r.failed is None and r.calls == 20 and r.safe == 3
+
+
+class _Closing:
+    """What PolicyRunner.close touches, with a control tick stuck inside the lock."""
+
+    def __init__(self):
+        self._stop_loop = threading.Event()
+        self._loop = threading.Thread(target=lambda: None)
+        self._lock = threading.Lock()
+        self.halting = False
+        self.closed = []
+
+    def _close_locked(self):
+        self.closed.append(self.halting)
+
+
+def test_close_sends_the_stop_even_while_a_hung_tick_holds_the_lock():
+    from bremen_robot.ros.policy_runner import PolicyRunner
+
+    r = _Closing()
+    release = threading.Event()
+    stuck = threading.Thread(target=lambda: (r._lock.acquire(), release.wait(30), r._lock.release()))
+    stuck.start()
+    while not r._lock.locked():
+        time.sleep(0.01)
+    closing = threading.Thread(target=PolicyRunner.close, args=(r,))
+    closing.start()
+    closing.join(5)
+    hung = closing.is_alive()
+    release.set()
+    stuck.join()
+    closing.join()
+    assert not hung and r.closed == [True]  # the safe-stop ran, and later ticks publish nothing
+
+
+def test_hold_safe_publishes_at_once_then_every_period_for_the_grace():
+    from bremen_robot.ros.safe_stop import hold_safe
+
+    now = [100.0]
+    sent, first = [], []
+    n = hold_safe(
+        lambda: sent.append(now[0]),
+        0.1,
+        0.5,
+        on_first=lambda: first.append(len(sent)),
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
+    assert n == 6 and first == [1]
+    assert sent == pytest.approx([100.0, 100.1, 100.2, 100.3, 100.4, 100.5])
+
+
+def test_hold_safe_stops_when_the_middleware_is_gone():
+    from bremen_robot.ros.safe_stop import hold_safe
+
+    def gone():
+        raise RuntimeError("context is not valid")
+
+    assert hold_safe(gone, 0.01, 5.0, sleep=lambda s: None) == 0
