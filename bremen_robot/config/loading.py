@@ -48,7 +48,7 @@ def _locate(
     return owner, info
 
 
-def _example(info: FieldInfo | None, kind: type, fallback: Any) -> Any:
+def _example(info: FieldInfo | None, kind: type | tuple[type, ...], fallback: Any) -> Any:
     default = None if info is None else info.default
     if default is not PydanticUndefined and isinstance(default, kind) and not isinstance(default, bool):
         return default
