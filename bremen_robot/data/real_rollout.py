@@ -67,7 +67,19 @@ def make_env(spec: str) -> tuple[Any, Task]:
         raise BremenError(f"'{spec}' needs gymnasium: pip install 'bremen-robot[sim]'") from None
     if task.gym_id is None:
         raise BremenError(f"task '{task.name}' has no Gymnasium env; use 'sim:<robot>/<backend>'")
-    return gymnasium.make(task.gym_id, **task.gym_kwargs), task
+    return gymnasium.make(task.gym_id, **task.gym_kwargs, **_model_file(task)), task
+
+
+def _model_file(task: Task) -> dict[str, Any]:
+    """``xml_file`` for a Gymnasium env whose stock model MuJoCo warns about (settotalmass)."""
+    from sim.mjcf_compat import gym_xml_file
+    from sim.robots import ROBOTS
+
+    robot = ROBOTS.get(task.name)
+    if robot is None or robot.kind != "mjcf":
+        return {}
+    fixed = gym_xml_file(robot.asset_path())
+    return {} if fixed is None else {"xml_file": str(fixed)}
 
 
 def uniform_policy(task: Task, rng: np.random.Generator) -> ActFn:
