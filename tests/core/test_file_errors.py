@@ -116,3 +116,25 @@ def test_errno_mapping(code, expected):
 def test_other_os_errors_stay_internal(capsys):
     assert describe_os_error(OSError(errno.ECONNREFUSED, "refused")) is None
     assert describe_os_error(OSError(errno.EACCES, "denied")) is None  # no path: nothing to name
+
+
+def test_saving_an_ensemble_on_a_full_disk_is_an_os_error_naming_it(tmp_path, monkeypatch):
+    from bremen_robot.models.ensemble import DynamicsEnsemble
+    from bremen_robot.trainer import save_ensemble
+
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_on_a_full_disk(**kwargs):
+        fd, name = real_mkstemp(**kwargs)
+        os.close(fd)
+        return os.open("/dev/full", os.O_WRONLY), name
+
+    monkeypatch.setattr(fsutil.tempfile, "mkstemp", mkstemp_on_a_full_disk)
+    path = tmp_path / "ensemble.pt"
+    with pytest.raises(OSError) as info:  # was torch's bare RuntimeError: an internal error
+        save_ensemble(DynamicsEnsemble(3, 2, members=2, hidden=[8]), path)
+    assert describe_os_error(info.value) == (
+        f"{path}: no space left on the device; free space, or use a folder on another disk, and re-run "
+        "(files already written are kept)"
+    )
+    assert list(tmp_path.iterdir()) == []
