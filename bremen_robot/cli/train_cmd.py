@@ -35,8 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bremen_robot.cli.common import check_new_folder
+    from bremen_robot.errors import BremenError
+    from bremen_robot.policy.artifact import MANIFEST_FILE
     from bremen_robot.workspace_lock import folder_lock
 
+    if (args.out / MANIFEST_FILE).is_file():
+        raise BremenError(
+            f"'{args.out}' already holds an artifact; choose a new --out (nothing was overwritten)"
+        )
     check_new_folder(args.out, "--out", "artifacts are never overwritten")
     with folder_lock(args.out, "--out folder"):
         check_new_folder(args.out, "--out", "artifacts are never overwritten")
