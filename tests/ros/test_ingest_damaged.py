@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 
 import numpy as np
+import yaml
 
 from bremen_robot.cli import main
 from bremen_robot.data.bag_ingest import ingest_bags
@@ -99,3 +101,33 @@ def test_a_missing_segment_is_named(tmp_path):
         "recovered_messages": 0,
     }
     assert d["report"][0]["lost_episodes"] == [1]
+
+
+def test_an_unfinished_segment_under_partial_is_salvaged_only_on_request(tmp_path):
+    """A logger killed mid-episode leaves the segment under .partial/ and the episode open."""
+    bag = tmp_path / "bag"
+    segments, actions = three_episode_bag(bag)
+    # as if the logger died before closing episode 3's segment: the file (chunks flushed, no
+    # footer) sits under .partial/, unlisted, and the log says the episode is still open
+    data = segments[2].read_bytes()
+    partial = bag / ".partial" / segments[2].stem
+    partial.mkdir(parents=True)
+    (partial / segments[2].name).write_bytes(data[: _data_end(data)])
+    segments[2].unlink()
+    meta = yaml.safe_load((bag / "metadata.yaml").read_text())
+    info = meta["rosbag2_bagfile_information"]
+    info["relative_file_paths"] = info["relative_file_paths"][:2]
+    info["files"] = info["files"][:2]
+    episodes = json.loads(info["custom_data"]["bremen.episodes"])
+    episodes[2]["status"] = "incomplete"
+    info["custom_data"]["bremen.episodes"] = json.dumps(episodes)
+    (bag / "metadata.yaml").write_text(yaml.safe_dump(meta))
+
+    d = ingest_bags([bag], "halfcheetah")
+    assert len(_by_episode(d)) == 2 and "damaged_segments" not in d["report"][0]
+    d = ingest_bags([bag], "halfcheetah", include_incomplete=True)
+    kept = _by_episode(d)
+    assert len(kept) == 3
+    np.testing.assert_allclose(kept[2], actions[2], rtol=1e-6)
+    (damage,) = d["report"][0]["damaged_segments"]
+    assert damage["segment"] == f".partial/{segments[2].stem}/{segments[2].name}"
