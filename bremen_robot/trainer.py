@@ -13,6 +13,7 @@ Outputs in ``out_dir``::
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import torch
 from bremen_robot.config.train import TrainConfig
 from bremen_robot.data.dataset import Dataset
 from bremen_robot.errors import ArtifactError, BremenError
+from bremen_robot.fsutil import atomic_write_bytes
 from bremen_robot.imagination.model_env import ModelEnv, imagine
 from bremen_robot.models.ensemble import DynamicsEnsemble
 from bremen_robot.models.ensemble_fit import FitHistory, fit_ensemble
@@ -73,7 +75,9 @@ def save_ensemble(model: DynamicsEnsemble, path: Path) -> None:
         "members": model.members,
         "hidden": model.hidden,
     }
-    torch.save({"meta": meta, "state": model.state_dict()}, path)
+    buf = io.BytesIO()  # torch.save on a full disk raises a bare RuntimeError; ours names the file
+    torch.save({"meta": meta, "state": model.state_dict()}, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def load_ensemble(path: Path, device: torch.device) -> DynamicsEnsemble:
@@ -416,7 +420,7 @@ def train(
     if selection is not None and keeper is not None:
         export_snapshots(selection, keeper.snapshots, out_dir / SNAPSHOTS_DIR, **common)
     save_ensemble(ensemble, out_dir / ENSEMBLE_FILE)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    atomic_write_bytes(out_dir / "report.json", json.dumps(report, indent=1).encode())
     from bremen_robot.report_plots import plot_training_report
 
     plot_training_report(report, out_dir / "report.png")

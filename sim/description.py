@@ -14,8 +14,6 @@ patched; translating the compiled description avoids them. docs/sim.md lists eve
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -25,7 +23,6 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from sim._gl import import_mujoco
 from sim._math import mat_to_rpy, quat_to_mat
 from sim.errors import SimError
 
@@ -117,7 +114,7 @@ class MjcfDescription:
 
 def compile_mjcf(path: Path) -> Any:
     """Compile an MJCF (or URDF) file with MuJoCo; one-line :class:`SimError` on failure."""
-    mujoco = import_mujoco()
+    from sim.mjcf_compat import compile_model
 
     path = Path(path)
     if not path.is_file():
@@ -125,9 +122,7 @@ def compile_mjcf(path: Path) -> Any:
             f"robot asset '{path}' not found; reinstall the package that ships it or pass an existing file"
         )
     try:
-        # MuJoCo prints deprecation notes (e.g. settotalmass in half_cheetah.xml) on stdout
-        with contextlib.redirect_stdout(io.StringIO()):
-            return mujoco.MjModel.from_xml_path(str(path))
+        return compile_model(path)
     except ValueError as exc:
         first = " ".join(str(exc).split())[:300]
         raise SimError(f"MuJoCo cannot load '{path}': {first}; fix the description file") from None

@@ -7,6 +7,7 @@ directory is renamed aside (``*.incomplete-N``) before the stage is redone.
 ::
 
     <ws>/campaign.json               name + config digest: the workspace belongs to one config
+    <ws>/.bremen.lock                held while a campaign runs (see bremen_robot.workspace_lock)
     <ws>/registry.sqlite, artifacts/ the policy registry (bremen policies --workspace <ws>)
     <ws>/robot.yaml                  robot config used by the graph (+ demo key with --auto-approve)
     <ws>/keys/                       demo operator key (--auto-approve, simulators only)
@@ -20,6 +21,7 @@ directory is renamed aside (``*.incomplete-N``) before the stage is redone.
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,14 @@ def move_aside(path: Path) -> Path | None:
 class Workspace:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+
+    def lock(self) -> AbstractContextManager[Path]:
+        """One campaign per workspace: a second one is refused at once, naming the holder."""
+        from bremen_robot.workspace_lock import folder_lock
+
+        if self.root.exists() and not self.root.is_dir():
+            raise BremenError(f"--workspace {self.root} is a file, not a folder; pass a folder path")
+        return folder_lock(self.root, "workspace")
 
     def deployment_dir(self, k: int) -> Path:
         return self.root / f"d{k}"

@@ -50,15 +50,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`; not an error of ours
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        from bremen_robot.cli.common import describe_os_error
+
+        message = describe_os_error(exc)
+        if message is None or os.environ.get("BREMEN_DEBUG"):
+            return _internal_error(exc)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
     except Exception as exc:
-        if os.environ.get("BREMEN_DEBUG"):
-            raise
-        print(
-            f"error: internal error {type(exc).__name__}: {exc} (set BREMEN_DEBUG=1 for a traceback)",
-            file=sys.stderr,
-        )
-        return 1
+        return _internal_error(exc)
     return int(code or 0)
+
+
+def _internal_error(exc: BaseException) -> int:
+    if os.environ.get("BREMEN_DEBUG"):
+        raise exc
+    print(
+        f"error: internal error {type(exc).__name__}: {exc} (set BREMEN_DEBUG=1 for a traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":

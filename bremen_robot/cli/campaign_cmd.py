@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from bremen_robot.campaign.config import load_campaign_config
     from bremen_robot.campaign.runner import Campaign
+    from bremen_robot.campaign.workspace import Workspace
     from bremen_robot.progress import Reporter
 
     cfg = load_campaign_config(args.config)
@@ -47,13 +48,14 @@ def run(args: argparse.Namespace) -> int:
         from bremen_robot.campaign.direct import collect_direct
 
         collect_fn = collect_direct
-    summary = Campaign(
-        cfg,
-        workspace,
-        auto_approve=args.auto_approve,
-        collect_fn=collect_fn,
-        reporter=Reporter(enabled=False if args.quiet else None),
-    ).run()
+    with Workspace(workspace).lock():
+        summary = Campaign(
+            cfg,
+            workspace,
+            auto_approve=args.auto_approve,
+            collect_fn=collect_fn,
+            reporter=Reporter(enabled=False if args.quiet else None),
+        ).run()
     print(
         f"\ncampaign {cfg.name} ({summary['robot']}/{summary['task']}), deployment count "
         f"{summary['deployment_count']}, workspace {workspace}"

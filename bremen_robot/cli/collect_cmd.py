@@ -48,11 +48,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def run(args: argparse.Namespace) -> int:
     from bremen_robot.errors import ConfigError
-    from bremen_robot.ros.collect import collect
 
     for name in ("episodes", "steps"):
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name} must be a positive count, got {getattr(args, name)}")
+    if args.dry_run:
+        return _collect(args)
+    from pathlib import Path
+
+    from bremen_robot.cli.common import check_new_folder
+    from bremen_robot.workspace_lock import folder_lock
+
+    check_new_folder(Path(args.out), "--out", "bags are never overwritten")
+    with folder_lock(args.out, "--out folder"):
+        return _collect(args)
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from bremen_robot.ros.collect import collect
+
     result = collect(
         args.config,
         policy=args.policy,

@@ -171,7 +171,12 @@ def ingest(args: argparse.Namespace) -> int:
 
     if args.out.exists():
         raise DatasetError(f"'{args.out}' already exists; choose another --out (nothing was written)")
+    import sys
+
     d = ingest_dataset(args.bags, args.task, include_incomplete=args.include_incomplete)
+    for bag in d.meta["bags"]:
+        for line in bag.get("warnings", []):
+            print(f"warning: {line}", file=sys.stderr)
     episodes = len(d.episode_keys())
     print(f"wrote {d.save(args.out)}: {len(d)} transitions, {episodes} episodes from {len(args.bags)} bag(s)")
     return 0

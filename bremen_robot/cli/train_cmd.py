@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", required=True, help="preset name (e.g. halfcheetah-cpu) or YAML path")
     p.add_argument("--data", required=True, nargs="+", help="one or more .npz datasets (merged)")
-    p.add_argument("--out", required=True, type=Path, help="new directory for the artifact")
+    p.add_argument(
+        "--out", required=True, type=Path, help="new directory for the artifact (must not exist or be empty)"
+    )
     p.add_argument("--robot", default=None, help="robot name for the manifest (default: the task name)")
     p.add_argument(
         "--init-ensemble", type=Path, default=None, help="ensemble.pt of the previous deployment to re-fit"
@@ -32,6 +34,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bremen_robot.cli.common import check_new_folder
+    from bremen_robot.errors import BremenError
+    from bremen_robot.policy.artifact import MANIFEST_FILE
+    from bremen_robot.workspace_lock import folder_lock
+
+    if (args.out / MANIFEST_FILE).is_file():
+        raise BremenError(
+            f"'{args.out}' already holds an artifact; choose a new --out (nothing was overwritten)"
+        )
+    check_new_folder(args.out, "--out", "artifacts are never overwritten")
+    with folder_lock(args.out, "--out folder"):
+        check_new_folder(args.out, "--out", "artifacts are never overwritten")
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> int:
     from bremen_robot.config.train import load_train_config
     from bremen_robot.progress import Reporter
     from bremen_robot.trainer import train

@@ -56,25 +56,66 @@ def _rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 class _Bag:
-    """Everything one bag holds, indexed for pairing."""
+    """Everything one bag holds, indexed for pairing.
 
-    def __init__(self, path: Path) -> None:
-        from rosbags.rosbag2 import Reader
+    Each segment is read on its own, so one damaged segment costs only what it held: the
+    others are read whole, and the damaged one is salvaged up to the damage
+    (:mod:`bremen_robot.data.mcap_salvage`). ``damaged`` names each such segment and what
+    became of it; ``segment_of`` maps an episode to the segment its start was logged in.
+    """
 
-        from bremen_robot.ros import topics as T
-        from bremen_robot.ros.bagfile import deserialize, read_custom
+    def __init__(self, path: Path, include_unfinished: bool = False) -> None:
+        from bremen_robot.ros.bagfile import read_custom
 
         self.path = path
         self.custom = read_custom(path)
-        roles = json.loads(self.custom.get("bremen.topics", "{}") or "{}")
-        by_name = {name: role for role, name in roles.items()}
-        for role in T.MSG_TYPES:  # bags without the mapping: default names
-            by_name.setdefault("/" + role.lstrip("/"), role)
         self.states: dict[int, tuple[tuple[str, ...], np.ndarray, np.ndarray]] = {}
         self.odom: dict[int, tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
         self.commands: list[tuple[int, int, np.ndarray]] = []
         self.safety: Counter[tuple[int, int]] = Counter()
         self.events: list[dict[str, Any]] = []
+        self.damaged: list[dict[str, Any]] = []
+        self.segment_of: dict[int, str] = {}
+        roles = json.loads(self.custom.get("bremen.topics", "{}") or "{}")
+        self._by_name = {name: role for role, name in roles.items()}
+        from bremen_robot.ros import topics as T
+
+        for role in T.MSG_TYPES:  # bags without the mapping: default names
+            self._by_name.setdefault("/" + role.lstrip("/"), role)
+        files, storage = _listed_files(path)
+        if storage != "mcap":
+            self._read_whole(path)
+            return
+        from bremen_robot.data.mcap_salvage import SegmentRead, read_segment, scan_segment
+
+        reads: list[SegmentRead] = []
+        for name in files:
+            seg = path / name
+            if not seg.is_file():
+                self.damaged.append({"segment": name, "problem": "is missing", "recovered_messages": 0})
+                continue
+            reads.append(read_segment(seg))
+        if include_unfinished:  # segments a crash left open under .partial/: salvage them too
+            reads += [scan_segment(p) for p in sorted(path.glob(".partial/*/*.mcap"))]
+        for r in reads:
+            name = str(r.path.relative_to(path))
+            if r.problem is not None:
+                self.damaged.append(
+                    {"segment": name, "problem": r.problem, "recovered_messages": len(r.messages)}
+                )
+            for topic, msgtype, raw in r.messages:
+                try:
+                    self._take(topic, msgtype, raw, name)
+                except DatasetError:
+                    if r.problem is None:
+                        raise
+                    self.damaged[-1]["undecodable_messages"] = (
+                        self.damaged[-1].get("undecodable_messages", 0) + 1
+                    )
+
+    def _read_whole(self, path: Path) -> None:
+        from rosbags.rosbag2 import Reader
+
         try:
             reader = Reader(path)
             reader.open()
@@ -82,48 +123,69 @@ class _Bag:
             raise DatasetError(f"{path}: cannot open the bag ({type(exc).__name__}: {exc})") from None
         try:
             for conn, _, raw in reader.messages():
-                role = by_name.get(conn.topic, "")
-                if role == T.JOINT_STATES:
-                    m = deserialize(raw, conn.msgtype)
-                    st = _stamp(m.header.stamp)
-                    if st not in self.states:
-                        self.states[st] = (
-                            tuple(m.name),
-                            np.asarray(m.position, dtype=np.float64),
-                            np.asarray(m.velocity, dtype=np.float64),
-                        )
-                elif role == T.ODOM:
-                    m = deserialize(raw, conn.msgtype)
-                    p, o = m.pose.pose.position, m.pose.pose.orientation
-                    q = np.array([o.w, o.x, o.y, o.z])
-                    lin, ang = m.twist.twist.linear, m.twist.twist.angular
-                    self.odom[_stamp(m.header.stamp)] = (
-                        (np.array([p.x, p.y, p.z]), q),
-                        (
-                            _rotate(q, np.array([lin.x, lin.y, lin.z])),
-                            _rotate(q, np.array([ang.x, ang.y, ang.z])),
-                        ),
-                    )
-                elif role == T.COMMAND:
-                    m = deserialize(raw, conn.msgtype)
-                    tag = T.parse_tag(m.layout.dim[0].label) if len(m.layout.dim) else None
-                    if tag is not None:
-                        self.commands.append((tag[0], tag[1], np.asarray(m.data, dtype=np.float64)))
-                elif role == T.SAFETY:
-                    m = deserialize(raw, conn.msgtype)
-                    tag = T.parse_tag(m.header.frame_id)
-                    if tag is not None:
-                        self.safety[tag] += len(m.status)
-                elif role == T.EPISODE:
-                    m = deserialize(raw, conn.msgtype)
-                    try:
-                        evt = json.loads(m.data)
-                    except ValueError:
-                        continue
-                    if isinstance(evt, dict):
-                        self.events.append(evt)
+                self._take(conn.topic, conn.msgtype, raw, "")
         finally:
             reader.close()
+
+    def _take(self, topic: str, msgtype: str, raw: bytes | memoryview, segment: str) -> None:
+        from bremen_robot.ros import topics as T
+        from bremen_robot.ros.bagfile import deserialize
+
+        role = self._by_name.get(topic, "")
+        if role == T.JOINT_STATES:
+            m = deserialize(raw, msgtype)
+            st = _stamp(m.header.stamp)
+            if st not in self.states:
+                self.states[st] = (
+                    tuple(m.name),
+                    np.asarray(m.position, dtype=np.float64),
+                    np.asarray(m.velocity, dtype=np.float64),
+                )
+        elif role == T.ODOM:
+            m = deserialize(raw, msgtype)
+            p, o = m.pose.pose.position, m.pose.pose.orientation
+            q = np.array([o.w, o.x, o.y, o.z])
+            lin, ang = m.twist.twist.linear, m.twist.twist.angular
+            self.odom[_stamp(m.header.stamp)] = (
+                (np.array([p.x, p.y, p.z]), q),
+                (
+                    _rotate(q, np.array([lin.x, lin.y, lin.z])),
+                    _rotate(q, np.array([ang.x, ang.y, ang.z])),
+                ),
+            )
+        elif role == T.COMMAND:
+            m = deserialize(raw, msgtype)
+            tag = T.parse_tag(m.layout.dim[0].label) if len(m.layout.dim) else None
+            if tag is not None:
+                self.commands.append((tag[0], tag[1], np.asarray(m.data, dtype=np.float64)))
+        elif role == T.SAFETY:
+            m = deserialize(raw, msgtype)
+            tag = T.parse_tag(m.header.frame_id)
+            if tag is not None:
+                self.safety[tag] += len(m.status)
+        elif role == T.EPISODE:
+            m = deserialize(raw, msgtype)
+            try:
+                evt = json.loads(m.data)
+            except ValueError:
+                return
+            if isinstance(evt, dict):
+                self.events.append(evt)
+                eid = evt.get("id")
+                if evt.get("event") == "start" and isinstance(eid, int):
+                    self.segment_of.setdefault(eid, segment)
+
+
+def _listed_files(path: Path) -> tuple[list[str], str]:
+    """The segment files metadata.yaml lists, and its storage plugin."""
+    import yaml
+
+    try:
+        info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+        files = [Path(str(f)).name for f in info.get("relative_file_paths") or []]
+        return files, str(info.get("storage_identifier", ""))
+    except Exception:
+        raise DatasetError(f"{path}/metadata.yaml: unreadable rosbag2 metadata; the bag is corrupt") from None
 
 
 def _observe(
@@ -172,6 +234,25 @@ def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
     return [recs[k] for k in sorted(recs)]
 
 
+def _damage_report(bag: _Bag, used: set[int]) -> dict[str, Any]:
+    """What damaged segments cost: each one named, and the complete episodes that were lost."""
+    if not bag.damaged:
+        return {}
+    listed = json.loads(bag.custom.get("bremen.episodes", "[]") or "[]")
+    lost = sorted(int(r["id"]) for r in listed if r.get("status") == "complete" and int(r["id"]) not in used)
+    warnings = [
+        f"{bag.path}: segment {d['segment']} {d['problem']}; "
+        f"recovered {d['recovered_messages']} messages from it"
+        for d in bag.damaged
+    ]
+    if lost:
+        warnings.append(
+            f"{bag.path}: episode(s) {', '.join(map(str, lost))} logged as complete lost their end in a "
+            "damaged segment and were left out (--include-incomplete keeps what remains of them)"
+        )
+    return {"damaged_segments": bag.damaged, "lost_episodes": lost, "warnings": warnings}
+
+
 def ingest_bags(
     bag_paths: Sequence[str | Path],
     task: Task | str | None = None,
@@ -191,7 +272,7 @@ def ingest_bags(
     report: list[dict[str, Any]] = []
     next_episode = 0
     for path in map(Path, bag_paths):
-        bag = _Bag(path)
+        bag = _Bag(path, include_unfinished=include_incomplete)
         bag_task = bag.custom.get("bremen.task", "")
         if the_task is None:
             if not bag_task:
@@ -204,6 +285,7 @@ def ingest_bags(
             )
         t = the_task
         counts = {"episodes": 0, "skipped_incomplete": 0, "dropped_transitions": 0}
+        used: set[int] = set()
         builders: dict[tuple[str, ...], Any] = {}
         # Several commands can answer one state: in lockstep a watchdog repeat (the first one
         # stepped the physics), in realtime a timer tick before a new state came (the last one
@@ -265,7 +347,8 @@ def ingest_bags(
             cols["interventions"].append(np.array([r[3] for r in rows], dtype=np.int32))
             next_episode += 1
             counts["episodes"] += 1
-        report.append({"bag": str(path), **counts})
+            used.add(rec["id"])
+        report.append({"bag": str(path), **counts, **_damage_report(bag, used)})
     if the_task is None or not cols["obs"]:
         raise DatasetError(
             f"no complete episode with transitions in {', '.join(map(str, bag_paths))}; "

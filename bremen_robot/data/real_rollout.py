@@ -67,7 +67,23 @@ def make_env(spec: str) -> tuple[Any, Task]:
         raise BremenError(f"'{spec}' needs gymnasium: pip install 'bremen-robot[sim]'") from None
     if task.gym_id is None:
         raise BremenError(f"task '{task.name}' has no Gymnasium env; use 'sim:<robot>/<backend>'")
-    return gymnasium.make(task.gym_id, **task.gym_kwargs), task
+    return _gym_env(gymnasium, task), task
+
+
+def _gym_env(gymnasium: Any, task: Task) -> Any:
+    """``gymnasium.make`` of the task's env; a stock model MuJoCo warns about (settotalmass) is
+    loaded from a copy without the attribute and stepped with the exact same model."""
+    from sim.mjcf_compat import gym_xml_file, use_exact_model
+    from sim.robots import ROBOTS
+
+    robot = ROBOTS.get(task.name)
+    asset = robot.asset_path() if robot is not None and robot.kind == "mjcf" else None
+    fixed = gym_xml_file(asset) if asset is not None else None
+    if asset is None or fixed is None:
+        return gymnasium.make(task.gym_id, **task.gym_kwargs)
+    env = gymnasium.make(task.gym_id, **task.gym_kwargs, xml_file=str(fixed))
+    use_exact_model(env.unwrapped, asset)
+    return env
 
 
 def uniform_policy(task: Task, rng: np.random.Generator) -> ActFn:

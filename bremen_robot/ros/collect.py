@@ -39,6 +39,7 @@ from bremen_robot.ros.graph import (
     effective_config,
     process_specs,
 )
+from bremen_robot.workspace_lock import has_content
 
 
 class CollectError(BremenError):
@@ -219,7 +220,7 @@ def collect(
     if not random:
         _check_approval(pol, robot, cfg.workspace)
     bag = Path(out) if out else cfg.out_dir / time.strftime("%Y%m%dT%H%M%S")
-    if bag.exists() and any(bag.iterdir()):
+    if has_content(bag):  # `bremen collect` holds the folder's lock file in it
         raise ConfigError(
             f"--out {bag} exists and is not empty; bags are never overwritten, pick a new folder"
         )

@@ -32,13 +32,15 @@ def _header(ts, stamp_ns, frame=""):
     )
 
 
-def make_bag(path: Path, n: int = 8, nan_at: int | None = None, scramble: bool = True, stop: bool = True):
-    """A bag as the graph writes it: n steps of one episode, messages in a scrambled order."""
+def write_episode(w, eid=1, n=8, nan_at=None, scramble=True, stop=True, t0_ns=10**9, events_first=True):
+    """One episode as the graph logs it into the open writer ``w``: n steps, scrambled order.
+
+    ``events_first=False`` logs start, messages, stop in that order (as the live logger does).
+    """
     ts = typestore()
     t = ts.types
-    rng = np.random.default_rng(0)
-    w = SegmentedBagWriter(path, {"bremen.task": "halfcheetah", "bremen.mode": "lockstep"})
-    stamps = [10**9 + k * 5 * 10**7 for k in range(n + 1)]
+    rng = np.random.default_rng(eid - 1)
+    stamps = [t0_ns + k * 5 * 10**7 for k in range(n + 1)]
     states, cmds, msgs = [], [], []
     for k, st in enumerate(stamps):
         q, qd = rng.normal(0, 0.1, 9), rng.normal(0, 1, 9)
@@ -52,7 +54,7 @@ def make_bag(path: Path, n: int = 8, nan_at: int | None = None, scramble: bool =
         if k < n:
             a = rng.uniform(-1, 1, 6)
             cmds.append(a)
-            tag = T.make_tag(1, st)
+            tag = T.make_tag(eid, st)
             dim = t["std_msgs/msg/MultiArrayDimension"](label=tag, size=6, stride=6)
             arr = t["std_msgs/msg/Float64MultiArray"](
                 layout=t["std_msgs/msg/MultiArrayLayout"](dim=[dim], data_offset=0), data=a
@@ -74,31 +76,39 @@ def make_bag(path: Path, n: int = 8, nan_at: int | None = None, scramble: bool =
                         _ser(diag, "diagnostic_msgs/msg/DiagnosticArray"),
                     )
                 )
-    start = {"event": "start", "id": 1, "policy_sha256": "random", "deployment": 1, "source": "policy_runner"}
-    events = [start]
-    if stop:
-        events.append(
-            {
-                "event": "stop",
-                "id": 1,
-                "reason": "time_limit",
-                "complete": True,
-                "last_obs_stamp_ns": stamps[-1],
-                "source": "policy_runner",
-                "policy_sha256": "random",
-                "deployment": 1,
-            }
-        )
+    common = {"id": eid, "policy_sha256": "random", "deployment": 1, "source": "policy_runner"}
+    start = {"event": "start", **common}
+    end = {
+        "event": "stop",
+        "reason": "time_limit",
+        "complete": True,
+        "last_obs_stamp_ns": stamps[-1],
+        **common,
+    }
     if scramble:
         msgs = msgs[::-1]  # commands before the states they answer: pairing must not rely on order
-    w.episode(1, status="open")
-    for e in events:
+
+    def event(e, stamp):
         s = t["std_msgs/msg/String"](data=json.dumps(e))
-        w.write("/" + T.EPISODE, "std_msgs/msg/String", 1, _ser(s, "std_msgs/msg/String"))
+        w.write("/" + T.EPISODE, "std_msgs/msg/String", stamp, _ser(s, "std_msgs/msg/String"))
+
+    w.episode(eid, status="open")
+    events = [start, end] if stop else [start]
+    for e in events if events_first else events[:1]:
+        event(e, t0_ns)
     for k, (topic, mt, data) in enumerate(msgs):
-        w.write("/" + topic, mt, 10 + k, data)
+        w.write("/" + topic, mt, t0_ns + 10 + k, data)
+    if stop and not events_first:
+        event(end, t0_ns + 10 + len(msgs))
     if stop:
-        w.episode(1, status="complete", reason="time_limit")
+        w.episode(eid, status="complete", reason="time_limit")
+    return states, cmds
+
+
+def make_bag(path: Path, n: int = 8, nan_at: int | None = None, scramble: bool = True, stop: bool = True):
+    """A bag as the graph writes it: n steps of one episode, messages in a scrambled order."""
+    w = SegmentedBagWriter(path, {"bremen.task": "halfcheetah", "bremen.mode": "lockstep"})
+    states, cmds = write_episode(w, 1, n=n, nan_at=nan_at, scramble=scramble, stop=stop)
     w.close()
     return states, cmds
 
