@@ -11,3 +11,7 @@ class RegistryError(BremenError):
 
 class ApprovalError(RegistryError):
     """A policy may not be approved, deployed or run: the message is the one-line reason."""
+
+
+class RegistryDamagedError(RegistryError):
+    """The database file is damaged (unreadable pages, rows or JSON): restore it from a backup."""

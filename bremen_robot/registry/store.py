@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import stat
 import tempfile
 import warnings
@@ -48,6 +47,8 @@ from bremen_robot.policy.artifact import (
 )
 from bremen_robot.registry import db
 from bremen_robot.registry.errors import ApprovalError, RegistryError
+from bremen_robot.registry.guard import GuardedConnection, json_object
+from bremen_robot.registry.operators import check_and_bind
 from bremen_robot.registry.signing import (
     canonical_payload,
     check_operator_name,
@@ -185,7 +186,7 @@ class PolicyRecord:
 class Registry:
     """Open with :meth:`Registry.open`; usable as a context manager (closes the connection)."""
 
-    def __init__(self, conn: sqlite3.Connection, db_path: Path, workspace: Path) -> None:
+    def __init__(self, conn: GuardedConnection, db_path: Path, workspace: Path) -> None:
         self._conn = conn
         self.db_path = db_path
         self.workspace = workspace
@@ -193,20 +194,25 @@ class Registry:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, workspace: Path | None = None, url: str | None = None, *, create: bool = True) -> Registry:
-        """Open (and by default create and migrate) the registry of ``workspace``.
-
-        ``url`` (or ``$BREMEN_REGISTRY_URL``) points the database elsewhere: ``sqlite:///path``.
-        With ``create=False`` a missing database is an error instead of a new empty registry.
-        """
+    def open(
+        cls,
+        workspace: Path | None = None,
+        url: str | None = None,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+    ) -> Registry:
+        """Open (by default create and migrate) the registry of ``workspace``; ``url`` (or
+        ``$BREMEN_REGISTRY_URL``, ``sqlite:///path``) points the database elsewhere. ``create=False``:
+        a missing database is an error; ``readonly=True`` also never migrates or writes the file."""
         ws = Path(workspace).expanduser() if workspace is not None else default_workspace()
         url = url if url is not None else os.environ.get(REGISTRY_URL_ENV) or None
         db_path = db.parse_url(url) if url else ws / DB_FILE
-        if not create and not db_path.is_file():
+        if (readonly or not create) and not db_path.is_file():
             raise RegistryError(
                 f"no registry database at '{db_path}'; register a policy first or pass --workspace / --db"
             )
-        return cls(db.connect(db_path), db_path, ws)
+        return cls(db.connect(db_path, readonly=readonly), db_path, ws)
 
     def close(self) -> None:
         self._conn.close()
@@ -312,9 +318,9 @@ class Registry:
             created_at=row[5],
             registered_at=row[6],
             manifest_digest=row[7],
-            manifest=json.loads(row[8]),
-            lineage=json.loads(row[9]),
-            report=json.loads(row[10]),
+            manifest=json_object(row[8], "manifest_json", sha, self.db_path),
+            lineage=json_object(row[9], "lineage_json", sha, self.db_path),
+            report=json_object(row[10], "report_json", sha, self.db_path),
             approval=approval,
             deployments=deps,
             artifact_dir=None if row[0] == RANDOM_POLICY_ID else self.artifact_path(row[0]),
@@ -504,11 +510,8 @@ class Registry:
         inside: Callable[[str, str], None] | None = None,
         at: str | None = None,
     ) -> PolicyRecord:
-        """Move one policy to ``to_state`` in one transaction with its audit row.
-
-        The state is read under the write lock, so of two racing transitions exactly one
-        sees the old state; the other gets the one-line reason.
-        """
+        """Move one policy to ``to_state`` in one transaction with its audit row. The state is read
+        under the write lock: of two racing transitions only one sees the old state."""
         sha = self.resolve(policy_id)
         if sha == RANDOM_POLICY_ID:
             raise RegistryError("the random first-deployment policy has no states to change")
@@ -529,11 +532,10 @@ class Registry:
     ) -> PolicyRecord:
         """Sign and record an operator's approval of a candidate.
 
-        The key defaults to ``<operator dir>/<operator_name>.key``. The signature covers
-        (artifact sha256, manifest digest, operator, time, note). The store files are hashed
-        first: a tampered artifact cannot be approved. Of two racing approvals of the same
-        candidate exactly one succeeds; the other raises ApprovalError ("already approved by").
-        """
+        The key defaults to ``<operator dir>/<operator_name>.key`` and must be that operator's
+        (:mod:`.operators`). The signature covers (artifact sha256, manifest digest, operator, time,
+        note). The store files are hashed first: a tampered artifact cannot be approved. Of two racing
+        approvals exactly one succeeds; the other raises ApprovalError ("already approved by")."""
         check_operator_name(operator_name)
         if not isinstance(note, str):
             raise RegistryError("the approval note must be text")
@@ -553,6 +555,7 @@ class Registry:
             raise ApprovalError("the new signature does not verify; the cryptography install is broken")
 
         def insert_approval(sha: str, now: str) -> None:
+            check_and_bind(self._conn, operator_name, key_path, key.public_key(), time)  # under the lock
             self._conn.execute(
                 "INSERT INTO approvals (policy_sha256, operator, approved_at, note, payload, signature,"
                 " key_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)",
