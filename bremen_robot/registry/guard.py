@@ -4,15 +4,13 @@ SQLite reports damage lazily: opening a damaged file often works and the error c
 first row read that touches a bad page, or even from ``fetchall`` after ``execute`` succeeded.
 So the registry never holds a bare :class:`sqlite3.Connection`: it holds a
 :class:`GuardedConnection`, whose statements and cursors translate every ``sqlite3.Error``
-into an error naming the database file and what to do about it. Stored JSON is decoded here
-too (:func:`json_object`), for the same reason: a damaged row is the registry's error, not an
-internal one.
+into an error naming the database file and what to do about it. Stored JSON columns are
+decoded by :func:`bremen_robot.registry.jsonio.json_object` for the same reason.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +24,13 @@ RESTORE_HINT = (
 )
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
 def translate(exc: sqlite3.Error, path: Path) -> RegistryError:
     """The one-line registry error for a SQLite failure on the database at ``path``."""
-    msg = _one_line(str(exc))
+    msg = one_line(str(exc))
     low = msg.lower()
     if isinstance(exc, sqlite3.IntegrityError):
         return RegistryError(f"registry '{path}' refused the change ({msg}); nothing was written")
@@ -104,20 +102,3 @@ class GuardedConnection:
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):  # closing a damaged file must not hide the real error
             self.raw.close()
-
-
-def json_object(text: Any, column: str, sha: str, path: Path) -> dict[str, Any]:
-    """Decode a stored JSON column that must hold an object; damage is a registry error."""
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError) as exc:
-        raise RegistryDamagedError(
-            f"registry database '{path}' is damaged: policy {sha[:12]} {column} is not JSON "
-            f"({_one_line(str(exc))}); {RESTORE_HINT}"
-        ) from None
-    if not isinstance(value, dict):
-        raise RegistryDamagedError(
-            f"registry database '{path}' is damaged: policy {sha[:12]} {column} is "
-            f"{type(value).__name__}, not a JSON object; {RESTORE_HINT}"
-        )
-    return value

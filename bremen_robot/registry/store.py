@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import builtins
 import getpass
-import json
 import os
 import re
 import shutil
@@ -47,7 +46,8 @@ from bremen_robot.policy.artifact import (
 )
 from bremen_robot.registry import db
 from bremen_robot.registry.errors import ApprovalError, RegistryError
-from bremen_robot.registry.guard import GuardedConnection, json_object
+from bremen_robot.registry.guard import GuardedConnection
+from bremen_robot.registry.jsonio import json_object, read_report, to_json
 from bremen_robot.registry.operators import check_and_bind
 from bremen_robot.registry.signing import (
     canonical_payload,
@@ -78,6 +78,13 @@ def default_workspace() -> Path:
     return Path(env).expanduser() if env else Path(DEFAULT_WORKSPACE)
 
 
+def locate(workspace: Path | None, url: str | None) -> tuple[Path, Path]:
+    """``(workspace, database file)`` from the arguments, ``$BREMEN_REGISTRY_URL`` and the defaults."""
+    ws = Path(workspace).expanduser() if workspace is not None else default_workspace()
+    url = url if url is not None else os.environ.get(REGISTRY_URL_ENV) or None
+    return ws, db.parse_url(url) if url else ws / DB_FILE
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -92,38 +99,6 @@ def _current_user() -> str:
 def short_id(sha256: str) -> str:
     """The id users see and type: the first 12 hex characters (``random`` stays ``random``)."""
     return sha256 if sha256 == RANDOM_POLICY_ID else sha256[:SHORT_ID_LEN]
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serializable")
-
-
-def _to_json(value: dict[str, Any], what: str) -> str:
-    if not isinstance(value, dict):
-        raise RegistryError(f"{what} must be a mapping (JSON object), got {type(value).__name__}")
-    try:
-        return json.dumps(value, sort_keys=True, default=_json_default)
-    except (TypeError, ValueError) as exc:
-        raise RegistryError(
-            f"{what} cannot be stored as JSON ({exc}); pass numbers, strings, lists and dicts"
-        ) from None
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    """Read a trainer's ``report.json``; one-line error if it is not a JSON object."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise RegistryError(
-            f"{path}: cannot read the training report ({exc}); re-run training or omit it"
-        ) from None
-    if not isinstance(data, dict):
-        raise RegistryError(f"{path}: the training report must be a JSON object")
-    return data
 
 
 @dataclass(frozen=True)
@@ -205,9 +180,7 @@ class Registry:
         """Open (by default create and migrate) the registry of ``workspace``; ``url`` (or
         ``$BREMEN_REGISTRY_URL``, ``sqlite:///path``) points the database elsewhere. ``create=False``:
         a missing database is an error; ``readonly=True`` also never migrates or writes the file."""
-        ws = Path(workspace).expanduser() if workspace is not None else default_workspace()
-        url = url if url is not None else os.environ.get(REGISTRY_URL_ENV) or None
-        db_path = db.parse_url(url) if url else ws / DB_FILE
+        ws, db_path = locate(workspace, url)
         if (readonly or not create) and not db_path.is_file():
             raise RegistryError(
                 f"no registry database at '{db_path}'; register a policy first or pass --workspace / --db"
@@ -349,8 +322,8 @@ class Registry:
             return self._record(sha)
         if report is None and (src / REPORT_FILE).is_file():
             report = read_report(src / REPORT_FILE)
-        report_json = _to_json(report if report is not None else {}, "report")
-        lineage_json = _to_json(self._normalize_lineage(lineage, manifest), "lineage")
+        report_json = to_json(report if report is not None else {}, "report")
+        lineage_json = to_json(self._normalize_lineage(lineage, manifest), "lineage")
         with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the user's concern
             warnings.simplefilter("ignore", DeprecationWarning)
             load_artifact(src, verify=True)  # refuse a file no robot could load before anyone reviews it
