@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -201,17 +201,27 @@ def _raw_connect(target: str, path: Path, timeout_s: float, uri: bool = False) -
         raise RegistryError(f"cannot open the registry database '{path}': {exc}") from None
 
 
+def new_file(folder: Path, prefix: str) -> Path:
+    """A new empty file in ``folder`` (mode 0666 less the umask, as SQLite creates its files)."""
+    for _ in range(100):
+        candidate = folder / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise RegistryError(f"cannot create a temporary file in '{folder}'; remove stale '{prefix}*' files")
+
+
 def _create(path: Path, timeout_s: float) -> None:
     """Build a new registry beside ``path`` and link it into place unless one appeared meanwhile."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.new-")
+        tmp = new_file(path.parent, f".{path.name}.new-")
     except OSError as exc:
         raise RegistryError(
             f"cannot create the registry database '{path}' ({exc.strerror}); check the path and permissions"
         ) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
     try:
         conn = GuardedConnection(_raw_connect(str(tmp), path, timeout_s), path)
         try:

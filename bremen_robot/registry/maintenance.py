@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -141,9 +140,12 @@ def check(reg: Registry, operator_dir: Path | None = None) -> tuple[list[str], s
 
 def _copy_checked(src: Path, dest_dir: Path, what: str) -> Path:
     """Online-backup ``src`` into a new temporary file in ``dest_dir``; refuse a damaged copy."""
-    fd, tmp_name = tempfile.mkstemp(dir=dest_dir, prefix=".registry-copy-")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    try:
+        tmp = db.new_file(dest_dir, ".registry-copy-")
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot write in '{dest_dir}' ({exc.strerror}); check the path and permissions"
+        ) from None
     try:
         with _readonly(src) as source:
             dest = sqlite3.connect(str(tmp), isolation_level=None)
