@@ -30,6 +30,9 @@ from bremen_robot.registry.signing import key_fingerprint, parse_payload, verify
 from bremen_robot.registry.store import RANDOM_POLICY_ID, Registry, short_id
 
 
+_NOTHING = "nothing was written; 'bremen registry check' lists the damage, restore an older backup"
+
+
 @contextmanager
 def _readonly(path: Path) -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
@@ -158,13 +161,13 @@ def _copy_checked(src: Path, dest_dir: Path, what: str) -> Path:
                 dest.close()
         if bad or not 1 <= version <= db.SCHEMA_VERSION:
             why = bad[0] if bad else f"schema version {version}"
-            raise RegistryError(f"{what} '{src}' is not a good registry copy ({why}); nothing was written")
+            raise RegistryError(f"{what} '{src}' is not a good registry copy ({why}); {_NOTHING}")
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         return tmp
     except sqlite3.Error as exc:
         tmp.unlink(missing_ok=True)
-        raise RegistryError(f"cannot copy {what} '{src}' ({exc}); nothing was written") from None
+        raise RegistryError(f"cannot copy {what} '{src}' ({exc}); {_NOTHING}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
