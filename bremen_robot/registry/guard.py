@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bremen_robot.registry.errors import RegistryDamagedError, RegistryError
+from bremen_robot.registry.errors import RegistryDamagedError, RegistryDatabaseError, RegistryError
 
 RESTORE_HINT = (
     "run 'bremen registry check' to see the damage, then restore the last good copy with "
@@ -33,24 +33,26 @@ def translate(exc: sqlite3.Error, path: Path) -> RegistryError:
     msg = one_line(str(exc))
     low = msg.lower()
     if isinstance(exc, sqlite3.IntegrityError):
-        return RegistryError(f"registry '{path}' refused the change ({msg}); nothing was written")
+        return RegistryDatabaseError(f"registry '{path}' refused the change ({msg}); nothing was written")
     if "locked" in low or "busy" in low:
-        return RegistryError(
+        return RegistryDatabaseError(
             f"the registry database '{path}' is busy ({msg}); another bremen process holds it, retry"
         )
     if "readonly" in low or "read-only" in low:
-        return RegistryError(
+        return RegistryDatabaseError(
             f"cannot write the registry database '{path}' ({msg}); "
             "make the file and its folder writable, or use a read-only command"
         )
     if "full" in low:
-        return RegistryError(f"cannot write the registry database '{path}' ({msg}); free disk space, retry")
+        return RegistryDatabaseError(
+            f"cannot write the registry database '{path}' ({msg}); free disk space, retry"
+        )
     if "unable to open" in low:
-        return RegistryError(
+        return RegistryDatabaseError(
             f"cannot open the registry database '{path}' ({msg}); check the path and permissions"
         )
     if "disk i/o" in low:
-        return RegistryError(
+        return RegistryDatabaseError(
             f"disk I/O error on the registry database '{path}' ({msg}); check the disk, then {RESTORE_HINT}"
         )
     return RegistryDamagedError(f"registry database '{path}' is damaged ({msg}); {RESTORE_HINT}")

@@ -29,7 +29,6 @@ from bremen_robot.registry.operators import expected_key
 from bremen_robot.registry.signing import key_fingerprint, parse_payload, verify_signature
 from bremen_robot.registry.store import RANDOM_POLICY_ID, Registry, short_id
 
-
 _NOTHING = "nothing was written; 'bremen registry check' lists the damage, restore an older backup"
 
 

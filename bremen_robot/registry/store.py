@@ -161,7 +161,10 @@ class PolicyRecord:
 class Registry:
     """Open with :meth:`Registry.open`; usable as a context manager (closes the connection)."""
 
-    def __init__(self, conn: GuardedConnection, db_path: Path, workspace: Path) -> None:
+    def __init__(
+        self, conn: GuardedConnection, db_path: Path, workspace: Path, readonly: bool = False
+    ) -> None:
+        self.readonly = readonly
         self._conn = conn
         self.db_path = db_path
         self.workspace = workspace
@@ -185,7 +188,7 @@ class Registry:
             raise RegistryError(
                 f"no registry database at '{db_path}'; register a policy first or pass --workspace / --db"
             )
-        return cls(db.connect(db_path, readonly=readonly), db_path, ws)
+        return cls(db.connect(db_path, readonly=readonly), db_path, ws, readonly)
 
     def close(self) -> None:
         self._conn.close()
@@ -316,6 +319,8 @@ class Registry:
         Registering a sha256 that is already registered is a no-op returning the existing
         record (its report and lineage are kept as first written).
         """
+        if self.readonly:  # before anything lands in the artifact store
+            raise RegistryError(f"registry '{self.db_path}' was opened read-only; open it to write")
         src, manifest = checked_artifact(Path(artifact_dir))
         sha = manifest.policy_sha256
         if self._exists(sha):

@@ -12,9 +12,9 @@ from registry_helpers import ArtifactFactory, robot_config
 
 from bremen_robot.cli import main
 from bremen_robot.errors import BremenError
-from bremen_robot.registry import Registry, RegistryError
+from bremen_robot.registry import Registry, RegistryError, verify_for_deployment
 from bremen_robot.registry import db as regdb
-from bremen_robot.registry.errors import RegistryDamagedError
+from bremen_robot.registry.errors import RegistryDamagedError, RegistryDatabaseError
 from bremen_robot.tasks import get_task
 
 
@@ -222,3 +222,44 @@ def test_not_a_registry_is_refused_by_readers(capsys: pytest.CaptureFixture[str]
     assert code == 2
     one_line(err, "is not a registry database (no schema)")
     assert _digest(workspace / "registry.sqlite") == before
+
+
+@pytest.mark.parametrize("form", ["id", "path"])
+def test_verify_for_deployment_reports_damage_not_unregistered(
+    workspace: Path, artifact_factory: ArtifactFactory, alice: tuple[Path, Path], form: str
+) -> None:
+    export = artifact_factory()
+    pid = _approved_registry(workspace, export, alice)
+    _set_column(workspace / "registry.sqlite", pid, "report_json", "{")
+    with (
+        Registry.open(workspace) as reg,
+        pytest.raises(RegistryDamagedError, match="report_json is not JSON"),
+    ):
+        verify_for_deployment(pid if form == "id" else export, robot_config([alice[1]]), reg)
+
+
+def test_a_writer_busy_past_the_timeout_gets_one_line(workspace: Path) -> None:
+    Registry.open(workspace).close()
+    holder = sqlite3.connect(workspace / "registry.sqlite", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    conn = regdb.connect(workspace / "registry.sqlite", timeout_s=0.2)
+    try:
+        busy = r"is busy \(database is locked\); another bremen"
+        with pytest.raises(RegistryDatabaseError, match=busy), regdb.transaction(conn):
+            pass
+    finally:
+        conn.close()
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
+def test_a_read_only_registry_refuses_writes_before_touching_the_store(
+    workspace: Path, artifact_factory: ArtifactFactory, alice: tuple[Path, Path]
+) -> None:
+    pid = _approved_registry(workspace, artifact_factory(), alice)
+    with Registry.open(workspace, readonly=True) as reg:
+        with pytest.raises(RegistryError, match="opened read-only"):
+            reg.register(artifact_factory())
+        with pytest.raises(RegistryDatabaseError, match="attempt to write a readonly database"):
+            reg.retire(pid)
+    assert len(list((workspace / "artifacts").iterdir())) == 1
