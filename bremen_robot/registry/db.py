@@ -256,8 +256,9 @@ def check_not_empty(path: Path) -> None:
         ) from None
     if size == 0:
         raise RegistryDamagedError(
-            f"registry database '{path}' is an empty (0-byte) file, not a registry; {RESTORE_HINT}, "
-            "or move the empty file aside if this workspace never had a registry"
+            f"registry database '{path}' is an empty (0-byte) file, not a registry; restore the last "
+            "good copy with 'bremen registry restore BACKUP --replace' (docs/registry.md, 'Backup and "
+            "restore'), or move the empty file aside if this workspace never had a registry"
         )
 
 

@@ -80,11 +80,13 @@ def _check_approvals(reg: Registry, operator_dir: Path | None) -> tuple[list[str
         key, source = found
         if key_fingerprint(key) != fingerprint:
             problems.append(
-                f"{pid}: signed with key {str(fingerprint)[:12]}, but '{operator}''s key ({source}) is "
+                f"{pid}: signed with key {str(fingerprint)[:12]}, but the key of '{operator}' ({source}) is "
                 f"{key_fingerprint(key)[:12]}"
             )
         elif not verify_signature(payload, signature, key):
-            problems.append(f"{pid}: the signature does not verify against '{operator}''s key ({source})")
+            problems.append(
+                f"{pid}: the signature does not verify against the key of '{operator}' ({source})"
+            )
         else:
             verified += 1
     return problems, verified

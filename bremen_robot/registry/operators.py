@@ -120,7 +120,7 @@ def check_and_bind(
         owner = _owner(conn, fp, d)
         whose = f"operator '{owner}'" if owner else "another key pair"
         raise ApprovalError(
-            f"key '{key_path}' (fingerprint {fp[:12]}, {whose}) is not operator '{name}''s key "
+            f"key '{key_path}' (fingerprint {fp[:12]}, {whose}) is not the key of operator '{name}' "
             f"({source}: fingerprint {want_fp[:12]}); "
             f"approve as the key's owner, or sign with {name}'s own key"
         )

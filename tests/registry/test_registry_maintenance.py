@@ -84,7 +84,7 @@ def test_check_reports_each_problem_on_one_line(
     assert len(lines) == 4
     text = "\n".join(lines)
     assert f"approval of {dep} by 'alice': the signed payload differs from the approval row" in text
-    assert f"approval of {appr} by 'alice': the signature does not verify against 'alice''s key" in text
+    assert f"approval of {appr} by 'alice': the signature does not verify against the key of 'alice'" in text
     assert f"policy {cand}: state 'rejected' but the audit log's last entry says 'candidate'" in text
     assert f"artifact store: policy {cand}: file hash" in text
 

@@ -44,7 +44,7 @@ def test_another_operators_key_is_refused_naming_both(
     msg = str(info.value)
     assert "\n" not in msg
     assert f"key '{mallory_key}' (fingerprint {_fp(mallory_pub)}, operator 'mallory')" in msg
-    assert f"is not operator 'alice''s key ({alice[1]}: fingerprint {_fp(alice[1])})" in msg
+    assert f"is not the key of operator 'alice' ({alice[1]}: fingerprint {_fp(alice[1])})" in msg
     _untouched(registry, rec.id)
     # the key's owner may approve under their own name
     assert registry.approve(rec.id, "mallory", mallory_key).approval.operator == "mallory"  # type: ignore[union-attr]
@@ -64,7 +64,7 @@ def test_cli_approve_with_someone_elses_key(
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("error: key '") and "operator 'mallory'" in lines[0]
-    assert "is not operator 'alice''s key" in lines[0]
+    assert "is not the key of operator 'alice'" in lines[0]
     _untouched(registry, rec.id)
     code = main(["policies"])
     out, _ = capsys.readouterr()
