@@ -263,3 +263,40 @@ def test_a_read_only_registry_refuses_writes_before_touching_the_store(
         with pytest.raises(RegistryDatabaseError, match="attempt to write a readonly database"):
             reg.retire(pid)
     assert len(list((workspace / "artifacts").iterdir())) == 1
+
+
+@pytest.mark.timeout(120)
+def test_policy_runner_process_exits_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real node, before any publisher exists: exit 2 and the registry's one-line error."""
+    pytest.importorskip("rclpy")
+    import random
+    import subprocess
+    import sys
+
+    import yaml
+
+    from bremen_robot.policy.untrained import approved_untrained_policy
+
+    monkeypatch.setenv("BREMEN_OPERATOR_DIR", str(tmp_path / "operators"))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(random.randint(10, 209)))
+    info = approved_untrained_policy(tmp_path, operator="alice", hidden=(8,))
+    db_file = info["workspace"] / "registry.sqlite"
+    _set_column(db_file, info["id"], "manifest_json", "{")
+    params = tmp_path / "runner.yaml"
+    ros_params = {
+        "robot_config": str(info["robot"]),
+        "policy": info["id"],
+        "workspace": str(info["workspace"]),
+    }
+    params.write_text(yaml.safe_dump({"policy_runner": {"ros__parameters": ros_params}}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "bremen_robot.ros.policy_runner", "--ros-args", "--params-file", str(params)],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"policy_runner: error: registry database '{db_file}' is damaged: policy {info['id']} manifest_json"
+    ), proc.stderr
