@@ -9,7 +9,7 @@ from bremen_robot.cli.policies_cmd import add_registry_options, open_registry
 
 
 def _run(args: argparse.Namespace) -> int:
-    with open_registry(args) as reg:
+    with open_registry(args, write=True) as reg:
         rec = reg.approve(args.id, args.operator, args.key, args.note)
     assert rec.approval is not None
     print(

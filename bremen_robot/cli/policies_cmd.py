@@ -32,10 +32,15 @@ def add_registry_options(p: argparse.ArgumentParser, suppress: bool = False) -> 
     )
 
 
-def open_registry(args: argparse.Namespace, create: bool = False) -> Registry:
+def open_registry(args: argparse.Namespace, create: bool = False, write: bool = False) -> Registry:
+    """The registry named by ``--workspace`` / ``--db``: read-only unless ``write`` or ``create``.
+
+    Read-only commands never create, migrate or write the database file (docs/registry.md).
+    """
     from bremen_robot.registry import Registry
 
-    return Registry.open(getattr(args, "workspace", None), getattr(args, "db", None), create=create)
+    ws, url = getattr(args, "workspace", None), getattr(args, "db", None)
+    return Registry.open(ws, url, create=create, readonly=not (write or create))
 
 
 def _lineage(rec: PolicyRecord) -> str:

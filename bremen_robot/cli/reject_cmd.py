@@ -8,7 +8,7 @@ from bremen_robot.cli.policies_cmd import add_registry_options, open_registry
 
 
 def _run(args: argparse.Namespace) -> int:
-    with open_registry(args) as reg:
+    with open_registry(args, write=True) as reg:
         rec = reg.reject(args.id, args.reason, args.operator)
     print(f"rejected policy {rec.id}: {args.reason.strip()}")
     return 0

@@ -8,7 +8,7 @@ from bremen_robot.cli.policies_cmd import add_registry_options, open_registry
 
 
 def _run(args: argparse.Namespace) -> int:
-    with open_registry(args) as reg:
+    with open_registry(args, write=True) as reg:
         rec = reg.retire(args.id, args.operator, args.note)
     print(f"retired policy {rec.id}; robots will refuse it from now on")
     return 0

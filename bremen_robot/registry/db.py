@@ -8,19 +8,31 @@ Invariants are enforced by the database too, not only by :mod:`bremen_robot.regi
 
 * ``audit`` and ``approvals`` are append-only (triggers raise on UPDATE and DELETE);
 * policies are never deleted, and their content address, manifest digest and origin never change;
-* a policy's state only moves along the allowed transitions.
+* a policy's state only moves along the allowed transitions;
+* an operator name, once bound to a public key (``operator_keys``, by its first approval), stays
+  bound to that key.
+
+Only writers create a database, and never in place: the schema is built in a hidden temporary
+file that is then hard-linked to the final name, so ``registry.sqlite`` is either absent or a
+complete registry, and a 0-byte file is always damage (never silently initialised). Readers
+open the file with ``mode=ro``: they never create, migrate or write it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bremen_robot.registry.errors import RegistryError
+from bremen_robot.fsutil import fsync_dir
+from bremen_robot.registry.errors import RegistryDamagedError, RegistryError
+from bremen_robot.registry.guard import RESTORE_HINT, GuardedConnection
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 STATES = ("candidate", "approved", "rejected", "deployed", "retired")
 # from-state -> allowed to-states (the store gives the friendly errors; the trigger is the backstop)
@@ -133,8 +145,29 @@ _V1 = [
     """,
 ]
 
+# v2: each operator name is bound to one Ed25519 public key (raw, base64) by its first approval,
+# so the approver recorded for a signature is always the key's owner (docs/registry.md)
+_V2 = [
+    """
+    CREATE TABLE operator_keys (
+        name            TEXT PRIMARY KEY,
+        public_key      TEXT NOT NULL,
+        key_fingerprint TEXT NOT NULL UNIQUE,
+        bound_at        TEXT NOT NULL
+    )
+    """,
+    """
+    CREATE TRIGGER operator_keys_no_update BEFORE UPDATE ON operator_keys
+    BEGIN SELECT RAISE(ABORT, 'operator keys are append-only'); END
+    """,
+    """
+    CREATE TRIGGER operator_keys_no_delete BEFORE DELETE ON operator_keys
+    BEGIN SELECT RAISE(ABORT, 'operator keys are append-only'); END
+    """,
+]
+
 # MIGRATIONS[i] upgrades schema version i to i + 1.
-MIGRATIONS: list[list[str]] = [_V1]
+MIGRATIONS: list[list[str]] = [_V1, _V2]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -157,25 +190,106 @@ def parse_url(url: str) -> Path:
     return Path(path).expanduser()
 
 
-def connect(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
-    """Open (creating if needed) and migrate the database at ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _raw_connect(target: str, path: Path, timeout_s: float, uri: bool = False) -> sqlite3.Connection:
     try:
         # check_same_thread=False: a node may open the registry in one thread and use it from a
         # callback thread; concurrent use of one connection still needs one Registry per thread.
-        conn = sqlite3.connect(str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False)
+        return sqlite3.connect(
+            target, timeout=timeout_s, isolation_level=None, check_same_thread=False, uri=uri
+        )
     except sqlite3.Error as exc:
         raise RegistryError(f"cannot open the registry database '{path}': {exc}") from None
+
+
+def new_file(folder: Path, prefix: str) -> Path:
+    """A new empty file in ``folder`` (mode 0666 less the umask, as SQLite creates its files)."""
+    for _ in range(100):
+        candidate = folder / f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise RegistryError(f"cannot create a temporary file in '{folder}'; remove stale '{prefix}*' files")
+
+
+def _create(path: Path, timeout_s: float) -> None:
+    """Build a new registry beside ``path`` and link it into place unless one appeared meanwhile."""
     try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        migrate(conn, path)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = new_file(path.parent, f".{path.name}.new-")
+    except OSError as exc:
         raise RegistryError(
-            f"'{path}' is not a usable registry database ({exc}); check --db / the workspace"
+            f"cannot create the registry database '{path}' ({exc.strerror}); check the path and permissions"
         ) from None
+    try:
+        conn = GuardedConnection(_raw_connect(str(tmp), path, timeout_s), path)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            migrate(conn, path)
+        finally:
+            conn.close()  # the last connection checkpoints the WAL: the file is complete
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # atomic and never replaces: of racing creators one file wins
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot create the registry database '{path}' ({exc.strerror}); "
+                "check the path and permissions"
+            ) from None
+        fsync_dir(path.parent)
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            leftover.unlink(missing_ok=True)
+
+
+def check_not_empty(path: Path) -> None:
+    """A 0-byte registry file is damage (our files are never empty): refuse it, never initialise it."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot read the registry database '{path}' ({exc.strerror}); check the path"
+        ) from None
+    if size == 0:
+        raise RegistryDamagedError(
+            f"registry database '{path}' is an empty (0-byte) file, not a registry; restore the last "
+            "good copy with 'bremen registry restore BACKUP --replace' (docs/registry.md, 'Backup and "
+            "restore'), or move the empty file aside if this workspace never had a registry"
+        )
+
+
+def connect(path: Path, timeout_s: float = 30.0, *, readonly: bool = False) -> GuardedConnection:
+    """Open the database at ``path``: writers create (see module doc) and migrate it, readers only read."""
+    if not readonly and not path.exists():
+        _create(path, timeout_s)
+    check_not_empty(path)
+    if readonly:
+        target, uri = f"{path.resolve().as_uri()}?mode=ro", True
+    else:
+        target, uri = str(path), False
+    conn = GuardedConnection(_raw_connect(target, path, timeout_s, uri), path)
+    try:
+        try:  # the first read: a file that is no SQLite database at all is most likely a wrong path
+            conn.raw.execute("PRAGMA schema_version").fetchone()
+        except sqlite3.DatabaseError as exc:
+            if "not a database" not in str(exc):
+                raise conn.translate(exc) from None
+            raise RegistryDamagedError(
+                f"'{path}' is not a usable registry database ({exc}); check --db / the workspace, "
+                f"and if it is your registry, {RESTORE_HINT}"
+            ) from None
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        if readonly:
+            check_version(conn, path)
+        else:
+            migrate(conn, path)
     except BaseException:
         conn.close()
         raise
@@ -183,24 +297,24 @@ def connect(path: Path, timeout_s: float = 30.0) -> sqlite3.Connection:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``; any exception rolls everything back."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        raise RegistryError(
-            f"the registry database is busy ({exc}); another bremen process holds it, retry"
-        ) from None
+def transaction(conn: GuardedConnection) -> Iterator[GuardedConnection]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; any exception rolls everything back.
+
+    ``BEGIN IMMEDIATE`` takes SQLite's write lock at once, waiting up to the busy timeout for
+    another writer: this is the registry writers' lock (one writer at a time, across processes).
+    """
+    conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
-            conn.execute("ROLLBACK")
+            with contextlib.suppress(RegistryError):  # the original error says more than this one
+                conn.execute("ROLLBACK")
         raise
 
 
-def schema_version(conn: sqlite3.Connection) -> int:
+def schema_version(conn: GuardedConnection) -> int:
     row = conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
     ).fetchone()
@@ -210,17 +324,30 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(got[0]) if got else 0
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> None:
+def _refuse_newer(current: int, path: Path) -> None:
+    if current > SCHEMA_VERSION:
+        raise RegistryError(
+            f"registry '{path}' has schema version {current}, newer than this bremen-robot "
+            f"understands ({SCHEMA_VERSION}); upgrade bremen-robot"
+        )
+
+
+def check_version(conn: GuardedConnection, path: Path) -> int:
+    """For readers: the file must be a registry this version can read (older schemas read fine)."""
+    current = schema_version(conn)
+    if current == 0:
+        raise RegistryError(f"'{path}' is not a registry database (no schema); check --db / the workspace")
+    _refuse_newer(current, path)
+    return current
+
+
+def migrate(conn: GuardedConnection, path: Path) -> None:
     """Bring the schema to :data:`SCHEMA_VERSION`; concurrent openers serialize on the write lock."""
     if schema_version(conn) == SCHEMA_VERSION:
         return
     with transaction(conn):
         current = schema_version(conn)  # re-read under the lock: another process may have migrated
-        if current > SCHEMA_VERSION:
-            raise RegistryError(
-                f"registry '{path}' has schema version {current}, newer than this bremen-robot "
-                f"understands ({SCHEMA_VERSION}); upgrade bremen-robot"
-            )
+        _refuse_newer(current, path)
         if current == 0:
             conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
             conn.execute("INSERT INTO schema_version (version) VALUES (0)")

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import builtins
 import getpass
-import json
 import os
 import re
 import shutil
-import sqlite3
 import stat
 import tempfile
 import warnings
@@ -48,6 +46,9 @@ from bremen_robot.policy.artifact import (
 )
 from bremen_robot.registry import db
 from bremen_robot.registry.errors import ApprovalError, RegistryError
+from bremen_robot.registry.guard import GuardedConnection
+from bremen_robot.registry.jsonio import json_object, read_report, to_json
+from bremen_robot.registry.operators import check_and_bind
 from bremen_robot.registry.signing import (
     canonical_payload,
     check_operator_name,
@@ -77,6 +78,13 @@ def default_workspace() -> Path:
     return Path(env).expanduser() if env else Path(DEFAULT_WORKSPACE)
 
 
+def locate(workspace: Path | None, url: str | None) -> tuple[Path, Path]:
+    """``(workspace, database file)`` from the arguments, ``$BREMEN_REGISTRY_URL`` and the defaults."""
+    ws = Path(workspace).expanduser() if workspace is not None else default_workspace()
+    url = url if url is not None else os.environ.get(REGISTRY_URL_ENV) or None
+    return ws, db.parse_url(url) if url else ws / DB_FILE
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -91,38 +99,6 @@ def _current_user() -> str:
 def short_id(sha256: str) -> str:
     """The id users see and type: the first 12 hex characters (``random`` stays ``random``)."""
     return sha256 if sha256 == RANDOM_POLICY_ID else sha256[:SHORT_ID_LEN]
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serializable")
-
-
-def _to_json(value: dict[str, Any], what: str) -> str:
-    if not isinstance(value, dict):
-        raise RegistryError(f"{what} must be a mapping (JSON object), got {type(value).__name__}")
-    try:
-        return json.dumps(value, sort_keys=True, default=_json_default)
-    except (TypeError, ValueError) as exc:
-        raise RegistryError(
-            f"{what} cannot be stored as JSON ({exc}); pass numbers, strings, lists and dicts"
-        ) from None
-
-
-def read_report(path: Path) -> dict[str, Any]:
-    """Read a trainer's ``report.json``; one-line error if it is not a JSON object."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise RegistryError(
-            f"{path}: cannot read the training report ({exc}); re-run training or omit it"
-        ) from None
-    if not isinstance(data, dict):
-        raise RegistryError(f"{path}: the training report must be a JSON object")
-    return data
 
 
 @dataclass(frozen=True)
@@ -185,7 +161,10 @@ class PolicyRecord:
 class Registry:
     """Open with :meth:`Registry.open`; usable as a context manager (closes the connection)."""
 
-    def __init__(self, conn: sqlite3.Connection, db_path: Path, workspace: Path) -> None:
+    def __init__(
+        self, conn: GuardedConnection, db_path: Path, workspace: Path, readonly: bool = False
+    ) -> None:
+        self.readonly = readonly
         self._conn = conn
         self.db_path = db_path
         self.workspace = workspace
@@ -193,20 +172,23 @@ class Registry:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, workspace: Path | None = None, url: str | None = None, *, create: bool = True) -> Registry:
-        """Open (and by default create and migrate) the registry of ``workspace``.
-
-        ``url`` (or ``$BREMEN_REGISTRY_URL``) points the database elsewhere: ``sqlite:///path``.
-        With ``create=False`` a missing database is an error instead of a new empty registry.
-        """
-        ws = Path(workspace).expanduser() if workspace is not None else default_workspace()
-        url = url if url is not None else os.environ.get(REGISTRY_URL_ENV) or None
-        db_path = db.parse_url(url) if url else ws / DB_FILE
-        if not create and not db_path.is_file():
+    def open(
+        cls,
+        workspace: Path | None = None,
+        url: str | None = None,
+        *,
+        create: bool = True,
+        readonly: bool = False,
+    ) -> Registry:
+        """Open (by default create and migrate) the registry of ``workspace``; ``url`` (or
+        ``$BREMEN_REGISTRY_URL``, ``sqlite:///path``) points the database elsewhere. ``create=False``:
+        a missing database is an error; ``readonly=True`` also never migrates or writes the file."""
+        ws, db_path = locate(workspace, url)
+        if (readonly or not create) and not db_path.is_file():
             raise RegistryError(
                 f"no registry database at '{db_path}'; register a policy first or pass --workspace / --db"
             )
-        return cls(db.connect(db_path), db_path, ws)
+        return cls(db.connect(db_path, readonly=readonly), db_path, ws, readonly)
 
     def close(self) -> None:
         self._conn.close()
@@ -312,9 +294,9 @@ class Registry:
             created_at=row[5],
             registered_at=row[6],
             manifest_digest=row[7],
-            manifest=json.loads(row[8]),
-            lineage=json.loads(row[9]),
-            report=json.loads(row[10]),
+            manifest=json_object(row[8], "manifest_json", sha, self.db_path),
+            lineage=json_object(row[9], "lineage_json", sha, self.db_path),
+            report=json_object(row[10], "report_json", sha, self.db_path),
             approval=approval,
             deployments=deps,
             artifact_dir=None if row[0] == RANDOM_POLICY_ID else self.artifact_path(row[0]),
@@ -337,14 +319,16 @@ class Registry:
         Registering a sha256 that is already registered is a no-op returning the existing
         record (its report and lineage are kept as first written).
         """
+        if self.readonly:  # before anything lands in the artifact store
+            raise RegistryError(f"registry '{self.db_path}' was opened read-only; open it to write")
         src, manifest = checked_artifact(Path(artifact_dir))
         sha = manifest.policy_sha256
         if self._exists(sha):
             return self._record(sha)
         if report is None and (src / REPORT_FILE).is_file():
             report = read_report(src / REPORT_FILE)
-        report_json = _to_json(report if report is not None else {}, "report")
-        lineage_json = _to_json(self._normalize_lineage(lineage, manifest), "lineage")
+        report_json = to_json(report if report is not None else {}, "report")
+        lineage_json = to_json(self._normalize_lineage(lineage, manifest), "lineage")
         with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the user's concern
             warnings.simplefilter("ignore", DeprecationWarning)
             load_artifact(src, verify=True)  # refuse a file no robot could load before anyone reviews it
@@ -504,11 +488,8 @@ class Registry:
         inside: Callable[[str, str], None] | None = None,
         at: str | None = None,
     ) -> PolicyRecord:
-        """Move one policy to ``to_state`` in one transaction with its audit row.
-
-        The state is read under the write lock, so of two racing transitions exactly one
-        sees the old state; the other gets the one-line reason.
-        """
+        """Move one policy to ``to_state`` in one transaction with its audit row. The state is read
+        under the write lock: of two racing transitions only one sees the old state."""
         sha = self.resolve(policy_id)
         if sha == RANDOM_POLICY_ID:
             raise RegistryError("the random first-deployment policy has no states to change")
@@ -529,11 +510,10 @@ class Registry:
     ) -> PolicyRecord:
         """Sign and record an operator's approval of a candidate.
 
-        The key defaults to ``<operator dir>/<operator_name>.key``. The signature covers
-        (artifact sha256, manifest digest, operator, time, note). The store files are hashed
-        first: a tampered artifact cannot be approved. Of two racing approvals of the same
-        candidate exactly one succeeds; the other raises ApprovalError ("already approved by").
-        """
+        The key defaults to ``<operator dir>/<operator_name>.key`` and must be that operator's
+        (:mod:`.operators`). The signature covers (artifact sha256, manifest digest, operator, time,
+        note). The store files are hashed first: a tampered artifact cannot be approved. Of two racing
+        approvals exactly one succeeds; the other raises ApprovalError ("already approved by")."""
         check_operator_name(operator_name)
         if not isinstance(note, str):
             raise RegistryError("the approval note must be text")
@@ -553,6 +533,7 @@ class Registry:
             raise ApprovalError("the new signature does not verify; the cryptography install is broken")
 
         def insert_approval(sha: str, now: str) -> None:
+            check_and_bind(self._conn, operator_name, key_path, key.public_key(), time)  # under the lock
             self._conn.execute(
                 "INSERT INTO approvals (policy_sha256, operator, approved_at, note, payload, signature,"
                 " key_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)",

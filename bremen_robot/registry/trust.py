@@ -22,7 +22,7 @@ from bremen_robot.policy.artifact import (
     resolve_artifact_dir,
     sha256_file,
 )
-from bremen_robot.registry.errors import ApprovalError, RegistryError
+from bremen_robot.registry.errors import ApprovalError, RegistryDatabaseError, RegistryError
 from bremen_robot.registry.signing import load_public_key, parse_payload, verify_signature
 from bremen_robot.registry.store import PolicyRecord, Registry
 from bremen_robot.robot_config import RobotConfig
@@ -101,6 +101,8 @@ def _record_for_path(ref: str | Path, registry: Registry) -> tuple[PolicyRecord,
     for sha in (actual, manifest.policy_sha256):
         try:
             return registry.get(sha), d
+        except RegistryDatabaseError:  # a damaged or busy registry is not "not registered"
+            raise
         except RegistryError:
             continue
     raise ApprovalError(
@@ -126,6 +128,8 @@ def verify_for_deployment(
     else:
         try:
             rec = registry.get(str(policy_id_or_path))
+        except RegistryDatabaseError:
+            raise
         except RegistryError as exc:
             raise ApprovalError(f"not registered: {exc}") from None
         if rec.artifact_dir is None:
