@@ -400,7 +400,8 @@ def _check_approval(policy: str, robot: Any, workspace: Path | None) -> None:
     """Refuse an unapproved policy before anything starts (the runner checks again)."""
     from bremen_robot.registry import Registry, default_workspace, verify_for_deployment
 
-    reg = Registry.open(Path(workspace) if workspace else default_workspace())
+    # read-only: a mistyped workspace must not get a new, empty registry from a check
+    reg = Registry.open(Path(workspace) if workspace else default_workspace(), readonly=True)
     try:
         verify_for_deployment(policy, robot, reg)
     finally:

@@ -300,3 +300,12 @@ def test_policy_runner_process_exits_with_one_line(tmp_path: Path, monkeypatch: 
     assert len(lines) == 1 and lines[0].startswith(
         f"policy_runner: error: registry database '{db_file}' is damaged: policy {info['id']} manifest_json"
     ), proc.stderr
+
+
+def test_collects_approval_check_never_creates_a_registry(tmp_path):
+    """`bremen collect --policy X --workspace W` on a mistyped W refuses and leaves W empty."""
+    from bremen_robot.ros import collect as collect_mod
+
+    with pytest.raises(RegistryError, match="no registry database"):
+        collect_mod._check_approval("0" * 64, object(), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
