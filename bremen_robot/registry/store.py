@@ -574,7 +574,8 @@ class Registry:
     def mark_deployed(
         self, id: str, deployment: int | None = None, *, actor: str | None = None, note: str = ""
     ) -> int:
-        """Record that an approved policy starts collecting data; returns its deployment number.
+        """Record that an approved policy has collected data (its first logged transition; see
+        docs/registry.md); returns its deployment number.
 
         The first time, the policy moves ``approved -> deployed`` and gets the next deployment
         number (``deployment``, when given, must equal it). Marking a deployed policy again
