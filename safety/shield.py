@@ -20,6 +20,7 @@ than numpy's per-call overhead (docs/perf-safety.md).
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,9 @@ from safety.limits import SafetyLimits
 from safety.types import REASONS, Intervention, JointState, Reason, ResetResult, ShieldOutput
 
 INF = math.inf
+BIG = sys.float_info.max
+"""Stands in for an absent envelope bound: every finite value is within ±BIG, while +-inf and
+NaN are not, so one chained comparison also rejects a non-finite value on a one-sided bound."""
 
 OodScore = Callable[[np.ndarray, np.ndarray], float]
 """``(observation, action) -> disagreement`` of the dynamics ensemble (injected; no torch here)."""
@@ -143,7 +147,7 @@ class SafetyShield:
         self._zeros = [0.0] * self.n
         self._compile()
         self._env_extras = [
-            (name, -INF if b.min is None else b.min, INF if b.max is None else b.max)
+            (name, -BIG if b.min is None else b.min, BIG if b.max is None else b.max)
             for name, b in limits.envelope.extras.items()
         ]
         self._layout = self._make_layout(tuple(self.names))
@@ -196,7 +200,10 @@ class SafetyShield:
                 slo, shi = max(slo, jl.position.soft_lo), min(shi, jl.position.soft_hi)
                 hold_lo.append(max(box.min, jl.position.min))
                 hold_hi.append(min(box.max, jl.position.max))
-            # Positions at or beyond which the position stage can bind (effort, velocity).
+            # Positions at or beyond which the position stage can bind (effort, velocity). Moved
+            # a little toward the middle: the crossing bound (max - p) / T is rounded differently
+            # from max - shi * T, and one ulp past the threshold it can already be below shi.
+            # Between the two the exact bound is computed (and does not bind).
             thr_lo, thr_hi = -INF, INF
             if not pos_iface and jl.position is not None:
                 p = jl.position
@@ -204,6 +211,8 @@ class SafetyShield:
                 if self.interface == "velocity":
                     thr_lo = max(thr_lo, p.min - slo * T)
                     thr_hi = min(thr_hi, p.max - shi * T)
+                thr_lo += 1e-9 * (1.0 + abs(thr_lo))
+                thr_hi -= 1e-9 * (1.0 + abs(thr_hi))
             rows.append((slo, shi, thr_lo, thr_hi, vmax, min(rate, mstep), rate, mstep))
         self._rows = rows
         self._hold_lo, self._hold_hi = hold_lo, hold_hi
@@ -228,8 +237,8 @@ class SafetyShield:
                         label,
                         kind,
                         index.get(name, -1),
-                        -INF if b.min is None else b.min,
-                        INF if b.max is None else b.max,
+                        -BIG if b.min is None else b.min,
+                        BIG if b.max is None else b.max,
                     )
                 )
         return _Layout(key, None, act_idx, env)
@@ -316,23 +325,23 @@ class SafetyShield:
                 if age != age
                 else f"{age:.4g} s old > max_observation_age {self._max_age:g}"
             )
-            return self._safe("stale_observation", f"observation {what}", pos)
+            return self._safe("stale_observation", f"observation {what}", None)
         if age < -self._skew:
             st.obs_ok = False
-            return self._safe("stale_observation", f"observation stamp {-age:.4g} s in the future", pos)
+            return self._safe("stale_observation", f"observation stamp {-age:.4g} s in the future", None)
         if stamp < st.last_stamp:
             st.obs_ok = False
             return self._safe(
                 "stale_observation",
                 f"observation stamp {stamp!r} is older than the last one {st.last_stamp!r}",
-                pos,
+                None,
             )
         # 4. envelope
         if layout.env or self._env_extras:
             status, detail = self._check_envelope(layout, pos_all, vel_all, extras)
             if status == 1:
                 st.obs_ok = False
-                return self._safe("nan_observation", detail, pos)
+                return self._safe("nan_observation", detail, None)
             st.envelope_ok = status == 0
             st.envelope_detail = detail
             if status == 2 and not st.estop_latched:
@@ -445,9 +454,13 @@ class SafetyShield:
         except Exception as exc:
             score, why = math.nan, f"ood_score failed ({type(exc).__name__}: {exc})"
         else:
-            why = f"ensemble disagreement {score:.4g} > threshold {self._ood_threshold:g}"
-        if score <= self._ood_threshold:
-            return act, None
+            # a plain `score <= threshold` would let -inf through
+            if -INF < score <= self._ood_threshold:
+                return act, None
+            if math.isfinite(score):
+                why = f"ensemble disagreement {score:.4g} > threshold {self._ood_threshold:g}"
+            else:
+                why = f"ensemble disagreement {score} is not finite"
         requested = score if math.isfinite(score) else None
         if not self._ood_policy:
             return None, Intervention("ood", None, requested, None, f"{why}; sent the safe command")
@@ -694,13 +707,7 @@ class SafetyShield:
         st = self.state
         if self.hold:
             if st.hold_target is None:
-                src = pos if pos is not None else st.last_position or st.last_command
-                if src is None:
-                    src = [0.5 * (lo + hi) for lo, hi in zip(self._hold_lo, self._hold_hi, strict=True)]
-                st.hold_target = [
-                    hi if x > hi else lo if x < lo else x
-                    for x, lo, hi in zip(src, self._hold_lo, self._hold_hi, strict=True)
-                ]
+                st.hold_target = self._hold_position(pos)
             cmd = list(st.hold_target)
         else:
             cmd = list(self._zeros)
@@ -713,20 +720,25 @@ class SafetyShield:
         iv = Intervention(reason, None, requested, None, detail)
         return ShieldOutput(np.array(cmd, dtype=np.float64), (iv,), True)
 
+    def _hold_position(self, pos: list[float] | None) -> list[float]:
+        """Where 'hold' holds when stopped now: ``pos`` (only ever an accepted observation's
+        positions), else the last accepted positions, else the last command, else the middle of
+        the range; clipped into the hard range and the box."""
+        st = self.state
+        src = pos if pos is not None else st.last_position or st.last_command
+        if src is None:
+            src = [0.5 * (lo + hi) for lo, hi in zip(self._hold_lo, self._hold_hi, strict=True)]
+        return [
+            hi if x > hi else lo if x < lo else x
+            for x, lo, hi in zip(src, self._hold_lo, self._hold_hi, strict=True)
+        ]
+
     def safe_command(self) -> np.ndarray:
-        """The command sent while stopped (zeros, or the latched hold position when known)."""
-        if self.hold and self.state.hold_target is not None:
-            return np.array(self.state.hold_target, dtype=np.float64)
-        if self.hold and self.state.last_position is not None:
-            src = self.state.last_position
-            return np.array(
-                [
-                    hi if x > hi else lo if x < lo else x
-                    for x, lo, hi in zip(src, self._hold_lo, self._hold_hi, strict=True)
-                ],
-                dtype=np.float64,
-            )
-        return np.zeros(self.n)
+        """What a stop sends now: zeros, or the hold position (latched, or the one a stop would latch)."""
+        if not self.hold:
+            return np.zeros(self.n)
+        target = self.state.hold_target
+        return np.array(target if target is not None else self._hold_position(None), dtype=np.float64)
 
     def estop(self, reason: str = "requested") -> None:
         """Latch the e-stop: every command is the safe command until :meth:`reset_estop`."""
@@ -761,7 +773,8 @@ class SafetyShield:
         ``filter`` is not called, and this keeps the robot from acting on the last command.
         """
         age = now - self.state.last_stamp
-        if age <= self._max_age:
+        # a clock reading of -inf would make every age look fresh
+        if age <= self._max_age and now > -INF:
             return None
         self.state.obs_ok = False
         what = "no observation yet" if self.state.last_stamp == -INF else f"no observation for {age:.4g} s"
