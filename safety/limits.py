@@ -246,7 +246,8 @@ class SafetyLimits(BaseModel):
             where = f"max_step.{name}" if name else "max_step"
             if name and name not in self.joints:
                 raise ValueError(
-                    f"{where}: unknown joint (the joints are {', '.join(self.joints)}); fix the name or remove it"
+                    f"{where}: unknown joint (the joints are {', '.join(self.joints)}); "
+                    "fix the name or remove it"
                 )
             if step is not None and not (math.isfinite(step) and step > 0):
                 raise ValueError(f"{where}: must be a finite number > 0, got {step!r}; give a positive step")
