@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -74,20 +74,12 @@ class ShieldState:
         def cp(x: list[float] | None) -> list[float] | None:
             return None if x is None else list(x)
 
-        return ShieldState(
+        return replace(
+            self,
             last_command=cp(self.last_command),
             prev_command=cp(self.prev_command),
-            last_stamp=self.last_stamp,
             last_position=cp(self.last_position),
             hold_target=cp(self.hold_target),
-            in_safe=self.in_safe,
-            estop_latched=self.estop_latched,
-            estop_reason=self.estop_reason,
-            obs_ok=self.obs_ok,
-            envelope_ok=self.envelope_ok,
-            envelope_detail=self.envelope_detail,
-            steps=self.steps,
-            intervened_steps=self.intervened_steps,
             counts=dict(self.counts),
         )
 
@@ -104,8 +96,22 @@ class _Layout:
 
 
 # One stage of the per-joint pipeline: the command is clipped into [lo, hi].
-_Stage = tuple[float, float, Reason, str, tuple[float, ...]]
-"""(lo, hi, reason, detail format, its arguments)."""
+_Stage = tuple[float, float, Reason, str, tuple[float, ...] | None]
+"""(lo, hi, reason, detail format, its arguments); arguments None: the detail is final."""
+
+_new_tuple = tuple.__new__
+
+
+def _clip_through(stages: Sequence[_Stage], x: float, name: str, ivs: list[Intervention], note: str) -> float:
+    """Clip ``x`` into each stage in turn; append an :class:`Intervention` for each that changed it."""
+    for lo, hi, reason, fmt, args in stages:
+        y = hi if x > hi else lo if x < lo else x
+        if y != x:
+            detail = (fmt if args is None else fmt.format(*args)) + note
+            # tuple.__new__ skips the NamedTuple's Python-level __new__ (half the cost)
+            ivs.append(_new_tuple(Intervention, (reason, name, x, y, detail)))
+            x = y
+    return x
 
 
 class SafetyShield:
@@ -595,108 +601,112 @@ class SafetyShield:
                 return cross, "position_limit", fmt, (hard_lo, p)
         return bound, reason, fmt, (soft_lo, p)
 
-    def _static_stages(self, j: int) -> list[_Stage]:
-        """Joint j's hard stages that do not depend on the state (built once)."""
+    def _static_stages(self, j: int) -> tuple[_Stage, ...]:
+        """Joint j's hard stages that do not depend on the state (built once, details formatted)."""
         box_lo, box_hi = self._box[j]
-        H: list[_Stage] = [(box_lo, box_hi, "clipped_box", "command box [{:g}, {:g}]", (box_lo, box_hi))]
+        H: list[_Stage] = [(box_lo, box_hi, "clipped_box", f"command box [{box_lo:g}, {box_hi:g}]", None)]
         eff, vmax = self._eff[j], self._vmax[j]
         if self.interface == "position":
             hard_lo, soft_lo, soft_hi, hard_hi = self._pos[j] or (-INF, -INF, INF, INF)
             lo_reason: Reason = "soft_limit" if soft_lo > hard_lo else "position_limit"
             hi_reason: Reason = "soft_limit" if soft_hi < hard_hi else "position_limit"
-            H.append((soft_lo, INF, lo_reason, "position min {:g}", (soft_lo,)))
-            H.append((-INF, soft_hi, hi_reason, "position max {:g}", (soft_hi,)))
-            return H
+            H.append((soft_lo, INF, lo_reason, f"position min {soft_lo:g}", None))
+            H.append((-INF, soft_hi, hi_reason, f"position max {soft_hi:g}", None))
+            return tuple(H)
         if eff < INF:
-            H.append((-eff, eff, "effort_limit", "effort limit ±{:g} (command units)", (eff,)))
+            H.append((-eff, eff, "effort_limit", f"effort limit ±{eff:g} (command units)", None))
         if self.interface == "velocity" and vmax < INF:
-            H.append((-vmax, vmax, "velocity_limit", "velocity limit ±{:g}", (vmax,)))
-        return H
+            H.append((-vmax, vmax, "velocity_limit", f"velocity limit ±{vmax:g}", None))
+        return tuple(H)
 
-    def _stages(self, j: int, p: float, v: float) -> tuple[list[_Stage], list[_Stage]]:
-        """Joint j's hard stages H and smoothness stages S (lowest priority first)."""
+    def _hard_stages(self, j: int, p: float, v: float) -> tuple[_Stage, ...]:
+        """Joint j's hard stages H at (p, v): the static ones, plus the position bounds past the
+        fast path's thresholds (below them they are looser than the static ones) and, for effort,
+        the over-speed bound."""
+        H = self._static_H[j]
+        if self.interface == "position":
+            return H
+        _, _, thr_lo, thr_hi, vmax, _, _, _ = self._rows[j]
+        effort = self.interface == "effort"
+        if thr_lo < p < thr_hi and not (effort and (v > vmax or v < -vmax)):
+            return H
+        dyn: list[_Stage] = []
+        if p >= thr_hi:
+            hi, hi_reason, hi_fmt, hi_args = self._pos_upper(j, p)
+            if hi < INF:
+                dyn.append((-INF, hi, hi_reason, hi_fmt, hi_args))
+        if p <= thr_lo:
+            lo, lo_reason, lo_fmt, lo_args = self._pos_lower(j, p)
+            if lo > -INF:
+                dyn.append((lo, INF, lo_reason, lo_fmt, lo_args))
+        if effort and v > vmax:
+            dyn.append(
+                (
+                    -INF,
+                    0.0,
+                    "velocity_limit",
+                    "velocity {:.6g} > limit {:g}; torque along it zeroed",
+                    (v, vmax),
+                )
+            )
+        elif effort and v < -vmax:
+            dyn.append(
+                (0.0, INF, "velocity_limit", "velocity {:.6g} < -{:g}; torque along it zeroed", (v, vmax))
+            )
+        return H + tuple(dyn)
+
+    def _smooth_stages(self, j: int, p: float, x: float) -> list[_Stage]:
+        """Joint j's smoothness stages S (lowest priority first); empty when none can change ``x``."""
         st = self.state
-        H = list(self._static_H[j])
+        _, _, _, _, vmax, d, rate, mstep = self._rows[j]
         S: list[_Stage] = []
-        vmax, rate, mstep = self._vmax[j], self._rate[j], self._mstep[j]
         if self.interface == "position":
             last = st.last_command[j] if st.last_command is not None else p
             prev = st.prev_command[j] if st.prev_command is not None else last
             c = last + (last - prev)
-            S.append((c - rate, c + rate, "rate_limit", "acceleration: within {:g} of {:.6g}", (rate, c)))
             dv = vmax * self.period
+            S.append((c - rate, c + rate, "rate_limit", "acceleration: within {:g} of {:.6g}", (rate, c)))
             S.append(
                 (last - dv, last + dv, "velocity_limit", "velocity: within {:g} of last {:.6g}", (dv, last))
             )
             S.append(
                 (p - mstep, p + mstep, "max_step", "within {:g} of measured position {:.6g}", (mstep, p))
             )
-            return H, S
-        if self._pos[j] is not None:
-            hi, hi_reason, hi_fmt, hi_args = self._pos_upper(j, p)
-            lo, lo_reason, lo_fmt, lo_args = self._pos_lower(j, p)
-            if hi < INF:
-                H.append((-INF, hi, hi_reason, hi_fmt, hi_args))
-            if lo > -INF:
-                H.append((lo, INF, lo_reason, lo_fmt, lo_args))
-        if self.interface == "effort":
-            if v > vmax:
-                H.append(
-                    (
-                        -INF,
-                        0.0,
-                        "velocity_limit",
-                        "velocity {:.6g} > limit {:g}; torque along it zeroed",
-                        (v, vmax),
-                    )
+            return S
+        # both stages are centred on the last command: x is inside both iff within min(rate, mstep)
+        last = st.last_command[j] if st.last_command is not None else 0.0
+        if last - d <= x <= last + d:
+            return S
+        if rate < INF:
+            S.append(
+                (
+                    last - rate,
+                    last + rate,
+                    "rate_limit",
+                    "rate: within {:g} of last command {:.6g}",
+                    (rate, last),
                 )
-            elif v < -vmax:
-                H.append(
-                    (0.0, INF, "velocity_limit", "velocity {:.6g} < -{:g}; torque along it zeroed", (v, vmax))
-                )
-        if rate < INF or mstep < INF:
-            last = st.last_command[j] if st.last_command is not None else 0.0
-            if rate < INF:
-                S.append(
-                    (
-                        last - rate,
-                        last + rate,
-                        "rate_limit",
-                        "rate: within {:g} of last command {:.6g}",
-                        (rate, last),
-                    )
-                )
-            if mstep < INF:
-                S.append(
-                    (
-                        last - mstep,
-                        last + mstep,
-                        "max_step",
-                        "within {:g} of last command {:.6g}",
-                        (mstep, last),
-                    )
-                )
-        return H, S
+            )
+        if mstep < INF:
+            S.append(
+                (last - mstep, last + mstep, "max_step", "within {:g} of last command {:.6g}", (mstep, last))
+            )
+        return S
 
     def _explain(self, j: int, a: float, p: float, v: float) -> tuple[float, list[Intervention]]:
         """Apply joint j's stages H, S, H to request ``a`` and record each one that changed it.
 
-        The result equals the fast path's: clipping into S then H is the same as H, S, H.
+        The result equals the fast path's: clipping into S then H is the same as H, S, H
+        (tests/safety/test_safety_fast_path.py checks it on every joint).
         """
-        H, S = self._stages(j, p, v)
+        H = self._hard_stages(j, p, v)
         name = self.names[j]
         ivs: list[Intervention] = []
-        x = a
-        for stages, note in ((H, ""), (S, ""), (H, "; overrides a smoothness limit")):
-            before = x
-            for lo, hi, reason, fmt, args in stages:
-                y = hi if x > hi else lo if x < lo else x
-                if y != x:
-                    ivs.append(Intervention(reason, name, x, y, fmt.format(*args) + note))
-                    x = y
-            if stages is S and x == before:
-                break  # S changed nothing, so x is still inside H
-        return x, ivs
+        x = _clip_through(H, a, name, ivs, "")
+        y = _clip_through(self._smooth_stages(j, p, x), x, name, ivs, "")
+        if y == x:
+            return x, ivs  # S changed nothing, so x is still inside H
+        return _clip_through(H, y, name, ivs, "; overrides a smoothness limit"), ivs
 
     # --- safe command, e-stop, watchdog ------------------------------------------------
 
