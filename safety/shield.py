@@ -769,7 +769,7 @@ class SafetyShield:
             return ResetResult(False, "refused: the newest observation was not usable; wait for a valid one")
         if not st.envelope_ok:
             return ResetResult(False, f"refused: state is outside the envelope ({st.envelope_detail})")
-        if now is not None and not now - st.last_stamp <= self._max_age:
+        if now is not None and not (now > -INF and now - st.last_stamp <= self._max_age):
             return ResetResult(False, "refused: the newest observation is stale; wait for a fresh one")
         reason = st.estop_reason
         st.estop_latched = False

@@ -228,3 +228,13 @@ def test_watchdog_treats_a_non_finite_clock_as_no_fresh_observation(now: float) 
     out = sh.watchdog(now)
     assert out is not None and out.safe
     np.testing.assert_array_equal(out.command, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("now", [-INF, NAN])
+def test_reset_with_a_non_finite_clock_is_refused(now: float) -> None:
+    sh = shield_for("effort")
+    step(sh, np.array([0.3, 0.3]), stamp=1.0, now=1.0)
+    sh.estop("operator")
+    res = sh.reset_estop(now)
+    assert not res.ok and "stale" in res.message
+    assert sh.state.estop_latched
