@@ -559,12 +559,8 @@ class SafetyShield:
         assert pl is not None
         _, _, soft_hi, hard_hi = pl
         if p >= hard_hi:
-            return (
-                0.0,
-                "position_limit",
-                "at/beyond hard max {:g} (q={:.6g}); outward command zeroed",
-                (hard_hi, p),
-            )
+            fmt = "at/beyond hard max {:g} (q={:.6g}); outward command zeroed"
+            return 0.0, "position_limit", fmt, (hard_hi, p)
         bound, fmt = INF, ""
         reason: Reason = "soft_limit"
         if p > soft_hi:
@@ -583,12 +579,8 @@ class SafetyShield:
         assert pl is not None
         hard_lo, soft_lo, _, _ = pl
         if p <= hard_lo:
-            return (
-                0.0,
-                "position_limit",
-                "at/beyond hard min {:g} (q={:.6g}); outward command zeroed",
-                (hard_lo, p),
-            )
+            fmt = "at/beyond hard min {:g} (q={:.6g}); outward command zeroed"
+            return 0.0, "position_limit", fmt, (hard_lo, p)
         bound, fmt = -INF, ""
         reason: Reason = "soft_limit"
         if p < soft_lo:
@@ -640,15 +632,8 @@ class SafetyShield:
             if lo > -INF:
                 dyn.append((lo, INF, lo_reason, lo_fmt, lo_args))
         if effort and v > vmax:
-            dyn.append(
-                (
-                    -INF,
-                    0.0,
-                    "velocity_limit",
-                    "velocity {:.6g} > limit {:g}; torque along it zeroed",
-                    (v, vmax),
-                )
-            )
+            fmt = "velocity {:.6g} > limit {:g}; torque along it zeroed"
+            dyn.append((-INF, 0.0, "velocity_limit", fmt, (v, vmax)))
         elif effort and v < -vmax:
             dyn.append(
                 (0.0, INF, "velocity_limit", "velocity {:.6g} < -{:g}; torque along it zeroed", (v, vmax))
@@ -678,15 +663,8 @@ class SafetyShield:
         if last - d <= x <= last + d:
             return S
         if rate < INF:
-            S.append(
-                (
-                    last - rate,
-                    last + rate,
-                    "rate_limit",
-                    "rate: within {:g} of last command {:.6g}",
-                    (rate, last),
-                )
-            )
+            fmt = "rate: within {:g} of last command {:.6g}"
+            S.append((last - rate, last + rate, "rate_limit", fmt, (rate, last)))
         if mstep < INF:
             S.append(
                 (last - mstep, last + mstep, "max_step", "within {:g} of last command {:.6g}", (mstep, last))
