@@ -13,9 +13,17 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from safety.errors import SafetyConfigError
 
@@ -29,20 +37,32 @@ def _fmt(x: float) -> str:
     return repr(float(x))
 
 
+def _not_bool(v: Any) -> Any:
+    # YAML 1.1 reads yes/no/on/off as booleans, and pydantic would take True as 1.0: a limit
+    # nobody meant. Strings such as "1e-3" (PyYAML's reading of 1e-3) are still parsed.
+    if isinstance(v, bool):
+        raise ValueError(f"must be a number, got {v!r} (a yes/no value); write a number")
+    return v
+
+
+Num = Annotated[float, BeforeValidator(_not_bool)]
+"""A float that refuses booleans."""
+
+
 class CommandBox(BaseModel):
     """The range the actuator accepts, in command units (MuJoCo ``ctrlrange``, rad/s, rad)."""
 
     model_config = _CONFIG
 
-    min: float = Field(description="lowest command the actuator accepts")
-    max: float = Field(description="highest command the actuator accepts")
+    min: Num = Field(description="lowest command the actuator accepts")
+    max: Num = Field(description="highest command the actuator accepts")
 
     @model_validator(mode="after")
     def _ordered(self) -> CommandBox:
         if self.min > self.max:
             raise ValueError(f"min {_fmt(self.min)} > max {_fmt(self.max)}; swap them")
         if self.min == self.max:
-            raise ValueError(f"min equals max ({_fmt(self.min)}); a command box needs min < max")
+            raise ValueError(f"min equals max ({_fmt(self.min)}); give a range with min < max")
         return self
 
 
@@ -55,10 +75,10 @@ class PositionLimits(BaseModel):
 
     model_config = _CONFIG
 
-    min: float = Field(description="hard lower limit (rad or m)")
-    max: float = Field(description="hard upper limit (rad or m)")
-    soft_min: float | None = Field(None, description="soft lower limit, in [min, max]; default min")
-    soft_max: float | None = Field(None, description="soft upper limit, in [min, max]; default max")
+    min: Num = Field(description="hard lower limit (rad or m)")
+    max: Num = Field(description="hard upper limit (rad or m)")
+    soft_min: Num | None = Field(None, description="soft lower limit, in [min, max]; default min")
+    soft_max: Num | None = Field(None, description="soft upper limit, in [min, max]; default max")
 
     @model_validator(mode="after")
     def _consistent(self) -> PositionLimits:
@@ -66,7 +86,7 @@ class PositionLimits(BaseModel):
         if lo > hi:
             raise ValueError(f"min {_fmt(lo)} > max {_fmt(hi)}; swap them")
         if lo == hi:
-            raise ValueError(f"min equals max ({_fmt(lo)}); a joint range needs min < max")
+            raise ValueError(f"min equals max ({_fmt(lo)}); give a range with min < max")
         if self.soft_min is not None and not lo <= self.soft_min <= hi:
             raise ValueError(
                 f"soft_min {_fmt(self.soft_min)} is outside the hard range [{_fmt(lo)}, {_fmt(hi)}]; "
@@ -80,7 +100,7 @@ class PositionLimits(BaseModel):
         if self.soft_lo >= self.soft_hi:
             raise ValueError(
                 f"soft_min {_fmt(self.soft_lo)} >= soft_max {_fmt(self.soft_hi)}; "
-                "soft_min must be below soft_max"
+                "lower soft_min or raise soft_max"
             )
         return self
 
@@ -99,15 +119,15 @@ class JointLimits(BaseModel):
     model_config = _CONFIG
 
     position: PositionLimits | None = Field(None, description="hard and soft joint range")
-    velocity: float | None = Field(None, gt=0, description="maximum joint speed |qdot| (rad/s or m/s)")
-    acceleration: float | None = Field(
+    velocity: Num | None = Field(None, gt=0, description="maximum joint speed |qdot| (rad/s or m/s)")
+    acceleration: Num | None = Field(
         None,
         gt=0,
         description="maximum command rate |command - last command| / control_period, in command "
         "units per second (joint acceleration for velocity commands)",
     )
-    effort: float | None = Field(None, gt=0, description="maximum |effort| (N·m or N); effort interface only")
-    effort_per_command: float = Field(
+    effort: Num | None = Field(None, gt=0, description="maximum |effort| (N·m or N); effort interface only")
+    effort_per_command: Num = Field(
         1.0, gt=0, description="effort per unit of command (a MuJoCo motor's gear); effort interface only"
     )
     command: CommandBox | None = Field(None, description="this joint's command box; default: command_box")
@@ -118,8 +138,8 @@ class Bound(BaseModel):
 
     model_config = _CONFIG
 
-    min: float | None = Field(None, description="lowest allowed value; null for none")
-    max: float | None = Field(None, description="highest allowed value; null for none")
+    min: Num | None = Field(None, description="lowest allowed value; null for none")
+    max: Num | None = Field(None, description="highest allowed value; null for none")
 
     @model_validator(mode="after")
     def _ordered(self) -> Bound:
@@ -150,11 +170,11 @@ class Timing(BaseModel):
 
     model_config = _CONFIG
 
-    control_period: float = Field(gt=0, description="expected seconds between commands")
-    max_observation_age: float = Field(
+    control_period: Num = Field(gt=0, description="expected seconds between commands")
+    max_observation_age: Num = Field(
         gt=0, description="seconds after its stamp an observation may still be acted on (watchdog)"
     )
-    max_clock_skew: float = Field(
+    max_clock_skew: Num = Field(
         0.0, ge=0, description="seconds an observation stamp may lie ahead of 'now' before it counts as bad"
     )
 
@@ -164,7 +184,7 @@ class OodGate(BaseModel):
 
     model_config = _CONFIG
 
-    threshold: float = Field(gt=0, description="disagreement above which the fallback is used")
+    threshold: Num = Field(gt=0, description="disagreement above which the fallback is used")
     fallback: Literal["policy", "safe"] = Field(
         "safe",
         description="'policy': the injected fallback policy's action (e.g. BC); 'safe': the safe command",
@@ -203,7 +223,7 @@ class SafetyLimits(BaseModel):
     def _max_step_type(cls, v: Any) -> float | dict[str, float] | None:
         def number(x: Any, where: str) -> float:
             if isinstance(x, bool) or not isinstance(x, (int, float)):
-                raise ValueError(f"{where}must be a number, got {x!r}")
+                raise ValueError(f"{where}must be a number, got {x!r}; give a positive number")
             return float(x)
 
         if v is None:
@@ -225,7 +245,10 @@ class SafetyLimits(BaseModel):
         for name, step in steps.items():
             where = f"max_step.{name}" if name else "max_step"
             if name and name not in self.joints:
-                raise ValueError(f"{where}: unknown joint; the joints are {', '.join(self.joints)}")
+                raise ValueError(
+                    f"{where}: unknown joint (the joints are {', '.join(self.joints)}); "
+                    "fix the name or remove it"
+                )
             if step is not None and not (math.isfinite(step) and step > 0):
                 raise ValueError(f"{where}: must be a finite number > 0, got {step!r}; give a positive step")
         for name, jl in self.joints.items():
@@ -276,33 +299,45 @@ class SafetyLimits(BaseModel):
 # --- loading ---------------------------------------------------------------------------
 
 
+def _short(x: Any) -> str:
+    text = repr(x)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _describe(exc: ValidationError, source: str) -> str:
+    """The first error as one line, ``<source>: <field.path>: <problem>; <fix>``."""
     errors = exc.errors()
     err = errors[0]
     loc = ".".join(str(p) for p in err["loc"])
     kind = err["type"]
-    got = err.get("input")
+    got = _short(err.get("input"))
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
         msg = "unknown field; remove it or check its spelling"
     elif kind == "missing":
         msg = "required field is missing; add it"
     elif kind == "greater_than":
-        msg = f"must be > {ctx.get('gt'):g}, got {got!r}; give a positive number"
+        msg = f"must be > {ctx.get('gt'):g}, got {got}; give a positive number"
     elif kind == "greater_than_equal":
-        msg = f"must be >= {ctx.get('ge'):g}, got {got!r}; give a non-negative number"
+        msg = f"must be >= {ctx.get('ge'):g}, got {got}; give a non-negative number"
     elif kind == "too_short":
         msg = f"needs at least {ctx.get('min_length')} entry; add one"
     elif kind == "string_too_short":
-        msg = "must not be empty"
+        msg = "must not be empty; write a name"
     elif kind == "finite_number":
         msg = "must be a finite number; leave the field out (or null) for no limit"
     elif kind in ("float_parsing", "float_type"):
-        msg = f"must be a number, got {got!r}"
+        msg = f"must be a number, got {got}; write a number such as 0.5"
+    elif kind == "literal_error":
+        msg = f"must be {ctx.get('expected')}, got {got}; use one of these"
+    elif kind in ("dict_type", "model_type", "model_attributes_type"):
+        msg = f"must be a mapping of field: value, got {got}; write it as one (see docs/safety.md)"
+    elif kind == "string_type":
+        msg = f"must be text, got {got}; write a name"
     elif kind == "value_error":
         msg = str(ctx.get("error", err["msg"]))
     else:
-        msg = f"{err['msg']}, got {got!r}"
+        msg = f"{err['msg']}, got {got}; see docs/safety.md for this field"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     # Validators on the top-level model name the field path in their own message.
     head = f"{source}: {loc}: " if loc else f"{source}: "
@@ -319,7 +354,9 @@ def parse_limits(
     the joints in ``joint_names`` order.
     """
     if not isinstance(data, Mapping):
-        raise SafetyConfigError(f"{source}: top level must be a mapping of field: value")
+        raise SafetyConfigError(
+            f"{source}: top level must be a mapping of field: value; write the limits as in docs/safety.md"
+        )
     try:
         limits = SafetyLimits.model_validate(dict(data))
     except ValidationError as exc:
@@ -330,7 +367,7 @@ def parse_limits(
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise SafetyConfigError(
-            f"{source}: robot joint '{dup[0]}' is listed twice; joint names must be unique"
+            f"{source}: robot joint '{dup[0]}' is listed twice; list each robot joint once"
         )
     for name in limits.joints:
         if name not in names:
@@ -354,9 +391,20 @@ def load_limits(path: str | Path, joint_names: Sequence[str] | None = None) -> S
     """
     path = Path(path)
     source = str(path)
+    if path.is_dir():
+        raise SafetyConfigError(f"{source}: is a directory; pass a limits file")
     if not path.is_file():
         raise SafetyConfigError(f"{source}: file not found; pass an existing limits file")
-    text = path.read_text()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SafetyConfigError(
+            f"{source}: cannot be read ({exc.strerror or exc}); check its permissions"
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as some editors write, is fine
+    except UnicodeDecodeError as exc:
+        raise SafetyConfigError(f"{source}: is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)

@@ -20,8 +20,9 @@ than numpy's per-call overhead (docs/perf-safety.md).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,9 @@ from safety.limits import SafetyLimits
 from safety.types import REASONS, Intervention, JointState, Reason, ResetResult, ShieldOutput
 
 INF = math.inf
+BIG = sys.float_info.max
+"""Stands in for an absent envelope bound: every finite value is within ±BIG, while +-inf and
+NaN are not, so one chained comparison also rejects a non-finite value on a one-sided bound."""
 
 OodScore = Callable[[np.ndarray, np.ndarray], float]
 """``(observation, action) -> disagreement`` of the dynamics ensemble (injected; no torch here)."""
@@ -70,20 +74,12 @@ class ShieldState:
         def cp(x: list[float] | None) -> list[float] | None:
             return None if x is None else list(x)
 
-        return ShieldState(
+        return replace(
+            self,
             last_command=cp(self.last_command),
             prev_command=cp(self.prev_command),
-            last_stamp=self.last_stamp,
             last_position=cp(self.last_position),
             hold_target=cp(self.hold_target),
-            in_safe=self.in_safe,
-            estop_latched=self.estop_latched,
-            estop_reason=self.estop_reason,
-            obs_ok=self.obs_ok,
-            envelope_ok=self.envelope_ok,
-            envelope_detail=self.envelope_detail,
-            steps=self.steps,
-            intervened_steps=self.intervened_steps,
             counts=dict(self.counts),
         )
 
@@ -100,8 +96,22 @@ class _Layout:
 
 
 # One stage of the per-joint pipeline: the command is clipped into [lo, hi].
-_Stage = tuple[float, float, Reason, str, tuple[float, ...]]
-"""(lo, hi, reason, detail format, its arguments)."""
+_Stage = tuple[float, float, Reason, str, tuple[float, ...] | None]
+"""(lo, hi, reason, detail format, its arguments); arguments None: the detail is final."""
+
+_new_tuple = tuple.__new__
+
+
+def _clip_through(stages: Sequence[_Stage], x: float, name: str, ivs: list[Intervention], note: str) -> float:
+    """Clip ``x`` into each stage in turn; append an :class:`Intervention` for each that changed it."""
+    for lo, hi, reason, fmt, args in stages:
+        y = hi if x > hi else lo if x < lo else x
+        if y != x:
+            detail = (fmt if args is None else fmt.format(*args)) + note
+            # tuple.__new__ skips the NamedTuple's Python-level __new__ (half the cost)
+            ivs.append(_new_tuple(Intervention, (reason, name, x, y, detail)))
+            x = y
+    return x
 
 
 class SafetyShield:
@@ -143,7 +153,7 @@ class SafetyShield:
         self._zeros = [0.0] * self.n
         self._compile()
         self._env_extras = [
-            (name, -INF if b.min is None else b.min, INF if b.max is None else b.max)
+            (name, -BIG if b.min is None else b.min, BIG if b.max is None else b.max)
             for name, b in limits.envelope.extras.items()
         ]
         self._layout = self._make_layout(tuple(self.names))
@@ -196,7 +206,10 @@ class SafetyShield:
                 slo, shi = max(slo, jl.position.soft_lo), min(shi, jl.position.soft_hi)
                 hold_lo.append(max(box.min, jl.position.min))
                 hold_hi.append(min(box.max, jl.position.max))
-            # Positions at or beyond which the position stage can bind (effort, velocity).
+            # Positions at or beyond which the position stage can bind (effort, velocity). Moved
+            # a little toward the middle: the crossing bound (max - p) / T is rounded differently
+            # from max - shi * T, and one ulp past the threshold it can already be below shi.
+            # Between the two the exact bound is computed (and does not bind).
             thr_lo, thr_hi = -INF, INF
             if not pos_iface and jl.position is not None:
                 p = jl.position
@@ -204,6 +217,8 @@ class SafetyShield:
                 if self.interface == "velocity":
                     thr_lo = max(thr_lo, p.min - slo * T)
                     thr_hi = min(thr_hi, p.max - shi * T)
+                thr_lo += 1e-9 * (1.0 + abs(thr_lo))
+                thr_hi -= 1e-9 * (1.0 + abs(thr_hi))
             rows.append((slo, shi, thr_lo, thr_hi, vmax, min(rate, mstep), rate, mstep))
         self._rows = rows
         self._hold_lo, self._hold_hi = hold_lo, hold_hi
@@ -228,8 +243,8 @@ class SafetyShield:
                         label,
                         kind,
                         index.get(name, -1),
-                        -INF if b.min is None else b.min,
-                        INF if b.max is None else b.max,
+                        -BIG if b.min is None else b.min,
+                        BIG if b.max is None else b.max,
                     )
                 )
         return _Layout(key, None, act_idx, env)
@@ -316,23 +331,23 @@ class SafetyShield:
                 if age != age
                 else f"{age:.4g} s old > max_observation_age {self._max_age:g}"
             )
-            return self._safe("stale_observation", f"observation {what}", pos)
+            return self._safe("stale_observation", f"observation {what}", None)
         if age < -self._skew:
             st.obs_ok = False
-            return self._safe("stale_observation", f"observation stamp {-age:.4g} s in the future", pos)
+            return self._safe("stale_observation", f"observation stamp {-age:.4g} s in the future", None)
         if stamp < st.last_stamp:
             st.obs_ok = False
             return self._safe(
                 "stale_observation",
                 f"observation stamp {stamp!r} is older than the last one {st.last_stamp!r}",
-                pos,
+                None,
             )
         # 4. envelope
         if layout.env or self._env_extras:
             status, detail = self._check_envelope(layout, pos_all, vel_all, extras)
             if status == 1:
                 st.obs_ok = False
-                return self._safe("nan_observation", detail, pos)
+                return self._safe("nan_observation", detail, None)
             st.envelope_ok = status == 0
             st.envelope_detail = detail
             if status == 2 and not st.estop_latched:
@@ -445,9 +460,13 @@ class SafetyShield:
         except Exception as exc:
             score, why = math.nan, f"ood_score failed ({type(exc).__name__}: {exc})"
         else:
-            why = f"ensemble disagreement {score:.4g} > threshold {self._ood_threshold:g}"
-        if score <= self._ood_threshold:
-            return act, None
+            # a plain `score <= threshold` would let -inf through
+            if -INF < score <= self._ood_threshold:
+                return act, None
+            if math.isfinite(score):
+                why = f"ensemble disagreement {score:.4g} > threshold {self._ood_threshold:g}"
+            else:
+                why = f"ensemble disagreement {score} is not finite"
         requested = score if math.isfinite(score) else None
         if not self._ood_policy:
             return None, Intervention("ood", None, requested, None, f"{why}; sent the safe command")
@@ -540,12 +559,8 @@ class SafetyShield:
         assert pl is not None
         _, _, soft_hi, hard_hi = pl
         if p >= hard_hi:
-            return (
-                0.0,
-                "position_limit",
-                "at/beyond hard max {:g} (q={:.6g}); outward command zeroed",
-                (hard_hi, p),
-            )
+            fmt = "at/beyond hard max {:g} (q={:.6g}); outward command zeroed"
+            return 0.0, "position_limit", fmt, (hard_hi, p)
         bound, fmt = INF, ""
         reason: Reason = "soft_limit"
         if p > soft_hi:
@@ -564,12 +579,8 @@ class SafetyShield:
         assert pl is not None
         hard_lo, soft_lo, _, _ = pl
         if p <= hard_lo:
-            return (
-                0.0,
-                "position_limit",
-                "at/beyond hard min {:g} (q={:.6g}); outward command zeroed",
-                (hard_lo, p),
-            )
+            fmt = "at/beyond hard min {:g} (q={:.6g}); outward command zeroed"
+            return 0.0, "position_limit", fmt, (hard_lo, p)
         bound, fmt = -INF, ""
         reason: Reason = "soft_limit"
         if p < soft_lo:
@@ -582,108 +593,98 @@ class SafetyShield:
                 return cross, "position_limit", fmt, (hard_lo, p)
         return bound, reason, fmt, (soft_lo, p)
 
-    def _static_stages(self, j: int) -> list[_Stage]:
-        """Joint j's hard stages that do not depend on the state (built once)."""
+    def _static_stages(self, j: int) -> tuple[_Stage, ...]:
+        """Joint j's hard stages that do not depend on the state (built once, details formatted)."""
         box_lo, box_hi = self._box[j]
-        H: list[_Stage] = [(box_lo, box_hi, "clipped_box", "command box [{:g}, {:g}]", (box_lo, box_hi))]
+        H: list[_Stage] = [(box_lo, box_hi, "clipped_box", f"command box [{box_lo:g}, {box_hi:g}]", None)]
         eff, vmax = self._eff[j], self._vmax[j]
         if self.interface == "position":
             hard_lo, soft_lo, soft_hi, hard_hi = self._pos[j] or (-INF, -INF, INF, INF)
             lo_reason: Reason = "soft_limit" if soft_lo > hard_lo else "position_limit"
             hi_reason: Reason = "soft_limit" if soft_hi < hard_hi else "position_limit"
-            H.append((soft_lo, INF, lo_reason, "position min {:g}", (soft_lo,)))
-            H.append((-INF, soft_hi, hi_reason, "position max {:g}", (soft_hi,)))
-            return H
+            H.append((soft_lo, INF, lo_reason, f"position min {soft_lo:g}", None))
+            H.append((-INF, soft_hi, hi_reason, f"position max {soft_hi:g}", None))
+            return tuple(H)
         if eff < INF:
-            H.append((-eff, eff, "effort_limit", "effort limit ±{:g} (command units)", (eff,)))
+            H.append((-eff, eff, "effort_limit", f"effort limit ±{eff:g} (command units)", None))
         if self.interface == "velocity" and vmax < INF:
-            H.append((-vmax, vmax, "velocity_limit", "velocity limit ±{:g}", (vmax,)))
-        return H
+            H.append((-vmax, vmax, "velocity_limit", f"velocity limit ±{vmax:g}", None))
+        return tuple(H)
 
-    def _stages(self, j: int, p: float, v: float) -> tuple[list[_Stage], list[_Stage]]:
-        """Joint j's hard stages H and smoothness stages S (lowest priority first)."""
+    def _hard_stages(self, j: int, p: float, v: float) -> tuple[_Stage, ...]:
+        """Joint j's hard stages H at (p, v): the static ones, plus the position bounds past the
+        fast path's thresholds (below them they are looser than the static ones) and, for effort,
+        the over-speed bound."""
+        H = self._static_H[j]
+        if self.interface == "position":
+            return H
+        _, _, thr_lo, thr_hi, vmax, _, _, _ = self._rows[j]
+        effort = self.interface == "effort"
+        if thr_lo < p < thr_hi and not (effort and (v > vmax or v < -vmax)):
+            return H
+        dyn: list[_Stage] = []
+        if p >= thr_hi:
+            hi, hi_reason, hi_fmt, hi_args = self._pos_upper(j, p)
+            if hi < INF:
+                dyn.append((-INF, hi, hi_reason, hi_fmt, hi_args))
+        if p <= thr_lo:
+            lo, lo_reason, lo_fmt, lo_args = self._pos_lower(j, p)
+            if lo > -INF:
+                dyn.append((lo, INF, lo_reason, lo_fmt, lo_args))
+        if effort and v > vmax:
+            fmt = "velocity {:.6g} > limit {:g}; torque along it zeroed"
+            dyn.append((-INF, 0.0, "velocity_limit", fmt, (v, vmax)))
+        elif effort and v < -vmax:
+            dyn.append(
+                (0.0, INF, "velocity_limit", "velocity {:.6g} < -{:g}; torque along it zeroed", (v, vmax))
+            )
+        return H + tuple(dyn)
+
+    def _smooth_stages(self, j: int, p: float, x: float) -> list[_Stage]:
+        """Joint j's smoothness stages S (lowest priority first); empty when none can change ``x``."""
         st = self.state
-        H = list(self._static_H[j])
+        _, _, _, _, vmax, d, rate, mstep = self._rows[j]
         S: list[_Stage] = []
-        vmax, rate, mstep = self._vmax[j], self._rate[j], self._mstep[j]
         if self.interface == "position":
             last = st.last_command[j] if st.last_command is not None else p
             prev = st.prev_command[j] if st.prev_command is not None else last
             c = last + (last - prev)
-            S.append((c - rate, c + rate, "rate_limit", "acceleration: within {:g} of {:.6g}", (rate, c)))
             dv = vmax * self.period
+            S.append((c - rate, c + rate, "rate_limit", "acceleration: within {:g} of {:.6g}", (rate, c)))
             S.append(
                 (last - dv, last + dv, "velocity_limit", "velocity: within {:g} of last {:.6g}", (dv, last))
             )
             S.append(
                 (p - mstep, p + mstep, "max_step", "within {:g} of measured position {:.6g}", (mstep, p))
             )
-            return H, S
-        if self._pos[j] is not None:
-            hi, hi_reason, hi_fmt, hi_args = self._pos_upper(j, p)
-            lo, lo_reason, lo_fmt, lo_args = self._pos_lower(j, p)
-            if hi < INF:
-                H.append((-INF, hi, hi_reason, hi_fmt, hi_args))
-            if lo > -INF:
-                H.append((lo, INF, lo_reason, lo_fmt, lo_args))
-        if self.interface == "effort":
-            if v > vmax:
-                H.append(
-                    (
-                        -INF,
-                        0.0,
-                        "velocity_limit",
-                        "velocity {:.6g} > limit {:g}; torque along it zeroed",
-                        (v, vmax),
-                    )
-                )
-            elif v < -vmax:
-                H.append(
-                    (0.0, INF, "velocity_limit", "velocity {:.6g} < -{:g}; torque along it zeroed", (v, vmax))
-                )
-        if rate < INF or mstep < INF:
-            last = st.last_command[j] if st.last_command is not None else 0.0
-            if rate < INF:
-                S.append(
-                    (
-                        last - rate,
-                        last + rate,
-                        "rate_limit",
-                        "rate: within {:g} of last command {:.6g}",
-                        (rate, last),
-                    )
-                )
-            if mstep < INF:
-                S.append(
-                    (
-                        last - mstep,
-                        last + mstep,
-                        "max_step",
-                        "within {:g} of last command {:.6g}",
-                        (mstep, last),
-                    )
-                )
-        return H, S
+            return S
+        # both stages are centred on the last command: x is inside both iff within min(rate, mstep)
+        last = st.last_command[j] if st.last_command is not None else 0.0
+        if last - d <= x <= last + d:
+            return S
+        if rate < INF:
+            fmt = "rate: within {:g} of last command {:.6g}"
+            S.append((last - rate, last + rate, "rate_limit", fmt, (rate, last)))
+        if mstep < INF:
+            S.append(
+                (last - mstep, last + mstep, "max_step", "within {:g} of last command {:.6g}", (mstep, last))
+            )
+        return S
 
     def _explain(self, j: int, a: float, p: float, v: float) -> tuple[float, list[Intervention]]:
         """Apply joint j's stages H, S, H to request ``a`` and record each one that changed it.
 
-        The result equals the fast path's: clipping into S then H is the same as H, S, H.
+        The result equals the fast path's: clipping into S then H is the same as H, S, H
+        (tests/safety/test_safety_fast_path.py checks it on every joint).
         """
-        H, S = self._stages(j, p, v)
+        H = self._hard_stages(j, p, v)
         name = self.names[j]
         ivs: list[Intervention] = []
-        x = a
-        for stages, note in ((H, ""), (S, ""), (H, "; overrides a smoothness limit")):
-            before = x
-            for lo, hi, reason, fmt, args in stages:
-                y = hi if x > hi else lo if x < lo else x
-                if y != x:
-                    ivs.append(Intervention(reason, name, x, y, fmt.format(*args) + note))
-                    x = y
-            if stages is S and x == before:
-                break  # S changed nothing, so x is still inside H
-        return x, ivs
+        x = _clip_through(H, a, name, ivs, "")
+        y = _clip_through(self._smooth_stages(j, p, x), x, name, ivs, "")
+        if y == x:
+            return x, ivs  # S changed nothing, so x is still inside H
+        return _clip_through(H, y, name, ivs, "; overrides a smoothness limit"), ivs
 
     # --- safe command, e-stop, watchdog ------------------------------------------------
 
@@ -694,13 +695,7 @@ class SafetyShield:
         st = self.state
         if self.hold:
             if st.hold_target is None:
-                src = pos if pos is not None else st.last_position or st.last_command
-                if src is None:
-                    src = [0.5 * (lo + hi) for lo, hi in zip(self._hold_lo, self._hold_hi, strict=True)]
-                st.hold_target = [
-                    hi if x > hi else lo if x < lo else x
-                    for x, lo, hi in zip(src, self._hold_lo, self._hold_hi, strict=True)
-                ]
+                st.hold_target = self._hold_position(pos)
             cmd = list(st.hold_target)
         else:
             cmd = list(self._zeros)
@@ -713,20 +708,25 @@ class SafetyShield:
         iv = Intervention(reason, None, requested, None, detail)
         return ShieldOutput(np.array(cmd, dtype=np.float64), (iv,), True)
 
+    def _hold_position(self, pos: list[float] | None) -> list[float]:
+        """Where 'hold' holds when stopped now: ``pos`` (only ever an accepted observation's
+        positions), else the last accepted positions, else the last command, else the middle of
+        the range; clipped into the hard range and the box."""
+        st = self.state
+        src = pos if pos is not None else st.last_position or st.last_command
+        if src is None:
+            src = [0.5 * (lo + hi) for lo, hi in zip(self._hold_lo, self._hold_hi, strict=True)]
+        return [
+            hi if x > hi else lo if x < lo else x
+            for x, lo, hi in zip(src, self._hold_lo, self._hold_hi, strict=True)
+        ]
+
     def safe_command(self) -> np.ndarray:
-        """The command sent while stopped (zeros, or the latched hold position when known)."""
-        if self.hold and self.state.hold_target is not None:
-            return np.array(self.state.hold_target, dtype=np.float64)
-        if self.hold and self.state.last_position is not None:
-            src = self.state.last_position
-            return np.array(
-                [
-                    hi if x > hi else lo if x < lo else x
-                    for x, lo, hi in zip(src, self._hold_lo, self._hold_hi, strict=True)
-                ],
-                dtype=np.float64,
-            )
-        return np.zeros(self.n)
+        """What a stop sends now: zeros, or the hold position (latched, or the one a stop would latch)."""
+        if not self.hold:
+            return np.zeros(self.n)
+        target = self.state.hold_target
+        return np.array(target if target is not None else self._hold_position(None), dtype=np.float64)
 
     def estop(self, reason: str = "requested") -> None:
         """Latch the e-stop: every command is the safe command until :meth:`reset_estop`."""
@@ -747,7 +747,7 @@ class SafetyShield:
             return ResetResult(False, "refused: the newest observation was not usable; wait for a valid one")
         if not st.envelope_ok:
             return ResetResult(False, f"refused: state is outside the envelope ({st.envelope_detail})")
-        if now is not None and not now - st.last_stamp <= self._max_age:
+        if now is not None and not (now > -INF and now - st.last_stamp <= self._max_age):
             return ResetResult(False, "refused: the newest observation is stale; wait for a fresh one")
         reason = st.estop_reason
         st.estop_latched = False
@@ -761,7 +761,8 @@ class SafetyShield:
         ``filter`` is not called, and this keeps the robot from acting on the last command.
         """
         age = now - self.state.last_stamp
-        if age <= self._max_age:
+        # a clock reading of -inf would make every age look fresh
+        if age <= self._max_age and now > -INF:
             return None
         self.state.obs_ok = False
         what = "no observation yet" if self.state.last_stamp == -INF else f"no observation for {age:.4g} s"

@@ -243,10 +243,10 @@ class Model:
             lo = -INF if b.min is None else b.min
             hi = INF if b.max is None else b.max
             x = (s.velocity if kind else s.position)[s.names.index(nm)]
+            if not math.isfinite(x):  # docs/safety.md: a non-finite value, even on a one-sided bound
+                self.obs_ok = False
+                return "nan_observation", None, pos
             if not lo <= x <= hi:
-                if not math.isfinite(x):
-                    self.obs_ok = False
-                    return "nan_observation", None, pos
                 inside = False
                 break
         if inside:
@@ -257,10 +257,10 @@ class Model:
                     inside = False
                     break
                 x = s.extras[nm]
+                if not math.isfinite(x):
+                    self.obs_ok = False
+                    return "nan_observation", None, pos
                 if not lo <= x <= hi:
-                    if not math.isfinite(x):
-                        self.obs_ok = False
-                        return "nan_observation", None, pos
                     inside = False
                     break
         self.obs_ok = True

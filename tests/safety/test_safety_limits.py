@@ -7,16 +7,18 @@ import ast
 import copy
 import json
 import math
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
-from safety import SafetyConfigError, SafetyLimits, SafetyShield, load_limits, parse_limits
+from safety import JointState, SafetyConfigError, SafetyShield, load_limits, parse_limits
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs" / "safety"
@@ -124,10 +126,24 @@ def test_limits_from_a_robot_joint_list_are_put_in_its_order() -> None:
     assert limits.joint_names == ["bshin", "bthigh"]
 
 
-def test_json_limits_load_without_yaml(tmp_path: Path) -> None:
+def test_json_limits_load_without_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "limits.json"
     path.write_text(json.dumps(GOOD))
-    assert isinstance(load_limits(path), SafetyLimits)
+    monkeypatch.setitem(sys.modules, "yaml", None)  # `import yaml` now raises ImportError
+    limits = load_limits(path)
+    assert limits.joint_names == ["bthigh", "bshin"]
+    assert limits.joints["bthigh"].velocity == 30.0
+    assert limits.joints["bshin"].position is not None and limits.joints["bshin"].position.soft_max == 0.7
+    assert limits.timing.control_period == 0.05
+
+
+def test_a_json_file_is_read_as_json_not_yaml(tmp_path: Path) -> None:
+    """YAML would read this file (and JSON's superset rules hide the difference for valid JSON)."""
+    path = tmp_path / "limits.json"
+    path.write_text(yaml.safe_dump(GOOD))
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(path)
+    assert str(err.value) == f"{path}: line 1 is not valid JSON; fix the syntax"
 
 
 # --- rejections ----------------------------------------------------------------------------
@@ -278,3 +294,129 @@ def test_safety_imports_only_numpy_pydantic_and_the_stdlib() -> None:
     code = f"import sys, safety; print(sorted(m for m in {banned!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- every message names a fix; files that are not text ---------------------------------------
+
+MORE_BAD = [
+    edited(joints__bthigh__velocity=True),  # YAML's `yes`: pydantic alone would read 1.0
+    edited(joints__bthigh__position=3.0),
+    edited(joints=[1, 2]),
+    edited(robot=5),
+    edited(robot=None),
+    edited(joints__bthigh__command={"min": 1.0, "max": 1.0}),
+    edited(timing="fast"),
+    edited(envelope={"positions": {"x": {"min": "a"}}}),
+    edited(envelope={"positions": [1]}),
+    edited(ood=True),
+    edited(max_step=True),
+    edited(joints={"a": None}),
+    edited(command_interface=None),
+    edited(timing__control_period="1e-3x"),
+    edited(joints__bthigh__velocity=10**400),
+]
+
+
+@pytest.mark.parametrize("data", [b[0] for b in BAD] + MORE_BAD)
+def test_every_limits_message_is_one_line_ending_in_a_fix(tmp_path: Path, data: dict) -> None:
+    path = write(tmp_path, data)
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(path)
+    msg = str(err.value).removesuffix(" (+1 more)")
+    assert "\n" not in msg and msg.startswith(f"{path}: "), msg
+    problem, sep, fix = msg.rpartition("; ")
+    assert sep and problem and len(fix.split()) >= 2, f"no '; <fix>' tail: {msg}"
+    assert "Input should" not in msg, msg  # pydantic's wording, not ours
+
+
+def test_a_yes_no_value_is_not_a_number(tmp_path: Path) -> None:
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(
+            write(tmp_path, "robot: cheetah\n" + yaml.safe_dump(edited(joints__bthigh__velocity=True)))
+        )
+    assert "joints.bthigh.velocity: must be a number, got True (a yes/no value); write a number" in str(
+        err.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [(edited(robot=""), "robot"), (edited(max_step={"bthigh": 0.1, "knee": 0.2}), "max_step.knee")],
+)
+def test_messages_that_used_to_lack_a_fix(tmp_path: Path, data: dict, where: str) -> None:
+    path = write(tmp_path, data)
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(path)
+    fixes = {"robot": "must not be empty; write a name", "max_step.knee": "; fix the name or remove it"}
+    assert str(err.value).startswith(f"{path}: {where}: ") and fixes[where] in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["limits.yaml", "limits.json"])
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"robot: caf\xe9\n")  # Latin-1
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(path)
+    assert str(err.value) == f"{path}: is not UTF-8 text (byte 10); save it as UTF-8"
+
+
+@pytest.mark.parametrize("name", ["limits.yaml", "limits.json"])
+def test_a_utf8_byte_order_mark_is_accepted(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    text = json.dumps(GOOD) if name.endswith(".json") else yaml.safe_dump(GOOD, sort_keys=False)
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert load_limits(path).joint_names == ["bthigh", "bshin"]
+
+
+def test_a_directory_or_an_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(SafetyConfigError, match=r"is a directory; pass a limits file$"):
+        load_limits(tmp_path)
+    path = write(tmp_path, GOOD)
+    path.chmod(0)
+    try:
+        if os.access(path, os.R_OK):
+            pytest.skip("running as a user who can read any file")
+        with pytest.raises(
+            SafetyConfigError, match=r"cannot be read \(Permission denied\); check its permissions$"
+        ):
+            load_limits(path)
+    finally:
+        path.chmod(0o644)
+
+
+# --- the Panda soft-limit ramp versus the one-period crossing bound -----------------------------
+
+
+@pytest.mark.parametrize("j", range(7))
+def test_panda_soft_ramp_governs_inside_the_soft_margin(j: int) -> None:
+    """Speed toward a hard limit, halfway into and 0.05 rad into the soft margin: the ramp
+    (dq_max scaled by the fraction of the margin left) must be the binding limit, not the
+    crossing bound (distance / control period). With the 0.1 rad margin shipped before, the
+    crossing bound was tighter everywhere and the ramp never acted."""
+    limits = load_limits(CONFIGS / "panda.yaml")
+    name = limits.joint_names[j]
+    P = limits.joints[name].position
+    assert P is not None
+    dq_max = [2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61][j]
+    T = 0.05
+    margin = P.max - P.soft_hi
+    for left in (0.5 * margin, 0.05):
+        q = [0.0] * 7
+        q[j] = P.max - left
+        for k in range(7):
+            if k != j:
+                Pk = limits.joints[limits.joint_names[k]].position
+                assert Pk is not None
+                q[k] = 0.5 * (Pk.soft_lo + Pk.soft_hi)
+        shield = SafetyShield(limits)
+        shield.state.last_command = [0.0] * 7
+        shield.state.last_command[j] = dq_max  # already moving at full speed: no rate limit
+        action = np.zeros(7)
+        action[j] = dq_max
+        out = shield.filter(JointState(tuple(limits.joint_names), np.array(q), np.zeros(7), 1.0), action, 1.0)
+        ramp, cross = dq_max * left / margin, left / T
+        assert ramp < cross
+        assert out.command[j] == pytest.approx(ramp, rel=1e-9)
+        # the ramp binds first and last (a rate limit between them loses to it: safety first)
+        reasons = [iv.reason for iv in out.interventions]
+        assert reasons[0] == reasons[-1] == "soft_limit" and "position_limit" not in reasons, reasons
