@@ -145,20 +145,43 @@ class Campaign:
 
     # ----------------------------------------------------------------- setup
     def _robot_config_for_graph(self) -> Path:
-        """The robot config the graph runs with; with --auto-approve it also trusts the demo key."""
-        path = self.ws.root / "robot.yaml"
-        data = self.robot.model_dump(mode="json", exclude={"source"})
+        """Generate ``<ws>/robot.yaml`` (see :mod:`bremen_robot.campaign.trust`); with
+        --auto-approve it also trusts the demo key."""
+        from bremen_robot.campaign.trust import DEMO_KEY_DIR, write_robot_config
+
+        extra: list[Path] = []
         if self.auto_approve:
             from bremen_robot.registry import init_operator, key_paths
 
-            priv, pub = key_paths(DEMO_OPERATOR, self.ws.root / "keys")
+            priv, pub = key_paths(DEMO_OPERATOR, self.ws.root / DEMO_KEY_DIR)
             if not priv.exists():
-                init_operator(DEMO_OPERATOR, self.ws.root / "keys")
-            data["trusted_operator_keys"] = [*data["trusted_operator_keys"], str(pub)]
-        text = yaml.safe_dump(data, sort_keys=False)
-        if not path.is_file() or path.read_text() != text:
-            path.write_text(text)
-        return path
+                init_operator(DEMO_OPERATOR, self.ws.root / DEMO_KEY_DIR)
+            extra.append(pub)
+        return write_robot_config(self.robot, self.ws.root, extra, log=self.log)
+
+    def _require_trust(self) -> None:
+        """Refuse before any work that would end waiting for an approval no robot key accepts."""
+        from bremen_robot.campaign.trust import combined_keys, trust_fix
+
+        if self.auto_approve or self.cfg.deployments < 2 or combined_keys(self.robot, self.ws.root):
+            return
+        raise BremenError(
+            f"robot '{self.robot.name}' trusts no operator keys, so no candidate could be deployed after "
+            f"deployment 1; {trust_fix(self.ws.root, 'NAME')} with the NAME of 'bremen operator init NAME', "
+            "then run this command again"
+        )
+
+    def _check_deployable(self, reg: Any, policy_id: str, k: int) -> Path:
+        """Run the robot side's own check before the campaign counts or collects anything, with
+        trust as it is now (an operator may have been added while the campaign waited)."""
+        from bremen_robot.registry import ApprovalError, verify_for_deployment
+
+        robot_yaml = self._robot_config_for_graph()
+        try:
+            verify_for_deployment(policy_id, load_robot_config(robot_yaml), reg)
+        except ApprovalError as exc:
+            raise BremenError(f"deployment {k} not started, nothing counted: {exc}") from None
+        return robot_yaml
 
     # ---------------------------------------------------------------- stages
     def _wait_for_approval(self, reg: Any, policy_id: str, k: int) -> None:
@@ -175,11 +198,15 @@ class Campaign:
                 note=f"auto-approved in simulation for deployment {k}",
             )
             return
+        self._require_trust()
+        from bremen_robot.campaign.trust import trust_table
+
+        trusted = ", ".join(sorted({name for name, _, _ in trust_table(self.ws.root)}))
         self.log(
             f"waiting for approval of candidate {policy_id} for deployment {k}: "
             f"bremen review {policy_id} --workspace {self.ws.root}; then "
             f"bremen approve {policy_id} --operator NAME --workspace {self.ws.root} "
-            "(Ctrl-C to stop; the same command resumes)"
+            f"(trusted operators: {trusted}; Ctrl-C to stop; the same command resumes)"
         )
         while True:
             rec = reg.get(policy_id)
@@ -293,7 +320,8 @@ class Campaign:
     def run(self) -> dict[str, Any]:
         from bremen_robot.registry import Registry
 
-        self.ws.claim(self.cfg.name, self.cfg.digest())
+        self._require_trust()
+        self.ws.claim(self.cfg.name, self.cfg.digest(), legacy_digest=self.cfg.digest(legacy=True))
         robot_yaml = self._robot_config_for_graph()
         rows: list[dict[str, Any]] = []
         datasets: list[Dataset] = []
@@ -302,9 +330,6 @@ class Campaign:
             candidate: str | None = None
             for k in range(1, self.cfg.deployments + 1):
                 if k == 1:
-                    reg.record_random_deployment(
-                        "campaign deployment 1", robot=self.robot.name, task=self.robot.task
-                    )
                     policy_id, evaluation = (
                         "random",
                         self._evaluate(self.ws.deployment_dir(1) / "eval_random.json", None, self.cfg.seed),
@@ -312,13 +337,21 @@ class Campaign:
                 else:
                     assert candidate is not None
                     self._wait_for_approval(reg, candidate, k)
-                    number = reg.mark_deployed(candidate)
-                    self.log(f"deployment {k}: policy {candidate} deployed (deployment count {number})")
+                    robot_yaml = self._check_deployable(reg, candidate, k)
                     policy_id = candidate
                     evaluation = self._evaluate(
                         self.ws.eval_file(k - 1), self.ws.train_dir(k - 1), self.cfg.seed + 7
                     )
                 collected = self._collect(k, policy_id, robot_yaml)
+                # counted once the policy has collected data (the runner may have counted it at its
+                # first transition already; both calls return the same number)
+                if k == 1:
+                    reg.record_random_deployment(
+                        "campaign deployment 1", robot=self.robot.name, task=self.robot.task
+                    )
+                else:
+                    number = reg.mark_deployed(policy_id)
+                    self.log(f"deployment {k}: policy {policy_id} deployed (deployment count {number})")
                 datasets.append(self._dataset(k))
                 data = merge(datasets) if len(datasets) > 1 else datasets[0]
                 train_dir = self._train(k, data)
