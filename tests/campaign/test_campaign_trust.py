@@ -228,3 +228,13 @@ def test_operator_init_names_both_homes_of_trust(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "bremen trust add dave --workspace W" in out
     assert f"trusted_operator_keys: [{tmp_path / 'dave.pub'}]" in out
+
+
+def test_a_bad_collect_config_is_named_at_start_not_in_its_generated_copy(tmp_path):
+    """The graph reads d<k>/collect.yaml, rewritten for every collection: an error must name the
+    campaign's own collect file, before deployment 1 is collected or counted."""
+    cfg = load_campaign_config(write_campaign(tmp_path))  # its 'collect' is a robot config
+    with pytest.raises(BremenError) as err:
+        Campaign(cfg, tmp_path / "ws", auto_approve=True)
+    assert str(err.value).startswith(f"{tmp_path / 'robot.yaml'}: ")
+    assert not (tmp_path / "ws").exists()
