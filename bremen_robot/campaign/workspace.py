@@ -10,10 +10,12 @@ directory is renamed aside (``*.incomplete-N``) before the stage is redone.
     <ws>/registry.sqlite, artifacts/ the policy registry (bremen policies --workspace <ws>)
     <ws>/robot.yaml                  robot config the graph runs with; generated on every start and
                                      before each deployment (robot config + trusted_operators/ + demo
-                                     key with --auto-approve): never edit it, it is rewritten
-    <ws>/trusted_operators/<NAME>.pub  operators this campaign's robot trusts besides the robot
-                                     config's: bremen trust add|remove|list (campaign/trust.py)
+                                     key with --auto-approve); an edited copy is kept aside as
+                                     robot.yaml.edited-N, never overwritten
+    <ws>/trusted_operators/          <NAME>.pub: operators this campaign's robot trusts besides the
+                                     robot config's (bremen trust add|remove|list; campaign/trust.py)
     <ws>/keys/                       demo operator key (--auto-approve, simulators only)
+    <ws>/d<k>/collect.yaml           collect config of deployment k (campaign's collect file + seed)
     <ws>/d<k>/bag/                   rosbag2 log of deployment k (collect.json when complete)
     <ws>/d<k>/data.npz               deployment k as a dataset
     <ws>/d<k>/train/                 candidate trained on d1..dk (manifest.json when complete)
