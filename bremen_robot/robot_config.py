@@ -30,6 +30,12 @@ class RobotConfig(BaseModel):
     trusted_operator_keys: list[Path] = Field(
         default_factory=list, description="PEM Ed25519 public keys of operators allowed to approve"
     )
+    trust_fix: str | None = Field(
+        None,
+        description="set only in a generated config (a campaign workspace's robot.yaml, rewritten on "
+        "every start): how to change this robot's trusted keys instead of editing the file; "
+        "'{operator}' stands for the operator's name",
+    )
     source: Path | None = Field(None, exclude=True, description="file this config was read from")
 
     @field_validator("joints")
@@ -39,6 +45,13 @@ class RobotConfig(BaseModel):
         if dup:
             raise ValueError(f"joint names must be unique; '{dup[0]}' appears twice")
         return v
+
+    def how_to_trust(self, operator: str = "NAME") -> str:
+        """The fix a refusal names: the command for a generated config, else the file to edit."""
+        if self.trust_fix:
+            return self.trust_fix.replace("{operator}", operator)
+        where = f" in {self.source}" if self.source else " in the robot config"
+        return f"add {operator}'s .pub (bremen operator init {operator}) to trusted_operator_keys{where}"
 
 
 def load_robot_config(path: Path) -> RobotConfig:

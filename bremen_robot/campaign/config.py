@@ -98,8 +98,13 @@ class CampaignConfig(_Strict):
                 )
         return self
 
-    def digest(self) -> str:
-        """Identity of the campaign: a workspace belongs to exactly one config."""
+    def digest(self, *, legacy: bool = False) -> str:
+        """Identity of the campaign: a workspace belongs to exactly one config.
+
+        The robot config's ``trusted_operator_keys`` are not part of it: who may approve is not
+        what the campaign collects, and adding an operator mid-campaign must not orphan the
+        workspace. ``legacy=True`` gives the identity as versions before that computed it.
+        """
         h = hashlib.sha256(
             json.dumps(
                 self.model_dump(mode="json", exclude={"approval_poll_seconds"}), sort_keys=True
@@ -108,8 +113,19 @@ class CampaignConfig(_Strict):
         # the files it names count too: an edited preset or robot config is another campaign
         train = Path(self.train) if Path(self.train).is_file() else REPO_TRAIN / f"{self.train}.yaml"
         for path in (self.robot, self.collect, train):
+            if not legacy and path == self.robot:
+                h.update(_robot_identity(Path(path)))
+                continue
             h.update(Path(path).read_bytes() if Path(path).is_file() else b"-")
         return h.hexdigest()
+
+
+def _robot_identity(path: Path) -> bytes:
+    from bremen_robot.config.loading import read_yaml
+
+    data = read_yaml(path)
+    data.pop("trusted_operator_keys", None)
+    return b"robot:" + json.dumps(data, sort_keys=True, default=str).encode()
 
 
 def load_campaign_config(name_or_path: str | Path) -> CampaignConfig:

@@ -9,8 +9,14 @@ directory is renamed aside (``*.incomplete-N``) before the stage is redone.
     <ws>/campaign.json               name + config digest: the workspace belongs to one config
     <ws>/.bremen.lock                held while a campaign runs (see bremen_robot.workspace_lock)
     <ws>/registry.sqlite, artifacts/ the policy registry (bremen policies --workspace <ws>)
-    <ws>/robot.yaml                  robot config used by the graph (+ demo key with --auto-approve)
+    <ws>/robot.yaml                  robot config the graph runs with; generated on every start and
+                                     before each deployment (robot config + trusted_operators/ + demo
+                                     key with --auto-approve); an edited copy is kept aside as
+                                     robot.yaml.edited-N, never overwritten
+    <ws>/trusted_operators/          <NAME>.pub: operators this campaign's robot trusts besides the
+                                     robot config's (bremen trust add|remove|list; campaign/trust.py)
     <ws>/keys/                       demo operator key (--auto-approve, simulators only)
+    <ws>/d<k>/collect.yaml           collect config of deployment k (campaign's collect file + seed)
     <ws>/d<k>/bag/                   rosbag2 log of deployment k (collect.json when complete)
     <ws>/d<k>/data.npz               deployment k as a dataset
     <ws>/d<k>/train/                 candidate trained on d1..dk (manifest.json when complete)
@@ -37,12 +43,12 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def move_aside(path: Path) -> Path | None:
-    """Rename an incomplete stage output to ``<name>.incomplete-N``; never deletes."""
+def move_aside(path: Path, tag: str = "incomplete") -> Path | None:
+    """Rename an incomplete stage output to ``<name>.<tag>-N``; never deletes."""
     if not path.exists():
         return None
     n = 1
-    while (target := path.with_name(f"{path.name}.incomplete-{n}")).exists():
+    while (target := path.with_name(f"{path.name}.{tag}-{n}")).exists():
         n += 1
     path.rename(target)
     return target
@@ -78,15 +84,19 @@ class Workspace:
     def eval_file(self, k: int) -> Path:
         return self.deployment_dir(k) / "eval.json"
 
-    def claim(self, name: str, digest: str) -> None:
-        """Bind the workspace to one campaign config, or refuse if it belongs to another."""
+    def claim(self, name: str, digest: str, legacy_digest: str | None = None) -> None:
+        """Bind the workspace to one campaign config, or refuse if it belongs to another.
+
+        ``legacy_digest``: the same config's identity as an older version computed it, so
+        workspaces created before a change of :meth:`CampaignConfig.digest` still resume.
+        """
         meta_path = self.root / "campaign.json"
         meta = read_json(meta_path)
         if meta is None:
             self.root.mkdir(parents=True, exist_ok=True)
             write_json_atomic(meta_path, {"name": name, "config_digest": digest})
             return
-        if meta.get("config_digest") != digest:
+        if meta.get("config_digest") not in (digest, legacy_digest):
             raise BremenError(
                 f"workspace '{self.root}' belongs to campaign '{meta.get('name')}' with a different config "
                 f"(digest {str(meta.get('config_digest'))[:12]}); "

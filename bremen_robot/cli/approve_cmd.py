@@ -9,13 +9,24 @@ from bremen_robot.cli.policies_cmd import add_registry_options, open_registry
 
 
 def _run(args: argparse.Namespace) -> int:
+    from bremen_robot.campaign.trust import check_approver_trusted, workspace_robot
+
     with open_registry(args, write=True) as reg:
+        # a campaign workspace knows its robot: refuse an approval it could never deploy, before
+        # anything is signed (a candidate is approved once; an untrusted approval would strand it)
+        check_approver_trusted(reg.workspace, args.operator, args.key)
         rec = reg.approve(args.id, args.operator, args.key, args.note)
+        robot = workspace_robot(reg.workspace)
     assert rec.approval is not None
+    trust = (
+        f"robot '{robot.name}' of this workspace trusts this key"
+        if robot is not None
+        else f"robots must trust this key: 'bremen trust add {args.operator} --workspace W' for a "
+        "campaign, trusted_operator_keys in the robot config otherwise"
+    )
     print(
         f"approved policy {rec.id} as {rec.approval.operator} at {rec.approval.time} "
-        f"(key {rec.approval.key_fingerprint[:12]}); robots must list this operator's .pub "
-        "in trusted_operator_keys"
+        f"(key {rec.approval.key_fingerprint[:12]}); {trust}"
     )
     return 0
 

@@ -13,7 +13,8 @@ def _init(args: argparse.Namespace) -> int:
     print(f"private key {priv} (mode 0600: keep it secret, never copy it to a robot)")
     print(f"public key  {pub}")
     print(
-        f"to let a robot run policies {args.name} approves, add to its config: trusted_operator_keys: [{pub}]"
+        f"to let a campaign deploy what {args.name} approves: bremen trust add {args.name} --workspace W; "
+        f"a robot outside a campaign: add to its robot config trusted_operator_keys: [{pub}]"
     )
     return 0
 

@@ -176,16 +176,14 @@ def verify_for_deployment(
             f"policy {pid}: its approval signs a different artifact; the registry was modified"
         )
     keys = list(robot.trusted_operator_keys)
-    where = f" in {robot.source}" if robot.source else ""
+    # a campaign's robot.yaml is regenerated on every start: the fix names the command, not the file
+    fix = robot.how_to_trust(str(payload["operator"]))
     if not keys:
-        raise ApprovalError(
-            f"robot '{robot.name}' trusts no operator keys; "
-            f"add the approver's .pub to trusted_operator_keys{where}"
-        )
+        raise ApprovalError(f"robot '{robot.name}' trusts no operator keys; {fix}")
     if not any(verify_signature(appr.payload, appr.signature, load_public_key(k)) for k in keys):
         raise ApprovalError(
             f"policy {pid}: approval signature by '{payload['operator']}' (key {appr.key_fingerprint[:12]}) "
-            f"does not verify against any trusted operator key of robot '{robot.name}'{where}"
+            f"does not verify against any trusted operator key of robot '{robot.name}'; {fix}"
         )
 
     check_compatibility(manifest, robot, pid)
