@@ -4,8 +4,13 @@ For every seed it runs, each in its own workspace under ``--out``:
 
 * ``bremen``: the campaign (default ``halfcheetah-cpu``), as ``bremen campaign --collector direct
   --auto-approve`` would, through the Python API;
+* ``bremen_select``: the same campaign with candidate selection (issue 16): the trainer keeps BC
+  and TRPO snapshots and scores them offline (``selection.enabled: true``), and the campaign runs
+  the survivors in the twin, the engine that did not collect the data (``selection.twin: true``;
+  PyBullet for the MuJoCo data here);
 * ``bc``: the same campaign with the recursive behavior-cloning preset (campaign ``<campaign>-bc``,
-  training with ``trpo.iterations: 0``, so each candidate is the cloned policy);
+  training with ``trpo.iterations: 0``, so each candidate is the cloned policy; without such a
+  preset, the campaign's own training preset with TRPO off and a token ensemble);
 * ``td3bc``: the same loop with d3rlpy's TD3+BC in place of the trainer: deployment 1 uniform
   random, then each deployment collects with the previous TD3+BC actor + N(0, sigma^2), and
   TD3+BC is re-trained from scratch on all data so far (``benchmarks/td3bc_step.py`` in
@@ -15,12 +20,13 @@ All methods collect the same number of samples per deployment with the same seed
 random data is identical across methods for a seed), and each candidate trained on deployments
 1..k is evaluated with the same evaluation (mean action, ``evaluation.episodes`` episodes, same
 seed). Re-running the same command skips finished work. Results go to
-``benchmarks/results/<name>.json`` and ``<name>.png``, and a table is printed.
+``benchmarks/results/<name>.json`` and ``<name>.png``, and tables are printed (returns, training
+wall time per deployment, and the twin steps of ``bremen_select``).
 
 Example (the full reproduction)::
 
     ./benchmarks/setup_d3rlpy.sh
-    python benchmarks/reproduce.py --seeds 0 1 2 --methods bremen bc td3bc --jobs 2
+    python benchmarks/reproduce.py --seeds 0 1 2 --methods bremen bremen_select bc td3bc --jobs 2
 """
 
 from __future__ import annotations
@@ -39,8 +45,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # loaded by file path (the tests): its sibling modules must import
     sys.path.insert(0, str(HERE))
 
-from reproduce_aggregate import aggregate, plot, table  # noqa: E402
+from reproduce_aggregate import aggregate, plot, read_seed, table  # noqa: E402
 from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and others import them here)
+    LABELS,
     METHODS,
     REPO,
     TD3BC_PYTHON,
@@ -52,20 +59,37 @@ from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and ot
     apply_overrides,
     campaign_update,
     job_campaign,
+    job_record,
     job_train,
+    method_campaign_overrides,
+    method_train_overrides,
     parse_overrides,
     same_settings,
 )
 from reproduce_td3bc import run_td3bc  # noqa: E402
 
-__all__ = ["apply_overrides", "main", "parse_args", "parse_overrides", "same_settings"]
+__all__ = [
+    "LABELS",
+    "apply_overrides",
+    "job_campaign",
+    "job_record",
+    "job_train",
+    "load_campaigns",
+    "main",
+    "parse_args",
+    "parse_overrides",
+    "plan_jobs",
+    "read_seed",
+    "same_settings",
+]
 
 
 # --------------------------------------------------------------------------- arguments
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="benchmarks/reproduce.py",
-        description="Run BREMEN, recursive BC and recursive TD3+BC campaigns for several seeds at equal "
+        description="Run BREMEN (without and with candidate selection), recursive BC and recursive "
+        "TD3+BC campaigns for several seeds at equal "
         "deployments and samples, then aggregate per-deployment mean ± std across seeds into "
         "benchmarks/results/<name>.json and .png. Re-running the same command resumes.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -76,7 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--bc-campaign",
         default=None,
-        help="recursive-BC campaign preset or YAML; none means '<campaign name>-bc'",
+        help="recursive-BC campaign preset or YAML; none means '<campaign name>-bc' if that preset "
+        "exists, else the campaign itself with TRPO off and a token ensemble",
     )
     p.add_argument("--deployments", type=int, default=None, help="override the number of deployments K")
     p.add_argument("--steps-per-deployment", type=int, default=None, help="override samples per deployment")
@@ -88,8 +113,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         nargs="+",
         default=[],
         metavar="KEY=VALUE",
-        help="override training-config fields of bremen and bc (dotted keys, YAML values), e.g. "
-        "trpo.iterations=2 ensemble.max_epochs=2 bc.steps=100; bc keeps trpo.iterations=0",
+        help="override training-config fields of bremen, bremen_select and bc (dotted keys, YAML "
+        "values), e.g. trpo.iterations=2 ensemble.max_epochs=2 bc.steps=100; bc keeps "
+        "trpo.iterations=0, bremen_select keeps selection.enabled=true",
+    )
+    p.add_argument(
+        "--campaign-override",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override campaign fields of every method (dotted keys, YAML values), e.g. "
+        "exploration_sigma=0.2 selection.twin_episodes=2; selection.* acts on bremen_select only, "
+        "which runs with selection.twin=true unless overridden; the seed comes from --seeds",
     )
     p.add_argument(
         "--td3bc-steps",
@@ -119,10 +154,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--seeds has duplicates")
     try:
         args.overrides = parse_overrides(args.train_override)
+        args.campaign_overrides = parse_overrides(
+            args.campaign_override, "--campaign-override", "selection.twin_episodes=2"
+        )
     except ValueError as exc:
         p.error(str(exc))
+    if "seed" in args.campaign_overrides:
+        p.error("--campaign-override seed: the seed of each run comes from --seeds; use --seeds")
     args.overridden = bool(
         args.overrides
+        or args.campaign_overrides
         or args.deployments
         or args.steps_per_deployment
         or args.eval_episodes
@@ -137,13 +178,19 @@ def default_name(args: argparse.Namespace, campaign_name: str) -> str:
 
 
 def load_campaigns(args: argparse.Namespace) -> dict[str, tuple[str, Any]]:
-    """Campaign (path or name, config) per method; checks they collect equal data."""
-    from bremen_robot.campaign.config import load_campaign_config
+    """Campaign (path or name, config) per method; checks they collect equal data. Sets
+    ``args.bc_derived`` when recursive BC runs on the campaign itself (no '<name>-bc' preset)."""
+    from bremen_robot.campaign.config import REPO_CAMPAIGNS, load_campaign_config
 
     base = load_campaign_config(args.campaign)
-    out: dict[str, tuple[str, Any]] = {"bremen": (args.campaign, base), "td3bc": (args.campaign, base)}
+    out: dict[str, tuple[str, Any]] = {m: (args.campaign, base) for m in ("bremen", "bremen_select", "td3bc")}
+    args.bc_derived = False
     if "bc" in args.methods:
         bc_name = args.bc_campaign or f"{base.name}-bc"
+        if args.bc_campaign is None and not (REPO_CAMPAIGNS / f"{bc_name}.yaml").is_file():
+            args.bc_derived = True
+            out["bc"] = (args.campaign, base)
+            return out
         bc = load_campaign_config(bc_name)
         keys = ("robot", "deployments", "steps_per_deployment", "exploration_sigma", "evaluation")
         diff = [k for k in keys if getattr(bc, k) != getattr(base, k)]
@@ -154,6 +201,56 @@ def load_campaigns(args: argparse.Namespace) -> dict[str, tuple[str, Any]]:
             )
         out["bc"] = (bc_name, bc)
     return out
+
+
+def plan_jobs(
+    args: argparse.Namespace, campaigns: dict[str, tuple[str, Any]], out: Path
+) -> tuple[list[Job], dict[str, Any]]:
+    """One job per (seed, method), each in ``out/<method>/seed<s>``, and a summary of each method's
+    training. Checks every job's settings now, so a bad override fails before any run starts."""
+    from bremen_robot.campaign.config import data_engine
+    from bremen_robot.selection import twin_engine
+
+    td3bc = {
+        "steps": args.td3bc_steps,
+        "device": args.td3bc_device,
+        "python": str(args.td3bc_python),
+        "retrain": "from scratch on all data so far",
+    }
+    jobs = [
+        Job(
+            method=m,
+            seed=s,
+            workspace=out / m / f"seed{s}",
+            campaign_path=campaigns[m][0],
+            campaign_update=campaign_update(args, campaigns[m][1], s),
+            overrides=method_train_overrides(m, args.overrides, bool(getattr(args, "bc_derived", False))),
+            td3bc=td3bc if m == "td3bc" else {},
+            campaign_overrides=method_campaign_overrides(m, args.campaign_overrides),
+        )
+        for s in args.seeds
+        for m in args.methods
+    ]
+    trains: dict[str, Any] = {}
+    for job in jobs:
+        if job.method in trains:
+            continue
+        m, cfg = job.method, job_campaign(job)
+        if m == "td3bc":
+            trains[m] = {k: v for k, v in td3bc.items() if k != "python"} | {"algorithm": "d3rlpy TD3PlusBC"}
+            continue
+        train = job_train(job)
+        trains[m] = {"preset": train.name, "trpo_iterations": train.trpo.iterations}
+        if m == "bc" and getattr(args, "bc_derived", False):
+            trains[m]["derived"] = f"campaign {cfg.name}'s preset, TRPO off, token ensemble"
+        if train.selection.enabled:
+            trains[m]["selection"] = train.selection.model_dump(mode="json")
+            trains[m]["campaign_selection"] = cfg.selection.model_dump(mode="json")
+            if cfg.selection.twin:  # refuses a twin on the data's own engine
+                trains[m]["campaign_selection"]["twin_engine"] = twin_engine(
+                    data_engine(cfg), cfg.selection.twin_engine
+                )
+    return jobs, trains
 
 
 # --------------------------------------------------------------------------- running
@@ -213,34 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     base = campaigns["bremen"][1]
     name = default_name(args, base.name)
     out = (args.out or HERE / "runs" / name).resolve()
-    td3bc = {
-        "steps": args.td3bc_steps,
-        "device": args.td3bc_device,
-        "python": str(args.td3bc_python),
-        "retrain": "from scratch on all data so far",
-    }
-    jobs = [
-        Job(
-            method=m,
-            seed=s,
-            workspace=out / m / f"seed{s}",
-            campaign_path=campaigns[m][0],
-            campaign_update=campaign_update(args, campaigns[m][1], s),
-            overrides=args.overrides,
-            td3bc=td3bc if m == "td3bc" else {},
-        )
-        for s in args.seeds
-        for m in args.methods
-    ]
-    from bremen_robot.config.train import load_train_config
-
-    trains: dict[str, Any] = {}
-    for m in args.methods:
-        if m == "td3bc":
-            trains[m] = {k: v for k, v in td3bc.items() if k != "python"} | {"algorithm": "d3rlpy TD3PlusBC"}
-        else:
-            cfg = apply_overrides(load_train_config(campaigns[m][1].train), args.overrides)
-            trains[m] = {"preset": cfg.name, "trpo_iterations": 0 if m == "bc" else cfg.trpo.iterations}
+    try:
+        jobs, trains = plan_jobs(args, campaigns, out)
+    except BremenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if "td3bc" in args.methods and not args.aggregate_only and not args.td3bc_python.is_file():
         print(
             f"error: no d3rlpy venv at {args.td3bc_python}; run benchmarks/setup_d3rlpy.sh first",

@@ -1,10 +1,12 @@
 """Aggregation of the reproduction harness: per-seed curves from the workspaces, mean ± std across
-seeds per deployment, the plot and the printed table.
+seeds per deployment, each deployment's training wall time and (with selection) twin steps, the
+plot and the printed tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -28,10 +30,27 @@ from reproduce_common import (
 )
 
 
+def train_seconds(ws: Path, k: int) -> float | None:
+    """Wall time of deployment k's training: the trainer's total (ensemble, BC, TRPO and the
+    offline scoring of snapshots; the twin runs after it, counted in twin steps), or TD3+BC's
+    data preparation and fit; None when not recorded."""
+    report = ws / f"d{k}" / "train" / "report.json"
+    if report.is_file():
+        return float(json.loads(report.read_text())["timing"]["total_s"])
+    weights = ws / f"d{k}" / "td3bc" / "weights.npz"
+    if weights.is_file():
+        with np.load(weights, allow_pickle=False) as z:
+            timing = json.loads(str(z["info"]))["timing"]
+        return float(timing["prepare_s"] + timing["fit_s"])
+    return None
+
+
 def read_seed(job: Job, deployments: int) -> dict[str, Any]:
     """Per-seed curve from a workspace: k = 0 is the random policy, k >= 1 the candidate
-    trained on deployments 1..k (same layout for all methods). A workspace run with other
-    settings than this command's is left out, never mixed in."""
+    trained on deployments 1..k (same layout for all methods), with each deployment's training
+    wall time (``train_s``) and, where the campaign selected, its twin steps and whether it kept
+    the deployed policy collecting. A workspace run with other settings than this command's is
+    left out, never mixed in."""
     from bremen_robot.campaign.workspace import read_json
 
     ws = job.workspace
@@ -42,6 +61,9 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
         return {"returns": [], "samples": [], "complete": False, "note": "left out: run with other settings"}
     returns: list[float | None] = []
     samples: list[int | None] = []
+    train_s: list[float | None] = [None]  # k = 0: the random policy is not trained
+    twin_steps: list[int | None] = [None]
+    kept: list[bool | None] = [None]
     rnd = read_json(ws / "d1" / "eval_random.json")
     returns.append(rnd["mean"] if rnd else None)
     samples.append(0)
@@ -54,14 +76,27 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
         total += int(col["steps"])
         returns.append(float(ev["mean"]))
         samples.append(total)
+        train_s.append(train_seconds(ws, k))
+        sel = read_json(ws / f"d{k}" / "selection.json")
+        twin_steps.append(None if sel is None else int(sel["twin_steps"]))
+        kept.append(None if sel is None else bool(sel["keep_deployed"]))
     timing = read_json(ws / "timing.json") or {}
     complete = len(returns) == deployments + 1 and returns[0] is not None
-    return {
+    out = {
         "returns": returns,
         "samples": samples,
         "complete": complete,
         "wall_s": timing.get("wall_s_total"),
+        "train_s": train_s,
     }
+    if any(v is not None for v in twin_steps):
+        out["twin_steps"] = twin_steps
+        out["kept_deployed"] = kept
+    return out
+
+
+def _column(seeds: dict[str, Any], key: str, k: int) -> list[Any]:
+    return [v[key][k] for v in seeds.values() if len(v.get(key, [])) > k and v[key][k] is not None]
 
 
 def aggregate(
@@ -88,17 +123,23 @@ def aggregate(
     for k in range(K + 1):
         row: dict[str, Any] = {"deployments": k, "samples": k * base.steps_per_deployment}
         for method in args.methods:
-            vals = [
-                v["returns"][k]
-                for v in per_method[method]["seeds"].values()
-                if len(v["returns"]) > k and v["returns"][k] is not None
-            ]
+            seeds = per_method[method]["seeds"]
+            vals = _column(seeds, "returns", k)
+            secs = _column(seeds, "train_s", k)
             row[method] = {
                 "mean": float(np.mean(vals)) if vals else None,
                 "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else (0.0 if vals else None),
                 "n_seeds": len(vals),
                 "per_seed": vals,
+                "train_s": {"mean": float(np.mean(secs)) if secs else None, "per_seed": secs},
             }
+            if any("twin_steps" in v for v in seeds.values()):
+                twin = _column(seeds, "twin_steps", k)
+                row[method]["twin_steps"] = {
+                    "mean": float(np.mean(twin)) if twin else None,
+                    "per_seed": twin,
+                }
+                row[method]["kept_deployed"] = _column(seeds, "kept_deployed", k)
         rows.append(row)
     robot = load_robot_config(base.robot)
     target: dict[str, Any] = {"applies": robot.task == "halfcheetah"}
@@ -138,10 +179,14 @@ def aggregate(
             "steps_per_deployment": args.steps_per_deployment,
             "eval_episodes": args.eval_episodes,
             "train": args.overrides,
+            "campaign": getattr(args, "campaign_overrides", {}),
             "td3bc_steps": args.td3bc_steps,
         },
         "seeds": args.seeds,
         "std": "sample std across seeds (ddof=1) of each seed's mean evaluation return",
+        "train_s": "wall time of each deployment's training in seconds (trainer report total_s: ensemble, "
+        "BC, TRPO, offline snapshot scoring; TD3+BC: preparation + fit); twin runs are counted in "
+        "twin_steps (d<k>/selection.json), not in train_s",
         "x_axis": "deployments = number of deployments whose data trained the candidate (0 = the uniform "
         "random policy); samples = transitions collected in those deployments",
         "per_deployment": rows,
@@ -190,8 +235,9 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     if result["smoke"]:
         o = result["overrides"]
         pairs = {
-            **{k: v for k, v in o.items() if k not in ("train", "td3bc_steps") and v is not None},
+            **{k: v for k, v in o.items() if k not in ("train", "campaign", "td3bc_steps") and v is not None},
             **o["train"],
+            **o.get("campaign", {}),
         }
         changed = ", ".join(f"{k}={v}" for k, v in pairs.items()) or "sizes"
         title = f"OVERRIDDEN ({changed}), not the preset's result - " + title
@@ -218,4 +264,15 @@ def table(result: dict[str, Any]) -> str:
             )
         k = "0 (random)" if r["deployments"] == 0 else str(r["deployments"])
         lines.append(f"{k:>11} {r['samples']:>9} " + " ".join(cells))
+    lines += ["", "training wall time per deployment, s (mean over seeds); twin steps where selected"]
+    lines.append(f"{'deployments':>11} {'':>9} " + " ".join(f"{SHORT[m]:>26}" for m in methods))
+    for r in result["per_deployment"][1:]:
+        cells = []
+        for m in methods:
+            c = r[m]
+            t = "-" if c["train_s"]["mean"] is None else f"{c['train_s']['mean']:.0f} s"
+            if c.get("twin_steps", {}).get("mean") is not None:
+                t += f", {c['twin_steps']['mean']:.0f} twin steps"
+            cells.append(t.rjust(26))
+        lines.append(f"{r['deployments']:>11} {'':>9} " + " ".join(cells))
     return "\n".join(lines)

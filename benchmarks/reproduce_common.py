@@ -17,24 +17,59 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-METHODS = ("bremen", "bc", "td3bc")
-LABELS = {"bremen": "BREMEN", "bc": "recursive BC", "td3bc": "recursive TD3+BC (d3rlpy)"}
-SHORT = {"bremen": "BREMEN", "bc": "recursive BC", "td3bc": "recursive TD3+BC"}
-COLORS = {"bremen": "tab:blue", "bc": "tab:orange", "td3bc": "tab:green"}
+METHODS = ("bremen", "bremen_select", "bc", "td3bc")
+LABELS = {
+    "bremen": "BREMEN",
+    "bremen_select": "BREMEN + selection",
+    "bc": "recursive BC",
+    "td3bc": "recursive TD3+BC (d3rlpy)",
+}
+SHORT = {
+    "bremen": "BREMEN",
+    "bremen_select": "BREMEN + selection",
+    "bc": "recursive BC",
+    "td3bc": "recursive TD3+BC",
+}
+COLORS = {"bremen": "tab:blue", "bremen_select": "tab:purple", "bc": "tab:orange", "td3bc": "tab:green"}
+# What makes bremen_select differ from bremen: the trainer keeps and scores snapshots, and the
+# campaign runs the surviving ones in the twin (the engine that did not collect the data).
+SELECT_TRAIN = {"selection.enabled": True}
+SELECT_CAMPAIGN = {"selection.twin": True, "selection.data_engine": "mujoco"}  # collect_direct is MuJoCo
+# Recursive BC for a campaign without a '<name>-bc' preset: the campaign's own training preset with
+# TRPO off (job_train) and the ensemble shrunk as in train preset halfcheetah-cpu-bc, because the
+# BC candidate never uses it (it only feeds the report's imagined figures).
+BC_DERIVED_TRAIN = {"ensemble.members": 2, "ensemble.hidden": [32], "ensemble.max_epochs": 2}
 TD3BC_PYTHON = HERE / ".venv-d3rlpy" / "bin" / "python"
 TARGET_RETURN = 4000.0  # DESIGN.md §5, HalfCheetah, mean of 3 seeds after <= 5 deployments
 TARGET_DEPLOYMENTS = 5
 TD3BC_STEPS = 50_000  # per deployment: about BREMEN's halfcheetah-cpu training time on one core
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+def parse_overrides(
+    pairs: list[str], flag: str = "--train-override", example: str = "trpo.iterations=2"
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
         if not sep or not key or any(not part for part in key.split(".")):
-            raise ValueError(f"--train-override '{pair}' is not KEY=VALUE (e.g. trpo.iterations=2)")
+            raise ValueError(f"{flag} '{pair}' is not KEY=VALUE (e.g. {example})")
         out[key] = yaml.safe_load(raw)
     return out
+
+
+def _overridden(cfg: Any, overrides: dict[str, Any], flag: str, what: str) -> dict[str, Any]:
+    data: dict[str, Any] = cfg.model_dump(mode="json")
+    for key, value in overrides.items():
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise SystemExit(f"{flag} {key}: '{part}' is not a section of the {what}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise SystemExit(f"{flag} {key}: unknown field '{parts[-1]}'; check the spelling")
+        node[parts[-1]] = value
+    return data
 
 
 def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
@@ -44,21 +79,45 @@ def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
     from bremen_robot.config.loading import describe_validation_error
     from bremen_robot.config.train import TrainConfig
 
-    data = cfg.model_dump(mode="json")
-    for key, value in overrides.items():
-        node = data
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                raise SystemExit(f"--train-override {key}: '{part}' is not a section of the training config")
-            node = node[part]
-        if parts[-1] not in node:
-            raise SystemExit(f"--train-override {key}: unknown field '{parts[-1]}'; check the spelling")
-        node[parts[-1]] = value
+    data = _overridden(cfg, overrides, "--train-override", "training config")
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
         raise SystemExit(describe_validation_error(exc, "--train-override")) from None
+
+
+def apply_campaign_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
+    """A validated copy of a CampaignConfig with dotted-key overrides; unknown keys are errors."""
+    from pydantic import ValidationError
+
+    from bremen_robot.campaign.config import CampaignConfig
+    from bremen_robot.config.loading import describe_validation_error
+
+    if not overrides:
+        return cfg
+    data = _overridden(cfg, overrides, "--campaign-override", "campaign config")
+    try:
+        return CampaignConfig.model_validate(data)
+    except ValidationError as exc:
+        raise SystemExit(describe_validation_error(exc, "--campaign-override")) from None
+
+
+def method_campaign_overrides(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The campaign overrides of one method's runs. The ``selection`` section acts only where the
+    training selects (bremen_select), so it stays out of the other methods' settings: tuning it
+    never orphans their workspaces."""
+    if method == "bremen_select":
+        return {**SELECT_CAMPAIGN, **overrides}
+    return {k: v for k, v in overrides.items() if k.split(".")[0] != "selection"}
+
+
+def method_train_overrides(method: str, overrides: dict[str, Any], bc_derived: bool) -> dict[str, Any]:
+    """The training overrides of one method's runs (bremen_select always selects)."""
+    if method == "bremen_select":
+        return {**overrides, **SELECT_TRAIN}
+    if method == "bc" and bc_derived:
+        return {**BC_DERIVED_TRAIN, **overrides}
+    return dict(overrides)
 
 
 @dataclass
@@ -70,6 +129,7 @@ class Job:
     campaign_update: dict[str, Any]
     overrides: dict[str, Any]
     td3bc: dict[str, Any] = field(default_factory=dict)
+    campaign_overrides: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
@@ -98,7 +158,8 @@ def _log(job: Job, msg: str) -> None:
 def job_campaign(job: Job) -> Any:
     from bremen_robot.campaign.config import load_campaign_config
 
-    return load_campaign_config(job.campaign_path).model_copy(update=job.campaign_update)
+    cfg = apply_campaign_overrides(load_campaign_config(job.campaign_path), job.campaign_overrides)
+    return cfg.model_copy(update=job.campaign_update)
 
 
 def job_train(job: Job) -> Any:
