@@ -1,7 +1,8 @@
 """PyBullet backend (``pybullet``, DIRECT mode: no GUI, no display).
 
 Locomotion robots: the MJCF is compiled by MuJoCo's compiler and translated to a URDF
-(:mod:`sim.description`) that PyBullet loads with the file's inertials. What PyBullet lacks is
+(:mod:`sim.description`) that PyBullet loads with the file's inertials
+(:mod:`sim.backends.pybullet_build` builds the robot). What PyBullet lacks is
 bridged here, per physics step: MJCF motors (``gear x ctrl``, clipped to ctrlrange) and joint
 springs/dampers become joint torques; MuJoCo's friction combination (max of the two surfaces)
 is reproduced with PyBullet's product rule by giving the floor friction 1 and each link the
@@ -13,7 +14,6 @@ difference, bridged or not.
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,9 @@ import numpy as np
 
 from sim._math import quat_to_mat, wxyz_to_xyzw, xyzw_to_wxyz
 from sim.backends.base import PhysicsScales, RobotBackend
-from sim.description import load_description, mjcf_to_urdf, rotor_urdf
+from sim.backends.pybullet_build import PybulletBuild, build_mjcf, build_panda
 from sim.errors import SimError
-from sim.robots import PANDA_ARM_JOINTS, PANDA_EFFORT, PANDA_TIMESTEP, RobotSpec
-
-FLOOR_FRICTION = 1.0
-_PANDA_LINK7_GROUP = ("panda_link7", "panda_link8", "panda_hand", "panda_leftfinger", "panda_rightfinger")
+from sim.robots import RobotSpec
 
 
 class PybulletBackend(RobotBackend):
@@ -47,10 +44,8 @@ class PybulletBackend(RobotBackend):
             )
         self.client = pybullet.connect(pybullet.DIRECT)
         try:
-            if spec.kind == "mjcf":
-                self._load_mjcf(path)
-            else:
-                self._load_panda(path)
+            build = build_mjcf if spec.kind == "mjcf" else build_panda
+            self._adopt(build(pybullet, self.client, path))
         except BaseException:
             # close() forgets the id: pybullet reuses client ids, so a second disconnect from
             # __del__ would cut off whichever backend got this id next
@@ -77,214 +72,34 @@ class PybulletBackend(RobotBackend):
         self.set_scales(self._scales)
         self._state_id = self.pb.saveState(physicsClientId=self.client)
 
-    # ------------------------------------------------------------------ loading
-    def _load_mjcf(self, path: Path) -> None:
-        pb, c = self.pb, self.client
-        desc = load_description(path)
-        export = mjcf_to_urdf(desc)
-        flags = pb.URDF_USE_INERTIA_FROM_FILE
-        if export.self_collision:  # MuJoCo excludes parent-child pairs; so does this flag
-            flags |= pb.URDF_USE_SELF_COLLISION | pb.URDF_USE_SELF_COLLISION_EXCLUDE_PARENT
-        armatured = [jd for jd in desc.joints if jd.type in ("hinge", "slide") and jd.armature > 0]
-        with tempfile.TemporaryDirectory(prefix="bremen-urdf-") as tmp:
-            urdf = Path(tmp) / f"{path.stem}.urdf"
-            urdf.write_text(export.text)
-            rotors = Path(tmp) / "rotors.urdf"
-            rotors.write_text(rotor_urdf(armatured))
-            try:
-                self.robot = pb.loadURDF(
-                    str(urdf), useFixedBase=export.fixed_base, flags=flags, physicsClientId=c
-                )
-                self._rotors = pb.loadURDF(
-                    str(rotors),
-                    basePosition=[0, 0, -50],
-                    useFixedBase=True,
-                    flags=pb.URDF_USE_INERTIA_FROM_FILE,
-                    physicsClientId=c,
-                )
-            except pb.error as exc:
-                raise SimError(f"PyBullet cannot load the translation of '{path}': {exc}") from None
-        self.timestep = desc.timestep
-        pb.setGravity(*desc.gravity, physicsClientId=c)
-        self.floating_base = desc.floating_base
-        link_index = {"world": -1}
-        joint_index = {}
-        for j in range(pb.getNumJoints(self.robot, physicsClientId=c)):
-            info = pb.getJointInfo(self.robot, j, physicsClientId=c)
-            joint_index[info[1].decode()] = j
-            link_index[info[12].decode()] = j
-        if self.floating_base:
-            link_index[desc.bodies[1].name] = -1
-        moving = [jd for jd in desc.joints if jd.type in ("hinge", "slide")]
-        self.joint_names = tuple(jd.name for jd in moving)
-        self._jidx = np.array([joint_index[jd.name] for jd in moving], dtype=int)
-        # armature: rotor k geared 1:1 (opposite sense) to joint rotor_of[k]
-        self._rotor_of = [self.joint_names.index(jd.name) for jd in armatured]
-        for k, jd in enumerate(armatured):
-            pb.changeDynamics(
-                self._rotors,
-                k,
-                linearDamping=0.0,
-                angularDamping=0.0,
-                maxJointVelocity=1000.0,
-                physicsClientId=c,
-            )
-            gear = pb.createConstraint(
-                self.robot,
-                joint_index[jd.name],
-                self._rotors,
-                k,
-                jointType=pb.JOINT_GEAR,
-                jointAxis=[0, 0, 1],
-                parentFramePosition=[0, 0, 0],
-                childFramePosition=[0, 0, 0],
-                physicsClientId=c,
-            )
-            pb.changeConstraint(gear, gearRatio=1.0, maxForce=1e9, erp=0.0, physicsClientId=c)
-        if armatured:
-            pb.setJointMotorControlArray(
-                self._rotors,
-                list(range(len(armatured))),
-                pb.VELOCITY_CONTROL,
-                forces=[0.0] * len(armatured),
-                physicsClientId=c,
-            )
-        self._limits = np.array(
-            [(jd.range[0] - jd.ref, jd.range[1] - jd.ref) if jd.range else (-np.inf, np.inf) for jd in moving]
-        ).reshape(-1, 2)
-        self._ref = np.array([jd.ref for jd in moving])
-        self._stiffness = np.array([jd.stiffness for jd in moving])
-        self._springref = np.array([jd.springref for jd in moving])
-        self._damping_nominal = np.array([jd.damping for jd in moving])
-        act_by_joint = {a.joint: a for a in desc.actuators}
-        self.actuated_joint_names = tuple(a.joint for a in desc.actuators)  # <actuator> order
-        self._act_pos = np.array([self.joint_names.index(n) for n in self.actuated_joint_names], dtype=int)
-        self._gear_nominal = np.array([act_by_joint[n].gear for n in self.actuated_joint_names])
-        ranges = [act_by_joint[n].ctrlrange for n in self.actuated_joint_names]
-        self.command_low = np.array([r[0] if r else -np.inf for r in ranges])
-        self.command_high = np.array([r[1] if r else np.inf for r in ranges])
-        nq = (7 if self.floating_base else 0) + len(moving)
-        self.qpos0 = np.zeros(nq)
-        if self.floating_base:
-            self.qpos0[0:3] = desc.bodies[1].pos
-            self.qpos0[3:7] = desc.bodies[1].quat
-        self.qpos0[nq - len(moving) :] = self._ref
-        self.nv = (6 if self.floating_base else 0) + len(moving)
-        # bodies: mass/inertia/friction live on the URDF link that holds the body's geoms
-        self.body_names = tuple(b.name for b in desc.bodies[1:])
-        self._body_links = [[link_index[export.link_of_body[n]]] for n in self.body_names]
-        self._link_offset = {n: export.link_offset[n] for n in self.body_names}
-        self._link_of_name = {n: link_index[export.link_of_body[n]] for n in self.body_names}
-        floor_mu = [g.friction for g in desc.world_geoms if g.type == "plane"]
-        for g in desc.world_geoms:
-            if g.type != "plane":
-                raise SimError(
-                    f"{path}: world geom '{g.name}' ({g.type}) is not supported; only a floor plane is"
-                )
-        self._body_friction = np.array(
-            [max([g.friction for g in b.geoms] + floor_mu[:1]) if b.geoms else 0.0 for b in desc.bodies[1:]]
-        )
-        if floor_mu:
-            self._add_floor(desc.world_geoms[0].size)
-        self._velocity_control = False
-        self._hold: list[int] = []
-        self._disable_default_motors()
-
-    def _load_panda(self, path: Path) -> None:
-        pb, c = self.pb, self.client
-        try:
-            self.robot = pb.loadURDF(
-                str(path), useFixedBase=True, flags=pb.URDF_USE_INERTIA_FROM_FILE, physicsClientId=c
-            )
-        except pb.error as exc:
-            raise SimError(f"PyBullet cannot load '{path}': {exc}; fix the description file") from None
-        self.timestep = PANDA_TIMESTEP
-        pb.setGravity(0, 0, -9.81, physicsClientId=c)
-        names, links = {}, {}
-        for j in range(pb.getNumJoints(self.robot, physicsClientId=c)):
-            info = pb.getJointInfo(self.robot, j, physicsClientId=c)
-            names[info[1].decode()] = j
-            links[info[12].decode()] = j
-            pb.setCollisionFilterGroupMask(self.robot, j, 0, 0, physicsClientId=c)  # collision-free reach
-        pb.setCollisionFilterGroupMask(self.robot, -1, 0, 0, physicsClientId=c)
-        missing = [n for n in PANDA_ARM_JOINTS if n not in names]
-        if missing or "panda_grasptarget" not in links:
-            raise SimError(
-                f"{path}: not Franka's panda.urdf (missing {', '.join(missing) or 'panda_grasptarget'})"
-            )
-        self.joint_names = PANDA_ARM_JOINTS
-        self.actuated_joint_names = PANDA_ARM_JOINTS
-        self._jidx = np.array([names[n] for n in PANDA_ARM_JOINTS], dtype=int)
-        self._rotor_of = []
-        self._limits = np.array(
-            [pb.getJointInfo(self.robot, int(j), physicsClientId=c)[8:10] for j in self._jidx]
-        )
-        self._act_pos = np.arange(7)
-        self._ref = np.zeros(7)
-        self._stiffness = np.zeros(7)
-        self._springref = np.zeros(7)
-        self._damping_nominal = np.zeros(7)
-        self._gear_nominal = np.array(PANDA_EFFORT)  # used as the velocity motor's force limit
-        vmax = np.array([2.175] * 4 + [2.61] * 3)
-        self.command_low, self.command_high = -vmax, vmax
-        self.qpos0 = np.zeros(7)
-        self.nv = 7
-        self.floating_base = False
-        self.body_names = tuple(f"panda_link{i}" for i in range(1, 8))
-        self._body_links = [[links[f"panda_link{i}"]] for i in range(1, 7)] + [
-            [links[n] for n in _PANDA_LINK7_GROUP if n in links]
-        ]
-        self._link_offset = {}
-        self._link_of_name = {"ee": links["panda_grasptarget"]}
-        self._body_friction = np.zeros(7)
-        self._velocity_control = True
-        # the gripper is held closed (MuJoCo welds it): position servo at 0
-        self._hold = [names[n] for n in ("panda_finger_joint1", "panda_finger_joint2") if n in names]
-        self._disable_default_motors()
-        vis = pb.createVisualShape(
-            pb.GEOM_SPHERE, radius=0.025, rgbaColor=[0.1, 0.8, 0.2, 0.8], physicsClientId=c
-        )
-        self._goal = pb.createMultiBody(
-            baseMass=0, baseVisualShapeIndex=vis, basePosition=[0.45, 0, 0.4], physicsClientId=c
-        )
-        floor = pb.createVisualShape(
-            pb.GEOM_BOX, halfExtents=[2, 2, 0.001], rgbaColor=[0.85, 0.85, 0.8, 1], physicsClientId=c
-        )
-        pb.createMultiBody(
-            baseMass=0, baseVisualShapeIndex=floor, basePosition=[0, 0, -0.001], physicsClientId=c
-        )
-
-    def _add_floor(self, size: np.ndarray) -> None:
-        pb, c = self.pb, self.client
-        col = pb.createCollisionShape(pb.GEOM_PLANE, physicsClientId=c)
-        half = [float(size[0]) or 20.0, float(size[1]) or 20.0, 0.001]
-        vis = pb.createVisualShape(
-            pb.GEOM_BOX, halfExtents=half, rgbaColor=[0.8, 0.9, 0.8, 1], physicsClientId=c
-        )
-        self.floor = pb.createMultiBody(
-            baseMass=0, baseCollisionShapeIndex=col, baseVisualShapeIndex=vis, physicsClientId=c
-        )
-        pb.changeDynamics(self.floor, -1, lateralFriction=FLOOR_FRICTION, physicsClientId=c)
-
-    def _disable_default_motors(self) -> None:
-        pb, c = self.pb, self.client
-        movable = [
-            j
-            for j in range(pb.getNumJoints(self.robot, physicsClientId=c))
-            if pb.getJointInfo(self.robot, j, physicsClientId=c)[2] in (pb.JOINT_REVOLUTE, pb.JOINT_PRISMATIC)
-        ]
-        pb.setJointMotorControlArray(
-            self.robot, movable, pb.VELOCITY_CONTROL, forces=[0.0] * len(movable), physicsClientId=c
-        )
-        if self._hold:
-            pb.setJointMotorControlArray(
-                self.robot,
-                self._hold,
-                pb.POSITION_CONTROL,
-                targetPositions=[0.0] * len(self._hold),
-                forces=[20.0] * len(self._hold),
-                physicsClientId=c,
-            )
+    def _adopt(self, b: PybulletBuild) -> None:
+        self.robot = b.robot
+        self._rotors = b.rotors
+        self.timestep = b.timestep
+        self.floating_base = b.floating_base
+        self.joint_names = b.joint_names
+        self.actuated_joint_names = b.actuated_joint_names
+        self._jidx = b.jidx
+        self._act_pos = b.act_pos
+        self._rotor_of = b.rotor_of
+        self._limits = b.limits
+        self._ref = b.ref
+        self._stiffness = b.stiffness
+        self._springref = b.springref
+        self._damping_nominal = b.damping_nominal
+        self._gear_nominal = b.gear_nominal
+        self.command_low, self.command_high = b.command_low, b.command_high
+        self.qpos0 = b.qpos0
+        self.nv = b.nv
+        self.body_names = b.body_names
+        self._body_links = b.body_links
+        self._link_offset = b.link_offset
+        self._link_of_name = b.link_of_name
+        self._body_friction = b.body_friction
+        self._velocity_control = b.velocity_control
+        self._hold = b.hold
+        self.floor = b.floor
+        self._goal = b.goal
 
     # ------------------------------------------------------------------ lifecycle
     def restore_initial(self) -> None:
@@ -436,7 +251,7 @@ class PybulletBackend(RobotBackend):
         return pos if offset is None else pos - quat_to_mat(orn) @ offset
 
     def set_marker(self, name: str, position: np.ndarray) -> None:
-        if name == "goal" and hasattr(self, "_goal"):
+        if name == "goal" and self._goal is not None:
             self.pb.resetBasePositionAndOrientation(
                 self._goal, list(position), [0, 0, 0, 1], physicsClientId=self.client
             )
@@ -495,7 +310,7 @@ class PybulletBackend(RobotBackend):
             for n, links, mu in zip(self.body_names, self._body_links, self._body_friction, strict=True)
             if mu > 0
         }
-        if hasattr(self, "floor"):
+        if self.floor is not None:
             friction["world"] = float(pb.getDynamicsInfo(self.floor, -1, physicsClientId=c)[1])
         return {
             "link_mass": mass,

@@ -45,3 +45,95 @@ def test_a_changed_setting_orphans_the_workspace() -> None:
     flipped = preset.ensemble.model_copy(update={"warm_start": not preset.ensemble.warm_start})
     assert not harness.same_settings(_record(ensemble=flipped), _record())
     assert not harness.same_settings(None, _record())
+
+
+def _plan(tmp_path: Path, *argv: str) -> tuple[ModuleType, dict[tuple[str, int], Any], dict[str, Any]]:
+    harness = _harness()
+    args = harness.parse_args(["--seeds", "0", "1", *argv])
+    jobs, trains = harness.plan_jobs(args, harness.load_campaigns(args), tmp_path)
+    return harness, {(j.method, j.seed): j for j in jobs}, trains
+
+
+def test_bremen_select_trains_with_selection_and_checks_in_the_pybullet_twin(tmp_path: Path) -> None:
+    harness, jobs, trains = _plan(tmp_path, "--methods", "bremen", "bremen_select", "bc", "td3bc")
+    job = jobs[("bremen_select", 1)]
+    assert job.workspace == tmp_path / "bremen_select" / "seed1"
+    train, campaign = harness.job_train(job), harness.job_campaign(job)
+    assert train.selection.enabled is True
+    assert train.trpo.iterations == load_train_config("halfcheetah-cpu").trpo.iterations
+    assert campaign.selection.twin is True
+    assert campaign.selection.data_engine == "mujoco"  # the harness collects in MuJoCo
+    assert campaign.seed == 1
+    assert trains["bremen_select"]["campaign_selection"]["twin_engine"] == "pybullet"
+    assert harness.LABELS["bremen_select"] == "BREMEN + selection"
+
+
+def test_the_other_methods_run_as_before(tmp_path: Path) -> None:
+    harness, jobs, trains = _plan(tmp_path, "--methods", "bremen", "bremen_select", "bc", "td3bc")
+    assert harness.job_record(jobs[("bremen", 0)]) == _record()  # the presets, untouched
+    bc = harness.job_record(jobs[("bc", 0)])
+    assert bc["campaign"] == load_campaign_config("halfcheetah-cpu-bc").model_dump(mode="json")
+    assert bc["train"] == load_train_config("halfcheetah-cpu-bc").model_dump(mode="json")
+    td3bc = harness.job_record(jobs[("td3bc", 0)])
+    assert td3bc["campaign"] == _record()["campaign"]
+    assert td3bc["td3bc"]["steps"] == 50_000
+    assert "selection" not in trains["bremen"] and "selection" not in trains["bc"]
+
+
+def test_campaign_overrides_reach_every_method_but_selection_only_the_selecting_one(tmp_path: Path) -> None:
+    harness, jobs, _ = _plan(
+        tmp_path,
+        "--methods",
+        "bremen",
+        "bremen_select",
+        "--campaign-override",
+        "exploration_sigma=0.25",
+        "selection.twin_episodes=1",
+    )
+    plain, select = (
+        harness.job_campaign(jobs[("bremen", 0)]),
+        harness.job_campaign(jobs[("bremen_select", 0)]),
+    )
+    assert plain.exploration_sigma == 0.25 and select.exploration_sigma == 0.25
+    assert select.selection.twin_episodes == 1
+    assert plain.selection.twin_episodes == 3 and plain.selection.twin is False  # the defaults
+    # so tuning the twin never orphans the plain BREMEN workspaces
+    harness_b, jobs_b, _ = _plan(
+        tmp_path, "--methods", "bremen", "--campaign-override", "exploration_sigma=0.25"
+    )
+    assert harness.job_record(jobs[("bremen", 0)]) == harness_b.job_record(jobs_b[("bremen", 0)])
+
+
+def test_a_campaign_without_a_bc_preset_clones_with_its_own_preset(tmp_path: Path) -> None:
+    harness, jobs, trains = _plan(tmp_path, "--campaign", "hopper-cpu", "--methods", "bc")
+    train, campaign = harness.job_train(jobs[("bc", 0)]), harness.job_campaign(jobs[("bc", 0)])
+    hopper = load_train_config("hopper-cpu")
+    assert campaign.name == "hopper-cpu" and train.name == "hopper-cpu"
+    assert train.trpo.iterations == 0
+    assert (train.ensemble.members, train.ensemble.hidden, train.ensemble.max_epochs) == (2, [32], 2)
+    assert train.bc == hopper.bc  # the cloned policy trains exactly as in the preset
+    assert trains["bc"]["trpo_iterations"] == 0
+
+
+def test_aggregation_reads_training_time_and_twin_steps(tmp_path: Path) -> None:
+    from bremen_robot.campaign.workspace import write_json_atomic
+
+    harness, jobs, _ = _plan(tmp_path, "--methods", "bremen_select", "--deployments", "2")
+    job = jobs[("bremen_select", 0)]
+    ws = job.workspace
+    write_json_atomic(ws / "harness.json", harness.job_record(job))
+    write_json_atomic(ws / "d1" / "eval_random.json", {"mean": -280.0, "std": 3.0})
+    for k, (ret, total_s, twin, keep) in enumerate(
+        [(900.0, 41.5, 6000, False), (850.0, 63.0, 3000, True)], 1
+    ):
+        write_json_atomic(ws / f"d{k}" / "collect.json", {"steps": 2000})
+        write_json_atomic(ws / f"d{k}" / "eval.json", {"mean": ret, "std": 1.0})
+        write_json_atomic(ws / f"d{k}" / "train" / "report.json", {"timing": {"total_s": total_s}})
+        write_json_atomic(ws / f"d{k}" / "selection.json", {"twin_steps": twin, "keep_deployed": keep})
+    seed = harness.read_seed(job, 2)
+    assert seed["returns"] == [-280.0, 900.0, 850.0]
+    assert seed["samples"] == [0, 2000, 4000]
+    assert seed["train_s"] == [None, 41.5, 63.0]
+    assert seed["twin_steps"] == [None, 6000, 3000]
+    assert seed["kept_deployed"] == [None, False, True]
+    assert seed["complete"] is True

@@ -1,0 +1,278 @@
+"""Aggregation of the reproduction harness: per-seed curves from the workspaces, mean ± std across
+seeds per deployment, each deployment's training wall time and (with selection) twin steps, the
+plot and the printed tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from reproduce_common import (
+    COLORS,
+    LABELS,
+    REPO,
+    SHORT,
+    TARGET_DEPLOYMENTS,
+    TARGET_RETURN,
+    Job,
+    campaign_update,
+    job_record,
+    same_settings,
+)
+
+
+def train_seconds(ws: Path, k: int) -> float | None:
+    """Wall time of deployment k's training: the trainer's total (ensemble, BC, TRPO and the
+    offline scoring of snapshots; the twin runs after it, counted in twin steps), or TD3+BC's
+    data preparation and fit; None when not recorded."""
+    report = ws / f"d{k}" / "train" / "report.json"
+    if report.is_file():
+        return float(json.loads(report.read_text())["timing"]["total_s"])
+    weights = ws / f"d{k}" / "td3bc" / "weights.npz"
+    if weights.is_file():
+        with np.load(weights, allow_pickle=False) as z:
+            timing = json.loads(str(z["info"]))["timing"]
+        return float(timing["prepare_s"] + timing["fit_s"])
+    return None
+
+
+def read_seed(job: Job, deployments: int) -> dict[str, Any]:
+    """Per-seed curve from a workspace: k = 0 is the random policy, k >= 1 the candidate
+    trained on deployments 1..k (same layout for all methods), with each deployment's training
+    wall time (``train_s``) and, where the campaign selected, its twin steps and whether it kept
+    the deployed policy collecting. A workspace run with other settings than this command's is
+    left out, never mixed in."""
+    from bremen_robot.campaign.workspace import read_json
+
+    ws = job.workspace
+    have = read_json(ws / "harness.json")
+    if have is None:
+        return {"returns": [], "samples": [], "complete": False, "note": "not run"}
+    if not same_settings(have, job_record(job)):
+        return {"returns": [], "samples": [], "complete": False, "note": "left out: run with other settings"}
+    returns: list[float | None] = []
+    samples: list[int | None] = []
+    train_s: list[float | None] = [None]  # k = 0: the random policy is not trained
+    twin_steps: list[int | None] = [None]
+    kept: list[bool | None] = [None]
+    rnd = read_json(ws / "d1" / "eval_random.json")
+    returns.append(rnd["mean"] if rnd else None)
+    samples.append(0)
+    total = 0
+    for k in range(1, deployments + 1):
+        col = read_json(ws / f"d{k}" / "collect.json")
+        ev = read_json(ws / f"d{k}" / "eval.json")
+        if col is None or ev is None:
+            break
+        total += int(col["steps"])
+        returns.append(float(ev["mean"]))
+        samples.append(total)
+        train_s.append(train_seconds(ws, k))
+        sel = read_json(ws / f"d{k}" / "selection.json")
+        twin_steps.append(None if sel is None else int(sel["twin_steps"]))
+        kept.append(None if sel is None else bool(sel["keep_deployed"]))
+    timing = read_json(ws / "timing.json") or {}
+    complete = len(returns) == deployments + 1 and returns[0] is not None
+    out = {
+        "returns": returns,
+        "samples": samples,
+        "complete": complete,
+        "wall_s": timing.get("wall_s_total"),
+        "train_s": train_s,
+    }
+    if any(v is not None for v in twin_steps):
+        out["twin_steps"] = twin_steps
+        out["kept_deployed"] = kept
+    return out
+
+
+def _column(seeds: dict[str, Any], key: str, k: int) -> list[Any]:
+    return [v[key][k] for v in seeds.values() if len(v.get(key, [])) > k and v[key][k] is not None]
+
+
+def aggregate(
+    args: argparse.Namespace,
+    name: str,
+    jobs: list[Job],
+    campaigns: dict[str, tuple[str, Any]],
+    trains: dict[str, Any],
+) -> dict[str, Any]:
+    from bremen_robot.robot_config import load_robot_config
+
+    base = campaigns["bremen"][1].model_copy(update=campaign_update(args, campaigns["bremen"][1], 0))
+    K = base.deployments
+    per_method: dict[str, Any] = {}
+    for method in args.methods:
+        seeds = {j.seed: read_seed(j, K) for j in jobs if j.method == method}
+        per_method[method] = {
+            "label": LABELS[method],
+            "campaign": campaigns[method][1].name + (" + TD3+BC loop" if method == "td3bc" else ""),
+            "train": trains.get(method),
+            "seeds": {str(s): v for s, v in seeds.items()},
+        }
+    rows = []
+    for k in range(K + 1):
+        row: dict[str, Any] = {"deployments": k, "samples": k * base.steps_per_deployment}
+        for method in args.methods:
+            seeds = per_method[method]["seeds"]
+            vals = _column(seeds, "returns", k)
+            secs = _column(seeds, "train_s", k)
+            row[method] = {
+                "mean": float(np.mean(vals)) if vals else None,
+                "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else (0.0 if vals else None),
+                "n_seeds": len(vals),
+                "per_seed": vals,
+                "train_s": {"mean": float(np.mean(secs)) if secs else None, "per_seed": secs},
+            }
+            if any("twin_steps" in v for v in seeds.values()):
+                twin = _column(seeds, "twin_steps", k)
+                row[method]["twin_steps"] = {
+                    "mean": float(np.mean(twin)) if twin else None,
+                    "per_seed": twin,
+                }
+                row[method]["kept_deployed"] = _column(seeds, "kept_deployed", k)
+        rows.append(row)
+    robot = load_robot_config(base.robot)
+    target: dict[str, Any] = {"applies": robot.task == "halfcheetah"}
+    if target["applies"]:
+        kt = min(TARGET_DEPLOYMENTS, K)
+        b = rows[kt].get("bremen", {})
+        c = rows[kt].get("bc", {})
+        target.update(
+            {
+                "rule": f"BREMEN mean of 3 seeds after <= {TARGET_DEPLOYMENTS} deployments "
+                f">= {TARGET_RETURN:.0f} and above recursive BC at equal data (DESIGN.md §5)",
+                "at_deployments": kt,
+                "bremen": b.get("mean"),
+                "bc": c.get("mean"),
+            }
+        )
+        if b.get("n_seeds", 0) >= 3 and c.get("n_seeds", 0) >= 3 and kt == TARGET_DEPLOYMENTS:
+            target["met"] = bool(b["mean"] >= TARGET_RETURN and b["mean"] > c["mean"])
+        else:
+            target["met"] = None
+            target["why_undecided"] = "needs 3 complete seeds of bremen and bc with 5 deployments"
+    import torch
+
+    return {
+        "name": name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python " + shlex.join([os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]]),
+        "smoke": args.overridden,
+        "campaign": base.name,
+        "task": robot.task,
+        "deployments": K,
+        "steps_per_deployment": base.steps_per_deployment,
+        "exploration_sigma": base.exploration_sigma,
+        "evaluation_episodes": base.evaluation.episodes,
+        "overrides": {
+            "deployments": args.deployments,
+            "steps_per_deployment": args.steps_per_deployment,
+            "eval_episodes": args.eval_episodes,
+            "train": args.overrides,
+            "campaign": getattr(args, "campaign_overrides", {}),
+            "td3bc_steps": args.td3bc_steps,
+        },
+        "seeds": args.seeds,
+        "std": "sample std across seeds (ddof=1) of each seed's mean evaluation return",
+        "train_s": "wall time of each deployment's training in seconds (trainer report total_s: ensemble, "
+        "BC, TRPO, offline snapshot scoring; TD3+BC: preparation + fit); twin runs are counted in "
+        "twin_steps (d<k>/selection.json), not in train_s",
+        "x_axis": "deployments = number of deployments whose data trained the candidate (0 = the uniform "
+        "random policy); samples = transitions collected in those deployments",
+        "per_deployment": rows,
+        "methods": per_method,
+        "target": target,
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+        },
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, key, label in (
+        (axes[0], "deployments", "deployments"),
+        (axes[1], "samples", "samples collected"),
+    ):
+        for method in result["methods"]:
+            pts = [(r[key], r[method]) for r in result["per_deployment"] if r[method]["mean"] is not None]
+            if not pts:
+                continue
+            xs = np.array([p[0] for p in pts], float)
+            mean = np.array([p[1]["mean"] for p in pts])
+            std = np.array([p[1]["std"] for p in pts])
+            n = max(p[1]["n_seeds"] for p in pts)
+            ax.plot(xs, mean, marker="o", color=COLORS[method], label=f"{LABELS[method]} (n={n})")
+            ax.fill_between(xs, mean - std, mean + std, color=COLORS[method], alpha=0.2)
+        if result["target"].get("applies"):
+            ax.axhline(TARGET_RETURN, color="gray", ls="--", lw=1, label="DESIGN.md §5 target")
+        if key == "deployments":
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(label)
+        ax.set_ylabel("evaluation return (mean action)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    title = f"{result['campaign']}: {result['task']}, mean ± std over seeds {result['seeds']}"
+    if result["smoke"]:
+        o = result["overrides"]
+        pairs = {
+            **{k: v for k, v in o.items() if k not in ("train", "campaign", "td3bc_steps") and v is not None},
+            **o["train"],
+            **o.get("campaign", {}),
+        }
+        changed = ", ".join(f"{k}={v}" for k, v in pairs.items()) or "sizes"
+        title = f"OVERRIDDEN ({changed}), not the preset's result - " + title
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def table(result: dict[str, Any]) -> str:
+    methods = list(result["methods"])
+    head = f"{'deployments':>11} {'samples':>9} " + " ".join(f"{SHORT[m]:>26}" for m in methods)
+    lines = [head]
+    for r in result["per_deployment"]:
+        cells = []
+        for m in methods:
+            c = r[m]
+            cells.append(
+                f"{'-':>26}"
+                if c["mean"] is None
+                else f"{c['mean']:9.1f} ± {c['std']:7.1f} (n={c['n_seeds']})".rjust(26)
+            )
+        k = "0 (random)" if r["deployments"] == 0 else str(r["deployments"])
+        lines.append(f"{k:>11} {r['samples']:>9} " + " ".join(cells))
+    lines += ["", "training wall time per deployment, s (mean over seeds); twin steps where selected"]
+    lines.append(f"{'deployments':>11} {'':>9} " + " ".join(f"{SHORT[m]:>26}" for m in methods))
+    for r in result["per_deployment"][1:]:
+        cells = []
+        for m in methods:
+            c = r[m]
+            t = "-" if c["train_s"]["mean"] is None else f"{c['train_s']['mean']:.0f} s"
+            if c.get("twin_steps", {}).get("mean") is not None:
+                t += f", {c['twin_steps']['mean']:.0f} twin steps"
+            cells.append(t.rjust(26))
+        lines.append(f"{r['deployments']:>11} {'':>9} " + " ".join(cells))
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""Shared pieces of the reproduction harness (``benchmarks/reproduce.py``): the methods, a
+(method, seed) job, the training-config overrides, and the per-workspace settings guard.
+
+Kept apart so that the TD3+BC loop and the aggregation import them without importing the
+command-line entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+METHODS = ("bremen", "bremen_select", "bc", "td3bc")
+LABELS = {
+    "bremen": "BREMEN",
+    "bremen_select": "BREMEN + selection",
+    "bc": "recursive BC",
+    "td3bc": "recursive TD3+BC (d3rlpy)",
+}
+SHORT = {
+    "bremen": "BREMEN",
+    "bremen_select": "BREMEN + selection",
+    "bc": "recursive BC",
+    "td3bc": "recursive TD3+BC",
+}
+COLORS = {"bremen": "tab:blue", "bremen_select": "tab:purple", "bc": "tab:orange", "td3bc": "tab:green"}
+# What makes bremen_select differ from bremen: the trainer keeps and scores snapshots, and the
+# campaign runs the surviving ones in the twin (the engine that did not collect the data).
+SELECT_TRAIN = {"selection.enabled": True}
+SELECT_CAMPAIGN = {"selection.twin": True, "selection.data_engine": "mujoco"}  # collect_direct is MuJoCo
+# Recursive BC for a campaign without a '<name>-bc' preset: the campaign's own training preset with
+# TRPO off (job_train) and the ensemble shrunk as in train preset halfcheetah-cpu-bc, because the
+# BC candidate never uses it (it only feeds the report's imagined figures).
+BC_DERIVED_TRAIN = {"ensemble.members": 2, "ensemble.hidden": [32], "ensemble.max_epochs": 2}
+TD3BC_PYTHON = HERE / ".venv-d3rlpy" / "bin" / "python"
+TARGET_RETURN = 4000.0  # DESIGN.md §5, HalfCheetah, mean of 3 seeds after <= 5 deployments
+TARGET_DEPLOYMENTS = 5
+TD3BC_STEPS = 50_000  # per deployment: about BREMEN's halfcheetah-cpu training time on one core
+
+
+def parse_overrides(
+    pairs: list[str], flag: str = "--train-override", example: str = "trpo.iterations=2"
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ValueError(f"{flag} '{pair}' is not KEY=VALUE (e.g. {example})")
+        out[key] = yaml.safe_load(raw)
+    return out
+
+
+def _overridden(cfg: Any, overrides: dict[str, Any], flag: str, what: str) -> dict[str, Any]:
+    data: dict[str, Any] = cfg.model_dump(mode="json")
+    for key, value in overrides.items():
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise SystemExit(f"{flag} {key}: '{part}' is not a section of the {what}")
+            node = node[part]
+        if parts[-1] not in node:
+            raise SystemExit(f"{flag} {key}: unknown field '{parts[-1]}'; check the spelling")
+        node[parts[-1]] = value
+    return data
+
+
+def apply_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
+    """A validated copy of a TrainConfig with dotted-key overrides; unknown keys are errors."""
+    from pydantic import ValidationError
+
+    from bremen_robot.config.loading import describe_validation_error
+    from bremen_robot.config.train import TrainConfig
+
+    data = _overridden(cfg, overrides, "--train-override", "training config")
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise SystemExit(describe_validation_error(exc, "--train-override")) from None
+
+
+def apply_campaign_overrides(cfg: Any, overrides: dict[str, Any]) -> Any:
+    """A validated copy of a CampaignConfig with dotted-key overrides; unknown keys are errors."""
+    from pydantic import ValidationError
+
+    from bremen_robot.campaign.config import CampaignConfig
+    from bremen_robot.config.loading import describe_validation_error
+
+    if not overrides:
+        return cfg
+    data = _overridden(cfg, overrides, "--campaign-override", "campaign config")
+    try:
+        return CampaignConfig.model_validate(data)
+    except ValidationError as exc:
+        raise SystemExit(describe_validation_error(exc, "--campaign-override")) from None
+
+
+def method_campaign_overrides(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The campaign overrides of one method's runs. The ``selection`` section acts only where the
+    training selects (bremen_select), so it stays out of the other methods' settings: tuning it
+    never orphans their workspaces."""
+    if method == "bremen_select":
+        return {**SELECT_CAMPAIGN, **overrides}
+    return {k: v for k, v in overrides.items() if k.split(".")[0] != "selection"}
+
+
+def method_train_overrides(method: str, overrides: dict[str, Any], bc_derived: bool) -> dict[str, Any]:
+    """The training overrides of one method's runs (bremen_select always selects)."""
+    if method == "bremen_select":
+        return {**overrides, **SELECT_TRAIN}
+    if method == "bc" and bc_derived:
+        return {**BC_DERIVED_TRAIN, **overrides}
+    return dict(overrides)
+
+
+@dataclass
+class Job:
+    method: str
+    seed: int
+    workspace: Path
+    campaign_path: str
+    campaign_update: dict[str, Any]
+    overrides: dict[str, Any]
+    td3bc: dict[str, Any] = field(default_factory=dict)
+    campaign_overrides: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str:
+        return f"[{self.method} seed {self.seed}]"
+
+
+def campaign_update(args: argparse.Namespace, cfg: Any, seed: int) -> dict[str, Any]:
+    update: dict[str, Any] = {"seed": seed}
+    if args.deployments:
+        update["deployments"] = args.deployments
+    if args.steps_per_deployment:
+        update["steps_per_deployment"] = args.steps_per_deployment
+    if args.eval_episodes:
+        update["evaluation"] = cfg.evaluation.model_copy(update={"episodes": args.eval_episodes})
+    return update
+
+
+def _log(job: Job, msg: str) -> None:
+    line = f"{job.tag} {msg}"
+    print(line, flush=True)
+    job.workspace.mkdir(parents=True, exist_ok=True)
+    with open(job.workspace / "harness.log", "a") as f:
+        f.write(f"{datetime.now().isoformat(timespec='seconds')} {line}\n")
+
+
+def job_campaign(job: Job) -> Any:
+    from bremen_robot.campaign.config import load_campaign_config
+
+    cfg = apply_campaign_overrides(load_campaign_config(job.campaign_path), job.campaign_overrides)
+    return cfg.model_copy(update=job.campaign_update)
+
+
+def job_train(job: Job) -> Any:
+    """The training config of a bremen/bc job: the campaign's preset with the overrides."""
+    from bremen_robot.config.train import load_train_config
+
+    train = apply_overrides(load_train_config(job_campaign(job).train), job.overrides)
+    # recursive BC is BC: no TRPO, whatever an override says
+    if job.method == "bc" and train.trpo.iterations != 0:
+        train = train.model_copy(update={"trpo": train.trpo.model_copy(update={"iterations": 0})})
+    return train
+
+
+def job_record(job: Job) -> dict[str, Any]:
+    """Everything that decides a workspace's contents (the campaign digest misses train overrides)."""
+    record: dict[str, Any] = {"method": job.method, "campaign": job_campaign(job).model_dump(mode="json")}
+    if job.method == "td3bc":
+        record["td3bc"] = {k: v for k, v in job.td3bc.items() if k != "python"}
+    else:
+        record["train"] = job_train(job).model_dump(mode="json")
+    return record
+
+
+# Prose, not settings: editing a preset's description must not orphan the runs made with it.
+PROSE_FIELDS = ("description", "expected_time")
+
+
+def same_settings(have: dict[str, Any] | None, record: dict[str, Any]) -> bool:
+    """``have`` (a workspace's harness.json) describes the same run as ``record``. Stored configs
+    are re-validated first, so a config field added later with a default that keeps the old
+    behavior does not orphan workspaces run before it existed; the prose fields are not compared."""
+    from bremen_robot.campaign.config import CampaignConfig
+    from bremen_robot.config.train import TrainConfig
+
+    if have is None:
+        return False
+    have = dict(have)
+    try:
+        if "train" in have:
+            have["train"] = TrainConfig.model_validate(have["train"]).model_dump(mode="json")
+        have["campaign"] = CampaignConfig.model_validate(have["campaign"]).model_dump(mode="json")
+    except (KeyError, ValueError):
+        return False
+    return _without_prose(have) == _without_prose(record)
+
+
+def _without_prose(record: dict[str, Any]) -> dict[str, Any]:
+    out = dict(record)
+    for key in ("train", "campaign"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: v for k, v in out[key].items() if k not in PROSE_FIELDS}
+    return out
+
+
+def _guard(job: Job) -> None:
+    """A workspace belongs to one set of settings; refuse to mix."""
+    from bremen_robot.campaign.workspace import read_json, write_json_atomic
+
+    record = job_record(job)
+    path = job.workspace / "harness.json"
+    have = read_json(path)
+    if have is None:
+        write_json_atomic(path, record)
+    elif not same_settings(have, record):
+        raise SystemExit(
+            f"workspace '{job.workspace}' was run with other settings (see {path}); "
+            "use another --out or the original options"
+        )
+
+
+def _add_time(job: Job, wall_s: float, complete: bool) -> None:
+    from bremen_robot.campaign.workspace import read_json, write_json_atomic
+
+    path = job.workspace / "timing.json"
+    data = read_json(path) or {"runs": []}
+    data["runs"].append(
+        {"ended": datetime.now(timezone.utc).isoformat(), "wall_s": wall_s, "complete": complete}
+    )
+    data["wall_s_total"] = float(sum(r["wall_s"] for r in data["runs"]))
+    write_json_atomic(path, data)

@@ -1,0 +1,243 @@
+"""The recursive TD3+BC baseline of the reproduction harness: deployment 1 uniform random, then
+each deployment collects with the previous TD3+BC actor + N(0, sigma^2), and TD3+BC is re-trained
+from scratch on all data so far (``td3bc_step.py`` in ``benchmarks/.venv-d3rlpy``), its actor
+exported as a regular frozen artifact and evaluated like the campaign's candidates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from reproduce_common import HERE, Job, _guard, _log, job_campaign
+
+
+def td3bc_collect(job: Job, cfg: Any, robot: Any, k: int, prev_policy: Path | None) -> dict[str, Any]:
+    """Deployment k's data, written like the campaign's (collect.json marks it done)."""
+    from bremen_robot.campaign.direct import collect_direct
+    from bremen_robot.campaign.runner import CollectRequest
+    from bremen_robot.campaign.workspace import move_aside, read_json, write_json_atomic
+    from bremen_robot.data.real_rollout import make_env, noisy_policy, rollout
+    from bremen_robot.policy.artifact import load_artifact
+
+    d = job.workspace / f"d{k}"
+    marker = d / "collect.json"
+    if (done := read_json(marker)) is not None:
+        return dict(done)
+    seed = cfg.seed * 1000 + k  # the campaign's convention: equal seeds, equal random first deployment
+    move_aside(d / "data.npz")  # from an attempt killed before its marker: kept aside, collected again
+    if prev_policy is None:
+        req = CollectRequest(
+            deployment=k,
+            policy_id="random",
+            steps=cfg.steps_per_deployment,
+            out_bag=d / "bag",
+            seed=seed,
+            sigma=0.0,
+            robot_config=cfg.robot,
+            collect_config=cfg.collect,
+            workspace=job.workspace,
+        )
+        summary = collect_direct(req)
+        summary["policy_id"] = "random"
+    else:
+        frozen = load_artifact(prev_policy)
+        env, task = make_env(f"sim:{robot.sim_model or robot.name}/mujoco")
+        rng = np.random.default_rng(seed)
+        act = noisy_policy(frozen.act, task, cfg.exploration_sigma, rng)
+        data = rollout(
+            env,
+            task,
+            act,
+            steps=cfg.steps_per_deployment,
+            seed=seed,
+            deployment_id=k,
+            policy_sha256=frozen.sha256,
+        )
+        env.close()
+        data.save(d / "data.npz")
+        returns = data.episode_returns()
+        summary = {
+            "steps": len(data),
+            "episodes": len(returns),
+            "interventions": 0,
+            "return_mean": float(np.mean(returns)),
+            "collector": "direct",
+            "policy_id": frozen.sha256[:12],
+        }
+    summary["deployment"] = k
+    write_json_atomic(marker, summary)
+    return summary
+
+
+def td3bc_train(job: Job, task: Any, k: int) -> Path:
+    weights = job.workspace / f"d{k}" / "td3bc" / "weights.npz"
+    if weights.is_file():
+        return weights
+    py = Path(job.td3bc["python"])
+    if not py.is_file():
+        raise SystemExit(
+            f"no d3rlpy venv at '{py}'; run benchmarks/setup_d3rlpy.sh (or drop td3bc from --methods)"
+        )
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        str(py),
+        str(HERE / "td3bc_step.py"),
+        "--data",
+        *[str(job.workspace / f"d{j}" / "data.npz") for j in range(1, k + 1)],
+        "--out",
+        str(weights),
+        "--steps",
+        str(job.td3bc["steps"]),
+        "--seed",
+        str(job.seed * 1000 + k),
+        "--action-low",
+        *[repr(float(x)) for x in task.action_low],
+        "--action-high",
+        *[repr(float(x)) for x in task.action_high],
+        "--threads",
+        "1",
+        "--device",
+        job.td3bc["device"],
+    ]
+    _log(job, f"deployment {k}: TD3+BC {job.td3bc['steps']} steps on d1..d{k}")
+    log_path = weights.parent / "log.txt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    with open(log_path, "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=weights.parent, env=env).returncode
+    if rc != 0 or not weights.is_file():
+        tail = "".join(log_path.read_text().splitlines(keepends=True)[-5:])
+        raise SystemExit(f"td3bc_step.py failed (exit {rc}) for deployment {k}; see {log_path}:\n{tail}")
+    return weights
+
+
+def td3bc_export(weights: Path, out_dir: Path, task: Any, robot: Any, data_digests: list[str]) -> Path:
+    """Rebuild the TD3+BC actor as the project's GaussianPolicy (its mean) and export an artifact."""
+    import torch
+
+    from bremen_robot.campaign.workspace import move_aside
+    from bremen_robot.policy.artifact import MANIFEST_FILE, export_policy, load_artifact
+    from bremen_robot.policy.gaussian import GaussianPolicy
+
+    if (out_dir / MANIFEST_FILE).is_file():
+        return out_dir
+    with np.load(weights, allow_pickle=False) as z:
+        w = {key: z[key] for key in z.files}
+    info = json.loads(str(w.pop("info")))
+    hidden: list[int] = []
+    while f"hidden_W{len(hidden)}" in w:
+        hidden.append(int(w[f"hidden_W{len(hidden)}"].shape[0]))
+    A = task.action_dim
+    if w["out_W"].shape != (A, hidden[-1]) or not np.allclose(w["action_low"], task.action_low):
+        raise SystemExit(f"{weights}: actor shape or action box does not match task '{task.name}'")
+    policy = GaussianPolicy(task.obs_dim, task.action_low, task.action_high, hidden)
+    policy.set_obs_normalizer(w["obs_mean"], w["obs_scale"])
+    linears = [m for m in policy.net if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        for i, lin in enumerate(linears[:-1]):
+            lin.weight.copy_(torch.from_numpy(w[f"hidden_W{i}"]))
+            lin.bias.copy_(torch.from_numpy(w[f"hidden_b{i}"]))
+        last = linears[-1]
+        last.weight.zero_()
+        last.bias.zero_()  # log-std head: constant, unused (only the mean is evaluated or deployed)
+        last.weight[:A] = torch.from_numpy(w["out_W"])
+        last.bias[:A] = torch.from_numpy(w["out_b"])
+    probe, expected = w["probe_obs"], w["probe_actions"]
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    move_aside(tmp)
+    export_policy(
+        policy,
+        tmp,
+        robot=robot.name,
+        task=task.name,
+        observation_names=list(task.obs_names),
+        action_names=list(task.action_names),
+        control_rate_hz=1.0 / task.dt,
+        data_digests=data_digests,
+        kind="td3bc",
+        config=info,
+        metrics={"d3rlpy_parity_max_abs": info["parity_max_abs"]},
+    )
+    gap = float(np.abs(load_artifact(tmp).act(probe) - expected).max())
+    if gap > 1e-4:
+        raise SystemExit(f"exported TD3+BC artifact differs from d3rlpy's predict by {gap:.2e}; not using it")
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def run_td3bc(job: Job) -> None:
+    from bremen_robot.campaign.runner import evaluate_policy
+    from bremen_robot.campaign.workspace import read_json, write_json_atomic
+    from bremen_robot.data.dataset import Dataset
+    from bremen_robot.robot_config import load_robot_config
+    from bremen_robot.tasks import get_task
+
+    _guard(job)
+    cfg = job_campaign(job)
+    robot = load_robot_config(cfg.robot)
+    task = get_task(robot.task)
+    env_spec = cfg.evaluation.env or f"sim:{robot.sim_model or robot.name}/mujoco"
+    _log(
+        job,
+        f"TD3+BC loop: {cfg.deployments} x {cfg.steps_per_deployment} samples, "
+        f"{job.td3bc['steps']} gradient steps each",
+    )
+
+    def evaluate(path: Path, artifact: Path | None, seed: int) -> dict[str, Any]:
+        if (have := read_json(path)) is None:
+            have = evaluate_policy(artifact, env_spec, cfg.evaluation.episodes, seed)
+            write_json_atomic(path, have)
+        return dict(have)
+
+    rows: list[dict[str, Any]] = []
+    digests: list[str] = []
+    prev: Path | None = None
+    deployed = evaluate(job.workspace / "d1" / "eval_random.json", None, cfg.seed)
+    for k in range(1, cfg.deployments + 1):
+        if k > 1:
+            deployed = evaluate(job.workspace / f"d{k - 1}" / "eval.json", prev, cfg.seed + 7)
+        collected = td3bc_collect(job, cfg, robot, k, prev)
+        digests.append(Dataset.load(job.workspace / f"d{k}" / "data.npz").digest())
+        weights = td3bc_train(job, task, k)
+        prev = td3bc_export(weights, job.workspace / f"d{k}" / "policy", task, robot, list(digests))
+        cand = evaluate(job.workspace / f"d{k}" / "eval.json", prev, cfg.seed + 7)
+        rows.append(
+            {
+                "deployment": k,
+                "samples": int(
+                    sum(
+                        (read_json(job.workspace / f"d{j}" / "collect.json") or {})["steps"]
+                        for j in range(1, k + 1)
+                    )
+                ),
+                "policy_id": collected["policy_id"],
+                "eval_return_mean": deployed["mean"],
+                "eval_return_std": deployed["std"],
+                "interventions": 0,
+            }
+        )
+        _log(job, f"deployment {k}: TD3+BC candidate evaluates to {cand['mean']:.1f} ± {cand['std']:.1f}")
+    final = {
+        "policy_id": f"td3bc-d{cfg.deployments}",
+        "trained_on_samples": rows[-1]["samples"],
+        "eval_return_mean": cand["mean"],
+        "eval_return_std": cand["std"],
+        "state": "candidate",
+    }
+    summary = {
+        "campaign": f"{cfg.name} (TD3+BC)",
+        "robot": robot.name,
+        "task": task.name,
+        "deployment_count": cfg.deployments,
+        "deployments": rows,
+        "final_candidate": final,
+    }
+    write_json_atomic(job.workspace / "summary.json", summary)
+    from bremen_robot.campaign.plots import plot_campaign
+
+    plot_campaign(summary, job.workspace / "summary.png")
+    _log(job, "done")
