@@ -359,8 +359,9 @@ class Campaign:
     def run(self) -> dict[str, Any]:
         from bremen_robot.registry import Registry
 
-        self._require_trust()
+        # which campaign owns the workspace is the first question; trust is this campaign's own
         self.ws.claim(self.cfg.name, self.cfg.digest(), legacy_digest=self.cfg.digest(legacy=True))
+        self._require_trust()
         robot_yaml = self._robot_config_for_graph()
         rows: list[dict[str, Any]] = []
         datasets: list[Dataset] = []

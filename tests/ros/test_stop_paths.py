@@ -215,17 +215,26 @@ def panda_collect(tmp_path, procs, probe):
         "--workspace",
         str(tmp_path / "ws"),
     ]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env())
+    # output to a file, not a pipe: a pipe nobody reads while the graph runs can fill and block it
+    log = tmp_path / "collect.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env())
     procs.append(proc)
     assert probe.spin_until(lambda: acted(cmds) and len(cmds) > 25, 60), "the graph never acted"
-    return {"proc": proc, "cmds": cmds, "bag": tmp_path / "bag"}
+    return {"proc": proc, "cmds": cmds, "bag": tmp_path / "bag", "log": log}
 
 
-def finish(g, probe) -> str:
-    while g["proc"].poll() is None:
-        probe.spin_for(0.1)  # keep receiving while the graph stops
+def finish(g, probe, limit_s: float = 60.0) -> str:
+    """Keep receiving while the graph stops; a graph that does not stop in ``limit_s`` fails."""
+    end = time.monotonic() + limit_s
+    while g["proc"].poll() is None and time.monotonic() < end:
+        probe.spin_for(0.1)
+    out = g["log"].read_bytes().decode(errors="replace")
+    assert g["proc"].poll() is not None, (
+        f"bremen collect still running {limit_s:.0f} s after the stop:\n{out}"
+    )
     probe.spin_for(0.3)
-    return g["proc"].stdout.read().decode(errors="replace")
+    return g["log"].read_bytes().decode(errors="replace")
 
 
 def test_ctrl_c_of_bremen_collect_ends_on_the_safe_command_and_reports_the_bag(panda_collect, probe):
