@@ -31,6 +31,7 @@ import numpy as np
 
 from safety.action import FallbackPolicy, OodGate, OodScore, read_action
 from safety.explain import INF, JointRow, JointTable, PositionRow, Stage, clip_through
+from safety.explain import _new_tuple as _new_tuple  # re-exported, as the names below
 from safety.layout import (
     BIG,
     ENVELOPE_NOT_FINITE,
@@ -203,10 +204,10 @@ class SafetyShield:
             else:
                 cmd = self._limit_effort_velocity(act, pos, vel)
             ivs: list[Intervention] = [] if ood_iv is None else [ood_iv]
-            explain = self._joints.explain
             for j in range(self.n):
                 if cmd[j] != act[j]:
-                    cmd[j], explained = explain(j, act[j], pos[j], vel[j], st.last_command, st.prev_command)
+                    last, prev = st.last_command, st.prev_command
+                    cmd[j], explained = self._joints.explain(j, act[j], pos[j], vel[j], last, prev)
                     ivs.extend(explained)
             st.prev_command = st.last_command
             st.last_command = cmd
