@@ -286,7 +286,8 @@ class SafetyLimits(BaseModel):
     def box(self, name: str) -> CommandBox:
         """The command box of joint ``name`` (its own, else the default)."""
         box = self.joints[name].command or self.command_box
-        assert box is not None  # checked by the validator
+        if box is None:  # the validator refuses this; an explicit check survives python -O
+            raise ValueError(f"joint '{name}': no command box; add command_box or joints.{name}.command")
         return box
 
     def step(self, name: str) -> float | None:

@@ -23,6 +23,7 @@ Reason = Literal[
     "envelope",
     "estop",
     "ood",
+    "internal_error",
 ]
 """Why the shield changed a command. See docs/safety.md for each code."""
 

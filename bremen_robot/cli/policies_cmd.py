@@ -64,7 +64,7 @@ def _table(rows: list[list[str]]) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     with open_registry(args) as reg:
-        records = reg.list()
+        records = reg.policies()
         print(f"registry {reg.db_path}: {reg.deployment_count()} deployment(s), {len(records)} policies")
         if not records:
             return 0
@@ -96,7 +96,7 @@ def _register(args: argparse.Namespace) -> int:
     if args.deployment is not None:
         lineage["deployment"] = args.deployment
     with open_registry(args, create=True) as reg:
-        before = {r.sha256 for r in reg.list()}
+        before = {r.sha256 for r in reg.policies()}
         rec = reg.register(args.artifact, report=report, lineage=lineage or None)
         what = "already registered" if rec.sha256 in before else "registered"
         print(f"{what}: policy {rec.id} ({rec.state}); review it with 'bremen review {rec.id}'")

@@ -24,6 +24,7 @@ from bremen_robot.registry.signing import (
     load_public_key,
     verify_signature,
 )
+from bremen_robot.registry.states import PolicyState
 from bremen_robot.registry.store import (
     DB_FILE,
     RANDOM_POLICY_ID,
@@ -55,6 +56,7 @@ __all__ = [
     "ApprovalError",
     "AuditRow",
     "PolicyRecord",
+    "PolicyState",
     "Registry",
     "RegistryError",
     "canonical_payload",

@@ -31,17 +31,17 @@ from pathlib import Path
 from bremen_robot.fsutil import fsync_dir
 from bremen_robot.registry.errors import RegistryDamagedError, RegistryError
 from bremen_robot.registry.guard import RESTORE_HINT, GuardedConnection
+from bremen_robot.registry.states import TRANSITIONS as _TABLE
+from bremen_robot.registry.states import PolicyState
 
 SCHEMA_VERSION = 2
 
-STATES = ("candidate", "approved", "rejected", "deployed", "retired")
-# from-state -> allowed to-states (the store gives the friendly errors; the trigger is the backstop)
+STATES: tuple[str, ...] = tuple(s.value for s in PolicyState)
+# from-state -> allowed to-states, as plain strings for the trigger's SQL: the table is
+# bremen_robot.registry.states.TRANSITIONS (the store gives the friendly errors; the trigger is
+# the backstop). Entries into the registry (from None) are INSERTs, not state changes here.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "candidate": ("approved", "rejected"),
-    "approved": ("deployed", "rejected", "retired"),
-    "deployed": ("retired",),
-    "rejected": (),
-    "retired": (),
+    a.value: tuple(b.value for b in bs) for a, bs in _TABLE.items() if a is not None
 }
 
 

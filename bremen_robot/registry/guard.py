@@ -94,6 +94,15 @@ class GuardedConnection:
         except sqlite3.Error as exc:
             raise translate(exc, self.path) from None
 
+    def query(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> GuardedCursor:
+        """Like :meth:`execute`, with each row a ``sqlite3.Row``: read by column name."""
+        try:
+            cursor = self.raw.execute(sql, args)
+            cursor.row_factory = sqlite3.Row
+            return GuardedCursor(cursor, self.path)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path) from None
+
     def translate(self, exc: sqlite3.Error) -> RegistryError:
         return translate(exc, self.path)
 

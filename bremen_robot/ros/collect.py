@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from bremen_robot.errors import BremenError, ConfigError
 from bremen_robot.robot_config import load_robot_config
@@ -186,6 +186,61 @@ class Graph:
         return {n: p.returncode for n, p in self.procs.items()}
 
 
+class CollectHooks(Protocol):
+    """A seam for tests that inject faults into a run (tests/ros/collect_faults.py); a normal run
+    passes none. Called from the loop that waits for the run to finish."""
+
+    def on_poll(self, graph: Graph, result: CollectResult, done_steps: int) -> None:
+        """Once per turn of the wait loop, with the steps reported so far."""
+
+    def exit_expected(self, graph: Graph, name: str) -> bool:
+        """Whether node ``name``'s exit is the hook's doing: the run then ends as if finished
+        (and the bag is recovered as after any logger crash) instead of failing."""
+        return False
+
+
+class _EventWatch:
+    """What this process learns from ``bremen/episode`` (the runner's events) during a run."""
+
+    def __init__(self, result: CollectResult, on_event: Callable[[dict[str, Any]], None] | None) -> None:
+        self.result = result
+        self.on_event = on_event
+        self.done = False  # the runner's budget is used up
+        self.halted = False  # the runner said it sent the safe command on its way out
+        self.current_id: Any = None
+        self.current_steps = 0  # steps of the episode in progress
+
+    def done_steps(self) -> int:
+        return self.result.steps + self.current_steps
+
+    def handle(self, msg: Any) -> None:
+        try:
+            evt = json.loads(msg.data)
+        except ValueError:
+            return
+        if not isinstance(evt, dict) or evt.get("source") != "policy_runner":
+            return
+        if self.on_event is not None:
+            self.on_event(evt)
+        kind = evt.get("event")
+        if kind == "start":
+            self.result.deployment = evt.get("deployment")
+            self.result.policy_sha256 = evt.get("policy_sha256", "")
+            self.current_id, self.current_steps = evt.get("id"), 0
+        elif kind == "progress":
+            self.current_steps = evt.get("steps", 0)
+        elif kind == "stop":
+            if not any(e.get("id") == evt.get("id") for e in self.result.episodes):
+                self.result.episodes.append(evt)
+            self.current_id, self.current_steps = None, 0
+            if evt.get("finished"):
+                self.done = True
+        elif kind == "done":
+            self.done = True
+        elif kind == "halt":
+            self.halted = True
+
+
 def collect(
     config: str | Path,
     *,
@@ -199,15 +254,46 @@ def collect(
     timeout_s: float = 0.0,
     progress: bool | None = None,
     on_event: Callable[[dict[str, Any]], None] | None = None,
-    kill_after_steps: tuple[str, int] | None = None,
+    hooks: CollectHooks | None = None,
     dry_run: bool = False,
 ) -> CollectResult:
     """Run one deployment's collection and return what happened (see module docstring).
 
-    ``kill_after_steps=(node, n)`` SIGKILLs that node once ``n`` steps were reported and the
-    bag lists every episode the runner finished as stored (tests of crash safety: the kill
-    lands mid-episode, after the logger closed the earlier episodes' segments).
+    ``hooks``: fault injection for tests only (:class:`CollectHooks`).
     """
+    cfg, bag, specs, processes = _plan(config, policy, random, sim, episodes, steps, out, workspace)
+    result = CollectResult(bag=bag, specs=specs, processes=processes)
+    if dry_run:
+        return result
+    apply_ros_env()
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    rclpy = require_rclpy()
+    bag.mkdir(parents=True, exist_ok=True)
+    graph = Graph(processes, bag, env)
+    show = sys.stderr.isatty() if progress is None else progress
+    watch = _EventWatch(result, on_event)
+    _run(rclpy, graph, cfg, watch, show, timeout_s, hooks)
+    if result.exit_codes.get("trajectory_logger") not in (0, None) or result.logger_crashed:
+        result.logger_crashed = True
+        recover_bag(bag)
+    if cfg.log_topics:
+        _report_bag(result)
+    return result
+
+
+def _plan(
+    config: str | Path,
+    policy: str | None,
+    random: bool,
+    sim: str | None,
+    episodes: int,
+    steps: int,
+    out: str | Path | None,
+    workspace: str | Path | None,
+) -> tuple[Any, Path, list[NodeSpec], list[ProcessSpec]]:
+    """Check the request (one policy, a budget, an approved policy, a new bag folder) and build
+    the node and process specs: (effective config, bag folder, node specs, process specs)."""
     if bool(policy) == bool(random):
         raise ConfigError("pass exactly one of --policy ID_OR_PATH or --random")
     pol = RANDOM_POLICY if random else str(policy)
@@ -227,108 +313,47 @@ def collect(
     specs = collect_specs(
         config, policy=pol, sim=sim, episodes=episodes, steps=steps, out=bag, workspace=workspace or ""
     )
-    processes = process_specs(cfg, specs)
-    if dry_run:
-        return CollectResult(bag=bag, specs=specs, processes=processes)
-    apply_ros_env()
-    env = dict(os.environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    rclpy = require_rclpy()
-    result = CollectResult(bag=bag, specs=specs, processes=processes)
-    bag.mkdir(parents=True, exist_ok=True)
-    graph = Graph(processes, bag, env)
-    show = sys.stderr.isatty() if progress is None else progress
-    total = cfg.max_steps or cfg.max_episodes
-    unit = "steps" if cfg.max_steps else "episodes"
+    return cfg, bag, specs, process_specs(cfg, specs)
+
+
+def _run(
+    rclpy: Any,
+    graph: Graph,
+    cfg: Any,
+    watch: _EventWatch,
+    show: bool,
+    timeout_s: float,
+    hooks: CollectHooks | None,
+) -> None:
+    """Start the graph, follow its events until the budget is used up (or Ctrl-C, a dead node,
+    the timeout), and stop it in order; the graph's processes never outlive this call."""
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
+    from std_msgs.msg import String
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
     node = None
-    finished = {"done": False, "halted": False}
-    current: dict[str, Any] = {}
-
-    def handle(msg: Any) -> None:
-        try:
-            evt = json.loads(msg.data)
-        except ValueError:
-            return
-        if not isinstance(evt, dict) or evt.get("source") != "policy_runner":
-            return
-        if on_event is not None:
-            on_event(evt)
-        kind = evt.get("event")
-        if kind == "start":
-            result.deployment = evt.get("deployment")
-            result.policy_sha256 = evt.get("policy_sha256", "")
-            current.clear()
-            current["id"] = evt.get("id")
-        elif kind == "progress":
-            current["steps"] = evt.get("steps", 0)
-        elif kind == "stop":
-            if not any(e.get("id") == evt.get("id") for e in result.episodes):
-                result.episodes.append(evt)
-            current.clear()
-            if evt.get("finished"):
-                finished["done"] = True
-        elif kind == "done":
-            finished["done"] = True
-        elif kind == "halt":
-            finished["halted"] = True
-
     try:
-        from rclpy.executors import SingleThreadedExecutor
-        from std_msgs.msg import String
-
         node = rclpy.create_node("bremen_collect", context=ctx)
-        node.create_subscription(String, T.EPISODE, handle, T.qos("episode"))
+        node.create_subscription(String, T.EPISODE, watch.handle, T.qos("episode"))
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
 
         def halted(timeout: float) -> bool:
             end = time.monotonic() + timeout
             runner = graph.procs.get("policy_runner")
-            while not finished["halted"] and time.monotonic() < end and runner and runner.poll() is None:
+            while not watch.halted and time.monotonic() < end and runner and runner.poll() is None:
                 ex.spin_once(timeout_sec=0.02)
-            return bool(finished["halted"])
+            return watch.halted
 
         graph.start()
-        started = time.monotonic()
-        bar = _progress(show, total, unit)
         try:
-            while not finished["done"]:
-                ex.spin_once(timeout_sec=0.1)
-                done_steps = result.steps + int(current.get("steps", 0))
-                if bar is not None:
-                    bar[0].update(bar[1], completed=done_steps if unit == "steps" else len(result.episodes))
-                if (
-                    kill_after_steps
-                    and done_steps >= kill_after_steps[1]
-                    and _stored_episodes(bag) >= len(result.episodes)
-                ):
-                    victim = graph.procs.get(kill_after_steps[0])
-                    if victim is not None and victim.poll() is None:
-                        victim.kill()
-                        victim.wait()
-                dead = graph.dead()
-                if dead:
-                    name = dead[0]
-                    popen = graph.procs[name]
-                    if kill_after_steps and popen is graph.procs.get(kill_after_steps[0]):
-                        result.logger_crashed = name == "trajectory_logger"
-                        finished["done"] = True
-                        break
-                    raise CollectError(
-                        f"{graph.process_label(name)} exited with code {popen.returncode}: {graph.tail(name)}"
-                    )
-                if timeout_s and time.monotonic() - started > timeout_s:
-                    raise CollectError(f"collection did not finish within {timeout_s:g} s; see {bag}/logs")
+            _wait(ex, graph, cfg, watch, show, timeout_s, hooks)
         except KeyboardInterrupt:
-            result.interrupted = True
+            watch.result.interrupted = True
         finally:
-            if bar is not None:
-                bar[0].stop()
-            result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s)
+            watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s)
             # events the runner sent while shutting down (an interrupted episode)
             end = time.monotonic() + 0.3
             while time.monotonic() < end:
@@ -338,12 +363,46 @@ def collect(
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown(context=ctx)
-    if result.exit_codes.get("trajectory_logger") not in (0, None) or result.logger_crashed:
-        result.logger_crashed = True
-        recover_bag(bag)
-    if cfg.log_topics:
-        _report_bag(result)
-    return result
+
+
+def _wait(
+    ex: Any,
+    graph: Graph,
+    cfg: Any,
+    watch: _EventWatch,
+    show: bool,
+    timeout_s: float,
+    hooks: CollectHooks | None,
+) -> None:
+    """Spin until the runner reports the budget used up; CollectError if a node dies (unless
+    ``hooks`` caused it) or the run passes ``timeout_s``."""
+    unit = "steps" if cfg.max_steps else "episodes"
+    bar = _progress(show, cfg.max_steps or cfg.max_episodes, unit)
+    started = time.monotonic()
+    try:
+        while not watch.done:
+            ex.spin_once(timeout_sec=0.1)
+            done_steps = watch.done_steps()
+            if bar is not None:
+                bar[0].update(bar[1], completed=done_steps if unit == "steps" else len(watch.result.episodes))
+            if hooks is not None:
+                hooks.on_poll(graph, watch.result, done_steps)
+            dead = graph.dead()
+            if dead:
+                name = dead[0]
+                if hooks is not None and hooks.exit_expected(graph, name):
+                    return
+                raise CollectError(
+                    f"{graph.process_label(name)} exited with code {graph.procs[name].returncode}: "
+                    f"{graph.tail(name)}"
+                )
+            if timeout_s and time.monotonic() - started > timeout_s:
+                raise CollectError(
+                    f"collection did not finish within {timeout_s:g} s; see {graph.workdir}/logs"
+                )
+    finally:
+        if bar is not None:
+            bar[0].stop()
 
 
 def _report_bag(result: CollectResult) -> None:
@@ -371,7 +430,7 @@ def _report_bag(result: CollectResult) -> None:
     result.episodes = episodes
 
 
-def _stored_episodes(bag: Path) -> int:
+def stored_episodes(bag: Path) -> int:
     """How many episodes the bag's metadata lists as stopped (their segments are closed)."""
     try:
         listed = json.loads(read_custom(bag).get("bremen.episodes", "[]") or "[]")

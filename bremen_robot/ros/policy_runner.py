@@ -18,7 +18,6 @@ Run: ``python -m bremen_robot.ros.policy_runner --ros-args --params-file P.yaml`
 
 from __future__ import annotations
 
-import array
 import contextlib
 import functools
 import json
@@ -30,15 +29,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from bremen_robot.errors import ConfigError
 from bremen_robot.ros import _node
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.deployment import DeploymentCounter, load_policy
 from bremen_robot.ros.graph import RANDOM_POLICY
 from bremen_robot.ros.runner_core import RunnerCore, StepOutput, tick_accounting
+from bremen_robot.ros.runner_io import BaseSample, JointSample, RunnerPublishers, base_sample, joint_sample
 from bremen_robot.ros.safe_stop import hold_safe
+from bremen_robot.ros.tick_stats import TickStats
 
 DEFAULTS: dict[str, Any] = {
     "use_sim_time": False,
@@ -71,23 +70,28 @@ MAX_FAILED_TICKS = 50  # consecutive failed control ticks (safe command each) be
 
 class PolicyRunner:
     def __init__(self, rclpy: Any) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-        from nav_msgs.msg import Odometry
-        from rclpy.clock import Clock, ClockType
         from rclpy.node import Node
-        from sensor_msgs.msg import JointState
-        from std_msgs.msg import Bool, Float64MultiArray, MultiArrayDimension, String
-        from std_srvs.srv import Trigger
 
+        self.node = Node("policy_runner")
+        self.params = _node.declare(self.node, DEFAULTS)
+        warning = _node.request_fifo_priority(int(self.params["realtime_priority"]))
+        if warning:
+            self.node.get_logger().warning(f"policy_runner: {warning}")
+        pol = self._configure(self.params)
+        self._init_runtime_state()
+        self._create_interfaces()
+        self.node.get_logger().info(
+            f"policy_runner: robot {self.robot_name}, task {self.core.task.name}, policy "
+            f"{pol['sha256'][:12]}, deployment {pol['deployment']}, {self.params['mode']} at {self.rate:g} Hz"
+        )
+
+    def _configure(self, p: dict[str, Any]) -> dict[str, Any]:
+        """Robot, task, policy (through the registry), limits, shield and the step logic; returns
+        the loaded policy's description. No ROS interfaces yet."""
         import safety
         from bremen_robot.robot_config import load_robot_config
         from bremen_robot.tasks import get_task
 
-        self.node = node = Node("policy_runner")
-        p = self.params = _node.declare(node, DEFAULTS)
-        warning = _node.request_fifo_priority(int(p["realtime_priority"]))
-        if warning:
-            node.get_logger().warning(f"policy_runner: {warning}")
         self.executor_kind = p["executor"]
         if not p["robot_config"]:
             raise ConfigError(
@@ -135,29 +139,42 @@ class PolicyRunner:
             max_steps=p["max_steps"],
         )
         self.n = len(pol["joint_order"])
-        self._msgs = (
-            Float64MultiArray,
-            MultiArrayDimension,
-            String,
-            DiagnosticArray,
-            DiagnosticStatus,
-            KeyValue,
-        )
-        # publishers
-        self.pub_cmd = node.create_publisher(Float64MultiArray, T.COMMAND, T.qos("command"))
-        self.pub_raw = node.create_publisher(Float64MultiArray, T.RAW_ACTION, T.qos("command"))
-        self.pub_safety = node.create_publisher(DiagnosticArray, T.SAFETY, T.qos("safety"))
-        self.pub_episode = node.create_publisher(String, T.EPISODE, T.qos("episode"))
-        # subscriptions
-        state_qos = T.qos("lockstep_sub" if self.lockstep else "sensor_sub")
+        self.needs_base = self.core.needs_base
+        return pol
+
+    def _init_runtime_state(self) -> None:
+        """What the callbacks change while the node runs."""
         # realtime mode ticks on its own thread (see _control_loop): every callback that reads
         # or changes the runner's state holds this lock (uncontended in lockstep mode)
         self._lock = threading.Lock()
+        self._odom: BaseSample | None = None
+        self._pending: JointSample | None = None  # lockstep: joint states waiting for their odometry
+        self._latest: JointSample | None = None
+        self._names_list: list[str] = []
+        self._names: tuple[str, ...] = ()
+        self._stop_loop = threading.Event()
+        self._loop = threading.Thread(target=self._control_loop, name="bremen_control", daemon=True)
+        self._ready_since: float | None = None
+        self._done_sent = False
+        self._last_progress = time.monotonic()
+        self.stats = TickStats()
+        self.done = False
+        self.halting = False  # close() began: only the safe command goes out from now on
+        self.failed: str | None = None
+
+    def _create_interfaces(self) -> None:
+        """Publishers, subscriptions, services and timers (callbacks may run from here on)."""
+        from nav_msgs.msg import Odometry
+        from rclpy.clock import Clock, ClockType
+        from sensor_msgs.msg import JointState
+        from std_msgs.msg import Bool, String
+        from std_srvs.srv import Trigger
+
+        node = self.node
+        self.out = RunnerPublishers(node, self.robot_name)
+        state_qos = T.qos("lockstep_sub" if self.lockstep else "sensor_sub")
         g = self._guarded
         node.create_subscription(JointState, T.JOINT_STATES, g(self.on_joint_states), state_qos)
-        self.needs_base = self.core.needs_base
-        self._odom: tuple[int, Any] | None = None
-        self._pending: Any = None
         if self.needs_base:
             node.create_subscription(Odometry, T.ODOM, g(self.on_odom), state_qos)
         node.create_subscription(Bool, T.ESTOP, g(self.on_estop), T.qos("latched"))
@@ -166,50 +183,18 @@ class PolicyRunner:
         node.create_service(Trigger, T.START_EPISODE, g(self.srv_start))
         node.create_service(Trigger, T.STOP_EPISODE, g(self.srv_stop))
         steady = Clock(clock_type=ClockType.STEADY_TIME)
-        self._latest: Any = None
-        self._names_list: list[str] = []
-        self._names: tuple[str, ...] = ()
         if self.lockstep:
             node.create_timer(max(self.max_age / 2, 0.001), g(self.on_watchdog), clock=steady)
-        self._stop_loop = threading.Event()
-        self._loop = threading.Thread(target=self._control_loop, name="bremen_control", daemon=True)
-        self._ready_since: float | None = None
-        self._done_sent = False
-        if p["auto_start"]:
+        if self.params["auto_start"]:
             node.create_timer(0.05, g(self.on_auto_start), clock=steady)
-        self._last_progress = time.monotonic()
-        self._lat = np.zeros(1 << 16)
-        self._age = np.zeros(1 << 16)
-        self._lat_n = 0
-        self._missed = 0  # control periods that passed without a tick (tick_accounting)
-        self._late = 0  # ticks that started more than half a period late
-        # (tick, ms behind, missed, in episode, monotonic start): the start lets the bench line a
-        # miss up with the platform's own wake-up stalls (bench/wake_jitter.py)
-        self._missed_at: list[tuple[int, float, int, bool, float]] = []
-        self._ticks = 0
-        self.done = False
-        self.halting = False  # close() began: only the safe command goes out from now on
-        self.failed: str | None = None
-        node.get_logger().info(
-            f"policy_runner: robot {robot.name}, task {task.name}, policy {pol['sha256'][:12]}, "
-            f"deployment {pol['deployment']}, {p['mode']} at {self.rate:g} Hz"
-        )
 
     # ------------------------------------------------------------------ helpers
     def _now_ns(self) -> int:
         return int(self.node.get_clock().now().nanoseconds)
 
-    def _array(self, values: np.ndarray, tag: str) -> Any:
-        F, D = self._msgs[0], self._msgs[1]
-        msg = F()
-        n = int(values.shape[0])
-        msg.layout.dim = [D(label=tag, size=n, stride=n)]
-        msg.data = array.array("d", values.tolist())
-        return msg
-
     def _publish_events(self, events: list[dict[str, Any]]) -> None:
         for evt in events:
-            _node.publish_json(self.pub_episode, self._msgs[2], evt)
+            self.out.event(evt)
             if evt.get("event") == "stop":
                 self.node.get_logger().info(
                     f"episode {evt['id']} {evt['reason']}: {evt['steps']} steps, return {evt['return']:.3f}, "
@@ -217,9 +202,7 @@ class PolicyRunner:
                 )
         if self.core.finished and not self._done_sent and self.core.episode is None:
             self._done_sent = True
-            _node.publish_json(
-                self.pub_episode,
-                self._msgs[2],
+            self.out.event(
                 {
                     "event": "done",
                     "episodes": self.core.episodes_done,
@@ -230,24 +213,18 @@ class PolicyRunner:
 
     def _publish(self, out: StepOutput, start: float, arrival: float) -> None:
         if out.command is not None and not self.halting:
-            self.pub_cmd.publish(self._array(out.command, out.tag))
-            end = time.monotonic()
-            i = self._lat_n & 0xFFFF
-            self._lat[i] = end - start
-            self._age[i] = end - arrival
-            self._lat_n += 1
+            self.out.cmd.publish(self.out.array(out.command, out.tag))
+            self.stats.command_sent(start, time.monotonic(), arrival)
             if out.raw_action is not None:
-                self.pub_raw.publish(self._array(out.raw_action, out.tag))
+                self.out.raw.publish(self.out.array(out.raw_action, out.tag))
         if out.interventions:
-            self._publish_interventions(out)
+            self.out.interventions(out)
         if out.events:
             self._publish_events(out.events)
         ep = self.core.episode
         if ep is not None and time.monotonic() - self._last_progress > self.params["progress_period_s"]:
             self._last_progress = time.monotonic()
-            _node.publish_json(
-                self.pub_episode,
-                self._msgs[2],
+            self.out.event(
                 {
                     "event": "progress",
                     "id": ep.id,
@@ -258,75 +235,47 @@ class PolicyRunner:
                 },
             )
 
-    def _publish_interventions(self, out: StepOutput) -> None:
-        _, _, _, DA, DS, KV = self._msgs
-        arr = DA()
-        arr.header.stamp = self.node.get_clock().now().to_msg()
-        arr.header.frame_id = out.tag
-        level = DS.ERROR if out.safe else DS.WARN
-        for iv in out.interventions:
-            arr.status.append(
-                DS(
-                    level=level,
-                    name=f"bremen/safety/{iv.reason}",
-                    message=str(iv.detail),
-                    hardware_id=self.robot_name,
-                    values=[
-                        KV(key="reason", value=str(iv.reason)),
-                        KV(key="joint", value=str(iv.joint or "")),
-                        KV(key="requested", value="" if iv.requested is None else repr(float(iv.requested))),
-                        KV(key="sent", value="" if iv.sent is None else repr(float(iv.sent))),
-                        KV(key="safe", value=str(bool(out.safe)).lower()),
-                    ],
-                )
-            )
-        self.pub_safety.publish(arr)
-
     # ------------------------------------------------------------------ callbacks
     def on_joint_states(self, msg: Any) -> None:
         arrival = time.monotonic()
         if msg.name != self._names_list:
             self._names_list = list(msg.name)
             self._names = tuple(self._names_list)
-        st = msg.header.stamp
-        item = (
-            self._names,
-            np.asarray(msg.position, dtype=np.float64),
-            np.asarray(msg.velocity, dtype=np.float64),
-            st.sec * 1_000_000_000 + st.nanosec,
-            arrival,
-        )
+        item = joint_sample(msg, self._names, arrival)
         if not self.lockstep:
             self._latest = item
             return
-        if self.needs_base and (self._odom is None or self._odom[0] != item[3]):
+        if not self._has_base_for(item):
             self._pending = item  # wait for the odometry of the same step
             return
         self._latest = item
         self._step(item, arrival)
 
-    def on_odom(self, msg: Any) -> None:
-        from sim.observation import rotate
+    def _has_base_for(self, item: JointSample) -> bool:
+        """Lockstep: whether the odometry of the same step as ``item`` is in (or none is needed)."""
+        return not self.needs_base or (self._odom is not None and self._odom.stamp_ns == item.stamp_ns)
 
-        st = msg.header.stamp
-        stamp = st.sec * 1_000_000_000 + st.nanosec
-        p, o = msg.pose.pose.position, msg.pose.pose.orientation
-        quat = np.array([o.w, o.x, o.y, o.z])
-        lin_b = msg.twist.twist.linear
-        ang_b = msg.twist.twist.angular
-        lin = rotate(quat, np.array([lin_b.x, lin_b.y, lin_b.z]))
-        ang = rotate(quat, np.array([ang_b.x, ang_b.y, ang_b.z]))
-        self._odom = (stamp, ((np.array([p.x, p.y, p.z]), quat), (lin, ang)))
-        if self._pending is not None and self._pending[3] == stamp:
+    def on_odom(self, msg: Any) -> None:
+        self._odom = base_sample(msg)
+        stamp = self._odom.stamp_ns
+        if self._pending is not None and self._pending.stamp_ns == stamp:
             item, self._pending = self._pending, None
             self._latest = item
-            self._step(item, item[4])
+            self._step(item, item.arrival)
 
-    def _step(self, item: Any, start: float) -> None:
-        names, pos, vel, stamp, arrival = item
-        base = self._odom[1] if (self.needs_base and self._odom is not None) else None
-        out = self.core.step(names, pos, vel, stamp, arrival, time.monotonic(), self._now_ns(), base)
-        self._publish(out, start, arrival)
+    def _step(self, item: JointSample, start: float) -> None:
+        base = self._odom.base if (self.needs_base and self._odom is not None) else None
+        out = self.core.step(
+            item.names,
+            item.position,
+            item.velocity,
+            item.stamp_ns,
+            item.arrival,
+            time.monotonic(),
+            self._now_ns(),
+            base,
+        )
+        self._publish(out, start, item.arrival)
         if not self.counter.triggered:
             if self.core.total_steps or (self.core.episode is not None and self.core.episode.steps):
                 self.counter.trigger()  # the first logged transition: this policy collected data
@@ -383,17 +332,11 @@ class PolicyRunner:
             self.done = True
 
     def _count_tick(self, start: float, deadline: float, period: float, missed: int, late: bool) -> None:
-        self._ticks += 1
-        if missed or late:
-            self._missed += missed
-            self._late += int(late)
-            if len(self._missed_at) < 200:
-                behind_ms = round((start - deadline + (missed + 1) * period) * 1e3, 2)
-                self._missed_at.append((self._ticks, behind_ms, missed, self.core.episode is not None, start))
+        self.stats.tick(start, deadline, period, missed, late, self.core.episode is not None)
 
     def _publish_safe(self, why: str) -> None:
         self.node.get_logger().error(f"{why}; sending the safe command", throttle_duration_sec=1.0)
-        self.pub_cmd.publish(self._array(self.shield.safe_command(), "safe"))
+        self.out.cmd.publish(self.out.array(self.shield.safe_command(), "safe"))
 
     def on_tick(self, start: float) -> None:
         if self._latest is None:
@@ -432,10 +375,10 @@ class PolicyRunner:
             self._publish_events(events)
         if process and self._latest is not None and self.lockstep:
             item = self._pending if self._pending is not None else self._latest
-            if self.needs_base and (self._odom is None or self._odom[0] != item[3]):
+            if not self._has_base_for(item):
                 return
             self._pending = None
-            self._step(item, item[4])
+            self._step(item, item.arrival)
 
     def _start(self) -> tuple[bool, str]:
         ok, why = self.core.can_start()
@@ -456,9 +399,8 @@ class PolicyRunner:
             return response
         evt = self.core.end_episode("stopped", self._now_ns())
         self._publish_events([evt] if evt else [])
-        self.pub_cmd.publish(
-            self._array(self.shield.safe_command(), "safe")
-        )  # lockstep sends none between episodes
+        # lockstep sends none between episodes
+        self.out.cmd.publish(self.out.array(self.shield.safe_command(), "safe"))
         response.success, response.message = True, json.dumps({"id": ep.id, "steps": ep.steps})
         return response
 
@@ -476,7 +418,7 @@ class PolicyRunner:
                 self._publish_events([])
             return
         p = self.params
-        ready = self.pub_cmd.get_subscription_count() >= p["ready_command_subscribers"] and (
+        ready = self.out.cmd.get_subscription_count() >= p["ready_command_subscribers"] and (
             self.node.count_subscribers(T.JOINT_STATES) >= p["ready_state_subscribers"]
         )
         if p["wait_for_reset"]:
@@ -495,19 +437,8 @@ class PolicyRunner:
 
     # ------------------------------------------------------------------ shutdown
     def latency_stats(self) -> dict[str, Any]:
-        n = min(self._lat_n, self._lat.shape[0])
-        lat, age = self._lat[:n] * 1e3, self._age[:n] * 1e3
         return {
-            "steps": int(self._lat_n),
-            "p50_ms": float(np.percentile(lat, 50)) if n else None,
-            "p99_ms": float(np.percentile(lat, 99)) if n else None,
-            "max_ms": float(lat.max()) if n else None,
-            "age_p50_ms": float(np.percentile(age, 50)) if n else None,
-            "age_p99_ms": float(np.percentile(age, 99)) if n else None,
-            "ticks": self._ticks,
-            "missed_ticks": self._missed,
-            "late_ticks": self._late,
-            "missed_at": self._missed_at,
+            **self.stats.summary(),
             "rate_hz": self.rate,
             "sched_fifo": os.sched_getscheduler(0) == os.SCHED_FIFO,
             "mode": self.params["mode"],
@@ -535,14 +466,14 @@ class PolicyRunner:
             with contextlib.suppress(Exception):
                 evt = self.core.end_episode("interrupted", self._now_ns(), complete=False)
                 self._publish_events([evt] if evt else [])
-        cmd = self._array(self.shield.safe_command(), "safe")
+        cmd = self.out.array(self.shield.safe_command(), "safe")
         halt = {"event": "halt", "reason": self.failed or "stopped", "command": list(cmd.data)}
         halt.update(grace_s=self.params["stop_grace_s"], source="policy_runner")
         sent = hold_safe(
-            lambda: self.pub_cmd.publish(cmd),
+            lambda: self.out.cmd.publish(cmd),
             1.0 / self.rate,
             self.params["stop_grace_s"],
-            on_first=lambda: _node.publish_json(self.pub_episode, self._msgs[2], halt),
+            on_first=lambda: self.out.event(halt),
         )
         self.node.get_logger().info(f"policy_runner: safe command sent {sent} times; exiting")
         self.counter.wait()

@@ -171,7 +171,7 @@ def test_interrupted_campaign_resumes_without_redoing_work(tmp_path):
 
     with Registry.open(tmp_path / "ws") as reg:  # deployment 2 collected nothing: not counted
         assert reg.deployment_count() == 1
-        assert [r.state for r in reg.list() if not r.is_random] == ["approved"]
+        assert [r.state for r in reg.policies() if not r.is_random] == ["approved"]
     trained = (tmp_path / "ws" / "d1" / "train" / "policy.pt").read_bytes()
     second = DirectCollector()
     summary = Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=second, log=lambda m: None).run()
@@ -224,7 +224,7 @@ def _operator_thread(tmp_path, messages, decision):
             time.sleep(0.1)
             if any("waiting for approval" in m for m in messages):
                 with Registry.open(tmp_path / "ws") as reg:
-                    cand = next(r for r in reg.list() if r.state == "candidate")
+                    cand = next(r for r in reg.policies() if r.state == "candidate")
                     if decision == "approve":
                         reg.approve(cand.id, "alice")
                     else:

@@ -210,5 +210,5 @@ def test_killed_while_writing_in_a_loop(
         assert n >= 3
         rec = reg.register(artifact_factory())
         assert rec.state == "candidate"
-        assert len(reg.list()) >= 4
+        assert len(reg.policies()) >= 4
     _assert_consistent(workspace)

@@ -85,7 +85,7 @@ def test_register_is_idempotent_and_store_is_read_only(
     second = registry.register(export, report={"other": 1})
     assert second.sha256 == first.sha256
     assert second.report == {"bc": {"loss": [1.0, 0.5]}}  # the first registration is kept
-    assert len(registry.list()) == 1
+    assert len(registry.policies()) == 1
     assert len(registry.audit()) == 1
     after = (stored / "policy.pt").stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -106,7 +106,7 @@ def test_damaged_store_entry_is_never_overwritten(
     with pytest.raises(RegistryError, match="damaged"):
         registry.register(export)
     assert (entry / "policy.pt").read_bytes() == b"something else"
-    assert registry.list() == []
+    assert registry.policies() == []
 
 
 def test_register_refuses_an_export_whose_hash_differs_from_its_manifest(
@@ -117,7 +117,7 @@ def test_register_refuses_an_export_whose_hash_differs_from_its_manifest(
         f.write(b"x")
     with pytest.raises(ArtifactError, match="does not match the manifest"):
         registry.register(export)
-    assert registry.list() == []
+    assert registry.policies() == []
 
 
 def test_report_must_be_json(registry: Registry, artifact_factory: ArtifactFactory) -> None:
@@ -127,7 +127,7 @@ def test_report_must_be_json(registry: Registry, artifact_factory: ArtifactFacto
         registry.register(export)
     with pytest.raises(RegistryError, match="JSON"):
         registry.register(export, report={"bad": object()})
-    assert registry.list() == []
+    assert registry.policies() == []
 
 
 def test_random_first_deployment_and_lineage(
@@ -156,7 +156,7 @@ def test_random_first_deployment_and_lineage(
     with pytest.raises(RegistryError, match="next one is 3"):
         registry.mark_deployed(b.id, deployment=5)
     assert registry.mark_deployed(b.id, deployment=3) == 3
-    assert [r.deployments for r in registry.list()] == [[1], [2], [3]]
+    assert [r.deployments for r in registry.policies()] == [[1], [2], [3]]
 
 
 def test_random_policy_only_as_deployment_one(
@@ -176,7 +176,7 @@ def test_bad_lineage_is_refused(registry: Registry, artifact_factory: ArtifactFa
         registry.register(export, lineage={"parent": "deadbeef"})
     with pytest.raises(RegistryError, match="lineage.deployment"):
         registry.register(export, lineage={"deployment": 0})
-    assert registry.list() == []
+    assert registry.policies() == []
 
 
 def test_state_machine(

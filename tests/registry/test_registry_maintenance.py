@@ -139,7 +139,7 @@ def test_backup_is_a_checked_copy_and_never_overwrites(
         Registry.open(workspace, readonly=True) as live,
         Registry.open(url=str(out_file), readonly=True) as copy,
     ):
-        assert [r.sha256 for r in copy.list()] == [r.sha256 for r in live.list()]
+        assert [r.sha256 for r in copy.policies()] == [r.sha256 for r in live.policies()]
         assert [a.note for a in copy.audit()] == [a.note for a in live.audit()]
         assert "uncommitted" not in [a.note for a in copy.audit()]
     before = _digest(out_file)
@@ -177,7 +177,7 @@ def test_restore_never_overwrites_silently(
     assert len(kept) == 1 and _digest(kept[0]) == damaged and str(kept[0]) in out
     assert run(capsys, "registry", "check")[0] == 0
     with Registry.open(workspace, readonly=True) as reg:
-        assert {r.id for r in reg.list()} == {"random", *populated.values()}
+        assert {r.id for r in reg.policies()} == {"random", *populated.values()}
 
 
 def test_restore_refuses_a_bad_backup(
@@ -201,4 +201,4 @@ def test_restore_into_a_new_workspace(
     code, out, err = run(capsys, "registry", "restore", str(good), "--workspace", str(fresh))
     assert code == 0 and "kept as" not in out, err
     with Registry.open(fresh, readonly=True) as reg:
-        assert len(reg.list()) == 4
+        assert len(reg.policies()) == 4

@@ -90,5 +90,5 @@ def test_concurrent_writers_on_a_new_workspace(
         _assert_consistent(ws)
         with Registry.open(ws, readonly=True) as reg:
             assert reg.deployment_count() == n
-            assert {r.approval.operator for r in reg.list() if r.approval} == {"alice"}
+            assert {r.approval.operator for r in reg.policies() if r.approval} == {"alice"}
         assert not [p for p in ws.iterdir() if p.name.startswith(".registry.sqlite.new-")]

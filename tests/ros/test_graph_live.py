@@ -17,6 +17,7 @@ from bremen_robot.ros.collect import collect
 from bremen_robot.ros.graph import collect_specs
 from bremen_robot.ros.topics import parse_tag
 from bremen_robot.tasks import get_task
+from tests.ros.collect_faults import KillAfterSteps
 from tests.ros.conftest import require_mujoco, requires_rclpy, spawn_spec, write_collect_config
 
 pytestmark = [requires_rclpy, pytest.mark.ros]
@@ -279,7 +280,7 @@ def test_killing_the_logger_mid_episode_keeps_earlier_episodes(tmp_path):
         out=tmp_path / "bag",
         workspace=tmp_path / "ws",
         timeout_s=120,
-        kill_after_steps=("trajectory_logger", 70),
+        hooks=KillAfterSteps("trajectory_logger", 70),
     )
     assert res.logger_crashed
     eps = {e["id"]: e for e in json.loads(read_custom(tmp_path / "bag")["bremen.episodes"])}

@@ -433,3 +433,49 @@ def test_filter_never_raises_and_never_leaves_the_last_command_standing() -> Non
     out = sh.filter(Weird(), np.array([0.7, 0.7]), 1.0)  # type: ignore[arg-type]
     assert out.safe and out.interventions[0].reason == "shape_mismatch"
     np.testing.assert_array_equal(out.command, [0.0, 0.0])
+
+
+# --- internal errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("iface", ["effort", "position"])
+def test_an_internal_failure_reports_internal_error_and_still_sends_the_safe_command(iface: str) -> None:
+    sh = shield_for(iface)
+    assert not sh.filter(js(pos=(0.3, -0.2)), np.array([0.3, -0.2]), 1.001).safe
+
+    def broken(*_: Any) -> list[float]:
+        raise ZeroDivisionError("a bug in the per-joint limits")
+
+    # a bug after the inputs were read: not the caller's fault, so not shape_mismatch
+    setattr(sh, "_limit_position" if iface == "position" else "_limit_effort_velocity", broken)
+    out = sh.filter(js(pos=(0.31, -0.2), stamp=1.01), np.array([0.3, -0.2]), 1.011)
+    assert out.safe and only(out, "internal_error", None)
+    assert "ZeroDivisionError: a bug in the per-joint limits" in out.interventions[0].detail
+    # effort: zero; position ('hold'): the newest accepted positions
+    expected = [0.0, 0.0] if iface == "effort" else [0.31, -0.2]
+    np.testing.assert_array_equal(out.command, expected)
+    assert sh.state.last_command == expected
+    assert sh.summary()["interventions"]["internal_error"] == 1
+    assert not sh.state.obs_ok  # a later e-stop reset waits for a step that works
+
+
+def test_an_obs_the_ood_gate_cannot_read_is_still_a_shape_mismatch() -> None:
+    limits = parse_limits(limits_dict("effort", ood={"threshold": 0.5}))
+    sh = SafetyShield(limits, ood_score=lambda o, a: 0.0)
+    out = step(sh, np.array([0.1, 0.1]), obs=object())
+    assert out.safe and only(out, "shape_mismatch", None)
+    np.testing.assert_array_equal(out.command, [0.0, 0.0])
+    assert not sh.state.obs_ok
+
+
+def test_no_assert_guards_safety_code() -> None:
+    """`python -O` strips asserts: safety code checks explicitly and fails safe."""
+    import ast
+
+    found = [
+        f"{path.name}:{node.lineno}"
+        for path in sorted((ROOT / "safety").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Assert)
+    ]
+    assert found == []
