@@ -129,7 +129,7 @@ def test_an_untrusted_approval_stops_the_campaign_before_anything_is_counted(tmp
     assert first.calls == [1]
     with Registry.open(ws, create=False) as reg:
         assert reg.deployment_count() == 1
-        assert [r.state for r in reg.list() if not r.is_random] == ["approved"]
+        assert [r.state for r in reg.policies() if not r.is_random] == ["approved"]
     # the fix the message names, then the same command: it resumes and deploys bob's approval
     assert main(["trust", "add", "bob", "--workspace", str(ws)]) == 0
     second = DirectCollector()
