@@ -8,9 +8,11 @@ Modules are discovered by name, so adding a subcommand is adding one file.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import os
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -39,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``bremen``: one-line errors for bad input, exit code 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints every thread's stack: why a run hangs
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         code = args.func(args)
     except BremenError as exc:

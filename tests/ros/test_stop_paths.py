@@ -229,6 +229,9 @@ def finish(g, probe, limit_s: float = 60.0) -> str:
     end = time.monotonic() + limit_s
     while g["proc"].poll() is None and time.monotonic() < end:
         probe.spin_for(0.1)
+    if g["proc"].poll() is None:  # stuck: the CLI prints every thread's stack on SIGUSR1
+        g["proc"].send_signal(signal.SIGUSR1)
+        time.sleep(2.0)
     out = g["log"].read_bytes().decode(errors="replace")
     assert g["proc"].poll() is not None, (
         f"bremen collect still running {limit_s:.0f} s after the stop:\n{out}"
