@@ -8,6 +8,7 @@ Modules are discovered by name, so adding a subcommand is adding one file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import importlib
 import os
@@ -42,7 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints every thread's stack: why a run hangs
-        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        # a stderr without a file descriptor (embedded, captured) just goes without
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         code = args.func(args)
     except BremenError as exc:

@@ -288,4 +288,6 @@ def test_summary_counts_the_bags_episodes_even_when_ctrl_c_lands_in_an_event(tmp
     assert eps[0]["status"] == "complete" and eps[0]["steps"] == 40
     assert [(e["id"], e["complete"], e["steps"]) for e in res.episodes][0] == (1, True, 40)
     assert len(res.episodes) == len(eps) and res.steps == sum(int(e.get("steps") or 0) for e in eps)
-    assert res.summary().startswith(f"collected {len(eps)} episodes (1 complete")
+    # lockstep may finish later episodes before the Ctrl-C lands: the summary says what the bag holds
+    done = sum(e["status"] == "complete" for e in eps)
+    assert res.summary().startswith(f"collected {len(eps)} episodes ({done} complete, {len(eps) - done} inc")
