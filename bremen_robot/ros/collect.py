@@ -214,11 +214,8 @@ class _EventWatch:
         return self.result.steps + self.current_steps
 
     def handle(self, msg: Any) -> None:
-        try:
-            evt = json.loads(msg.data)
-        except ValueError:
-            return
-        if not isinstance(evt, dict) or evt.get("source") != "policy_runner":
+        evt = T.episode_event(msg.data, "policy_runner")
+        if evt is None:
             return
         if self.on_event is not None:
             self.on_event(evt)

@@ -364,11 +364,8 @@ class PolicyRunner:
             self.node.get_logger().warning("e-stop latched (bremen/estop)")
 
     def on_episode(self, msg: Any) -> None:
-        try:
-            evt = json.loads(msg.data)
-        except ValueError:
-            return
-        if not isinstance(evt, dict) or evt.get("source") != "sim_bridge":
+        evt = T.episode_event(msg.data, "sim_bridge")
+        if evt is None:
             return
         process, events = self.core.on_sim_event(evt, self._now_ns())
         if events:

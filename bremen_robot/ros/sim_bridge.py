@@ -19,7 +19,6 @@ reach goal); on the task's termination or the time limit it says ``end``.
 from __future__ import annotations
 
 import array
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -219,11 +218,8 @@ class SimBridge:
             self._publish_state()
 
     def on_episode(self, msg: Any) -> None:
-        try:
-            evt = json.loads(msg.data)
-        except ValueError:
-            return
-        if not isinstance(evt, dict) or evt.get("source") != "policy_runner":
+        evt = T.episode_event(msg.data, "policy_runner")
+        if evt is None:
             return
         kind, eid = evt.get("event"), evt.get("id")
         if kind == "start" and isinstance(eid, int) and eid != self.episode_id:

@@ -19,6 +19,7 @@ QoS, chosen per stream (see docs/ros.md):
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 JOINT_STATES = "joint_states"
@@ -67,6 +68,18 @@ def parse_tag(tag: str) -> tuple[int, int] | None:
         return int(ep), int(stamp)
     except ValueError:
         return None
+
+
+def episode_event(data: str, source: str) -> dict[str, Any] | None:
+    """A ``bremen/episode`` event (JSON object) sent by node ``source``, or None for anything
+    else: other senders, malformed JSON, or JSON that is not an object."""
+    try:
+        evt = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(evt, dict) or evt.get("source") != source:
+        return None
+    return evt
 
 
 def msg_class(ros_type: str) -> Any:
