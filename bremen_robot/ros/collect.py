@@ -39,6 +39,7 @@ from bremen_robot.ros.graph import (
     effective_config,
     process_specs,
 )
+from bremen_robot.ros.stop_signals import stop_on_signals
 from bremen_robot.workspace_lock import has_content
 
 
@@ -270,7 +271,8 @@ def collect(
     graph = Graph(processes, bag, env)
     show = sys.stderr.isatty() if progress is None else progress
     watch = _EventWatch(result, on_event)
-    _run(rclpy, graph, cfg, watch, show, timeout_s, hooks)
+    with stop_on_signals():  # Ctrl-C and SIGTERM stop in order, even if SIGINT came in ignored
+        _run(rclpy, graph, cfg, watch, show, timeout_s, hooks)
     if result.exit_codes.get("trajectory_logger") not in (0, None) or result.logger_crashed:
         result.logger_crashed = True
         recover_bag(bag)

@@ -218,7 +218,15 @@ def panda_collect(tmp_path, procs, probe):
     # output to a file, not a pipe: a pipe nobody reads while the graph runs can fill and block it
     log = tmp_path / "collect.log"
     with open(log, "wb") as sink:
-        proc = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=env())
+        # started as a shell starts a background job: SIGINT ignored. The stop must not depend on
+        # what the process inherited (a lost Ctrl-C once left a graph running in a full run).
+        proc = subprocess.Popen(
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env(),
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )
     procs.append(proc)
     assert probe.spin_until(lambda: acted(cmds) and len(cmds) > 25, 60), "the graph never acted"
     return {"proc": proc, "cmds": cmds, "bag": tmp_path / "bag", "log": log}
@@ -240,9 +248,10 @@ def finish(g, probe, limit_s: float = 60.0) -> str:
     return g["log"].read_bytes().decode(errors="replace")
 
 
-def test_ctrl_c_of_bremen_collect_ends_on_the_safe_command_and_reports_the_bag(panda_collect, probe):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_of_bremen_collect_ends_on_the_safe_command_and_reports_the_bag(panda_collect, probe, sig):
     g = panda_collect
-    g["proc"].send_signal(signal.SIGINT)
+    g["proc"].send_signal(sig)
     out = finish(g, probe)
     assert g["proc"].returncode == 130, out
     assert_ends_safe(g["cmds"])
