@@ -11,6 +11,7 @@ import torch
 
 from bremen_robot.imagination.model_env import ImaginedBatch, ModelEnv
 from bremen_robot.models.ensemble import DynamicsEnsemble
+from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_log_prob, mlp
 from bremen_robot.tasks import get_task
 
 
@@ -63,3 +64,44 @@ def test_model_env_reset_draws_from_numpy_seeded_by_the_generator():
     seed = int(torch.randint(2**31 - 1, (1,), generator=torch.Generator().manual_seed(9)))
     expected = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(5, 2))
     np.testing.assert_allclose(got.numpy(), expected.astype(np.float32))
+
+
+def test_gaussian_log_prob_matches_the_normal_density_by_hand():
+    """log N(x; m, s^2) = -(x - m)^2 / (2 s^2) - ln s - ln(2 pi) / 2, summed over dims:
+    x = (1, -2), m = (0.5, 0), s = (2, 0.5): -0.03125 - ln 2 - 8 + ln 2 - ln(2 pi) = -9.869127."""
+    got = gaussian_log_prob(
+        torch.tensor([[0.5, 0.0]], dtype=torch.float64),
+        torch.log(torch.tensor([[2.0, 0.5]], dtype=torch.float64)),
+        torch.tensor([[1.0, -2.0]], dtype=torch.float64),
+    )
+    assert got.shape == (1,)
+    assert float(got[0]) == pytest.approx(-0.03125 - 8.0 - np.log(2 * np.pi), abs=1e-12)
+    assert float(got[0]) == pytest.approx(-9.869127, abs=1e-6)
+
+
+def test_policy_mean_is_tanh_scaled_into_an_asymmetric_box():
+    """Box [-1, 3] x [0, 4]: centre (1, 2), half-width (2, 2). A mean head fixed at atanh(0.5)
+    gives mean = 0.5 * 2 + centre = (2, 3) for every state."""
+    pol = GaussianPolicy(2, [-1.0, 0.0], [3.0, 4.0], (4,))
+    with torch.no_grad():
+        pol.net[-1].weight.zero_()
+        pol.net[-1].bias[:2] = float(np.arctanh(0.5))
+    mean, _ = pol(torch.randn(5, 2) * 10)
+    torch.testing.assert_close(mean, torch.tensor([[2.0, 3.0]]).expand(5, 2))
+
+
+def test_policy_output_layer_starts_small_with_zero_bias():
+    """BREMEN initialises the output layer with std 0.01 and bias 0: 2,000 weights here."""
+    torch.manual_seed(0)
+    pol = GaussianPolicy(3, [-1.0] * 10, [1.0] * 10, (100,))
+    out = pol.net[-1]
+    assert out.weight.shape == (20, 100)
+    assert 0.009 < float(out.weight.detach().std()) < 0.011
+    assert torch.equal(out.bias, torch.zeros(20))
+
+
+def test_mlp_without_an_output_std_keeps_the_default_init():
+    torch.manual_seed(0)
+    out = mlp(3, [], 50)[-1]
+    assert float(out.weight.abs().max()) > 0.3  # U(-1/sqrt(3), 1/sqrt(3)), not N(0, 0.01)
+    assert float(out.bias.abs().max()) > 0.1

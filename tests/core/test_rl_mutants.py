@@ -15,6 +15,7 @@ from bremen_robot.config.train import TRPOConfig
 from bremen_robot.policy.gaussian import GaussianPolicy, reset_log_std
 from bremen_robot.rl import trpo as trpo_mod
 from bremen_robot.rl.behavior import action_noise
+from bremen_robot.rl.cg import conjugate_gradient
 from bremen_robot.rl.gae import gae
 from bremen_robot.rl.trpo import trpo_step
 from bremen_robot.rl.value import LinearBaseline, MLPBaseline, linear_features
@@ -266,3 +267,18 @@ def test_gae_of_one_step_and_of_a_segment_left_open():
     )
     d1 = 2.0 + 0.5 * 10.0
     torch.testing.assert_close(adv, torch.tensor([[1.0 + 0.25 * d1], [d1]]))
+
+
+def test_conjugate_gradient_stops_at_a_zero_residual_instead_of_dividing_by_zero():
+    """b = 0 with tol = 0: the residual is already 0 <= tol, so x = 0 (one more step is 0 / 0)."""
+    x = conjugate_gradient(lambda v: 2.0 * v, torch.zeros(3, dtype=torch.float64), iters=5, tol=0.0)
+    assert x.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_conjugate_gradient_runs_ten_iterations_by_default():
+    """BREMEN's 10 CG iterations: on 12 distinct eigenvalues the 10th and 11th iterates differ."""
+    A = torch.diag(torch.arange(1.0, 13.0, dtype=torch.float64))
+    b = torch.ones(12, dtype=torch.float64)
+    x = conjugate_gradient(lambda v: A @ v, b, tol=0.0)
+    assert torch.equal(x, conjugate_gradient(lambda v: A @ v, b, iters=10, tol=0.0))
+    assert not torch.equal(x, conjugate_gradient(lambda v: A @ v, b, iters=11, tol=0.0))
