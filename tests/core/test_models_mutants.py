@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from bremen_robot.config.train import EnsembleConfig
+from bremen_robot.data.dataset import Dataset
 from bremen_robot.imagination.model_env import ImaginedBatch, ModelEnv
 from bremen_robot.models.ensemble import DynamicsEnsemble
+from bremen_robot.models.ensemble_fit import ensemble_loss, fit_ensemble, member_mse, member_weight_l2
 from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_log_prob, mlp
 from bremen_robot.tasks import get_task
 
@@ -105,3 +108,77 @@ def test_mlp_without_an_output_std_keeps_the_default_init():
     out = mlp(3, [], 50)[-1]
     assert float(out.weight.detach().abs().max()) > 0.3  # U(-1/sqrt(3), 1/sqrt(3)), not N(0, 0.01)
     assert float(out.bias.detach().abs().max()) > 0.1
+
+
+def test_flops_per_row_by_hand():
+    """Dims 3 + 2 -> 4 -> 5 -> 3: 2 * (5 * 4 + 4 * 5 + 5 * 3) = 110."""
+    assert DynamicsEnsemble(3, 2, members=2, hidden=(4, 5)).flops_per_row() == 110
+
+
+def test_member_losses_by_hand():
+    """Member MSE over (B, D); member L2 over every layer's weights (biases excluded)."""
+    pred = torch.zeros(2, 2, 2)
+    target = torch.tensor([[[1.0, 1.0], [1.0, 1.0]], [[2.0, 0.0], [0.0, 0.0]]])
+    torch.testing.assert_close(member_mse(pred, target), torch.tensor([1.0, 1.0]))
+    ens = DynamicsEnsemble(1, 1, members=2, hidden=(2,))
+    with torch.no_grad():
+        for p in ens.parameters():
+            p.fill_(3.0)  # biases too: they must not count
+        ens.layers[0].weight[1] = 0.5  # member 1's first layer: (2, 2) of 0.5
+    # member 0: 4 * 9 + 2 * 9 = 54; member 1: 4 * 0.25 + 2 * 9 = 19
+    torch.testing.assert_close(member_weight_l2(ens), torch.tensor([54.0, 19.0]))
+    z_in = torch.zeros(2, 3, 2)
+    z_t = torch.zeros(2, 3, 1)
+    mse = member_mse(ens(z_in), z_t)
+    torch.testing.assert_close(ensemble_loss(ens, z_in, z_t, 0.1), (mse + torch.tensor([5.4, 1.9])).sum())
+
+
+def _fit_data(n: int, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(size=(n, 2)) * 3 + 1
+    act = rng.uniform(-1, 1, size=(n, 2))
+    cols = {"obs": obs, "actions": act, "rewards": np.zeros(n), "next_obs": obs + 0.1 * act}
+    return Dataset.from_columns("point", cols)
+
+
+@pytest.mark.parametrize("min_improvement", [0.01, 0.0])
+def test_fit_bookkeeping_with_frozen_weights(min_improvement):
+    """lr = 1e-30 leaves the float32 weights as they are, so every figure of the fit can be
+    recomputed: 100 rows in batches of 30 make 3 batches an epoch (the last 10 rows are
+    dropped), the train MSE is the mean of the batch losses per member, the holdout never
+    improves so the fit stops after `patience` = 2 epochs with every best epoch 0, and the
+    FLOPs are 3 x forward x members x batch x batches x epochs. An unchanged holdout error is
+    no improvement even when min_improvement is 0 (strictly better is required)."""
+    train, hold = _fit_data(100, 0), _fit_data(40, 1)
+    torch.manual_seed(0)
+    ens = DynamicsEnsemble(2, 2, members=2, hidden=(4,))
+    cfg = EnsembleConfig(
+        members=2,
+        hidden=[4],
+        lr=1e-30,
+        weight_decay=0.01,
+        batch_size=30,
+        max_epochs=6,
+        patience=2,
+        min_improvement=min_improvement,
+    )
+    hist = fit_ensemble(ens, train, hold, cfg, torch.Generator().manual_seed(5))
+    assert hist.epochs == 2 and hist.best_epoch == [0, 0]
+    assert len(hist.train_mse) == 2 and len(hist.holdout_mse) == 2
+    assert hist.flops == 3 * 2 * (4 * 4 + 4 * 2) * 2 * 30 * 3 * 2
+    # the batch losses, replayed: z-scores by numpy, the shuffles from an equal generator
+    x = np.concatenate([train.obs, train.actions], axis=1)
+    d = train.next_obs - train.obs
+    z_in = torch.as_tensor((x - x.mean(0)) / x.std(0), dtype=torch.float32)
+    z_t = torch.as_tensor((d - d.mean(0)) / d.std(0), dtype=torch.float32)
+    gen = torch.Generator().manual_seed(5)
+    l2 = sum(float((layer.weight.detach() ** 2).sum()) for layer in ens.layers) / 2  # mean over members
+    for epoch in range(2):
+        perm = torch.argsort(torch.rand(2, 100, generator=gen), dim=1)
+        losses = []
+        for i in (0, 30, 60):
+            idx = perm[:, i : i + 30]
+            with torch.no_grad():
+                out = ens(z_in[idx])
+            losses.append(float(((out - z_t[idx]) ** 2).mean()) + 0.01 * l2)
+        assert hist.train_mse[epoch] == pytest.approx(np.mean(losses), rel=1e-4), epoch
