@@ -12,10 +12,10 @@ import torch
 from bremen_robot.config.train import EnsembleConfig
 from bremen_robot.data.dataset import Dataset
 from bremen_robot.imagination.model_env import ImaginedBatch, ModelEnv
-from bremen_robot.models.ensemble import DynamicsEnsemble
+from bremen_robot.models.ensemble import BatchedLinear, DynamicsEnsemble
 from bremen_robot.models.ensemble_fit import ensemble_loss, fit_ensemble, member_mse, member_weight_l2
 from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_log_prob, mlp
-from bremen_robot.tasks import get_task
+from bremen_robot.tasks import Task, get_task
 
 
 def test_episode_returns_of_a_one_step_batch_are_its_rewards():
@@ -182,3 +182,88 @@ def test_fit_bookkeeping_with_frozen_weights(min_improvement):
                 out = ens(z_in[idx])
             losses.append(float(((out - z_t[idx]) ** 2).mean()) + 0.01 * l2)
         assert hist.train_mse[epoch] == pytest.approx(np.mean(losses), rel=1e-4), epoch
+
+
+def test_batched_linear_init_is_uniform_within_one_over_sqrt_fan_in():
+    torch.manual_seed(0)
+    layer = BatchedLinear(4, 16, 50)  # bound 1/4; 200 biases, 3,200 weights
+    for p in (layer.weight, layer.bias):
+        assert float(p.detach().abs().max()) <= 0.25
+        assert float(p.detach().min()) < -0.2 and float(p.detach().max()) > 0.2
+
+
+def test_ensemble_defaults_are_the_papers_five_members_of_two_1024_layers():
+    ens = DynamicsEnsemble(2, 1)
+    assert ens.members == 5 and ens.hidden == (1024, 1024)
+
+
+def test_normalize_inputs_of_a_time_major_batch_equals_row_by_row():
+    ens = DynamicsEnsemble(2, 1, members=2, hidden=(4,))
+    rng = np.random.default_rng(0)
+    ens.set_normalizer(rng.normal(size=(50, 2)) * 4, rng.normal(size=(50, 1)), rng.normal(size=(50, 2)))
+    obs, act = torch.randn(3, 5, 2), torch.randn(3, 5, 1)
+    z = ens.normalize_inputs(obs, act)
+    assert z.shape == (3, 5, 3)
+    torch.testing.assert_close(z[1], ens.normalize_inputs(obs[1], act[1]))
+
+
+def test_delta_std_is_floored_at_1e_6_only():
+    """A state change with std 0.02 keeps it; a constant one gets the 1e-6 floor."""
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(200, 2))
+    nxt = obs.copy()
+    nxt[:, 0] += 0.02 * rng.normal(size=200)
+    ens = DynamicsEnsemble(2, 1, members=2, hidden=(4,))
+    ens.set_normalizer(obs, rng.normal(size=(200, 1)), nxt)
+    d = nxt - obs
+    np.testing.assert_allclose(ens.delta_std.numpy(), [d[:, 0].std(), 1e-6], rtol=1e-5)
+
+
+def _constant_ensemble(delta: float) -> DynamicsEnsemble:
+    """Every member predicts next = obs + delta (zero weights, last bias delta, unit scales)."""
+    ens = DynamicsEnsemble(2, 2, members=2, hidden=(4,))
+    with torch.no_grad():
+        for p in ens.parameters():
+            p.zero_()
+        ens.layers[-1].bias.fill_(delta)
+    return ens
+
+
+def test_model_env_clips_imagined_states_to_plus_minus_1e5():
+    obs = torch.tensor([[0.0, 5.0]])
+    for delta, clipped in ((1e7, 1e5), (-1e7, -1e5)):
+        env = ModelEnv(_constant_ensemble(delta), get_task("point"), torch.Generator().manual_seed(0))
+        nxt, _, term = env.step(obs, torch.zeros(1, 2), member=0)
+        assert nxt.tolist() == [[clipped, clipped]] and not bool(term[0])
+
+
+def test_model_env_ends_only_the_rollout_that_diverged():
+    env = ModelEnv(_constant_ensemble(1.0), get_task("point"), torch.Generator().manual_seed(0))
+    obs = torch.tensor([[0.0, 0.0], [float("nan"), 0.0], [2.0, 2.0]])
+    nxt, _, term = env.step(obs, torch.zeros(3, 2), member=1)
+    assert term.tolist() == [False, True, False]
+    torch.testing.assert_close(nxt[[0, 2]], torch.tensor([[1.0, 1.0], [3.0, 3.0]]))
+
+
+def test_model_env_scores_with_the_task_on_obs_clipped_action_and_next_obs():
+    """A task whose reward and termination read all three arguments: the env hands them the
+    state, the action clipped into the box, and the imagined next state, in that order."""
+    probe = Task(
+        "probe",
+        ("x", "y"),
+        ("u", "v"),
+        (-1.0, -1.0),
+        (1.0, 1.0),
+        0.1,
+        10,
+        reward_fn=lambda o, a, n: o[..., 0] + 10 * a[..., 0] + 100 * n[..., 0],
+        termination_fn=lambda o, a, n: (o[..., 1] > 0) | (a[..., 1] > 0.5) | (n[..., 1] > 10),
+    )
+    gen = torch.Generator().manual_seed(0)
+    env = ModelEnv(_constant_ensemble(1.0), probe, gen, start_states=np.zeros((1, 2), np.float32))
+    obs = torch.tensor([[2.0, -1.0], [3.0, 1.0], [0.0, -5.0], [0.0, 9.5]])
+    act = torch.tensor([[5.0, 0.0], [-0.5, 0.0], [0.0, 0.9], [0.0, -3.0]])
+    _, rew, term = env.step(obs, act, member=0)
+    # next = obs + 1; action clipped to [-1, 1]
+    torch.testing.assert_close(rew, torch.tensor([2.0 + 10.0 + 300.0, 3.0 - 5.0 + 400.0, 0.0 + 100.0, 100.0]))
+    assert term.tolist() == [False, True, True, True]

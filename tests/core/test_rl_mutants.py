@@ -282,3 +282,69 @@ def test_conjugate_gradient_runs_ten_iterations_by_default():
     x = conjugate_gradient(lambda v: A @ v, b, tol=0.0)
     assert torch.equal(x, conjugate_gradient(lambda v: A @ v, b, iters=10, tol=0.0))
     assert not torch.equal(x, conjugate_gradient(lambda v: A @ v, b, iters=11, tol=0.0))
+
+
+def _fisher_product(pol, obs, mean, log_std, v, damping):
+    """(F + damping I) v with F the Hessian of mean_s KL(pi_old || pi) at the current weights."""
+    params = [p for p in pol.parameters() if p.requires_grad]
+    pm, pl = pol(obs)
+    kl = trpo_mod.gaussian_kl(mean, log_std, pm, pl).mean()
+    grads = torch.autograd.grad(kl, params, create_graph=True)
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    hv = torch.autograd.grad((flat * v).sum(), params)
+    return torch.cat([h.reshape(-1) for h in hv]) + damping * v
+
+
+def test_trpo_step_is_the_cg_direction_scaled_to_the_trust_region(monkeypatch):
+    """Recomputed from CG's direction s: the full step is s * sqrt(max_kl / (0.5 s^T (F + d) s)),
+    the expected improvement is -g . full step, and when the line search rejects the first two
+    trials (their KL reported over the bound) the accepted step is a quarter of the full one,
+    provided its improvement ratio (against the expected improvement times 1/4) clears 0.5."""
+    pol, obs, act, adv, mean, log_std = _trpo_batch()
+    cfg = TRPOConfig(horizon=1, steps_per_iteration=1, max_kl=0.01, cg_iters=4, accept_ratio=0.5)
+    params = [p for p in pol.parameters() if p.requires_grad]
+    old = torch.nn.utils.parameters_to_vector(params).detach().clone()
+    seen = {}
+    real_cg, real_kl = trpo_mod.conjugate_gradient, trpo_mod.mean_kl
+
+    def cg_spy(matvec, b, iters):
+        seen["iters"] = iters
+        seen["dir"] = real_cg(matvec, b, iters)
+        v = torch.randn(b.shape, generator=torch.Generator().manual_seed(2))
+        expected = _fisher_product(pol, obs, mean, log_std, v, cfg.cg_damping)
+        torch.testing.assert_close(matvec(v), expected, rtol=1e-4, atol=1e-6)
+        return seen["dir"]
+
+    calls = []
+
+    def kl_spy(*args):
+        calls.append(1)
+        kl = real_kl(*args)
+        return kl + 1.0 if len(calls) in (2, 3) else kl  # call 1 builds the Fisher
+
+    monkeypatch.setattr(trpo_mod, "conjugate_gradient", cg_spy)
+    monkeypatch.setattr(trpo_mod, "mean_kl", kl_spy)
+    old_logp = trpo_mod.gaussian_log_prob(mean, log_std, act)
+    loss = trpo_mod.surrogate_loss(pol, obs, act, adv, old_logp)
+    g = torch.cat([x.reshape(-1) for x in torch.autograd.grad(loss, params)])
+    stats = trpo_step(pol, obs, act, adv, mean, log_std, cfg)
+    s = seen["dir"]
+    assert seen["iters"] == 4
+    with torch.no_grad():
+        pol_old = pol.clone()
+        torch.nn.utils.vector_to_parameters(old, list(pol_old.parameters()))
+    shs = 0.5 * float(s @ _fisher_product(pol_old, obs, mean, log_std, s, cfg.cg_damping))
+    full = s * np.sqrt(0.01 / shs)
+    assert stats.expected_improvement == pytest.approx(-float(g @ full), rel=1e-4)
+    assert stats.step_fraction == 0.25
+    new = torch.nn.utils.parameters_to_vector(params).detach()
+    torch.testing.assert_close(new, old + 0.25 * full, rtol=1e-4, atol=1e-6)
+    assert stats.surrogate_after < stats.surrogate_before == pytest.approx(float(loss.detach()), rel=1e-6)
+
+
+def test_trpo_with_a_zero_gradient_reports_exactly_no_step():
+    """Zero advantages: g = 0, so s^T F s = 0 and the update returns (loss, loss, 0, 0, 0)."""
+    pol, obs, act, _, mean, log_std = _trpo_batch()
+    stats = trpo_step(pol, obs, act, torch.zeros(len(obs)), mean, log_std, TRPOConfig(horizon=1))
+    assert (stats.kl, stats.step_fraction, stats.expected_improvement) == (0.0, 0.0, 0.0)
+    assert stats.surrogate_before == stats.surrogate_after == 0.0
