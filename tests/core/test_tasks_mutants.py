@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bremen_robot.errors import TaskError
-from bremen_robot.tasks import _TASKS, Task, get_task, locomotion, register_task
+from bremen_robot.tasks import _TASKS, Task, get_task, locomotion, register_task, toy
 from bremen_robot.tasks import reach as reach_mod
 
 
@@ -221,3 +221,52 @@ def test_uniform_reset_adds_these_draws_to_the_initial_observation(qvel_normal):
     noise = 0.1 * rng.standard_normal((4, 3)) if qvel_normal else rng.uniform(-0.1, 0.1, size=(4, 3))
     np.testing.assert_array_equal(got, np.concatenate([qpos, init[2:] + noise], axis=1))
     assert init.tolist() == [1.25, 0.5, -2.0, 3.0, 7.0]  # the template is not modified
+
+
+def test_unknown_task_message_lists_every_valid_name_comma_separated():
+    with pytest.raises(TaskError) as err:
+        get_task("cheeta")
+    assert str(err.value) == f"unknown task 'cheeta'; valid tasks: {', '.join(sorted(_TASKS))}"
+    assert "ant, halfcheetah, hopper" in str(err.value)
+
+
+def test_point_reward_is_minus_the_distance_to_the_origin():
+    s2 = np.array([[3.0, 4.0], [0.0, -2.0], [0.0, 0.0]])
+    np.testing.assert_allclose(toy.point_reward(None, None, s2), [-5.0, -2.0, 0.0])
+
+
+def test_point_reset_draws_uniformly_in_the_unit_square():
+    got = toy._point_reset(500, np.random.default_rng(6))
+    np.testing.assert_array_equal(got, np.random.default_rng(6).uniform(-1.0, 1.0, size=(500, 2)))
+    assert got.min() < -0.95 and got.max() > 0.95
+
+
+def test_point_env_by_hand():
+    """s' = clip(s + 0.1 clip(a, -1, 1), -2, 2), reward -|s'|, truncated after exactly 40 steps."""
+    env = toy.PointEnv()
+    first, _ = env.reset()  # no seed: the generator seeded 0 at construction
+    np.testing.assert_array_equal(
+        first, np.random.default_rng(0).uniform(-1, 1, size=(1, 2))[0].astype(np.float32)
+    )
+    obs, info = env.reset(seed=3)
+    start = np.random.default_rng(3).uniform(-1, 1, size=(1, 2))[0]
+    assert obs.dtype == np.float32 and info == {}
+    np.testing.assert_array_equal(obs, start.astype(np.float32))
+    nxt, r, term, trunc, _ = env.step(np.array([5.0, -5.0], dtype=np.float32))
+    expected = start + 0.1 * np.array([1.0, -1.0])
+    assert nxt.dtype == np.float32
+    np.testing.assert_allclose(nxt, expected, rtol=1e-6)
+    assert r == pytest.approx(-np.linalg.norm(expected), rel=1e-12) and not term and not trunc
+    env._state = np.array([1.95, -1.95])
+    nxt, *_ = env.step(np.array([1.0, -1.0]))
+    assert nxt.tolist() == [2.0, -2.0]  # the arena's walls
+    env.reset(seed=0)
+    truncs = [env.step(np.zeros(2))[3] for _ in range(41)]
+    assert truncs[:39] == [False] * 39 and truncs[39] is True
+
+
+def test_point_env_starts_at_the_origin_before_any_reset():
+    env = toy.PointEnv()
+    nxt, r, *_ = env.step(np.array([1.0, 1.0]))
+    np.testing.assert_allclose(nxt, [0.1, 0.1], rtol=1e-6)
+    assert r == pytest.approx(-np.sqrt(0.02))
