@@ -14,7 +14,7 @@ from bremen_robot.data.dataset import Dataset
 from bremen_robot.imagination.model_env import ImaginedBatch, ModelEnv
 from bremen_robot.models.ensemble import BatchedLinear, DynamicsEnsemble
 from bremen_robot.models.ensemble_fit import ensemble_loss, fit_ensemble, member_mse, member_weight_l2
-from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_log_prob, mlp
+from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_log_prob, mlp, reset_log_std
 from bremen_robot.tasks import Task, get_task
 
 
@@ -71,15 +71,44 @@ def test_model_env_reset_draws_from_numpy_seeded_by_the_generator():
 
 def test_gaussian_log_prob_matches_the_normal_density_by_hand():
     """log N(x; m, s^2) = -(x - m)^2 / (2 s^2) - ln s - ln(2 pi) / 2, summed over dims:
-    x = (1, -2), m = (0.5, 0), s = (2, 0.5): -0.03125 - ln 2 - 8 + ln 2 - ln(2 pi) = -9.869127."""
+    x = (1, -2), m = (0.5, 0), s = (2, 1): -0.03125 - ln 2 - 2 - 0 - ln(2 pi) = -4.562274."""
     got = gaussian_log_prob(
         torch.tensor([[0.5, 0.0]], dtype=torch.float64),
-        torch.log(torch.tensor([[2.0, 0.5]], dtype=torch.float64)),
+        torch.log(torch.tensor([[2.0, 1.0]], dtype=torch.float64)),
         torch.tensor([[1.0, -2.0]], dtype=torch.float64),
     )
     assert got.shape == (1,)
-    assert float(got[0]) == pytest.approx(-0.03125 - 8.0 - np.log(2 * np.pi), abs=1e-12)
-    assert float(got[0]) == pytest.approx(-9.869127, abs=1e-6)
+    assert float(got[0]) == pytest.approx(-0.03125 - 2.0 - np.log(2.0) - np.log(2 * np.pi), abs=1e-12)
+    assert float(got[0]) == pytest.approx(-4.562274, abs=1e-6)
+
+
+def test_float64_policy_samples_float64_noise_from_the_generator():
+    pol = GaussianPolicy(2, [-1.0, -1.0], [1.0, 1.0], (4,)).double()
+    reset_log_std(pol, -2.0)
+    obs = torch.randn(3, 2, dtype=torch.float64)
+    got = pol.sample(obs, torch.Generator().manual_seed(8))
+    eps = torch.randn((3, 2), generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    with torch.no_grad():
+        mean, _ = pol(obs)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, mean + eps * np.exp(-2.0))
+
+
+def test_model_env_step_without_a_member_draws_exactly_one_from_the_generator():
+    """Member m predicts obs + m; the step must use the member of one randint(E) draw."""
+    ens = DynamicsEnsemble(2, 2, members=4, hidden=(4,))
+    with torch.no_grad():
+        for p in ens.parameters():
+            p.zero_()
+        ens.layers[-1].bias[:, 0, :] = torch.arange(4.0)[:, None]
+    gen = torch.Generator().manual_seed(3)
+    env = ModelEnv(ens, get_task("point"), gen)
+    replay = torch.Generator().manual_seed(3)
+    torch.randint(2**31 - 1, (1,), generator=replay)  # the numpy seed
+    m = int(torch.randint(4, (1,), generator=replay)[0])
+    nxt, _, _ = env.step(torch.zeros(1, 2), torch.zeros(1, 2))
+    assert nxt.tolist() == [[float(m), float(m)]]
+    assert torch.equal(gen.get_state(), replay.get_state())
 
 
 def test_policy_mean_is_tanh_scaled_into_an_asymmetric_box():
@@ -141,15 +170,18 @@ def _fit_data(n: int, seed: int) -> Dataset:
     return Dataset.from_columns("point", cols)
 
 
-@pytest.mark.parametrize("min_improvement", [0.01, 0.0])
-def test_fit_bookkeeping_with_frozen_weights(min_improvement):
+@pytest.mark.parametrize(
+    ("min_improvement", "n", "starts"),
+    [(0.01, 100, (0, 30, 60)), (0.0, 100, (0, 30, 60)), (0.01, 59, (0,)), (0.01, 30, (0,))],
+)
+def test_fit_bookkeeping_with_frozen_weights(min_improvement, n, starts):
     """lr = 1e-30 leaves the float32 weights as they are, so every figure of the fit can be
     recomputed: 100 rows in batches of 30 make 3 batches an epoch (the last 10 rows are
-    dropped), the train MSE is the mean of the batch losses per member, the holdout never
-    improves so the fit stops after `patience` = 2 epochs with every best epoch 0, and the
-    FLOPs are 3 x forward x members x batch x batches x epochs. An unchanged holdout error is
-    no improvement even when min_improvement is 0 (strictly better is required)."""
-    train, hold = _fit_data(100, 0), _fit_data(40, 1)
+    dropped; 59 or 30 rows make one), the train MSE is the mean of the batch losses per
+    member, the holdout never improves so the fit stops after `patience` = 2 epochs with
+    every best epoch 0, and the FLOPs are 3 x forward x members x batch x batches x epochs.
+    An unchanged holdout error is no improvement even when min_improvement is 0."""
+    train, hold = _fit_data(n, 0), _fit_data(40, 1)
     torch.manual_seed(0)
     ens = DynamicsEnsemble(2, 2, members=2, hidden=(4,))
     cfg = EnsembleConfig(
@@ -165,7 +197,7 @@ def test_fit_bookkeeping_with_frozen_weights(min_improvement):
     hist = fit_ensemble(ens, train, hold, cfg, torch.Generator().manual_seed(5))
     assert hist.epochs == 2 and hist.best_epoch == [0, 0]
     assert len(hist.train_mse) == 2 and len(hist.holdout_mse) == 2
-    assert hist.flops == 3 * 2 * (4 * 4 + 4 * 2) * 2 * 30 * 3 * 2
+    assert hist.flops == 3 * 2 * (4 * 4 + 4 * 2) * 2 * 30 * len(starts) * 2
     # the batch losses, replayed: z-scores by numpy, the shuffles from an equal generator
     x = np.concatenate([train.obs, train.actions], axis=1)
     d = train.next_obs - train.obs
@@ -174,9 +206,9 @@ def test_fit_bookkeeping_with_frozen_weights(min_improvement):
     gen = torch.Generator().manual_seed(5)
     l2 = sum(float((layer.weight.detach() ** 2).sum()) for layer in ens.layers) / 2  # mean over members
     for epoch in range(2):
-        perm = torch.argsort(torch.rand(2, 100, generator=gen), dim=1)
+        perm = torch.argsort(torch.rand(2, n, generator=gen), dim=1)
         losses = []
-        for i in (0, 30, 60):
+        for i in starts:
             idx = perm[:, i : i + 30]
             with torch.no_grad():
                 out = ens(z_in[idx])
@@ -267,3 +299,13 @@ def test_model_env_scores_with_the_task_on_obs_clipped_action_and_next_obs():
     # next = obs + 1; action clipped to [-1, 1]
     torch.testing.assert_close(rew, torch.tensor([2.0 + 10.0 + 300.0, 3.0 - 5.0 + 400.0, 0.0 + 100.0, 100.0]))
     assert term.tolist() == [False, True, True, True]
+
+
+def test_fit_keeps_going_while_the_holdout_improves():
+    """patience 1: an epoch that improves resets the count, so a fit from random weights that
+    improves on epoch 1 runs a second epoch."""
+    torch.manual_seed(0)
+    ens = DynamicsEnsemble(2, 2, members=2, hidden=(16,))
+    cfg = EnsembleConfig(members=2, hidden=[16], lr=1e-2, batch_size=50, max_epochs=3, patience=1)
+    hist = fit_ensemble(ens, _fit_data(200, 0), _fit_data(40, 1), cfg, torch.Generator().manual_seed(0))
+    assert hist.best_epoch[0] >= 1 and hist.epochs >= 2

@@ -348,3 +348,28 @@ def test_trpo_with_a_zero_gradient_reports_exactly_no_step():
     stats = trpo_step(pol, obs, act, torch.zeros(len(obs)), mean, log_std, TRPOConfig(horizon=1))
     assert (stats.kl, stats.step_fraction, stats.expected_improvement) == (0.0, 0.0, 0.0)
     assert stats.surrogate_before == stats.surrogate_after == 0.0
+
+
+def test_mlp_baseline_epoch_is_adam_steps_over_the_generators_shuffle_in_4096_row_batches():
+    """5,000 rows: one epoch is two Adam steps, on perm[:4096] and perm[4096:] of randperm drawn
+    from the baseline's generator. Replayed on a copy of the net with its own optimiser."""
+    import copy
+
+    g = torch.Generator().manual_seed(0)
+    obs, t = torch.randn(5000, 2, generator=g), torch.randint(0, 100, (5000,), generator=g)
+    y = obs[:, 0] - 2 * obs[:, 1]
+    bl = MLPBaseline(2, [8], epochs=1, generator=torch.Generator().manual_seed(6), lr=0.01)
+    assert bl.opt.param_groups[0]["lr"] == 0.01
+    assert MLPBaseline(2, [8], epochs=1, generator=g).opt.param_groups[0]["lr"] == 1e-3
+    net = copy.deepcopy(bl.net)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    x = torch.cat([obs.clamp(-10, 10), (t.float() / 100.0)[:, None]], dim=1)
+    perm = torch.randperm(5000, generator=torch.Generator().manual_seed(6))
+    for idx in (perm[:4096], perm[4096:]):
+        loss = ((net(x[idx])[:, 0] - y[idx]) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    bl.fit(obs, t, y)
+    for a, b in zip(bl.net.parameters(), net.parameters()):
+        torch.testing.assert_close(a, b)
