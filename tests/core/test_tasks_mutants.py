@@ -270,3 +270,11 @@ def test_point_env_starts_at_the_origin_before_any_reset():
     nxt, r, *_ = env.step(np.array([1.0, 1.0]))
     np.testing.assert_allclose(nxt, [0.1, 0.1], rtol=1e-6)
     assert r == pytest.approx(-np.sqrt(0.02))
+
+
+def test_point_env_reset_without_a_seed_continues_the_same_generator():
+    env = toy.PointEnv()
+    env.reset(seed=4)
+    second, _ = env.reset()
+    draws = np.random.default_rng(4).uniform(-1, 1, size=(2, 2))  # one row per reset
+    np.testing.assert_array_equal(second, draws[1].astype(np.float32))
