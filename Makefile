@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONHASHSEED := 0
 
-.PHONY: install demo test lint typecheck check bench clean
+.PHONY: install demo test lint typecheck check bench mutate clean
 
 install:
 	./scripts/install.sh
@@ -28,5 +28,15 @@ check: lint typecheck test
 bench: install
 	$(BIN)/bremen bench --json bench.json
 
+# Mutation testing of the learning maths, tasks and shield (docs/testing.md, Mutation testing).
+# Not part of `check` or CI: about an hour on two cores. Narrow it with MUTANTS, e.g.
+#   make mutate MUTANTS='bremen_robot.rl.*'
+# Results are cached in mutants/ (rm -rf mutants for a fresh run); the table comes last.
+MUTANTS ?=
+mutate: install
+	$(BIN)/pip install --quiet -e '.[mutate]'
+	$(BIN)/mutmut run $(if $(MUTANTS),'$(MUTANTS)')
+	$(BIN)/python scripts/mutate_summary.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache mutants
