@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 
 from safety import JointState, SafetyShield, parse_limits
 from safety.shield import ShieldState
@@ -39,7 +40,6 @@ def test_state_copy_is_equal_and_independent():
         last_stamp=7.5,
         last_position=[0.5, 0.6],
         hold_target=[0.7, 0.8],
-        in_safe=True,
         estop_latched=True,
         estop_reason="button",
         obs_ok=True,
@@ -63,7 +63,8 @@ def test_state_copy_is_equal_and_independent():
 def test_safe_command_is_zero_without_hold_and_the_clipped_position_with_it():
     assert _shield("effort").safe_command().tolist() == [0.0, 0.0]
     sh = _shield("position")
-    assert sh.safe_command().tolist() == [0.0, 0.0]  # nothing known yet
+    # nothing measured yet: what a stop sends, the middle of the hold range (issue 15, item 3)
+    assert sh.safe_command().tolist() == [0.25, 0.25]
     sh.state.last_position = [1.7, -0.9]  # beyond the hold range [-0.5, 1]
     out = sh.safe_command()
     assert out.dtype == np.float64 and out.tolist() == [1.0, -0.5]
@@ -95,7 +96,7 @@ def test_watchdog_is_quiet_up_to_the_max_age_and_names_the_age_after():
     out = sh.watchdog(0.25)
     assert out is not None and out.command.tolist() == [0.0, 0.0]
     assert out.interventions[0].detail == "watchdog: no observation for 0.25 s"
-    assert sh.state.obs_ok is False and sh.state.in_safe is True
+    assert sh.state.obs_ok is False
 
 
 def test_estop_latches_once_and_keeps_the_first_reason():
@@ -146,3 +147,68 @@ def test_summary_counts_steps_and_the_intervened_fraction():
     assert (s["steps"], s["intervened_steps"], s["fraction_intervened"]) == (5, 1, 0.2)
     assert s["interventions"]["stale_observation"] == 1
     assert s["interventions"] is not sh.state.counts
+
+
+def _position_shield_with_velocity(vmax: float) -> SafetyShield:
+    joint: dict[str, Any] = {"position": {"min": -0.5, "max": 2.0}, "velocity": vmax}
+    data: dict[str, Any] = {
+        "robot": "mut",
+        "command_interface": "position",
+        "safe_command": "hold",
+        "command_box": {"min": -1.0, "max": 1.0},
+        "joints": {"a": dict(joint), "b": dict(joint)},
+        "timing": {"control_period": 0.01, "max_observation_age": 0.05},
+    }
+    return SafetyShield(parse_limits(data))
+
+
+def test_a_position_command_moves_at_most_vmax_times_the_period_from_the_last_one_either_way():
+    sh = _position_shield_with_velocity(1.0)  # 1 rad/s at 100 Hz: 0.01 rad per step
+    first = sh.filter(_js((0.5, 0.5), 0.0), np.array([0.5, 0.5]), 0.0)
+    assert first.command.tolist() == [0.5, 0.5] and not first.interventions
+    out = sh.filter(_js((0.5, 0.5), 0.01), np.array([-0.4, 0.9]), 0.01)
+    assert out.command.tolist() == pytest.approx([0.49, 0.51], abs=1e-12)  # 0.5 -/+ 1.0 * 0.01
+    assert [(iv.reason, iv.joint) for iv in out.interventions] == [
+        ("velocity_limit", "a"),
+        ("velocity_limit", "b"),
+    ]
+
+
+def test_an_ood_score_exactly_at_the_threshold_passes_and_one_ulp_above_falls_back():
+    data: dict[str, Any] = {
+        "robot": "mut",
+        "command_interface": "effort",
+        "safe_command": "zero",
+        "command_box": {"min": -1.0, "max": 1.0},
+        "joints": {"a": {}, "b": {}},
+        "timing": {"control_period": 0.01, "max_observation_age": 0.05},
+        "ood": {"threshold": 0.5, "fallback": "safe"},
+    }
+    score = {"value": 0.5}
+    sh = SafetyShield(parse_limits(data), ood_score=lambda o, a: score["value"])
+    at = sh.filter(_js((0.0, 0.0), 0.0), np.array([0.3, -0.3]), 0.0)
+    assert at.command.tolist() == [0.3, -0.3] and not at.interventions  # "<= threshold" passes
+    score["value"] = float(np.nextafter(0.5, 1.0))
+    above = sh.filter(_js((0.0, 0.0), 0.01), np.array([0.3, -0.3]), 0.01)
+    assert above.command.tolist() == [0.0, 0.0]
+    assert [iv.reason for iv in above.interventions] == ["ood"]
+
+
+def test_the_soft_margin_scales_an_outward_velocity_and_says_where_the_joint_is():
+    joint: dict[str, Any] = {"position": {"min": -1.0, "max": 1.0, "soft_min": -0.5, "soft_max": 0.5}}
+    data: dict[str, Any] = {
+        "robot": "mut",
+        "command_interface": "velocity",
+        "safe_command": "zero",
+        "command_box": {"min": -2.0, "max": 2.0},
+        "joints": {"a": dict(joint), "b": dict(joint)},
+        "timing": {"control_period": 0.01, "max_observation_age": 0.05},
+    }
+    sh = SafetyShield(parse_limits(data))
+    # joint a at 0.75: halfway through the upper soft margin, so outward speed is scaled to
+    # 2.0 * (1 - 0.75) / (1 - 0.5) = 1.0; joint b moves inward and is left alone
+    out = sh.filter(_js((0.75, 0.0), 0.0), np.array([2.0, -0.3]), 0.0)
+    assert out.command.tolist() == pytest.approx([1.0, -0.3], abs=1e-12)
+    (iv,) = out.interventions
+    assert (iv.reason, iv.joint) == ("soft_limit", "a")
+    assert iv.detail == "in the soft margin above 0.5 (q=0.75); outward command scaled down"
