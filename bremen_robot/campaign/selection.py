@@ -147,6 +147,8 @@ def _decide(
             record["line"] += f"; proposing {scores[chosen].name} with a warning for the operator"
     if chosen is not None:
         scores[chosen].chosen = True
+        if record["warning"] is None:  # the operator's log says what is proposed and on what evidence
+            record["line"] = f"proposing snapshot {scores[chosen].name} of {len(scores)} ({evidence})"
     if record["twin"] is not None:
         record["line"] = (
             record["line"] + "; " if record["line"] else ""

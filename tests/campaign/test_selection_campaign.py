@@ -49,8 +49,10 @@ def test_the_selected_snapshot_is_proposed_and_reviewed(tmp_path, capsys):
     from bremen_robot.cli import main
     from bremen_robot.registry import Registry
 
-    summary, _ = run(tmp_path, selecting_campaign(tmp_path))
+    summary, messages = run(tmp_path, selecting_campaign(tmp_path))
     record = json.loads((tmp_path / "ws" / "d1" / "selection.json").read_text())
+    # the operator's log names the proposal and its evidence
+    assert f"deployment 1: proposing snapshot {record['proposed']} of 3 (offline lower bound)" in messages
     report = json.loads((tmp_path / "ws" / "d1" / "train" / "report.json").read_text())
     assert [r["snapshot"] for r in record["table"]] == ["bc", "trpo-0002", "trpo-0003"]
     assert record["proposed"] == report["selection"]["chosen"]  # no twin: the offline choice
