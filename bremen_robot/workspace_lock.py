@@ -25,6 +25,8 @@ from pathlib import Path
 from bremen_robot.errors import BremenError
 
 LOCK_FILE = ".bremen.lock"
+# Folders this process holds, with their nesting depth: the lock is per process, re-entrant.
+_HELD: dict[Path, int] = {}
 
 
 class LockedError(BremenError):
@@ -46,9 +48,19 @@ def folder_lock(folder: Path | str, what: str) -> Iterator[Path]:
     """Hold the lock of ``folder`` (created if missing) for the ``with`` block.
 
     ``what`` names the folder in the refusal (e.g. "workspace", "--out folder"). Raises
-    :class:`LockedError` at once when a live process holds it.
+    :class:`LockedError` at once when another live process holds it; in the process that holds
+    it, a nested ``folder_lock`` of the same folder just enters (so the library's own lock and
+    a command's lock around it do not refuse each other).
     """
     folder = Path(folder)
+    key = folder.resolve()
+    if key in _HELD:  # this process holds it already (the CLI, then the library call it makes)
+        _HELD[key] += 1
+        try:
+            yield folder / LOCK_FILE
+        finally:
+            _HELD[key] -= 1
+        return
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_FILE
@@ -75,8 +87,10 @@ def folder_lock(folder: Path | str, what: str) -> Iterator[Path]:
         record = {"pid": os.getpid(), "host": socket.gethostname()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record).encode(), 0)
+        _HELD[key] = 1
         yield path
     finally:
+        _HELD.pop(key, None)
         with suppress(OSError):
             path.unlink()
         os.close(fd)

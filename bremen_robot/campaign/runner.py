@@ -357,6 +357,12 @@ class Campaign:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, Any]:
+        """Run (or resume) the campaign, holding the workspace's lock: a second campaign on the same
+        workspace, from the CLI or from Python (e.g. the benchmark harness), is refused at once."""
+        with self.ws.lock():
+            return self._run_locked()
+
+    def _run_locked(self) -> dict[str, Any]:
         from bremen_robot.registry import Registry
 
         # which campaign owns the workspace is the first question; trust is this campaign's own

@@ -131,10 +131,20 @@ def test_a_clean_release_removes_the_lock_and_a_folder_it_created_empty(tmp_path
     assert sorted(p.name for p in kept.iterdir()) == ["result.json"]
 
 
-def test_one_process_cannot_take_a_lock_it_holds_twice(tmp_path):
-    with (
-        folder_lock(tmp_path, "workspace"),
-        pytest.raises(LockedError, match=f"pid {os.getpid()}"),
-        folder_lock(tmp_path, "workspace"),
-    ):
-        pass
+def test_a_campaign_run_from_python_is_refused_while_another_process_holds_the_workspace(tmp_path):
+    """The lock is in Campaign.run itself, so library callers (the harness) are covered too; in
+    the holding process a nested lock of the same folder just enters (the CLI locks, then runs)."""
+    from bremen_robot.campaign.config import load_campaign_config
+    from bremen_robot.campaign.runner import Campaign
+
+    folder = tmp_path / "ws"
+    holder = _hold(folder)
+    try:
+        camp = Campaign(load_campaign_config("quickstart"), folder, auto_approve=True)
+        with pytest.raises(LockedError, match=f"is in use by pid {holder.pid}"):
+            camp.run()
+    finally:
+        _kill9(holder)
+    with folder_lock(folder, "workspace") as outer, folder_lock(folder, "workspace") as inner:
+        assert outer == inner and json.loads(outer.read_text())["pid"] == os.getpid()
+    assert not (folder / LOCK_FILE).exists()
