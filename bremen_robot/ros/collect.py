@@ -39,7 +39,7 @@ from bremen_robot.ros.graph import (
     effective_config,
     process_specs,
 )
-from bremen_robot.ros.stop_signals import stop_on_signals
+from bremen_robot.ros.stop_signals import StopInProgress, stop_on_signals
 from bremen_robot.workspace_lock import has_content
 
 
@@ -271,8 +271,8 @@ def collect(
     graph = Graph(processes, bag, env)
     show = sys.stderr.isatty() if progress is None else progress
     watch = _EventWatch(result, on_event)
-    with stop_on_signals():  # Ctrl-C and SIGTERM stop in order, even if SIGINT came in ignored
-        _run(rclpy, graph, cfg, watch, show, timeout_s, hooks)
+    with stop_on_signals() as stopping:  # Ctrl-C and SIGTERM stop in order, even if SIGINT came in ignored
+        _run(rclpy, graph, cfg, watch, show, timeout_s, hooks, stopping)
     if result.exit_codes.get("trajectory_logger") not in (0, None) or result.logger_crashed:
         result.logger_crashed = True
         recover_bag(bag)
@@ -323,9 +323,11 @@ def _run(
     show: bool,
     timeout_s: float,
     hooks: CollectHooks | None,
+    stopping: StopInProgress | None = None,
 ) -> None:
     """Start the graph, follow its events until the budget is used up (or Ctrl-C, a dead node,
-    the timeout), and stop it in order; the graph's processes never outlive this call."""
+    the timeout), and stop it in order; the graph's processes never outlive this call.
+    ``stopping.begin()`` is called before each stop, so a signal then cannot cut it short."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
     from std_msgs.msg import String
@@ -352,12 +354,16 @@ def _run(
         except KeyboardInterrupt:
             watch.result.interrupted = True
         finally:
+            if stopping is not None:
+                stopping.begin()
             watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s)
             # events the runner sent while shutting down (an interrupted episode)
             end = time.monotonic() + 0.3
             while time.monotonic() < end:
                 ex.spin_once(timeout_sec=0.05)
     finally:
+        if stopping is not None:
+            stopping.begin()
         graph.stop_all()
         if node is not None:
             node.destroy_node()

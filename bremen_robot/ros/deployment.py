@@ -136,3 +136,8 @@ class DeploymentCounter:
     def wait(self, timeout: float = 30.0) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive() and self.error is None:
+                self.error = (
+                    f"could not record deployment {self.number}: the registry write did not finish "
+                    f"within {timeout:g} s; check the registry with 'bremen registry check'"
+                )

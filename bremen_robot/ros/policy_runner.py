@@ -443,12 +443,12 @@ class PolicyRunner:
         }
 
     def close(self) -> None:
+        # first: a tick running now, or stuck (a hung policy) and waking up later, publishes no
+        # policy command (_publish checks halting); the robot is stopped below either way
+        self.halting = True
         self._stop_loop.set()
         if self._loop.is_alive():
             self._loop.join(2.0)
-        # a tick stuck (a hung policy) holds the lock: stop the robot anyway, and a tick that
-        # wakes up later publishes nothing (_publish checks halting)
-        self.halting = True
         locked = self._lock.acquire(timeout=1.0)
         try:
             self._close_locked()

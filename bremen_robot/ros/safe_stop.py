@@ -14,6 +14,7 @@ nodes. The driver's own command timeout is the second line of defence (docs/ros.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -44,7 +45,8 @@ def hold_safe(
             return sent
         sent += 1
         if sent == 1 and on_first is not None:
-            on_first()
+            with contextlib.suppress(Exception):  # an event that fails must not end the hold
+                on_first()
         next_at += period_s
         if next_at > end:
             return sent

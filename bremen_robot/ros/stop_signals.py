@@ -19,18 +19,32 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopInProgress:
+    """Handed to the block: :meth:`begin` marks that the ordered stop has started (for any
+    reason: budget used up, a dead node, a timeout), after which signals no longer interrupt."""
+
+    def __init__(self) -> None:
+        self.fired: list[int] = []
+
+    def begin(self) -> None:
+        if not self.fired:
+            self.fired.append(0)
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """Inside the block, the first SIGINT/SIGTERM raises KeyboardInterrupt; later ones only say
-    that the stop is under way. Outside the main thread (where Python delivers no signals) it
-    does nothing. The previous handlers come back on exit."""
+def stop_on_signals() -> Iterator[StopInProgress]:
+    """Inside the block, the first SIGINT/SIGTERM raises KeyboardInterrupt; later ones, and any
+    after :meth:`StopInProgress.begin`, only say that the stop is under way. Outside the main
+    thread (where Python delivers no signals) it installs nothing. The previous handlers come
+    back on exit."""
+    stop = StopInProgress()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
-    fired: list[int] = []
+    fired = stop.fired
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
         if fired:
@@ -42,9 +56,11 @@ def stop_on_signals() -> Iterator[None]:
         fired.append(signum)
         raise KeyboardInterrupt
 
-    saved: dict[int, Any] = {sig: signal.signal(sig, interrupt) for sig in STOP_SIGNALS}
+    saved: dict[int, Any] = {}
     try:
-        yield
+        for sig in STOP_SIGNALS:  # one by one inside the try: an early signal still restores them
+            saved[sig] = signal.signal(sig, interrupt)
+        yield stop
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)

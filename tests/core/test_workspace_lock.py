@@ -145,6 +145,14 @@ def test_a_campaign_run_from_python_is_refused_while_another_process_holds_the_w
             camp.run()
     finally:
         _kill9(holder)
-    with folder_lock(folder, "workspace") as outer, folder_lock(folder, "workspace") as inner:
-        assert outer == inner and json.loads(outer.read_text())["pid"] == os.getpid()
+    with folder_lock(folder, "workspace") as outer:
+        with folder_lock(folder, "workspace"):
+            assert json.loads(outer.read_text())["pid"] == os.getpid()
+        # leaving the inner block keeps the outer's lock: another process is still refused
+        assert json.loads(outer.read_text())["pid"] == os.getpid()
+        code = "from bremen_robot.workspace_lock import folder_lock\n"
+        code += f"folder_lock({str(folder)!r}, 'w').__enter__()"
+        probe = _spawn(["-c", code])
+        _, err = probe.communicate(timeout=60)
+        assert probe.returncode != 0 and f"pid {os.getpid()}" in err, err
     assert not (folder / LOCK_FILE).exists()

@@ -269,3 +269,36 @@ def test_hold_safe_stops_when_the_middleware_is_gone():
         raise RuntimeError("context is not valid")
 
     assert hold_safe(gone, 0.01, 5.0, sleep=lambda s: None) == 0
+
+
+def test_hold_safe_keeps_holding_when_the_halt_event_fails():
+    from bremen_robot.ros.safe_stop import hold_safe
+
+    now = [0.0]
+    sent: list[float] = []
+
+    def broken_event() -> None:
+        raise RuntimeError("event publisher gone")
+
+    n = hold_safe(
+        lambda: sent.append(now[0]),
+        0.1,
+        0.35,
+        on_first=broken_event,
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    )
+    assert n == 4 and sent == pytest.approx([0.0, 0.1, 0.2, 0.3])
+
+
+def test_a_deployment_record_still_running_after_the_wait_is_an_error():
+    from bremen_robot.ros.deployment import DeploymentCounter
+
+    counter = DeploymentCounter("", "0" * 64, 3, "robot", "task")
+    release = threading.Event()
+    counter._record = lambda: release.wait(5.0)  # a registry write that hangs
+    counter.trigger()
+    counter.wait(timeout=0.05)
+    release.set()
+    assert counter.recorded is None
+    assert counter.error is not None and "deployment 3" in counter.error and "did not finish" in counter.error

@@ -30,3 +30,11 @@ def test_the_first_signal_interrupts_a_second_is_ignored_and_handlers_come_back(
         assert signal.getsignal(signal.SIGTERM) == term_before
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+def test_once_a_stop_has_begun_for_another_reason_a_signal_no_longer_interrupts(capsys):
+    with stop_on_signals() as stopping:
+        stopping.begin()  # e.g. the budget was used up and the graph is being stopped
+        os.kill(os.getpid(), signal.SIGINT)
+        signal.sigtimedwait([], 0.05)
+    assert "already stopping the graph in order" in capsys.readouterr().err
