@@ -216,6 +216,9 @@ def _observe(
 def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
     """One record per episode the runner started: start event, stop event (or None), extras."""
     recs: dict[int, dict[str, Any]] = {}
+    # the simulator's reset and the runner's start come from two processes: the logger may store
+    # the reset (with the episode's extras, e.g. a goal) before the start, so attach it by id
+    resets: dict[int, dict[str, Any]] = {}
     for evt in bag.events:
         src, kind, eid = evt.get("source"), evt.get("event"), evt.get("id")
         if not isinstance(eid, int):
@@ -224,8 +227,10 @@ def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
             recs[eid] = {"id": eid, "start": evt, "stop": None, "extras": {}}
         elif eid in recs and src == "policy_runner" and kind == "stop":
             recs[eid]["stop"] = evt
-        elif eid in recs and src == "sim_bridge" and kind == "reset":
-            recs[eid]["extras"] = evt.get("extras") or {}
+        elif src == "sim_bridge" and kind == "reset":
+            resets[eid] = evt.get("extras") or {}
+    for eid, rec in recs.items():
+        rec["extras"] = resets.get(eid, {})
     listed = {int(r["id"]): r for r in json.loads(bag.custom.get("bremen.episodes", "[]") or "[]")}
     for eid, rec in recs.items():
         stop = rec["stop"]

@@ -161,3 +161,28 @@ def test_ingest_needs_no_ros(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "8"
+
+
+def test_an_episodes_extras_are_kept_when_the_simulators_reset_was_logged_before_the_start():
+    """Seen in a quickstart campaign: 4 of 30 Panda episodes logged sim_bridge's reset (with the
+    goal) before policy_runner's start, and ingest dropped all 400 of their transitions."""
+    from types import SimpleNamespace
+
+    from bremen_robot.data.bag_ingest import _episode_plan
+
+    goal = {"goal_x": 0.4, "goal_y": -0.1, "goal_z": 0.3}
+    runner = {"source": "policy_runner", "policy_sha256": "random", "deployment": 1}
+    events = [
+        {"source": "sim_bridge", "event": "reset", "id": 7, "extras": goal},  # before the start
+        {**runner, "event": "start", "id": 7},
+        {**runner, "event": "stop", "id": 7, "complete": True},
+        {**runner, "event": "start", "id": 8},
+        {"source": "sim_bridge", "event": "reset", "id": 8, "extras": {"goal_x": 0.1}},  # after
+        {**runner, "event": "stop", "id": 8, "complete": True},
+    ]
+    listed = json.dumps([{"id": 7, "status": "complete"}, {"id": 8, "status": "complete"}])
+    plan = _episode_plan(SimpleNamespace(events=events, custom={"bremen.episodes": listed}))
+    assert [(r["id"], r["complete"], r["extras"]) for r in plan] == [
+        (7, True, goal),
+        (8, True, {"goal_x": 0.1}),
+    ]
