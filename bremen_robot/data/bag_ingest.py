@@ -291,6 +291,7 @@ def ingest_bags(
         t = the_task
         counts = {"episodes": 0, "skipped_incomplete": 0, "dropped_transitions": 0}
         used: set[int] = set()
+        unusable: list[int] = []  # complete episodes without one usable transition
         builders: dict[tuple[str, ...], Any] = {}
         # Several commands can answer one state: in lockstep a watchdog repeat (the first one
         # stepped the physics), in realtime a timer tick before a new state came (the last one
@@ -327,6 +328,8 @@ def ingest_bags(
                     continue
                 rows.append((o, a, o2, bag.safety.get((rec["id"], stamps[k]), 0)))
             if not rows:
+                if rec["complete"]:
+                    unusable.append(rec["id"])
                 continue
             o = np.stack([r[0] for r in rows])
             a = np.stack([r[1] for r in rows])
@@ -353,7 +356,15 @@ def ingest_bags(
             next_episode += 1
             counts["episodes"] += 1
             used.add(rec["id"])
-        report.append({"bag": str(path), **counts, **_damage_report(bag, used)})
+        entry: dict[str, Any] = {"bag": str(path), **counts, **_damage_report(bag, used)}
+        if unusable:
+            entry["unusable_episodes"] = unusable
+            entry["warnings"] = [
+                *entry.get("warnings", []),
+                f"{path}: episode(s) {', '.join(map(str, unusable))} logged as complete gave no usable "
+                "transition (observations missing, not finite or not matching the task) and were left out",
+            ]
+        report.append(entry)
     if the_task is None or not cols["obs"]:
         raise DatasetError(
             f"no complete episode with transitions in {', '.join(map(str, bag_paths))}; "

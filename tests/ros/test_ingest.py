@@ -186,3 +186,17 @@ def test_an_episodes_extras_are_kept_when_the_simulators_reset_was_logged_before
         (7, True, goal),
         (8, True, {"goal_x": 0.1}),
     ]
+
+
+def test_a_complete_episode_without_one_usable_transition_is_named_in_a_warning(tmp_path):
+    w = SegmentedBagWriter(tmp_path / "bag", {"bremen.task": "halfcheetah", "bremen.mode": "lockstep"})
+    write_episode(w, 1, n=8)
+    write_episode(w, 2, n=1, nan_at=0, t0_ns=5 * 10**9)  # its one state is NaN: nothing usable
+    w.close()
+    d = ingest_bags([tmp_path / "bag"], "halfcheetah")
+    (rep,) = d["report"]
+    assert len(d["obs"]) == 8 and rep["episodes"] == 1 and rep["unusable_episodes"] == [2]
+    assert rep["warnings"] == [
+        f"{tmp_path / 'bag'}: episode(s) 2 logged as complete gave no usable transition "
+        "(observations missing, not finite or not matching the task) and were left out"
+    ]
