@@ -27,6 +27,17 @@ if ! ldconfig -p 2>/dev/null | grep -qE 'libEGL\.so|libOSMesa\.so'; then
     echo "note: for MuJoCo rendering without a display: apt-get install libosmesa6"
   fi
 fi
+# Browser tests (review page, operator console) drive Debian's Chromium: pip packages cannot
+# download a browser on this network, so the system's chromium + chromedriver are used.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null; }) \
+      || echo "note: could not install chromium; the browser tests will fail in CI and skip elsewhere"
+  else
+    echo "note: for the browser tests: apt-get install chromium chromium-driver"
+  fi
+fi
 python -m pip install --quiet "torch==2.13.0"
 python -m pip install --quiet -e ".[sim,ros,dev]"
 touch "$STAMP"
