@@ -1,0 +1,111 @@
+"""Issue 16's suite verdicts, on hand-built results whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "suite_report.py"
+
+
+@pytest.fixture(scope="module")
+def suite() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bremen_suite_report", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _result(task: str, curves: dict[str, dict[str, list[float]]], deployments: int) -> dict[str, Any]:
+    """A reproduce.py result with the given per-seed curves (k = 0 is the random policy)."""
+    import numpy as np
+
+    methods = {
+        m: {"seeds": {s: {"returns": r, "complete": len(r) == deployments + 1} for s, r in seeds.items()}}
+        for m, seeds in curves.items()
+    }
+    rows = []
+    for k in range(deployments + 1):
+        row: dict[str, Any] = {"deployments": k, "samples": 1000 * k}
+        for m, seeds in curves.items():
+            vals = [r[k] for r in seeds.values() if len(r) > k]
+            row[m] = {
+                "mean": float(np.mean(vals)) if vals else None,
+                "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+                "n_seeds": len(vals),
+                "per_seed": vals,
+                "train_s": {"mean": 100.0, "per_seed": [100.0] * len(vals)},
+            }
+        rows.append(row)
+    return {
+        "task": task,
+        "campaign": f"{task}-cpu",
+        "deployments": deployments,
+        "steps_per_deployment": 1000,
+        "seeds": [0, 1, 2],
+        "methods": methods,
+        "per_deployment": rows,
+    }
+
+
+def test_the_floor_is_ten_percent_of_the_predecessors_size_also_below_zero(suite: ModuleType) -> None:
+    assert suite.allowed_floor(3000.0, -280.0) == pytest.approx(2700.0)
+    assert suite.allowed_floor(-280.0, -280.0) == pytest.approx(-308.0)
+    # near zero, the random policy's scale: -1.4 may fall to -1.4 - 0.1 * 254 = -26.8
+    assert suite.allowed_floor(-1.4, -254.0) == pytest.approx(-26.8)
+
+
+def test_a_drop_of_more_than_ten_percent_is_a_regression_and_a_smaller_one_is_not(suite: ModuleType) -> None:
+    # seed 0: 3,308 -> 2,525 is 23.7 % down; seed 1: 3,000 -> 2,750 is 8.3 % down (allowed)
+    result = _result(
+        "halfcheetah",
+        {
+            "bremen": {
+                "0": [-280, 1800, 3308, 2525],
+                "1": [-300, 1700, 3000, 2750],
+                "2": [-290, -310, 100, 200],
+            }
+        },
+        3,
+    )
+    found = suite.regressions(result, "bremen")
+    assert [(r.seed, r.deployment, r.before, r.after) for r in found] == [("0", 3, 3308.0, 2525.0)]
+    # seed 2: -290 -> -310 is 6.9 % of |-290| down: allowed, not a regression
+
+
+def test_a_policy_stuck_near_zero_does_not_regress_by_rounding(suite: ModuleType) -> None:
+    result = _result("halfcheetah", {"bc": {"0": [-254, -1.4, -1.8, -2.0]}}, 3)
+    assert suite.regressions(result, "bc") == []
+
+
+def test_the_verdict_names_each_unmet_target(suite: ModuleType) -> None:
+    select = {"0": [-280, 2000, 3000, 3500, 3800, 3900], "1": [-280, 2100, 2900, 3600, 3700, 4000]}
+    select["2"] = [-280, 1900, 3100, 3400, 3900, 4100]  # mean at 5: 4,000.0 -> target met
+    td3bc = {s: [-280, 2200, 2800, 3000, 3100, 3200] for s in ("0", "1", "2")}  # above select at 1
+    lines = suite.verdict(_result("halfcheetah", {"bremen_select": select, "td3bc": td3bc}, 5))
+    assert lines[0] == "no regression (BREMEN + selection): met on every seed (3 of 3 seeds complete)"
+    assert lines[1] == "no regression (recursive TD3+BC): met on every seed (3 of 3 seeds complete)"
+    assert lines[2] == "HalfCheetah >= 4,000 after 5 deployments with selection: met (4,000, 3 seeds)"
+    assert lines[3] == "selection >= TD3+BC at every deployment: NOT met: deployment 1: 2,000 < 2,200"
+
+
+def test_missing_seeds_leave_targets_undecided_never_met(suite: ModuleType) -> None:
+    select = {"0": [-280, 2000, 3000], "1": [-280, 2100]}
+    lines = suite.verdict(_result("hopper", {"bremen_select": select, "td3bc": {"0": [1, 2, 3]}}, 5))
+    assert lines[0] == "no regression (BREMEN + selection): none so far, undecided (0 of 2 seeds complete)"
+    assert lines[-1] == "selection >= TD3+BC at every deployment: undecided (0 of 5 compared)"
+    assert not any("HalfCheetah" in line for line in lines)
+
+
+def test_the_markdown_table_shows_mean_std_per_seed_and_time(suite: ModuleType) -> None:
+    result = _result("ant", {"bremen": {"0": [10.0, 1000.0], "1": [20.0, 1200.0]}}, 1)
+    text = suite.markdown_table(result)
+    # mean 1,100, sample std sqrt(((100)^2 + (100)^2) / 1) = 141.4
+    assert "| 1 | 1,000 | 1,100 ± 141 (1,000 / 1,200; 100 s) |" in text
