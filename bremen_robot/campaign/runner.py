@@ -292,6 +292,9 @@ class Campaign:
         if not path.is_file():
             data = ingest_bag(self.ws.bag(k), k, self.robot.task)
             data.validate()
+            for bag in data.meta.get("bags", []):  # lost episodes must not pass unseen
+                for line in bag.get("warnings", []):
+                    self.log(f"deployment {k}: warning: {line}")
             data.save(path)
         return Dataset.load(path)
 

@@ -280,3 +280,30 @@ def test_editing_a_file_the_campaign_names_changes_its_identity(tmp_path):
     train = tmp_path / "train.yaml"
     train.write_text(train.read_text().replace("iterations: 3", "iterations: 4"))
     assert load_campaign_config(tmp_path / "campaign.yaml").digest() != before
+
+
+class BagOnlyCollector(DirectCollector):
+    """Leaves the data in the 'bag' (no data.npz), so the campaign must ingest it."""
+
+    def __call__(self, req: CollectRequest):
+        summary = super().__call__(req)
+        (req.out_bag.parent / "data.npz").rename(req.out_bag / "as_if_logged.npz")
+        return summary
+
+
+def test_the_campaign_prints_every_ingest_warning(tmp_path, monkeypatch):
+    import bremen_robot.campaign.runner as runner
+    from bremen_robot.data.dataset import Dataset
+
+    def ingest_with_a_lost_episode(bag: Path, deployment: int, task_name: str) -> Dataset:
+        data = Dataset.load(bag / "as_if_logged.npz")
+        warning = f"{bag}: episode(s) 7 gave no usable transition"
+        data.meta["bags"] = [{"bag": str(bag), "warnings": [warning]}]
+        return data
+
+    monkeypatch.setattr(runner, "ingest_bag", ingest_with_a_lost_episode)
+    cfg = load_campaign_config(write_campaign(tmp_path, deployments=1))
+    lines: list[str] = []
+    Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=BagOnlyCollector(), log=lines.append).run()
+    bag = tmp_path / "ws" / "d1" / "bag"
+    assert f"deployment 1: warning: {bag}: episode(s) 7 gave no usable transition" in lines
