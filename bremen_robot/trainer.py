@@ -48,6 +48,7 @@ from bremen_robot.selection import (
     offline_selection,
 )
 from bremen_robot.tasks import Task, get_task
+from bremen_robot.workspace_lock import folder_lock
 
 ENSEMBLE_FILE = "ensemble.pt"
 
@@ -311,9 +312,32 @@ def train(
 
     ``deployed`` is the artifact of the policy that collected the latest data; with
     ``selection.enabled`` the snapshots are scored against it (docs/algorithm.md, "Selection").
+    Holds ``out_dir``'s lock (:mod:`bremen_robot.workspace_lock`) while it writes, so a library
+    caller is refused like ``bremen train`` when another process writes there.
     """
+    with folder_lock(out_dir, "output folder"):
+        return _train(
+            cfg,
+            data,
+            Path(out_dir),
+            robot=robot,
+            init_ensemble=init_ensemble,
+            reporter=reporter,
+            deployed=deployed,
+        )
+
+
+def _train(
+    cfg: TrainConfig,
+    data: Dataset,
+    out_dir: Path,
+    *,
+    robot: str | None,
+    init_ensemble: Path | None,
+    reporter: Reporter | None,
+    deployed: Path | None,
+) -> TrainResult:
     reporter = reporter or Reporter(enabled=False)
-    out_dir = Path(out_dir)
     if (out_dir / MANIFEST_FILE).exists():
         raise BremenError(
             f"'{out_dir}' already holds an artifact; choose a new --out (nothing was overwritten)"

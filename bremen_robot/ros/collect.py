@@ -40,7 +40,7 @@ from bremen_robot.ros.graph import (
     process_specs,
 )
 from bremen_robot.ros.stop_signals import StopInProgress, stop_on_signals
-from bremen_robot.workspace_lock import has_content
+from bremen_robot.workspace_lock import folder_lock, has_content
 
 
 class CollectError(BremenError):
@@ -263,12 +263,30 @@ def collect(
     result = CollectResult(bag=bag, specs=specs, processes=processes)
     if dry_run:
         return result
+    # One writer per bag folder, also for library callers (`bremen collect` holds it already).
+    with folder_lock(bag, "output folder"):
+        if has_content(bag):  # another writer may have filled it since _plan looked
+            raise ConfigError(
+                f"--out {bag} exists and is not empty; bags are never overwritten, pick a new folder"
+            )
+        return _collect_locked(cfg, bag, result, progress, timeout_s, on_event, hooks)
+
+
+def _collect_locked(
+    cfg: Any,
+    bag: Path,
+    result: CollectResult,
+    progress: bool | None,
+    timeout_s: float,
+    on_event: Callable[[dict[str, Any]], None] | None,
+    hooks: CollectHooks | None,
+) -> CollectResult:
     apply_ros_env()
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
     rclpy = require_rclpy()
     bag.mkdir(parents=True, exist_ok=True)
-    graph = Graph(processes, bag, env)
+    graph = Graph(result.processes, bag, env)
     show = sys.stderr.isatty() if progress is None else progress
     watch = _EventWatch(result, on_event)
     with stop_on_signals() as stopping:  # Ctrl-C and SIGTERM stop in order, even if SIGINT came in ignored

@@ -156,3 +156,30 @@ def test_a_campaign_run_from_python_is_refused_while_another_process_holds_the_w
         _, err = probe.communicate(timeout=60)
         assert probe.returncode != 0 and f"pid {os.getpid()}" in err, err
     assert not (folder / LOCK_FILE).exists()
+
+
+def test_library_train_and_collect_are_refused_while_another_process_holds_their_output(tmp_path, point_data):
+    """The lock is in trainer.train and ros.collect.collect themselves, not only in the CLI."""
+    from bremen_robot.config.train import TrainConfig
+    from bremen_robot.ros.collect import collect
+    from bremen_robot.trainer import train
+
+    out = tmp_path / "out"
+    holder = _hold(out)
+    try:
+        with pytest.raises(LockedError, match=f"is in use by pid {holder.pid}"):
+            tiny = {"members": 2, "hidden": [8], "max_epochs": 1}  # fast if ever run (it must not be)
+            cfg = TrainConfig.model_validate(
+                {
+                    "task": "point",
+                    "ensemble": tiny,
+                    "bc": {"hidden": [8], "steps": 5},
+                    "trpo": {"iterations": 1},
+                }
+            )
+            train(cfg, point_data, out)
+        with pytest.raises(LockedError, match=f"is in use by pid {holder.pid}"):
+            collect(ROOT / "configs" / "collect" / "halfcheetah.yaml", random=True, steps=10, out=out)
+    finally:
+        _kill9(holder)
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_FILE]  # nothing written under the holder
