@@ -48,6 +48,31 @@ def campaign_like(
             "std": 1.118,
             "success_rate": 0.75,
             "policy_sha256": rec.sha256,
+            "sim2real": {
+                "conditions": [
+                    {
+                        "label": "train",
+                        "backend": "mujoco",
+                        "randomized": False,
+                        "episodes": 4,
+                        "return_mean": -12.5,
+                        "return_std": 1.118,
+                        "success_rate": 0.75,
+                        "interventions_per_episode": None,
+                    },
+                    {
+                        "label": "other",
+                        "backend": "pybullet",
+                        "randomized": False,
+                        "episodes": 4,
+                        "return_mean": -15.0,
+                        "return_std": 2.0,
+                        "success_rate": 0.5,
+                        "interventions_per_episode": None,
+                    },
+                ],
+                "transfer_ratio": 1.2,
+            },
         },
     )
     # another policy's evaluation in a later deployment: must never be taken for this candidate's

@@ -45,6 +45,12 @@ def test_the_recorded_evaluation_is_shown_not_not_run(
     html = page.read_text()
     assert "-12.5 ± 1.1 (4 episodes, d1/eval.json)" in html
     assert "video left out (--no-video)" in html
+    # the sim2real block of the same recorded evaluation, as a table on the page and in the text
+    assert (
+        "<td>other</td><td>pybullet</td><td>False</td>\n<td>4</td><td>-15.0 ± 2.0</td><td>50 %</td>" in html
+    )
+    assert "transfer ratio 1.20" in html
+    assert "sim2real: train_return_mean -12.5, other_return_mean -15, transfer_ratio 1.2" in out
 
 
 def test_evaluations_are_matched_on_the_digest(
