@@ -1,4 +1,5 @@
-"""``bremen review ID``: print a candidate's training report and write its plots as PNG."""
+"""``bremen review ID``: the verdict and the training report in the terminal, plus one
+self-contained HTML page (and the curves as PNG) in ``<workspace>/reviews/<id>/``."""
 
 from __future__ import annotations
 
@@ -9,35 +10,45 @@ from bremen_robot.cli.policies_cmd import add_registry_options, open_registry
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bremen_robot.registry.review import render_text, write_plots
+    from bremen_robot.registry.reviewing import make_review, terminal_safe
 
     with open_registry(args) as reg:
         rec = reg.get(args.id)
-        print(render_text(rec))
-        if args.no_plots:
-            return 0
-        out = args.out if args.out is not None else reg.workspace / "reviews" / rec.id
-        files = write_plots(rec, out)
+        policies = reg.policies()
+        workspace = reg.workspace
+    out = args.out if args.out is not None else workspace / "reviews" / rec.id
+    review = make_review(rec, policies, workspace, out, plots=not args.no_plots, video=not args.no_video)
+    print(terminal_safe(review.text))
     print("")
-    if files:
+    if review.plots:
         print("plots:")
-        for f in files:
+        for f in review.plots:
             print(f"  {f}")
-    else:
+    elif not args.no_plots:
         print("plots: none (the report has no curves)")
+    if review.video_reason:
+        print(review.video_reason)
+    print(f"review page: {review.page} (open it in a browser; it signs nothing)")
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "review",
-        help="print a policy's training report and write its plots",
-        description="Print what an operator needs before approving: curves, holdout error per member, "
-        "imagined vs real return, KL to the behavior policy, ensemble disagreement, evaluation "
-        "and safety interventions. Plots go to --out as PNG.",
+        help="print a policy's verdict and training report; write its review page",
+        description="Print what an operator needs before approving: the verdict against the policy "
+        "deployed now (simulated return and success, safety interventions, behavior shift, model "
+        "disagreement, selection checks, red flags), then the training report. Writes one "
+        "self-contained HTML page (verdict, video, curves, lineage, approve/reject commands) and "
+        "the curves as PNG to --out.",
     )
     p.add_argument("id", help="policy id or unique prefix (see 'bremen policies')")
-    p.add_argument("--out", type=Path, help="folder for the PNG plots (default: <workspace>/reviews/<id>)")
-    p.add_argument("--no-plots", action="store_true", help="print the report only")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="folder for review.html and the PNG plots (default: <workspace>/reviews/<id>)",
+    )
+    p.add_argument("--no-plots", action="store_true", help="no PNG files and no curves on the page (faster)")
+    p.add_argument("--no-video", action="store_true", help="no simulation video on the page (faster)")
     add_registry_options(p)
     p.set_defaults(func=_run)

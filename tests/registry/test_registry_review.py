@@ -22,7 +22,7 @@ def test_full_report(registry: Registry, artifact_factory: ArtifactFactory, tmp_
         "trpo.kl: 3 points",
         "holdout error per ensemble member: #0 0.35, #1 0.7 (worst #1, 4 epochs)",
         "imagined vs real return: imagined -12.5, real -15, imagined - real 2.5",
-        "KL(pi || pi_BC) 0.042; last TRPO step KL 0.009",
+        "KL(pi || pi_BC) 0.042 (not a distance to judge: read the behavior shift); last TRPO step KL 0.009",
         "the mean action moved 0.8 exploration-noise std from BC's",
         "disagreement on the policy's imagined states: 0.031 (for comparison: dataset 0.012)",
         "simulation evaluation: episodes 5, return_mean -15",

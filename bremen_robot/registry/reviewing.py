@@ -1,0 +1,125 @@
+"""One review of one policy: evidence -> verdict -> terminal text, PNG plots and the HTML page.
+
+``bremen review`` calls :func:`make_review`; the pieces (:func:`~bremen_robot.registry.evidence.gather`,
+:func:`~bremen_robot.registry.verdict.build_verdict`,
+:func:`~bremen_robot.registry.page.render_page`) are usable on their own.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bremen_robot.registry.evidence import deployed_now, gather
+from bremen_robot.registry.page import PageData, write_page
+from bremen_robot.registry.records import PolicyRecord
+from bremen_robot.registry.review import render_text, write_plots
+from bremen_robot.registry.verdict import Evaluation, Verdict, build_verdict, verdict_lines
+from bremen_robot.registry.video import Video, policy_act, side_by_side
+
+# C0/C1 control characters except newline and tab: a note or name carrying terminal escape
+# sequences would otherwise rewrite the operator's terminal (title, colours, cursor, links)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN`` escapes, never sent to the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+@dataclass
+class Review:
+    text: str  # verdict block + the report, as the terminal shows it
+    verdict: Verdict
+    page: Path | None = None
+    plots: list[Path] = field(default_factory=list)
+    video_reason: str = ""
+
+
+def with_recorded_evaluation(
+    rec: PolicyRecord, ev: Evaluation | None, sim2real: dict[str, Any] | None
+) -> PolicyRecord:
+    """The record with the workspace's recorded evaluation in its report's ``evaluation``
+    section (the trainer's own section wins), so the detailed text shows what was run."""
+    report = dict(rec.report or {})
+    if ev is not None and ev.source != "training report":
+        section: dict[str, Any] = {
+            "return_mean": ev.return_mean,
+            "return_std": ev.return_std,
+            "episodes": ev.episodes,
+            "env": ev.env,
+            "recorded_in": ev.source,
+            # the campaign evaluates without the shield: say so rather than "not run"
+            "safety_interventions": "not measured (simulation evaluations run without the safety shield)",
+        }
+        if ev.success_rate is not None:
+            section["success_rate"] = ev.success_rate
+        report.setdefault("evaluation", section)
+    if sim2real is not None:
+        conds = [c for c in sim2real.get("conditions") or [] if isinstance(c, dict)]
+        flat: dict[str, Any] = {
+            f"{c.get('label')}_return_mean": c.get("return_mean") for c in conds if c.get("label")
+        }
+        if isinstance(sim2real.get("transfer_ratio"), float):
+            flat["transfer_ratio"] = sim2real["transfer_ratio"]
+        report.setdefault("sim2real", flat)
+    return dataclasses.replace(rec, report=report)
+
+
+def _video(rec: PolicyRecord, deployed: PolicyRecord | None, env_spec: str) -> Video:
+    if rec.artifact_dir is None:
+        return Video(None, "no video: the random policy has no artifact to render")
+    try:
+        left = policy_act(rec.artifact_dir, env_spec, 0)
+        right = None
+        if deployed is not None:
+            right = policy_act(deployed.artifact_dir, env_spec, 0)
+    except Exception as exc:  # an unloadable artifact: the rest of the review still stands
+        return Video(None, f"no video: cannot load the policy ({type(exc).__name__}: {str(exc)[:120]})")
+    return side_by_side(env_spec, left, right, seed=0)
+
+
+def make_review(
+    rec: PolicyRecord,
+    policies: list[PolicyRecord],
+    workspace: Path,
+    out_dir: Path | None,
+    *,
+    plots: bool = True,
+    video: bool = True,
+) -> Review:
+    """Review ``rec`` against the policy deployed now; with ``out_dir`` write the plots (unless
+    ``plots`` is False) and ``out_dir/review.html``."""
+    deployed = deployed_now(policies, rec)
+    evidence, s2r = gather(workspace, rec, deployed)
+    verdict = build_verdict(evidence)
+    shown = with_recorded_evaluation(rec, evidence.candidate.evaluation, s2r)
+    text = "\n".join([*verdict_lines(verdict), "", render_text(shown)])
+    result = Review(text, verdict)
+    if out_dir is None:
+        return result
+    if plots:
+        result.plots = write_plots(shown, out_dir)
+    env_spec = evidence.candidate.evaluation.env if evidence.candidate.evaluation else ""
+    if not video:
+        vid = Video(None, "video left out (--no-video)")
+    elif not env_spec:
+        vid = Video(None, "no video: the candidate has no recorded simulation evaluation to render in")
+    else:
+        vid = _video(rec, deployed, env_spec)
+    result.video_reason = vid.reason
+    data = PageData(
+        workspace=workspace,
+        text=text,
+        plots=result.plots,
+        plots_reason="plots left out (--no-plots)" if not plots else "no curves in the report",
+        video=vid,
+        video_reason=vid.reason,
+        deployed_label="" if deployed is None else deployed.id,
+        sim2real=s2r,
+    )
+    result.page = write_page(shown, verdict, data, out_dir)
+    return result

@@ -1,0 +1,268 @@
+"""The review's verdict: a candidate against the policy deployed now, in the robot's terms.
+
+Pure: :func:`build_verdict` turns an :class:`Evidence` (what the workspace recorded, gathered by
+:mod:`bremen_robot.registry.evidence`) into a :class:`Verdict` (rows side by side and red flags
+in words); :func:`verdict_lines` prints it. The terminal review and the HTML page show the same
+object, so they can never disagree. No figure is computed here from anything but the evidence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# A candidate whose mean simulated return lies more than this many of the deployed policy's
+# episode-to-episode standard deviations below the deployed policy's mean is worse by more than
+# the spread between episodes of the same policy, i.e. not explained by which episodes were drawn.
+RETURN_REGRESSION_STD = 1.0
+# Success rate lower by more than this (absolute) is a regression: 0.2 is 4 of 20 evaluation
+# episodes, more than one unlucky episode either way.
+SUCCESS_REGRESSION = 0.2
+# The shield is the last line of defense, not a controller: a policy it corrects more than once
+# per episode on average leans on it, and on a real robot each correction is a jerk or a stop.
+MAX_INTERVENTIONS_PER_EPISODE = 1.0
+# Behavior shift in collection-noise units: beyond 1 the candidate acts, on average, further
+# from the deployed behavior than the collection's own noise ever tried, so the data says little
+# about where it goes (HalfCheetah probes flipped over from about 0.7: docs/results.md).
+MAX_BEHAVIOR_SHIFT = 1.0
+# Models disagreeing this many times more on the policy's own imagined states than on the data
+# means the policy went where the models were not trained: its imagined return exploits model error.
+MAX_DISAGREEMENT_RATIO = 3.0
+
+SHIFT_UNIT = (
+    "behavior shift unit: 1 = the candidate's mean action is, on average over the data's states, "
+    "one collection-noise std away from the cloned deployed behavior"
+)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One recorded simulation evaluation of a policy (e.g. ``d3/eval.json``)."""
+
+    source: str
+    env: str
+    episodes: int
+    return_mean: float
+    return_std: float
+    success_rate: float | None = None
+
+
+@dataclass(frozen=True)
+class Interventions:
+    """Safety-shield interventions recorded while a policy ran through the shield."""
+
+    source: str
+    episodes: int
+    total: int
+    by_reason: dict[str, int] | None = None  # None: only the total was recorded
+
+    def per_episode(self) -> float | None:
+        return self.total / self.episodes if self.episodes > 0 else None
+
+    def per_episode_by_reason(self) -> dict[str, float]:
+        if not self.by_reason or self.episodes <= 0:
+            return {}
+        return {k: v / self.episodes for k, v in sorted(self.by_reason.items())}
+
+
+@dataclass(frozen=True)
+class PolicyEvidence:
+    """What the workspace recorded about one policy."""
+
+    policy_id: str
+    state: str
+    evaluation: Evaluation | None = None
+    interventions: Interventions | None = None
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything the verdict reads. ``deployed`` is None when no policy was deployed yet."""
+
+    candidate: PolicyEvidence
+    deployed: PolicyEvidence | None
+    behavior_shift: float | None = None
+    noise_sigma: float | None = None  # exploration noise the newest data was collected with
+    disagreement_own: float | None = None  # ensemble disagreement on the policy's imagined states
+    disagreement_data: float | None = None  # ... and on the training data
+    selection_line: str | None = None  # the campaign's selection/twin decision, when it ran
+    selection_warning: str | None = None
+    twin_vetoes: list[str] = field(default_factory=list)
+    proposed_snapshot: str | None = None
+    signature: str = "not signed"  # one line: the approval's signature state
+    signature_ok: bool | None = None  # None: nothing to check (candidate); False: missing or bad
+    needs_signature: bool = False  # approved/deployed states must carry a valid signature
+
+
+@dataclass(frozen=True)
+class Flag:
+    code: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the side-by-side table."""
+
+    label: str
+    candidate: str
+    deployed: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    candidate_id: str
+    deployed_id: str | None
+    rows: list[Row]
+    notes: list[str]
+    flags: list[Flag]
+    signature: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.flags
+
+
+def _f(x: float | None, fmt: str = "{:.1f}") -> str:
+    return "-" if x is None or not math.isfinite(x) else fmt.format(x)
+
+
+def _ret(e: Evaluation | None) -> str:
+    if e is None:
+        return "not evaluated"
+    return f"{e.return_mean:.1f} ± {e.return_std:.1f} ({e.episodes} episodes, {e.source})"
+
+
+def _succ(e: Evaluation | None) -> str:
+    if e is None or e.success_rate is None:
+        return "-" if e is not None else "not evaluated"
+    return f"{100 * e.success_rate:.0f} %"
+
+
+def _iv(i: Interventions | None) -> str:
+    if i is None:
+        return "not measured"
+    per = i.per_episode()
+    if per is None:
+        return f"{i.total} (no complete episode, {i.source})"
+    reasons = i.per_episode_by_reason()
+    by = ", ".join(f"{k} {v:.2f}" for k, v in reasons.items()) if reasons else ""
+    if not reasons:
+        by = "none" if i.total == 0 else "reasons not recorded"
+    return f"{per:.2f} per episode ({by}; {i.total} in {i.episodes} episodes, {i.source})"
+
+
+def _flags(ev: Evidence) -> list[Flag]:
+    c, d = ev.candidate, ev.deployed
+    out: list[Flag] = []
+    ce = c.evaluation
+    de = d.evaluation if d is not None else None
+    if ce is None:
+        out.append(Flag("not_evaluated", "the candidate has no recorded simulation evaluation"))
+    elif de is not None and d is not None:
+        drop = de.return_mean - ce.return_mean
+        if drop > RETURN_REGRESSION_STD * de.return_std:
+            out.append(
+                Flag(
+                    "regressing_return",
+                    f"simulated return regresses: {ce.return_mean:.1f} vs the deployed policy's "
+                    f"{de.return_mean:.1f} (more than {RETURN_REGRESSION_STD:g} std of its episodes lower)",
+                )
+            )
+        elif (
+            ce.success_rate is not None
+            and de.success_rate is not None
+            and de.success_rate - ce.success_rate > SUCCESS_REGRESSION
+        ):
+            out.append(
+                Flag(
+                    "regressing_return",
+                    f"success rate regresses: {100 * ce.success_rate:.0f} % vs the deployed policy's "
+                    f"{100 * de.success_rate:.0f} %",
+                )
+            )
+    per = c.interventions.per_episode() if c.interventions is not None else None
+    if per is not None and per > MAX_INTERVENTIONS_PER_EPISODE:
+        out.append(
+            Flag(
+                "many_interventions",
+                f"the safety shield intervened {per:.1f} times per episode "
+                f"(more than {MAX_INTERVENTIONS_PER_EPISODE:g}): the policy leans on the shield",
+            )
+        )
+    far = []
+    if ev.behavior_shift is not None and ev.behavior_shift > MAX_BEHAVIOR_SHIFT:
+        far.append(
+            f"its actions moved {ev.behavior_shift:.2f} collection-noise std from the deployed behavior"
+        )
+    own, data = ev.disagreement_own, ev.disagreement_data
+    if own is not None and data is not None and data > 0 and own / data > MAX_DISAGREEMENT_RATIO:
+        far.append(f"the models disagree {own / data:.1f} times more on its own states than on the data")
+    if far:
+        out.append(Flag("far_from_data", "far from its data: " + "; ".join(far)))
+    if ev.proposed_snapshot and any(v.startswith(f"{ev.proposed_snapshot}:") for v in ev.twin_vetoes):
+        out.append(Flag("twin_veto", f"the twin check vetoed the proposed snapshot {ev.proposed_snapshot}"))
+    if ev.selection_warning:
+        out.append(Flag("selection_warning", ev.selection_warning))
+    if ev.needs_signature and ev.signature_ok is not True:
+        out.append(Flag("signature", f"signature: {ev.signature}"))
+    return out
+
+
+def build_verdict(ev: Evidence) -> Verdict:
+    """Rows side by side, notes and red flags from the recorded evidence alone."""
+    c, d = ev.candidate, ev.deployed
+
+    def dep(fn: Callable[[PolicyEvidence], str]) -> str:
+        return "no policy deployed yet" if d is None else fn(d)
+
+    rows = [
+        Row("policy", f"{c.policy_id} ({c.state})", dep(lambda p: f"{p.policy_id} ({p.state})")),
+        Row("simulated return", _ret(c.evaluation), dep(lambda p: _ret(p.evaluation))),
+        Row("success rate", _succ(c.evaluation), dep(lambda p: _succ(p.evaluation))),
+        Row("safety interventions", _iv(c.interventions), dep(lambda p: _iv(p.interventions))),
+        Row("behavior shift (collection-noise std)", _f(ev.behavior_shift, "{:.2f}"), "0 (reference)"),
+        Row(
+            "model disagreement: own states / data",
+            f"{_f(ev.disagreement_own, '{:.3g}')} / {_f(ev.disagreement_data, '{:.3g}')}",
+            "-",
+        ),
+    ]
+    notes = [SHIFT_UNIT + (f" (the collection added N(0, {ev.noise_sigma:g}²))" if ev.noise_sigma else "")]
+    if c.interventions is None:
+        notes.append(
+            "interventions: the candidate never ran through the shield yet (simulation evaluations run "
+            "without it); the deployed policy's figure is from its collection"
+        )
+    if ev.selection_line:
+        notes.append(f"candidate selection: {ev.selection_line}")
+    notes.append(f"signature: {ev.signature}")
+    return Verdict(c.policy_id, None if d is None else d.policy_id, rows, notes, _flags(ev), ev.signature)
+
+
+def verdict_lines(v: Verdict) -> list[str]:
+    """The verdict as text (the top of ``bremen review``)."""
+    w = max(len(r.label) for r in v.rows)
+    lines = [f"VERDICT: candidate {v.candidate_id} vs deployed {v.deployed_id or '(none yet)'}"]
+    for r in v.rows:
+        lines.append(f"  {r.label:<{w}}  candidate: {r.candidate}")
+        lines.append(f"  {'':<{w}}  deployed:  {r.deployed}")
+    lines += [f"  {n}" for n in v.notes]
+    if v.flags:
+        lines += [f"  RED FLAG ({f.code}): {f.text}" for f in v.flags]
+    else:
+        lines.append("  no red flag on the recorded evidence")
+    return lines
+
+
+def as_dict(v: Verdict) -> dict[str, Any]:
+    """Plain data for templates and JSON."""
+    return {
+        "candidate_id": v.candidate_id,
+        "deployed_id": v.deployed_id,
+        "rows": [r.__dict__ for r in v.rows],
+        "notes": list(v.notes),
+        "flags": [f.__dict__ for f in v.flags],
+    }

@@ -1,0 +1,78 @@
+"""``bremen review`` finds the campaign's recorded evaluations by artifact digest and policy id,
+shows the verdict at the top of the terminal output, and writes the page where the console links."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from registry_helpers import ArtifactFactory
+from review_fixtures import campaign_like
+
+from bremen_robot.cli import main
+from bremen_robot.registry import Registry
+from bremen_robot.registry.evidence import recorded_evaluations
+
+
+def _review(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert main(["review", *argv]) == 0
+    return capsys.readouterr().out
+
+
+def test_the_recorded_evaluation_is_shown_not_not_run(
+    capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
+) -> None:
+    rec = campaign_like(workspace, registry, artifact_factory)
+    out = _review(capsys, rec.id, "--workspace", str(workspace), "--no-video")
+    lines = out.splitlines()
+    assert lines[0] == f"VERDICT: candidate {rec.id} vs deployed random"
+    assert "candidate: -12.5 ± 1.1 (4 episodes, d1/eval.json)" in out
+    assert "deployed:  -38.0 ± 1.4 (4 episodes, d1/eval_random.json)" in out
+    assert "candidate: 75 %" in out
+    # the random policy's collection: 6 interventions in 3 episodes (no bag here: no reasons)
+    assert (
+        "deployed:  2.00 per episode (reasons not recorded; 6 in 3 episodes, collection of deployment 1)"
+        in out
+    )
+    assert "the collection added N(0, 0.1²)" in out
+    assert "simulation evaluation: not run" not in out and "not run" not in out.split("\n\n")[0]
+    assert "simulation evaluation: return_mean -12.5" in out
+    assert "imagined vs real return: imagined -12.5, real -12.5" in out
+    verdict = out.split("\n\n")[0]
+    assert "99" not in verdict  # the decoy evaluation of another digest is never used
+    page = workspace / "reviews" / rec.id / "review.html"
+    assert f"review page: {page}" in out
+    html = page.read_text()
+    assert "-12.5 ± 1.1 (4 episodes, d1/eval.json)" in html
+    assert "video left out (--no-video)" in html
+    # the sim2real block of the same recorded evaluation, as a table on the page and in the text
+    assert (
+        "<td>other</td><td>pybullet</td><td>False</td>\n<td>4</td><td>-15.0 ± 2.0</td><td>50 %</td>" in html
+    )
+    assert "transfer ratio 1.20" in html
+    assert "sim2real: train_return_mean -12.5, other_return_mean -15, transfer_ratio 1.2" in out
+
+
+def test_evaluations_are_matched_on_the_digest(
+    workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
+) -> None:
+    rec = campaign_like(workspace, registry, artifact_factory)
+    assert [
+        r.path.relative_to(workspace).as_posix() for r in recorded_evaluations(workspace, rec.sha256)
+    ] == ["d1/eval.json"]
+    assert [r.data["mean"] for r in recorded_evaluations(workspace, "random")] == [-38.0]
+    assert recorded_evaluations(workspace, "e" * 64) == []
+
+
+def test_without_a_recorded_evaluation_the_verdict_says_so(
+    capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
+) -> None:
+    rec = campaign_like(workspace, registry, artifact_factory)
+    (workspace / "d1" / "eval.json").unlink()
+    out_dir = workspace / "elsewhere"
+    out = _review(
+        capsys, rec.id, "--workspace", str(workspace), "--no-video", "--no-plots", "--out", str(out_dir)
+    )
+    assert "candidate: not evaluated" in out
+    assert "RED FLAG (not_evaluated): the candidate has no recorded simulation evaluation" in out
+    assert (out_dir / "review.html").is_file() and not list(out_dir.glob("*.png"))

@@ -1,0 +1,130 @@
+"""The verdict from hand-built evidence: each kind of bad candidate raises exactly its flag.
+
+Figures and expected flags are written by hand here, never computed by the code under test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bremen_robot.registry.verdict import (
+    Evaluation,
+    Evidence,
+    Interventions,
+    PolicyEvidence,
+    build_verdict,
+    verdict_lines,
+)
+
+DEPLOYED = PolicyEvidence(
+    "990abbb723fa",
+    "deployed",
+    Evaluation("d2/eval.json", "sim:panda/mujoco", 20, -6.0, 1.8, 0.65),
+    Interventions("collection of deployment 3", 30, 15, {"rate_limit": 12, "joint_limit": 3}),
+)
+# a good candidate: better return, few interventions, close to its data, models agree
+GOOD = Evidence(
+    candidate=PolicyEvidence(
+        "9e4edb2bd2f5",
+        "candidate",
+        Evaluation("d3/eval.json", "sim:panda/mujoco", 20, -5.3, 1.6, 0.80),
+        Interventions("training report", 10, 4, {"rate_limit": 4}),
+    ),
+    deployed=DEPLOYED,
+    behavior_shift=0.6,
+    noise_sigma=0.1,
+    disagreement_own=0.07,
+    disagreement_data=0.06,
+    selection_line="proposing snapshot trpo-0080 of 3 (offline lower bound)",
+    proposed_snapshot="trpo-0080",
+)
+
+
+def _cand(**kw: object) -> PolicyEvidence:
+    return dataclasses.replace(GOOD.candidate, **kw)  # type: ignore[arg-type]
+
+
+def _codes(ev: Evidence) -> list[str]:
+    return [f.code for f in build_verdict(ev).flags]
+
+
+def test_a_good_candidate_raises_no_flag() -> None:
+    v = build_verdict(GOOD)
+    assert v.flags == [] and v.ok
+    lines = verdict_lines(v)
+    assert lines[0] == "VERDICT: candidate 9e4edb2bd2f5 vs deployed 990abbb723fa"
+    text = "\n".join(lines)
+    assert "candidate: -5.3 ± 1.6 (20 episodes, d3/eval.json)" in text
+    assert "deployed:  -6.0 ± 1.8 (20 episodes, d2/eval.json)" in text
+    assert "candidate: 80 %" in text and "deployed:  65 %" in text
+    # 15 interventions in 30 episodes: 0.50 per episode, 12/30 = 0.40 rate_limit, 3/30 = 0.10 joint_limit
+    assert "0.50 per episode (joint_limit 0.10, rate_limit 0.40; 15 in 30 episodes" in text
+    assert "the collection added N(0, 0.1²)" in text
+    assert "no red flag on the recorded evidence" in text
+
+
+def test_a_regressing_candidate_raises_only_the_regression_flag() -> None:
+    # -9.0 is 3.0 below the deployed -6.0, more than its 1.8 std
+    ev = dataclasses.replace(
+        GOOD, candidate=_cand(evaluation=Evaluation("d3/eval.json", "sim", 20, -9.0, 2.0, 0.6))
+    )
+    assert _codes(ev) == ["regressing_return"]
+    assert "-9.0 vs the deployed policy's -6.0" in build_verdict(ev).flags[0].text
+
+
+def test_a_return_drop_within_the_spread_is_not_a_regression() -> None:
+    # -7.5 is 1.5 below -6.0: within the deployed policy's 1.8 std; success 0.6 vs 0.65: within 0.2
+    ev = dataclasses.replace(
+        GOOD, candidate=_cand(evaluation=Evaluation("d3/eval.json", "sim", 20, -7.5, 2.0, 0.6))
+    )
+    assert _codes(ev) == []
+
+
+def test_a_success_rate_drop_is_a_regression() -> None:
+    # same return, success 30 % vs 65 %: 35 points down
+    ev = dataclasses.replace(
+        GOOD, candidate=_cand(evaluation=Evaluation("d3/eval.json", "sim", 20, -6.0, 1.0, 0.30))
+    )
+    assert _codes(ev) == ["regressing_return"]
+    assert "success rate regresses: 30 % vs the deployed policy's 65 %" in build_verdict(ev).flags[0].text
+
+
+def test_many_interventions_raise_only_that_flag() -> None:
+    # 60 in 20 episodes: 3 per episode
+    ev = dataclasses.replace(
+        GOOD, candidate=_cand(interventions=Interventions("collection of deployment 4", 20, 60, {"clip": 60}))
+    )
+    assert _codes(ev) == ["many_interventions"]
+    assert "intervened 3.0 times per episode" in build_verdict(ev).flags[0].text
+
+
+def test_far_from_its_data_raises_only_that_flag() -> None:
+    assert _codes(dataclasses.replace(GOOD, behavior_shift=1.7)) == ["far_from_data"]
+    # the models disagree 0.3 / 0.06 = 5 times more on its own states than on the data
+    ev = dataclasses.replace(GOOD, disagreement_own=0.3)
+    assert _codes(ev) == ["far_from_data"]
+    assert "disagree 5.0 times more on its own states" in build_verdict(ev).flags[0].text
+
+
+def test_twin_veto_selection_warning_and_signature_flags() -> None:
+    vetoed = dataclasses.replace(
+        GOOD, twin_vetoes=["trpo-0080: twin -20.0 is clearly below the deployed policy's -6.0"]
+    )
+    assert _codes(vetoed) == ["twin_veto"]
+    other = dataclasses.replace(GOOD, twin_vetoes=["trpo-0040: twin -20.0 is clearly below"])
+    assert _codes(other) == []  # a veto of another snapshot is not this candidate's
+    warned = dataclasses.replace(GOOD, selection_warning="trpo-0080 is proposed although it does not beat")
+    assert _codes(warned) == ["selection_warning"]
+    unsigned = dataclasses.replace(GOOD, needs_signature=True, signature_ok=False, signature="MISSING")
+    assert _codes(unsigned) == ["signature"]
+    signed = dataclasses.replace(GOOD, needs_signature=True, signature_ok=True, signature="signed by alice")
+    assert _codes(signed) == []
+
+
+def test_no_evaluation_and_no_deployed_policy() -> None:
+    ev = dataclasses.replace(GOOD, candidate=_cand(evaluation=None, interventions=None), deployed=None)
+    v = build_verdict(ev)
+    assert [f.code for f in v.flags] == ["not_evaluated"]
+    text = "\n".join(verdict_lines(v))
+    assert "vs deployed (none yet)" in text
+    assert "candidate: not evaluated" in text and "deployed:  no policy deployed yet" in text
