@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bremen_robot.campaign.config import load_campaign_config
 from bremen_robot.campaign.runner import Campaign, CollectRequest
 from bremen_robot.cli import main
@@ -82,10 +84,8 @@ class EventCollectorless(DirectCollector):
 def test_a_failed_campaign_says_why_in_its_status(tmp_path):
     cfg = load_campaign_config(write_campaign(tmp_path))
     ws = tmp_path / "ws"
-    try:
+    with pytest.raises(KeyboardInterrupt):
         Campaign(cfg, ws, auto_approve=True, collect_fn=DirectCollector(fail_at=2), log=lambda m: None).run()
-    except KeyboardInterrupt:
-        pass
     st = json.loads((ws / "status.json").read_text())
     assert (st["stage"], st["deployment"], st["message"]) == ("failed", 2, "interrupted (Ctrl-C or SIGTERM)")
 
@@ -94,8 +94,8 @@ def test_console_refuses_a_missing_workspace_in_one_line(tmp_path, capsys):
     assert main(["console", "--workspace", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert (
-        err
-        == f"error: --workspace {tmp_path / 'nope'}: does not exist; pass the folder of a campaign (bremen campaign --workspace)"
+        err == f"error: --workspace {tmp_path / 'nope'}: does not exist; "
+        "pass the folder of a campaign (bremen campaign --workspace)"
     )
 
 
