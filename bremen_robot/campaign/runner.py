@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from bremen_robot.campaign.config import CampaignConfig
+from bremen_robot.campaign.status import StatusWriter
 from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, write_json_atomic
 from bremen_robot.config.train import load_train_config
 from bremen_robot.data.dataset import Dataset, merge
@@ -44,6 +45,7 @@ class CollectRequest:
     robot_config: Path
     collect_config: Path
     workspace: Path
+    on_event: Callable[[dict[str, Any]], None] | None = None  # live status (campaign/status.py)
 
 
 CollectFn = Callable[[CollectRequest], dict[str, Any]]
@@ -71,6 +73,7 @@ def collect_through_graph(req: CollectRequest) -> dict[str, Any]:
         steps=req.steps,
         out=req.out_bag,
         workspace=req.workspace,
+        on_event=req.on_event,
     )
     if result.interrupted or result.logger_crashed:
         raise BremenError(
@@ -143,6 +146,13 @@ class Campaign:
                 "real hardware: approve each candidate with 'bremen approve'"
             )
         self.eval_env = cfg.evaluation.env or f"sim:{self.robot.sim_model or self.robot.name}/mujoco"
+        self.status = StatusWriter(
+            self.ws.root,
+            campaign=cfg.name,
+            deployments=cfg.deployments,
+            steps_target=cfg.steps_per_deployment,
+            log=log,
+        )
         if collect_fn is None:
             self._check_graph_config()
 
@@ -217,6 +227,7 @@ class Campaign:
             )
             return
         self._require_trust()
+        self.status.stage("waiting_for_approval", k, policy_id=policy_id)
         from bremen_robot.campaign.trust import trust_table
 
         trusted = ", ".join(sorted({name for name, _, _ in trust_table(self.ws.root)}))
@@ -259,7 +270,9 @@ class Campaign:
             robot_config=robot_yaml,
             collect_config=self.cfg.collect,
             workspace=self.ws.root,
+            on_event=self.status.on_collect_event,
         )
+        self.status.stage("collecting", k, policy_id=policy_id)
         try:
             summary = self.collect_fn(req)
         except OSError as exc:
@@ -363,14 +376,15 @@ class Campaign:
         """Run (or resume) the campaign, holding the workspace's lock: a second campaign on the same
         workspace, from the CLI or from Python (e.g. the benchmark harness), is refused at once."""
         with self.ws.lock():
-            return self._run_locked()
+            # which campaign owns the workspace is the first question; another's status stays as it is
+            self.ws.claim(self.cfg.name, self.cfg.digest(), legacy_digest=self.cfg.digest(legacy=True))
+            with self.status.running():
+                return self._run_locked()
 
     def _run_locked(self) -> dict[str, Any]:
         from bremen_robot.registry import Registry
 
-        # which campaign owns the workspace is the first question; trust is this campaign's own
-        self.ws.claim(self.cfg.name, self.cfg.digest(), legacy_digest=self.cfg.digest(legacy=True))
-        self._require_trust()
+        self._require_trust()  # trust is this campaign's own, checked after the claim
         robot_yaml = self._robot_config_for_graph()
         rows: list[dict[str, Any]] = []
         datasets: list[Dataset] = []
@@ -380,6 +394,7 @@ class Campaign:
             proposed: Path | None = None  # the artifact of ``candidate`` (None: the random policy)
             for k in range(1, self.cfg.deployments + 1):
                 if k == 1:
+                    self.status.stage("evaluating", k, policy_id="random")
                     policy_id, evaluation = (
                         "random",
                         self._evaluate(self.ws.deployment_dir(1) / "eval_random.json", None, self.cfg.seed),
@@ -388,13 +403,17 @@ class Campaign:
                     assert candidate is not None
                     self._wait_for_approval(reg, candidate, k)
                     robot_yaml = self._check_deployable(reg, candidate, k)
+                    self.status.stage("evaluating", k, policy_id=candidate)
                     policy_id = candidate
                     evaluation = self._evaluate(self.ws.eval_file(k - 1), proposed, self.cfg.seed + 7)
                 collected = self._collect(k, policy_id, robot_yaml)
                 self._count_deployment(reg, k, policy_id, collected)
+                counts = {f: int(collected.get(f, 0)) for f in ("episodes", "steps", "interventions")}
+                self.status.stage("ingesting", k, **counts)
                 datasets.append(self._dataset(k))
                 data = merge(datasets) if len(datasets) > 1 else datasets[0]
                 deployed = None if policy_id == "random" else reg.get(policy_id).artifact_dir
+                self.status.stage("training", k)
                 train_dir = self._train(k, data, deployed)
                 lineage = {
                     "data_digests": [d.digest() for d in datasets],
@@ -407,6 +426,7 @@ class Campaign:
                 else:
                     proposed = proposal.artifact
                     candidate = reg.register(proposed, report=proposal.report, lineage=lineage).id
+                self.status.stage("evaluating", k, candidate=candidate)
                 cand_eval = self._evaluate(self.ws.eval_file(k), proposed, self.cfg.seed + 7)
                 rows.append(
                     {

@@ -238,6 +238,11 @@ class _EventWatch:
         elif kind == "halt":
             self.halted = True
 
+    def handle_estop(self, msg: Any) -> None:
+        """``bremen/estop`` (latched): passed on as an ``estop`` event for a live view."""
+        if self.on_event is not None:
+            self.on_event({"event": "estop", "latched": bool(msg.data), "source": T.ESTOP})
+
 
 def collect(
     config: str | Path,
@@ -348,7 +353,7 @@ def _run(
     ``stopping.begin()`` is called before each stop, so a signal then cannot cut it short."""
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
-    from std_msgs.msg import String
+    from std_msgs.msg import Bool, String
 
     ctx = rclpy.Context()
     rclpy.init(context=ctx, signal_handler_options=SignalHandlerOptions.NO)
@@ -356,6 +361,8 @@ def _run(
     try:
         node = rclpy.create_node("bremen_collect", context=ctx)
         node.create_subscription(String, T.EPISODE, watch.handle, T.qos("episode"))
+        if watch.on_event is not None:
+            node.create_subscription(Bool, T.ESTOP, watch.handle_estop, T.qos("latched"))
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
 

@@ -1,0 +1,1 @@
+"""``bremen console``: a local, read-only web view of a campaign workspace (docs/console.md)."""

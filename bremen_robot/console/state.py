@@ -1,0 +1,265 @@
+"""What ``bremen console`` shows, read from a campaign workspace without writing to it.
+
+Every file is opened for reading only. The registry is never opened in place: SQLite in WAL
+mode creates (and leaves) ``-wal``/``-shm`` files and writes read marks into ``-shm`` even for a
+``mode=ro`` connection, so the console copies the database (and its WAL) into a temporary folder
+outside the workspace and opens that copy. A copy is kept only if neither file changed while it
+was taken; a commit that lands during the copy is picked up on the next read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from bremen_robot.campaign.status import STATUS_FILE
+
+STALE_COLLECTING_S = 30.0  # during collection the campaign writes about once a second
+REVIEW_FILE = "review.html"
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # absent, or replaced while read: the next poll sees the new file
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except (OSError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _age_s(stamp: Any) -> float | None:
+    try:
+        then = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=timezone.utc)
+    return (datetime.now(timezone.utc) - then).total_seconds()
+
+
+def read_status(root: Path) -> dict[str, Any]:
+    """``status.json`` plus ``running``/``stale`` and a sentence saying why (see docs/console.md)."""
+    st = _json(root / STATUS_FILE)
+    if not isinstance(st, dict):
+        return {"stage": "none", "running": False, "stale": False, "liveness": "no campaign status yet"}
+    st = dict(st)
+    age = _age_s(st.get("updated_at"))
+    st["age_s"] = None if age is None else round(age, 1)
+    last = f"last update {st.get('updated_at', '?')}"
+    ended = st.get("stage") in ("finished", "failed")
+    same_host = st.get("host") == socket.gethostname()
+    pid = st.get("pid")
+    dead = same_host and isinstance(pid, int) and not _pid_alive(pid)
+    quiet = st.get("stage") == "collecting" and age is not None and age > STALE_COLLECTING_S
+    if ended:
+        st.update(running=False, stale=False, liveness=f"{st['stage']}; {last}")
+    elif dead or quiet:
+        why = f"process {pid} is gone" if dead else f"no update for {age:.0f} s while collecting"
+        st.update(running=False, stale=True, liveness=f"not running ({why}); {last}")
+    elif not same_host:
+        st.update(running=True, stale=False, liveness=f"running on {st.get('host')}; {last}")
+    else:
+        st.update(running=True, stale=False, liveness=f"running (process {pid}); {last}")
+    return st
+
+
+class _Cache:
+    """Derived values keyed by the (mtime, size) of the files they came from."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[str, tuple[Any, Any]] = {}
+
+    def get(self, name: str, key: Any, make: Any) -> Any:
+        with self._lock:
+            hit = self._data.get(name)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        value = make()
+        with self._lock:
+            self._data[name] = (key, value)
+        return value
+
+
+def _stat_key(*paths: Path) -> tuple[Any, ...]:
+    out: list[tuple[int, int] | None] = []
+    for p in paths:
+        try:
+            s = p.stat()
+            out.append((s.st_mtime_ns, s.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+class WorkspaceView:
+    """Reads one workspace for the console; safe to share between request threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._cache = _Cache()
+
+    # ------------------------------------------------------------------ status
+    def status(self) -> dict[str, Any]:
+        return read_status(self.root)
+
+    # ---------------------------------------------------------------- timeline
+    def _samples(self, k: int) -> int | None:
+        path = self.root / f"d{k}" / "data.npz"
+
+        def count() -> int | None:
+            import numpy as np
+
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    return int(z["rewards"].shape[0])
+            except (OSError, ValueError, KeyError, EOFError):
+                return None
+            except Exception:  # a half-written zip (BadZipFile) reads as "not yet"
+                return None
+
+        return self._cache.get(f"samples{k}", _stat_key(path), count)  # type: ignore[no-any-return]
+
+    def timeline(self) -> dict[str, Any]:
+        """Deployments as the campaign table has them (``bremen campaign``'s summary), built from
+        the per-stage files so it grows while the campaign runs."""
+        meta = _json(self.root / "campaign.json") or {}
+        rows: list[dict[str, Any]] = []
+        total = 0
+        k = 1
+        while (self.root / f"d{k}").is_dir():
+            collected = _json(self.root / f"d{k}" / "collect.json")
+            ev_path = (
+                self.root / "d1" / "eval_random.json" if k == 1 else self.root / f"d{k - 1}" / "eval.json"
+            )
+            ev = _json(ev_path) or {}
+            samples = self._samples(k)
+            row: dict[str, Any] = {
+                "deployment": k,
+                "policy_id": (collected or {}).get("policy_id", "random" if k == 1 else ""),
+                "collected": collected is not None,
+                "episodes": (collected or {}).get("episodes"),
+                "interventions": (collected or {}).get("interventions"),
+                "trained_on": total,
+                "eval_return_mean": ev.get("mean"),
+                "eval_return_std": ev.get("std"),
+                "success_rate": ev.get("success_rate"),
+            }
+            if samples is not None:
+                total += samples
+                row["samples"] = total
+            rows.append(row)
+            k += 1
+        final = None
+        if rows:
+            last = rows[-1]["deployment"]
+            ev = _json(self.root / f"d{last}" / "eval.json")
+            if isinstance(ev, dict) and "samples" in rows[-1]:
+                final = {
+                    "after_deployment": last,
+                    "trained_on": rows[-1]["samples"],
+                    "eval_return_mean": ev.get("mean"),
+                    "eval_return_std": ev.get("std"),
+                    "success_rate": ev.get("success_rate"),
+                }
+        summary = _json(self.root / "summary.json")
+        return {
+            "campaign": meta.get("name", ""),
+            "rows": rows,
+            "final": final,
+            "finished": isinstance(summary, dict),
+            "summary": summary if isinstance(summary, dict) else None,
+        }
+
+    # ---------------------------------------------------------------- registry
+    def registry(self) -> dict[str, Any]:
+        """Pending candidates and the audit log, from a private copy of the registry."""
+        from bremen_robot.registry.store import locate
+
+        _, db_path = locate(self.root, None)
+        wal = Path(f"{db_path}-wal")
+        key = _stat_key(db_path, wal)
+        return self._cache.get("registry", key, lambda: self._read_registry(db_path, wal))  # type: ignore[no-any-return]
+
+    def _read_registry(self, db_path: Path, wal: Path) -> dict[str, Any]:
+        if not db_path.is_file():
+            return {"error": "", "pending": [], "audit": [], "policies": 0}
+        with tempfile.TemporaryDirectory(prefix="bremen-console-") as tmp:
+            copy = Path(tmp) / "registry.sqlite"
+            for _ in range(5):
+                before = _stat_key(db_path, wal)
+                try:
+                    shutil.copyfile(db_path, copy)
+                    if wal.is_file():
+                        shutil.copyfile(wal, Path(f"{copy}-wal"))
+                except OSError as exc:
+                    return {"error": f"cannot read {db_path}: {exc.strerror}", "pending": [], "audit": []}
+                if _stat_key(db_path, wal) == before:
+                    break
+                Path(f"{copy}-wal").unlink(missing_ok=True)
+                time.sleep(0.05)
+            return self._from_copy(copy)
+
+    def _from_copy(self, copy: Path) -> dict[str, Any]:
+        from bremen_robot.errors import BremenError
+        from bremen_robot.registry import Registry
+
+        try:
+            # read-write on the private copy: SQLite replays the copied WAL into it
+            with Registry.open(self.root, url=str(copy), create=False) as reg:
+                policies = reg.policies()
+                audit = reg.audit()
+        except BremenError as exc:
+            return {"error": str(exc), "pending": [], "audit": [], "policies": 0}
+        pending = []
+        for rec in policies:
+            if rec.state != "candidate":
+                continue
+            review = self.root / "reviews" / rec.id / REVIEW_FILE
+            pending.append(
+                {
+                    "id": rec.id,
+                    "registered_at": rec.registered_at,
+                    "deployment": rec.lineage.get("deployment"),
+                    "review_url": f"reviews/{rec.id}" if review.is_file() else None,
+                    "review_command": f"bremen review {rec.id} --workspace {self.root}",
+                }
+            )
+        rows = [
+            {
+                "seq": a.seq,
+                "at": a.at,
+                "policy_id": a.policy_id,
+                "actor": a.actor,
+                "from_state": a.from_state or "",
+                "to_state": a.to_state,
+                "note": a.note,
+            }
+            for a in reversed(audit)
+        ]
+        return {"error": "", "pending": pending, "audit": rows, "policies": len(policies)}
+
+    def review_file(self, policy_id: str) -> Path | None:
+        """``reviews/<id>/review.html`` of a pending or past candidate; None for anything else."""
+        if not (4 <= len(policy_id) <= 64) or any(c not in "0123456789abcdef" for c in policy_id):
+            return None
+        path = self.root / "reviews" / policy_id / REVIEW_FILE
+        return path if path.is_file() else None

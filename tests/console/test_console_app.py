@@ -1,0 +1,148 @@
+"""``bremen console``'s routes on hand-built workspaces (FastAPI's TestClient, no server)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from bremen_robot.console.app import create_app
+from tests.console.console_helpers import HOSTILE, IMG, SCRIPT, build_workspace, status, write_json
+from tests.registry.registry_helpers import make_artifact
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+ROUTES = ["/", "/api/status", "/api/view", "/api/timeline", "/api/registry", "/static/console.js"]
+
+
+def client(ws: Path) -> TestClient:
+    return TestClient(create_app(ws))
+
+
+def test_page_shows_timeline_pending_candidate_and_audit_log(tmp_path, monkeypatch):
+    ids = build_workspace(tmp_path / "ws", monkeypatch)
+    page = client(tmp_path / "ws").get("/")
+    assert page.status_code == 200
+    html = page.text
+    # deployments: return ± std, success, samples trained on, interventions (from the hand-built files)
+    assert (
+        "<td>1</td><td>random</td><td>0</td><td>300</td><td>-50.0 ± 5.0</td><td>10%</td><td>3</td><td>5</td>"
+        in html
+    )
+    first = ids["first"]
+    assert (
+        f"<td>2</td><td>{first}</td><td>300</td><td>500</td><td>-20.0 ± 2.0</td><td>60%</td>"
+        "<td>2</td><td>1</td>" in html
+    )
+    assert "<td>candidate after 2</td><td></td><td>500</td><td></td><td>-10.0 ± 1.0</td><td>80%</td>" in html
+    assert html.count("<svg") == 5  # return and success against deployment and samples, interventions
+    # the waiting candidate, with the command that writes its review page
+    ws = (tmp_path / "ws").resolve()
+    assert f"<code>bremen review {ids['second']} --workspace {ws}</code>" in html
+    assert f"<td>{ids['rejected']}</td><td>ops</td><td>candidate → rejected</td><td>too jerky</td>" in html
+    assert f"<td>{first}</td><td>alice</td><td>candidate → approved</td><td>looks fine</td>" in html
+    view = client(tmp_path / "ws").get("/api/view").json()
+    assert [p["id"] for p in view["pending"]] == [ids["second"]]
+    assert [a["seq"] for a in view["audit"]] == ["5", "4", "3", "2", "1"]
+
+
+def test_a_written_review_page_is_linked_and_served_sandboxed(tmp_path, monkeypatch):
+    ids = build_workspace(tmp_path / "ws", monkeypatch, reviewed=True)
+    c = client(tmp_path / "ws")
+    assert f'<a href="reviews/{ids["second"]}">open the review page</a>' in c.get("/").text
+    page = c.get(f"/reviews/{ids['second']}")
+    assert page.status_code == 200 and "<p>verdict</p>" in page.text
+    assert page.headers["content-security-policy"].startswith("sandbox allow-scripts;")
+    assert c.get(f"/reviews/{ids['first']}").status_code == 404  # never written
+    assert c.get("/reviews/..%2F..%2Fcampaign.json").status_code == 404
+    assert c.get("/static/app.py").status_code == 404
+
+
+def test_hostile_names_notes_and_config_strings_are_sent_as_text(tmp_path, monkeypatch):
+    build_workspace(tmp_path / "ws", monkeypatch, hostile=True)
+    page = client(tmp_path / "ws").get("/")
+    html = page.text
+    assert SCRIPT not in html and IMG not in html
+    escaped = "&lt;script&gt;window.__pwned=1&lt;/script&gt;&lt;img src=x onerror=window.__pwned=2&gt;"
+    # campaign name (config), approval note, rejection reason, actor (login name), status message
+    assert html.count(escaped) >= 6
+    assert f"<td>too jerky{escaped}</td>" in html and f"<td>ops{escaped}</td>" in html
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    view = client(tmp_path / "ws").get("/api/view")
+    assert view.headers["content-type"] == "application/json"
+    assert view.json()["campaign"] == f"demo{HOSTILE}"  # JSON carries the text; the script writes textContent
+
+
+def _pid_of_an_ended_process() -> int:
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    return int(proc.stdout)
+
+
+@pytest.mark.parametrize(
+    ("fields", "running", "stale", "liveness"),
+    [
+        ({}, True, False, "running (process "),
+        ({"pid": "DEAD"}, False, True, "not running (process "),
+        ({"updated_at": "2020-01-01T00:00:00+00:00"}, False, True, "not running (no update for"),
+        ({"stage": "training", "updated_at": "2020-01-01T00:00:00+00:00"}, True, False, "running (process "),
+        ({"stage": "finished", "pid": "DEAD"}, False, False, "finished; last update"),
+        ({"host": "elsewhere", "pid": "DEAD"}, True, False, "running on elsewhere; last update"),
+    ],
+)
+def test_status_says_whether_the_campaign_still_runs(tmp_path, fields, running, stale, liveness):
+    if fields.get("pid") == "DEAD":
+        fields = {**fields, "pid": _pid_of_an_ended_process()}
+    write_json(tmp_path / "status.json", status(**fields))
+    got = client(tmp_path).get("/api/status").json()
+    assert (got["running"], got["stale"]) == (running, stale)
+    assert got["liveness"].startswith(liveness)
+    assert got["steps"] == 700 and got["steps_target"] == 3000
+
+
+def test_a_workspace_without_a_campaign_yet_renders(tmp_path):
+    c = client(tmp_path)
+    assert c.get("/").status_code == 200
+    assert c.get("/api/status").json()["liveness"] == "no campaign status yet"
+    assert c.get("/api/view").json()["timeline"] == []
+
+
+def _hashes(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    } | {str(p.relative_to(root)) + "/": "dir" for p in root.rglob("*") if p.is_dir()}
+
+
+def test_serving_every_route_never_writes_to_the_workspace(tmp_path, monkeypatch):
+    from bremen_robot.registry import Registry
+
+    ws = tmp_path / "ws"
+    ids = build_workspace(ws, monkeypatch, reviewed=True)
+    c = client(ws)
+    routes = [*ROUTES, f"/reviews/{ids['second']}", "/static/console.css"]
+    writer = None
+    try:
+        for n in range(3):  # the campaign moves on between polls
+            write_json(ws / "status.json", status(steps=700 + n * 100))
+            if n == 1:  # a campaign opens the registry (its -wal and -shm files appear) and registers
+                writer = Registry.open(ws)
+                late = writer.register(make_artifact(tmp_path / "late", 9), lineage={"deployment": 2}).id
+            before = _hashes(ws)
+            for route in routes:
+                assert c.get(route).status_code == 200, route
+            assert _hashes(ws) == before
+            assert c.get("/api/status").json()["steps"] == 700 + n * 100
+        assert Path(f"{ws / 'registry.sqlite'}-wal").is_file()  # the new policy is in the WAL only
+        assert [p["id"] for p in c.get("/api/view").json()["pending"]] == [ids["second"], late]
+    finally:
+        if writer is not None:
+            writer.close()
