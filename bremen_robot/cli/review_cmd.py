@@ -14,6 +14,9 @@ def _run(args: argparse.Namespace) -> int:
     with open_registry(args) as reg:
         rec = reg.get(args.id)
         print(render_text(rec))
+        from bremen_robot.registry.shadow_runs import review_lines
+
+        print("\n".join(["", *review_lines(reg, rec.sha256)]))
         if args.no_plots:
             return 0
         out = args.out if args.out is not None else reg.workspace / "reviews" / rec.id

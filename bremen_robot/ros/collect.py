@@ -58,6 +58,7 @@ class CollectResult:
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     specs: list[NodeSpec] = field(default_factory=list)
     processes: list[ProcessSpec] = field(default_factory=list)
+    shadow: dict[str, Any] | None = None  # the recorded shadow run's summary (--shadow)
 
     @property
     def steps(self) -> int:
@@ -90,6 +91,11 @@ class CollectResult:
         lines.append(f"interventions: {self.interventions}")
         if self.logger_crashed:
             lines.append("logger crashed: the episode it was writing is marked incomplete")
+        if self.shadow is not None:
+            lines.append(
+                f"shadow run {self.shadow['seq']} of {self.shadow['policy']} recorded (not a deployment): "
+                f"{self.shadow['paired_steps']} paired steps; see 'bremen review {self.shadow['policy']}'"
+            )
         lines.append(f"bag: {self.bag}")
         return "\n".join(lines)
 
@@ -180,7 +186,7 @@ class Graph:
             if halted is not None:
                 halted(grace_s + 5.0)
         mates = [n for n, p in self.procs.items() if p is runner]
-        self.stop([n for n in ("sim_bridge",) if n not in mates], 10.0)
+        self.stop([n for n in ("sim_bridge", "shadow_runner") if n not in mates], 10.0)
         self.stop(["trajectory_logger"], 20.0)
         self.stop(mates, grace_s + 10.0, signalled=signalled)
         self.stop(list(self.procs), 5.0)
@@ -254,12 +260,15 @@ def collect(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     hooks: CollectHooks | None = None,
     dry_run: bool = False,
+    shadow: str | None = None,
 ) -> CollectResult:
     """Run one deployment's collection and return what happened (see module docstring).
 
-    ``hooks``: fault injection for tests only (:class:`CollectHooks`).
+    ``hooks``: fault injection for tests only (:class:`CollectHooks`). ``shadow``: a registered
+    candidate that runs beside the acting policy, publishing only shadow topics; its summary is
+    recorded in the registry as a shadow run, not a deployment (docs/ros.md "Shadow mode").
     """
-    cfg, bag, specs, processes = _plan(config, policy, random, sim, episodes, steps, out, workspace)
+    cfg, bag, specs, processes = _plan(config, policy, random, sim, episodes, steps, out, workspace, shadow)
     result = CollectResult(bag=bag, specs=specs, processes=processes)
     if dry_run:
         return result
@@ -278,6 +287,10 @@ def collect(
         recover_bag(bag)
     if cfg.log_topics:
         _report_bag(result)
+        if shadow:
+            from bremen_robot.registry.shadow_runs import record_from_bag
+
+            result.shadow = record_from_bag(cfg.workspace, shadow, bag)
     return result
 
 
@@ -290,6 +303,7 @@ def _plan(
     steps: int,
     out: str | Path | None,
     workspace: str | Path | None,
+    shadow: str | None = None,
 ) -> tuple[Any, Path, list[NodeSpec], list[ProcessSpec]]:
     """Check the request (one policy, a budget, an approved policy, a new bag folder) and build
     the node and process specs: (effective config, bag folder, node specs, process specs)."""
@@ -304,13 +318,24 @@ def _plan(
     robot = load_robot_config(cfg.robot)
     if not random:
         _check_approval(pol, robot, cfg.workspace)
+    if shadow:
+        from bremen_robot.registry.shadow_runs import check_shadow_request
+
+        check_shadow_request(shadow, pol, robot, cfg.workspace)
     bag = Path(out) if out else cfg.out_dir / time.strftime("%Y%m%dT%H%M%S")
     if has_content(bag):  # `bremen collect` holds the folder's lock file in it
         raise ConfigError(
             f"--out {bag} exists and is not empty; bags are never overwritten, pick a new folder"
         )
     specs = collect_specs(
-        config, policy=pol, sim=sim, episodes=episodes, steps=steps, out=bag, workspace=workspace or ""
+        config,
+        policy=pol,
+        sim=sim,
+        episodes=episodes,
+        steps=steps,
+        out=bag,
+        workspace=workspace or "",
+        shadow=shadow or "",
     )
     return cfg, bag, specs, process_specs(cfg, specs)
 
