@@ -67,6 +67,17 @@ class SelectionPolicy(_Strict):
     )
 
 
+class ShadowSetting(_Strict):
+    """A shadow run of each new candidate before its approval is asked (docs/ros.md "Shadow mode")."""
+
+    enabled: bool = Field(
+        False,
+        description="run each new candidate in shadow beside the deployed policy before asking for its "
+        "approval, and record the summary (bremen review shows it); off keeps campaigns as they were",
+    )
+    steps: int = Field(1000, ge=1, description="control steps of the shadow run (the deployed policy drives)")
+
+
 class CampaignConfig(_Strict):
     """A campaign of a few deployments on one robot."""
 
@@ -86,6 +97,9 @@ class CampaignConfig(_Strict):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="candidate evaluation")
     selection: SelectionPolicy = Field(
         default_factory=SelectionPolicy, description="what to propose from the trainer's snapshot selection"
+    )
+    shadow: ShadowSetting = Field(
+        default_factory=ShadowSetting, description="shadow run of each candidate before its approval"
     )
 
     @model_validator(mode="after")
@@ -107,7 +121,9 @@ class CampaignConfig(_Strict):
         """
         h = hashlib.sha256(
             json.dumps(
-                self.model_dump(mode="json", exclude={"approval_poll_seconds"}), sort_keys=True
+                # a shadow run collects nothing the trainer uses: not part of what the campaign is
+                self.model_dump(mode="json", exclude={"approval_poll_seconds", "shadow"}),
+                sort_keys=True,
             ).encode()
         )
         # the files it names count too: an edited preset or robot config is another campaign

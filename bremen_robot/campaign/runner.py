@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from bremen_robot.campaign.config import CampaignConfig
+from bremen_robot.campaign.shadow import shadow_before_approval
 from bremen_robot.campaign.status import StatusWriter
 from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, write_json_atomic
 from bremen_robot.config.train import load_train_config
@@ -401,6 +402,8 @@ class Campaign:
                     )
                 else:
                     assert candidate is not None
+                    if self.cfg.shadow.enabled:  # before the approval is asked: docs/ros.md
+                        shadow_before_approval(self, reg, k, candidate, policy_id)
                     self._wait_for_approval(reg, candidate, k)
                     robot_yaml = self._check_deployable(reg, candidate, k)
                     self.status.stage("evaluating", k, policy_id=candidate)

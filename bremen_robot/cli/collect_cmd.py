@@ -26,6 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     who.add_argument("--random", action="store_true", help="uniform random actions (first deployment)")
     p.add_argument(
+        "--shadow",
+        metavar="CANDIDATE",
+        help="also run this registered policy (approval not needed: it moves nothing) in shadow beside "
+        "the acting one: it publishes only bremen/shadow/*, is logged in the same bag and recorded "
+        "as a shadow run, not a deployment (docs/ros.md, Shadow mode)",
+    )
+    p.add_argument(
         "--sim",
         choices=["mujoco", "pybullet", "none"],
         help="override the config's simulator; none = real robot",
@@ -78,6 +85,7 @@ def _collect(args: argparse.Namespace) -> int:
         workspace=args.workspace,
         timeout_s=args.timeout,
         dry_run=args.dry_run,
+        shadow=args.shadow,
     )
     if args.dry_run:
         import shlex

@@ -65,10 +65,25 @@ def _table(rows: list[list[str]]) -> str:
 def _list(args: argparse.Namespace) -> int:
     with open_registry(args) as reg:
         records = reg.policies()
+        from bremen_robot.registry.shadow_runs import shadow_counts
+
+        shadows = shadow_counts(reg)  # shadow runs are not deployments: their own column
         print(f"registry {reg.db_path}: {reg.deployment_count()} deployment(s), {len(records)} policies")
         if not records:
             return 0
-        rows = [["ID", "STATE", "KIND", "ROBOT/TASK", "CREATED", "DEPLOYMENTS", "APPROVED BY", "LINEAGE"]]
+        rows = [
+            [
+                "ID",
+                "STATE",
+                "KIND",
+                "ROBOT/TASK",
+                "CREATED",
+                "DEPLOYMENTS",
+                "SHADOW",
+                "APPROVED BY",
+                "LINEAGE",
+            ]
+        ]
         for rec in records:
             rows.append(
                 [
@@ -78,6 +93,7 @@ def _list(args: argparse.Namespace) -> int:
                     f"{rec.robot or '-'}/{rec.task or '-'}",
                     rec.created_at[:16].replace("T", " "),
                     ",".join(str(n) for n in rec.deployments) or "-",
+                    str(shadows.get(rec.sha256, 0)),
                     rec.approval.operator if rec.approval else "-",
                     _lineage(rec),
                 ]

@@ -34,7 +34,7 @@ from bremen_robot.registry.guard import RESTORE_HINT, GuardedConnection
 from bremen_robot.registry.states import TRANSITIONS as _TABLE
 from bremen_robot.registry.states import PolicyState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 STATES: tuple[str, ...] = tuple(s.value for s in PolicyState)
 # from-state -> allowed to-states, as plain strings for the trigger's SQL: the table is
@@ -166,8 +166,33 @@ _V2 = [
     """,
 ]
 
+# v3: shadow runs (docs/registry.md "Shadow runs"): a candidate ran beside the acting controller
+# and moved nothing; recorded apart from deployments, so they never count as one
+_V3 = [
+    """
+    CREATE TABLE shadow_runs (
+        seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+        policy_sha256   TEXT NOT NULL REFERENCES policies(sha256),
+        acting          TEXT NOT NULL,
+        recorded_at     TEXT NOT NULL,
+        actor           TEXT NOT NULL,
+        bag             TEXT NOT NULL,
+        summary_json    TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX shadow_runs_policy ON shadow_runs(policy_sha256, seq)",
+    """
+    CREATE TRIGGER shadow_runs_no_update BEFORE UPDATE ON shadow_runs
+    BEGIN SELECT RAISE(ABORT, 'shadow runs are append-only'); END
+    """,
+    """
+    CREATE TRIGGER shadow_runs_no_delete BEFORE DELETE ON shadow_runs
+    BEGIN SELECT RAISE(ABORT, 'shadow runs are append-only'); END
+    """,
+]
+
 # MIGRATIONS[i] upgrades schema version i to i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

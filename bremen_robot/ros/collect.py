@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -39,6 +37,7 @@ from bremen_robot.ros.graph import (
     effective_config,
     process_specs,
 )
+from bremen_robot.ros.process_graph import Graph
 from bremen_robot.ros.stop_signals import StopInProgress, stop_on_signals
 from bremen_robot.workspace_lock import folder_lock, has_content
 
@@ -58,6 +57,7 @@ class CollectResult:
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     specs: list[NodeSpec] = field(default_factory=list)
     processes: list[ProcessSpec] = field(default_factory=list)
+    shadow: dict[str, Any] | None = None  # the recorded shadow run's summary (--shadow)
 
     @property
     def steps(self) -> int:
@@ -90,101 +90,13 @@ class CollectResult:
         lines.append(f"interventions: {self.interventions}")
         if self.logger_crashed:
             lines.append("logger crashed: the episode it was writing is marked incomplete")
+        if self.shadow is not None:
+            lines.append(
+                f"shadow run {self.shadow['seq']} of {self.shadow['policy']} recorded (not a deployment): "
+                f"{self.shadow['paired_steps']} paired steps; see 'bremen review {self.shadow['policy']}'"
+            )
         lines.append(f"bag: {self.bag}")
         return "\n".join(lines)
-
-
-def _pdeathsig() -> None:  # runs in the child before exec
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-    os.setpgrp()  # Ctrl-C in a terminal reaches us only; we stop the nodes in order
-
-
-class Graph:
-    """The node processes of one run; a context manager that always cleans up.
-
-    ``procs`` and ``logs`` are keyed by node name; nodes that share a process share its entry.
-    """
-
-    def __init__(self, processes: list[ProcessSpec], workdir: Path, env: dict[str, str]) -> None:
-        self.processes = processes
-        self.workdir = workdir
-        self.env = env
-        self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: dict[str, Path] = {}
-
-    def start(self) -> None:
-        order = {"trajectory_logger": 0, "sim_bridge": 1, "policy_runner": 2}
-        for proc in sorted(self.processes, key=lambda p: min(order.get(n.executable, 3) for n in p.nodes)):
-            params = proc.write_params(self.workdir / "params" / f"{proc.name}.yaml")
-            log = self.workdir / "logs" / f"{proc.name}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with open(log, "wb") as out:
-                popen = subprocess.Popen(
-                    proc.command(params),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=self.env,
-                    preexec_fn=_pdeathsig,
-                )
-            for node in proc.nodes:
-                self.procs[node.name] = popen
-                self.logs[node.name] = log
-
-    def process_label(self, name: str) -> str:
-        """'node X', or 'process sim_bridge+policy_runner' for nodes that share one."""
-        proc = next((p for p in self.processes if any(n.name == name for n in p.nodes)), None)
-        if proc is None or len(proc.nodes) == 1:
-            return f"node {name}"
-        return f"process {proc.name}"
-
-    def dead(self) -> list[str]:
-        return [n for n, p in self.procs.items() if p.poll() is not None]
-
-    def tail(self, name: str, n: int = 6) -> str:
-        try:
-            lines = self.logs[name].read_text(errors="replace").strip().splitlines()
-        except OSError:
-            return ""
-        return " | ".join(lines[-n:])
-
-    def stop(self, names: list[str], timeout: float, *, signalled: bool = False) -> None:
-        """SIGINT (unless ``signalled`` already: a second one would cut short a process that is
-        stopping), wait up to ``timeout``, then SIGKILL."""
-        procs = list({id(self.procs[n]): (n, self.procs[n]) for n in names if n in self.procs}.values())
-        for _, p in procs:
-            if p.poll() is None and not signalled:
-                p.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for _, p in procs:
-            try:
-                p.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-    def stop_all(
-        self, halted: Callable[[float], bool] | None = None, grace_s: float = 0.5
-    ) -> dict[str, int | None]:
-        """Runner first to stop and last to exit (module docstring); ``halted(timeout)`` returns
-        once the runner said it sent the safe command (or it exited)."""
-        runner = self.procs.get("policy_runner")
-        signalled = runner is not None and runner.poll() is None
-        if runner is not None and signalled:
-            runner.send_signal(signal.SIGINT)
-            if halted is not None:
-                halted(grace_s + 5.0)
-        mates = [n for n, p in self.procs.items() if p is runner]
-        self.stop([n for n in ("sim_bridge",) if n not in mates], 10.0)
-        self.stop(["trajectory_logger"], 20.0)
-        self.stop(mates, grace_s + 10.0, signalled=signalled)
-        self.stop(list(self.procs), 5.0)
-        return {n: p.returncode for n, p in self.procs.items()}
 
 
 class CollectHooks(Protocol):
@@ -259,12 +171,15 @@ def collect(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     hooks: CollectHooks | None = None,
     dry_run: bool = False,
+    shadow: str | None = None,
 ) -> CollectResult:
     """Run one deployment's collection and return what happened (see module docstring).
 
-    ``hooks``: fault injection for tests only (:class:`CollectHooks`).
+    ``hooks``: fault injection for tests only (:class:`CollectHooks`). ``shadow``: a registered
+    candidate that runs beside the acting policy, publishing only shadow topics; its summary is
+    recorded in the registry as a shadow run, not a deployment (docs/ros.md "Shadow mode").
     """
-    cfg, bag, specs, processes = _plan(config, policy, random, sim, episodes, steps, out, workspace)
+    cfg, bag, specs, processes = _plan(config, policy, random, sim, episodes, steps, out, workspace, shadow)
     result = CollectResult(bag=bag, specs=specs, processes=processes)
     if dry_run:
         return result
@@ -274,7 +189,7 @@ def collect(
             raise ConfigError(
                 f"--out {bag} exists and is not empty; bags are never overwritten, pick a new folder"
             )
-        return _collect_locked(cfg, bag, result, progress, timeout_s, on_event, hooks)
+        return _collect_locked(cfg, bag, result, progress, timeout_s, on_event, hooks, shadow)
 
 
 def _collect_locked(
@@ -285,6 +200,7 @@ def _collect_locked(
     timeout_s: float,
     on_event: Callable[[dict[str, Any]], None] | None,
     hooks: CollectHooks | None,
+    shadow: str | None,
 ) -> CollectResult:
     apply_ros_env()
     env = dict(os.environ)
@@ -301,6 +217,10 @@ def _collect_locked(
         recover_bag(bag)
     if cfg.log_topics:
         _report_bag(result)
+        if shadow:
+            from bremen_robot.registry.shadow_runs import record_from_bag
+
+            result.shadow = record_from_bag(cfg.workspace, shadow, bag)
     return result
 
 
@@ -313,6 +233,7 @@ def _plan(
     steps: int,
     out: str | Path | None,
     workspace: str | Path | None,
+    shadow: str | None = None,
 ) -> tuple[Any, Path, list[NodeSpec], list[ProcessSpec]]:
     """Check the request (one policy, a budget, an approved policy, a new bag folder) and build
     the node and process specs: (effective config, bag folder, node specs, process specs)."""
@@ -327,13 +248,24 @@ def _plan(
     robot = load_robot_config(cfg.robot)
     if not random:
         _check_approval(pol, robot, cfg.workspace)
+    if shadow:
+        from bremen_robot.registry.shadow_runs import check_shadow_request
+
+        check_shadow_request(shadow, pol, robot, cfg.workspace)
     bag = Path(out) if out else cfg.out_dir / time.strftime("%Y%m%dT%H%M%S")
     if has_content(bag):  # `bremen collect` holds the folder's lock file in it
         raise ConfigError(
             f"--out {bag} exists and is not empty; bags are never overwritten, pick a new folder"
         )
     specs = collect_specs(
-        config, policy=pol, sim=sim, episodes=episodes, steps=steps, out=bag, workspace=workspace or ""
+        config,
+        policy=pol,
+        sim=sim,
+        episodes=episodes,
+        steps=steps,
+        out=bag,
+        workspace=workspace or "",
+        shadow=shadow or "",
     )
     return cfg, bag, specs, process_specs(cfg, specs)
 

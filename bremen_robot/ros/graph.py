@@ -19,7 +19,7 @@ import yaml
 from bremen_robot.errors import ConfigError
 from bremen_robot.robot_config import load_robot_config
 from bremen_robot.ros.config import CollectConfig
-from bremen_robot.ros.topics import COMMAND, JOINT_STATES
+from bremen_robot.ros.topics import COMMAND, JOINT_STATES, SHADOW_TOPICS
 
 PACKAGE = "bremen"
 EXECUTABLES = ("sim_bridge", "policy_runner", "trajectory_logger")
@@ -124,12 +124,14 @@ def node_specs(
     *,
     policy: str,
     bag: str | Path = "",
+    shadow: str = "",
 ) -> list[NodeSpec]:
     """The nodes that collect with ``cfg``.
 
     ``policy`` is a registry id, an artifact folder, or ``random`` (uniform actions, no
     approval). ``bag`` is the rosbag2 folder to write (must not exist); ``''`` lets the logger
-    name one under ``cfg.out_dir``.
+    name one under ``cfg.out_dir``. ``shadow``: a registered candidate that runs beside it as
+    ``shadow_runner`` (docs/ros.md "Shadow mode"), whose topics the logger records too.
     """
     if not policy:
         raise ConfigError("no policy given; pass a registry id or artifact folder, or 'random'")
@@ -191,11 +193,13 @@ def node_specs(
                 "stop_grace_s": float(cfg.stop_grace_s),
                 # auto_start waits until these many readers are matched (discovery done)
                 "ready_command_subscribers": int(cfg.sim != "none") + int(COMMAND in cfg.log_topics),
-                "ready_state_subscribers": 1 + int(JOINT_STATES in cfg.log_topics),
+                "ready_state_subscribers": 1 + int(JOINT_STATES in cfg.log_topics) + int(bool(shadow)),
             },
             remap,
         )
     )
+    if shadow:
+        specs.append(shadow_spec(specs[-1], shadow))
     if cfg.log_topics:
         specs.append(
             NodeSpec(
@@ -208,12 +212,31 @@ def node_specs(
                     "use_sim_time": False,
                     "bag": str(bag),
                     "out_dir": str(cfg.out_dir),
-                    "topics": list(cfg.log_topics),
+                    "topics": list(cfg.log_topics)
+                    + [t for t in SHADOW_TOPICS if shadow and t not in cfg.log_topics],
                 },
                 remap,
             )
         )
     return specs
+
+
+def shadow_spec(runner: NodeSpec, candidate: str) -> NodeSpec:
+    """The shadow runner beside ``runner``: the same robot, timing and remappings; the candidate's
+    mean action (no noise), no budget of its own, no start-up wait, normal scheduling."""
+    params = dict(runner.parameters)
+    params.update(
+        policy=str(candidate),
+        shadow=True,
+        noise_sigma=0.0,
+        auto_start=False,
+        max_episodes=0,
+        max_steps=0,
+        ready_command_subscribers=0,
+        ready_state_subscribers=0,
+        realtime_priority=0,
+    )
+    return NodeSpec(runner.package, runner.executable, "shadow_runner", params, runner.remappings)
 
 
 def effective_config(
@@ -255,11 +278,12 @@ def collect_processes(
     steps: int = 0,
     out: str | Path = "",
     workspace: str | Path = "",
+    shadow: str = "",
 ) -> list[ProcessSpec]:
     """What ``bremen collect`` and ``collect.launch.py`` both start: arguments -> the nodes
     (:func:`node_specs`) grouped into processes (:func:`process_specs`)."""
     cfg = effective_config(config, sim=sim, episodes=episodes, steps=steps, workspace=workspace)
-    return process_specs(cfg, node_specs(cfg, policy=policy, bag=out))
+    return process_specs(cfg, node_specs(cfg, policy=policy, bag=out, shadow=shadow))
 
 
 def collect_specs(config: str | Path | CollectConfig, **arguments: Any) -> list[NodeSpec]:
@@ -278,4 +302,5 @@ __all__ = [
     "effective_config",
     "node_specs",
     "process_specs",
+    "shadow_spec",
 ]

@@ -12,6 +12,7 @@ joint order, and acts
 Publishes what it sends (``bremen/command``), what the policy asked (``bremen/raw_action``),
 every intervention (``bremen/safety``) and episode events (``bremen/episode``); honours
 ``bremen/estop`` (latching) and the ``reset_estop``/``start_episode``/``stop_episode`` services.
+``shadow: true``: a shadow runner (:mod:`bremen_robot.ros.shadow`), only on ``bremen/shadow/*``.
 
 Run: ``python -m bremen_robot.ros.policy_runner --ros-args --params-file P.yaml``.
 """
@@ -37,6 +38,7 @@ from bremen_robot.ros.graph import RANDOM_POLICY
 from bremen_robot.ros.runner_core import RunnerCore, StepOutput, tick_accounting
 from bremen_robot.ros.runner_io import BaseSample, JointSample, RunnerPublishers, base_sample, joint_sample
 from bremen_robot.ros.safe_stop import hold_safe
+from bremen_robot.ros.shadow import EpisodeFollower, NoDeployment, load_shadow_policy
 from bremen_robot.ros.tick_stats import TickStats
 
 DEFAULTS: dict[str, Any] = {
@@ -62,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "realtime_priority": 0,
     "latency_log": "",
     "stop_grace_s": 0.5,
+    "shadow": False,
 }
 
 
@@ -99,7 +102,8 @@ class PolicyRunner:
             )
         robot = load_robot_config(Path(p["robot_config"]))
         task = get_task(p["task"] or robot.task)
-        pol = load_policy(p, robot, task)
+        self.shadow = bool(p["shadow"])
+        pol = load_shadow_policy(p, robot, task) if self.shadow else load_policy(p, robot, task)
         if list(robot.joints) != pol["joint_order"]:
             raise ConfigError(
                 f"robot '{robot.name}' commands joints {robot.joints} but the policy's joint order is "
@@ -118,8 +122,9 @@ class PolicyRunner:
         self.lockstep = p["mode"] == "lockstep"
         self.rate = p["control_rate_hz"] or pol["rate"]
         self.robot_name = robot.name
-        self.counter = DeploymentCounter(
-            p["workspace"], pol["sha256"], pol["deployment"], robot.name, task.name
+        count = (p["workspace"], pol["sha256"], pol["deployment"], robot.name, task.name)
+        self.counter: DeploymentCounter | NoDeployment = (
+            NoDeployment() if self.shadow else DeploymentCounter(*count)
         )
         self.core = RunnerCore(
             task=task,
@@ -139,6 +144,7 @@ class PolicyRunner:
             max_steps=p["max_steps"],
         )
         self.n = len(pol["joint_order"])
+        self.follower = EpisodeFollower(self.core, self.shield) if self.shadow else None
         self.needs_base = self.core.needs_base
         return pol
 
@@ -171,17 +177,19 @@ class PolicyRunner:
         from std_srvs.srv import Trigger
 
         node = self.node
-        self.out = RunnerPublishers(node, self.robot_name)
+        self.out = RunnerPublishers(node, self.robot_name, shadow=self.shadow)
         state_qos = T.qos("lockstep_sub" if self.lockstep else "sensor_sub")
         g = self._guarded
         node.create_subscription(JointState, T.JOINT_STATES, g(self.on_joint_states), state_qos)
         if self.needs_base:
             node.create_subscription(Odometry, T.ODOM, g(self.on_odom), state_qos)
         node.create_subscription(Bool, T.ESTOP, g(self.on_estop), T.qos("latched"))
-        node.create_subscription(String, T.EPISODE, g(self.on_episode), T.qos("episode_sub"))
-        node.create_service(Trigger, T.RESET_ESTOP, g(self.srv_reset_estop))
-        node.create_service(Trigger, T.START_EPISODE, g(self.srv_start))
-        node.create_service(Trigger, T.STOP_EPISODE, g(self.srv_stop))
+        ep_qos = T.qos("episode" if self.shadow else "episode_sub")  # shadow: learns the running one
+        node.create_subscription(String, T.EPISODE, g(self.on_episode), ep_qos)
+        if not self.shadow:  # the acting runner's services; a second server would answer for it
+            node.create_service(Trigger, T.RESET_ESTOP, g(self.srv_reset_estop))
+            node.create_service(Trigger, T.START_EPISODE, g(self.srv_start))
+            node.create_service(Trigger, T.STOP_EPISODE, g(self.srv_stop))
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.lockstep:
             node.create_timer(max(self.max_age / 2, 0.001), g(self.on_watchdog), clock=steady)
@@ -364,10 +372,13 @@ class PolicyRunner:
             self.node.get_logger().warning("e-stop latched (bremen/estop)")
 
     def on_episode(self, msg: Any) -> None:
-        evt = T.episode_event(msg.data, "sim_bridge")
-        if evt is None:
-            return
-        process, events = self.core.on_sim_event(evt, self._now_ns())
+        if self.follower is not None:  # shadow: the acting runner's episodes, never its own
+            process, events = self.follower.handle(msg.data, self._now_ns())
+        else:
+            evt = T.episode_event(msg.data, "sim_bridge")
+            if evt is None:
+                return
+            process, events = self.core.on_sim_event(evt, self._now_ns())
         if events:
             self._publish_events(events)
         if process and self._latest is not None and self.lockstep:

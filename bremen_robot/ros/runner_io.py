@@ -68,9 +68,13 @@ def base_sample(msg: Any) -> BaseSample:
 
 
 class RunnerPublishers:
-    """The runner's publishers: command, raw action, interventions, episode events."""
+    """The runner's publishers: command, raw action, interventions, episode events.
 
-    def __init__(self, node: Any, robot_name: str) -> None:
+    ``shadow``: the shadow topics instead (``bremen/shadow/*``), and no episode events at all
+    (:meth:`event` does nothing): a shadow runner never reaches the robot or owns an episode.
+    """
+
+    def __init__(self, node: Any, robot_name: str, shadow: bool = False) -> None:
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
         from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
 
@@ -78,10 +82,19 @@ class RunnerPublishers:
         self._robot_name = robot_name
         self._float_array, self._dimension, self._string = Float64MultiArray, MultiArrayDimension, String
         self._diag_array, self._diag_status, self._key_value = DiagnosticArray, DiagnosticStatus, KeyValue
-        self.cmd = node.create_publisher(Float64MultiArray, T.COMMAND, T.qos("command"))
-        self.raw = node.create_publisher(Float64MultiArray, T.RAW_ACTION, T.qos("command"))
-        self.safety = node.create_publisher(DiagnosticArray, T.SAFETY, T.qos("safety"))
-        self.episode = node.create_publisher(String, T.EPISODE, T.qos("episode"))
+        cmd, raw, safety = (
+            (T.SHADOW_COMMAND, T.SHADOW_RAW_ACTION, T.SHADOW_SAFETY)
+            if shadow
+            else (
+                T.COMMAND,
+                T.RAW_ACTION,
+                T.SAFETY,
+            )
+        )
+        self.cmd = node.create_publisher(Float64MultiArray, cmd, T.qos("command"))
+        self.raw = node.create_publisher(Float64MultiArray, raw, T.qos("command"))
+        self.safety = node.create_publisher(DiagnosticArray, safety, T.qos("safety"))
+        self.episode = None if shadow else node.create_publisher(String, T.EPISODE, T.qos("episode"))
 
     def array(self, values: np.ndarray, tag: str) -> Any:
         """``values`` as a Float64MultiArray whose one dimension is labelled with the step's tag."""
@@ -92,8 +105,9 @@ class RunnerPublishers:
         return msg
 
     def event(self, evt: dict[str, Any]) -> None:
-        """One JSON event on ``bremen/episode``."""
-        _node.publish_json(self.episode, self._string, evt)
+        """One JSON event on ``bremen/episode`` (none from a shadow runner)."""
+        if self.episode is not None:
+            _node.publish_json(self.episode, self._string, evt)
 
     def interventions(self, out: StepOutput) -> None:
         """Every intervention of one step, as one DiagnosticArray (ERROR when the command is safe)."""

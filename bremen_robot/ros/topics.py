@@ -33,6 +33,12 @@ CLOCK = "/clock"
 RESET_ESTOP = "bremen/reset_estop"
 START_EPISODE = "bremen/start_episode"
 STOP_EPISODE = "bremen/stop_episode"
+# shadow mode (docs/ros.md "Shadow mode"): a candidate's runner publishes only these, never
+# bremen/command; ingest makes no transition from them
+SHADOW_RAW_ACTION = "bremen/shadow/raw_action"
+SHADOW_COMMAND = "bremen/shadow/command"
+SHADOW_SAFETY = "bremen/shadow/safety"
+SHADOW_TOPICS: tuple[str, ...] = (SHADOW_RAW_ACTION, SHADOW_COMMAND, SHADOW_SAFETY)
 
 # topic -> rosbag2 / ROS type name
 MSG_TYPES: dict[str, str] = {
@@ -44,6 +50,9 @@ MSG_TYPES: dict[str, str] = {
     ESTOP: "std_msgs/msg/Bool",
     EPISODE: "std_msgs/msg/String",
     CLOCK: "rosgraph_msgs/msg/Clock",
+    SHADOW_RAW_ACTION: "std_msgs/msg/Float64MultiArray",
+    SHADOW_COMMAND: "std_msgs/msg/Float64MultiArray",
+    SHADOW_SAFETY: "diagnostic_msgs/msg/DiagnosticArray",
 }
 
 DEFAULT_LOG_TOPICS: tuple[str, ...] = (JOINT_STATES, ODOM, COMMAND, RAW_ACTION, SAFETY, ESTOP, EPISODE)
