@@ -47,6 +47,10 @@ class CollectError(BremenError):
     """The graph could not start or a node died."""
 
 
+class ResetFailedError(CollectError):
+    """A scripted reset failed (reset_node's one line): the graph was stopped, an operator is needed."""
+
+
 @dataclass
 class CollectResult:
     bag: Path
@@ -58,6 +62,7 @@ class CollectResult:
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     specs: list[NodeSpec] = field(default_factory=list)
     processes: list[ProcessSpec] = field(default_factory=list)
+    resets: list[dict[str, Any]] = field(default_factory=list)  # reset_node's end events
 
     @property
     def steps(self) -> int:
@@ -88,6 +93,9 @@ class CollectResult:
             mean = sum(rets) / len(rets)
             lines.append(f"returns: mean {mean:.3f}, min {min(rets):.3f}, max {max(rets):.3f}")
         lines.append(f"interventions: {self.interventions}")
+        if self.resets:
+            ok = sum(1 for r in self.resets if r.get("success"))
+            lines.append(f"scripted resets: {len(self.resets)} ({ok} succeeded)")
         if self.logger_crashed:
             lines.append("logger crashed: the episode it was writing is marked incomplete")
         lines.append(f"bag: {self.bag}")
@@ -173,6 +181,8 @@ class Graph:
     ) -> dict[str, int | None]:
         """Runner first to stop and last to exit (module docstring); ``halted(timeout)`` returns
         once the runner said it sent the safe command (or it exited)."""
+        # first the scripted reset, so nothing but the runner's safe command reaches the robot
+        self.stop([n for n in ("reset_node",) if n in self.procs], 5.0)
         runner = self.procs.get("policy_runner")
         signalled = runner is not None and runner.poll() is None
         if runner is not None and signalled:
@@ -210,6 +220,15 @@ class _EventWatch:
         self.halted = False  # the runner said it sent the safe command on its way out
         self.current_id: Any = None
         self.current_steps = 0  # steps of the episode in progress
+        self.reset_failure: str | None = None  # reset_node's line when a reset failed
+
+    def handle_reset(self, msg: Any) -> None:
+        evt = T.episode_event(msg.data, "reset_node")
+        if evt is None or evt.get("event") != "end":
+            return
+        self.result.resets.append(evt)
+        if evt.get("operator_needed") and self.reset_failure is None:
+            self.reset_failure = str(evt.get("message") or evt.get("reason"))
 
     def done_steps(self) -> int:
         return self.result.steps + self.current_steps
@@ -338,6 +357,7 @@ def _run(
     try:
         node = rclpy.create_node("bremen_collect", context=ctx)
         node.create_subscription(String, T.EPISODE, watch.handle, T.qos("episode"))
+        node.create_subscription(String, T.RESET, watch.handle_reset, T.qos("episode"))
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
 
@@ -392,6 +412,10 @@ def _wait(
                 bar[0].update(bar[1], completed=done_steps if unit == "steps" else len(watch.result.episodes))
             if hooks is not None:
                 hooks.on_poll(graph, watch.result, done_steps)
+            if watch.reset_failure:
+                raise ResetFailedError(
+                    f"{watch.reset_failure}; bag {graph.workdir} keeps the completed episodes"
+                )
             dead = graph.dead()
             if dead:
                 name = dead[0]

@@ -62,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "realtime_priority": 0,
     "latency_log": "",
     "stop_grace_s": 0.5,
+    "idle_commands": True,
 }
 
 
@@ -137,6 +138,7 @@ class PolicyRunner:
             deployment=pol["deployment"],
             max_episodes=p["max_episodes"],
             max_steps=p["max_steps"],
+            idle_commands=p["idle_commands"],
         )
         self.n = len(pol["joint_order"])
         self.needs_base = self.core.needs_base
@@ -364,7 +366,7 @@ class PolicyRunner:
             self.node.get_logger().warning("e-stop latched (bremen/estop)")
 
     def on_episode(self, msg: Any) -> None:
-        evt = T.episode_event(msg.data, "sim_bridge")
+        evt = T.episode_event(msg.data, "sim_bridge") or T.episode_event(msg.data, "reset_node")
         if evt is None:
             return
         process, events = self.core.on_sim_event(evt, self._now_ns())
