@@ -68,6 +68,9 @@ def test_three_episodes_unattended_with_logged_resets(tmp_path, procs):
     assert all(c == 0 for c in res.exit_codes.values()), res.exit_codes
     assert [r["success"] for r in res.resets] == [True, True, True]
 
+    d = ingest_bags([tmp_path / "bag"])
+    # exactly the episodes' transitions: none from the reset motion between them
+    assert len(d["obs"]) == sum(e["steps"] for e in res.episodes) == 3 * 20
     msgs = bag_messages(tmp_path / "bag")
     resets = [json.loads(m.data) for t, m in msgs if t == "/" + T.RESET]
     ends = [r for r in resets if r["event"] == "end"]
@@ -86,9 +89,6 @@ def test_three_episodes_unattended_with_logged_resets(tmp_path, procs):
     }
     assert sorted(ep_resets) == [1, 2, 3]
 
-    d = ingest_bags([tmp_path / "bag"])
-    # exactly the episodes' transitions: none from the reset motion between them
-    assert len(d["obs"]) == sum(e["steps"] for e in res.episodes) == 3 * 20
     for k, eid in enumerate(sorted(ep_resets)):
         rows = d["episode_ids"] == k
         first = d["obs"][rows][0]
