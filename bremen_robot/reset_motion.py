@@ -195,7 +195,7 @@ class ResetMotion:
             return None
         far = "no joint_states arrived"
         if self.plan is not None and math.isfinite(self.error):
-            far = f"still {self.error:.3f} rad from it (tolerance {self.cfg.position_tolerance:g})"
+            far = f"still {self.error:.3f} rad from it, tolerance {self.cfg.position_tolerance:g}"
         return self._end(
             False,
             f"did not reach the start pose within timeout_s {self.cfg.timeout_s:g} s ({far}; "

@@ -13,6 +13,9 @@ Every reset is logged on ``bremen/reset``: ``start`` (target) and ``end`` (succe
 duration). A reset that does not arrive within ``timeout_s``, or that its shield corrects in
 any way, fails: the node sends the safe command, logs the reason with ``operator_needed``, and
 does nothing more; ``bremen collect`` then stops the graph and exits non-zero. No retry.
+
+``dry_run: true``: one reset on its own (no runner, no episode), then the process exits: 0 when
+it arrived, 1 with the one line when it failed (docs/hardware.md, "a dry reset").
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "control_rate_hz": 0.0,
     "stop_grace_s": 0.5,
+    "dry_run": False,
 }
 
 
@@ -97,8 +101,9 @@ class ResetNode:
         self.motion: Any = None
         self.episode_id: int | None = None
         self.failed_at: float | None = None
-        self.failure: str | None = None
-        self.done = False  # never ends the process by itself: bremen collect stops it
+        self.failed: str | None = None
+        self.dry_run = bool(p["dry_run"])
+        self.done = False  # ends the process only in a dry run: in a graph bremen collect stops it
         node.get_logger().info(
             f"reset_node: robot {robot.name}, start poses from {self._source()}, max_speed "
             f"{self.cfg.max_speed:g} rad/s, timeout {self.cfg.timeout_s:g} s, limits {self.cfg.limits}"
@@ -144,7 +149,7 @@ class ResetNode:
                 self._send(self._shield_safe(), "safe")
             return
         if self.state in ("waiting", "next"):
-            if self.latest is not None and self.start_client.service_is_ready():
+            if self.latest is not None and (self.dry_run or self.start_client.service_is_ready()):
                 self._begin(now)
             return
         if self.state == "resetting":
@@ -189,13 +194,16 @@ class ResetNode:
             self._fail(outcome.reason, evt)
             return
         self._log(evt)
+        if self.dry_run:
+            self.node.get_logger().info(f"dry reset arrived in {outcome.duration_s:.2f} s")
+            self.state, self.done = "done", True
+            return
         self.state = "starting"
         fut = self.start_client.call_async(self._Trigger.Request())
         fut.add_done_callback(self._on_started)
 
     def _fail(self, reason: str, evt: dict[str, Any] | None = None) -> None:
         line = failure_line(self.number, reason)
-        self.failure = line
         self.failed_at = time.monotonic()
         self.state = "failed"
         self._send(self._shield_safe(), "safe")
@@ -203,6 +211,8 @@ class ResetNode:
         evt.update(operator_needed=True, message=line)
         self._log(evt)
         self.node.get_logger().error(line)
+        if self.dry_run:  # the process ends with the line (exit 1)
+            self.failed, self.done = line, True
 
     def _on_started(self, fut: Any) -> None:
         if self.state != "starting":
@@ -252,11 +262,12 @@ class ResetNode:
 
     def close(self) -> None:
         # a reset cut short (Ctrl-C, bremen collect stopping) leaves the robot at rest
-        if self.state == "resetting":
+        if self.state == "resetting" or (self.state == "failed" and self.dry_run):
             cmd = self._shield_safe()
             for _ in range(max(1, int(self.params["stop_grace_s"] * self.rate))):
                 self._send(cmd, "safe")
                 time.sleep(1.0 / self.rate)
+        if self.state == "resetting":
             self._log({"event": "end", "reset": self.number, "success": False, "reason": "interrupted"})
 
 

@@ -134,3 +134,35 @@ def test_a_reset_that_cannot_arrive_in_time_stops_the_collection(tmp_path, procs
     last_reset = max(i for i, (lab, _) in enumerate(cmds) if lab == "reset:2")
     after = cmds[last_reset + 1 :]
     assert after and all(np.all(c == 0.0) for _, c in after)
+
+
+def test_a_dry_reset_moves_the_robot_once_and_exits(tmp_path, procs, probe):
+    """reset_node alone (dry_run): one reset to home, logged, exit 0; one that cannot arrive
+    within its timeout exits 1 with the line."""
+    require_mujoco()
+    from std_msgs.msg import String
+
+    from bremen_robot.ros.graph import NodeSpec
+
+    log = probe.record(String, T.RESET, T.qos("episode"))
+
+    def ends():
+        return [e for e in (json.loads(m.data) for _, m in log) if e["event"] == "end"]
+
+    far = list(HOME)
+    far[0] = 2.5
+    runs = [({"box": None, "timeout_s": 20.0}, 0), ({"box": None, "poses": [far], "timeout_s": 1.0}, 1)]
+    for k, (reset, code) in enumerate(runs):
+        robot = panda_robot(tmp_path, **reset)
+        if k == 0:
+            start_robot(tmp_path, collect_config(tmp_path, robot, steps=10), procs)
+        params = {"robot_config": str(robot), "mode": "realtime", "dry_run": True}
+        node = spawn_spec(NodeSpec("bremen", "reset_node", f"reset_node_{k}", params), tmp_path, procs)
+        assert node.wait(90) == code
+        assert probe.spin_until(lambda n=k + 1: len(ends()) >= n, 10)
+    first, second = ends()
+    assert (first["success"], first["reason"]) == (True, "arrived")
+    assert second["success"] is False and second["operator_needed"] is True
+    assert second["reason"].startswith("did not reach the start pose within timeout_s 1 s")
+    text = (tmp_path / "logs" / "reset_node_1.log").read_text()
+    assert "reset_node: error: reset 1 failed: did not reach the start pose within timeout_s 1 s" in text
