@@ -60,7 +60,7 @@ class ResetNode:
         from rclpy.clock import Clock, ClockType
         from rclpy.node import Node
         from sensor_msgs.msg import JointState
-        from std_msgs.msg import Float64MultiArray, MultiArrayDimension, String
+        from std_msgs.msg import Bool, Float64MultiArray, MultiArrayDimension, String
         from std_srvs.srv import Trigger
 
         import safety
@@ -91,6 +91,7 @@ class ResetNode:
         self.pub_episode = node.create_publisher(String, T.EPISODE, T.qos("episode"))
         node.create_subscription(JointState, T.JOINT_STATES, self.on_joint_states, T.qos("sensor_sub"))
         node.create_subscription(String, T.EPISODE, self.on_episode, T.qos("episode_sub"))
+        node.create_subscription(Bool, T.ESTOP, self.on_estop, T.qos("latched"))
         self.start_client: Any = node.create_client(Trigger, T.START_EPISODE)
         self._Trigger = Trigger
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -102,6 +103,7 @@ class ResetNode:
         self.episode_id: int | None = None
         self.failed_at: float | None = None
         self.failed: str | None = None
+        self.estopped = False  # bremen/estop latches every reset's shield from then on
         self.dry_run = bool(p["dry_run"])
         self.done = False  # ends the process only in a dry run: in a graph bremen collect stops it
         node.get_logger().info(
@@ -117,6 +119,13 @@ class ResetNode:
     # ------------------------------------------------------------------ inputs
     def on_joint_states(self, msg: Any) -> None:
         self.latest = (tuple(msg.name), msg.position, msg.velocity, time.monotonic())
+
+    def on_estop(self, msg: Any) -> None:
+        if msg.data and not self.estopped:
+            self.estopped = True
+            if self.motion is not None:
+                self.motion.shield.estop("bremen/estop")
+            self.node.get_logger().warning("e-stop latched (bremen/estop): no reset will move the robot")
 
     def on_episode(self, msg: Any) -> None:
         evt = T.episode_event(msg.data, "policy_runner")
@@ -164,6 +173,8 @@ class ResetNode:
         self.number += 1
         target = start_pose(self.cfg, self.number, int(self.params["seed"]))
         shield = self._safety.SafetyShield(self.limits)
+        if self.estopped:  # the reset fails on its first step, with the reason
+            shield.estop("bremen/estop")
         self.motion = ResetMotion(self.cfg, shield, self.joints, target, 1.0 / self.rate, now)
         self.state = "resetting"
         self._log({"event": "start", "reset": self.number, "target": [float(x) for x in target]})

@@ -140,7 +140,7 @@ def test_a_dry_reset_moves_the_robot_once_and_exits(tmp_path, procs, probe):
     """reset_node alone (dry_run): one reset to home, logged, exit 0; one that cannot arrive
     within its timeout exits 1 with the line."""
     require_mujoco()
-    from std_msgs.msg import String
+    from std_msgs.msg import Bool, String
 
     from bremen_robot.ros.graph import NodeSpec
 
@@ -152,15 +152,20 @@ def test_a_dry_reset_moves_the_robot_once_and_exits(tmp_path, procs, probe):
     far = list(HOME)
     far[0] = 2.5
     runs = [({"box": None, "timeout_s": 20.0}, 0), ({"box": None, "poses": [far], "timeout_s": 1.0}, 1)]
+    runs.append(({"box": None, "poses": [far]}, 1))  # after an e-stop
     for k, (reset, code) in enumerate(runs):
         robot = panda_robot(tmp_path, **reset)
         if k == 0:
             start_robot(tmp_path, collect_config(tmp_path, robot, steps=10), procs)
+        if k == 2:
+            estop = probe.node.create_publisher(Bool, T.ESTOP, T.qos("latched"))
+            estop.publish(Bool(data=True))
         params = {"robot_config": str(robot), "mode": "realtime", "dry_run": True}
         node = spawn_spec(NodeSpec("bremen", "reset_node", f"reset_node_{k}", params), tmp_path, procs)
         assert node.wait(90) == code
         assert probe.spin_until(lambda n=k + 1: len(ends()) >= n, 10)
-    first, second = ends()
+    first, second, third = ends()
+    assert third["success"] is False and third["reason"].startswith("the reset's shield intervened (estop")
     assert (first["success"], first["reason"]) == (True, "arrived")
     assert second["success"] is False and second["operator_needed"] is True
     assert second["reason"].startswith("did not reach the start pose within timeout_s 1 s")
