@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bremen_robot.config.loading import load_yaml_model
+from bremen_robot.errors import ConfigError
+from bremen_robot.reset_config import ResetConfig, check_reset_limits, refuse_unactuated_base
 
 
 class RobotConfig(BaseModel):
@@ -36,7 +38,26 @@ class RobotConfig(BaseModel):
         "every start): how to change this robot's trusted keys instead of editing the file; "
         "'{operator}' stands for the operator's name",
     )
+    reset: ResetConfig | None = Field(
+        None,
+        description="scripted reset between episodes on hardware (docs/hardware.md); absent: the "
+        "operator starts each episode. Refused for robots whose base is not actuated",
+    )
     source: Path | None = Field(None, exclude=True, description="file this config was read from")
+
+    @model_validator(mode="after")
+    def _reset_fits(self) -> RobotConfig:
+        if self.reset is None:
+            return self
+        why = refuse_unactuated_base(self.name, self.floating_base, self.task, list(self.joints))
+        if why:
+            raise ValueError(f"reset: {why}")
+        if len(self.reset.home) != len(self.joints):
+            raise ValueError(
+                f"reset.home has {len(self.reset.home)} entries for {len(self.joints)} joints; "
+                "give one per joint in the order of joints"
+            )
+        return self
 
     @field_validator("joints")
     @classmethod
@@ -64,4 +85,26 @@ def load_robot_config(path: Path) -> RobotConfig:
     cfg.trusted_operator_keys = [
         k if k.is_absolute() else (base / k).resolve() for k in cfg.trusted_operator_keys
     ]
+    if cfg.reset is not None:
+        if not cfg.reset.limits.is_absolute():
+            cfg.reset.limits = (base / cfg.reset.limits).resolve()
+        _check_reset(cfg, Path(path))
     return cfg
+
+
+def _check_reset(cfg: RobotConfig, path: Path) -> None:
+    """The reset's own limits file exists, loads, and lies within the robot's limits."""
+    import safety
+
+    if cfg.reset is None:
+        return
+    if cfg.safety is None:
+        raise ConfigError(
+            f"{path}: reset: needs the robot's safety limits; set safety: configs/safety/<robot>.yaml"
+        )
+    try:
+        robot = safety.load_limits(cfg.safety, joint_names=list(cfg.joints))
+        own = safety.load_limits(cfg.reset.limits, joint_names=list(cfg.joints))
+        check_reset_limits(cfg.reset, robot, own)
+    except (safety.SafetyConfigError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None

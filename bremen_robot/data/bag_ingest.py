@@ -227,7 +227,7 @@ def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
             recs[eid] = {"id": eid, "start": evt, "stop": None, "extras": {}}
         elif eid in recs and src == "policy_runner" and kind == "stop":
             recs[eid]["stop"] = evt
-        elif src == "sim_bridge" and kind == "reset":
+        elif src in ("sim_bridge", "reset_node") and kind == "reset":  # topics.RESET_SOURCES
             resets[eid] = evt.get("extras") or {}
     for eid, rec in recs.items():
         rec["extras"] = resets.get(eid, {})

@@ -46,6 +46,10 @@ class CollectError(BremenError):
     """The graph could not start or a node died."""
 
 
+class ResetFailedError(CollectError):
+    """A scripted reset failed (reset_node's one line): the graph was stopped, an operator is needed."""
+
+
 @dataclass
 class CollectResult:
     bag: Path
@@ -58,6 +62,7 @@ class CollectResult:
     specs: list[NodeSpec] = field(default_factory=list)
     processes: list[ProcessSpec] = field(default_factory=list)
     shadow: dict[str, Any] | None = None  # the recorded shadow run's summary (--shadow)
+    resets: list[dict[str, Any]] = field(default_factory=list)  # reset_node's end events
 
     @property
     def steps(self) -> int:
@@ -88,6 +93,9 @@ class CollectResult:
             mean = sum(rets) / len(rets)
             lines.append(f"returns: mean {mean:.3f}, min {min(rets):.3f}, max {max(rets):.3f}")
         lines.append(f"interventions: {self.interventions}")
+        if self.resets:
+            ok = sum(1 for r in self.resets if r.get("success"))
+            lines.append(f"scripted resets: {len(self.resets)} ({ok} succeeded)")
         if self.logger_crashed:
             lines.append("logger crashed: the episode it was writing is marked incomplete")
         if self.shadow is not None:
@@ -122,6 +130,15 @@ class _EventWatch:
         self.halted = False  # the runner said it sent the safe command on its way out
         self.current_id: Any = None
         self.current_steps = 0  # steps of the episode in progress
+        self.reset_failure: str | None = None  # reset_node's line when a reset failed
+
+    def handle_reset(self, msg: Any) -> None:
+        evt = T.episode_event(msg.data, "reset_node")
+        if evt is None or evt.get("event") != "end":
+            return
+        self.result.resets.append(evt)
+        if evt.get("operator_needed") and self.reset_failure is None:
+            self.reset_failure = str(evt.get("message") or evt.get("reason"))
 
     def done_steps(self) -> int:
         return self.result.steps + self.current_steps
@@ -295,6 +312,7 @@ def _run(
         node.create_subscription(String, T.EPISODE, watch.handle, T.qos("episode"))
         if watch.on_event is not None:
             node.create_subscription(Bool, T.ESTOP, watch.handle_estop, T.qos("latched"))
+        node.create_subscription(String, T.RESET, watch.handle_reset, T.qos("episode"))
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
 
@@ -349,6 +367,10 @@ def _wait(
                 bar[0].update(bar[1], completed=done_steps if unit == "steps" else len(watch.result.episodes))
             if hooks is not None:
                 hooks.on_poll(graph, watch.result, done_steps)
+            if watch.reset_failure:
+                raise ResetFailedError(
+                    f"{watch.reset_failure}; bag {graph.workdir} keeps the completed episodes"
+                )
             dead = graph.dead()
             if dead:
                 name = dead[0]

@@ -22,7 +22,7 @@ from bremen_robot.ros.config import CollectConfig
 from bremen_robot.ros.topics import COMMAND, JOINT_STATES, SHADOW_TOPICS
 
 PACKAGE = "bremen"
-EXECUTABLES = ("sim_bridge", "policy_runner", "trajectory_logger")
+EXECUTABLES = ("sim_bridge", "policy_runner", "trajectory_logger", "reset_node")
 COMPOSED = "composed"  # the executable that runs several nodes in one process
 RANDOM_POLICY = "random"
 
@@ -144,6 +144,9 @@ def node_specs(
         "executor": cfg.executor,
     }
     remap = tuple(sorted(cfg.remappings.items()))
+    # hardware with a scripted reset: reset_node moves the robot to each start pose and starts
+    # the episode; the runner waits for its reset event and is quiet in between
+    resets = cfg.sim == "none" and robot.reset is not None
     specs: list[NodeSpec] = []
     if cfg.sim != "none":
         if not robot.simulated or not robot.sim_model:
@@ -185,8 +188,9 @@ def node_specs(
                 "control_rate_hz": float(cfg.control_rate_hz or 0.0),
                 "episode_steps": int(cfg.episode_steps or 0),
                 "observation_timeout_s": float(cfg.observation_timeout_s or 0.0),
-                "wait_for_reset": cfg.sim != "none",
-                "auto_start": bool(cfg.auto_start),
+                "wait_for_reset": cfg.sim != "none" or resets,
+                "auto_start": bool(cfg.auto_start) and not resets,
+                "idle_commands": not resets,
                 "max_episodes": int(cfg.max_episodes),
                 "max_steps": int(cfg.max_steps),
                 "realtime_priority": int(cfg.runner_realtime_priority),
@@ -200,6 +204,22 @@ def node_specs(
     )
     if shadow:
         specs.append(shadow_spec(specs[-1], shadow))
+    if resets:
+        specs.append(
+            NodeSpec(
+                PACKAGE,
+                "reset_node",
+                "reset_node",
+                {
+                    **common,
+                    "use_sim_time": False,
+                    "seed": int(cfg.seed),
+                    "control_rate_hz": float(cfg.control_rate_hz or 0.0),
+                    "stop_grace_s": float(cfg.stop_grace_s),
+                },
+                remap,
+            )
+        )
     if cfg.log_topics:
         specs.append(
             NodeSpec(
@@ -237,6 +257,26 @@ def shadow_spec(runner: NodeSpec, candidate: str) -> NodeSpec:
         realtime_priority=0,
     )
     return NodeSpec(runner.package, runner.executable, "shadow_runner", params, runner.remappings)
+
+
+def stand_in_spec(cfg: CollectConfig, backend: str = "mujoco") -> NodeSpec:
+    """sim_bridge as the robot's driver for a hardware graph (``sim: none``): realtime, never
+    teleporting (``hardware_stand_in``), so scripted resets can be rehearsed without the robot."""
+    robot = load_robot_config(cfg.robot)
+    if not robot.sim_model:
+        raise ConfigError(f"robot '{robot.name}' has no sim_model; no simulator can stand in for it")
+    params: dict[str, ParamValue] = {
+        "robot_config": str(cfg.robot),
+        "task": cfg.task or robot.task,
+        "mode": "realtime",
+        "executor": cfg.executor,
+        "use_sim_time": False,
+        "backend": backend,
+        "sim_model": robot.sim_model,
+        "seed": int(cfg.seed),
+        "hardware_stand_in": True,
+    }
+    return NodeSpec(PACKAGE, "sim_bridge", "sim_bridge", params, tuple(sorted(cfg.remappings.items())))
 
 
 def effective_config(
@@ -303,4 +343,5 @@ __all__ = [
     "node_specs",
     "process_specs",
     "shadow_spec",
+    "stand_in_spec",
 ]

@@ -65,6 +65,7 @@ DEFAULTS: dict[str, Any] = {
     "latency_log": "",
     "stop_grace_s": 0.5,
     "shadow": False,
+    "idle_commands": True,
 }
 
 
@@ -142,6 +143,7 @@ class PolicyRunner:
             deployment=pol["deployment"],
             max_episodes=p["max_episodes"],
             max_steps=p["max_steps"],
+            idle_commands=p["idle_commands"],
         )
         self.n = len(pol["joint_order"])
         self.follower = EpisodeFollower(self.core, self.shield) if self.shadow else None
@@ -375,7 +377,7 @@ class PolicyRunner:
         if self.follower is not None:  # shadow: the acting runner's episodes, never its own
             process, events = self.follower.handle(msg.data, self._now_ns())
         else:
-            evt = T.episode_event(msg.data, "sim_bridge")
+            evt = T.episode_event(msg.data, "sim_bridge") or T.episode_event(msg.data, "reset_node")
             if evt is None:
                 return
             process, events = self.core.on_sim_event(evt, self._now_ns())

@@ -92,6 +92,8 @@ class Graph:
     ) -> dict[str, int | None]:
         """Runner first to stop and last to exit (module docstring); ``halted(timeout)`` returns
         once the runner said it sent the safe command (or it exited)."""
+        # first the scripted reset, so nothing but the runner's safe command reaches the robot
+        self.stop([n for n in ("reset_node",) if n in self.procs], 5.0)
         runner = self.procs.get("policy_runner")
         signalled = runner is not None and runner.poll() is None
         if runner is not None and signalled:

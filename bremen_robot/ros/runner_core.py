@@ -73,6 +73,7 @@ class RunnerCore:
         max_episodes: int = 0,
         max_steps: int = 0,
         extras: dict[str, float] | None = None,
+        idle_commands: bool = True,
     ) -> None:
         self.task = task
         self.joint_order = tuple(joint_order)
@@ -90,6 +91,9 @@ class RunnerCore:
         self.max_episodes = int(max_episodes)
         self.max_steps = int(max_steps)
         self.default_extras = dict(extras or {})
+        # realtime, between episodes: send the safe command every tick (True), or only on the
+        # tick that ends an episode (False: a scripted reset commands the robot in between)
+        self.idle_commands = idle_commands
         self.episode: Episode | None = None
         self.next_id = 1
         self.episodes_done = 0
@@ -296,7 +300,7 @@ class RunnerCore:
         ep = self.episode
         if ep is None or not ep.running or stamp_ns < ep.reset_stamp_ns or ep.first_stamp_ns < 0:
             tag = make_tag(-1, stamp_ns)
-            if self.lockstep:
+            if self.lockstep or not (self.idle_commands or events):
                 return StepOutput(None, None, (), tag, events)
             return StepOutput(self.shield.safe_command(), None, (), tag, events, safe=True)
         action = self._action(obs) if obs is not None else None

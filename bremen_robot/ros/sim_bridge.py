@@ -14,6 +14,10 @@ robots) like a robot driver would. Two modes:
 Episodes: on ``bremen/episode`` ``start`` (from policy_runner) it resets with seed
 ``seed + episode id`` and says ``reset`` (with the reset stamp and task extras such as the
 reach goal); on the task's termination or the time limit it says ``end``.
+
+``hardware_stand_in: true`` (realtime only): the simulator plays a real robot's driver for the
+hardware graph (``sim: none``): it never teleports and says nothing on ``bremen/episode``; the
+scripted reset (``reset_node``) has to move it to each start pose, as on hardware.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "episode_steps": 0,
     "lockstep_resend_s": 0.5,
+    "hardware_stand_in": False,
 }
 
 CLOCK_START_NS = 1_000_000_000  # sim time starts at 1 s (0 means "unset" to ROS time sources)
@@ -73,6 +78,11 @@ class SimBridge:
         self.task = self.env.task
         self.backend = self.env.backend
         self.lockstep = p["mode"] == "lockstep"
+        self.stand_in = bool(p["hardware_stand_in"])
+        if self.stand_in and self.lockstep:
+            raise ConfigError(
+                "sim_bridge: hardware_stand_in needs mode realtime (hardware keeps its own time)"
+            )
         self.period = self.backend.control_period
         self.period_ns = int(round(self.period * 1e9))
         self.episode_steps = int(p["episode_steps"]) or self.task.max_episode_steps
@@ -100,7 +110,8 @@ class SimBridge:
             self.on_command,
             T.qos("lockstep_sub" if self.lockstep else "command"),
         )
-        node.create_subscription(String, T.EPISODE, self.on_episode, T.qos("episode"))
+        if not self.stand_in:  # a robot's driver knows nothing of episodes
+            node.create_subscription(String, T.EPISODE, self.on_episode, T.qos("episode"))
         self.sim_ns = CLOCK_START_NS
         self.command = np.zeros(self.task.action_dim)
         self.episode_id = -1

@@ -14,6 +14,7 @@ QoS, chosen per stream (see docs/ros.md):
   starts late still gets the last value.
 * ``bremen/episode``: reliable, transient local, depth 100: a logger started late still learns
   which episode is running.
+* ``bremen/reset``: like ``bremen/episode`` (JSON events of ``reset_node``'s scripted resets).
 * ``/clock``: best effort, keep-last 1 (the ROS convention, what rclpy's time source expects).
 """
 
@@ -29,6 +30,7 @@ RAW_ACTION = "bremen/raw_action"
 SAFETY = "bremen/safety"
 ESTOP = "bremen/estop"
 EPISODE = "bremen/episode"
+RESET = "bremen/reset"
 CLOCK = "/clock"
 RESET_ESTOP = "bremen/reset_estop"
 START_EPISODE = "bremen/start_episode"
@@ -49,13 +51,23 @@ MSG_TYPES: dict[str, str] = {
     SAFETY: "diagnostic_msgs/msg/DiagnosticArray",
     ESTOP: "std_msgs/msg/Bool",
     EPISODE: "std_msgs/msg/String",
+    RESET: "std_msgs/msg/String",
     CLOCK: "rosgraph_msgs/msg/Clock",
     SHADOW_RAW_ACTION: "std_msgs/msg/Float64MultiArray",
     SHADOW_COMMAND: "std_msgs/msg/Float64MultiArray",
     SHADOW_SAFETY: "diagnostic_msgs/msg/DiagnosticArray",
 }
 
-DEFAULT_LOG_TOPICS: tuple[str, ...] = (JOINT_STATES, ODOM, COMMAND, RAW_ACTION, SAFETY, ESTOP, EPISODE)
+DEFAULT_LOG_TOPICS: tuple[str, ...] = (JOINT_STATES, ODOM, COMMAND, RAW_ACTION, SAFETY, ESTOP, EPISODE, RESET)
+
+# Who may announce on bremen/episode that an episode's start state is reached (``reset`` event,
+# with the episode's task extras such as the reach goal): the simulator after teleporting, or
+# reset_node after a scripted reset on hardware.
+RESET_SOURCES: tuple[str, ...] = ("sim_bridge", "reset_node")
+
+# Every command reset_node sends carries this label instead of a tag: parse_tag refuses it, so
+# no reset motion is ever paired into a transition.
+RESET_LABEL_PREFIX = "reset:"
 
 # Every message policy_runner publishes for a control step carries this tag: in the
 # Float64MultiArray's layout.dim[0].label and the DiagnosticArray's header.frame_id. It names
@@ -130,7 +142,7 @@ def qos(kind: str) -> Any:
 
 def logger_qos(topic: str) -> Any:
     """What trajectory_logger subscribes with: matches every publisher, loses nothing it can keep."""
-    if topic in (ESTOP, EPISODE):
+    if topic in (ESTOP, EPISODE, RESET):
         return qos("logger_latched")
     if topic == CLOCK:
         return qos("logger_be")

@@ -179,7 +179,7 @@ class TrajectoryLogger:
             elif self._drain is None:  # the episode saw no state: nothing of its own to wait for
                 self._finish_drained()
             # else: an earlier episode's tail is still queued; its drain covers this one too
-        elif src == "sim_bridge" and kind == "reset" and isinstance(eid, int):
+        elif src in T.RESET_SOURCES and kind == "reset" and isinstance(eid, int):
             w.episode(eid, extras=evt.get("extras") or {}, reset_stamp_ns=evt.get("stamp_ns"))
 
     def _finish_drained(self) -> None:

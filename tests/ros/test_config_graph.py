@@ -181,7 +181,7 @@ def test_ament_package_layout():
     sys.path.insert(0, str(PKG))
     try:
         nodes = importlib.import_module("bremen.nodes")
-        for exe in ("policy_runner", "sim_bridge", "trajectory_logger", "composed"):
+        for exe in ("policy_runner", "sim_bridge", "trajectory_logger", "reset_node", "composed"):
             assert f"{exe} = bremen.nodes:{exe}" in setup
             assert callable(getattr(nodes, exe))
     finally:

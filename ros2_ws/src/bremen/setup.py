@@ -27,6 +27,7 @@ setup(
             "policy_runner = bremen.nodes:policy_runner",
             "sim_bridge = bremen.nodes:sim_bridge",
             "trajectory_logger = bremen.nodes:trajectory_logger",
+            "reset_node = bremen.nodes:reset_node",
             "composed = bremen.nodes:composed",
         ],
     },

@@ -25,6 +25,12 @@ def trajectory_logger() -> int:
     return main(sys.argv)
 
 
+def reset_node() -> int:
+    from bremen_robot.ros.reset_node import main
+
+    return main(sys.argv)
+
+
 def composed() -> int:
     from bremen_robot.ros.composed import main
 

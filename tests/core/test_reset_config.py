@@ -1,0 +1,164 @@
+"""The robot config's reset section: what it accepts, and one line with the fix for what it refuses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bremen_robot.errors import ConfigError
+from bremen_robot.robot_config import load_robot_config
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs"
+
+
+def write_robot(tmp: Path, base: str = "panda", reset: dict[str, Any] | None = None, **limits: Any) -> Path:
+    """configs/robots/<base>.yaml with ``reset`` merged into its reset section (Panda's, copied,
+    for other robots) and ``limits`` (joint -> field -> value) changed in the reset limits."""
+    data = yaml.safe_load((CONFIGS / "robots" / f"{base}.yaml").read_text())
+    panda = yaml.safe_load((CONFIGS / "robots" / "panda.yaml").read_text())
+    data["safety"] = str(CONFIGS / "safety" / f"{base}.yaml")
+    lim = yaml.safe_load((CONFIGS / "safety" / "panda-reset.yaml").read_text())
+    for joint, fields in limits.items():
+        lim["joints"][joint].update(fields)
+    (tmp / "reset-limits.yaml").write_text(yaml.safe_dump(lim))
+    data["reset"] = {**panda["reset"], "limits": str(tmp / "reset-limits.yaml"), **(reset or {})}
+    path = tmp / f"{base}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def refusal(path: Path) -> str:
+    with pytest.raises(ConfigError) as err:
+        load_robot_config(path)
+    msg = str(err.value)
+    assert "\n" not in msg
+    return msg
+
+
+def test_the_shipped_panda_reset_loads():
+    robot = load_robot_config(CONFIGS / "robots" / "panda.yaml")
+    r = robot.reset
+    assert r is not None and r.max_speed == 0.5 and r.timeout_s == 20.0
+    assert r.limits == (CONFIGS / "safety" / "panda-reset.yaml").resolve()
+    assert r.box is not None and len(r.box.low) == 7
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("halfcheetah", "robot 'halfcheetah' has an unactuated base (rootz, rooty)"),
+        ("hopper", "robot 'hopper' has an unactuated base (rootz, rooty)"),
+        ("walker2d", "robot 'walker2d' has an unactuated base (rootz, rooty)"),
+        ("ant", "robot 'ant' has a floating base"),
+    ],
+)
+def test_robots_whose_base_is_not_actuated_refuse_a_reset(tmp_path, base, expected):
+    msg = refusal(write_robot(tmp_path, base))
+    assert f"reset: {expected}: its joints cannot move it back to a start pose" in msg
+    assert msg.endswith(
+        "remove the reset section (episodes start when the operator calls bremen/start_episode)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("reset", "limits", "expected"),
+    [
+        (
+            {},
+            {"panda_joint2": {"velocity": 3.0}},
+            "reset: limits joints.panda_joint2.velocity 3.0 is not within the robot's 2.175; "
+            "set it at most 2.175",
+        ),
+        (
+            {},
+            {"panda_joint3": {"command": {"min": -3.0, "max": 0.6}}},
+            "reset: limits joints.panda_joint3.command [-3.0, 0.6] is outside the robot's "
+            "[-2.175, 2.175]; narrow it",
+        ),
+        (
+            {},
+            {"panda_joint1": {"position": {"min": -3.0, "max": 2.8973}}},
+            "reset: limits joints.panda_joint1.position is outside the robot's range; narrow it to within it",
+        ),
+        (
+            {"max_speed": 0.7},
+            {},
+            "reset: max_speed 0.7 exceeds limits joints.panda_joint1.velocity 0.6; lower max_speed",
+        ),
+        (
+            {"max_acceleration": 2.0},
+            {},
+            "reset: max_acceleration 2.0 exceeds limits joints.panda_joint1.acceleration 1.5; "
+            "lower max_acceleration",
+        ),
+        (
+            {"box": None, "home": [0.0, -0.7854, 0.0, -0.2, 0.0, 1.5708, 0.7854]},
+            {},
+            "reset: start pose panda_joint4 = -0.2 is outside the reset limits' soft range "
+            "[-2.8218, -0.3198]; move the pose inside it",
+        ),
+    ],
+)
+def test_reset_limits_must_lie_within_the_robots(tmp_path, reset, limits, expected):
+    path = write_robot(tmp_path, reset=reset, **limits)
+    assert refusal(path) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("reset", "expected"),
+    [
+        (
+            {"box": None, "home": [0.0] * 6},
+            "reset.home has 6 entries for 7 joints; give one per joint in the order of joints",
+        ),
+        ({"poses": [[0.0] * 7]}, "poses and box are both set; give one way to choose start poses"),
+        ({"box": None, "poses": [[0.0] * 6]}, "poses[0] has 6 entries, home has 7; give one per joint"),
+        ({"timeout_s": 0}, "timeout_s"),
+        ({"retry": True}, "retry"),
+    ],
+)
+def test_malformed_reset_sections_are_refused_in_one_line(tmp_path, reset, expected):
+    msg = refusal(write_robot(tmp_path, reset=reset))
+    assert expected in msg
+
+
+def test_a_missing_reset_limits_file_names_it(tmp_path):
+    path = write_robot(tmp_path, reset={"limits": "nowhere.yaml"})
+    assert refusal(path).endswith("nowhere.yaml: file not found; pass an existing limits file")
+
+
+def test_collect_refuses_a_bad_reset_with_one_line_and_exit_2(tmp_path):
+    robot = write_robot(tmp_path, reset={"max_speed": 0.7})
+    cfg = tmp_path / "collect.yaml"
+    cfg.write_text(yaml.safe_dump({"robot": str(robot), "sim": "none", "mode": "realtime"}))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    cmd = [
+        sys.executable,
+        "-m",
+        "bremen_robot",
+        "collect",
+        "--config",
+        str(cfg),
+        "--random",
+        "--episodes",
+        "1",
+    ]
+    run = subprocess.run(
+        [*cmd, "--out", str(tmp_path / "bag"), "--dry-run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"error: {robot}: reset: max_speed 0.7 exceeds limits joints.panda_joint1.velocity 0.6; "
+        "lower max_speed"
+    ]

@@ -1,0 +1,166 @@
+"""Resets without ROS: the runner stays quiet between episodes when reset_node commands the robot,
+the graph adds reset_node only on hardware, and ingest takes nothing from reset motion."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import yaml
+
+from bremen_robot.data.bag_ingest import ingest_bags
+from bremen_robot.ros import topics as T
+from bremen_robot.ros.bagfile import SegmentedBagWriter, typestore
+from bremen_robot.ros.config import load_collect_config
+from bremen_robot.ros.graph import collect_specs, stand_in_spec
+from bremen_robot.tasks import get_task
+from tests.ros.conftest import CONFIGS
+from tests.ros.test_runner_core import make, state
+
+PANDA = get_task("panda_reach")
+NAMES = list(PANDA.action_names)
+
+
+def test_between_episodes_the_runner_sends_only_the_stop_command_when_resets_drive():
+    rng = np.random.default_rng(0)
+    for idle, expected in ((True, [True, True, True]), (False, [True, False, False])):
+        core = make(lockstep=False, episode_steps=2, idle_commands=idle)
+        core.start_episode(0)
+        outs = [core.step(*_s(rng, k)) for k in range(3)]  # first state, 2 steps: the stop
+        assert outs[-1].events and outs[-1].events[0]["event"] == "stop"
+        assert outs[-1].safe and np.all(outs[-1].command == 0.0)
+        after = [outs[-1]] + [core.step(*_s(rng, k)) for k in (3, 4)]
+        assert [o.command is not None for o in after] == expected
+
+
+def _s(rng, k):
+    from tests.ros.test_runner_core import NAMES as HC
+
+    q, qd = state(rng)
+    return HC, q, qd, (k + 1) * 10**9, 0.0, 0.0, 0
+
+
+def test_reset_node_joins_only_the_hardware_graph(tmp_path):
+    hw = load_collect_config(CONFIGS / "collect" / "panda-robot.yaml")
+    specs = {s.name: s for s in collect_specs(hw, policy="random", episodes=3)}
+    assert set(specs) == {"policy_runner", "reset_node", "trajectory_logger"}
+    runner = specs["policy_runner"].parameters
+    assert (runner["auto_start"], runner["wait_for_reset"], runner["idle_commands"]) == (False, True, False)
+    assert specs["reset_node"].parameters["mode"] == "realtime"
+    sim = {s.name: s for s in collect_specs(CONFIGS / "collect" / "panda.yaml", policy="random", episodes=3)}
+    assert "reset_node" not in sim and sim["policy_runner"].parameters["idle_commands"] is True
+    assert sim["policy_runner"].parameters["auto_start"] is True
+    stand_in = stand_in_spec(hw).parameters
+    assert (stand_in["hardware_stand_in"], stand_in["mode"], stand_in["backend"]) == (
+        True,
+        "realtime",
+        "mujoco",
+    )
+    # a robot without a reset section keeps the operator-triggered start on hardware
+    data = yaml.safe_load((CONFIGS / "collect" / "halfcheetah-robot.yaml").read_text())
+    data["robot"] = str(CONFIGS / "robots" / "halfcheetah.yaml")
+    (tmp_path / "hc.yaml").write_text(yaml.safe_dump(data))
+    hc = {s.name for s in collect_specs(tmp_path / "hc.yaml", policy="random", episodes=3)}
+    assert "reset_node" not in hc
+
+
+def _ser(msg, msgtype):
+    return bytes(typestore().serialize_cdr(msg, msgtype))
+
+
+def write_panda_bag(path, steps=5, resets=True):
+    """Two Panda episodes as the hardware graph logs them: before each, a scripted reset (its
+    states, its commands labelled reset:<n>, its events); the goal comes in reset_node's event."""
+    ts = typestore()
+    t = ts.types
+    w = SegmentedBagWriter(path, {"bremen.task": "panda_reach", "bremen.mode": "realtime"})
+    rng = np.random.default_rng(1)
+    clock = [10**9]
+    ep_states = {}
+
+    def put(topic, msgtype, msg):
+        clock[0] += 10**6
+        w.write("/" + topic, msgtype, clock[0], _ser(msg, msgtype))
+
+    def joint_state():
+        clock[0] += 5 * 10**7
+        st = clock[0]
+        q, qd = rng.uniform(-0.5, 0.5, 7), rng.uniform(-0.1, 0.1, 7)
+        hdr = t["std_msgs/msg/Header"](
+            stamp=t["builtin_interfaces/msg/Time"](sec=st // 10**9, nanosec=st % 10**9), frame_id=""
+        )
+        put(
+            T.JOINT_STATES,
+            "sensor_msgs/msg/JointState",
+            t["sensor_msgs/msg/JointState"](
+                header=hdr, name=NAMES, position=q, velocity=qd, effort=np.zeros(0)
+            ),
+        )
+        return st, q, qd
+
+    def command(label, a):
+        dim = t["std_msgs/msg/MultiArrayDimension"](label=label, size=7, stride=7)
+        lay = t["std_msgs/msg/MultiArrayLayout"](dim=[dim], data_offset=0)
+        put(
+            T.COMMAND,
+            "std_msgs/msg/Float64MultiArray",
+            t["std_msgs/msg/Float64MultiArray"](layout=lay, data=a),
+        )
+
+    def event(topic, e):
+        put(topic, "std_msgs/msg/String", t["std_msgs/msg/String"](data=json.dumps(e)))
+
+    for eid in (1, 2):
+        if resets:
+            event(T.RESET, {"event": "start", "reset": eid, "target": [0.0] * 7, "source": "reset_node"})
+            for _ in range(4):  # the reset motion: states and commands, tagged as reset
+                joint_state()
+                command(f"{T.RESET_LABEL_PREFIX}{eid}", rng.uniform(-0.5, 0.5, 7))
+            event(
+                T.RESET,
+                {
+                    "event": "end",
+                    "reset": eid,
+                    "success": True,
+                    "reason": "arrived",
+                    "duration_s": 0.2,
+                    "source": "reset_node",
+                },
+            )
+        common = {"id": eid, "policy_sha256": "random", "deployment": 1, "source": "policy_runner"}
+        event(T.EPISODE, {"event": "start", **common})
+        w.episode(eid, status="open")
+        goal = {"goal.x": 0.4 + 0.1 * eid, "goal.y": 0.0, "goal.z": 0.3}
+        event(T.EPISODE, {"event": "reset", "id": eid, "extras": goal, "source": "reset_node"})
+        states = [joint_state() for _ in range(steps + 1)]
+        for st, _, _ in states[:-1]:
+            command(T.make_tag(eid, st), rng.uniform(-1, 1, 7))
+        event(
+            T.EPISODE,
+            {
+                "event": "stop",
+                "reason": "time_limit",
+                "complete": True,
+                "last_obs_stamp_ns": states[-1][0],
+                **common,
+            },
+        )
+        w.episode(eid, status="complete", reason="time_limit")
+        ep_states[eid] = (states, goal)
+    w.close()
+    return ep_states
+
+
+def test_a_bag_with_resets_ingests_to_exactly_the_episodes_transitions(tmp_path):
+    from bremen_robot.tasks.reach import panda_ee_position
+
+    eps = write_panda_bag(tmp_path / "bag", steps=5)
+    d = ingest_bags([tmp_path / "bag"])
+    assert len(d["obs"]) == 10 and d["episode_ids"].tolist() == [0] * 5 + [1] * 5
+    for k, eid in enumerate((1, 2)):
+        states, goal = eps[eid]
+        rows = d["obs"][d["episode_ids"] == k]
+        q = np.array([s[1] for s in states[:-1]])
+        np.testing.assert_allclose(rows[:, :7], q, atol=1e-6)  # only the episode's own states
+        np.testing.assert_allclose(rows[:, 14:17], [[goal["goal.x"], 0.0, 0.3]] * 5, atol=1e-6)
+        np.testing.assert_allclose(rows[:, 17:20], panda_ee_position(q), atol=1e-5)
