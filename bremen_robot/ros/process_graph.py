@@ -11,9 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bremen_robot.ros.graph import ProcessSpec
+from bremen_robot.ros.stop_signals import unblock_stop_signals
 
 
 def _pdeathsig() -> None:  # runs in the child before exec
+    # a blocked mask survives exec: a node started from a Ray worker would never see the SIGINT
+    # that stops it in order, and be killed at the timeout (its bag left unclosed)
+    unblock_stop_signals()
     try:
         import ctypes
 

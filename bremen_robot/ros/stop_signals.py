@@ -7,6 +7,11 @@ and ``kill`` send) would end the process at once, skipping the ordered stop (doc
 "Stopping"). So while a graph runs, both signals raise KeyboardInterrupt once; a second signal
 while the stop is under way is reported and otherwise ignored, since cutting the stop short
 would leave the last command standing. Every step of the stop is bounded in time.
+
+A process can also inherit the signals *blocked* (a Ray worker blocks SIGINT, and a blocked mask
+survives fork and exec): the signal then stays pending forever. So the block unblocks both
+signals for its thread, and the graph's node processes start with them unblocked
+(:func:`unblock_stop_signals`, also run before each node's exec).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from types import FrameType
 from typing import Any
 
 STOP_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+
+
+def unblock_stop_signals() -> None:
+    """Deliver SIGINT/SIGTERM to this thread again, whatever mask it inherited."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 class StopInProgress:
@@ -57,6 +67,7 @@ def stop_on_signals() -> Iterator[StopInProgress]:
         raise KeyboardInterrupt
 
     saved: dict[int, Any] = {}
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
         for sig in STOP_SIGNALS:  # one by one inside the try: an early signal still restores them
             saved[sig] = signal.signal(sig, interrupt)
@@ -64,3 +75,4 @@ def stop_on_signals() -> Iterator[StopInProgress]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)

@@ -192,9 +192,19 @@ def children(pid: int) -> dict[str, int]:
     return out
 
 
+def _inherit(how: str) -> None:
+    """What the collect process inherits, as from a shell's background job (SIGINT ignored) or
+    from a Ray worker (SIGINT blocked: a blocked mask survives fork and exec)."""
+    if how == "ignored":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 @pytest.fixture
-def panda_collect(tmp_path, procs, probe):
+def panda_collect(request, tmp_path, procs, probe):
     require_mujoco()
+    inherited = getattr(request, "param", "ignored")
     from std_msgs.msg import Float64MultiArray
 
     base = PANDA["base"]
@@ -225,7 +235,7 @@ def panda_collect(tmp_path, procs, probe):
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env(),
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+            preexec_fn=lambda: _inherit(inherited),
         )
     procs.append(proc)
     assert probe.spin_until(lambda: acted(cmds) and len(cmds) > 25, 60), "the graph never acted"
@@ -248,7 +258,12 @@ def finish(g, probe, limit_s: float = 60.0) -> str:
     return g["log"].read_bytes().decode(errors="replace")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "panda_collect,sig",
+    [("ignored", signal.SIGINT), ("ignored", signal.SIGTERM), ("blocked", signal.SIGINT)],
+    ids=["SIGINT", "SIGTERM", "SIGINT-inherited-blocked"],
+    indirect=["panda_collect"],
+)
 def test_ctrl_c_of_bremen_collect_ends_on_the_safe_command_and_reports_the_bag(panda_collect, probe, sig):
     g = panda_collect
     g["proc"].send_signal(sig)
