@@ -283,18 +283,21 @@ def test_killing_the_logger_mid_episode_keeps_earlier_episodes(tmp_path):
         hooks=KillAfterSteps("trajectory_logger", 70),
     )
     assert res.logger_crashed
-    eps = {e["id"]: e for e in json.loads(read_custom(tmp_path / "bag")["bremen.episodes"])}
-    assert eps[1]["status"] == eps[2]["status"] == "complete"
-    assert eps[3]["status"] == "incomplete"
+    eps = sorted(json.loads(read_custom(tmp_path / "bag")["bremen.episodes"]), key=lambda e: e["id"])
+    # the kill lands in the episode after the 70th step: the third, or a later one when the bag
+    # lagged under load (the hook waits until every finished episode is stored)
+    *closed, killed = eps
+    assert len(closed) >= 2 and [e["status"] for e in closed] == ["complete"] * len(closed)
+    assert killed["status"] == "incomplete"
     d = ingest_bags([tmp_path / "bag"])
-    assert d["report"][0]["episodes"] == 2 and d["report"][0]["skipped_incomplete"] == 1
+    assert d["report"][0]["episodes"] == len(closed) and d["report"][0]["skipped_incomplete"] == 1
     # realtime: the simulator's clock ends an episode after 30 physics steps; the runner acted
     # on one new state per step, and every one of them is in the closed segments, including the
     # tail that a lagging logger received after the stop event (runs that closed the segment on
     # the next start event lost up to 19 of 52 here under load)
-    acted = eps[1]["steps"] + eps[2]["steps"]
-    assert len(d["obs"]) == acted and 40 <= acted <= 60
-    assert d["timeouts"].sum() == 2
+    acted = sum(e["steps"] for e in closed)
+    assert len(d["obs"]) == acted and 20 * len(closed) <= acted <= 30 * len(closed)
+    assert d["timeouts"].sum() == len(closed)
 
 
 def test_lockstep_sim_bridge_steps_only_on_the_answer_and_resends_lost_states(tmp_path, procs, probe):
