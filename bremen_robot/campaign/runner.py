@@ -28,7 +28,7 @@ from bremen_robot.data.dataset import Dataset, merge
 from bremen_robot.errors import BremenError
 from bremen_robot.policy.artifact import MANIFEST_FILE, load_manifest
 from bremen_robot.progress import Reporter
-from bremen_robot.robot_config import load_robot_config
+from bremen_robot.robot_config import RobotConfig, load_robot_config
 
 DEMO_OPERATOR = "demo-operator"
 
@@ -98,13 +98,18 @@ def ingest_bag(bag: Path, deployment: int, task_name: str) -> Dataset:
     return data
 
 
-def evaluate_policy(artifact: Path | None, env_spec: str, episodes: int, seed: int) -> dict[str, Any]:
+def evaluate_policy(
+    artifact: Path | None, env_spec: str, episodes: int, seed: int, robot: RobotConfig | None = None
+) -> dict[str, Any]:
     """Returns (and success rate, where the task defines success) of an artifact's mean action,
-    or of the uniform policy when ``artifact`` is None."""
+    or of the uniform policy when ``artifact`` is None. With ``robot``, also the interventions its
+    safety shield would make, in observe mode (actions unchanged: campaign/eval_shield.py)."""
+    from bremen_robot.campaign.eval_shield import observe
     from bremen_robot.data.real_rollout import make_env, rollout, uniform_policy
     from bremen_robot.policy.artifact import load_artifact
 
     env, task = make_env(env_spec)
+    env, unmeasured = observe(env, task, robot) if robot is not None else (env, None)
     rng = np.random.default_rng(seed)
     act = uniform_policy(task, rng) if artifact is None else load_artifact(artifact).act
     data = rollout(env, task, act, episodes=episodes, seed=seed)
@@ -120,6 +125,8 @@ def evaluate_policy(artifact: Path | None, env_spec: str, episodes: int, seed: i
         last = np.r_[data.episode_ids[1:] != data.episode_ids[:-1], True]
         ok = task.success_fn(data.obs[last], data.actions[last], data.next_obs[last])
         result["success_rate"] = float(np.mean(ok))
+    if robot is not None:
+        result["interventions"] = unmeasured or env.summary()
     return result
 
 
@@ -348,7 +355,9 @@ class Campaign:
             move_aside(path)
             result = None
         if result is None:
-            result = evaluate_policy(artifact, self.eval_env, self.cfg.evaluation.episodes, seed)
+            result = evaluate_policy(
+                artifact, self.eval_env, self.cfg.evaluation.episodes, seed, robot=self.robot
+            )
             result["policy_sha256"] = sha
             if self.cfg.evaluation.sim2real and artifact is not None:
                 result["sim2real"] = self._sim2real(artifact, path.parent)

@@ -2,7 +2,8 @@
 
 A campaign (:mod:`bremen_robot.campaign.runner`) writes, per deployment ``k``:
 ``d<k>/eval.json`` (the simulation evaluation of deployment k's candidate, carrying its
-``policy_sha256``, and ``sim2real`` when configured), ``d1/eval_random.json`` (the random policy),
+``policy_sha256``, the shield's ``interventions`` counted in observe mode, and ``sim2real`` when
+configured), ``d1/eval_random.json`` (the random policy),
 ``d<k>/collect.json`` (the collection: ``policy_id``, episodes, interventions), ``d<k>/bag/``
 (the shield's interventions with their reason codes) and ``d<k>/selection.json`` (the
 candidate-selection and twin decision). :func:`gather` reads them into a
@@ -71,7 +72,52 @@ def _rel(ws: Path, p: Path) -> str:
         return str(p)
 
 
-def _evaluation(ws: Path, rec: PolicyRecord) -> tuple[Evaluation | None, dict[str, Any] | None]:
+def eval_interventions(source: str, data: dict[str, Any]) -> tuple[Interventions | None, str]:
+    """The shield's interventions counted in one recorded evaluation (``interventions``, written
+    in observe mode by :mod:`bremen_robot.campaign.eval_shield`), or why there are none."""
+    iv = data.get("interventions")
+    if iv is None:
+        return None, f"not recorded in this evaluation ({source} predates the count)"
+    if not isinstance(iv, dict):
+        return None, f"unreadable in {source}"
+    if iv.get("not_measured"):
+        return None, f"not measured in this evaluation: {iv['not_measured']}"
+    episodes, total = _num(iv.get("episodes")), _num(iv.get("total"))
+    reasons = iv.get("by_reason")
+    if episodes is None or total is None:
+        return None, f"unreadable in {source}"
+    by = (
+        {str(k): int(v) for k, v in reasons.items() if _num(v) is not None}
+        if isinstance(reasons, dict)
+        else None
+    )
+    mode = f", {iv['mode']} mode" if iv.get("mode") else ""
+    return Interventions(f"{source}{mode}", int(episodes), int(total), by), ""
+
+
+def _report_interventions(ev: Any) -> Interventions | None:
+    """The trainer report's evaluation figure (a policy registered outside a campaign)."""
+    si = ev.get("safety_interventions", ev.get("interventions")) if isinstance(ev, dict) else None
+    episodes = int(_num(ev.get("episodes")) or 0) if isinstance(ev, dict) else 0
+    if isinstance(si, dict):
+        counts = {str(k): int(v) for k, v in si.items() if _num(v) is not None}
+        return Interventions("training report", episodes, sum(counts.values()), counts)
+    if _num(si) is not None:
+        return Interventions("training report", episodes, int(si))  # type: ignore[arg-type]
+    return None
+
+
+@dataclass(frozen=True)
+class EvaluationEvidence:
+    """A policy's newest recorded evaluation, with the interventions counted in that same run."""
+
+    evaluation: Evaluation | None
+    sim2real: dict[str, Any] | None
+    interventions: Interventions | None
+    interventions_why: str  # why ``interventions`` is None ("" when it is not)
+
+
+def _evaluation(ws: Path, rec: PolicyRecord) -> EvaluationEvidence:
     """The newest recorded evaluation (and its sim2real report), else the trainer report's."""
     for r in recorded_evaluations(ws, rec.sha256):
         mean, std = _num(r.data.get("mean")), _num(r.data.get("std"))
@@ -79,7 +125,8 @@ def _evaluation(ws: Path, rec: PolicyRecord) -> tuple[Evaluation | None, dict[st
         if mean is None:
             continue
         s2r = r.data.get("sim2real")
-        return (
+        iv, why = eval_interventions(_rel(ws, r.path), r.data)
+        return EvaluationEvidence(
             Evaluation(
                 source=_rel(ws, r.path),
                 env=str(r.data.get("env", "")),
@@ -89,12 +136,17 @@ def _evaluation(ws: Path, rec: PolicyRecord) -> tuple[Evaluation | None, dict[st
                 success_rate=_num(r.data.get("success_rate")),
             ),
             s2r if isinstance(s2r, dict) else None,
+            iv,
+            why,
         )
     ev = (rec.report or {}).get("evaluation")
+    report_iv = _report_interventions(ev)
+    report_why = "" if report_iv is not None else "not recorded in the training report's evaluation"
+    s2r = (rec.report or {}).get("sim2real")
     if isinstance(ev, dict):
         mean = next((_num(ev.get(k)) for k in ("return_mean", "mean_return", "mean") if k in ev), None)
         if mean is not None:
-            return (
+            return EvaluationEvidence(
                 Evaluation(
                     source="training report",
                     env=str(ev.get("env", "")),
@@ -104,9 +156,12 @@ def _evaluation(ws: Path, rec: PolicyRecord) -> tuple[Evaluation | None, dict[st
                     success_rate=_num(ev.get("success_rate")),
                 ),
                 None,
+                report_iv,
+                report_why,
             )
-    s2r = (rec.report or {}).get("sim2real")
-    return None, s2r if isinstance(s2r, dict) else None
+    return EvaluationEvidence(
+        None, s2r if isinstance(s2r, dict) else None, report_iv, report_why if report_iv is None else ""
+    )
 
 
 def bag_interventions(bag: Path) -> Counter[str] | None:
@@ -139,8 +194,7 @@ def bag_interventions(bag: Path) -> Counter[str] | None:
 
 
 def recorded_interventions(ws: Path, rec: PolicyRecord) -> Interventions | None:
-    """The shield's interventions in this policy's newest collection (matched on ``policy_id``),
-    else the trainer report's evaluation figure."""
+    """The shield's interventions in this policy's newest collection (matched on ``policy_id``)."""
     for k, d in reversed(deployment_dirs(ws)):
         col = _read(d / "collect.json")
         if not isinstance(col, dict) or col.get("policy_id") not in (rec.id, rec.sha256):
@@ -155,14 +209,6 @@ def recorded_interventions(ws: Path, rec: PolicyRecord) -> Interventions | None:
             total=total,
             by_reason=dict(reasons) if reasons is not None else None,
         )
-    ev = (rec.report or {}).get("evaluation")
-    si = ev.get("safety_interventions", ev.get("interventions")) if isinstance(ev, dict) else None
-    episodes = int(_num(ev.get("episodes")) or 0) if isinstance(ev, dict) else 0
-    if isinstance(si, dict):
-        counts = {str(k): int(v) for k, v in si.items() if _num(v) is not None}
-        return Interventions("training report", episodes, sum(counts.values()), counts)
-    if _num(si) is not None:
-        return Interventions("training report", episodes, int(si))  # type: ignore[arg-type]
     return None
 
 
@@ -239,8 +285,16 @@ def signature_state(ws: Path, rec: PolicyRecord) -> tuple[str, bool | None]:
 
 
 def policy_evidence(ws: Path, rec: PolicyRecord) -> tuple[PolicyEvidence, dict[str, Any] | None]:
-    ev, s2r = _evaluation(ws, rec)
-    return PolicyEvidence(rec.id, str(rec.state), ev, recorded_interventions(ws, rec)), s2r
+    e = _evaluation(ws, rec)
+    pe = PolicyEvidence(
+        rec.id,
+        str(rec.state),
+        e.evaluation,
+        recorded_interventions(ws, rec),
+        e.interventions,
+        e.interventions_why,
+    )
+    return pe, e.sim2real
 
 
 def gather(

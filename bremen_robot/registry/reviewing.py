@@ -17,7 +17,14 @@ from bremen_robot.registry.evidence import deployed_now, gather
 from bremen_robot.registry.page import PageData, write_page
 from bremen_robot.registry.records import PolicyRecord
 from bremen_robot.registry.review import render_text, write_plots
-from bremen_robot.registry.verdict import Evaluation, Verdict, build_verdict, verdict_lines
+from bremen_robot.registry.verdict import (
+    Evaluation,
+    Interventions,
+    Verdict,
+    build_verdict,
+    interventions_text,
+    verdict_lines,
+)
 from bremen_robot.registry.video import Video, policy_act, side_by_side
 
 # C0/C1 control characters except newline and tab: a note or name carrying terminal escape
@@ -40,7 +47,11 @@ class Review:
 
 
 def with_recorded_evaluation(
-    rec: PolicyRecord, ev: Evaluation | None, sim2real: dict[str, Any] | None
+    rec: PolicyRecord,
+    ev: Evaluation | None,
+    sim2real: dict[str, Any] | None,
+    interventions: Interventions | None = None,
+    interventions_why: str = "not recorded in this evaluation",
 ) -> PolicyRecord:
     """The record with the workspace's recorded evaluation in its report's ``evaluation``
     section (the trainer's own section wins), so the detailed text shows what was run."""
@@ -52,8 +63,8 @@ def with_recorded_evaluation(
             "episodes": ev.episodes,
             "env": ev.env,
             "recorded_in": ev.source,
-            # the campaign evaluates without the shield: say so rather than "not run"
-            "safety_interventions": "not measured (simulation evaluations run without the safety shield)",
+            # counted in observe mode (campaign/eval_shield.py), or why not: never "not run"
+            "safety_interventions": interventions_text(interventions, interventions_why),
         }
         if ev.success_rate is not None:
             section["success_rate"] = ev.success_rate
@@ -96,7 +107,8 @@ def make_review(
     deployed = deployed_now(policies, rec)
     evidence, s2r = gather(workspace, rec, deployed)
     verdict = build_verdict(evidence)
-    shown = with_recorded_evaluation(rec, evidence.candidate.evaluation, s2r)
+    c = evidence.candidate
+    shown = with_recorded_evaluation(rec, c.evaluation, s2r, c.eval_interventions, c.eval_interventions_why)
     text = "\n".join([*verdict_lines(verdict), "", render_text(shown)])
     result = Review(text, verdict)
     if out_dir is None:

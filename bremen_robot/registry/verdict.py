@@ -31,6 +31,11 @@ MAX_BEHAVIOR_SHIFT = 1.0
 # means the policy went where the models were not trained: its imagined return exploits model error.
 MAX_DISAGREEMENT_RATIO = 3.0
 
+OBSERVE_NOTE = (
+    "interventions in evaluation: what the robot's shield would have changed on the mean-action "
+    "rollout in simulation (observe mode: counted, not applied); in collection: what it changed "
+    "while the policy collected data"
+)
 SHIFT_UNIT = (
     "behavior shift unit: 1 = the candidate's mean action is, on average over the data's states, "
     "one collection-noise std away from the cloned deployed behavior"
@@ -69,12 +74,17 @@ class Interventions:
 
 @dataclass(frozen=True)
 class PolicyEvidence:
-    """What the workspace recorded about one policy."""
+    """What the workspace recorded about one policy. ``interventions``: what the shield changed in
+    the policy's own collection; ``eval_interventions``: what it would have changed in the
+    simulation evaluation (observe mode, campaign/eval_shield.py), else ``eval_interventions_why``
+    says why there is no such figure."""
 
     policy_id: str
     state: str
     evaluation: Evaluation | None = None
     interventions: Interventions | None = None
+    eval_interventions: Interventions | None = None
+    eval_interventions_why: str = ""  # "": "not evaluated" or "not recorded in this evaluation"
 
 
 @dataclass(frozen=True)
@@ -141,9 +151,9 @@ def _succ(e: Evaluation | None) -> str:
     return f"{100 * e.success_rate:.0f} %"
 
 
-def _iv(i: Interventions | None) -> str:
+def interventions_text(i: Interventions | None, missing: str = "not measured") -> str:
     if i is None:
-        return "not measured"
+        return missing
     per = i.per_episode()
     if per is None:
         return f"{i.total} (no complete episode, {i.source})"
@@ -152,6 +162,13 @@ def _iv(i: Interventions | None) -> str:
     if not reasons:
         by = "none" if i.total == 0 else "reasons not recorded"
     return f"{per:.2f} per episode ({by}; {i.total} in {i.episodes} episodes, {i.source})"
+
+
+def _eval_iv(p: PolicyEvidence) -> str:
+    if p.eval_interventions is None and not p.eval_interventions_why:
+        why = "not evaluated" if p.evaluation is None else "not recorded in this evaluation"
+        return interventions_text(None, why)
+    return interventions_text(p.eval_interventions, p.eval_interventions_why)
 
 
 def _flags(ev: Evidence) -> list[Flag]:
@@ -183,13 +200,22 @@ def _flags(ev: Evidence) -> list[Flag]:
                     f"{100 * de.success_rate:.0f} %",
                 )
             )
-    per = c.interventions.per_episode() if c.interventions is not None else None
+    many = []
+    ev_iv, col_iv = c.eval_interventions, c.interventions
+    per = ev_iv.per_episode() if ev_iv is not None else None
     if per is not None and per > MAX_INTERVENTIONS_PER_EPISODE:
+        many.append(
+            f"the safety shield would intervene {per:.1f} times per episode in its simulation evaluation"
+        )
+    per = col_iv.per_episode() if col_iv is not None else None
+    if col_iv is not None and per is not None and per > MAX_INTERVENTIONS_PER_EPISODE:
+        many.append(f"the safety shield intervened {per:.1f} times per episode in its {col_iv.source}")
+    if many:
         out.append(
             Flag(
                 "many_interventions",
-                f"the safety shield intervened {per:.1f} times per episode "
-                f"(more than {MAX_INTERVENTIONS_PER_EPISODE:g}): the policy leans on the shield",
+                "; ".join(many)
+                + f" (more than {MAX_INTERVENTIONS_PER_EPISODE:g}): the policy leans on the shield",
             )
         )
     far = []
@@ -222,7 +248,16 @@ def build_verdict(ev: Evidence) -> Verdict:
         Row("policy", f"{c.policy_id} ({c.state})", dep(lambda p: f"{p.policy_id} ({p.state})")),
         Row("simulated return", _ret(c.evaluation), dep(lambda p: _ret(p.evaluation))),
         Row("success rate", _succ(c.evaluation), dep(lambda p: _succ(p.evaluation))),
-        Row("safety interventions", _iv(c.interventions), dep(lambda p: _iv(p.interventions))),
+        Row(
+            "safety interventions in evaluation",
+            _eval_iv(c),
+            dep(_eval_iv),
+        ),
+        Row(
+            "safety interventions in collection",
+            interventions_text(c.interventions, "no collection yet"),
+            dep(lambda p: interventions_text(p.interventions, "no collection recorded")),
+        ),
         Row("behavior shift (collection-noise std)", _f(ev.behavior_shift, "{:.2f}"), "0 (reference)"),
         Row(
             "model disagreement: own states / data",
@@ -231,11 +266,8 @@ def build_verdict(ev: Evidence) -> Verdict:
         ),
     ]
     notes = [SHIFT_UNIT + (f" (the collection added N(0, {ev.noise_sigma:g}²))" if ev.noise_sigma else "")]
-    if c.interventions is None:
-        notes.append(
-            "interventions: the candidate never ran through the shield yet (simulation evaluations run "
-            "without it); the deployed policy's figure is from its collection"
-        )
+    if c.eval_interventions is not None or (d is not None and d.eval_interventions is not None):
+        notes.append(OBSERVE_NOTE)
     if ev.selection_line:
         notes.append(f"candidate selection: {ev.selection_line}")
     notes.append(f"signature: {ev.signature}")

@@ -3,6 +3,7 @@ shows the verdict at the top of the terminal output, and writes the page where t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,60 @@ def test_without_a_recorded_evaluation_the_verdict_says_so(
     assert "candidate: not evaluated" in out
     assert "RED FLAG (not_evaluated): the candidate has no recorded simulation evaluation" in out
     assert (out_dir / "review.html").is_file() and not list(out_dir.glob("*.png"))
+
+
+def _add_interventions(path: Path, record: dict[str, object]) -> None:
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "interventions": record}))
+
+
+def test_the_evaluations_counted_interventions_are_compared_like_with_like(
+    capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
+) -> None:
+    rec = campaign_like(workspace, registry, artifact_factory)
+    # the candidate: 10 in its 4 evaluation episodes = 2.5 per episode; the random policy: 36 in 4
+    cand = {"rate_limit": 8, "position_limit": 2}
+    _add_interventions(
+        workspace / "d1" / "eval.json",
+        {"mode": "observe", "episodes": 4, "total": 10, "per_episode": 2.5, "by_reason": cand},
+    )
+    _add_interventions(
+        workspace / "d1" / "eval_random.json",
+        {"mode": "observe", "episodes": 4, "total": 36, "per_episode": 9.0, "by_reason": {"rate_limit": 36}},
+    )
+    out = _review(capsys, rec.id, "--workspace", str(workspace), "--no-video", "--no-plots")
+    verdict = " ".join(out.split("\n\n")[0].split())  # labels are padded to one width
+    assert (
+        "safety interventions in evaluation candidate: 2.50 per episode (position_limit 0.50, "
+        "rate_limit 2.00; 10 in 4 episodes, d1/eval.json, observe mode)"
+    ) in verdict
+    assert (
+        "deployed: 9.00 per episode (rate_limit 9.00; 36 in 4 episodes, d1/eval_random.json, observe mode)"
+        in verdict
+    )
+    # the collection's figure is still shown, labelled as such
+    assert "safety interventions in collection candidate: no collection yet" in verdict
+    assert "2.00 per episode (reasons not recorded; 6 in 3 episodes, collection of deployment 1)" in verdict
+    assert (
+        "RED FLAG (many_interventions): the safety shield would intervene 2.5 times per episode in its "
+        "simulation evaluation (more than 1): the policy leans on the shield"
+    ) in verdict
+    # the detailed report below shows the same count
+    assert "safety interventions in evaluation: 2.50 per episode (position_limit 0.50" in out
+
+
+def test_an_evaluation_without_the_count_is_not_shown_as_not_run(
+    capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
+) -> None:
+    rec = campaign_like(workspace, registry, artifact_factory)  # eval files written before the count
+    why = "the evaluation env (PointEnv) exposes no joint states to the shield"
+    _add_interventions(workspace / "d1" / "eval_random.json", {"mode": "observe", "not_measured": why})
+    out = _review(capsys, rec.id, "--workspace", str(workspace), "--no-video", "--no-plots")
+    verdict = " ".join(out.split("\n\n")[0].split())
+    assert (
+        "safety interventions in evaluation candidate: not recorded in this evaluation "
+        "(d1/eval.json predates the count)"
+    ) in verdict
+    assert f"deployed: not measured in this evaluation: {why}" in verdict
+    assert "not run" not in verdict and "many_interventions" not in verdict
+    assert "safety interventions in evaluation: not recorded in this evaluation" in out

@@ -128,3 +128,44 @@ def test_no_evaluation_and_no_deployed_policy() -> None:
     text = "\n".join(verdict_lines(v))
     assert "vs deployed (none yet)" in text
     assert "candidate: not evaluated" in text and "deployed:  no policy deployed yet" in text
+
+
+def test_many_interventions_in_the_evaluation_raise_the_flag_and_show_side_by_side() -> None:
+    # 50 in 20 episodes: 2.5 per episode (rate_limit 40/20 = 2.00, position_limit 10/20 = 0.50)
+    cand_iv = Interventions("d3/eval.json, observe mode", 20, 50, {"rate_limit": 40, "position_limit": 10})
+    # the deployed policy's own evaluation: 4 in 20 = 0.20 per episode
+    dep = dataclasses.replace(
+        DEPLOYED, eval_interventions=Interventions("d2/eval.json, observe mode", 20, 4, {"rate_limit": 4})
+    )
+    ev = dataclasses.replace(GOOD, candidate=_cand(eval_interventions=cand_iv), deployed=dep)
+    v = build_verdict(ev)
+    assert [f.code for f in v.flags] == ["many_interventions"]
+    assert v.flags[0].text == (
+        "the safety shield would intervene 2.5 times per episode in its simulation evaluation "
+        "(more than 1): the policy leans on the shield"
+    )
+    row = next(r for r in v.rows if r.label == "safety interventions in evaluation")
+    assert row.candidate == (
+        "2.50 per episode (position_limit 0.50, rate_limit 2.00; 50 in 20 episodes, "
+        "d3/eval.json, observe mode)"
+    )
+    assert row.deployed == "0.20 per episode (rate_limit 0.20; 4 in 20 episodes, d2/eval.json, observe mode)"
+    col = next(r for r in v.rows if r.label == "safety interventions in collection")
+    assert col.deployed.startswith("0.50 per episode (joint_limit 0.10, rate_limit 0.40; 15 in 30 episodes")
+    assert any("observe mode: counted, not applied" in n for n in v.notes)
+
+
+def test_few_interventions_in_the_evaluation_raise_no_flag() -> None:
+    # 20 in 20 episodes: exactly 1 per episode, not more than 1
+    ev = dataclasses.replace(
+        GOOD, candidate=_cand(eval_interventions=Interventions("d3/eval.json", 20, 20, {"rate_limit": 20}))
+    )
+    assert _codes(ev) == []
+
+
+def test_an_evaluation_without_the_count_says_so() -> None:
+    why = "not recorded in this evaluation (d3/eval.json predates the count)"
+    ev = dataclasses.replace(GOOD, candidate=_cand(eval_interventions=None, eval_interventions_why=why))
+    row = next(r for r in build_verdict(ev).rows if r.label == "safety interventions in evaluation")
+    assert row.candidate == why
+    assert row.deployed == "not recorded in this evaluation"  # DEPLOYED's evaluation carries no count
