@@ -3,10 +3,13 @@
 Builds the node specs with :func:`graph.collect_specs` (the launch file calls the same), runs
 each node as its own process over real DDS, watches ``bremen/episode`` from an in-process
 rclpy node for progress, and stops the graph when the budget is used up, on Ctrl-C, or when
-a node dies. ``policy_runner`` is signalled first and exits last: it ends the episode (cut short:
+a node dies. ``policy_runner`` is a lifecycle node: once the processes are up this process
+configures and activates it (:mod:`bremen_robot.ros.lifecycle_client`; a configure error is the
+run's one-line error). It stops first and exits last: ``deactivate`` ends the episode (cut short:
 ``incomplete``), sends the safe command and keeps sending it for ``stop_grace_s``
-(:mod:`bremen_robot.ros.safe_stop`); once its ``halt`` event shows the safe command went out,
-``sim_bridge`` stops, then the logger, which closes the bag, and then the runner is waited for.
+(:mod:`bremen_robot.ros.safe_stop`); once that answered (or, without an answer, SIGINT and its
+``halt`` event), ``sim_bridge`` stops, then the logger, which closes the bag, and then the
+runner is cleaned up, shut down and waited for.
 The summary reports what the bag holds (its episode records), not only the events this
 process happened to receive. Children die with this process (``PR_SET_PDEATHSIG``: SIGTERM,
 which the runner handles like SIGINT) and are killed if they ignore SIGINT, so no process
@@ -39,8 +42,11 @@ from bremen_robot.ros.graph import (
     effective_config,
     process_specs,
 )
+from bremen_robot.ros.lifecycle_client import LifecycleClient
 from bremen_robot.ros.stop_signals import StopInProgress, stop_on_signals
 from bremen_robot.workspace_lock import has_content
+
+BRING_UP_TIMEOUT_S = 60.0  # per transition: process start-up and policy loading, on a loaded machine
 
 
 class CollectError(BremenError):
@@ -169,12 +175,18 @@ class Graph:
                 p.wait()
 
     def stop_all(
-        self, halted: Callable[[float], bool] | None = None, grace_s: float = 0.5
+        self, halted: Callable[[float], bool] | None = None, grace_s: float = 0.5, lifecycle: Any = None
     ) -> dict[str, int | None]:
         """Runner first to stop and last to exit (module docstring); ``halted(timeout)`` returns
-        once the runner said it sent the safe command (or it exited)."""
+        once the runner said it sent the safe command (or it exited); ``lifecycle``: a
+        :class:`~bremen_robot.ros.lifecycle_client.LifecycleClient` of the runner."""
         runner = self.procs.get("policy_runner")
-        signalled = runner is not None and runner.poll() is None
+        alive = runner is not None and runner.poll() is None
+        # deactivate answers once the safe command was held; no answer: SIGINT does it (close())
+        answered = (
+            alive and lifecycle is not None and lifecycle.change("deactivate", grace_s + 5.0) is not None
+        )
+        signalled = alive and not answered
         if runner is not None and signalled:
             runner.send_signal(signal.SIGINT)
             if halted is not None:
@@ -182,6 +194,9 @@ class Graph:
         mates = [n for n, p in self.procs.items() if p is runner]
         self.stop([n for n in ("sim_bridge",) if n not in mates], 10.0)
         self.stop(["trajectory_logger"], 20.0)
+        if answered and runner is not None and runner.poll() is None:  # finalized, it exits itself
+            lifecycle.change("cleanup", 35.0)  # waits for the deployment record (30 s at most)
+            lifecycle.change("shutdown", 5.0)
         self.stop(mates, grace_s + 10.0, signalled=signalled)
         self.stop(list(self.procs), 5.0)
         return {n: p.returncode for n, p in self.procs.items()}
@@ -341,6 +356,12 @@ def _run(
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
 
+        def runner_alive() -> bool:
+            runner = graph.procs.get("policy_runner")
+            return runner is not None and runner.poll() is None
+
+        lifecycle = LifecycleClient(node, lambda s: ex.spin_once(timeout_sec=s), alive=runner_alive)
+
         def halted(timeout: float) -> bool:
             end = time.monotonic() + timeout
             runner = graph.procs.get("policy_runner")
@@ -350,13 +371,14 @@ def _run(
 
         graph.start()
         try:
+            lifecycle.bring_up(BRING_UP_TIMEOUT_S)  # a runner that died first: _wait says why
             _wait(ex, graph, cfg, watch, show, timeout_s, hooks)
         except KeyboardInterrupt:
             watch.result.interrupted = True
         finally:
             if stopping is not None:
                 stopping.begin()
-            watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s)
+            watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s, lifecycle)
             # events the runner sent while shutting down (an interrupted episode)
             end = time.monotonic() + 0.3
             while time.monotonic() < end:

@@ -173,6 +173,7 @@ def robot_graph(tmp_path, procs, probe):
 
     from std_srvs.srv import Trigger
 
+    probe.activate()  # a lifecycle node: commands only once active
     assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 30), "runner did not come up"
     stream(0.3)
     assert probe.call(Trigger, T.START_EPISODE).success
