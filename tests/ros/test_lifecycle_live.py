@@ -146,3 +146,28 @@ def test_collect_reports_an_unapproved_policy_from_the_runners_configure(tmp_pat
         )
     assert str(err.value) == f"policy_runner: configure failed: {expected.value}"
     assert "\n" not in str(err.value)
+
+
+def test_lifecycle_client_up_reports_a_configure_failure_in_one_line(tmp_path, procs, approved):
+    """What the launch file runs for a runner that shares its process: exit 2, one line."""
+    import subprocess
+    import sys
+
+    from bremen_robot.policy.untrained import export_untrained_policy
+
+    other = export_untrained_policy(tmp_path / "other", hidden=(8,))  # never registered
+    cfg = write_collect_config(tmp_path, sim="none", mode="realtime", robot=str(approved["robot"]))
+    specs = collect_specs(cfg, policy=str(other), workspace=approved["workspace"])
+    spawn_spec(next(s for s in specs if s.name == "policy_runner"), tmp_path, procs)
+    up = subprocess.run(
+        [sys.executable, "-m", "bremen_robot.ros.lifecycle_client", "up"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    lines = up.stderr.strip().splitlines()
+    assert up.returncode == 2 and len(lines) == 1, up.stderr
+    assert lines[0].startswith(
+        f"lifecycle_client: error: policy_runner: configure failed: policy at '{other}'"
+    )
+    assert lines[0].endswith("is not registered; register it and have an operator approve it")
