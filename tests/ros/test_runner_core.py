@@ -228,6 +228,10 @@ class _Closing:
     def _halt(self, reason):
         self.closed.append((self.halting, reason))
 
+    from bremen_robot.ros.runner_lifecycle import ManagedRunner
+
+    deactivate = ManagedRunner.deactivate  # the real one: close() stops an active runner with it
+
 
 def test_close_sends_the_stop_even_while_a_hung_tick_holds_the_lock():
     from bremen_robot.ros.policy_runner import PolicyRunner
