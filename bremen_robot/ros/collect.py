@@ -3,10 +3,9 @@
 Builds the node specs with :func:`graph.collect_specs` (the launch file calls the same), runs
 each node as its own process over real DDS, watches ``bremen/episode`` from an in-process
 rclpy node for progress, and stops the graph when the budget is used up, on Ctrl-C, or when
-a node dies. ``policy_runner`` is a lifecycle node: once the processes are up this process
-configures and activates it (:mod:`bremen_robot.ros.lifecycle_client`; a configure error is the
-run's one-line error). It stops first and exits last: ``deactivate`` ends the episode (cut short:
-``incomplete``), sends the safe command and keeps sending it for ``stop_grace_s``
+a node dies. The processes up, it configures and activates ``policy_runner``, a lifecycle node
+(:mod:`bremen_robot.ros.lifecycle_client`), which stops first and exits last: ``deactivate``
+ends the episode (``incomplete``), sends the safe command and keeps sending it for ``stop_grace_s``
 (:mod:`bremen_robot.ros.safe_stop`); once that answered (or, without an answer, SIGINT and its
 ``halt`` event), ``sim_bridge`` stops, then the logger, which closes the bag, and then the
 runner is cleaned up, shut down and waited for.
@@ -356,11 +355,16 @@ def _run(
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
 
-        def runner_alive() -> bool:
-            runner = graph.procs.get("policy_runner")
-            return runner is not None and runner.poll() is None
+        def alive(name: str = "policy_runner") -> Callable[[], bool]:
+            return lambda: name in graph.procs and graph.procs[name].poll() is None
 
-        lifecycle = LifecycleClient(node, lambda s: ex.spin_once(timeout_sec=s), alive=runner_alive)
+        def spin(timeout: float) -> None:
+            ex.spin_once(timeout_sec=timeout)
+
+        lifecycle = LifecycleClient(node, spin, alive=alive())
+        # every runner node is a lifecycle node (a shadow runner too); the acting one comes up last
+        runners = [n.name for p in graph.processes for n in p.nodes if n.executable == "policy_runner"]
+        clients = [LifecycleClient(node, spin, n, alive(n)) for n in runners if n != "policy_runner"]
 
         def halted(timeout: float) -> bool:
             end = time.monotonic() + timeout
@@ -371,7 +375,8 @@ def _run(
 
         graph.start()
         try:
-            lifecycle.bring_up(BRING_UP_TIMEOUT_S)  # a runner that died first: _wait says why
+            for client in [*clients, lifecycle]:
+                client.bring_up(BRING_UP_TIMEOUT_S)  # a runner that died first: _wait says why
             _wait(ex, graph, cfg, watch, show, timeout_s, hooks)
         except KeyboardInterrupt:
             watch.result.interrupted = True

@@ -35,7 +35,7 @@ class LifecycleClient:
         from diagnostic_msgs.msg import DiagnosticArray
         from lifecycle_msgs.srv import ChangeState, GetState
 
-        from bremen_robot.ros.runner_diagnostics import DIAGNOSTICS, STATUS_NAME, status_values
+        from bremen_robot.ros.runner_diagnostics import DIAGNOSTICS, status_name, status_values
 
         self._change_cls, self._get_cls = ChangeState, GetState
         self._change = node.create_client(ChangeState, f"/{target}/change_state")
@@ -45,7 +45,7 @@ class LifecycleClient:
 
         def on_diag(msg: Any) -> None:
             for st in msg.status:
-                if st.name == STATUS_NAME:
+                if st.name == status_name(target):
                     self.last_status = status_values(st)
 
         node.create_subscription(DiagnosticArray, DIAGNOSTICS, on_diag, 10)

@@ -1,8 +1,9 @@
 """``policy_runner``'s health on ``/diagnostics`` (``diagnostic_msgs/DiagnosticArray``, ~1 Hz).
 
-One status per message, named ``bremen/policy_runner``, ``hardware_id`` = the robot's name, so
-``rqt_robot_monitor``, ``diagnostic_aggregator`` or a fleet's collector can show it beside the
-driver's own diagnostics. The level (docs/ros.md "Diagnostics"), most severe rule first:
+One status per message, named ``bremen/<node name>`` (``bremen/policy_runner``), ``hardware_id``
+= the robot's name, so ``rqt_robot_monitor``, ``diagnostic_aggregator`` or a fleet's collector
+can show it beside the driver's own diagnostics. The level (docs/ros.md "Diagnostics"), most
+severe rule first:
 
 * ERROR: the e-stop is latched; the runner failed (control loop stopped, deployment record
   failed); the last ``configure`` failed (the node stays unconfigured).
@@ -26,7 +27,13 @@ from typing import Any
 from bremen_robot.ros import topics as T
 
 DIAGNOSTICS = "/diagnostics"
-STATUS_NAME = "bremen/policy_runner"
+
+
+def status_name(node_name: str) -> str:
+    """The status name a runner node publishes under (a shadow runner beside it has its own)."""
+    return f"bremen/{node_name}"
+
+
 OK, WARN, ERROR = 0, 1, 2
 RATE_WARN_FRACTION = 0.9
 
@@ -186,7 +193,7 @@ class DiagnosticsPublisher:
         arr.status.append(
             self._status(
                 level=bytes([level]),
-                name=STATUS_NAME,
+                name=status_name(self._node.get_name()),
                 message=message,
                 hardware_id=self._hardware_id(),
                 values=[self._kv(key=k, value=v) for k, v in values],

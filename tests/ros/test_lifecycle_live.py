@@ -10,7 +10,7 @@ import pytest
 
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.graph import collect_specs
-from bremen_robot.ros.runner_diagnostics import STATUS_NAME, status_values
+from bremen_robot.ros.runner_diagnostics import status_name, status_values
 from tests.ros.conftest import requires_rclpy, spawn_spec, write_collect_config
 
 pytestmark = [requires_rclpy, pytest.mark.ros]
@@ -59,7 +59,7 @@ def runner(tmp_path, procs, probe):
         def found():
             for _, arr in diags[start:]:
                 for st in arr.status:
-                    if st.name == STATUS_NAME and pred(v := status_values(st)):
+                    if st.name == status_name("policy_runner") and pred(v := status_values(st)):
                         return st.level[0], v, st.hardware_id
             return None
 
