@@ -3,10 +3,12 @@
 Builds the node specs with :func:`graph.collect_specs` (the launch file calls the same), runs
 each node as its own process over real DDS, watches ``bremen/episode`` from an in-process
 rclpy node for progress, and stops the graph when the budget is used up, on Ctrl-C, or when
-a node dies. ``policy_runner`` is signalled first and exits last: it ends the episode (cut short:
-``incomplete``), sends the safe command and keeps sending it for ``stop_grace_s``
-(:mod:`bremen_robot.ros.safe_stop`); once its ``halt`` event shows the safe command went out,
-``sim_bridge`` stops, then the logger, which closes the bag, and then the runner is waited for.
+a node dies. The processes up, it configures and activates ``policy_runner``, a lifecycle node
+(:mod:`bremen_robot.ros.lifecycle_client`), which stops first and exits last: ``deactivate``
+ends the episode (``incomplete``), sends the safe command and keeps sending it for ``stop_grace_s``
+(:mod:`bremen_robot.ros.safe_stop`); once that answered (or, without an answer, SIGINT and its
+``halt`` event), ``sim_bridge`` stops, then the logger, which closes the bag, and then the
+runner is cleaned up, shut down and waited for.
 The summary reports what the bag holds (its episode records), not only the events this
 process happened to receive. Children die with this process (``PR_SET_PDEATHSIG``: SIGTERM,
 which the runner handles like SIGINT) and are killed if they ignore SIGINT, so no process
@@ -37,9 +39,12 @@ from bremen_robot.ros.graph import (
     effective_config,
     process_specs,
 )
+from bremen_robot.ros.lifecycle_client import LifecycleClient
 from bremen_robot.ros.process_graph import Graph
 from bremen_robot.ros.stop_signals import StopInProgress, stop_on_signals
 from bremen_robot.workspace_lock import folder_lock, has_content
+
+BRING_UP_TIMEOUT_S = 60.0  # per transition: process start-up and policy loading, on a loaded machine
 
 
 class CollectError(BremenError):
@@ -316,6 +321,17 @@ def _run(
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
 
+        def alive(name: str = "policy_runner") -> Callable[[], bool]:
+            return lambda: name in graph.procs and graph.procs[name].poll() is None
+
+        def spin(timeout: float) -> None:
+            ex.spin_once(timeout_sec=timeout)
+
+        lifecycle = LifecycleClient(node, spin, alive=alive())
+        # every runner node is a lifecycle node (a shadow runner too); the acting one comes up last
+        runners = [n.name for p in graph.processes for n in p.nodes if n.executable == "policy_runner"]
+        clients = [LifecycleClient(node, spin, n, alive(n)) for n in runners if n != "policy_runner"]
+
         def halted(timeout: float) -> bool:
             end = time.monotonic() + timeout
             runner = graph.procs.get("policy_runner")
@@ -325,13 +341,15 @@ def _run(
 
         graph.start()
         try:
+            for client in [*clients, lifecycle]:
+                client.bring_up(BRING_UP_TIMEOUT_S)  # a runner that died first: _wait says why
             _wait(ex, graph, cfg, watch, show, timeout_s, hooks)
         except KeyboardInterrupt:
             watch.result.interrupted = True
         finally:
             if stopping is not None:
                 stopping.begin()
-            watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s)
+            watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s, lifecycle)
             # events the runner sent while shutting down (an interrupted episode)
             end = time.monotonic() + 0.3
             while time.monotonic() < end:

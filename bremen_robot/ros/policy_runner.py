@@ -14,7 +14,12 @@ every intervention (``bremen/safety``) and episode events (``bremen/episode``); 
 ``bremen/estop`` (latching) and the ``reset_estop``/``start_episode``/``stop_episode`` services.
 ``shadow: true``: a shadow runner (:mod:`bremen_robot.ros.shadow`), only on ``bremen/shadow/*``.
 
-Run: ``python -m bremen_robot.ros.policy_runner --ros-args --params-file P.yaml``.
+A lifecycle node (:mod:`bremen_robot.ros.runner_lifecycle`): ``configure`` loads the policy,
+``active`` is the only state that commands; health on ``/diagnostics``
+(:mod:`bremen_robot.ros.runner_diagnostics`).
+
+Run: ``python -m bremen_robot.ros.policy_runner --ros-args --params-file P.yaml`` (then
+``ros2 lifecycle set /policy_runner configure`` and ``activate``, or ``-p autostart:=true``).
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from bremen_robot.ros import topics as T
 from bremen_robot.ros.deployment import DeploymentCounter, load_policy
 from bremen_robot.ros.graph import RANDOM_POLICY
 from bremen_robot.ros.runner_core import RunnerCore, StepOutput, tick_accounting
+from bremen_robot.ros.runner_diagnostics import DiagnosticsPublisher, runner_health
 from bremen_robot.ros.runner_io import BaseSample, JointSample, RunnerPublishers, base_sample, joint_sample
-from bremen_robot.ros.safe_stop import hold_safe
+from bremen_robot.ros.runner_lifecycle import LifecycleStatus, ManagedRunner, make_node
 from bremen_robot.ros.shadow import EpisodeFollower, NoDeployment, load_shadow_policy
 from bremen_robot.ros.tick_stats import TickStats
 
@@ -66,24 +72,41 @@ DEFAULTS: dict[str, Any] = {
     "stop_grace_s": 0.5,
     "shadow": False,
     "idle_commands": True,
+    "autostart": False,
 }
 
 
 MAX_FAILED_TICKS = 50  # consecutive failed control ticks (safe command each) before the node stops
 
 
-class PolicyRunner:
+class PolicyRunner(ManagedRunner):
     def __init__(self, rclpy: Any) -> None:
-        from rclpy.node import Node
-
-        self.node = Node("policy_runner")
+        self.lc = LifecycleStatus()
+        self._lock = threading.Lock()  # see _init_runtime_state
+        self.node = make_node("policy_runner", self, self.lc, self._on_transition, lambda: self._autostarting)
         self.params = _node.declare(self.node, DEFAULTS)
+        self.executor_kind = self.params["executor"]
         warning = _node.request_fifo_priority(int(self.params["realtime_priority"]))
         if warning:
             self.node.get_logger().warning(f"policy_runner: {warning}")
+        self.robot_name = Path(self.params["robot_config"]).stem  # the config's name until configure
+        self.publishing = False  # active: the only state in which commands go out
+        self.configured = False
+        self.done = False
+        self.halting = False  # a stop began: only the safe command goes out from now on
+        self.failed: str | None = None
+        self._autostarting = False
+        self._entities: list[Any] = []
+        self.diagnostics = DiagnosticsPublisher(
+            self.node, lambda: runner_health(self), lambda: self.robot_name
+        )
+
+    # ------------------------------------------------------------------ lifecycle (runner_lifecycle)
+    def configure(self) -> None:
         pol = self._configure(self.params)
         self._init_runtime_state()
         self._create_interfaces()
+        self.configured = True
         self.node.get_logger().info(
             f"policy_runner: robot {self.robot_name}, task {self.core.task.name}, policy "
             f"{pol['sha256'][:12]}, deployment {pol['deployment']}, {self.params['mode']} at {self.rate:g} Hz"
@@ -96,7 +119,6 @@ class PolicyRunner:
         from bremen_robot.robot_config import load_robot_config
         from bremen_robot.tasks import get_task
 
-        self.executor_kind = p["executor"]
         if not p["robot_config"]:
             raise ConfigError(
                 "policy_runner: parameter robot_config is empty; pass configs/robots/<robot>.yaml"
@@ -153,22 +175,19 @@ class PolicyRunner:
     def _init_runtime_state(self) -> None:
         """What the callbacks change while the node runs."""
         # realtime mode ticks on its own thread (see _control_loop): every callback that reads
-        # or changes the runner's state holds this lock (uncontended in lockstep mode)
-        self._lock = threading.Lock()
+        # or changes the runner's state holds self._lock (uncontended in lockstep mode)
         self._odom: BaseSample | None = None
         self._pending: JointSample | None = None  # lockstep: joint states waiting for their odometry
         self._latest: JointSample | None = None
         self._names_list: list[str] = []
         self._names: tuple[str, ...] = ()
         self._stop_loop = threading.Event()
-        self._loop = threading.Thread(target=self._control_loop, name="bremen_control", daemon=True)
+        self._loop: threading.Thread | None = None  # started by activate
         self._ready_since: float | None = None
         self._done_sent = False
         self._last_progress = time.monotonic()
         self.stats = TickStats()
-        self.done = False
-        self.halting = False  # close() began: only the safe command goes out from now on
-        self.failed: str | None = None
+        self.last_intervention = ""
 
     def _create_interfaces(self) -> None:
         """Publishers, subscriptions, services and timers (callbacks may run from here on)."""
@@ -180,23 +199,27 @@ class PolicyRunner:
 
         node = self.node
         self.out = RunnerPublishers(node, self.robot_name, shadow=self.shadow)
+        keep = self._entities.append
+        for pub in (self.out.cmd, self.out.raw, self.out.safety, self.out.episode):
+            if pub is not None:  # a shadow runner has no episode publisher
+                keep(pub)
         state_qos = T.qos("lockstep_sub" if self.lockstep else "sensor_sub")
         g = self._guarded
-        node.create_subscription(JointState, T.JOINT_STATES, g(self.on_joint_states), state_qos)
+        keep(node.create_subscription(JointState, T.JOINT_STATES, g(self.on_joint_states), state_qos))
         if self.needs_base:
-            node.create_subscription(Odometry, T.ODOM, g(self.on_odom), state_qos)
-        node.create_subscription(Bool, T.ESTOP, g(self.on_estop), T.qos("latched"))
+            keep(node.create_subscription(Odometry, T.ODOM, g(self.on_odom), state_qos))
+        keep(node.create_subscription(Bool, T.ESTOP, g(self.on_estop), T.qos("latched")))
         ep_qos = T.qos("episode" if self.shadow else "episode_sub")  # shadow: learns the running one
-        node.create_subscription(String, T.EPISODE, g(self.on_episode), ep_qos)
+        keep(node.create_subscription(String, T.EPISODE, g(self.on_episode), ep_qos))
         if not self.shadow:  # the acting runner's services; a second server would answer for it
-            node.create_service(Trigger, T.RESET_ESTOP, g(self.srv_reset_estop))
-            node.create_service(Trigger, T.START_EPISODE, g(self.srv_start))
-            node.create_service(Trigger, T.STOP_EPISODE, g(self.srv_stop))
+            keep(node.create_service(Trigger, T.RESET_ESTOP, g(self.srv_reset_estop)))
+            keep(node.create_service(Trigger, T.START_EPISODE, g(self.srv_start)))
+            keep(node.create_service(Trigger, T.STOP_EPISODE, g(self.srv_stop)))
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         if self.lockstep:
-            node.create_timer(max(self.max_age / 2, 0.001), g(self.on_watchdog), clock=steady)
+            keep(node.create_timer(max(self.max_age / 2, 0.001), g(self.on_watchdog), clock=steady))
         if self.params["auto_start"]:
-            node.create_timer(0.05, g(self.on_auto_start), clock=steady)
+            keep(node.create_timer(0.05, g(self.on_auto_start), clock=steady))
 
     # ------------------------------------------------------------------ helpers
     def _now_ns(self) -> int:
@@ -222,12 +245,13 @@ class PolicyRunner:
             )
 
     def _publish(self, out: StepOutput, start: float, arrival: float) -> None:
-        if out.command is not None and not self.halting:
+        if out.command is not None and self.publishing and not self.halting:
             self.out.cmd.publish(self.out.array(out.command, out.tag))
             self.stats.command_sent(start, time.monotonic(), arrival)
             if out.raw_action is not None:
                 self.out.raw.publish(self.out.array(out.raw_action, out.tag))
         if out.interventions:
+            self.last_intervention = str(out.interventions[-1].reason)
             self.out.interventions(out)
         if out.events:
             self._publish_events(out.events)
@@ -274,6 +298,8 @@ class PolicyRunner:
             self._step(item, item.arrival)
 
     def _step(self, item: JointSample, start: float) -> None:
+        if not self.publishing:  # unconfigured/inactive: no step, no command
+            return
         base = self._odom.base if (self.needs_base and self._odom is not None) else None
         out = self.core.step(
             item.names,
@@ -291,11 +317,6 @@ class PolicyRunner:
                 self.counter.trigger()  # the first logged transition: this policy collected data
         elif self.counter.error and not self.done:  # data the registry cannot count: stop
             self.failed, self.done = self.counter.error, True
-
-    def start(self) -> None:
-        """Called by the process once every node is built, right before spinning."""
-        if not self.lockstep:
-            self._loop.start()
 
     def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)  # rclpy reads the signature (a timer callback may take TimerInfo)
@@ -346,7 +367,8 @@ class PolicyRunner:
 
     def _publish_safe(self, why: str) -> None:
         self.node.get_logger().error(f"{why}; sending the safe command", throttle_duration_sec=1.0)
-        self.out.cmd.publish(self.out.array(self.shield.safe_command(), "safe"))
+        if self.publishing:
+            self.out.cmd.publish(self.out.array(self.shield.safe_command(), "safe"))
 
     def on_tick(self, start: float) -> None:
         if self._latest is None:
@@ -361,7 +383,7 @@ class PolicyRunner:
 
     def on_watchdog(self) -> None:
         ep = self.core.episode
-        if ep is None or not ep.running or ep.first_stamp_ns < 0:
+        if not self.publishing or ep is None or not ep.running or ep.first_stamp_ns < 0:
             return
         now = time.monotonic()
         out = self.core.watchdog(now)
@@ -391,6 +413,8 @@ class PolicyRunner:
             self._step(item, item.arrival)
 
     def _start(self) -> tuple[bool, str]:
+        if not self.publishing or self.halting:
+            return False, f"policy_runner is {self.lc.state}, not active; activate it first"
         ok, why = self.core.can_start()
         if not ok:
             return False, why
@@ -409,8 +433,8 @@ class PolicyRunner:
             return response
         evt = self.core.end_episode("stopped", self._now_ns())
         self._publish_events([evt] if evt else [])
-        # lockstep sends none between episodes
-        self.out.cmd.publish(self.out.array(self.shield.safe_command(), "safe"))
+        if self.publishing:  # lockstep sends none between episodes
+            self.out.cmd.publish(self.out.array(self.shield.safe_command(), "safe"))
         response.success, response.message = True, json.dumps({"id": ep.id, "steps": ep.steps})
         return response
 
@@ -421,7 +445,7 @@ class PolicyRunner:
         return response
 
     def on_auto_start(self) -> None:
-        if self.core.episode is not None:
+        if not self.publishing or self.core.episode is not None:
             return
         if self.core.finished:
             if not self._done_sent:
@@ -454,43 +478,6 @@ class PolicyRunner:
             "mode": self.params["mode"],
             "shield": self.shield.summary(),
         }
-
-    def close(self) -> None:
-        # first: a tick running now, or stuck (a hung policy) and waking up later, publishes no
-        # policy command (_publish checks halting); the robot is stopped below either way
-        self.halting = True
-        self._stop_loop.set()
-        if self._loop.is_alive():
-            self._loop.join(2.0)
-        locked = self._lock.acquire(timeout=1.0)
-        try:
-            self._close_locked()
-        finally:
-            if locked:
-                self._lock.release()
-
-    def _close_locked(self) -> None:
-        """Every exit path ends here (signal, done, failure, exception): stop the robot first."""
-        ep = self.core.episode
-        if ep is not None:
-            with contextlib.suppress(Exception):
-                evt = self.core.end_episode("interrupted", self._now_ns(), complete=False)
-                self._publish_events([evt] if evt else [])
-        cmd = self.out.array(self.shield.safe_command(), "safe")
-        halt = {"event": "halt", "reason": self.failed or "stopped", "command": list(cmd.data)}
-        halt.update(grace_s=self.params["stop_grace_s"], source="policy_runner")
-        sent = hold_safe(
-            lambda: self.out.cmd.publish(cmd),
-            1.0 / self.rate,
-            self.params["stop_grace_s"],
-            on_first=lambda: self.out.event(halt),
-        )
-        self.node.get_logger().info(f"policy_runner: safe command sent {sent} times; exiting")
-        self.counter.wait()
-        if self.counter.error and not self.failed:
-            self.failed = self.counter.error
-        if self.params["latency_log"]:
-            Path(self.params["latency_log"]).write_text(json.dumps(self.latency_stats()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

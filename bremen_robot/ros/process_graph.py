@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bremen_robot.ros.graph import ProcessSpec
 from bremen_robot.ros.stop_signals import unblock_stop_signals
@@ -92,14 +93,20 @@ class Graph:
                 p.wait()
 
     def stop_all(
-        self, halted: Callable[[float], bool] | None = None, grace_s: float = 0.5
+        self, halted: Callable[[float], bool] | None = None, grace_s: float = 0.5, lifecycle: Any = None
     ) -> dict[str, int | None]:
         """Runner first to stop and last to exit (module docstring); ``halted(timeout)`` returns
-        once the runner said it sent the safe command (or it exited)."""
+        once the runner said it sent the safe command (or it exited); ``lifecycle``: a
+        :class:`~bremen_robot.ros.lifecycle_client.LifecycleClient` of the runner."""
         # first the scripted reset, so nothing but the runner's safe command reaches the robot
         self.stop([n for n in ("reset_node",) if n in self.procs], 5.0)
         runner = self.procs.get("policy_runner")
-        signalled = runner is not None and runner.poll() is None
+        alive = runner is not None and runner.poll() is None
+        # deactivate answers once the safe command was held; no answer: SIGINT does it (close())
+        answered = (
+            alive and lifecycle is not None and lifecycle.change("deactivate", grace_s + 5.0) is not None
+        )
+        signalled = alive and not answered
         if runner is not None and signalled:
             runner.send_signal(signal.SIGINT)
             if halted is not None:
@@ -107,6 +114,9 @@ class Graph:
         mates = [n for n, p in self.procs.items() if p is runner]
         self.stop([n for n in ("sim_bridge", "shadow_runner") if n not in mates], 10.0)
         self.stop(["trajectory_logger"], 20.0)
+        if answered and runner is not None and runner.poll() is None:  # finalized, it exits itself
+            lifecycle.change("cleanup", 35.0)  # waits for the deployment record (30 s at most)
+            lifecycle.change("shutdown", 5.0)
         self.stop(mates, grace_s + 10.0, signalled=signalled)
         self.stop(list(self.procs), 5.0)
         return {n: p.returncode for n, p in self.procs.items()}

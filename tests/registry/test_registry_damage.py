@@ -287,6 +287,7 @@ def test_policy_runner_process_exits_with_one_line(tmp_path: Path, monkeypatch: 
         "robot_config": str(info["robot"]),
         "policy": info["id"],
         "workspace": str(info["workspace"]),
+        "autostart": True,  # no lifecycle manager: it configures itself, and a failure ends it
     }
     params.write_text(yaml.safe_dump({"policy_runner": {"ros__parameters": ros_params}}))
     proc = subprocess.run(

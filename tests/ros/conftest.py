@@ -102,6 +102,16 @@ class Probe:
         assert self.spin_until(fut.done, timeout), f"service {name} did not answer"
         return fut.result()
 
+    def lifecycle(self, target: str = "policy_runner") -> Any:
+        """A lifecycle client of ``target`` on this probe (bremen collect's own client)."""
+        from bremen_robot.ros.lifecycle_client import LifecycleClient
+
+        return LifecycleClient(self.node, lambda s: self.ex.spin_once(timeout_sec=s), target)
+
+    def activate(self, target: str = "policy_runner", timeout: float = 30.0) -> None:
+        """configure + activate ``target`` (a policy_runner comes up unconfigured)."""
+        assert self.lifecycle(target).bring_up(timeout), f"{target} died before it was active"
+
     def close(self) -> None:
         self.node.destroy_node()
         self.rclpy.try_shutdown(context=self.ctx)

@@ -167,9 +167,34 @@ def test_launch_description_builds_where_launch_ros_exists():
     assert {"config", "policy", "sim"} <= declared
 
 
+def test_launch_file_runs_a_lone_policy_runner_as_a_lifecycle_node_and_configures_it(tmp_path):
+    pytest.importorskip("launch_ros", reason="launch_ros is not installed (needs a ROS 2 install)")
+    from launch import LaunchContext
+    from launch.actions import EmitEvent, ExecuteProcess, RegisterEventHandler
+    from launch_ros.actions import LifecycleNode
+
+    launch = load_launch_module()
+    ctx = LaunchContext()
+    for name, (default, _) in launch.ARGUMENTS.items():
+        ctx.launch_configurations[name] = default
+    ctx.launch_configurations["config"] = str(CONFIGS / "collect" / "halfcheetah.yaml")
+    ctx.launch_configurations["sim"] = "none"  # realtime: the runner is its own process
+    actions = launch._launch_setup(ctx)
+    runners = [a for a in actions if isinstance(a, LifecycleNode)]
+    assert len(runners) == 1 and sum(isinstance(a, EmitEvent) for a in actions) == 1
+    assert sum(isinstance(a, RegisterEventHandler) for a in actions) == 1  # activate once inactive
+    ctx.launch_configurations["sim"] = "mujoco"  # lockstep, composed: the client drives it
+    actions = launch._launch_setup(ctx)
+    assert not any(isinstance(a, LifecycleNode) for a in actions)
+    assert any(
+        isinstance(a, ExecuteProcess) and "bremen_robot.ros.lifecycle_client" in str(a.cmd) for a in actions
+    )
+
+
 def test_ament_package_layout():
     xml = (PKG / "package.xml").read_text()
     assert "<build_type>ament_python</build_type>" in xml and "<name>bremen</name>" in xml
+    assert "<exec_depend>lifecycle_msgs</exec_depend>" in xml  # the launch file's transitions
     assert (PKG / "resource" / "bremen").is_file()
     cfg = configparser.ConfigParser()
     cfg.read(PKG / "setup.cfg")

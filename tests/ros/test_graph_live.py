@@ -173,6 +173,7 @@ def robot_graph(tmp_path, procs, probe):
 
     from std_srvs.srv import Trigger
 
+    probe.activate()  # a lifecycle node: commands only once active
     assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 30), "runner did not come up"
     stream(0.3)
     assert probe.call(Trigger, T.START_EPISODE).success
@@ -255,6 +256,7 @@ def test_paused_sim_bridge_leads_to_safe_commands(tmp_path, procs, probe):
     specs = {s.name: s for s in collect_specs(cfg, policy="random", workspace=tmp_path / "ws")}
     sim = spawn_spec(specs["sim_bridge"], tmp_path, procs)
     spawn_spec(specs["policy_runner"], tmp_path, procs)
+    probe.activate()  # a lifecycle node: commands only once active
     cmds = probe.record(Float64MultiArray, T.COMMAND, T.qos("command"))
     safety = probe.record(DiagnosticArray, T.SAFETY, T.qos("safety"))
     assert probe.call(Trigger, T.START_EPISODE, timeout=30).success

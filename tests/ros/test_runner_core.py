@@ -220,10 +220,17 @@ class _Closing:
         self._loop = threading.Thread(target=lambda: None)
         self._lock = threading.Lock()
         self.halting = False
+        self.publishing = True  # active
+        self.configured = False
+        self.failed = None
         self.closed = []
 
-    def _close_locked(self):
-        self.closed.append(self.halting)
+    def _halt(self, reason):
+        self.closed.append((self.halting, reason))
+
+    from bremen_robot.ros.runner_lifecycle import ManagedRunner
+
+    deactivate = ManagedRunner.deactivate  # the real one: close() stops an active runner with it
 
 
 def test_close_sends_the_stop_even_while_a_hung_tick_holds_the_lock():
@@ -242,7 +249,8 @@ def test_close_sends_the_stop_even_while_a_hung_tick_holds_the_lock():
     release.set()
     stuck.join()
     closing.join()
-    assert not hung and r.closed == [True]  # the safe-stop ran, and later ticks publish nothing
+    # the safe-stop ran, later ticks publish nothing, and the runner is no longer active
+    assert not hung and r.closed == [(True, "stopped")] and not r.publishing
 
 
 def test_hold_safe_publishes_at_once_then_every_period_for_the_grace():

@@ -101,6 +101,7 @@ def runner_alone(tmp_path, procs, probe):
         with open(tmp_path / "runner.log", "wb") as log:
             p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env())
         procs.append(p)
+        probe.activate()  # a lifecycle node: commands only once active
         assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 30), "runner did not come up"
         return p
 

@@ -8,6 +8,12 @@ until it is used up; 0 = call bremen/start_episode yourself), ``out`` (bag folde
 ``bremen_robot.ros.graph.collect_processes``, the function ``bremen collect`` uses, so both
 start the same graph.
 
+``policy_runner`` is a lifecycle node (docs/ros.md "Lifecycle"): as its own process it is a
+``launch_ros.actions.LifecycleNode``, and this file emits ``configure`` when it starts and
+``activate`` once it reached ``inactive``. Sharing a process with sim_bridge (lockstep
+simulation, ``composed``) it cannot be a LifecycleNode action (that renames every node of the
+process), so ``python -m bremen_robot.ros.lifecycle_client up`` drives the same two transitions.
+
 launch and launch_ros are imported only inside the functions ros2 launch calls, so this file
 also imports where they are absent (the parity test of ``bremen collect`` loads it).
 """
@@ -74,11 +80,42 @@ def node_kwargs(proc: Any, params_dir: Path) -> dict[str, Any]:
     return kwargs
 
 
+def runs_the_runner_alone(proc: Any) -> bool:
+    """Whether this process is policy_runner by itself (a LifecycleNode action)."""
+    return len(proc.nodes) == 1 and proc.nodes[0].executable == "policy_runner"
+
+
+def _runner_transitions(node: Any) -> list[Any]:
+    """configure at start, activate once inactive: the events launch_ros sends a LifecycleNode."""
+    from launch.actions import EmitEvent, RegisterEventHandler
+    from launch.events import matches_action
+    from launch_ros.event_handlers import OnStateTransition
+    from launch_ros.events.lifecycle import ChangeState
+    from lifecycle_msgs.msg import Transition
+
+    def change(transition: int) -> Any:
+        return EmitEvent(
+            event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition)
+        )
+
+    activate = RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            start_state="configuring",
+            goal_state="inactive",
+            entities=[change(Transition.TRANSITION_ACTIVATE)],
+        )
+    )
+    return [activate, change(Transition.TRANSITION_CONFIGURE)]
+
+
 def _launch_setup(context: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    import sys
     import tempfile
 
+    from launch.actions import ExecuteProcess
     from launch.substitutions import LaunchConfiguration
-    from launch_ros.actions import Node
+    from launch_ros.actions import LifecycleNode, Node
 
     values = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENTS}
     try:  # this launch's own log folder (~/.ros/log/<run>), which ROS's log rotation owns
@@ -87,7 +124,18 @@ def _launch_setup(context: Any, *args: Any, **kwargs: Any) -> list[Any]:
         params_dir = Path(launch_config.log_dir) / "bremen_params"
     except Exception:
         params_dir = Path(tempfile.mkdtemp(prefix="bremen_launch_"))
-    return [Node(**node_kwargs(proc, params_dir)) for proc in processes_from_arguments(values)]
+    actions: list[Any] = []
+    for proc in processes_from_arguments(values):
+        kwargs = node_kwargs(proc, params_dir)
+        if runs_the_runner_alone(proc):
+            node = LifecycleNode(namespace="", **kwargs)
+            actions += [node, *_runner_transitions(node)]
+        else:
+            actions.append(Node(**kwargs))
+            if any(n.executable == "policy_runner" for n in proc.nodes):
+                up = [sys.executable, "-m", "bremen_robot.ros.lifecycle_client", "up", "policy_runner"]
+                actions.append(ExecuteProcess(cmd=up, output="screen"))
+    return actions
 
 
 def generate_launch_description() -> Any:
