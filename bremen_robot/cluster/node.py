@@ -141,7 +141,7 @@ def check_same_kind(robot: RobotConfig, kind: dict[str, Any]) -> None:
 
 def collect_on_node(job: dict[str, Any]) -> dict[str, Any]:
     """The Ray task body for one robot's share of one deployment (see module docstring)."""
-    from bremen_robot.campaign.runner import CollectRequest, collect_through_graph, ingest_bag
+    from bremen_robot.campaign.runner import CollectRequest, ingest_bag
     from bremen_robot.campaign.workspace import move_aside
 
     info = node_info()
@@ -170,7 +170,7 @@ def collect_on_node(job: dict[str, Any]) -> dict[str, Any]:
         collect_config=source,
         workspace=ws,
     )
-    summary = collect_through_graph(req)
+    summary = _collect_in_child(req)
     data = ingest_bag(req.out_bag, k, robot.task)
     data.robot[:] = info["name"]
     data.validate()
@@ -192,3 +192,34 @@ def collect_on_node(job: dict[str, Any]) -> dict[str, Any]:
         "data_digest": data.digest(),
         "note": job_log,
     }
+
+
+def _collect_in_child(req: Any) -> dict[str, Any]:
+    """``collect_through_graph`` in its own process and session: the graph's stop-in-order signal
+    handling must not share a process with Ray's worker, which has its own signal handlers."""
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    args = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(req).items()}
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from bremen_robot.campaign.runner import CollectRequest, collect_through_graph\n"
+        "a = json.loads(sys.argv[1])\n"
+        "for k in ('out_bag', 'robot_config', 'collect_config', 'workspace'):\n"
+        "    a[k] = Path(a[k])\n"
+        "print('BREMEN_SUMMARY ' + json.dumps(collect_through_graph(CollectRequest(**a))))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("BREMEN_SUMMARY "):
+            return dict(json.loads(line[len("BREMEN_SUMMARY ") :]))
+    tail = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+    raise BremenError(tail[-1] if tail else f"collection exited with code {proc.returncode}")
