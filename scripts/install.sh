@@ -39,5 +39,5 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   fi
 fi
 python -m pip install --quiet "torch==2.13.0"
-python -m pip install --quiet -e ".[sim,ros,dev]"
+python -m pip install --quiet -e ".[sim,ros,dev,cluster]"
 touch "$STAMP"

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bremen_robot.config.loading import load_yaml_model
 from bremen_robot.config.train import load_train_config
@@ -101,6 +101,24 @@ class CampaignConfig(_Strict):
     shadow: ShadowSetting = Field(
         default_factory=ShadowSetting, description="shadow run of each candidate before its approval"
     )
+    fleet: list[str] = Field(
+        default_factory=list,
+        description="robot node names (bremen robot join --name) of the robot kind above that collect "
+        "each deployment together, steps_per_deployment split among them; needs --cluster (docs/cluster.md)",
+    )
+    fleet_on_robot_loss: Literal["finish_with_others", "wait"] = Field(
+        "finish_with_others",
+        description="when a fleet robot fails mid-collection: go on with the others' samples, or stop "
+        "so that re-running the same command collects that robot's share (finished shares are kept)",
+    )
+
+    @field_validator("fleet")
+    @classmethod
+    def _unique_fleet(cls, v: list[str]) -> list[str]:
+        dup = sorted({r for r in v if v.count(r) > 1})
+        if dup:
+            raise ValueError(f"robot '{dup[0]}' appears twice; name each robot node once")
+        return v
 
     @model_validator(mode="after")
     def _paths_exist(self) -> CampaignConfig:
@@ -119,13 +137,12 @@ class CampaignConfig(_Strict):
         what the campaign collects, and adding an operator mid-campaign must not orphan the
         workspace. ``legacy=True`` gives the identity as versions before that computed it.
         """
-        h = hashlib.sha256(
-            json.dumps(
-                # a shadow run collects nothing the trainer uses: not part of what the campaign is
-                self.model_dump(mode="json", exclude={"approval_poll_seconds", "shadow"}),
-                sort_keys=True,
-            ).encode()
-        )
+        # a shadow run collects nothing the trainer uses: not part of what the campaign is
+        dump = self.model_dump(mode="json", exclude={"approval_poll_seconds", "shadow"})
+        for field in _CLUSTER_FIELDS:  # absent when unset: a workspace from before issue 17 resumes
+            if dump[field] == CampaignConfig.model_fields[field].get_default(call_default_factory=True):
+                dump.pop(field)
+        h = hashlib.sha256(json.dumps(dump, sort_keys=True).encode())
         # the files it names count too: an edited preset or robot config is another campaign
         train = Path(self.train) if Path(self.train).is_file() else REPO_TRAIN / f"{self.train}.yaml"
         for path in (self.robot, self.collect, train):
@@ -134,6 +151,9 @@ class CampaignConfig(_Strict):
                 continue
             h.update(Path(path).read_bytes() if Path(path).is_file() else b"-")
         return h.hexdigest()
+
+
+_CLUSTER_FIELDS = ("fleet", "fleet_on_robot_loss")
 
 
 def _robot_identity(path: Path) -> bytes:

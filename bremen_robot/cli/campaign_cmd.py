@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="graph: the ROS 2 collect graph (default); direct: step the simulator without "
         "ROS or shield (benchmarks)",
     )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="collect on the robot nodes of a running Ray cluster (HOST:PORT, or auto for the one "
+        "started on this machine); the campaign's fleet names the robots (docs/cluster.md)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -48,14 +54,26 @@ def run(args: argparse.Namespace) -> int:
         from bremen_robot.campaign.direct import collect_direct
 
         collect_fn = collect_direct
+    reporter = Reporter(enabled=False if args.quiet else None)
+    if cfg.fleet and not args.cluster:
+        from bremen_robot.errors import ConfigError
+
+        raise ConfigError(
+            f"{args.config}: fleet: {', '.join(cfg.fleet)} collect on a Ray cluster; pass --cluster ADDRESS "
+            "(docs/cluster.md) or remove the fleet"
+        )
     with Workspace(workspace).lock():
-        summary = Campaign(
-            cfg,
-            workspace,
-            auto_approve=args.auto_approve,
-            collect_fn=collect_fn,
-            reporter=Reporter(enabled=False if args.quiet else None),
-        ).run()
+        if args.cluster:
+            from bremen_robot.cluster.fleet import ClusterCampaign
+
+            campaign: Campaign = ClusterCampaign(
+                cfg, workspace, address=args.cluster, auto_approve=args.auto_approve, reporter=reporter
+            )
+        else:
+            campaign = Campaign(
+                cfg, workspace, auto_approve=args.auto_approve, collect_fn=collect_fn, reporter=reporter
+            )
+        summary = campaign.run()
     print(
         f"\ncampaign {cfg.name} ({summary['robot']}/{summary['task']}), deployment count "
         f"{summary['deployment_count']}, workspace {workspace}"

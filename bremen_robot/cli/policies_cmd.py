@@ -99,7 +99,23 @@ def _list(args: argparse.Namespace) -> int:
                 ]
             )
         print(_table(rows))
+        _sessions(reg)
     return 0
+
+
+def _sessions(reg: Any) -> None:
+    """A fleet's collection sessions (issue 17): one line per robot under its deployment's policy."""
+    from bremen_robot.registry.sessions import sessions
+
+    rows = sessions(reg)
+    if not rows:
+        return
+    table = [["POLICY", "ROUND", "ROBOT", "NODE", "SAMPLES", "EPISODES", "INTERVENTIONS"]]
+    for s in rows:
+        counts = (s.round, s.samples, s.episodes, s.interventions)
+        table.append([s.policy_id, str(counts[0]), s.robot, s.node, *(str(c) for c in counts[1:])])
+    print("\ncollection sessions (one per robot of a fleet deployment):")
+    print(_table(table))
 
 
 def _register(args: argparse.Namespace) -> int:

@@ -11,9 +11,13 @@ One row per transition. Shapes (N transitions, D observation size, A action size
     deployment_ids     N       int64   which deployment collected the row (1-based)
     policy_sha256      N       <U64    sha256 of the collecting policy ("random" for uniform)
     interventions      N       int32   safety-shield interventions at that step
+    robot              N       <U64    which robot collected the row ("" before fleets; optional)
 
 Stored as ``.npz`` without pickling; the digest is a sha256 over every column's bytes in a fixed
-order plus the task name, so equal data gives an equal digest wherever it was written.
+order plus the task name, so equal data gives an equal digest wherever it was written. The
+``robot`` column (issue 17: a fleet's per-robot provenance) is optional: a file without it loads
+with "" everywhere, and it enters the digest only when some row names a robot, so every dataset
+written before it keeps its digest.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ COLUMNS: dict[str, Any] = {
     "policy_sha256": np.dtype("<U64"),
     "interventions": np.int32,
 }
+OPTIONAL_COLUMNS: dict[str, Any] = {"robot": np.dtype("<U64")}
 FORMAT_VERSION = 1
 
 
@@ -64,8 +69,14 @@ class Dataset:
     policy_sha256: np.ndarray
     interventions: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    robot: np.ndarray = field(default_factory=lambda: np.empty(0, OPTIONAL_COLUMNS["robot"]))
 
     def __post_init__(self) -> None:
+        if len(self.robot) == 0:  # not given (datasets from before fleets): no robot named
+            self.robot = np.full(len(self.obs), "")
+        self.robot = np.ascontiguousarray(np.asarray(self.robot).astype(OPTIONAL_COLUMNS["robot"]))
+        if len(self.robot) != len(self.obs):
+            raise DatasetError(f"column 'robot' has {len(self.robot)} rows but obs has {len(self.obs)}")
         for name, dtype in COLUMNS.items():
             setattr(
                 self, name, np.ascontiguousarray(np.asarray(getattr(self, name)).astype(dtype, copy=False))
@@ -93,7 +104,11 @@ class Dataset:
         return int(self.actions.shape[1])
 
     def columns(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in COLUMNS}
+        """Every column, ``robot`` included only when some row names a robot."""
+        cols = {name: getattr(self, name) for name in COLUMNS}
+        if bool(np.any(self.robot != "")):
+            cols["robot"] = self.robot
+        return cols
 
     def digest(self) -> str:
         """sha256 over the task name and every column (dtype, shape, bytes) in a fixed order."""
@@ -105,9 +120,8 @@ class Dataset:
 
     def select(self, mask: np.ndarray) -> Dataset:
         """Rows where ``mask`` (N bool or index array) holds; meta is kept."""
-        return Dataset(
-            task=self.task, meta=dict(self.meta), **{k: v[mask] for k, v in self.columns().items()}
-        )
+        cols = {k: getattr(self, k)[mask] for k in (*COLUMNS, *OPTIONAL_COLUMNS)}
+        return Dataset(task=self.task, meta=dict(self.meta), **cols)
 
     def episode_keys(self) -> np.ndarray:
         """Unique episode ids, in order of first appearance."""
@@ -211,6 +225,7 @@ class Dataset:
             with np.load(path, allow_pickle=False) as z:
                 header = json.loads(str(z["header"]))
                 cols = {name: z[name] for name in COLUMNS}
+                cols.update({name: z[name] for name in OPTIONAL_COLUMNS if name in z.files})
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
             kind = "missing column " + str(exc) if isinstance(exc, KeyError) else "corrupt or truncated"
             raise DatasetError(
@@ -264,14 +279,14 @@ def merge(datasets: Sequence[Dataset]) -> Dataset:
     dims = {(d.obs_dim, d.action_dim) for d in datasets}
     if len(dims) > 1:
         raise DatasetError(f"cannot merge datasets with different (obs, action) sizes: {sorted(dims)}")
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in COLUMNS}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in (*COLUMNS, *OPTIONAL_COLUMNS)}
     offset = 0
     for d in datasets:
-        cols = d.columns()
+        cols = {name: getattr(d, name) for name in parts}
         _, renum = np.unique(d.episode_ids, return_inverse=True)
         cols["episode_ids"] = renum.astype(np.int64) + offset
         offset += int(renum.max()) + 1 if len(d) else 0
-        for name in COLUMNS:
+        for name in parts:
             parts[name].append(cols[name])
     meta = {"merged_from": [d.digest() for d in datasets]}
     return Dataset(task=datasets[0].task, meta=meta, **{k: np.concatenate(v) for k, v in parts.items()})

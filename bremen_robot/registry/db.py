@@ -34,7 +34,7 @@ from bremen_robot.registry.guard import RESTORE_HINT, GuardedConnection
 from bremen_robot.registry.states import TRANSITIONS as _TABLE
 from bremen_robot.registry.states import PolicyState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 STATES: tuple[str, ...] = tuple(s.value for s in PolicyState)
 # from-state -> allowed to-states, as plain strings for the trigger's SQL: the table is
@@ -191,8 +191,35 @@ _V3 = [
     """,
 ]
 
+# v4 (issue 17, a fleet on Ray): one collection session per robot that ran a deployment's
+# policy; ``round`` is the campaign's deployment index k (a kept policy may collect in several)
+_V4 = [
+    """
+    CREATE TABLE collection_sessions (
+        policy_sha256   TEXT NOT NULL REFERENCES policies(sha256),
+        round           INTEGER NOT NULL CHECK (round >= 1),
+        robot           TEXT NOT NULL,
+        node            TEXT NOT NULL,
+        samples         INTEGER NOT NULL CHECK (samples >= 0),
+        episodes        INTEGER NOT NULL CHECK (episodes >= 0),
+        interventions   INTEGER NOT NULL CHECK (interventions >= 0),
+        data_digest     TEXT NOT NULL,
+        recorded_at     TEXT NOT NULL,
+        PRIMARY KEY (policy_sha256, round, robot)
+    )
+    """,
+    """
+    CREATE TRIGGER collection_sessions_no_update BEFORE UPDATE ON collection_sessions
+    BEGIN SELECT RAISE(ABORT, 'collection sessions are append-only'); END
+    """,
+    """
+    CREATE TRIGGER collection_sessions_no_delete BEFORE DELETE ON collection_sessions
+    BEGIN SELECT RAISE(ABORT, 'collection sessions are append-only'); END
+    """,
+]
+
 # MIGRATIONS[i] upgrades schema version i to i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

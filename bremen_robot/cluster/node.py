@@ -1,0 +1,225 @@
+"""What runs on a robot node: receive a policy, verify it HERE, collect, ingest, return a shard.
+
+The workstation sends the artifact's bytes and its signed approval through Ray (no shared
+filesystem). Before anything runs, the node checks the approval signature against the keys its
+own robot config trusts *now* (re-read at every deployment), then stores the artifact in a
+node-local registry and runs the same :func:`~bremen_robot.registry.verify_for_deployment` the
+ROS 2 graph runs again at start-up. The bag stays on the node's disk; only the ingested shard,
+its digest and the bag's metadata go back.
+
+Node layout (``$BREMEN_NODE_DIR``, written by ``bremen robot join``)::
+
+    <node dir>/node.json                      node name, robot config path (set at join)
+    <node dir>/<campaign>/registry.sqlite     node-local registry (what this robot may run)
+    <node dir>/<campaign>/d<k>/bag/           the bag of round k, kept here
+    <node dir>/<campaign>/d<k>/shard.npz      its ingested shard (robot column = node name)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bremen_robot.cluster.ray_env import NODE_DIR_ENV
+from bremen_robot.errors import BremenError
+from bremen_robot.robot_config import RobotConfig, load_robot_config
+
+NODE_FILE = "node.json"
+
+
+class PolicyRefusedError(BremenError):
+    """The node refused the policy it was sent (one line: which robot, which operator, the fix)."""
+
+
+def node_info(node_dir: Path | None = None) -> dict[str, Any]:
+    d = Path(node_dir or os.environ.get(NODE_DIR_ENV, ""))
+    path = d / NODE_FILE
+    if not str(d) or not path.is_file():
+        raise BremenError(
+            f"this Ray node was not started by 'bremen robot join' "
+            f"(no {NODE_FILE} in ${NODE_DIR_ENV}='{d}'); "
+            "join the robot PC with 'bremen robot join --address HEAD --robot ROBOT.yaml'"
+        )
+    info = dict(json.loads(path.read_text()))
+    info["dir"] = str(d)
+    return info
+
+
+def check_signed_by_trusted(bundle: dict[str, Any], robot: RobotConfig) -> None:
+    """The approval covers these bytes and verifies against one of the robot's trusted keys."""
+    from bremen_robot.registry.signing import load_public_key, parse_payload, verify_signature
+
+    appr = bundle["approval"]
+    payload = parse_payload(appr["payload"])
+    operator = str(payload.get("operator", "?"))
+    if payload.get("artifact_sha256") != bundle["sha256"]:
+        raise PolicyRefusedError(
+            f"robot '{robot.name}': the approval sent with policy {bundle['sha256'][:12]} signs another "
+            "artifact; nothing was run (check the workstation's registry with 'bremen registry check')"
+        )
+    keys = list(robot.trusted_operator_keys)
+    ok = any(verify_signature(appr["payload"], appr["signature"], load_public_key(k)) for k in keys)
+    if not ok:
+        raise PolicyRefusedError(
+            f"robot '{robot.name}' ({robot.source}) refuses policy {bundle['sha256'][:12]}: approved by "
+            f"'{operator}' (key {str(appr['key_fingerprint'])[:12]}), whom it does not trust; "
+            f"{robot.how_to_trust(operator)} on the robot PC; nothing was run"
+        )
+
+
+def receive_policy(ws: Path, bundle: dict[str, Any], robot: RobotConfig) -> str:
+    """Check, store and verify a sent policy in the node registry at ``ws``; returns its sha256.
+
+    Refused (:class:`PolicyRefusedError`, one line) before the registry is touched when the signature
+    does not verify against ``robot``'s trusted keys; then the registry's own checks run.
+    """
+    from bremen_robot.registry import ApprovalError, Registry, verify_for_deployment
+    from bremen_robot.registry.states import PolicyState
+
+    check_signed_by_trusted(bundle, robot)
+    ws.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=ws, prefix=".incoming-"))
+    try:
+        for name, data in bundle["files"].items():
+            (tmp / Path(name).name).write_bytes(data)
+        with Registry.open(ws) as reg:
+            rec = reg.register(tmp, report={}, lineage={"parent": "cluster"}, actor="bremen-robot-node")
+            if rec.sha256 != bundle["sha256"]:
+                raise PolicyRefusedError(
+                    f"robot '{robot.name}': the bytes received hash to {rec.sha256[:12]}, not the approved "
+                    f"{bundle['sha256'][:12]}; nothing was run"
+                )
+            appr = bundle["approval"]
+            if rec.state == PolicyState.CANDIDATE:
+
+                def insert(sha: str, now: str) -> None:
+                    reg._conn.execute(
+                        "INSERT INTO approvals (policy_sha256, operator, approved_at, note, payload,"
+                        " signature, key_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            sha,
+                            appr["operator"],
+                            appr["approved_at"],
+                            appr["note"],
+                            appr["payload"],
+                            appr["signature"],
+                            appr["key_fingerprint"],
+                        ),
+                    )
+
+                reg._transition(
+                    rec.sha256,
+                    PolicyState.APPROVED,
+                    appr["operator"],
+                    "received through the cluster",
+                    inside=insert,
+                    at=appr["approved_at"],
+                )
+            try:
+                verify_for_deployment(rec.sha256, robot, reg)
+            except ApprovalError as exc:
+                raise PolicyRefusedError(f"robot '{robot.name}' refuses the policy: {exc}") from None
+        return str(rec.sha256)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_same_kind(robot: RobotConfig, kind: dict[str, Any]) -> None:
+    """A fleet is robots of one kind: same task and joints as the campaign's robot config."""
+    if robot.task != kind["task"] or list(robot.joints) != list(kind["joints"]):
+        raise BremenError(
+            f"robot '{robot.name}' ({robot.source}) is not of the campaign's kind '{kind['name']}' "
+            f"(task {robot.task} vs {kind['task']}, or other joints); join it with a {kind['name']} config "
+            "or leave it out of the campaign's fleet"
+        )
+
+
+def collect_on_node(job: dict[str, Any]) -> dict[str, Any]:
+    """The Ray task body for one robot's share of one deployment (see module docstring)."""
+    from bremen_robot.campaign.runner import CollectRequest, ingest_bag
+    from bremen_robot.campaign.workspace import move_aside
+
+    info = node_info()
+    robot = load_robot_config(Path(info["robot_config"]))  # trust as it is now, not at join
+    check_same_kind(robot, job["kind"])
+    ws = Path(info["dir"]) / job["campaign"]
+    k = int(job["round"])
+    bundle = job.get("policy")
+    policy_id = "random" if bundle is None else receive_policy(ws, bundle, robot)
+    ddir = ws / f"d{k}"
+    ddir.mkdir(parents=True, exist_ok=True)
+    if (aside := move_aside(ddir / "bag")) is not None:
+        job_log = f"an interrupted collection was kept at {aside}"
+    else:
+        job_log = ""
+    source = ddir / "collect.source.yaml"
+    source.write_text(job["collect_yaml"])
+    req = CollectRequest(
+        deployment=k,
+        policy_id=policy_id,
+        steps=int(job["steps"]),
+        out_bag=ddir / "bag",
+        seed=int(job["seed"]),
+        sigma=float(job["sigma"]),
+        robot_config=Path(info["robot_config"]),
+        collect_config=source,
+        workspace=ws,
+    )
+    summary = _collect_in_child(req)
+    data = ingest_bag(req.out_bag, k, robot.task)
+    data.robot[:] = info["name"]
+    data.validate()
+    shard = ddir / "shard.npz"
+    move_aside(shard)
+    data.save(shard)
+    return {
+        "robot": info["name"],
+        "robot_kind": robot.name,
+        "node": f"{socket.gethostname()}:{info['name']}",
+        "round": k,
+        "policy_id": policy_id,
+        "samples": len(data),
+        "steps": int(summary["steps"]),
+        "episodes": int(summary["episodes"]),
+        "interventions": int(summary["interventions"]),
+        "bag": str(req.out_bag),
+        "shard": shard.read_bytes(),
+        "data_digest": data.digest(),
+        "note": job_log,
+    }
+
+
+def _collect_in_child(req: Any) -> dict[str, Any]:
+    """``collect_through_graph`` in its own process and session: the graph's stop-in-order signal
+    handling must not share a process with Ray's worker, which has its own signal handlers."""
+    import subprocess
+    import sys
+    from dataclasses import asdict
+
+    args = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(req).items()}
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from bremen_robot.campaign.runner import CollectRequest, collect_through_graph\n"
+        "a = json.loads(sys.argv[1])\n"
+        "for k in ('out_bag', 'robot_config', 'collect_config', 'workspace'):\n"
+        "    a[k] = Path(a[k])\n"
+        "print('BREMEN_SUMMARY ' + json.dumps(collect_through_graph(CollectRequest(**a))))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("BREMEN_SUMMARY "):
+            return dict(json.loads(line[len("BREMEN_SUMMARY ") :]))
+    tail = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+    raise BremenError(tail[-1] if tail else f"collection exited with code {proc.returncode}")

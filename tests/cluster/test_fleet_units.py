@@ -1,0 +1,118 @@
+"""Fleet pieces without a cluster: splitting the budget, merging shards with provenance, the
+dataset's optional robot column, sessions recorded once, and the node's own signature check."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bremen_robot.cluster.fleet import merge_shards, split_steps
+from bremen_robot.data.dataset import Dataset
+from bremen_robot.errors import BremenError
+
+
+def _data(n: int, robot: str = "", seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    cols = {
+        "obs": rng.normal(size=(n, 2)),
+        "actions": rng.normal(size=(n, 1)),
+        "rewards": rng.normal(size=n),
+        "next_obs": rng.normal(size=(n, 2)),
+        "episode_ids": np.repeat(np.arange(n // 2 + 1), 2)[:n],
+    }
+    d = Dataset.from_columns("point", cols)
+    d.robot[:] = robot
+    return d
+
+
+def test_split_steps_even_with_remainder_first() -> None:
+    assert split_steps(3000, ["a", "b"]) == {"a": 1500, "b": 1500}
+    assert split_steps(1001, ["a", "b", "c"]) == {"a": 334, "b": 334, "c": 333}
+    with pytest.raises(BremenError, match="fewer than the fleet's 3 robots"):
+        split_steps(2, ["a", "b", "c"])
+
+
+def test_merge_shards_keeps_each_rows_robot_and_the_deployment() -> None:
+    merged = merge_shards({"panda-a": _data(6, "panda-a", 1), "panda-b": _data(4, "panda-b", 2)}, 3)
+    assert list(merged.robot) == ["panda-a"] * 6 + ["panda-b"] * 4
+    assert set(merged.deployment_ids.tolist()) == {3}
+    assert len(set(merged.episode_ids[:6]) & set(merged.episode_ids[6:])) == 0
+
+
+def test_merge_shards_refuses_a_shard_labelled_with_another_robot() -> None:
+    with pytest.raises(BremenError, match="shard from robot 'panda-b' labels its rows"):
+        merge_shards({"panda-a": _data(4, "panda-a"), "panda-b": _data(4, "panda-a")}, 1)
+
+
+def test_robot_column_round_trips_and_old_datasets_keep_their_digest(tmp_path: Path) -> None:
+    plain = _data(6)
+    # the digest as versions before the robot column computed it: these ten columns, in this order
+    h = hashlib.sha256(b"bremen-dataset-v1:point")
+    for name in (
+        "obs",
+        "actions",
+        "rewards",
+        "next_obs",
+        "terminals",
+        "timeouts",
+        "episode_ids",
+        "deployment_ids",
+        "policy_sha256",
+        "interventions",
+    ):
+        arr = getattr(plain, name)
+        h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
+        h.update(arr.tobytes())
+    before = h.hexdigest()
+    assert plain.digest() == before
+    assert "robot" not in plain.columns()
+    path = plain.save(tmp_path / "plain.npz")
+    with np.load(path) as z:
+        assert "robot" not in z.files
+    assert Dataset.load(path).digest() == before
+    tagged = _data(6, "panda-a")
+    assert tagged.digest() != before  # provenance is part of the identity once present
+    back = Dataset.load(tagged.save(tmp_path / "tagged.npz"))
+    assert list(back.robot) == ["panda-a"] * 6
+    assert list(back.select(np.arange(6) < 2).robot) == ["panda-a"] * 2
+
+
+def test_sessions_are_recorded_once(tmp_path: Path) -> None:
+    from bremen_robot.registry import Registry
+    from bremen_robot.registry.sessions import record_session, sessions
+
+    with Registry.open(tmp_path) as reg:
+        reg.record_random_deployment("test")
+        s = {
+            "policy_id": "random",
+            "round": 1,
+            "robot": "panda-a",
+            "node": "h:panda-a",
+            "samples": 100,
+            "episodes": 1,
+            "interventions": 0,
+        }
+        assert record_session(reg, s) is True
+        assert record_session(reg, {**s, "samples": 999}) is False  # a resumed campaign re-sends it
+        record_session(reg, {**s, "robot": "panda-b", "samples": 50})
+        got = [(x.robot, x.samples) for x in sessions(reg)]
+    assert got == [("panda-a", 100), ("panda-b", 50)]
+
+
+def test_robot_join_refuses_a_robot_that_trusts_nobody_in_one_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    from bremen_robot.cli import main
+
+    repo = Path(__file__).resolve().parents[2]
+    robot = yaml.safe_load((repo / "configs/robots/panda.yaml").read_text())
+    robot["safety"] = str(repo / "configs/safety/panda.yaml")
+    cfg = tmp_path / "panda.yaml"
+    cfg.write_text(yaml.safe_dump(robot))
+    code = main(["robot", "join", "--address", "127.0.0.2:1", "--robot", str(cfg), "--dry-run"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "trusted_operator_keys: empty" in err, err
