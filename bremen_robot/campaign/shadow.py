@@ -71,9 +71,10 @@ def shadow_before_approval(
     run: ShadowFn = getattr(campaign, "shadow_fn", None) or shadow_through_graph
     summary = run(campaign, k, candidate, acting, bag)
     write_json_atomic(marker, summary)
-    cmd = summary.get("command_difference") or {}
+    mean_abs = (summary.get("command_difference") or {}).get("mean_abs_all")
+    diff = "no paired step" if mean_abs is None else f"mean command difference {float(mean_abs):.3g}"
     campaign.log(
-        f"deployment {k}: shadow run recorded ({summary.get('paired_steps', 0)} paired steps, mean |d| "
-        f"{cmd.get('mean_abs_all')}); see bremen review {candidate}"
+        f"deployment {k}: shadow run recorded ({summary.get('paired_steps', 0)} paired steps, {diff}); "
+        f"see bremen review {candidate}"
     )
     return dict(summary)

@@ -83,6 +83,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
         domains = random.SystemRandom().sample(range(110, 200), 2)
         for (name, ip), domain in zip(NODE_IPS.items(), domains, strict=True):
             robot = yaml.safe_load((REPO / "configs/robots/panda.yaml").read_text())
+            robot.pop("reset")  # its relative limits path; a simulated fleet needs no scripted reset
             robot.update(
                 safety=str(REPO / "configs/safety/panda.yaml"), trusted_operator_keys=[str(demo_pub)]
             )

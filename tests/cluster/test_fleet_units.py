@@ -110,6 +110,7 @@ def test_robot_join_refuses_a_robot_that_trusts_nobody_in_one_line(tmp_path: Pat
     repo = Path(__file__).resolve().parents[2]
     robot = yaml.safe_load((repo / "configs/robots/panda.yaml").read_text())
     robot["safety"] = str(repo / "configs/safety/panda.yaml")
+    robot.pop("reset")  # its limits path is relative to configs/robots/
     cfg = tmp_path / "panda.yaml"
     cfg.write_text(yaml.safe_dump(robot))
     code = main(["robot", "join", "--address", "127.0.0.2:1", "--robot", str(cfg), "--dry-run"])

@@ -70,6 +70,7 @@ def test_a_shadow_runner_publishes_nothing_on_the_command_topic(tmp_path, procs,
         evt = {"event": kind, "id": 7, "policy_sha256": "random", "deployment": 1, "source": "policy_runner"}
         ep_pub.publish(String(data=json.dumps(evt)))
 
+    probe.activate("shadow_runner")  # a lifecycle node: unconfigured until collect (here: we) brings it up
     assert probe.spin_until(lambda: pub.get_subscription_count() > 0, 60), "shadow runner did not come up"
     stream(0.3)
     acting_event("start")  # the acting runner's episode: the shadow follows it, never starts its own
