@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 from reproduce_common import (
-    COLORS,
     LABELS,
     REPO,
     SHORT,
@@ -25,6 +24,7 @@ from reproduce_common import (
     TARGET_RETURN,
     Job,
     campaign_update,
+    draw_method_curves,
     job_record,
     same_settings,
 )
@@ -213,16 +213,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         (axes[0], "deployments", "deployments"),
         (axes[1], "samples", "samples collected"),
     ):
-        for method in result["methods"]:
-            pts = [(r[key], r[method]) for r in result["per_deployment"] if r[method]["mean"] is not None]
-            if not pts:
-                continue
-            xs = np.array([p[0] for p in pts], float)
-            mean = np.array([p[1]["mean"] for p in pts])
-            std = np.array([p[1]["std"] for p in pts])
-            n = max(p[1]["n_seeds"] for p in pts)
-            ax.plot(xs, mean, marker="o", color=COLORS[method], label=f"{LABELS[method]} (n={n})")
-            ax.fill_between(xs, mean - std, mean + std, color=COLORS[method], alpha=0.2)
+        draw_method_curves(ax, result, key)
         if result["target"].get("applies"):
             ax.axhline(TARGET_RETURN, color="gray", ls="--", lw=1, label="DESIGN.md §5 target")
         if key == "deployments":

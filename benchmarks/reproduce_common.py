@@ -240,3 +240,20 @@ def _add_time(job: Job, wall_s: float, complete: bool) -> None:
     )
     data["wall_s_total"] = float(sum(r["wall_s"] for r in data["runs"]))
     write_json_atomic(path, data)
+
+
+def draw_method_curves(ax: Any, result: dict[str, Any], key: str = "deployments") -> None:
+    """Each method's mean ± std across seeds of a reproduce.py result on ``ax`` (matplotlib),
+    against ``key`` ("deployments" or "samples"); a method with no value yet is left out."""
+    import numpy as np
+
+    for method in result["methods"]:
+        pts = [(r[key], r[method]) for r in result["per_deployment"] if r[method]["mean"] is not None]
+        if not pts:
+            continue
+        xs = np.array([p[0] for p in pts], float)
+        mean = np.array([p[1]["mean"] for p in pts])
+        std = np.array([p[1]["std"] for p in pts])
+        n = max(p[1]["n_seeds"] for p in pts)
+        ax.plot(xs, mean, marker="o", color=COLORS[method], label=f"{LABELS[method]} (n={n})")
+        ax.fill_between(xs, mean - std, mean + std, color=COLORS[method], alpha=0.2)

@@ -30,7 +30,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from reproduce_common import COLORS, LABELS, SHORT  # noqa: E402
+from reproduce_common import SHORT, draw_method_curves  # noqa: E402
 
 REGRESSION_TOLERANCE = 0.10  # a candidate may lose at most 10 % of its predecessor's return
 HALFCHEETAH_TARGET = 4000.0
@@ -178,20 +178,10 @@ def figure(results: list[dict[str, Any]], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, axes = plt.subplots(1, len(results), figsize=(4.2 * len(results), 3.8), squeeze=False)
     for ax, result in zip(axes[0], results):
-        for m in result["methods"]:
-            pts = [(r["deployments"], r[m]) for r in result["per_deployment"] if r[m]["mean"] is not None]
-            if not pts:
-                continue
-            xs = np.array([p[0] for p in pts], float)
-            mean = np.array([p[1]["mean"] for p in pts])
-            std = np.array([p[1]["std"] for p in pts])
-            n = max(p[1]["n_seeds"] for p in pts)
-            ax.plot(xs, mean, marker="o", color=COLORS[m], label=f"{LABELS[m]} (n={n})")
-            ax.fill_between(xs, mean - std, mean + std, color=COLORS[m], alpha=0.2)
+        draw_method_curves(ax, result)
         ax.set_title(f"{result['task']} ({result['campaign']})", fontsize=9)
         ax.set_xlabel("deployments")
         ax.grid(alpha=0.3)

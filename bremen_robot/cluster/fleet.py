@@ -62,7 +62,7 @@ def policy_bundle(reg: Any, policy_id: str) -> dict[str, Any] | None:
         "files": {n: b for n, b in files.items() if n in ("policy.pt", "manifest.json")},
         "approval": {
             "operator": a.operator,
-            "approved_at": a.approved_at,
+            "approved_at": a.time,
             "note": a.note,
             "payload": a.payload,
             "signature": a.signature,

@@ -88,7 +88,9 @@ def receive_policy(ws: Path, bundle: dict[str, Any], robot: RobotConfig) -> str:
         for name, data in bundle["files"].items():
             (tmp / Path(name).name).write_bytes(data)
         with Registry.open(ws) as reg:
-            rec = reg.register(tmp, report={}, lineage={"parent": "cluster"}, actor="bremen-robot-node")
+            rec = reg.register(
+                tmp, report={}, lineage={"received_from": "cluster"}, actor="bremen-robot-node"
+            )
             if rec.sha256 != bundle["sha256"]:
                 raise PolicyRefusedError(
                     f"robot '{robot.name}': the bytes received hash to {rec.sha256[:12]}, not the approved "

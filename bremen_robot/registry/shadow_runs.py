@@ -21,12 +21,12 @@ from typing import Any
 from bremen_robot.errors import ArtifactError
 from bremen_robot.policy.artifact import FrozenPolicy, load_artifact, load_manifest
 from bremen_robot.registry import db
-from bremen_robot.registry.errors import ApprovalError, RegistryDatabaseError, RegistryError
+from bremen_robot.registry.errors import ApprovalError, RegistryError
 from bremen_robot.registry.jsonio import to_json
 from bremen_robot.registry.lifecycle import _current_user, _now
 from bremen_robot.registry.records import RANDOM_POLICY_ID, short_id
 from bremen_robot.registry.store import Registry
-from bremen_robot.registry.trust import _looks_like_path, _record_for_path, check_compatibility
+from bremen_robot.registry.trust import check_compatibility, lookup_record
 from bremen_robot.robot_config import RobotConfig
 
 SHADOW_STATES = ("candidate", "approved", "deployed")
@@ -53,15 +53,7 @@ def verify_for_shadow(policy_id_or_path: str | Path, robot: RobotConfig, registr
     or retired; file hash or manifest differs from the registry's record; incompatible with the
     robot config.
     """
-    if _looks_like_path(policy_id_or_path):
-        rec, _ = _record_for_path(policy_id_or_path, registry)
-    else:
-        try:
-            rec = registry.get(str(policy_id_or_path))
-        except RegistryDatabaseError:
-            raise
-        except RegistryError as exc:
-            raise ApprovalError(f"--shadow: not registered: {exc}") from None
+    rec, _ = lookup_record(policy_id_or_path, registry, "--shadow: ")
     if rec.is_random or rec.artifact_dir is None:
         raise ApprovalError("--shadow: the random policy has nothing to compare; pass a registered candidate")
     if rec.state not in SHADOW_STATES:
@@ -176,11 +168,7 @@ def check_shadow_request(candidate: str, acting: str, robot: RobotConfig, worksp
     try:
         fp = verify_for_shadow(candidate, robot, reg)
         if acting != RANDOM_POLICY_ID:
-            acting_sha = (
-                _record_for_path(acting, reg)[0].sha256
-                if _looks_like_path(acting)
-                else reg.get(acting).sha256
-            )
+            acting_sha = lookup_record(acting, reg)[0].sha256
             if acting_sha == fp.sha256:
                 raise ConfigError(
                     f"--shadow {candidate} is the acting policy itself; shadow a different candidate "

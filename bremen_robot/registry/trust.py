@@ -111,6 +111,23 @@ def _record_for_path(ref: str | Path, registry: Registry) -> tuple[PolicyRecord,
     )
 
 
+def lookup_record(
+    policy_id_or_path: str | Path, registry: Registry, prefix: str = ""
+) -> tuple[PolicyRecord, Path | None]:
+    """The registry record of a policy id / unique prefix or an artifact folder, with the folder
+    to load (the given one, or the stored artifact; None for the random policy). Not registered:
+    one-line :class:`ApprovalError`, ``prefix`` first (e.g. ``"--shadow: "``)."""
+    if _looks_like_path(policy_id_or_path):
+        return _record_for_path(policy_id_or_path, registry)
+    try:
+        rec = registry.get(str(policy_id_or_path))
+    except RegistryDatabaseError:  # a damaged or busy registry is not "not registered"
+        raise
+    except RegistryError as exc:
+        raise ApprovalError(f"{prefix}not registered: {exc}") from None
+    return rec, rec.artifact_dir
+
+
 def verify_for_deployment(
     policy_id_or_path: str | Path, robot: RobotConfig, registry: Registry
 ) -> FrozenPolicy:
@@ -123,21 +140,8 @@ def verify_for_deployment(
     no approval signature; signature not verifying against any of
     ``robot.trusted_operator_keys``; manifest incompatible with the robot config.
     """
-    if _looks_like_path(policy_id_or_path):
-        rec, d = _record_for_path(policy_id_or_path, registry)
-    else:
-        try:
-            rec = registry.get(str(policy_id_or_path))
-        except RegistryDatabaseError:
-            raise
-        except RegistryError as exc:
-            raise ApprovalError(f"not registered: {exc}") from None
-        if rec.artifact_dir is None:
-            raise ApprovalError(
-                "the random policy is not an artifact; start it with --random (no approval needed)"
-            )
-        d = rec.artifact_dir
-    if rec.is_random:
+    rec, d = lookup_record(policy_id_or_path, registry)
+    if rec.is_random or d is None:
         raise ApprovalError(
             "the random policy is not an artifact; start it with --random (no approval needed)"
         )
