@@ -125,6 +125,7 @@ def test_tiny_campaign_killed_in_training_resumes_to_the_same_count(tiny_campaig
 def test_auto_approve_with_real_hardware_is_refused(tiny_campaign: Path, tmp_path: Path):
     robot = yaml.safe_load((REPO / "configs/robots/panda.yaml").read_text())
     robot.update(simulated=False, safety=str(REPO / "configs/safety/panda.yaml"))
+    robot["reset"]["limits"] = str(REPO / "configs/safety/panda-reset.yaml")  # relative in the shipped file
     (tmp_path / "real.yaml").write_text(yaml.safe_dump(robot))
     camp = yaml.safe_load(tiny_campaign.read_text())
     camp["robot"] = str(tmp_path / "real.yaml")
