@@ -24,7 +24,6 @@ pytest.importorskip("ray", reason="ray (cluster extra) missing: pip install -e '
 RCLPY_OK, RCLPY_WHY = rclpy_status()
 pytestmark = [
     pytest.mark.ros,
-    pytest.mark.slow,
     pytest.mark.skipif(not RCLPY_OK, reason=RCLPY_WHY or "rclpy (ros extra) missing"),
 ]
 SHARE = 300  # steps per robot: three 100-step episodes, so a fault after the first lands mid-way
