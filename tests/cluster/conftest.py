@@ -165,6 +165,9 @@ def run_campaign(lab: dict[str, Any]) -> Callable[..., subprocess.CompletedProce
     """The workstation's own command, as a user runs it (its Ray driver gets the token from the env)."""
 
     def run(camp: Path, ws: Path, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+        keys = Path(str(lab["ws"])) / "keys"  # the demo operator the robot nodes trust
+        if not (ws / "keys").exists():
+            shutil.copytree(keys, ws / "keys")
         cmd = [
             sys.executable,
             "-m",

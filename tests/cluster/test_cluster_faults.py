@@ -26,7 +26,7 @@ pytestmark = [
     pytest.mark.ros,
     pytest.mark.skipif(not RCLPY_OK, reason=RCLPY_WHY or "rclpy (ros extra) missing"),
 ]
-SHARE = 300  # steps per robot: three 100-step episodes, so a fault after the first lands mid-way
+SHARE, EP = 300, 30  # steps per robot in 30-step episodes: a fault after the first lands mid-way
 
 
 def listed(bag: Path, status: str = "complete") -> list[dict[str, Any]]:
@@ -111,6 +111,16 @@ while True:
     return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
 
 
+def short_episodes(lab: dict[str, Any]) -> Path:
+    """The quickstart's collect config with EP-step episodes (a share is then many episodes)."""
+    repo = Path(__file__).resolve().parents[2]
+    cfg = yaml.safe_load((repo / "configs/collect/panda-mujoco.yaml").read_text())
+    cfg.update(robot=str(repo / "configs/robots/panda.yaml"), episode_steps=EP)
+    path = Path(str(lab["tmp"])) / "collect-short.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 def node_round(lab: dict[str, Any], robot: str, campaign: str, k: int) -> Path:
     return Path(str(lab["tmp"])) / f"node-{robot}" / campaign / f"d{k}"
 
@@ -128,7 +138,7 @@ def faults(lab: dict[str, Any], run_campaign: Any, fleet_campaign: Any) -> Itera
     """Deployment 1: panda-a's collection is killed after its first episode; deployment 2: panda-b's
     e-stop latches after its first episode. fleet_on_robot_loss: finish_with_others (the default)."""
     name = "faults"
-    camp = fleet_campaign(name, steps_per_deployment=2 * SHARE)
+    camp = fleet_campaign(name, steps_per_deployment=2 * SHARE, collect=str(short_episodes(lab)))
     ws = Path(str(lab["tmp"])) / "ws-faults"
     kill = AfterFirstEpisode(
         node_round(lab, "panda-a", name, 1) / "bag",
@@ -156,7 +166,7 @@ def test_a_killed_collection_keeps_its_closed_episodes_and_the_deployment_finish
     d1 = node_round(lab, "panda-a", faults["name"], 1)
     kept = d1 / "bag.interrupted-1"  # the killed collection's bag, set aside, never deleted
     closed = listed(kept)
-    assert 1 <= len(closed) < SHARE // 100, closed
+    assert 1 <= len(closed) < SHARE // EP, closed
     assert not (d1 / "bag").exists()  # nothing was collected anew: the deployment went on
     rows = {r[1]: r for r in session_rows(ws) if r[0] == 1}
     a, b = rows["panda-a"], rows["panda-b"]
@@ -179,9 +189,9 @@ def test_an_estop_stops_that_robot_alone_and_its_share_is_kept(
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {r[1]: r for r in session_rows(ws) if r[0] == 2}
     closed = listed(node_round(lab, "panda-b", faults["name"], 2) / "bag")
-    assert 1 <= len(closed) < SHARE // 100, closed  # it stopped before its share was done
+    assert 1 <= len(closed) < SHARE // EP, closed  # it stopped before its share was done
     assert rows["panda-b"][3] == len(closed)
-    assert 50 <= rows["panda-b"][2] < 0.9 * SHARE
+    assert 0.9 * EP <= rows["panda-b"][2] < 0.9 * SHARE
     assert rows["panda-a"][2] >= 0.9 * SHARE  # the other robot finished its share
     marker = json.loads((ws / "d2" / "collect.json").read_text())
     assert marker["estop"] == ["panda-b"] and marker["lost"] == []
@@ -208,7 +218,13 @@ def test_wait_stops_the_campaign_and_a_rerun_collects_only_what_is_missing(
     lab: dict[str, Any], run_campaign: Any, fleet_campaign: Any
 ) -> None:
     name = "faults-wait"
-    camp = fleet_campaign(name, deployments=1, steps_per_deployment=2 * SHARE, fleet_on_robot_loss="wait")
+    camp = fleet_campaign(
+        name,
+        deployments=1,
+        steps_per_deployment=2 * SHARE,
+        fleet_on_robot_loss="wait",
+        collect=str(short_episodes(lab)),
+    )
     ws = Path(str(lab["tmp"])) / "ws-wait"
     d1a, d1b = node_round(lab, "panda-a", name, 1), node_round(lab, "panda-b", name, 1)
     kill = AfterFirstEpisode(d1a / "bag", kill_collection(d1a / "bag"))
