@@ -188,6 +188,7 @@ def test_an_estop_stops_that_robot_alone_and_its_share_is_kept(
     proc, ws = faults["proc"], faults["ws"]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {r[1]: r for r in session_rows(ws) if r[0] == 2}
+    assert sorted(rows) == ["panda-a", "panda-b"], proc.stdout[-3000:]
     closed = listed(node_round(lab, "panda-b", faults["name"], 2) / "bag")
     assert 1 <= len(closed) < SHARE // EP, closed  # it stopped before its share was done
     assert rows["panda-b"][3] == len(closed)
