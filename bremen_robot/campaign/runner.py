@@ -47,6 +47,7 @@ class CollectRequest:
     collect_config: Path
     workspace: Path
     on_event: Callable[[dict[str, Any]], None] | None = None  # live status (campaign/status.py)
+    stop_on_estop: bool = False  # a fleet robot's share ends at a latched e-stop (docs/cluster.md)
 
 
 CollectFn = Callable[[CollectRequest], dict[str, Any]]
@@ -75,6 +76,7 @@ def collect_through_graph(req: CollectRequest) -> dict[str, Any]:
         out=req.out_bag,
         workspace=req.workspace,
         on_event=req.on_event,
+        stop_on_estop=req.stop_on_estop,
     )
     if result.interrupted or result.logger_crashed:
         raise BremenError(
@@ -87,6 +89,7 @@ def collect_through_graph(req: CollectRequest) -> dict[str, Any]:
         "interventions": result.interventions,
         "return_mean": float(np.mean(result.returns)) if result.returns else None,
         "collector": "graph",
+        "estop": result.estop,
     }
 
 

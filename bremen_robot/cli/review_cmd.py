@@ -11,6 +11,7 @@ from bremen_robot.cli.policies_cmd import add_registry_options, open_registry
 
 def _run(args: argparse.Namespace) -> int:
     from bremen_robot.registry.reviewing import make_review, terminal_safe
+    from bremen_robot.registry.sessions import sessions
     from bremen_robot.registry.shadow_runs import review_lines
 
     with open_registry(args) as reg:
@@ -18,8 +19,11 @@ def _run(args: argparse.Namespace) -> int:
         policies = reg.policies()
         workspace = reg.workspace
         shadow = review_lines(reg, rec.sha256)
+        fleet = sessions(reg, rec.sha256)
     out = args.out if args.out is not None else workspace / "reviews" / rec.id
-    review = make_review(rec, policies, workspace, out, plots=not args.no_plots, video=not args.no_video)
+    review = make_review(
+        rec, policies, workspace, out, plots=not args.no_plots, video=not args.no_video, sessions=fleet
+    )
     print(terminal_safe(review.text))
     print(terminal_safe("\n".join(["", *shadow])))
     print("")

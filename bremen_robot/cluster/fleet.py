@@ -97,6 +97,7 @@ class FleetCollector:
             "collect_yaml": Path(req.collect_config).read_text(),
             "sigma": req.sigma,
             "kind": {"name": c.robot.name, "task": c.robot.task, "joints": list(c.robot.joints)},
+            "salvage_only": False,
         }
         pending = {}
         for i, name in enumerate(fleet):
@@ -112,21 +113,30 @@ class FleetCollector:
             c.log(f"deployment {req.deployment}: robot {name} collects {budget[name]} steps")
             pending[name] = task.remote({**job, "steps": budget[name], "seed": req.seed * 100 + i})
         failures = self._gather(pending, shard_dir)
+        if failures and c.cfg.fleet_on_robot_loss == "finish_with_others":
+            failures = self._salvage(failures, job, shard_dir)
         results = {n: read_json(shard_dir / f"{n}.json") for n in fleet}
         done = {n: r for n, r in results.items() if r is not None}
         if failures and (c.cfg.fleet_on_robot_loss == "wait" or not done):
             raise BremenError(
-                f"deployment {req.deployment}: {'; '.join(failures)}; the robots that finished are kept "
-                f"({', '.join(done) or 'none'}); re-run the same command to collect the rest"
+                f"deployment {req.deployment}: {'; '.join(failures.values())}; the robots that finished "
+                f"are kept ({', '.join(done) or 'none'}); re-run the same command to collect the rest"
             )
-        for f in failures:
+        for f in failures.values():
             c.log(f"deployment {req.deployment}: {f}; going on with {', '.join(done)} (fleet_on_robot_loss)")
+        for n, r in done.items():
+            if r.get("estop"):
+                c.log(
+                    f"deployment {req.deployment}: robot {n} stopped on its e-stop after {r['steps']} of "
+                    f"{budget[n]} steps; its {r['samples']} samples are kept, the others went on"
+                )
         shards = {n: Dataset.load(shard_dir / f"{n}.npz") for n in done}
         data = merge_shards(shards, req.deployment)
         data.validate()
         data.save(c.ws.data(req.deployment))
+        keys = ("robot", "node", "samples", "episodes", "interventions", "data_digest", "bag")
         sessions = [
-            {k: r[k] for k in ("robot", "node", "samples", "episodes", "interventions", "data_digest", "bag")}
+            {**{k: r[k] for k in keys}, "estop": bool(r.get("estop")), "partial": bool(r.get("partial"))}
             for r in done.values()
         ]
         return {
@@ -136,13 +146,43 @@ class FleetCollector:
             "interventions": int(sum(r["interventions"] for r in done.values())),
             "collector": "cluster",
             "sessions": sessions,
+            "estop": [n for n, r in done.items() if r.get("estop")],
+            "lost": sorted(failures),  # robots that gave no sample this deployment
         }
 
-    def _gather(self, pending: dict[str, Any], shard_dir: Path) -> list[str]:
+    def _salvage(self, failures: dict[str, str], job: dict[str, Any], shard_dir: Path) -> dict[str, str]:
+        """finish_with_others: ask each failed robot whose node is still in the cluster for the
+        complete episodes its cut-short collection left (a salvage-only task); those it returns
+        become its (partial) shard. Returns the robots that gave nothing."""
+        from bremen_robot.cluster.node import collect_on_node
+
+        ray = self.c.ray
+        live = robot_nodes(ray)
+        pending = {}
+        for name in failures:
+            if name in live:
+                task = ray.remote(num_cpus=0, resources={robot_resource(name): 1}, max_retries=0)(
+                    collect_on_node
+                )
+                pending[name] = task.remote({**job, "steps": 0, "seed": 0, "salvage_only": True})
+        if not pending:
+            return failures
+        still = self._gather(pending, shard_dir, partial=True)
+        left = {n: why for n, why in failures.items() if n not in pending or n in still}
+        for name in pending:
+            if name not in still:
+                got = read_json(shard_dir / f"{name}.json") or {}
+                self.c.log(
+                    f"{failures[name]}; its node returned the {got.get('episodes')} episode(s) "
+                    f"({got.get('samples')} samples) it had completed"
+                )
+        return left
+
+    def _gather(self, pending: dict[str, Any], shard_dir: Path, partial: bool = False) -> dict[str, str]:
         """Store each robot's shard as it arrives (shard, then its record); return the failures."""
         ray = self.c.ray
         names = {ref: n for n, ref in pending.items()}
-        failures: list[str] = []
+        failures: dict[str, str] = {}
         refs = list(names)
         while refs:
             ready, refs = ray.wait(refs, num_returns=1)
@@ -150,16 +190,16 @@ class FleetCollector:
             try:
                 out = ray.get(ready[0])
             except Exception as exc:  # a dead node, a refused policy, a failed graph
-                failures.append(f"robot {name}: {_one_line(exc)}")
+                failures[name] = f"robot {name}: {_one_line(exc)}"
                 continue
             shard_bytes = out.pop("shard")
             path = shard_dir / f"{name}.npz"
             path.write_bytes(shard_bytes)
             if Dataset.load(path).digest() != out["data_digest"]:
                 path.unlink()
-                failures.append(f"robot {name}: its shard arrived damaged (digest differs)")
+                failures[name] = f"robot {name}: its shard arrived damaged (digest differs)"
                 continue
-            write_json_atomic(shard_dir / f"{name}.json", out)
+            write_json_atomic(shard_dir / f"{name}.json", {**out, "partial": partial})
             if out.get("note"):
                 self.c.log(f"robot {name}: {out['note']}")
         return failures

@@ -13,6 +13,9 @@ Node layout (``$BREMEN_NODE_DIR``, written by ``bremen robot join``)::
     <node dir>/<campaign>/registry.sqlite     node-local registry (what this robot may run)
     <node dir>/<campaign>/d<k>/bag/           the bag of round k, kept here
     <node dir>/<campaign>/d<k>/shard.npz      its ingested shard (robot column = node name)
+    <node dir>/<campaign>/d<k>/bag.interrupted-N, salvage-N.npz/.json
+                                              a cut-short collection's bag and its complete
+                                              episodes, ingested once (cluster/salvage.py)
 """
 
 from __future__ import annotations
@@ -142,9 +145,12 @@ def check_same_kind(robot: RobotConfig, kind: dict[str, Any]) -> None:
 
 
 def collect_on_node(job: dict[str, Any]) -> dict[str, Any]:
-    """The Ray task body for one robot's share of one deployment (see module docstring)."""
-    from bremen_robot.campaign.runner import CollectRequest, ingest_bag
-    from bremen_robot.campaign.workspace import move_aside
+    """The Ray task body for one robot's share of one deployment (see module docstring).
+
+    ``job["salvage_only"]``: collect nothing; return the complete episodes an interrupted
+    collection of this round left on this node (:mod:`bremen_robot.cluster.salvage`).
+    """
+    from bremen_robot.cluster.salvage import round_lock
 
     info = node_info()
     robot = load_robot_config(Path(info["robot_config"]))  # trust as it is now, not at join
@@ -154,27 +160,66 @@ def collect_on_node(job: dict[str, Any]) -> dict[str, Any]:
     bundle = job.get("policy")
     policy_id = "random" if bundle is None else receive_policy(ws, bundle, robot)
     ddir = ws / f"d{k}"
-    ddir.mkdir(parents=True, exist_ok=True)
-    if (aside := move_aside(ddir / "bag")) is not None:
-        job_log = f"an interrupted collection was kept at {aside}"
-    else:
-        job_log = ""
-    source = ddir / "collect.source.yaml"
-    source.write_text(job["collect_yaml"])
-    req = CollectRequest(
-        deployment=k,
-        policy_id=policy_id,
-        steps=int(job["steps"]),
-        out_bag=ddir / "bag",
-        seed=int(job["seed"]),
-        sigma=float(job["sigma"]),
-        robot_config=Path(info["robot_config"]),
-        collect_config=source,
-        workspace=ws,
-    )
-    summary = _collect_in_child(req)
-    data = ingest_bag(req.out_bag, k, robot.task)
+    with round_lock(ddir, info["name"], k):
+        return _share(job, info, robot, ws, ddir, policy_id)
+
+
+def _share(
+    job: dict[str, Any], info: dict[str, Any], robot: RobotConfig, ws: Path, ddir: Path, policy_id: str
+) -> dict[str, Any]:
+    from bremen_robot.campaign.runner import CollectRequest, ingest_bag
+    from bremen_robot.campaign.workspace import move_aside
+    from bremen_robot.cluster.salvage import counts, salvage_kept
+    from bremen_robot.data.dataset import merge
+
+    k = int(job["round"])
+    parts, notes = salvage_kept(ddir, policy_id, robot.task, k)
+    salvaged = sum(len(p) for p in parts)
+    # interventions: the salvaged episodes' (all a cut-short bag still tells) + the new run's all
+    summary: dict[str, Any] = {"steps": salvaged, "interventions": 0, "estop": False}
+    for p in parts:
+        summary["interventions"] += counts(p)["interventions"]
+    remaining = int(job["steps"]) - salvaged
+    bag = ddir / "bag"
+    if job.get("salvage_only"):
+        if not parts:
+            raise BremenError(
+                f"robot '{info['name']}': no complete episode of round {k} to salvage in {ddir}"
+            )
+    elif remaining > 0:
+        source = ddir / "collect.source.yaml"
+        source.write_text(job["collect_yaml"])
+        req = CollectRequest(
+            deployment=k,
+            policy_id=policy_id,
+            steps=remaining,
+            out_bag=bag,
+            seed=int(job["seed"]) + 7919 * len(parts),  # a re-run does not replay the same episodes
+            sigma=float(job["sigma"]),
+            robot_config=Path(info["robot_config"]),
+            collect_config=source,
+            workspace=ws,
+            stop_on_estop=True,  # an e-stop ends this robot's share alone (docs/cluster.md)
+        )
+        new = _collect_in_child(req)
+        for key in ("steps", "interventions"):
+            summary[key] += int(new[key])
+        summary["estop"] = bool(new.get("estop"))
+        try:
+            parts.append(ingest_bag(bag, k, robot.task))
+        except BremenError:
+            if not summary["estop"]:  # an e-stop may come before the first episode closed
+                raise
+    if salvaged:
+        notes.append(f"{salvaged} samples salvaged, {max(remaining, 0)} steps collected anew")
+    if not parts:
+        raise BremenError(
+            f"robot '{info['name']}': the e-stop latched before any episode of round {k} was complete; "
+            "nothing was collected (reset the e-stop on the robot PC)"
+        )
+    data = merge(parts) if len(parts) > 1 else parts[0]
     data.robot[:] = info["name"]
+    data.deployment_ids[:] = k
     data.validate()
     shard = ddir / "shard.npz"
     move_aside(shard)
@@ -187,13 +232,26 @@ def collect_on_node(job: dict[str, Any]) -> dict[str, Any]:
         "policy_id": policy_id,
         "samples": len(data),
         "steps": int(summary["steps"]),
-        "episodes": int(summary["episodes"]),
+        "episodes": counts(data)["episodes"],  # the episodes whose samples it returns
         "interventions": int(summary["interventions"]),
-        "bag": str(req.out_bag),
+        "estop": bool(summary["estop"]),
+        "salvaged_samples": salvaged,
+        "bag": str(bag if bag.exists() else ddir),
         "shard": shard.read_bytes(),
         "data_digest": data.digest(),
-        "note": job_log,
+        "note": "; ".join(notes),
     }
+
+
+def _term_with_parent() -> None:  # runs in the child before exec
+    """SIGTERM when the Ray worker dies: the collection then stops in order and closes its bag,
+    instead of writing on as an orphan while a later task salvages that bag."""
+    import contextlib
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _collect_in_child(req: Any) -> dict[str, Any]:
@@ -219,6 +277,7 @@ def _collect_in_child(req: Any) -> dict[str, Any]:
         text=True,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=_term_with_parent,
     )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("BREMEN_SUMMARY "):

@@ -87,6 +87,14 @@ recorded evaluations. This page signs nothing: approval is the signed command at
 <tr><th>robot / task</th><td>{{ rec.robot }} / {{ rec.task }}</td></tr>
 </table>
 
+<h2 id="sessions">Collection sessions (one per robot of a fleet deployment)</h2>
+{% if sessions %}<table id="sessions-table"><tr><th>round</th><th>robot</th><th>node</th><th>samples</th>
+<th>episodes</th><th>interventions</th></tr>
+{% for s in sessions %}<tr><td>{{ s.round }}</td><td>{{ s.robot }}</td><td>{{ s.node }}</td>
+<td>{{ s.samples }}</td><td>{{ s.episodes }}</td><td>{{ s.interventions }}</td></tr>
+{% endfor %}</table>{% else %}<p id="no-sessions">none recorded (sessions are recorded when a fleet collects
+with this policy: docs/cluster.md)</p>{% endif %}
+
 <h2 id="artifact">Artifact and signature</h2>
 <table>
 <tr><th>artifact sha256</th><td><code>{{ rec.sha256 }}</code></td></tr>
@@ -121,6 +129,7 @@ class PageData:
     video_reason: str = ""
     deployed_label: str = ""
     sim2real: dict[str, Any] | None = None
+    sessions: list[Any] = field(default_factory=list)  # registry.sessions.CollectionSession
 
 
 def data_uri(data: bytes, mime: str) -> str:
@@ -196,6 +205,7 @@ def render_page(rec: PolicyRecord, verdict: Verdict, data: PageData) -> str:
             "digests": [str(d) for d in lin.get("data_digests") or []],
         },
         deployments=", ".join(str(n) for n in rec.deployments),
+        sessions=data.sessions,
         signature=verdict.signature,
         approve_cmd=approve_cmd,
         reject_cmd=reject_cmd,

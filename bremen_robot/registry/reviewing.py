@@ -17,6 +17,7 @@ from bremen_robot.registry.evidence import deployed_now, gather
 from bremen_robot.registry.page import PageData, write_page
 from bremen_robot.registry.records import PolicyRecord
 from bremen_robot.registry.review import render_text, write_plots
+from bremen_robot.registry.sessions import CollectionSession, session_lines
 from bremen_robot.registry.verdict import (
     Evaluation,
     Interventions,
@@ -101,15 +102,18 @@ def make_review(
     *,
     plots: bool = True,
     video: bool = True,
+    sessions: list[CollectionSession] | None = None,
 ) -> Review:
     """Review ``rec`` against the policy deployed now; with ``out_dir`` write the plots (unless
-    ``plots`` is False) and ``out_dir/review.html``."""
+    ``plots`` is False) and ``out_dir/review.html``. ``sessions``: the policy's collection
+    sessions (a fleet's robots, registry/sessions.py), shown after the verdict."""
     deployed = deployed_now(policies, rec)
     evidence, s2r = gather(workspace, rec, deployed)
     verdict = build_verdict(evidence)
     c = evidence.candidate
     shown = with_recorded_evaluation(rec, c.evaluation, s2r, c.eval_interventions, c.eval_interventions_why)
-    text = "\n".join([*verdict_lines(verdict), "", render_text(shown)])
+    fleet = session_lines(sessions or [])
+    text = "\n".join([*verdict_lines(verdict), "", *fleet, *([""] if fleet else []), render_text(shown)])
     result = Review(text, verdict)
     if out_dir is None:
         return result
@@ -132,6 +136,7 @@ def make_review(
         video_reason=vid.reason,
         deployed_label="" if deployed is None else deployed.id,
         sim2real=s2r,
+        sessions=list(sessions or []),
     )
     result.page = write_page(shown, verdict, data, out_dir)
     return result

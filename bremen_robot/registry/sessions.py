@@ -81,3 +81,16 @@ def sessions(reg: Any, policy: str | None = None) -> list[CollectionSession]:
         args = (reg.resolve(policy),)
     rows = reg._conn.query(sql + " ORDER BY round, robot", args).fetchall()
     return [CollectionSession(*tuple(row)) for row in rows]
+
+
+def session_lines(rows: list[CollectionSession]) -> list[str]:
+    """The review's block: one line per robot session of the policy ([] when it has none)."""
+    if not rows:
+        return []
+    out = [f"collection sessions ({len(rows)}; a fleet deployment counts once, however many robots ran it):"]
+    for s in rows:
+        out.append(
+            f"  round {s.round}  robot {s.robot}  node {s.node}  samples {s.samples}  "
+            f"episodes {s.episodes}  interventions {s.interventions}"
+        )
+    return out

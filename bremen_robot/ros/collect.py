@@ -63,6 +63,7 @@ class CollectResult:
     episodes: list[dict[str, Any]] = field(default_factory=list)
     interrupted: bool = False
     logger_crashed: bool = False
+    estop: bool = False  # the run ended because bremen/estop latched (stop_on_estop)
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     specs: list[NodeSpec] = field(default_factory=list)
     processes: list[ProcessSpec] = field(default_factory=list)
@@ -91,7 +92,8 @@ class CollectResult:
         lines = [
             f"collected {len(self.episodes)} episodes ({len(done)} complete, "
             f"{len(self.episodes) - len(done)} incomplete), {self.steps} steps"
-            + (" (interrupted)" if self.interrupted else ""),
+            + (" (interrupted)" if self.interrupted else "")
+            + (" (stopped: e-stop latched)" if self.estop else ""),
             f"deployment {self.deployment}, policy {self.policy_sha256[:12] or '?'}",
         ]
         if rets:
@@ -128,9 +130,15 @@ class CollectHooks(Protocol):
 class _EventWatch:
     """What this process learns from ``bremen/episode`` (the runner's events) during a run."""
 
-    def __init__(self, result: CollectResult, on_event: Callable[[dict[str, Any]], None] | None) -> None:
+    def __init__(
+        self,
+        result: CollectResult,
+        on_event: Callable[[dict[str, Any]], None] | None,
+        stop_on_estop: bool = False,
+    ) -> None:
         self.result = result
         self.on_event = on_event
+        self.stop_on_estop = stop_on_estop
         self.done = False  # the runner's budget is used up
         self.halted = False  # the runner said it sent the safe command on its way out
         self.current_id: Any = None
@@ -173,7 +181,10 @@ class _EventWatch:
             self.halted = True
 
     def handle_estop(self, msg: Any) -> None:
-        """``bremen/estop`` (latched): passed on as an ``estop`` event for a live view."""
+        """``bremen/estop`` (latched): passed on as an ``estop`` event for a live view; with
+        ``stop_on_estop`` (a fleet robot) the run ends there and stops in order."""
+        if self.stop_on_estop and msg.data:
+            self.result.estop = self.done = True
         if self.on_event is not None:
             self.on_event({"event": "estop", "latched": bool(msg.data), "source": T.ESTOP})
 
@@ -194,12 +205,15 @@ def collect(
     hooks: CollectHooks | None = None,
     dry_run: bool = False,
     shadow: str | None = None,
+    stop_on_estop: bool = False,
 ) -> CollectResult:
     """Run one deployment's collection and return what happened (see module docstring).
 
     ``hooks``: fault injection for tests only (:class:`CollectHooks`). ``shadow``: a registered
     candidate that runs beside the acting policy, publishing only shadow topics; its summary is
     recorded in the registry as a shadow run, not a deployment (docs/ros.md "Shadow mode").
+    ``stop_on_estop``: end the run in order when ``bremen/estop`` latches (``result.estop``)
+    instead of waiting for an operator's ``reset_estop`` (a fleet robot: docs/cluster.md).
     """
     cfg, bag, specs, processes = _plan(config, policy, random, sim, episodes, steps, out, workspace, shadow)
     result = CollectResult(bag=bag, specs=specs, processes=processes)
@@ -211,7 +225,7 @@ def collect(
             raise ConfigError(
                 f"--out {bag} exists and is not empty; bags are never overwritten, pick a new folder"
             )
-        return _collect_locked(cfg, bag, result, progress, timeout_s, on_event, hooks, shadow)
+        return _collect_locked(cfg, bag, result, progress, timeout_s, on_event, hooks, shadow, stop_on_estop)
 
 
 def _collect_locked(
@@ -223,6 +237,7 @@ def _collect_locked(
     on_event: Callable[[dict[str, Any]], None] | None,
     hooks: CollectHooks | None,
     shadow: str | None,
+    stop_on_estop: bool = False,
 ) -> CollectResult:
     apply_ros_env()
     env = dict(os.environ)
@@ -231,7 +246,7 @@ def _collect_locked(
     bag.mkdir(parents=True, exist_ok=True)
     graph = Graph(result.processes, bag, env)
     show = sys.stderr.isatty() if progress is None else progress
-    watch = _EventWatch(result, on_event)
+    watch = _EventWatch(result, on_event, stop_on_estop)
     with stop_on_signals() as stopping:  # Ctrl-C and SIGTERM stop in order, even if SIGINT came in ignored
         _run(rclpy, graph, cfg, watch, show, timeout_s, hooks, stopping)
     if result.exit_codes.get("trajectory_logger") not in (0, None) or result.logger_crashed:
@@ -315,7 +330,7 @@ def _run(
     try:
         node = rclpy.create_node("bremen_collect", context=ctx)
         node.create_subscription(String, T.EPISODE, watch.handle, T.qos("episode"))
-        if watch.on_event is not None:
+        if watch.on_event is not None or watch.stop_on_estop:
             node.create_subscription(Bool, T.ESTOP, watch.handle_estop, T.qos("latched"))
         node.create_subscription(String, T.RESET, watch.handle_reset, T.qos("episode"))
         ex = SingleThreadedExecutor(context=ctx)

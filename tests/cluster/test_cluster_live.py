@@ -5,167 +5,30 @@ every node on its own loopback address and each robot node with its own ROS_DOMA
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import random
-import secrets
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from bremen_robot.ros import rclpy_status
 
-REPO = Path(__file__).resolve().parents[2]
 pytest.importorskip("ray", reason="ray (cluster extra) missing: pip install -e '.[cluster]'")
 RCLPY_OK, RCLPY_WHY = rclpy_status()
 pytestmark = [
     pytest.mark.ros,
     pytest.mark.skipif(not RCLPY_OK, reason=RCLPY_WHY or "rclpy (ros extra) missing"),
 ]
-HEAD_IP, NODE_IPS = "127.0.0.2", {"panda-a": "127.0.0.3", "panda-b": "127.0.0.4"}
-RAY = str(Path(sys.executable).parent / "ray")
-
-
-def _run(cmd: list[str], env: dict[str, str]) -> None:
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    pytest.importorskip("mujoco", reason="mujoco (sim extra) missing")
-    from bremen_robot.campaign.runner import DEMO_OPERATOR
-    from bremen_robot.registry import init_operator
-
-    tmp = tmp_path_factory.mktemp("lab")
-    ws = tmp / "ws"
-    _, demo_pub = init_operator(DEMO_OPERATOR, ws / "keys")  # what --auto-approve signs with
-    token = tmp / "ray_token"
-    token.write_text(secrets.token_hex(32))
-    temp_dir = Path(f"/tmp/brray-{secrets.token_hex(3)}")  # short: Ray's socket paths
-    env = dict(
-        os.environ,
-        RAY_AUTH_MODE="token",
-        RAY_AUTH_TOKEN_PATH=str(token),
-        RAY_USAGE_STATS_ENABLED="0",
-        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-        PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    )
-    port = random.SystemRandom().randint(20000, 40000)
-    head = f"{HEAD_IP}:{port}"
-    common = ["--object-store-memory", str(80 * 1024 * 1024), "--temp-dir", str(temp_dir)]
-    configs = {}
-    try:
-        _run(
-            [
-                RAY,
-                "start",
-                "--head",
-                "--node-ip-address",
-                HEAD_IP,
-                "--port",
-                str(port),
-                "--num-cpus",
-                "1",
-                "--num-gpus",
-                "0",
-                "--include-dashboard=false",
-                "--disable-usage-stats",
-                *common,
-            ],
-            env,
-        )
-        domains = random.SystemRandom().sample(range(110, 200), 2)
-        for (name, ip), domain in zip(NODE_IPS.items(), domains, strict=True):
-            robot = yaml.safe_load((REPO / "configs/robots/panda.yaml").read_text())
-            robot.pop("reset")  # its relative limits path; a simulated fleet needs no scripted reset
-            robot.update(
-                safety=str(REPO / "configs/safety/panda.yaml"), trusted_operator_keys=[str(demo_pub)]
-            )
-            cfg = tmp / f"{name}.yaml"
-            cfg.write_text(yaml.safe_dump(robot))
-            configs[name] = cfg
-            _run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bremen_robot",
-                    "robot",
-                    "join",
-                    "--address",
-                    head,
-                    "--robot",
-                    str(cfg),
-                    "--name",
-                    name,
-                    "--workspace-dir",
-                    str(tmp / f"node-{name}"),
-                    "--node-ip-address",
-                    ip,
-                    "--ros-domain-id",
-                    str(domain),
-                    "--object-store-mb",
-                    "80",
-                ],
-                {**env, "RAY_TMPDIR": str(temp_dir)},
-            )
-        yield {"head": head, "ws": ws, "tmp": tmp, "configs": configs, "env": env}
-    finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def fleet_summary(lab: dict[str, object]) -> dict[str, object]:
-    tmp = Path(str(lab["tmp"]))
-    train = tmp / "train.yaml"
-    train.write_text(
-        yaml.safe_dump(
-            {
-                "name": "tiny-panda",
-                "task": "panda_reach",
-                "threads": 1,
-                "ensemble": {"members": 2, "hidden": [32], "max_epochs": 5, "patience": 5, "batch_size": 64},
-                "bc": {"hidden": [16], "steps": 50},
-                "trpo": {"iterations": 1, "steps_per_iteration": 200, "horizon": 20, "init_log_std": -1.0},
-            }
-        )
-    )
-    camp = tmp / "fleet.yaml"
-    quick = yaml.safe_load((REPO / "configs/campaigns/quickstart.yaml").read_text())
-    quick.update(
-        robot=str(REPO / "configs/robots/panda.yaml"),
-        collect=str(REPO / "configs/collect/panda-mujoco.yaml"),
-        train=str(train),
-        deployments=2,
-        steps_per_deployment=400,
-        evaluation={"episodes": 1},
-        fleet=["panda-a", "panda-b"],
-    )
-    camp.write_text(yaml.safe_dump(quick))
-    # the workstation's own command, as a user runs it (its Ray driver gets the token from the env)
+def fleet_summary(lab: dict[str, object], run_campaign: Any, fleet_campaign: Any) -> dict[str, object]:
+    camp = fleet_campaign("fleet-quickstart")
     ws = Path(str(lab["ws"]))
-    cmd = [
-        sys.executable,
-        "-m",
-        "bremen_robot",
-        "campaign",
-        "--config",
-        str(camp),
-        "--workspace",
-        str(ws),
-        "--cluster",
-        str(lab["head"]),
-        "--auto-approve",
-        "--quiet",
-    ]
-    env = dict(lab["env"])  # type: ignore[call-overload]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
+    proc = run_campaign(camp, ws)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return dict(json.loads((ws / "summary.json").read_text()))
 
@@ -211,16 +74,26 @@ def test_fleet_campaign_records_one_deployment_per_policy_with_a_session_per_rob
 def test_a_node_that_does_not_trust_the_approver_refuses_the_policy(
     lab: dict[str, object], fleet_summary: dict[str, object]
 ) -> None:
-    from bremen_robot.cluster.fleet import policy_bundle
-    from bremen_robot.registry import Registry, init_operator
+    from bremen_robot.registry import init_operator
 
     tmp = Path(str(lab["tmp"]))
     ws = Path(str(lab["ws"]))
     _, other = init_operator("someone-else", tmp / "other-keys")
     cfg = Path(lab["configs"]["panda-b"])  # type: ignore[index]
-    robot = yaml.safe_load(cfg.read_text())
+    before = cfg.read_text()
+    robot = yaml.safe_load(before)
     robot["trusted_operator_keys"] = [str(other)]  # the robot PC's admin trusts only someone else
     cfg.write_text(yaml.safe_dump(robot))
+    try:
+        _refused(lab, ws, tmp, robot)
+    finally:
+        cfg.write_text(before)  # the other live tests (same cluster) need panda-b as it was
+
+
+def _refused(lab: dict[str, object], ws: Path, tmp: Path, robot: dict[str, object]) -> None:
+    from bremen_robot.cluster.fleet import policy_bundle
+    from bremen_robot.registry import Registry
+
     with Registry.open(ws, readonly=True) as reg:
         approved = [r for r in reg.policies() if r.approval is not None][0]
         bundle = policy_bundle(reg, approved.id)

@@ -14,11 +14,11 @@ from bremen_robot.data.dataset import Dataset
 from bremen_robot.errors import BremenError
 
 
-def _data(n: int, robot: str = "", seed: int = 0) -> Dataset:
+def _data(n: int, robot: str = "", seed: int = 0, action_dim: int = 1) -> Dataset:
     rng = np.random.default_rng(seed)
     cols = {
         "obs": rng.normal(size=(n, 2)),
-        "actions": rng.normal(size=(n, 1)),
+        "actions": rng.normal(size=(n, action_dim)),
         "rewards": rng.normal(size=n),
         "next_obs": rng.normal(size=(n, 2)),
         "episode_ids": np.repeat(np.arange(n // 2 + 1), 2)[:n],
@@ -117,3 +117,47 @@ def test_robot_join_refuses_a_robot_that_trusts_nobody_in_one_line(tmp_path: Pat
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and "trusted_operator_keys: empty" in err, err
+
+
+def test_a_cut_short_bag_is_set_aside_and_ingested_once_per_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """salvage_kept: an unreturned bag is renamed aside, its complete episodes ingested once
+    (a second task for the round reuses them, never ingests them again), another policy's
+    episodes are kept on disk but not returned, and a bag with no closed episode gives nothing."""
+    import bremen_robot.campaign.runner as runner
+    from bremen_robot.cluster.salvage import salvage_kept
+    from bremen_robot.errors import DatasetError
+
+    calls: list[str] = []
+
+    def fake_ingest(bag: Path, k: int, task: str) -> Dataset:  # the bag's "content": rows, policy
+        calls.append(bag.name)
+        rows, policy = (bag / "content").read_text().split()
+        if rows == "0":
+            raise DatasetError(f"no complete episode with transitions in {bag}")
+        d = _data(int(rows), seed=len(calls), action_dim=2)  # the point task's sizes
+        d.policy_sha256[:] = policy
+        return d
+
+    monkeypatch.setattr(runner, "ingest_bag", fake_ingest)
+    ddir = tmp_path / "d1"
+
+    def bag(rows: int, policy: str) -> None:
+        (ddir / "bag").mkdir(parents=True)
+        (ddir / "bag" / "content").write_text(f"{rows} {policy}")
+
+    bag(6, "random")
+    parts, notes = salvage_kept(ddir, "random", "point", 1)
+    assert [len(p) for p in parts] == [6] and (ddir / "bag.interrupted-1" / "content").is_file()
+    assert not (ddir / "bag").exists() and calls == ["bag.interrupted-1"]
+    parts, _ = salvage_kept(ddir, "random", "point", 1)  # the same round asked again
+    assert [len(p) for p in parts] == [6] and calls == ["bag.interrupted-1"]
+    bag(4, "f" * 64)  # a bag of another policy (the round's candidate was replaced meanwhile)
+    parts, notes = salvage_kept(ddir, "random", "point", 1)
+    assert [len(p) for p in parts] == [6] and any("not this round's" in n for n in notes)
+    assert [len(p) for p in salvage_kept(ddir, "f" * 64, "point", 1)[0]] == [4]
+    bag(0, "random")  # killed before its first episode closed
+    parts, _ = salvage_kept(ddir, "random", "point", 1)
+    assert [len(p) for p in parts] == [6] and (ddir / "bag.interrupted-3").is_dir()
+    assert calls == ["bag.interrupted-1", "bag.interrupted-2", "bag.interrupted-3"]
