@@ -20,7 +20,7 @@ All methods collect the same number of samples per deployment with the same seed
 random data is identical across methods for a seed), and each candidate trained on deployments
 1..k is evaluated with the same evaluation (mean action, ``evaluation.episodes`` episodes, same
 seed). Each run is a Ray task (``reproduce_ray.py``): without ``--cluster`` on a Ray the command
-starts on this machine (loopback, dashboard off, token authentication, ``--jobs`` CPUs), with
+starts on this machine (no other node, dashboard off, token authentication, ``--jobs`` CPUs), with
 ``--cluster ADDRESS`` on a running cluster. Re-running the same command skips finished work. Results go to
 ``benchmarks/results/<name>.json`` and ``<name>.png``, and tables are printed (returns, training
 wall time per deployment, and the twin steps of ``bremen_select``).

@@ -1,7 +1,7 @@
 """The reproduction harness's (method, seed) runs as Ray tasks (issue 17).
 
 Without ``--cluster`` the harness starts Ray on this machine for the duration of the command:
-loopback only, dashboard off, token authentication on (a fresh token in a private temporary
+no other node, dashboard off, token authentication on (a fresh token in a private temporary
 file unless ``RAY_AUTH_TOKEN``/``RAY_AUTH_TOKEN_PATH`` name one), ``num_cpus = --jobs``. With
 ``--cluster ADDRESS`` it is a driver of that running cluster (``auto``: the one started on this
 machine) and keeps at most ``--jobs`` runs in flight there. Every run asks Ray for one CPU, so
@@ -103,15 +103,20 @@ def _runtime_env() -> dict[str, Any]:
 
 
 def start_local(ray: Any, jobs: int, tmp: Path) -> None:
-    """Ray on this machine only: loopback, dashboard off, token authentication on."""
+    """Ray on this machine only: dashboard off, token authentication on.
+
+    Ray turns token authentication on by itself for a new local cluster when ``RAY_AUTH_MODE``
+    is unset (it re-reads its cached config then; setting the variable here, after ray was
+    imported, would not reach this process's own client). The token is a fresh one in a private
+    file unless the environment names one. Checked after start: token mode or nothing runs."""
     from bremen_robot.errors import BremenError
 
-    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is not None and mode.lower() != "token":
         raise BremenError(
-            f"RAY_AUTH_MODE={os.environ['RAY_AUTH_MODE']}: the harness runs Ray with token authentication "
-            "only; unset RAY_AUTH_MODE or set it to 'token'"
+            f"RAY_AUTH_MODE={mode}: the harness runs Ray with token authentication only; "
+            "unset RAY_AUTH_MODE or set it to 'token'"
         )
-    os.environ["RAY_AUTH_MODE"] = "token"
     if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
         token = tmp / "auth_token"
         token.touch(mode=0o600)
@@ -122,13 +127,24 @@ def start_local(ray: Any, jobs: int, tmp: Path) -> None:
         num_cpus=jobs,
         include_dashboard=False,
         object_store_memory=100 * 1024 * 1024,  # runs exchange small dicts only
-        _node_ip_address="127.0.0.1",
         _temp_dir=str(tmp / "ray"),
         runtime_env=_runtime_env(),
         logging_level="ERROR",
         configure_logging=True,
         log_to_driver=True,  # the runs' progress lines, prefixed by Ray with the worker's pid
     )
+    if not _token_auth():
+        ray.shutdown()
+        raise BremenError(
+            "Ray started without token authentication; set RAY_AUTH_MODE=token before running "
+            "(docs/cluster.md)"
+        )
+
+
+def _token_auth() -> bool:
+    from ray._raylet import AuthenticationMode, get_authentication_mode
+
+    return bool(get_authentication_mode() == AuthenticationMode.TOKEN)
 
 
 def connect_cluster(ray: Any, address: str) -> None:
@@ -174,6 +190,7 @@ def run_jobs(
             "ray": ray.__version__,
             "cluster": cluster or "local",
             "runs_at_once": parallel,
+            "token_auth": _token_auth(),
             "nodes": sorted({str(n.get("NodeManagerAddress")) for n in ray.nodes() if n.get("Alive")}),
         }
         remote = ray.remote(num_cpus=1, max_retries=0)(task)

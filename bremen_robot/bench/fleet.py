@@ -170,8 +170,13 @@ def _deployment(ray: Any, robots: list[str], k: int, tmp: Path) -> dict[str, flo
         for i, r in enumerate(robots)
     ]
     samples, node_s = 0, 0.0
-    for ref in refs:
-        out = ray.get(ref)
+    for r, ref in zip(robots, refs, strict=True):
+        try:
+            out = ray.get(ref)
+        except Exception as exc:  # the node's graph logs go away with the temporary folder
+            logs = sorted((tmp / f"node-{r}").glob(f"*/d{k}/bag/logs/*.log"))
+            tail = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-1500:]}" for p in logs)
+            raise RuntimeError(f"robot {r}, deployment {k}: {exc}\n{tail}") from None
         path = tmp / f"d{k}-{out['robot']}.npz"
         path.write_bytes(out.pop("shard"))
         if Dataset.load(path).digest() != out["data_digest"]:
@@ -202,7 +207,7 @@ def run(quick: bool) -> dict[str, Any]:
         tmp = Path(d)
         try:
             with local_lab(tmp) as (head, env, _):
-                os.environ.update({k: env[k] for k in saved})  # this driver presents the token too
+                _driver_token_auth(env["RAY_AUTH_TOKEN_PATH"])
                 ray.init(address=head, logging_level=logging.ERROR, log_to_driver=False)
                 try:
                     _wait_for(
@@ -232,6 +237,18 @@ def run(quick: bool) -> dict[str, Any]:
         "fleet_deployment_overhead_s": round((over1 + over2) / 2, 2),
         "fleet_load_avg_1min": round(os.getloadavg()[0], 2),
     }
+
+
+def _driver_token_auth(token_path: str) -> None:
+    """This process presents the lab's token. Ray reads RAY_AUTH_MODE into a cached config when it
+    is imported, and ``ray.init`` with an explicit address never turns token mode on by itself,
+    so do what Ray's own local start-up does: set the variable and re-read the config."""
+    from ray._private.authentication.authentication_token_setup import _enable_token_auth
+    from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
+
+    os.environ["RAY_AUTH_TOKEN_PATH"] = token_path
+    _enable_token_auth()
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def _robots_offered(ray: Any) -> int:
