@@ -19,7 +19,9 @@ For every seed it runs, each in its own workspace under ``--out``:
 All methods collect the same number of samples per deployment with the same seeds (deployment 1's
 random data is identical across methods for a seed), and each candidate trained on deployments
 1..k is evaluated with the same evaluation (mean action, ``evaluation.episodes`` episodes, same
-seed). Re-running the same command skips finished work. Results go to
+seed). Each run is a Ray task (``reproduce_ray.py``): without ``--cluster`` on a Ray the command
+starts on this machine (no other node, dashboard off, token authentication, ``--jobs`` CPUs), with
+``--cluster ADDRESS`` on a running cluster. Re-running the same command skips finished work. Results go to
 ``benchmarks/results/<name>.json`` and ``<name>.png``, and tables are printed (returns, training
 wall time per deployment, and the twin steps of ``bremen_select``).
 
@@ -34,10 +36,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-import traceback
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +51,6 @@ from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and ot
     TD3BC_PYTHON,
     TD3BC_STEPS,
     Job,
-    _add_time,
-    _guard,
-    _log,
     apply_overrides,
     campaign_update,
     job_campaign,
@@ -66,7 +61,7 @@ from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and ot
     parse_overrides,
     same_settings,
 )
-from reproduce_td3bc import run_td3bc  # noqa: E402
+from reproduce_ray import run_campaign, run_job, run_jobs  # noqa: E402
 
 __all__ = [
     "LABELS",
@@ -80,6 +75,9 @@ __all__ = [
     "parse_overrides",
     "plan_jobs",
     "read_seed",
+    "run_campaign",
+    "run_job",
+    "run_jobs",
     "same_settings",
 ]
 
@@ -136,7 +134,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--td3bc-python", type=Path, default=TD3BC_PYTHON, help="python of the d3rlpy venv (setup_d3rlpy.sh)"
     )
-    p.add_argument("--jobs", type=int, default=1, help="(method, seed) runs in parallel (one core each)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="(method, seed) runs at once, each a Ray task with one CPU; without --cluster, Ray is "
+        "started on this machine with this many CPUs",
+    )
+    p.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="run on this running Ray cluster (HOST:PORT, or 'auto' for the one started on this "
+        "machine; token as in docs/cluster.md); --out must be a filesystem its CPU nodes share",
+    )
     p.add_argument(
         "--name", default=None, help="results name; none means the campaign's, '-smoke' if overridden"
     )
@@ -253,49 +264,6 @@ def plan_jobs(
     return jobs, trains
 
 
-# --------------------------------------------------------------------------- running
-def run_job(job: Job) -> dict[str, Any]:
-    """One (method, seed) run, resumable; returns {'ok': bool, 'error': str}."""
-    import torch
-
-    torch.set_num_threads(1)
-    t0 = time.perf_counter()
-    ok = False
-    try:
-        if job.method == "td3bc":
-            run_td3bc(job)
-        else:
-            run_campaign(job)
-        ok = True
-        return {"ok": True, "error": ""}
-    except SystemExit as exc:
-        _log(job, f"FAILED: {exc}")
-        return {"ok": False, "error": str(exc)}
-    except Exception as exc:
-        _log(job, f"FAILED: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-    finally:
-        _add_time(job, time.perf_counter() - t0, ok)
-
-
-def run_campaign(job: Job) -> None:
-    from bremen_robot.campaign.direct import collect_direct
-    from bremen_robot.campaign.runner import Campaign
-
-    _guard(job)
-    cfg = job_campaign(job)
-    camp = Campaign(
-        cfg, job.workspace, auto_approve=True, collect_fn=collect_direct, log=lambda m: _log(job, m)
-    )
-    camp.train_cfg = train = job_train(job)
-    _log(
-        job,
-        f"campaign {cfg.name}: {cfg.deployments} x {cfg.steps_per_deployment} samples, train {train.name}",
-    )
-    camp.run()
-    _log(job, "done")
-
-
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -322,17 +290,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     failed: list[str] = []
+    ran_on: dict[str, object] = {}
     if not args.aggregate_only:
-        print(f"workspaces under {out}; {len(jobs)} runs, {args.jobs} at a time", flush=True)
-        if args.jobs == 1:
-            results = [run_job(j) for j in jobs]
-        else:
-            with ProcessPoolExecutor(max_workers=args.jobs, mp_context=get_context("spawn")) as pool:
-                results = list(pool.map(run_job, jobs))
+        where = f"on Ray cluster {args.cluster}" if args.cluster else "on Ray on this machine"
+        print(f"workspaces under {out}; {len(jobs)} runs, {args.jobs} at a time {where}", flush=True)
+        try:
+            results, ran_on = run_jobs(jobs, out, parallel=args.jobs, cluster=args.cluster)
+        except BremenError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         failed = [f"{j.tag} {r['error']}" for j, r in zip(jobs, results) if not r["ok"]]
     result = aggregate(args, name, jobs, campaigns, trains)
     result["workspaces"] = os.path.relpath(out, REPO) if out.is_relative_to(REPO) else str(out)
     result["failed_runs"] = failed
+    if ran_on:
+        result["ran_on"] = ran_on
     from bremen_robot.campaign.workspace import write_json_atomic
 
     json_path = args.results_dir / f"{name}.json"

@@ -15,9 +15,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="measure performance figures (ratios in one run); --json to save",
         description="Benchmarks are not tests: they measure and print. Sections: trainer compute, "
-        "simulation backends, safety shield, ROS graph (where installed).",
+        "simulation backends, safety shield, ROS graph (where installed); with --cluster also fleet "
+        "collection on a local Ray cluster.",
     )
     p.add_argument("--quick", action="store_true", help="smaller measurements (about 2 minutes in all)")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also start a local Ray cluster (head + 2 robot nodes on loopback) and measure fleet "
+        "collection (minutes; needs the cluster, ros and sim extras; never with --quick)",
+    )
     p.add_argument("--json", type=Path, default=None, help="write the figures as flat JSON keys")
     p.add_argument(
         "--only", nargs="*", default=None, help="run only sections whose module name contains these"
@@ -49,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     for mod in sections():
         name = mod.__name__.rsplit(".", 1)[-1]
         if args.only and not any(o in name for o in args.only):
+            continue
+        opt_in = getattr(mod, "OPT_IN", None)
+        if opt_in and (not getattr(args, opt_in, False) or args.quick):
+            why = "not with --quick" if args.quick and getattr(args, opt_in, False) else f"needs --{opt_in}"
+            print(f"== {mod.TITLE}: not run ({why})")
             continue
         t = time.perf_counter()
         try:

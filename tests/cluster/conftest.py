@@ -5,12 +5,14 @@ ROS_DOMAIN_ID."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -110,8 +112,31 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
             )
         yield {"head": head, "ws": ws, "tmp": tmp, "configs": configs, "env": env, "domains": domain_of}
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        _stop_processes_of(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _stop_processes_of(temp_dir: Path) -> None:
+    """Kill this lab's Ray processes only: those whose command line names its own temp dir.
+    `ray stop --force` would also kill every other Ray on the machine (a developer's benchmark
+    run by benchmarks/reproduce.py, another test session's cluster)."""
+    import signal
+
+    mine = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if str(temp_dir).encode() in (proc / "cmdline").read_bytes():
+                mine.append(int(proc.name))
+        except OSError:
+            continue
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in mine:
+            with contextlib.suppress(OSError):  # already gone
+                os.kill(pid, sig)
+        if sig == signal.SIGTERM:
+            time.sleep(2.0)
 
 
 def _fleet_campaign(lab: dict[str, Any], name: str, **overrides: Any) -> Path:

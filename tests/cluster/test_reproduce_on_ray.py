@@ -1,0 +1,93 @@
+"""The reproduction harness runs its (method, seed) runs as Ray tasks on a Ray it starts on this
+machine (token authentication on), and a run on a node that cannot see ``--out`` does
+nothing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPRODUCE = Path(__file__).resolve().parents[2] / "benchmarks" / "reproduce.py"
+
+
+def _harness() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bremen_reproduce", REPRODUCE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+TINY = [
+    "--campaign",
+    "halfcheetah-cpu",
+    "--seeds",
+    "0",
+    "--methods",
+    "bremen",
+    "bc",
+    "--deployments",
+    "1",
+    "--steps-per-deployment",
+    "300",
+    "--eval-episodes",
+    "1",
+    "--train-override",
+    "trpo.iterations=1",
+    "trpo.steps_per_iteration=200",
+    "trpo.horizon=10",
+    "ensemble.members=2",
+    "ensemble.hidden=[16]",
+    "ensemble.max_epochs=1",
+    "bc.hidden=[16]",
+    "bc.steps=10",
+]
+
+
+def test_two_tiny_runs_go_through_a_local_ray_at_once(tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="ray (cluster extra) missing: pip install -e '.[cluster]'")
+    pytest.importorskip("mujoco", reason="mujoco (sim extra) missing")
+    harness = _harness()
+    out, results = tmp_path / "runs", tmp_path / "results"
+    argv = [*TINY, "--jobs", "2", "--name", "tiny", "--out", str(out), "--results-dir", str(results)]
+    assert harness.main(argv) == 0
+    result = json.loads((results / "tiny.json").read_text())
+    assert result["failed_runs"] == []
+    assert result["ran_on"]["cluster"] == "local"
+    assert result["ran_on"]["runs_at_once"] == 2
+    assert len(result["ran_on"]["nodes"]) == 1  # Ray on this machine only
+    assert result["ran_on"]["token_auth"] is True
+    for method in ("bremen", "bc"):
+        ws = out / method / "seed0"
+        summary = json.loads((ws / "summary.json").read_text())
+        assert summary["deployment_count"] == 1
+        timing = json.loads((ws / "timing.json").read_text())
+        assert [r["complete"] for r in timing["runs"]] == [True]
+        assert json.loads((ws / "harness.json").read_text())["method"] == method
+    spans = {}  # both ran at once: each run's span (timing.json: its end and wall time) overlaps the other's
+    for method in ("bremen", "bc"):
+        run = json.loads((out / method / "seed0" / "timing.json").read_text())["runs"][0]
+        end = datetime.fromisoformat(run["ended"]).timestamp()
+        spans[method] = (end - run["wall_s"], end)
+    assert spans["bremen"][0] < spans["bc"][1] and spans["bc"][0] < spans["bremen"][1], spans
+    assert not (out / ".harness-driver").exists()
+
+
+def test_a_run_on_a_node_that_does_not_see_out_runs_nothing(tmp_path: Path) -> None:
+    harness = _harness()
+    args = harness.parse_args(TINY)
+    jobs, _ = harness.plan_jobs(args, harness.load_campaigns(args), tmp_path / "runs")
+    import reproduce_ray
+
+    marker = tmp_path / "runs" / reproduce_ray.MARKER  # the driver wrote it on another machine
+    got = reproduce_ray.run_on_node(jobs[0], str(tmp_path), str(marker), "the-driver-token")
+    assert got["ok"] is False
+    assert "does not see the driver's --out" in got["error"]
+    assert not jobs[0].workspace.exists()
