@@ -38,7 +38,7 @@ from bremen_robot.ros import policy_runner, runner_core
 real, calls = runner_core.RunnerCore.step, [0]
 def step(self, *a, **k):
     calls[0] += 1
-    if calls[0] > 20:
+    if calls[0] > 100:  # 2 s of acting first: the probe must see the policy act under load
         raise RuntimeError("injected fault")
     return real(self, *a, **k)
 runner_core.RunnerCore.step = step
