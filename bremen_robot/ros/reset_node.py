@@ -280,6 +280,19 @@ class ResetNode:
                 time.sleep(1.0 / self.rate)
         if self.state == "resetting":
             self._log({"event": "end", "reset": self.number, "success": False, "reason": "interrupted"})
+        if self.dry_run:
+            self._deliver_log()
+
+    def _deliver_log(self, timeout_s: float = 2.0) -> None:
+        """A dry run exits right after its result: give a listener still being discovered (a
+        logger, a monitor) up to ``timeout_s`` to match the latched topic and acknowledge it,
+        else the one line on bremen/reset would die with the process."""
+        from rclpy.duration import Duration
+
+        end = time.monotonic() + timeout_s
+        while self.pub_reset.get_subscription_count() == 0 and time.monotonic() < end:
+            time.sleep(0.05)
+        self.pub_reset.wait_for_all_acked(Duration(seconds=max(0.0, end - time.monotonic())))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
