@@ -35,6 +35,7 @@ from bremen_robot.data.dataset import Dataset
 from bremen_robot.errors import BremenError
 
 ASIDE_TAG = "interrupted"
+WRITER_WAIT_S = 60.0  # the logger's own stop takes up to 20 s (ros/process_graph.py)
 
 
 @contextmanager
@@ -67,8 +68,16 @@ def salvage_kept(ddir: Path, policy_id: str, task: str, k: int) -> tuple[list[Da
     """Set an unreturned ``ddir/bag`` aside, ingest every aside bag once, and return the salvaged
     episodes of ``policy_id`` (oldest first) with one note per bag."""
     from bremen_robot.campaign.runner import ingest_bag
+    from bremen_robot.ros.bagfile import wait_until_unwritten
 
     notes: list[str] = []
+    # a killed collection's nodes outlive it for a few seconds (they stop in order on SIGTERM):
+    # moving the folder under a live logger would let it start a fresh d<k>/bag beside the aside one
+    if not wait_until_unwritten(ddir / "bag", WRITER_WAIT_S):
+        raise BremenError(
+            f"{ddir / 'bag'} is still being written {WRITER_WAIT_S:.0f} s after its collection ended "
+            "(a trajectory_logger outlived it); stop that process on the robot PC and re-run"
+        )
     if (aside := move_aside(ddir / "bag", ASIDE_TAG)) is not None:
         notes.append(f"an interrupted collection was kept at {aside}")
     parts: list[Dataset] = []

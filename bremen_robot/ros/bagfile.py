@@ -14,14 +14,21 @@ Bremen's own facts live in ``custom_data`` (strings, as rosbag2 requires):
 topic name), ``bremen.episodes`` (JSON list, one record per episode with ``status``
 ``open|complete|incomplete``) and ``bremen.partial_segments``.
 
+While a writer has the folder open it holds an exclusive ``flock`` on ``.partial/.writer.lock``;
+the kernel drops it when the writer closes the bag or its process dies, so another process
+(a node salvaging a cut-short bag) can wait until nobody writes before it moves the folder
+(:func:`wait_until_unwritten`).
+
 This module does not import rclpy: the logger hands it CDR bytes.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from io import StringIO
 from pathlib import Path
@@ -33,6 +40,7 @@ from bremen_robot.fsutil import atomic_write_bytes, fsync_dir
 FORMAT = "1"
 PARTIAL_DIR = ".partial"
 METADATA = "metadata.yaml"
+WRITER_LOCK = ".writer.lock"
 _STORE: Any = None
 
 
@@ -84,6 +92,10 @@ class SegmentedBagWriter:
             )
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / PARTIAL_DIR).mkdir()
+        self._lock_fd: int | None = os.open(
+            self.path / PARTIAL_DIR / WRITER_LOCK, os.O_RDWR | os.O_CREAT, 0o644
+        )
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # a fresh folder: nobody else holds it
         self.custom: dict[str, str] = {"bremen.format": FORMAT, **dict(custom or {})}
         self.episodes: dict[int, dict[str, Any]] = {}
         self.files: list[dict[str, Any]] = []
@@ -180,6 +192,9 @@ class SegmentedBagWriter:
         else:
             self.write_metadata()
         shutil.rmtree(self.path / PARTIAL_DIR, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the writer lock
+            self._lock_fd = None
 
     # ------------------------------------------------------------------ metadata
     def metadata(self) -> dict[str, Any]:
@@ -233,6 +248,29 @@ class SegmentedBagWriter:
         atomic_write_bytes(self.path / METADATA, buf.getvalue().encode())
 
 
+def wait_until_unwritten(path: Path | str, timeout_s: float) -> bool:
+    """True once no live process writes the bag folder ``path`` (its writer closed the bag or
+    died), False if one still does after ``timeout_s``. A folder without a writer lock (closed,
+    or never a bag) is unwritten."""
+    lock = Path(path) / PARTIAL_DIR / WRITER_LOCK
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True  # closed on return: the lock is only probed
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.05)
+    finally:
+        os.close(fd)
+
+
 def read_custom(path: Path | str) -> dict[str, str]:
     """``custom_data`` of a bag's metadata.yaml (empty dict when absent)."""
     import yaml
@@ -252,7 +290,7 @@ def read_custom(path: Path | str) -> dict[str, str]:
 def partial_segments(path: Path | str) -> list[str]:
     """Segments a crash left unfinished (not listed in metadata.yaml)."""
     d = Path(path) / PARTIAL_DIR
-    return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
 
 
 def recover_bag(path: Path | str) -> list[int]:

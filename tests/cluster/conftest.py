@@ -76,7 +76,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
             env,
         )
         domains = random.SystemRandom().sample(range(110, 200), 2)
-        for (name, ip), domain in zip(NODE_IPS.items(), domains, strict=True):
+        for name, domain in zip(NODE_IPS, domains, strict=True):
             robot = yaml.safe_load((REPO / "configs/robots/panda.yaml").read_text())
             robot.pop("reset")  # its relative limits path; a simulated fleet needs no scripted reset
             robot.update(
@@ -86,34 +86,72 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
             cfg.write_text(yaml.safe_dump(robot))
             configs[name] = cfg
             domain_of[name] = domain
-            _run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bremen_robot",
-                    "robot",
-                    "join",
-                    "--address",
-                    head,
-                    "--robot",
-                    str(cfg),
-                    "--name",
-                    name,
-                    "--workspace-dir",
-                    str(tmp / f"node-{name}"),
-                    "--node-ip-address",
-                    ip,
-                    "--ros-domain-id",
-                    str(domain),
-                    "--object-store-mb",
-                    "80",
-                ],
-                {**env, "RAY_TMPDIR": str(temp_dir)},
-            )
-        yield {"head": head, "ws": ws, "tmp": tmp, "configs": configs, "env": env, "domains": domain_of}
+            _run(_join_command(head, name, cfg, tmp, domain), {**env, "RAY_TMPDIR": str(temp_dir)})
+        yield {
+            "head": head,
+            "ws": ws,
+            "tmp": tmp,
+            "configs": configs,
+            "env": env,
+            "domains": domain_of,
+            "temp_dir": temp_dir,
+        }
     finally:
         _stop_processes_of(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _join_command(head: str, name: str, cfg: Path, tmp: Path, domain: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bremen_robot",
+        "robot",
+        "join",
+        "--address",
+        head,
+        "--robot",
+        str(cfg),
+        "--name",
+        name,
+        "--workspace-dir",
+        str(tmp / f"node-{name}"),
+        "--node-ip-address",
+        NODE_IPS[name],
+        "--ros-domain-id",
+        str(domain),
+        "--object-store-mb",
+        "80",
+    ]
+
+
+def rejoin(lab: dict[str, Any], name: str) -> None:
+    """Join robot ``name`` again, as its PC's admin would after its node went down."""
+    tmp, temp_dir = Path(str(lab["tmp"])), Path(str(lab["temp_dir"]))
+    cmd = _join_command(str(lab["head"]), name, Path(str(lab["configs"][name])), tmp, lab["domains"][name])
+    _run(cmd, {**dict(lab["env"]), "RAY_TMPDIR": str(temp_dir)})
+
+
+def kill_node(lab: dict[str, Any], name: str) -> list[int]:
+    """SIGKILL robot ``name``'s Ray node (its raylet and the processes started with it), as a
+    crash of Ray on that PC would; its workers then lose their raylet and exit."""
+    import signal
+
+    marks = (str(lab["temp_dir"]).encode(), f"ip_address={NODE_IPS[name]}".encode())
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"-", b"_")
+        except OSError:
+            continue
+        if marks[0].replace(b"-", b"_") in cmd and marks[1] in cmd:
+            pids.append(int(proc.name))
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return pids
 
 
 def _stop_processes_of(temp_dir: Path) -> None:

@@ -256,3 +256,47 @@ def test_wait_stops_the_campaign_and_a_rerun_collects_only_what_is_missing(
     # panda-b was not asked again: its shard is the one stored before, its bag was never set aside
     assert (ws / "d1" / "shards" / "panda-b.npz").read_bytes() == b_shard
     assert not list(d1b.glob("bag.interrupted-*"))
+
+
+def test_a_robot_node_that_dies_mid_collection_keeps_its_episodes_for_the_rerun(
+    lab: dict[str, Any], run_campaign: Any, fleet_campaign: Any
+) -> None:
+    """The node itself dies (Ray on panda-a's PC: raylet and all, SIGKILL) after the first episode:
+    the campaign (``wait``) stops and says to re-run. The collection is its own process on the
+    robot PC and ends on its own (it finishes its share, or stops in order when its Ray worker
+    goes), so its bag stays on the robot's disk; once the PC joins again, the re-run salvages its
+    closed episodes and collects only the steps still missing (none if it had finished)."""
+    from tests.cluster.conftest import kill_node, rejoin
+
+    name = "node-gone"
+    camp = fleet_campaign(
+        name,
+        deployments=1,
+        steps_per_deployment=2 * SHARE,
+        fleet_on_robot_loss="wait",
+        collect=str(short_episodes(lab)),
+    )
+    ws = Path(str(lab["tmp"])) / "ws-node-gone"
+    d1a = node_round(lab, "panda-a", name, 1)
+    killer = AfterFirstEpisode(d1a / "bag", lambda: f"killed node {kill_node(lab, 'panda-a')}")
+    killer.start()
+    try:
+        first = run_campaign(camp, ws)
+    finally:
+        killer.done.set()
+        rejoin(lab, "panda-a")  # the later tests of the package need the node back either way
+    assert killer.result.startswith("killed node [") and killer.result != "killed node []", killer.result
+    out = first.stdout + first.stderr
+    assert first.returncode != 0 and "re-run the same command" in out, out[-3000:]
+    assert "panda-a" in out and not (ws / "d1" / "shards" / "panda-a.json").exists()
+    assert (ws / "d1" / "shards" / "panda-b.json").is_file()
+    second = run_campaign(camp, ws)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    salvaged, anew = listed(d1a / "bag.interrupted-1"), listed(d1a / "bag")
+    assert salvaged, listed(d1a / "bag.interrupted-1", "incomplete")
+    assert not (d1a / "bag.interrupted-2").exists()  # one interrupted bag, no fresh one beside it
+    steps = sum(int(e["steps"]) for e in salvaged) + sum(int(e["steps"]) for e in anew)
+    assert SHARE <= steps < SHARE + EP  # nothing collected twice, nothing missing
+    rows = {r[1]: r for r in session_rows(ws)}
+    assert sorted(rows) == ["panda-a", "panda-b"] and len(session_rows(ws)) == 2
+    assert rows["panda-a"][3] == len(salvaged) + len(anew)

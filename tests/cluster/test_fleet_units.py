@@ -161,3 +161,51 @@ def test_a_cut_short_bag_is_set_aside_and_ingested_once_per_policy(
     parts, _ = salvage_kept(ddir, "random", "point", 1)
     assert [len(p) for p in parts] == [6] and (ddir / "bag.interrupted-3").is_dir()
     assert calls == ["bag.interrupted-1", "bag.interrupted-2", "bag.interrupted-3"]
+
+
+def test_salvage_waits_for_a_logger_that_outlives_its_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed collection's logger stops in order on its own SIGTERM: the salvage moves the bag
+    aside only once the logger is gone, so the logger cannot start a fresh d<k>/bag beside it; a
+    logger that never stops makes the task fail in one line, the bag untouched."""
+    import subprocess
+    import sys
+    import time
+
+    import bremen_robot.cluster.salvage as salvage
+
+    script = (
+        "import sys, time\n"
+        "from bremen_robot.ros.bagfile import SegmentedBagWriter\n"
+        "w = SegmentedBagWriter(sys.argv[1]); print('OPEN', flush=True)\n"
+        "time.sleep(float(sys.argv[2])); w.close(); time.sleep(600)\n"
+    )
+    ddir = tmp_path / "d1"
+
+    def logger(hold_s: float) -> subprocess.Popen[str]:
+        p = subprocess.Popen(
+            [sys.executable, "-c", script, str(ddir / "bag"), str(hold_s)], stdout=subprocess.PIPE, text=True
+        )
+        assert p.stdout is not None and p.stdout.readline().strip() == "OPEN"
+        return p
+
+    proc = logger(1.5)
+    try:
+        t0 = time.monotonic()
+        parts, notes = salvage.salvage_kept(ddir, "random", "point", 1)  # the bag has no episode
+        assert time.monotonic() - t0 >= 1.0  # it waited for the logger's close
+        assert parts == [] and (ddir / "bag.interrupted-1" / "metadata.yaml").is_file()
+        assert not (ddir / "bag").exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    monkeypatch.setattr(salvage, "WRITER_WAIT_S", 0.5)
+    stuck = logger(600)
+    try:
+        with pytest.raises(BremenError, match="still being written .* stop that process"):
+            salvage.salvage_kept(ddir, "random", "point", 1)
+        assert (ddir / "bag" / ".partial").is_dir() and not (ddir / "bag.interrupted-2").exists()
+    finally:
+        stuck.kill()
+        stuck.wait()

@@ -88,3 +88,56 @@ def test_corrupt_cdr_is_a_dataset_error():
         deserialize(b"\x07\x07\x00\x00abcd", JS)
     with pytest.raises(DatasetError, match="corrupt"):
         deserialize(b"\x00\x01\x00\x00\x01", JS)
+
+
+WRITER_SCRIPT = """
+import sys, time
+from bremen_robot.ros.bagfile import SegmentedBagWriter
+w = SegmentedBagWriter(sys.argv[1])
+print("OPEN", flush=True)
+if sys.argv[2] == "close":
+    time.sleep(float(sys.argv[3]))
+    w.close()
+    print("CLOSED", flush=True)
+time.sleep(600)
+"""
+
+
+def _writer(bag, *args):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER_SCRIPT, str(bag), *args], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "OPEN"
+    return proc
+
+
+def test_a_bag_is_unwritten_only_once_its_writer_closed_it_or_died(tmp_path):
+    """Another process sees a live writer (killed or closing) through the kernel lock, not a file's
+    presence: a SIGKILLed writer leaves its lock file behind and must still count as gone."""
+    import signal
+    import time
+
+    from bremen_robot.ros.bagfile import wait_until_unwritten
+
+    assert wait_until_unwritten(tmp_path / "no-bag", 0.0)  # nothing there: nobody writes
+    killed = _writer(tmp_path / "killed", "hold")
+    try:
+        assert not wait_until_unwritten(tmp_path / "killed", 0.3)
+    finally:
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+    assert (tmp_path / "killed" / ".partial" / ".writer.lock").exists()  # left by the dead writer
+    assert wait_until_unwritten(tmp_path / "killed", 0.0)
+    closing = _writer(tmp_path / "closing", "close", "1.0")
+    try:
+        t0 = time.monotonic()
+        assert wait_until_unwritten(tmp_path / "closing", 20.0)
+        assert time.monotonic() - t0 >= 0.5  # it waited for the close, the process still lives
+        assert closing.poll() is None and closing.stdout.readline().strip() == "CLOSED"
+        assert partial_segments(tmp_path / "closing") == []
+    finally:
+        closing.kill()
+        closing.wait()

@@ -12,11 +12,12 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 from safety_model import limits
 
 from safety import SafetyLimits, SafetyShield, parse_limits
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _near(draw: st.DrawFn, points: list[float], lo: float, hi: float) -> float:

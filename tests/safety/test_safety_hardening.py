@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 from test_safety_shield import js, limits_dict, shield_for, step
 
 from safety import JointState, SafetyShield, load_limits, parse_limits
@@ -73,7 +74,7 @@ def test_non_finite_value_on_a_one_sided_bound_is_a_nan_observation(
     assert not sh.reset_estop(1.001).ok
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     st.sampled_from(["positions", "velocities", "extras"]),
     st.sampled_from([{"min": -0.5}, {"max": 0.5}, {"min": -0.5, "max": 0.5}]),

@@ -10,11 +10,12 @@ import math
 import numpy as np
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 from safety_model import Model, limits, limits_dicts, step_inputs
 
 from safety import REASONS, JointState, SafetyLimits, SafetyShield, parse_limits
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _tol(x: float) -> float:
@@ -147,7 +148,7 @@ def test_position_commands_always_inside_limits(scenario: tuple[SafetyLimits, li
     run_sequence(lim, steps, SafetyShield(lim))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(scenarios(), st.data())
 def test_latched_estop_always_yields_the_safe_command(scenario: tuple[SafetyLimits, list], data) -> None:
     lim, steps = scenario
@@ -165,7 +166,7 @@ def test_latched_estop_always_yields_the_safe_command(scenario: tuple[SafetyLimi
             np.testing.assert_array_equal(out.command, first)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(limits_dicts(), st.data())
 def test_in_limit_actions_pass_through_unchanged(data_dict: dict, data) -> None:
     """The shield may not be conservative for no reason: a valid action inside every limit,
