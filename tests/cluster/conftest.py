@@ -1,7 +1,9 @@
 """A real multi-node Ray cluster on this machine, shared by the live cluster tests: a head and two
 robot nodes, each its own ``ray start`` process (the robot nodes through ``bremen robot join``),
 token authentication on, every node on its own loopback address and each robot node with its own
-ROS_DOMAIN_ID."""
+ROS_DOMAIN_ID. The whole lab runs in a network namespace whose only interface is the loopback
+(:mod:`tests.cluster.island`), since Ray listens on every interface it has; ``lab["prefix"]`` runs
+a command in there."""
 
 from __future__ import annotations
 
@@ -13,12 +15,15 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.cluster.island import Island
 
 REPO = Path(__file__).resolve().parents[2]
 HEAD_IP, NODE_IPS = "127.0.0.2", {"panda-a": "127.0.0.3", "panda-b": "127.0.0.4"}
@@ -51,6 +56,12 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
         ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
         PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     )
+    island, why = Island.open()
+    prefix = island.prefix if island is not None else []
+    if island is None:
+        warnings.warn(
+            f"the test cluster runs on loopback addresses in the host network namespace: {why}", stacklevel=1
+        )
     port = random.SystemRandom().randint(20000, 40000)
     head = f"{HEAD_IP}:{port}"
     common = ["--object-store-memory", str(80 * 1024 * 1024), "--temp-dir", str(temp_dir)]
@@ -58,6 +69,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
     try:
         _run(
             [
+                *prefix,
                 RAY,
                 "start",
                 "--head",
@@ -86,7 +98,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
             cfg.write_text(yaml.safe_dump(robot))
             configs[name] = cfg
             domain_of[name] = domain
-            _run(_join_command(head, name, cfg, tmp, domain), {**env, "RAY_TMPDIR": str(temp_dir)})
+            _run(
+                [*prefix, *_join_command(head, name, cfg, tmp, domain)], {**env, "RAY_TMPDIR": str(temp_dir)}
+            )
         yield {
             "head": head,
             "ws": ws,
@@ -95,10 +109,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
             "env": env,
             "domains": domain_of,
             "temp_dir": temp_dir,
+            "prefix": prefix,
+            "island": island,
+            "island_why": why,
         }
     finally:
         _stop_processes_of(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
+        if island is not None:
+            island.close()
 
 
 def _join_command(head: str, name: str, cfg: Path, tmp: Path, domain: int) -> list[str]:
@@ -129,7 +148,7 @@ def rejoin(lab: dict[str, Any], name: str) -> None:
     """Join robot ``name`` again, as its PC's admin would after its node went down."""
     tmp, temp_dir = Path(str(lab["tmp"])), Path(str(lab["temp_dir"]))
     cmd = _join_command(str(lab["head"]), name, Path(str(lab["configs"][name])), tmp, lab["domains"][name])
-    _run(cmd, {**dict(lab["env"]), "RAY_TMPDIR": str(temp_dir)})
+    _run([*lab["prefix"], *cmd], {**dict(lab["env"]), "RAY_TMPDIR": str(temp_dir)})
 
 
 def kill_node(lab: dict[str, Any], name: str) -> list[int]:
@@ -232,6 +251,7 @@ def run_campaign(lab: dict[str, Any]) -> Callable[..., subprocess.CompletedProce
         if not (ws / "keys").exists():
             shutil.copytree(keys, ws / "keys")
         cmd = [
+            *lab["prefix"],
             sys.executable,
             "-m",
             "bremen_robot",

@@ -25,10 +25,6 @@ RCLPY_OK, RCLPY_WHY = rclpy_status()
 pytestmark = [
     pytest.mark.ros,
     pytest.mark.skipif(not RCLPY_OK, reason=RCLPY_WHY or "rclpy (ros extra) missing"),
-    # Out of CI until its flake is understood (issue 17, open): in about 1 of 4 loaded runs the
-    # killed robot's round has a fresh d<k>/bag next to the set-aside one, or round 2 records no
-    # session for panda-b. Run it by hand: pytest -m slow tests/cluster/test_cluster_faults.py
-    pytest.mark.slow,
 ]
 SHARE, EP = 300, 30  # steps per robot in 30-step episodes: a fault after the first lands mid-way
 
@@ -112,7 +108,9 @@ while True:
     rclpy.spin_once(node, timeout_sec=0.1)
 """
     env = {**lab["env"], "ROS_DOMAIN_ID": str(lab["domains"][robot])}
-    return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*lab["prefix"], sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True
+    )
 
 
 def short_episodes(lab: dict[str, Any]) -> Path:

@@ -5,6 +5,7 @@ every node on its own loopback address and each robot node with its own ROS_DOMA
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import subprocess
 import sys
@@ -123,10 +124,38 @@ except Exception as exc:
 """
     env = dict(lab["env"])  # type: ignore[call-overload]
     proc = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=200
+        [*lab["prefix"], sys.executable, "-c", script],  # type: ignore[misc]
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=200,
     )
     line = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
     assert line.startswith("REFUSED "), line
     assert "robot 'panda' " in line and "refuses policy" in line and "'demo-operator'" in line, line
     assert not any((tmp / "node-panda-b" / "refusal").glob("d1/bag")), "nothing may run"
     assert not (tmp / "node-panda-b" / "refusal" / "registry.sqlite").exists()
+
+
+def test_every_ray_process_of_the_lab_can_be_reached_on_the_loopback_only(lab: dict[str, Any]) -> None:
+    """Ray listens on every interface it has: each of the lab's Ray processes (GCS, the three
+    raylets) must sit in the lab's network namespace, whose only interface is ``lo``."""
+    island = lab["island"]
+    if island is None:
+        pytest.skip(f"no loopback-only namespace on this machine: {lab['island_why']}")
+    assert island.interfaces() == ["lo"]
+    ns = os.readlink(f"/proc/{island.holder.pid}/ns/net")
+    assert ns != os.readlink("/proc/self/ns/net")  # not the machine's own network
+    temp = str(lab["temp_dir"]).encode()
+    found: dict[str, list[str]] = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            if not proc.name.isdigit() or temp not in cmd:
+                continue
+            exe = Path(cmd.split(b"\0", 1)[0].decode()).name
+            found.setdefault(exe, []).append(os.readlink(proc / "ns/net"))
+        except OSError:
+            continue
+    assert len(found.get("gcs_server", [])) == 1 and len(found.get("raylet", [])) == 3, sorted(found)
+    assert {n for spaces in found.values() for n in spaces} == {ns}

@@ -1,17 +1,21 @@
 """The reproduction harness runs its (method, seed) runs as Ray tasks on a Ray it starts on this
 machine (token authentication on), and a run on a node that cannot see ``--out`` does
-nothing."""
+nothing. The harness runs as a user runs it, a command of its own, inside a loopback-only
+network namespace (:mod:`tests.cluster.island`): its Ray listens on every interface it has."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from tests.cluster.island import Island
 
 REPRODUCE = Path(__file__).resolve().parents[2] / "benchmarks" / "reproduce.py"
 
@@ -54,10 +58,16 @@ TINY = [
 def test_two_tiny_runs_go_through_a_local_ray_at_once(tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="ray (cluster extra) missing: pip install -e '.[cluster]'")
     pytest.importorskip("mujoco", reason="mujoco (sim extra) missing")
-    harness = _harness()
     out, results = tmp_path / "runs", tmp_path / "results"
     argv = [*TINY, "--jobs", "2", "--name", "tiny", "--out", str(out), "--results-dir", str(results)]
-    assert harness.main(argv) == 0
+    island, why = Island.open()
+    try:
+        cmd = [*(island.prefix if island else []), sys.executable, str(REPRODUCE), *argv]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    finally:
+        if island is not None:
+            island.close()
+    assert proc.returncode == 0, f"(island: {why or 'yes'})\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     result = json.loads((results / "tiny.json").read_text())
     assert result["failed_runs"] == []
     assert result["ran_on"]["cluster"] == "local"
