@@ -35,7 +35,7 @@ bench: install
 MUTANTS ?=
 mutate: install
 	$(BIN)/pip install --quiet -e '.[mutate]'
-	$(BIN)/mutmut run $(if $(MUTANTS),'$(MUTANTS)')
+	BREMEN_HYPOTHESIS_SCALE=0.25 HYPOTHESIS_PROFILE=ci $(BIN)/mutmut run $(if $(MUTANTS),'$(MUTANTS)')
 	$(BIN)/python scripts/mutate_summary.py
 
 clean:
