@@ -165,3 +165,112 @@ def test_a_failing_fallback_policy_sends_the_safe_command_and_says_why(fallback:
     why = "ensemble disagreement 0.75 > threshold 0.5"
     detail = f"{why}; fallback policy failed ({problem}); sent the safe command"
     assert _one(out) == ("ood", None, 0.75, None, detail)
+
+
+# --- the joint-state layout --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("names", "detail"),
+    [
+        (("a", "a", "b"), "joint_state names 'a' twice"),
+        (("b", "x", "b"), "joint_state names 'b' twice"),
+        (("a", "x", "y"), "joint_state lacks actuated joint 'b'"),
+        (("x", "y", "z"), "joint_state lacks actuated joint 'a'"),
+    ],
+)
+def test_an_unusable_name_list_is_refused_with_the_name_that_is_wrong(names: tuple[str, ...], detail: str):
+    sh = SafetyShield(parse_limits(_data()))
+    for k in range(2):  # the second step reuses the layout made for the first
+        out = sh.filter(_js((0.1, 0.2, 0.3), (0.0, 0.0, 0.0), 0.01 * k, names), [0.5, 0.5], 0.01 * k)
+        assert out.safe and out.command.tolist() == [0.0, 0.0]
+        assert _one(out) == ("shape_mismatch", None, None, None, detail)
+        assert sh.state.obs_ok is False
+    out = sh.filter(_js((0.1, 0.2), stamp=0.02), [0.5, 0.5], 0.02)
+    assert out.command.tolist() == [0.5, 0.5] and not out.interventions
+
+
+# --- the envelope ------------------------------------------------------------------------
+
+
+def _envelope_shield(envelope: dict[str, Any]) -> SafetyShield:
+    return SafetyShield(parse_limits(_data(envelope=envelope)))
+
+
+_TWO_SIDED = {
+    "positions": {"a": {"min": -0.5, "max": 0.5}},
+    "velocities": {"b": {"min": -2.0, "max": 2.0}},
+    "extras": {"body_height": {"min": 0.1, "max": 2.0}},
+}
+
+
+def _assert_envelope_stop(sh: SafetyShield, out: Any, detail: str) -> None:
+    assert out.safe and out.command.tolist() == [0.0, 0.0]
+    assert _one(out) == ("envelope", None, None, None, detail)
+    assert sh.state.estop_latched and sh.state.estop_reason == f"envelope: {detail}"
+    assert sh.state.envelope_ok is False and sh.state.envelope_detail == detail
+
+
+@pytest.mark.parametrize(
+    ("pos", "vel", "height", "detail"),
+    [
+        ((0.75, 0.0), (0.0, 0.0), 1.0, "a position 0.75 > max 0.5"),
+        ((-0.75, 0.0), (0.0, 0.0), 1.0, "a position -0.75 < min -0.5"),
+        ((0.0, 0.0), (0.0, 3.0), 1.0, "b velocity 3 > max 2"),
+        ((0.0, 0.0), (0.0, -3.0), 1.0, "b velocity -3 < min -2"),
+        ((0.0, 0.0), (0.0, 0.0), 2.5, "body_height 2.5 > max 2"),
+        ((0.0, 0.0), (0.0, 0.0), 0.05, "body_height 0.05 < min 0.1"),
+    ],
+)
+def test_leaving_the_envelope_names_the_value_and_the_bound_it_crossed(
+    pos: tuple[float, float], vel: tuple[float, float], height: float, detail: str
+):
+    sh = _envelope_shield(_TWO_SIDED)
+    out = sh.filter(_js(pos, vel), [0.5, 0.5], 0.0, extras={"body_height": height})
+    _assert_envelope_stop(sh, out, detail)
+
+
+def test_values_exactly_on_the_envelope_bounds_are_inside():
+    sh = _envelope_shield(_TWO_SIDED)
+    steps = [((0.5, 9.0), (9.0, 2.0), 2.0), ((-0.5, -9.0), (-9.0, -2.0), 0.1)]
+    for k, (pos, vel, height) in enumerate(steps):
+        now = 0.01 * k
+        out = sh.filter(_js(pos, vel, now), [0.5, -0.5], now, extras={"body_height": height})
+        assert out.command.tolist() == [0.5, -0.5] and not out.interventions, (pos, vel, height)
+        assert sh.state.envelope_ok is True and sh.state.envelope_detail == "inside"
+
+
+def test_one_sided_envelope_bounds_leave_the_other_side_open():
+    sh = _envelope_shield(
+        {
+            "positions": {"a": {"max": 0.5}},
+            "velocities": {"b": {"min": -1.0}},
+            "extras": {"h": {"min": 0.1}, "t": {"max": 1.0}},
+        }
+    )
+    far = {"h": 1e300, "t": -1e300}
+    out = sh.filter(_js((-1e300, 0.0), (0.0, 1e300)), [0.25, 0.25], 0.0, extras=far)
+    assert out.command.tolist() == [0.25, 0.25] and not out.interventions
+    assert sh.state.envelope_detail == "inside"
+    cases = [
+        ((0.75, 0.0), (0.0, 0.0), {"h": 1.0, "t": 0.0}, "a position 0.75 > max 0.5"),
+        ((0.0, 0.0), (0.0, -1.5), {"h": 1.0, "t": 0.0}, "b velocity -1.5 < min -1"),
+        ((0.0, 0.0), (0.0, 0.0), {"h": 0.05, "t": 0.0}, "h 0.05 < min 0.1"),
+        ((0.0, 0.0), (0.0, 0.0), {"h": 1.0, "t": 1.5}, "t 1.5 > max 1"),
+    ]
+    for pos, vel, extras, detail in cases:
+        sh.reset()
+        _assert_envelope_stop(sh, sh.filter(_js(pos, vel), [0.25, 0.25], 0.0, extras=extras), detail)
+
+
+def test_an_envelope_joint_is_read_by_name_and_one_the_joint_state_lacks_stops():
+    sh = _envelope_shield({"positions": {"rootz": {"min": 0.5}}})
+    # rootz absent: b's position (0.7) would pass the bound, but no value is not inside
+    out = sh.filter(_js((0.7, 0.7)), [0.25, 0.25], 0.0)
+    _assert_envelope_stop(sh, out, "rootz position: joint not in joint_state")
+    sh.reset()
+    names = ("b", "rootz", "a")
+    out = sh.filter(_js((0.7, 1.0, 0.7), (0.0, 0.0, 0.0), 0.0, names), [0.25, -0.25], 0.0)
+    assert out.command.tolist() == [0.25, -0.25] and not out.interventions
+    out = sh.filter(_js((0.7, 0.2, 0.7), (0.0, 0.0, 0.0), 0.01, names), [0.25, -0.25], 0.01)
+    _assert_envelope_stop(sh, out, "rootz position 0.2 < min 0.5")
