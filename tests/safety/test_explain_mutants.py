@@ -266,18 +266,24 @@ def test_where_the_soft_and_the_crossing_bound_are_equal_the_soft_margin_is_name
     ]
 
 
-# Found by a search over random limits: one ulp of q (about 1e-12) past max - speed * period,
-# where the exact crossing bound (hard - q) / period is still tighter than the speed limit by
-# about 1e-15 relative. The fast path's threshold is moved 1e-9 * (1 + |threshold|) inward so
-# that such a q still gets the exact bound.
+# Found by a search over random limits, each a position q where the exact crossing bound
+# (hard - q) / period is tighter than the speed limit (by about 1e-15 relative) although q is
+# past hard - speed * period in floats. The fast path's thresholds are moved 1e-9 * (1 + |t|)
+# toward the middle so that such a q still gets the exact bound: "ulp" one ulp (about 1e-12)
+# past the unmoved threshold; "edge" exactly on the moved one, with limits of order 6e7 where
+# the rounding of hard - speed * period is as large as that move.
 ULP_CASES = [
     # side, hard limit, box (speed limit), period, q
     ("min", -7.571790498095206, 10208.929118370786, 0.8027194735804342, 8187.334417220468),
     ("max", 5.118192438851869, 13161.283852558792, 0.6226551095628355, -8189.822446763721),
+    ("min", -60300077.1548543, 3.8569048168278837, 15634318.1992318, 0.01558267426721155),
+    ("max", 60300077.1548543, 3.8569048168278837, 15634318.1992318, -0.01558267426721155),
 ]
 
 
-@pytest.mark.parametrize(("side", "hard", "speed", "period", "q"), ULP_CASES, ids=["min", "max"])
+@pytest.mark.parametrize(
+    ("side", "hard", "speed", "period", "q"), ULP_CASES, ids=["ulp-min", "ulp-max", "edge-min", "edge-max"]
+)
 def test_a_crossing_bound_one_ulp_inside_the_speed_limit_still_applies(
     side: str, hard: float, speed: float, period: float, q: float
 ) -> None:
