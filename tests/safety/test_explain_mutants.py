@@ -278,11 +278,17 @@ ULP_CASES = [
     ("max", 5.118192438851869, 13161.283852558792, 0.6226551095628355, -8189.822446763721),
     ("min", -60300077.1548543, 3.8569048168278837, 15634318.1992318, 0.01558267426721155),
     ("max", 60300077.1548543, 3.8569048168278837, 15634318.1992318, -0.01558267426721155),
+    # hard limit and speed * period both large and nearly cancelling: the threshold is near 0,
+    # the rounding is of the order of the operands (the move once scaled with the threshold only)
+    ("min", -899623595.1081078, 27627742.28716031, 32.56232759399211, -0.07120501887966167),
+    ("max", 899623595.1081078, 27627742.28716031, 32.56232759399211, 0.07120501887966167),
 ]
 
 
 @pytest.mark.parametrize(
-    ("side", "hard", "speed", "period", "q"), ULP_CASES, ids=["ulp-min", "ulp-max", "edge-min", "edge-max"]
+    ("side", "hard", "speed", "period", "q"),
+    ULP_CASES,
+    ids=["ulp-min", "ulp-max", "edge-min", "edge-max", "cancel-min", "cancel-max"],
 )
 def test_a_crossing_bound_one_ulp_inside_the_speed_limit_still_applies(
     side: str, hard: float, speed: float, period: float, q: float
