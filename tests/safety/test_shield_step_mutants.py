@@ -9,6 +9,7 @@ fractions (0.125, 0.0625, ...) so that the arithmetic is exact.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -330,6 +331,19 @@ def test_effort_against_a_negative_overspeed_is_zeroed() -> None:
     assert [tuple(iv) for iv in out.interventions] == [
         ("velocity_limit", "a", -0.5, 0.0, "velocity -3 < -2; torque along it zeroed")
     ]
+    # the explaining path on its own (tests/safety/test_safety_fast_path.py's reference) reads v too
+    x, ivs = sh._explain(0, -0.5, 0.0, -3.0)
+    assert x == 0.0 and [(iv.reason, iv.sent) for iv in ivs] == [("velocity_limit", 0.0)]
+
+
+def test_effort_moves_at_most_the_rate_from_the_last_command_either_way() -> None:
+    sh = _shield("effort", dict(_SOFT, acceleration=2.0))  # rate = 2 * T = 0.25
+    out = sh.filter(_js(), np.array([1.0, -1.0]), 0.0)
+    assert out.command.tolist() == [0.25, -0.25]
+    assert [tuple(iv) for iv in out.interventions] == [
+        ("rate_limit", "a", 1.0, 0.25, "rate: within 0.25 of last command 0"),
+        ("rate_limit", "b", -1.0, -0.25, "rate: within 0.25 of last command 0"),
+    ]
 
 
 # --- a request exactly on a hard bound that the smoothness window lies beyond -----------------
@@ -375,3 +389,18 @@ def test_a_position_request_on_the_max_with_the_rate_window_beyond_it_is_sent_un
     out = sh.filter(_js((p, p), 5 * T), np.array([0.625, 0.625]), 5 * T)
     assert out.command.tolist() == [0.625, 0.625]
     assert out.interventions == ()
+
+
+# --- a clock reading of -inf ------------------------------------------------------------------
+
+
+def test_a_clock_reading_of_minus_infinity_is_never_fresh() -> None:
+    sh = _shield()
+    sh.filter(_js(), np.array([0.5, 0.5]), 0.0)
+    out = sh.watchdog(-math.inf)
+    assert out is not None and out.command.tolist() == [0.0, 0.0]
+    assert _one(out) == ("stale_observation", "watchdog: no observation for -inf s")
+    sh.filter(_js(stamp=T), np.array([0.5, 0.5]), T)
+    sh.estop("button")
+    r = sh.reset_estop(now=-math.inf)
+    assert (r.ok, r.message) == (False, "refused: the newest observation is stale; wait for a fresh one")
