@@ -148,6 +148,14 @@ class SafetyShield:
         self._env_extras = extra_bounds(limits)
         self._layout = make_layout(limits, tuple(self.names))
         self._layout_src: object = None
+        if state is not None:  # a state from another robot would index past its joints
+            for field_name in ("last_command", "prev_command", "last_position", "hold_target"):
+                v = getattr(state, field_name)
+                if v is not None and len(v) != self.n:
+                    raise ValueError(
+                        f"state.{field_name} has {len(v)} entries for {self.n} joints; pass a state "
+                        "copied from a shield of these limits (shield.state.copy()), or none"
+                    )
         self.state = state if state is not None else ShieldState()
 
     # --- the step --------------------------------------------------------------------

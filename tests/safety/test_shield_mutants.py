@@ -212,3 +212,14 @@ def test_the_soft_margin_scales_an_outward_velocity_and_says_where_the_joint_is(
     (iv,) = out.interventions
     assert (iv.reason, iv.joint) == ("soft_limit", "a")
     assert iv.detail == "in the soft margin above 0.5 (q=0.75); outward command scaled down"
+
+
+@pytest.mark.parametrize("field", ["last_command", "prev_command", "last_position", "hold_target"])
+def test_a_state_of_another_joint_count_is_refused_at_construction(field: str) -> None:
+    """Two joints: a remembered list of three (a state copied from another robot) is refused in one
+    line naming the field, before any step could index past the joints or send three commands."""
+    limits = _shield().limits
+    with pytest.raises(ValueError, match=rf"state\.{field} has 3 entries for 2 joints; .*copy\(\)"):
+        SafetyShield(limits, state=ShieldState(**{field: [0.0, 0.0, 0.0]}))
+    ok = SafetyShield(limits, state=ShieldState(**{field: [0.25, -0.25]}))
+    assert getattr(ok.state, field) == [0.25, -0.25]
