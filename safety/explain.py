@@ -124,21 +124,23 @@ class JointTable:
             # Positions at or beyond which the position stage can bind (effort, velocity). Moved
             # a little toward the middle: the crossing bound (max - p) / T is rounded differently
             # from max - shi * T, and one ulp past the threshold it can already be below shi.
-            # Between the two the exact bound is computed (and does not bind).
-            # The move scales with the operands of hard - speed * T, not only with the result:
-            # when both are large and nearly cancel, the rounding is theirs (found by a search
-            # over limits of order 1e7 and more; tests/safety/test_explain_mutants.py).
+            # Between the two the exact bound is computed (and does not bind). The move is a
+            # margin: any margin above that rounding gives the same commands (a larger one only
+            # sends more positions through the exact bound). It scales with the operands of
+            # hard - speed * T too, not only with the result: when both are large and nearly
+            # cancel, the rounding is theirs (found by a search over limits of order 1e7 and
+            # more; tests/safety/test_explain_mutants.py).
             thr_lo, thr_hi = -INF, INF
             if not pos_iface and prow is not None:
                 thr_lo, thr_hi = prow.soft_lo, prow.soft_hi
-                mag_lo, mag_hi = abs(thr_lo), abs(thr_hi)
+                ops_lo = ops_hi = 0.0  # no arithmetic on the effort interface's thresholds
                 if self.interface == "velocity":
                     thr_lo = max(thr_lo, prow.hard_lo - slo * T)
                     thr_hi = min(thr_hi, prow.hard_hi - shi * T)
-                    mag_lo = max(abs(thr_lo), abs(prow.hard_lo), abs(slo * T))
-                    mag_hi = max(abs(thr_hi), abs(prow.hard_hi), abs(shi * T))
-                thr_lo += 1e-9 * (1.0 + max(mag_lo, abs(thr_lo)))
-                thr_hi -= 1e-9 * (1.0 + max(mag_hi, abs(thr_hi)))
+                    ops_lo = max(abs(prow.hard_lo), abs(slo * T))
+                    ops_hi = max(abs(prow.hard_hi), abs(shi * T))
+                thr_lo += 1e-9 * (1.0 + max(abs(thr_lo), ops_lo))
+                thr_hi -= 1e-9 * (1.0 + max(abs(thr_hi), ops_hi))
             self.rows.append(JointRow(slo, shi, thr_lo, thr_hi, vmax, min(rate, mstep), rate, mstep))
         self.fast_rows: list[tuple[float, ...]] = [tuple(r) for r in self.rows]
         self.static_H = [self._static_stages(j) for j in range(len(self.names))]
