@@ -26,7 +26,10 @@ pytestmark = [
     pytest.mark.ros,
     pytest.mark.skipif(not RCLPY_OK, reason=RCLPY_WHY or "rclpy (ros extra) missing"),
 ]
-SHARE, EP = 300, 30  # steps per robot in 30-step episodes: a fault after the first lands mid-way
+# steps per robot in 30-step episodes: a fault after the first lands mid-way. 15 episodes, since
+# under load the e-stop's publisher is discovered by the robot's runner only seconds after it
+# publishes (one CI run: 9 of 10 episodes were done by then)
+SHARE, EP = 450, 30
 
 
 def listed(bag: Path, status: str = "complete") -> list[dict[str, Any]]:
@@ -194,7 +197,7 @@ def test_an_estop_stops_that_robot_alone_and_its_share_is_kept(
     closed = listed(node_round(lab, "panda-b", faults["name"], 2) / "bag")
     assert 1 <= len(closed) < SHARE // EP, closed  # it stopped before its share was done
     assert rows["panda-b"][3] == len(closed)
-    assert 0.9 * EP <= rows["panda-b"][2] < 0.9 * SHARE
+    assert 0.9 * EP <= rows["panda-b"][2] < SHARE  # at least one episode was cut short
     assert rows["panda-a"][2] >= 0.9 * SHARE  # the other robot finished its share
     marker = json.loads((ws / "d2" / "collect.json").read_text())
     assert marker["estop"] == ["panda-b"] and marker["lost"] == []
