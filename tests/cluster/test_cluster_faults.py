@@ -126,6 +126,19 @@ def short_episodes(lab: dict[str, Any]) -> Path:
     return path
 
 
+def one_round_that_waits(lab: dict[str, Any], fleet_campaign: Any, name: str) -> Path:
+    """One deployment of two shares in short episodes; a lost robot stops the campaign (``wait``)."""
+    return Path(
+        fleet_campaign(
+            name,
+            deployments=1,
+            steps_per_deployment=2 * SHARE,
+            fleet_on_robot_loss="wait",
+            collect=str(short_episodes(lab)),
+        )
+    )
+
+
 def node_round(lab: dict[str, Any], robot: str, campaign: str, k: int) -> Path:
     return Path(str(lab["tmp"])) / f"node-{robot}" / campaign / f"d{k}"
 
@@ -224,13 +237,7 @@ def test_wait_stops_the_campaign_and_a_rerun_collects_only_what_is_missing(
     lab: dict[str, Any], run_campaign: Any, fleet_campaign: Any
 ) -> None:
     name = "faults-wait"
-    camp = fleet_campaign(
-        name,
-        deployments=1,
-        steps_per_deployment=2 * SHARE,
-        fleet_on_robot_loss="wait",
-        collect=str(short_episodes(lab)),
-    )
+    camp = one_round_that_waits(lab, fleet_campaign, name)
     ws = Path(str(lab["tmp"])) / "ws-wait"
     d1a, d1b = node_round(lab, "panda-a", name, 1), node_round(lab, "panda-b", name, 1)
     kill = AfterFirstEpisode(d1a / "bag", kill_collection(d1a / "bag"))
@@ -270,13 +277,7 @@ def test_a_robot_node_that_dies_mid_collection_keeps_its_episodes_for_the_rerun(
     from tests.cluster.conftest import kill_node, rejoin
 
     name = "node-gone"
-    camp = fleet_campaign(
-        name,
-        deployments=1,
-        steps_per_deployment=2 * SHARE,
-        fleet_on_robot_loss="wait",
-        collect=str(short_episodes(lab)),
-    )
+    camp = one_round_that_waits(lab, fleet_campaign, name)
     ws = Path(str(lab["tmp"])) / "ws-node-gone"
     d1a = node_round(lab, "panda-a", name, 1)
     killer = AfterFirstEpisode(d1a / "bag", lambda: f"killed node {kill_node(lab, 'panda-a')}")

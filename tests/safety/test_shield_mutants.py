@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_layout_action_mutants import _data as effort_limits
 
 from safety import JointState, SafetyShield, parse_limits
 from safety.shield import ShieldState
@@ -175,15 +176,7 @@ def test_a_position_command_moves_at_most_vmax_times_the_period_from_the_last_on
 
 
 def test_an_ood_score_exactly_at_the_threshold_passes_and_one_ulp_above_falls_back():
-    data: dict[str, Any] = {
-        "robot": "mut",
-        "command_interface": "effort",
-        "safe_command": "zero",
-        "command_box": {"min": -1.0, "max": 1.0},
-        "joints": {"a": {}, "b": {}},
-        "timing": {"control_period": 0.01, "max_observation_age": 0.05},
-        "ood": {"threshold": 0.5, "fallback": "safe"},
-    }
+    data = effort_limits(ood={"threshold": 0.5, "fallback": "safe"})
     score = {"value": 0.5}
     sh = SafetyShield(parse_limits(data), ood_score=lambda o, a: score["value"])
     at = sh.filter(_js((0.0, 0.0), 0.0), np.array([0.3, -0.3]), 0.0)
