@@ -213,6 +213,11 @@ class ResetMotion:
         late = self.timed_out(now)
         if late is not None:
             return late
+        st = self.shield.state
+        if st.estop_latched:  # the standing cause: a late or odd observation must not hide it
+            return self._end(
+                False, f"the reset's shield intervened (estop: e-stop latched ({st.estop_reason}))", now
+            )
         key = tuple(names)
         q, qd = self._pick(key, position), self._pick(key, velocity)
         if q is None or qd is None or not (np.all(np.isfinite(q)) and np.all(np.isfinite(qd))):

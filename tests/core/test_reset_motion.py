@@ -228,6 +228,20 @@ def test_a_reset_fails_on_stale_joint_states():
     assert np.all(cmd == 0.0)
 
 
+def test_a_latched_estop_is_the_reason_even_when_the_joint_states_are_also_stale():
+    # under load the e-stop and a late observation can meet on one step: the operator must
+    # read the e-stop, the cause that stays, not the staleness that comes and goes
+    robot, limits = panda()
+    shield = safety.SafetyShield(limits)
+    shield.estop("bremen/estop")
+    m = ResetMotion(robot.reset, shield, robot.joints, np.array(robot.reset.home), 0.05, 0.0)
+    q = np.array(robot.reset.home) + 0.3
+    cmd, out = m.step(robot.joints, q, np.zeros(7), 0.0, 1.0)  # 1 s old: stale as well
+    assert out is not None and not out.success
+    assert out.reason == "the reset's shield intervened (estop: e-stop latched (bremen/estop))"
+    assert np.all(cmd == 0.0)
+
+
 def test_start_poses_home_set_and_seeded_box():
     robot, _ = panda()
     cfg = robot.reset
