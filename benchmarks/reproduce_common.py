@@ -164,12 +164,17 @@ def job_campaign(job: Job) -> Any:
 
 def job_train(job: Job) -> Any:
     """The training config of a bremen/bc job: the campaign's preset with the overrides."""
-    from bremen_robot.config.train import load_train_config
+
+    from bremen_robot.config.train import SelectionConfig, load_train_config
 
     train = apply_overrides(load_train_config(job_campaign(job).train), job.overrides)
     # recursive BC is BC: no TRPO, whatever an override says
     if job.method == "bc" and train.trpo.iterations != 0:
         train = train.model_copy(update={"trpo": train.trpo.model_copy(update={"iterations": 0})})
+    # selection settings act only with selection on: a preset's (e.g. max_action_shift) must not
+    # orphan the bremen and bc workspaces run before it had them
+    if not train.selection.enabled:
+        train = train.model_copy(update={"selection": SelectionConfig()})
     return train
 
 

@@ -58,6 +58,36 @@ def lower_bound(per_member: np.ndarray, rule: Rule = "min", quantile: float = 0.
     raise ValueError(f"unknown selection rule '{rule}'; use min or quantile")
 
 
+def action_shift(
+    means: np.ndarray, behavior_actions: np.ndarray, half_range: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """How far each snapshot acts from BC, in units of the data's own action spread.
+
+    ``means`` are the snapshots' mean actions on N behavior states, BC first: ``(S, N, A)``;
+    ``behavior_actions`` the actions the data recorded in those states ``(N, A)``; ``half_range``
+    each action's half range ``(A,)``. Returns each snapshot's RMS mean-action change from BC
+    divided by the RMS spread of the recorded actions around BC's mean ``(S,)``, and that spread
+    (both RMS values per unit of half range). BC's own shift is 0.
+    """
+    means = np.asarray(means, dtype=np.float64)
+    acts = np.asarray(behavior_actions, dtype=np.float64)
+    half = np.asarray(half_range, dtype=np.float64)
+    if means.ndim != 3 or acts.shape != means.shape[1:] or half.shape != means.shape[2:]:
+        raise ValueError(
+            f"shapes must be (S, N, A), (N, A), (A,); got {means.shape}, {acts.shape}, {half.shape}"
+        )
+    diff = (means - means[:1]) / half  # (S, N, A): change from BC, per unit of half range
+    spread = float(np.sqrt(np.mean(((acts - means[0]) / half) ** 2)))  # (N, A) -> scalar
+    if not spread > 0:
+        raise ValueError("the behavior actions equal BC's mean everywhere: no spread to measure a shift in")
+    return np.sqrt(np.mean(diff**2, axis=(1, 2))) / spread, spread  # (S, N, A) -> (S,)
+
+
+def eligible(shift: float, max_shift: float | None) -> bool:
+    """Whether a snapshot with this ``shift`` (see :func:`action_shift`) may be proposed."""
+    return max_shift is None or shift <= max_shift
+
+
 def choose(estimates: Sequence[float]) -> int:
     """Index of the best estimate; ties go to the earliest snapshot (nearest the behavior policy)."""
     if not len(estimates):
@@ -165,6 +195,7 @@ class SnapshotScore:
     estimate: float  # the lower bound across members
     twin: float | None = None  # mean return in the twin, when it ran
     chosen: bool = False
+    shift: float = 0.0  # mean-action change from BC in units of the data's action spread
 
 
 @dataclass
@@ -180,6 +211,8 @@ class Selection:
     deployed_estimate: float | None = None
     beats_deployed: bool = True
     notes: list[str] = field(default_factory=list)
+    max_action_shift: float | None = None  # the eligibility limit on ``SnapshotScore.shift``
+    action_spread: float | None = None  # the data's action spread around BC (per half range)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,10 +234,17 @@ def score_snapshots(
 
 
 def select_offline(
-    scores: list[SnapshotScore], deployed_estimate: float | None, margin: float
+    scores: list[SnapshotScore],
+    deployed_estimate: float | None,
+    margin: float,
+    max_shift: float | None = None,
 ) -> tuple[int, bool]:
-    """Index of the snapshot with the best lower bound, and whether it beats the deployed policy."""
-    best = choose([s.estimate for s in scores])
+    """Index of the eligible snapshot (``shift <= max_shift``; BC always is) with the best lower
+    bound, and whether it beats the deployed policy."""
+    ok = [i for i, s in enumerate(scores) if eligible(s.shift, max_shift)]
+    if not ok:
+        raise ValueError(f"no snapshot within the action-shift limit {max_shift}; BC (shift 0) always is")
+    best = ok[choose([scores[i].estimate for i in ok])]
     return best, beats(scores[best].estimate, deployed_estimate, margin)
 
 
@@ -214,13 +254,16 @@ def select_with_twin(
     deployed_twin: float,
     margin: float,
     tolerance: float,
+    max_shift: float | None = None,
 ) -> tuple[int | None, list[str]]:
     """After the twin ran (``scores[i].twin`` set for the snapshots it ran): the best lower bound
-    among snapshots the twin does not veto that also beat the deployed policy offline, or None;
-    and one line per vetoed snapshot for the report."""
+    among eligible snapshots (``shift <= max_shift``) the twin does not veto that also beat the
+    deployed policy offline, or None; and one line per vetoed snapshot for the report."""
     notes, ok = [], []
     for i, s in enumerate(scores):
-        if s.twin is None or not beats(s.estimate, deployed_estimate, margin):
+        if not twin_candidate(s, deployed_estimate, margin, max_shift):
+            continue
+        if s.twin is None:
             continue
         if clearly_below(s.twin, deployed_twin, tolerance):
             notes.append(
@@ -231,6 +274,14 @@ def select_with_twin(
     if not ok:
         return None, notes
     return max(ok, key=lambda i: (scores[i].estimate, -i)), notes
+
+
+def twin_candidate(
+    score: SnapshotScore, deployed_estimate: float | None, margin: float, max_shift: float | None
+) -> bool:
+    """Whether the twin should run ``score``'s snapshot: within the action-shift limit and
+    beating the deployed policy offline (no other could be proposed)."""
+    return eligible(score.shift, max_shift) and beats(score.estimate, deployed_estimate, margin)
 
 
 # ------------------------------------------------------------------ training-time wiring
@@ -265,11 +316,14 @@ def offline_selection(
     snapshots: Sequence[Snapshot],
     deployed: torch.nn.Module | None,
     generator: torch.Generator,
+    behavior_actions: np.ndarray | None = None,
 ) -> tuple[Selection, Snapshot]:
     """Score every snapshot (and the deployed policy, when given) and choose one.
 
     The scoring env has no uncertainty penalty: the estimate is in the task's return units, so it
     compares with the deployed policy's and with real returns; pessimism comes from the bound.
+    With ``cfg.max_action_shift`` only snapshots acting near the data are eligible; their shift is
+    measured against ``behavior_actions`` (the rows of ``behavior_obs``' actions, ``(N, A)``).
     """
     env = ModelEnv(ensemble, task, generator, start_states=behavior_obs, use_reset_distribution=False)
     start = pick_start_states(behavior_obs, cfg.start_states, generator).to(env.device)  # (B, D)
@@ -285,7 +339,14 @@ def offline_selection(
     if deployed is not None:
         mine = member_returns(env, deployed, start, T, generator).mean(dim=1).numpy()[None]  # (1, E)
         deployed_estimate = float(lower_bound(mine, cfg.rule, cfg.quantile)[0])
-    best, ok = select_offline(scores, deployed_estimate, cfg.margin)
+    spread = None
+    if cfg.max_action_shift is not None:
+        if behavior_actions is None:
+            raise ValueError("max_action_shift needs the behavior data's actions")
+        shifts, spread = snapshot_shifts(snapshots, behavior_obs, behavior_actions, task, env.device)
+        for row, shift in zip(scores, shifts, strict=True):
+            row.shift = float(shift)
+    best, ok = select_offline(scores, deployed_estimate, cfg.margin, cfg.max_action_shift)
     scores[best].chosen = True
     sel = Selection(
         rule=cfg.rule,
@@ -296,6 +357,8 @@ def offline_selection(
         chosen=scores[best].name,
         deployed_estimate=deployed_estimate,
         beats_deployed=ok,
+        max_action_shift=cfg.max_action_shift,
+        action_spread=spread,
     )
     if not ok:
         sel.notes.append(
@@ -303,6 +366,29 @@ def offline_selection(
             f"{scores[best].estimate:.1f} against {deployed_estimate:.1f}"
         )
     return sel, snapshots[best]
+
+
+SHIFT_STATES = 2048  # behavior rows the action shift is measured on (evenly spaced)
+
+
+@torch.no_grad()
+def snapshot_shifts(
+    snapshots: Sequence[Snapshot],
+    behavior_obs: np.ndarray,
+    behavior_actions: np.ndarray,
+    task: Task,
+    device: torch.device | str,
+) -> tuple[np.ndarray, float]:
+    """:func:`action_shift` of ``snapshots`` (BC first) on up to :data:`SHIFT_STATES` evenly
+    spaced rows of the behavior data: ``(S,)`` and the data's spread."""
+    if snapshots[0].iteration != 0:
+        raise ValueError("the first snapshot must be BC: shifts are measured from it")
+    step = max(1, len(behavior_obs) // SHIFT_STATES)
+    obs = torch.as_tensor(np.asarray(behavior_obs[::step][:SHIFT_STATES]), dtype=torch.float32, device=device)
+    acts = np.asarray(behavior_actions[::step][:SHIFT_STATES], dtype=np.float64)  # (N, A)
+    means = np.stack([s.policy(obs)[0].cpu().numpy() for s in snapshots])  # S x (N, A) -> (S, N, A)
+    half = (np.asarray(task.action_high, np.float64) - np.asarray(task.action_low, np.float64)) / 2
+    return action_shift(means, acts, half)
 
 
 def load_deployed(path: Path, task: Task) -> MeanActionPolicy:

@@ -386,7 +386,15 @@ def _train(
         with reporter.stage("candidate selection", 1) as stage:
             ref = load_deployed(deployed, task) if deployed is not None else None
             selection, chosen = offline_selection(
-                cfg.selection, cfg.trpo.horizon, ensemble, task, bc_data.obs, keeper.snapshots, ref, gen
+                cfg.selection,
+                cfg.trpo.horizon,
+                ensemble,
+                task,
+                bc_data.obs,
+                keeper.snapshots,
+                ref,
+                gen,
+                behavior_actions=bc_data.actions,
             )
             policy = chosen.policy
             stage.advance(1, f"chose {chosen.name}")

@@ -21,7 +21,7 @@ import numpy as np
 
 from bremen_robot.campaign.config import CampaignConfig, data_engine
 from bremen_robot.campaign.workspace import read_json, write_json_atomic
-from bremen_robot.selection import SNAPSHOTS_DIR, SnapshotScore, beats, select_with_twin, twin_engine
+from bremen_robot.selection import SNAPSHOTS_DIR, SnapshotScore, select_with_twin, twin_candidate, twin_engine
 
 SELECTION_FILE = "selection.json"
 Act = Callable[[np.ndarray], np.ndarray]
@@ -106,6 +106,7 @@ def _decide(
     sc = cfg.selection
     scores = [SnapshotScore(**{**row, "twin": None, "chosen": False}) for row in sel["snapshots"]]
     ref = sel.get("deployed_estimate")
+    max_shift = sel.get("max_action_shift")  # None in reports from before the limit existed
     best_offline = next(i for i, row in enumerate(sel["snapshots"]) if row["chosen"])
     record: dict[str, Any] = {"deployment": k, "twin": None, "twin_steps": 0, "warning": None, "line": ""}
     chosen: int | None = best_offline if sel["beats_deployed"] else None
@@ -119,10 +120,10 @@ def _decide(
 
         deployed_twin, steps = run(deployed)
         for s in scores:
-            if beats(s.estimate, ref, margin):  # only the snapshots that survived the offline bound
+            if twin_candidate(s, ref, margin, max_shift):  # only snapshots that could be proposed
                 s.twin, n = run(train_dir / SNAPSHOTS_DIR / s.name)
                 steps += n
-        chosen, notes = select_with_twin(scores, ref, deployed_twin, margin, sc.twin_tolerance)
+        chosen, notes = select_with_twin(scores, ref, deployed_twin, margin, sc.twin_tolerance, max_shift)
         evidence = f"offline lower bound and {engine} twin"
         record["twin"] = {
             "engine": engine,
@@ -158,8 +159,15 @@ def _decide(
         "proposed": None if chosen is None else scores[chosen].name,
         "offline_chosen": sel["chosen"],
         "deployed_estimate": ref,
+        "max_action_shift": max_shift,
         "table": [
-            {"snapshot": s.name, "offline_estimate": s.estimate, "twin": s.twin, "chosen": s.chosen}
+            {
+                "snapshot": s.name,
+                "offline_estimate": s.estimate,
+                "shift": s.shift,
+                "twin": s.twin,
+                "chosen": s.chosen,
+            }
             for s in scores
         ],
     }

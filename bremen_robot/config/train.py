@@ -166,6 +166,14 @@ class SelectionConfig(_Strict):
         description="a snapshot beats the deployed policy when its score exceeds the deployed policy's "
         "by this fraction of the latter's magnitude",
     )
+    max_action_shift: float | None = Field(
+        None,
+        gt=0,
+        description="a snapshot is eligible only when its mean action moves from BC's by at most this "
+        "many times the behavior data's own action spread around BC's mean (RMS over the data's states, "
+        "per unit of each action's half range); beyond it the models judge actions the data never "
+        "tried. None = no limit (docs/algorithm.md, 'Candidate selection')",
+    )
 
 
 class TrainConfig(_Strict):

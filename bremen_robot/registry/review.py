@@ -302,6 +302,7 @@ def selection_lines(r: Mapping[str, Any]) -> list[str]:
             {
                 "snapshot": x.get("name"),
                 "offline_estimate": x.get("estimate"),
+                "shift": x.get("shift"),
                 "twin": None,
                 "chosen": x.get("chosen"),
             }
@@ -309,17 +310,27 @@ def selection_lines(r: Mapping[str, Any]) -> list[str]:
             if isinstance(x, Mapping)
         ]
         ref, twin = train.get("deployed_estimate"), None
+    limit = (camp if isinstance(camp, Mapping) else train or {}).get("max_action_shift")
     head = "candidate selection (offline estimate: lower bound across ensemble members of imagined return)"
-    out = [head, f"  {'snapshot':<12} {'offline estimate':>16} {'twin score':>11}  chosen"]
+    out = [head, f"  {'snapshot':<12} {'offline estimate':>16} {'shift':>6} {'twin score':>11}  chosen"]
     for x in rows:
         tw = "-" if x.get("twin") is None else _ret(x.get("twin"))
+        sh = x.get("shift")
+        shift = f"{sh:.2f}" if isinstance(sh, int | float) and not isinstance(sh, bool) else "-"
+        if isinstance(limit, int | float) and isinstance(sh, int | float) and sh > limit:
+            shift += "*"
         out.append(
-            f"  {x.get('snapshot')!s:<12} {_ret(x.get('offline_estimate')):>16} {tw:>11}  "
+            f"  {x.get('snapshot')!s:<12} {_ret(x.get('offline_estimate')):>16} {shift:>6} {tw:>11}  "
             + ("yes" if x.get("chosen") else "")
         )
     if ref is not None or twin is not None:
         deployed_twin = "-" if twin is None else _ret(twin.get("deployed"))
-        out.append(f"  {'deployed':<12} {'-' if ref is None else _ret(ref):>16} {deployed_twin:>11}")
+        out.append(f"  {'deployed':<12} {'-' if ref is None else _ret(ref):>16} {'':>6} {deployed_twin:>11}")
+    if isinstance(limit, int | float):
+        out.append(
+            f"  shift: mean-action change from BC in units of the data's action spread; "
+            f"* beyond the limit {limit:g}, never proposed"
+        )
     if twin is not None:
         steps = camp.get("twin_steps") if isinstance(camp, Mapping) else None
         out.append(f"  twin: {twin.get('engine')}, {steps} simulated steps (not deployments)")

@@ -156,6 +156,42 @@ def test_twin_vetoes_snapshots_below_the_deployed_policy_and_counts_its_steps(tm
     assert calls == []
 
 
+def test_snapshots_beyond_the_action_shift_limit_are_neither_twinned_nor_proposed(
+    tmp_path, monkeypatch, capsys
+):
+    import bremen_robot.campaign.selection as camp_sel
+    from bremen_robot.cli import main
+    from bremen_robot.registry import Registry
+
+    calls: list[str] = []
+
+    def fake_twin(act, robot, task, engine, episodes, seed, rand):
+        calls.append(act)
+        return {"random": 10.0}.get(act, 50.0), 1  # every snapshot looks good in the twin
+
+    monkeypatch.setattr(camp_sel, "_act", lambda art, task, seed: "random" if art is None else Path(art).name)
+    monkeypatch.setattr(camp_sel, "twin_score", fake_twin)
+    camp = selecting_campaign(tmp_path, deployments=2, twin=True, data_engine="mujoco")
+    train = yaml.safe_load((tmp_path / "train.yaml").read_text())
+    train["selection"]["max_action_shift"] = 1e-6  # every TRPO update moves the mean action more
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
+    summary, _ = run(tmp_path, camp)
+    rec = json.loads((tmp_path / "ws" / "d1" / "selection.json").read_text())
+    assert calls[:2] == ["random", "bc"]  # deployment 1: only BC could be proposed, so only BC is twinned
+    assert rec["proposed"] == "bc" and rec["max_action_shift"] == 1e-6
+    shifts = {r["snapshot"]: r["shift"] for r in rec["table"]}
+    assert shifts["bc"] == 0.0 and shifts["trpo-0002"] > 1e-6 and shifts["trpo-0003"] > 1e-6
+    assert [r["twin"] for r in rec["table"]] == [50.0, None, None]
+    with Registry.open(tmp_path / "ws") as reg:
+        pid = reg.get(summary["deployments"][1]["policy_id"]).id
+    capsys.readouterr()
+    assert main(["review", pid, "--workspace", str(tmp_path / "ws")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if line.strip().startswith("trpo-0002"))
+    assert f"{shifts['trpo-0002']:.2f}*" in row and not row.rstrip().endswith("yes")
+    assert "* beyond the limit 1e-06, never proposed" in "\n".join(lines)
+
+
 def test_twin_on_the_data_engine_is_refused(tmp_path):
     camp = selecting_campaign(tmp_path, twin=True, data_engine="mujoco", twin_engine="mujoco")
     with pytest.raises(ConfigError, match="'mujoco' is the engine that collected the data; the twin must be"):

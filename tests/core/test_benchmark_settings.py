@@ -69,8 +69,11 @@ def test_bremen_select_trains_with_selection_and_checks_in_the_pybullet_twin(tmp
 
 
 def test_the_other_methods_run_as_before(tmp_path: Path) -> None:
+    from bremen_robot.config.train import SelectionConfig
+
     harness, jobs, trains = _plan(tmp_path, "--methods", "bremen", "bremen_select", "bc", "td3bc")
-    assert harness.job_record(jobs[("bremen", 0)]) == _record()  # the presets, untouched
+    # the presets, untouched but for selection settings, which act only with selection on
+    assert harness.job_record(jobs[("bremen", 0)]) == _record(selection=SelectionConfig())
     bc = harness.job_record(jobs[("bc", 0)])
     assert bc["campaign"] == load_campaign_config("halfcheetah-cpu-bc").model_dump(mode="json")
     assert bc["train"] == load_train_config("halfcheetah-cpu-bc").model_dump(mode="json")
@@ -78,6 +81,26 @@ def test_the_other_methods_run_as_before(tmp_path: Path) -> None:
     assert td3bc["campaign"] == _record()["campaign"]
     assert td3bc["td3bc"]["steps"] == 50_000
     assert "selection" not in trains["bremen"] and "selection" not in trains["bc"]
+
+
+def test_a_presets_selection_limit_reaches_bremen_select_and_orphans_no_other_workspace(
+    tmp_path: Path,
+) -> None:
+    harness, jobs, _ = _plan(tmp_path, "--methods", "bremen", "bremen_select")
+    assert load_train_config("halfcheetah-cpu").selection.max_action_shift == 0.6
+    assert harness.job_train(jobs[("bremen_select", 0)]).selection.max_action_shift == 0.6
+    assert harness.job_train(jobs[("bremen", 0)]).selection.max_action_shift is None
+    # a bremen workspace run before the preset had the limit is the same run
+    before = _record()
+    before["train"]["selection"] = {**before["train"]["selection"], "max_action_shift": None}
+    assert harness.same_settings(before, harness.job_record(jobs[("bremen", 0)]))
+    # a bremen_select one is not: its proposals would differ
+    select = harness.job_record(jobs[("bremen_select", 0)])
+    old = {
+        **select,
+        "train": {**select["train"], "selection": {**select["train"]["selection"], "max_action_shift": None}},
+    }
+    assert not harness.same_settings(old, select)
 
 
 def test_campaign_overrides_reach_every_method_but_selection_only_the_selecting_one(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from bremen_robot.imagination.model_env import ModelEnv
 from bremen_robot.models.ensemble import DynamicsEnsemble
 from bremen_robot.selection import (
     SnapshotScore,
+    action_shift,
     beats,
     clearly_below,
     first_segment_returns,
@@ -215,6 +216,73 @@ def test_offline_selection_says_when_nothing_beats_the_deployed_policy():
     assert chosen.name == "trpo-0010" and not sel.beats_deployed
     assert sel.deployed_estimate == pytest.approx(6.0)
     assert sel.notes == ["no snapshot beats the deployed policy offline: best trpo-0010 4.0 against 6.0"]
+
+
+def test_action_shift_by_hand():
+    # 2 states, 2 actions; the second action's half range is 2, so its numbers count half
+    half = np.array([1.0, 2.0])
+    bc = [[0.0, 0.0], [0.0, 0.0]]
+    near = [[0.1, 0.2], [0.1, 0.2]]  # per half range: 0.1 everywhere -> RMS 0.1
+    far = [[0.3, 0.6], [0.3, 0.6]]  # 0.3 everywhere -> RMS 0.3
+    acts = np.array([[0.2, 0.4], [-0.2, -0.4]])  # around BC's mean: +-0.2 per half range -> spread 0.2
+    shifts, spread = action_shift(np.array([bc, near, far]), acts, half)
+    assert spread == pytest.approx(0.2)
+    np.testing.assert_allclose(shifts, [0.0, 0.5, 1.5])  # 0.1 / 0.2 and 0.3 / 0.2
+    with pytest.raises(ValueError, match=r"shapes must be \(S, N, A\), \(N, A\), \(A,\)"):
+        action_shift(np.array([bc, near]), acts[:1], half)
+    with pytest.raises(ValueError, match="no spread to measure a shift in"):
+        action_shift(np.array([bc, near]), np.zeros((2, 2)), half)
+
+
+def test_selection_keeps_within_the_action_shift_limit():
+    rows = [
+        SnapshotScore("bc", 0, [1.0], 1.0, shift=0.0),
+        SnapshotScore("trpo-0010", 10, [5.0], 5.0, shift=0.5),
+        SnapshotScore("trpo-0020", 20, [9.0], 9.0, shift=0.9),  # best offline, acts far from the data
+    ]
+    assert select_offline(rows, None, 0.0) == (2, True)
+    assert select_offline(rows, None, 0.0, max_shift=0.6) == (1, True)
+    assert select_offline(rows, None, 0.0, max_shift=0.5) == (1, True)  # the limit itself is eligible
+    assert select_offline(rows, 3.0, 0.0, max_shift=0.4) == (0, False)  # only BC, which loses to 3.0
+    for r, twin in zip(rows, [100.0, 100.0, 100.0], strict=True):
+        r.twin = twin
+    assert select_with_twin(rows, None, 100.0, 0.0, 0.1)[0] == 2
+    assert select_with_twin(rows, None, 100.0, 0.0, 0.1, max_shift=0.6)[0] == 1
+
+
+def test_offline_selection_measures_shifts_and_keeps_the_limit():
+    from bremen_robot.config.train import SelectionConfig
+    from bremen_robot.selection import Snapshot, offline_selection
+
+    ens = _fake_ensemble(forward=[1.0, 1.0, 1.0], backward=[1.0, 1.0, 1.0])
+    snaps = [Snapshot("bc", 0, ConstantPolicy(0.2)), Snapshot("trpo-0010", 10, ConstantPolicy(-0.5))]
+    obs = np.zeros((4, 1), np.float32)
+    acts = np.array([[0.3], [0.1], [0.3], [0.1]])  # BC's 0.2 +- 0.1: spread 0.1 (half range 1)
+    # trpo-0010 scores 5 against BC's 2 but moves the action by 0.7 = 7 spreads
+    cfg = SelectionConfig(enabled=True, start_states=3, horizon=10, max_action_shift=1.0)
+    sel, chosen = offline_selection(
+        cfg, 99, ens, _line_task(), obs, snaps, None, torch.Generator(), behavior_actions=acts
+    )
+    assert chosen.name == "bc" and sel.action_spread == pytest.approx(0.1)
+    assert sel.max_action_shift == 1.0
+    assert [(s.name, s.estimate, s.shift, s.chosen) for s in sel.snapshots] == [
+        ("bc", pytest.approx(2.0), pytest.approx(0.0), True),
+        ("trpo-0010", pytest.approx(5.0), pytest.approx(7.0), False),
+    ]
+    sel, chosen = offline_selection(
+        cfg.model_copy(update={"max_action_shift": 8.0}),
+        99,
+        ens,
+        _line_task(),
+        obs,
+        snaps,
+        None,
+        torch.Generator(),
+        behavior_actions=acts,
+    )
+    assert chosen.name == "trpo-0010"
+    with pytest.raises(ValueError, match="max_action_shift needs the behavior data's actions"):
+        offline_selection(cfg, 99, ens, _line_task(), obs, snaps, None, torch.Generator())
 
 
 def _tiny_train_config(**selection):
