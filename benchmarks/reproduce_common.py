@@ -34,6 +34,10 @@ COLORS = {"bremen": "tab:blue", "bremen_select": "tab:purple", "bc": "tab:orange
 # What makes bremen_select differ from bremen: the trainer keeps and scores snapshots, and the
 # campaign runs the surviving ones in the twin (the engine that did not collect the data).
 SELECT_TRAIN = {"selection.enabled": True}
+# ... with the action-shift limit that the selection study chose (docs/algorithm.md, "Candidate
+# selection"); a --train-override of it wins, e.g. selection.max_action_shift=null for the rule
+# the runs before 2026-12-05 used
+SELECT_TRAIN_DEFAULTS = {"selection.max_action_shift": 0.6}
 SELECT_CAMPAIGN = {"selection.twin": True, "selection.data_engine": "mujoco"}  # collect_direct is MuJoCo
 # Recursive BC for a campaign without a '<name>-bc' preset: the campaign's own training preset with
 # TRPO off (job_train) and the ensemble shrunk as in train preset halfcheetah-cpu-bc, because the
@@ -114,7 +118,7 @@ def method_campaign_overrides(method: str, overrides: dict[str, Any]) -> dict[st
 def method_train_overrides(method: str, overrides: dict[str, Any], bc_derived: bool) -> dict[str, Any]:
     """The training overrides of one method's runs (bremen_select always selects)."""
     if method == "bremen_select":
-        return {**overrides, **SELECT_TRAIN}
+        return {**SELECT_TRAIN_DEFAULTS, **overrides, **SELECT_TRAIN}
     if method == "bc" and bc_derived:
         return {**BC_DERIVED_TRAIN, **overrides}
     return dict(overrides)

@@ -69,11 +69,8 @@ def test_bremen_select_trains_with_selection_and_checks_in_the_pybullet_twin(tmp
 
 
 def test_the_other_methods_run_as_before(tmp_path: Path) -> None:
-    from bremen_robot.config.train import SelectionConfig
-
     harness, jobs, trains = _plan(tmp_path, "--methods", "bremen", "bremen_select", "bc", "td3bc")
-    # the presets, untouched but for selection settings, which act only with selection on
-    assert harness.job_record(jobs[("bremen", 0)]) == _record(selection=SelectionConfig())
+    assert harness.job_record(jobs[("bremen", 0)]) == _record()  # the presets, untouched
     bc = harness.job_record(jobs[("bc", 0)])
     assert bc["campaign"] == load_campaign_config("halfcheetah-cpu-bc").model_dump(mode="json")
     assert bc["train"] == load_train_config("halfcheetah-cpu-bc").model_dump(mode="json")
@@ -83,24 +80,23 @@ def test_the_other_methods_run_as_before(tmp_path: Path) -> None:
     assert "selection" not in trains["bremen"] and "selection" not in trains["bc"]
 
 
-def test_a_presets_selection_limit_reaches_bremen_select_and_orphans_no_other_workspace(
-    tmp_path: Path,
-) -> None:
+def test_bremen_select_keeps_near_the_data_unless_told_otherwise(tmp_path: Path) -> None:
     harness, jobs, _ = _plan(tmp_path, "--methods", "bremen", "bremen_select")
-    assert load_train_config("halfcheetah-cpu").selection.max_action_shift == 0.6
     assert harness.job_train(jobs[("bremen_select", 0)]).selection.max_action_shift == 0.6
     assert harness.job_train(jobs[("bremen", 0)]).selection.max_action_shift is None
-    # a bremen workspace run before the preset had the limit is the same run
-    before = _record()
-    before["train"]["selection"] = {**before["train"]["selection"], "max_action_shift": None}
-    assert harness.same_settings(before, harness.job_record(jobs[("bremen", 0)]))
-    # a bremen_select one is not: its proposals would differ
-    select = harness.job_record(jobs[("bremen_select", 0)])
-    old = {
-        **select,
-        "train": {**select["train"], "selection": {**select["train"]["selection"], "max_action_shift": None}},
-    }
-    assert not harness.same_settings(old, select)
+    # the rule of the runs made before the limit: a workspace of theirs is the same run again
+    harness_old, jobs_old, _ = _plan(
+        tmp_path, "--methods", "bremen_select", "--train-override", "selection.max_action_shift=null"
+    )
+    old = harness_old.job_record(jobs_old[("bremen_select", 0)])
+    assert old["train"]["selection"]["max_action_shift"] is None
+    assert old["train"]["selection"]["enabled"] is True
+    assert not harness.same_settings(old, harness.job_record(jobs[("bremen_select", 0)]))
+    # a selection setting is inert with selection off: bremen's record (its workspace) is unchanged
+    harness_b, jobs_b, _ = _plan(
+        tmp_path, "--methods", "bremen", "--train-override", "selection.max_action_shift=0.3"
+    )
+    assert harness_b.job_record(jobs_b[("bremen", 0)]) == _record()
 
 
 def test_campaign_overrides_reach_every_method_but_selection_only_the_selecting_one(tmp_path: Path) -> None:
