@@ -58,6 +58,9 @@ def lower_bound(per_member: np.ndarray, rule: Rule = "min", quantile: float = 0.
     raise ValueError(f"unknown selection rule '{rule}'; use min or quantile")
 
 
+MIN_SPREAD = 1e-6  # per half range: below it the data shows no exploration (float32 rounding)
+
+
 def action_shift(
     means: np.ndarray, behavior_actions: np.ndarray, half_range: np.ndarray
 ) -> tuple[np.ndarray, float]:
@@ -78,8 +81,10 @@ def action_shift(
         )
     diff = (means - means[:1]) / half  # (S, N, A): change from BC, per unit of half range
     spread = float(np.sqrt(np.mean(((acts - means[0]) / half) ** 2)))  # (N, A) -> scalar
-    if not spread > 0:
-        raise ValueError("the behavior actions equal BC's mean everywhere: no spread to measure a shift in")
+    if not spread > MIN_SPREAD:
+        raise ValueError(
+            f"the behavior actions stay within {MIN_SPREAD:g} of BC's mean: no spread to measure a shift in"
+        )
     return np.sqrt(np.mean(diff**2, axis=(1, 2))) / spread, spread  # (S, N, A) -> (S,)
 
 
@@ -261,9 +266,7 @@ def select_with_twin(
     deployed policy offline, or None; and one line per vetoed snapshot for the report."""
     notes, ok = [], []
     for i, s in enumerate(scores):
-        if not twin_candidate(s, deployed_estimate, margin, max_shift):
-            continue
-        if s.twin is None:
+        if s.twin is None or not twin_candidate(s, deployed_estimate, margin, max_shift):
             continue
         if clearly_below(s.twin, deployed_twin, tolerance):
             notes.append(
@@ -343,7 +346,12 @@ def offline_selection(
     if cfg.max_action_shift is not None:
         if behavior_actions is None:
             raise ValueError("max_action_shift needs the behavior data's actions")
-        shifts, spread = snapshot_shifts(snapshots, behavior_obs, behavior_actions, task, env.device)
+        try:
+            shifts, spread = snapshot_shifts(snapshots, behavior_obs, behavior_actions, task, env.device)
+        except ValueError as exc:  # data without exploration: the limit has no unit
+            raise BremenError(
+                f"selection.max_action_shift: {exc}; collect with exploration noise or set it to null"
+            ) from None
         for row, shift in zip(scores, shifts, strict=True):
             row.shift = float(shift)
     best, ok = select_offline(scores, deployed_estimate, cfg.margin, cfg.max_action_shift)

@@ -283,6 +283,19 @@ def test_offline_selection_measures_shifts_and_keeps_the_limit():
     assert chosen.name == "trpo-0010"
     with pytest.raises(ValueError, match="max_action_shift needs the behavior data's actions"):
         offline_selection(cfg, 99, ens, _line_task(), obs, snaps, None, torch.Generator())
+    # data collected by BC's own mean, without noise: no spread to measure in, said with the fix
+    with pytest.raises(BremenError, match="no spread to measure a shift in; collect with exploration noise"):
+        offline_selection(
+            cfg,
+            99,
+            ens,
+            _line_task(),
+            obs,
+            snaps,
+            None,
+            torch.Generator(),
+            behavior_actions=np.full((4, 1), 0.2),
+        )
 
 
 def _tiny_train_config(**selection):
