@@ -158,6 +158,16 @@ def free_disk_ok() -> bool:
     return shutil.disk_usage("/tmp").free > 200 * 2**20
 
 
+def held_over_grace(times: list[float], grace_s: float, rate_hz: float) -> bool:
+    """Whether safe commands received at ``times`` (the probe's clock) were held over most of the
+    grace period: their span covers 60 % of it, or, when the probe received them in a burst
+    under load (its clock then squeezes the span), their number does, since the runner paces
+    them at ``rate_hz`` by its own clock. A single message, or a hold cut short, fails both."""
+    if len(times) < 5:
+        return False
+    return max(times) - min(times) >= 0.6 * grace_s or len(times) >= 0.6 * grace_s * rate_hz
+
+
 def finite(a: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(a)))
 

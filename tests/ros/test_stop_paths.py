@@ -24,13 +24,14 @@ from bremen_robot.ros.bagfile import read_custom
 from bremen_robot.ros.collect import collect
 from bremen_robot.ros.graph import collect_specs
 from bremen_robot.ros.topics import parse_tag
-from tests.ros.conftest import REPO, require_mujoco, requires_rclpy, write_collect_config
+from tests.ros.conftest import REPO, held_over_grace, require_mujoco, requires_rclpy, write_collect_config
 
 pytestmark = [requires_rclpy, pytest.mark.ros]
 GRACE = 0.5
+RATE_HZ = 50  # every graph here runs at 50 Hz
 CHEETAH_NAMES = ["rootx", "rootz", "rooty", "bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot"]
 # realtime Panda (velocity interface) at 50 Hz: its safe command is zero velocity
-PANDA = {"base": "panda-mujoco", "mode": "realtime", "control_rate_hz": 50, "episode_steps": 100000}
+PANDA = {"base": "panda-mujoco", "mode": "realtime", "control_rate_hz": RATE_HZ, "episode_steps": 100000}
 
 FAULTY_RUNNER = """
 import sys
@@ -64,7 +65,7 @@ def assert_ends_safe(cmds, grace: float = GRACE) -> None:
         if not is_safe(m):
             break
         tail.append(t)
-    assert len(tail) >= 5 and tail[0] - tail[-1] >= 0.6 * grace, (len(tail), tail[0] - tail[-1])
+    assert held_over_grace(tail, grace, RATE_HZ), (len(tail), tail[0] - tail[-1])
 
 
 def env() -> dict[str, str]:
@@ -83,7 +84,7 @@ def runner_alone(tmp_path, procs, probe):
         mode="realtime",
         log_topics=[T.COMMAND],
         episode_steps=100000,
-        control_rate_hz=50,
+        control_rate_hz=RATE_HZ,
         stop_grace_s=GRACE,
     )
     runner = next(
