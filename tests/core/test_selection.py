@@ -258,44 +258,27 @@ def test_offline_selection_measures_shifts_and_keeps_the_limit():
     snaps = [Snapshot("bc", 0, ConstantPolicy(0.2)), Snapshot("trpo-0010", 10, ConstantPolicy(-0.5))]
     obs = np.zeros((4, 1), np.float32)
     acts = np.array([[0.3], [0.1], [0.3], [0.1]])  # BC's 0.2 +- 0.1: spread 0.1 (half range 1)
+
+    def select(limit, actions=acts):
+        cfg = SelectionConfig(enabled=True, start_states=3, horizon=10, max_action_shift=limit)
+        return offline_selection(
+            cfg, 99, ens, _line_task(), obs, snaps, None, torch.Generator(), behavior_actions=actions
+        )
+
     # trpo-0010 scores 5 against BC's 2 but moves the action by 0.7 = 7 spreads
-    cfg = SelectionConfig(enabled=True, start_states=3, horizon=10, max_action_shift=1.0)
-    sel, chosen = offline_selection(
-        cfg, 99, ens, _line_task(), obs, snaps, None, torch.Generator(), behavior_actions=acts
-    )
+    sel, chosen = select(1.0)
     assert chosen.name == "bc" and sel.action_spread == pytest.approx(0.1)
     assert sel.max_action_shift == 1.0
     assert [(s.name, s.estimate, s.shift, s.chosen) for s in sel.snapshots] == [
         ("bc", pytest.approx(2.0), pytest.approx(0.0), True),
         ("trpo-0010", pytest.approx(5.0), pytest.approx(7.0), False),
     ]
-    sel, chosen = offline_selection(
-        cfg.model_copy(update={"max_action_shift": 8.0}),
-        99,
-        ens,
-        _line_task(),
-        obs,
-        snaps,
-        None,
-        torch.Generator(),
-        behavior_actions=acts,
-    )
-    assert chosen.name == "trpo-0010"
+    assert select(8.0)[1].name == "trpo-0010"
     with pytest.raises(ValueError, match="max_action_shift needs the behavior data's actions"):
-        offline_selection(cfg, 99, ens, _line_task(), obs, snaps, None, torch.Generator())
+        select(1.0, actions=None)
     # data collected by BC's own mean, without noise: no spread to measure in, said with the fix
     with pytest.raises(BremenError, match="no spread to measure a shift in; collect with exploration noise"):
-        offline_selection(
-            cfg,
-            99,
-            ens,
-            _line_task(),
-            obs,
-            snaps,
-            None,
-            torch.Generator(),
-            behavior_actions=np.full((4, 1), 0.2),
-        )
+        select(1.0, actions=np.full((4, 1), 0.2))
 
 
 def _tiny_train_config(**selection):
