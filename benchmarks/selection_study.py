@@ -3,8 +3,7 @@
 A ``bremen_select`` run keeps every snapshot it scored (``d<k>/train/snapshots/``) and the
 campaign's decision (``d<k>/selection.json``: offline lower bound and twin score per snapshot).
 This study evaluates each of those snapshots in the true environment (the campaign's own
-evaluation: mean action, ``evaluation.episodes`` episodes, the campaign's evaluation seed) and,
-with ``--twin-episodes N``, again in the twin with N randomized episodes each. It then replays
+evaluation: mean action, ``evaluation.episodes`` episodes, the campaign's evaluation seed). It then replays
 several selection rules on the same evidence, one deployment at a time (counterfactual: the
 data of later deployments stay what the campaign collected), and reports each rule's proposed
 snapshot, its true return, and whether it regresses: more than 10 % below the deployed policy's
@@ -43,7 +42,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--deployments", type=int, nargs="+", default=[2, 3, 4, 5])
-    p.add_argument("--twin-episodes", type=int, default=0, help="extra randomized twin episodes per snapshot")
     p.add_argument("--out", type=Path, required=True, help="JSON file (also the cache)")
     return p.parse_args(argv)
 
@@ -72,16 +70,6 @@ def shifts(snapshots: list[Path], obs: np.ndarray, actions: np.ndarray) -> list[
 
     means = np.stack([load_artifact(p).act(obs) for p in snapshots])  # (S, N, A)
     return [float(x) for x in action_shift(means, actions, np.ones(actions.shape[1]))[0]]
-
-
-def twin_returns(snapshot: Path, robot: str, task: str, engine: str, episodes: int, seed: int) -> list[float]:
-    from bremen_robot.policy.artifact import load_artifact
-    from sim.randomization import DEFAULT_RANDOMIZATION
-    from sim.sim2real import evaluate
-
-    act = load_artifact(snapshot).act
-    res = evaluate(act, robot, task, engine, episodes, seed, DEFAULT_RANDOMIZATION, label="twin")
-    return [float(r) for r in res.returns]
 
 
 # ------------------------------------------------------------------ rules on one deployment's evidence
@@ -118,25 +106,6 @@ def rule_best_twin(rows: list[Row], rec: dict[str, Any]) -> str | None:
     return max(ok, key=lambda r: r["twin"])["snapshot"] if ok else None
 
 
-def rule_twin_worst_episode(rows: list[Row], rec: dict[str, Any]) -> str | None:
-    """Best offline estimate among passing snapshots whose every extra twin episode stays within
-    the tolerance of the deployed policy's twin mean (needs --twin-episodes)."""
-    from bremen_robot.selection import clearly_below
-
-    twin = rec.get("twin") or {}
-    dep = rec.get("deployed_twin_episodes")
-    if not dep:
-        return None
-    ref = float(np.mean(dep))
-    ok = [
-        r
-        for r in _passing(rows, rec)
-        if r.get("twin_episodes")
-        and not clearly_below(min(r["twin_episodes"]), ref, twin.get("tolerance", 0.1))
-    ]
-    return max(ok, key=lambda r: r["offline_estimate"])["snapshot"] if ok else None
-
-
 SHIFT_LIMITS = (0.5, 0.6, 0.7)  # the limits replayed (max_action_shift)
 
 
@@ -171,7 +140,6 @@ RULES: dict[str, Rule] = {
     "recorded": rule_recorded,
     "earliest_passing": rule_earliest,
     "best_twin_mean": rule_best_twin,
-    "twin_worst_episode": rule_twin_worst_episode,
     **{f"shift<={x:g}": shift_rule(x, False) for x in SHIFT_LIMITS},
     **{f"shift<={x:g}+twin": shift_rule(x, True) for x in SHIFT_LIMITS},
     "oracle": rule_oracle,
@@ -179,7 +147,7 @@ RULES: dict[str, Rule] = {
 
 
 def study_case(
-    run: Path, seed: int, k: int, twin_episodes: int, cache: dict[str, Any], flush: Callable[[], None]
+    run: Path, seed: int, k: int, cache: dict[str, Any], flush: Callable[[], None]
 ) -> dict[str, Any]:
     ws = run / f"seed{seed}"
     harness = load(ws / "harness.json")
@@ -188,18 +156,9 @@ def study_case(
     report = load(ws / f"d{k}" / "train" / "report.json")
     prev = load(ws / f"d{k - 1}" / "eval.json")  # the deployed policy: the candidate proposed after k-1
     env, episodes, eval_seed = prev["env"], int(camp["evaluation"]["episodes"]), int(camp["seed"]) + 7
-    robot = Path(camp["robot"]).stem
-    task = report["task"]
     key = f"seed{seed}/d{k}"
     case = cache.setdefault(key, {"snapshots": {}})
     snaps = ws / f"d{k}" / "train" / "snapshots"
-    if twin_episodes and "deployed_twin_episodes" not in case:
-        deployed_sha = prev["policy_sha256"]
-        art = next((a for a in (ws / "artifacts").iterdir() if a.name.startswith(deployed_sha)), None)
-        case["deployed_twin_episodes"] = (
-            twin_returns(art, robot, task, "pybullet", twin_episodes, 9000 + k) if art else []
-        )
-        flush()
     rows = []
     if "shifts" not in case:
         data = np.load(ws / f"d{k}" / "data.npz")
@@ -220,21 +179,15 @@ def study_case(
         if "true" not in got:
             got["true"] = true_returns(snaps / name, env, episodes, eval_seed)
             flush()
-        if twin_episodes and "twin_episodes" not in got and row["twin"] is not None:
-            got["twin_episodes"] = twin_returns(
-                snaps / name, robot, task, "pybullet", twin_episodes, 9000 + k
-            )
-            flush()
         rows.append(
             {
                 **row,
                 "true": float(np.mean(got["true"])),
                 "shift": case["shifts"][name],
-                "twin_episodes": got.get("twin_episodes"),
             }
         )
     margin = float(report["config"]["selection"]["margin"])
-    rec = {**sel, "margin": margin, "deployed_twin_episodes": case.get("deployed_twin_episodes")}
+    rec = {**sel, "margin": margin}
     deployed_true = float(prev["mean"])
     picks = {}
     for name, rule in RULES.items():
@@ -254,11 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     def flush() -> None:
         save(args.out, data)
 
-    results = [
-        study_case(args.run, s, k, args.twin_episodes, cache, flush)
-        for s in args.seeds
-        for k in args.deployments
-    ]
+    results = [study_case(args.run, s, k, cache, flush) for s in args.seeds for k in args.deployments]
     data["cases"] = [{k: v for k, v in r.items() if k != "rows"} | {"rows": r["rows"]} for r in results]
     totals = {name: sum(r["picks"][name]["regresses"] for r in results) for name in RULES}
     data["regressions"] = totals
