@@ -175,8 +175,9 @@ def job_train(job: Job) -> Any:
     # recursive BC is BC: no TRPO, whatever an override says
     if job.method == "bc" and train.trpo.iterations != 0:
         train = train.model_copy(update={"trpo": train.trpo.model_copy(update={"iterations": 0})})
-    # selection settings act only with selection on: a preset's (e.g. max_action_shift) must not
-    # orphan the bremen and bc workspaces run before it had them
+    # selection settings act only with selection on, so an override of them (or a preset's) is
+    # not part of a bremen or bc run's settings; the campaign's own digest still covers the
+    # preset file's bytes, so editing a preset does orphan its workspaces
     if not train.selection.enabled:
         train = train.model_copy(update={"selection": SelectionConfig()})
     return train
