@@ -65,6 +65,7 @@ class CollectResult:
     logger_crashed: bool = False
     estop: bool = False  # the run ended because bremen/estop latched (stop_on_estop)
     exit_codes: dict[str, int | None] = field(default_factory=dict)
+    exit_failures: list[str] = field(default_factory=list)  # a line per process that exited non-zero
     specs: list[NodeSpec] = field(default_factory=list)
     processes: list[ProcessSpec] = field(default_factory=list)
     shadow: dict[str, Any] | None = None  # the recorded shadow run's summary (--shadow)
@@ -105,6 +106,7 @@ class CollectResult:
             lines.append(f"scripted resets: {len(self.resets)} ({ok} succeeded)")
         if self.logger_crashed:
             lines.append("logger crashed: the episode it was writing is marked incomplete")
+        lines.extend(self.exit_failures)
         if self.shadow is not None:
             lines.append(
                 f"shadow run {self.shadow['seq']} of {self.shadow['policy']} recorded (not a deployment): "
@@ -365,6 +367,7 @@ def _run(
             if stopping is not None:
                 stopping.begin()
             watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s, lifecycle)
+            watch.result.exit_failures = graph.exit_failures()
             # events the runner sent while shutting down (an interrupted episode)
             end = time.monotonic() + 0.3
             while time.monotonic() < end:

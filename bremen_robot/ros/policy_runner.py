@@ -25,13 +25,12 @@ Run: ``python -m bremen_robot.ros.policy_runner --ros-args --params-file P.yaml`
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +96,7 @@ class PolicyRunner(ManagedRunner):
         self.failed: str | None = None
         self._autostarting = False
         self._entities: list[Any] = []
+        self.interfaces_live = False  # between _create_interfaces and release: callbacks may act
         self.diagnostics = DiagnosticsPublisher(
             self.node, lambda: runner_health(self), lambda: self.robot_name
         )
@@ -198,6 +198,7 @@ class PolicyRunner(ManagedRunner):
         from std_srvs.srv import Trigger
 
         node = self.node
+        self.interfaces_live = True
         self.out = RunnerPublishers(node, self.robot_name, shadow=self.shadow)
         keep = self._entities.append
         for pub in (self.out.cmd, self.out.raw, self.out.safety, self.out.episode):
@@ -317,14 +318,6 @@ class PolicyRunner(ManagedRunner):
                 self.counter.trigger()  # the first logged transition: this policy collected data
         elif self.counter.error and not self.done:  # data the registry cannot count: stop
             self.failed, self.done = self.counter.error, True
-
-    def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)  # rclpy reads the signature (a timer callback may take TimerInfo)
-        def call(*args: Any) -> Any:
-            with self._lock:
-                return fn(*args)
-
-        return call
 
     def _control_loop(self) -> None:
         """Realtime mode: one control tick per period on absolute monotonic deadlines.

@@ -77,6 +77,17 @@ class Graph:
             return ""
         return " | ".join(lines[-n:])
 
+    def exit_failures(self) -> list[str]:
+        """One line per exited process whose code was not 0 (nodes sharing a process: once),
+        with its log's last lines: what the operator reads when a run ends badly."""
+        lines, seen = [], set()
+        for name, p in self.procs.items():
+            if p.returncode in (0, None) or id(p) in seen:
+                continue
+            seen.add(id(p))
+            lines.append(f"{self.process_label(name)} exited with code {p.returncode}: {self.tail(name)}")
+        return lines
+
     def stop(self, names: list[str], timeout: float, *, signalled: bool = False) -> None:
         """SIGINT (unless ``signalled`` already: a second one would cut short a process that is
         stopping), wait up to ``timeout``, then SIGKILL."""

@@ -25,6 +25,7 @@ configures and activates itself; a configure error then ends the process with ex
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -130,6 +131,17 @@ def make_node(
     return RunnerNode(name)
 
 
+def _refused(args: tuple[Any, ...], state: str) -> Any:
+    """What a callback of a released runner answers: a Trigger service call (request, response)
+    gets ``success=False`` with the reason; a subscription or timer, nothing."""
+    if len(args) == 2 and hasattr(args[1], "success"):
+        response = args[1]
+        response.success = False
+        response.message = f"policy_runner is {state}, not configured; configure it first"
+        return response
+    return None
+
+
 class ManagedRunner:
     """The lifecycle half of ``policy_runner`` (mixed into its ``PolicyRunner``): what each
     transition does to the runner's state, and how the process leaves."""
@@ -139,6 +151,7 @@ class ManagedRunner:
     lc: LifecycleStatus
     publishing: bool
     configured: bool
+    interfaces_live: bool
     halting: bool
     done: bool
     failed: str | None
@@ -195,7 +208,28 @@ class ManagedRunner:
             Path(self.params["latency_log"]).write_text(json.dumps(self.latency_stats()))
         self.release()
 
+    def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` as a callback of an interface made in configure: under the lock, and only
+        while those interfaces live (see :meth:`release`)."""
+
+        @functools.wraps(fn)  # rclpy reads the signature (a timer callback may take TimerInfo)
+        def call(*args: Any) -> Any:
+            with self._lock:
+                if not self.interfaces_live:
+                    # the executor took this event before release() destroyed its entity: the
+                    # state it would read is gone, and nothing may be commanded any more
+                    return _refused(args, self.lc.state)
+                return fn(*args)
+
+        return call
+
     def release(self) -> None:
+        # under the lock: a callback running on another executor thread finishes first, and
+        # every later one (already taken by the executor) sees interfaces_live False and returns
+        locked = self._lock.acquire(timeout=1.0)
+        self.interfaces_live = False
+        if locked:
+            self._lock.release()
         for entity in reversed(self._entities):
             with contextlib.suppress(Exception):
                 destroy(self.node, entity)

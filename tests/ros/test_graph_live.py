@@ -39,7 +39,7 @@ def test_lockstep_mujoco_two_episodes_bag_and_ingest(tmp_path, compose):
     assert len(res.processes) == (2 if compose else 3)
     assert [e["reason"] for e in res.episodes] == ["time_limit", "time_limit"], res.summary()
     assert res.steps == 120 and res.deployment == 1 and res.policy_sha256 == "random"
-    assert all(c == 0 for c in res.exit_codes.values()), res.exit_codes
+    assert all(c == 0 for c in res.exit_codes.values()), res.exit_failures
 
     msgs = bag_messages(tmp_path / "bag")
     counts = Counter(t for t, _ in msgs)

@@ -79,3 +79,33 @@ def test_nodes_with_different_remappings_cannot_share_a_process():
     sim, runner = node_specs(cfg, policy="random")[:2]
     with pytest.raises(ConfigError, match="same remappings"):
         ProcessSpec((sim, replace(runner, remappings=(("bremen/command", "/x"),))))
+
+
+def test_a_process_that_exits_non_zero_is_named_once_with_its_last_log_lines(tmp_path, monkeypatch):
+    """The operator's only view of why a node failed: the run's summary names the process (not
+    each node it carries) and quotes its log; a clean exit is not mentioned."""
+    from bremen_robot.ros.collect import CollectResult
+    from bremen_robot.ros.graph import ProcessSpec, process_specs
+    from bremen_robot.ros.process_graph import Graph
+
+    cfg = load_collect_config(write_collect_config(tmp_path, compose_lockstep=True))
+    procs = process_specs(cfg, node_specs(cfg, policy="random"))
+    assert [p.name for p in procs][0] == "sim_bridge+policy_runner"
+    scripts = {
+        "sim_bridge+policy_runner": "print('starting'); print('composed: error: boom'); raise SystemExit(3)",
+    }
+
+    def command(self, params_file, python=sys.executable):
+        return [python, "-c", scripts.get(self.name, "pass")]
+
+    monkeypatch.setattr(ProcessSpec, "command", command)
+    graph = Graph(procs, tmp_path / "run", dict(os.environ))
+    graph.start()
+    for p in graph.procs.values():
+        p.wait(30)
+    failures = graph.exit_failures()
+    assert failures == [
+        "process sim_bridge+policy_runner exited with code 3: starting | composed: error: boom"
+    ]
+    result = CollectResult(bag=tmp_path / "run", exit_failures=failures)
+    assert failures[0] in result.summary().splitlines()

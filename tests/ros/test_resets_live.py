@@ -81,7 +81,7 @@ def test_three_episodes_unattended_with_logged_resets(tmp_path, procs):
         cfg, random=True, episodes=3, out=tmp_path / "bag", workspace=tmp_path / "ws", timeout_s=150
     )
     assert [e["complete"] for e in res.episodes] == [True, True, True]
-    assert all(c == 0 for c in res.exit_codes.values()), res.exit_codes
+    assert all(c == 0 for c in res.exit_codes.values()), res.exit_failures
     assert [r["success"] for r in res.resets] == [True, True, True]
 
     d = ingest_bags([tmp_path / "bag"])

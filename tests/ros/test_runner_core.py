@@ -253,6 +253,45 @@ def test_close_sends_the_stop_even_while_a_hung_tick_holds_the_lock():
     assert not hung and r.closed == [(True, "stopped")] and not r.publishing
 
 
+class _Releasing:
+    """What a runner's callbacks and release() touch: the real methods, a stand-in node."""
+
+    from bremen_robot.ros.policy_runner import PolicyRunner
+    from bremen_robot.ros.runner_lifecycle import ManagedRunner
+
+    _guarded, release = ManagedRunner._guarded, ManagedRunner.release
+    on_watchdog, srv_reset_estop = PolicyRunner.on_watchdog, PolicyRunner.srv_reset_estop
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self._lock = threading.Lock()
+        self.interfaces_live, self.configured, self.publishing = True, True, False
+        self.lc = SimpleNamespace(state="inactive")
+        self.node = SimpleNamespace(get_logger=lambda: SimpleNamespace(info=lambda msg: None))
+        self._entities = []
+        self.core = SimpleNamespace(episode=None)
+        self.shield = SimpleNamespace(reset_estop=lambda now: SimpleNamespace(ok=True, message="cleared"))
+
+
+def test_a_callback_the_executor_took_before_release_returns_without_touching_released_state():
+    """Seen under load: the lifecycle cleanup released the runner (core, shield gone) while the
+    executor still held a watchdog timer event; its callback then raised AttributeError and the
+    process exited 1 after a clean collection."""
+    from types import SimpleNamespace
+
+    r = _Releasing()
+    watchdog, reset_estop = r._guarded(r.on_watchdog), r._guarded(r.srv_reset_estop)
+    answer = reset_estop(None, SimpleNamespace(success=None, message=""))
+    assert (answer.success, answer.message) == (True, "cleared")  # live: the real callback runs
+    r.release()
+    assert not hasattr(r, "core") and not hasattr(r, "shield") and not r.configured
+    assert watchdog() is None
+    answer = reset_estop(None, SimpleNamespace(success=None, message=""))
+    assert answer.success is False
+    assert answer.message == "policy_runner is inactive, not configured; configure it first"
+
+
 def test_hold_safe_publishes_at_once_then_every_period_for_the_grace():
     from bremen_robot.ros.safe_stop import hold_safe
 
