@@ -52,6 +52,7 @@ from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and ot
     TD3BC_STEPS,
     Job,
     apply_overrides,
+    campaign_task,
     campaign_update,
     job_campaign,
     job_record,
@@ -236,7 +237,9 @@ def plan_jobs(
             workspace=out / m / f"seed{s}",
             campaign_path=campaigns[m][0],
             campaign_update=campaign_update(args, campaigns[m][1], s),
-            overrides=method_train_overrides(m, args.overrides, bool(getattr(args, "bc_derived", False))),
+            overrides=method_train_overrides(
+                m, args.overrides, bool(getattr(args, "bc_derived", False)), campaign_task(campaigns[m][1])
+            ),
             td3bc=td3bc if m == "td3bc" else {},
             campaign_overrides=method_campaign_overrides(m, args.campaign_overrides),
         )

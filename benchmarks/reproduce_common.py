@@ -34,10 +34,13 @@ COLORS = {"bremen": "tab:blue", "bremen_select": "tab:purple", "bc": "tab:orange
 # What makes bremen_select differ from bremen: the trainer keeps and scores snapshots, and the
 # campaign runs the surviving ones in the twin (the engine that did not collect the data).
 SELECT_TRAIN = {"selection.enabled": True}
-# ... with the action-shift limit that the selection study chose (docs/algorithm.md, "Candidate
-# selection"); a --train-override of it wins, e.g. selection.max_action_shift=null for the rule
-# the runs before 2026-12-05 used
-SELECT_TRAIN_DEFAULTS = {"selection.max_action_shift": 0.6}
+# ... with the action-shift limit where a study chose one for the robot (docs/algorithm.md,
+# "Candidate selection"; the limit is in units of the data's own action spread, and that scale is
+# per robot): HalfCheetah 0.6 (selection study). Hopper has none: there even TRPO's 10th iteration
+# sits 1.3-1.7 spreads from BC, so 0.6 left only BC and froze the campaign at BC's return, while
+# the unlimited rule climbed without regressing (docs/results.md). A --train-override of it wins,
+# e.g. selection.max_action_shift=null for the rule the HalfCheetah runs before 2026-12-05 used
+SELECT_SHIFT_LIMITS = {"halfcheetah": 0.6}
 SELECT_CAMPAIGN = {"selection.twin": True, "selection.data_engine": "mujoco"}  # collect_direct is MuJoCo
 # Recursive BC for a campaign without a '<name>-bc' preset: the campaign's own training preset with
 # TRPO off (job_train) and the ensemble shrunk as in train preset halfcheetah-cpu-bc, because the
@@ -115,10 +118,22 @@ def method_campaign_overrides(method: str, overrides: dict[str, Any]) -> dict[st
     return {k: v for k, v in overrides.items() if k.split(".")[0] != "selection"}
 
 
-def method_train_overrides(method: str, overrides: dict[str, Any], bc_derived: bool) -> dict[str, Any]:
-    """The training overrides of one method's runs (bremen_select always selects)."""
+def campaign_task(cfg: Any) -> str:
+    """The task a campaign trains for (its training preset's)."""
+    from bremen_robot.config.train import load_train_config
+
+    return str(load_train_config(cfg.train).task)
+
+
+def method_train_overrides(
+    method: str, overrides: dict[str, Any], bc_derived: bool, task: str = ""
+) -> dict[str, Any]:
+    """The training overrides of one method's runs on ``task`` (bremen_select always selects)."""
     if method == "bremen_select":
-        return {**SELECT_TRAIN_DEFAULTS, **overrides, **SELECT_TRAIN}
+        limit = (
+            {"selection.max_action_shift": SELECT_SHIFT_LIMITS[task]} if task in SELECT_SHIFT_LIMITS else {}
+        )
+        return {**limit, **overrides, **SELECT_TRAIN}
     if method == "bc" and bc_derived:
         return {**BC_DERIVED_TRAIN, **overrides}
     return dict(overrides)
