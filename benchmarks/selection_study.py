@@ -35,15 +35,21 @@ sys.path.insert(0, str(REPO))
 REGRESSION = 0.10  # docs/results.md: a candidate may lose at most 10 % of its predecessor's return
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_arguments(description: str) -> argparse.ArgumentParser:
+    """The arguments every study of a finished bremen_select run takes: which run, which
+    decisions, and the JSON file that is also its cache."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument(
         "--run", type=Path, required=True, help="the method's folder: <runs>/<campaign>/bremen_select"
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--deployments", type=int, nargs="+", default=[2, 3, 4, 5])
     p.add_argument("--out", type=Path, required=True, help="JSON file (also the cache)")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return run_arguments(__doc__.split("\n\n")[0]).parse_args(argv)
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -28,18 +28,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.selection_study import REGRESSION, load, save  # noqa: E402
+from benchmarks.selection_study import REGRESSION, load, run_arguments, save  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--run", type=Path, required=True, help="the method's folder: <runs>/<campaign>/bremen_select"
-    )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--deployments", type=int, nargs="+", default=[2, 3, 4, 5])
+    p = run_arguments(__doc__.split("\n\n")[0])
     p.add_argument("--episodes", type=int, default=10, help="twin episodes per policy (the campaign ran 3)")
-    p.add_argument("--out", type=Path, required=True, help="JSON file (also the cache)")
     return p.parse_args(argv)
 
 

@@ -102,32 +102,21 @@ def test_bremen_select_keeps_near_the_data_unless_told_otherwise(tmp_path: Path)
 def test_the_shift_limit_is_per_robot_and_hopper_selects_without_one(tmp_path: Path) -> None:
     """The limit's scale is the robot's own (HalfCheetah's 0.6 left Hopper only BC): Hopper's
     bremen_select trains as the runs before the limit did, so their workspaces count."""
-    harness, jobs, _ = _plan(tmp_path, "--campaign", "hopper-cpu", "--methods", "bremen_select")
-    train = harness.job_train(jobs[("bremen_select", 0)])
+
+    def hopper_select(*override: str) -> tuple[ModuleType, Any]:
+        extra = ("--train-override", *override) if override else ()
+        harness, jobs, _ = _plan(tmp_path, "--campaign", "hopper-cpu", "--methods", "bremen_select", *extra)
+        return harness, jobs[("bremen_select", 0)]
+
+    harness, job = hopper_select()
+    train = harness.job_train(job)
     assert train.selection.enabled is True and train.selection.max_action_shift is None
     assert train.task == "hopper"
-    _, jobs_null, _ = _plan(
-        tmp_path,
-        "--campaign",
-        "hopper-cpu",
-        "--methods",
-        "bremen_select",
-        "--train-override",
-        "selection.max_action_shift=null",
-    )
-    record = harness.job_record(jobs[("bremen_select", 0)])
-    assert harness.same_settings(record, harness.job_record(jobs_null[("bremen_select", 0)]))
+    _, old_rule = hopper_select("selection.max_action_shift=null")
+    assert harness.same_settings(harness.job_record(job), harness.job_record(old_rule))
     # an explicit limit still reaches Hopper
-    h2, jobs_limit, _ = _plan(
-        tmp_path,
-        "--campaign",
-        "hopper-cpu",
-        "--methods",
-        "bremen_select",
-        "--train-override",
-        "selection.max_action_shift=2.0",
-    )
-    assert h2.job_train(jobs_limit[("bremen_select", 0)]).selection.max_action_shift == 2.0
+    h2, limited = hopper_select("selection.max_action_shift=2.0")
+    assert h2.job_train(limited).selection.max_action_shift == 2.0
 
 
 def test_campaign_overrides_reach_every_method_but_selection_only_the_selecting_one(tmp_path: Path) -> None:
