@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from sim._gl import configure_mujoco_gl
+
 torch.set_num_threads(1)
 os.environ.setdefault("MPLBACKEND", "Agg")
+# MuJoCo reads MUJOCO_GL once, at its first import; a test that imports it directly
+# (pytest.importorskip) before any sim module would leave later offscreen renders without a
+# GL platform, in whatever order the tests run
+configure_mujoco_gl()
 
 
 @pytest.fixture

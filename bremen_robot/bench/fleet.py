@@ -199,7 +199,9 @@ def run(quick: bool) -> dict[str, Any]:
     ok, why = rclpy_status()
     if not ok:
         raise ImportError(why)
-    import mujoco  # noqa: F401  (ImportError skips the section)
+    from sim._gl import import_mujoco
+
+    import_mujoco()  # ImportError skips the section; the GL platform is chosen first, as sim does
     import ray
 
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")}

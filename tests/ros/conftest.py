@@ -149,7 +149,9 @@ def approved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def require_mujoco() -> None:
     try:
-        import mujoco  # noqa: F401
+        from sim._gl import import_mujoco
+
+        import_mujoco()  # through sim: a later offscreen render in this process still works
     except ImportError as exc:
         pytest.skip(f"mujoco not importable ({exc}); install the 'sim' extra")
 
