@@ -114,8 +114,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="override training-config fields of bremen, bremen_select and bc (dotted keys, YAML "
         "values), e.g. trpo.iterations=2 ensemble.max_epochs=2 bc.steps=100; bc keeps "
-        "trpo.iterations=0, bremen_select keeps selection.enabled=true and trains with "
-        "selection.max_action_shift=0.6 unless this sets it (null: no limit, the rule before 2026-12-05)",
+        "trpo.iterations=0, bremen_select keeps selection.enabled=true and, on HalfCheetah, trains with "
+        "selection.max_action_shift=0.6 unless this sets it (null: no limit, the rule before 2026-12-05; "
+        "other robots have no limit unless this sets one)",
     )
     p.add_argument(
         "--campaign-override",

@@ -130,10 +130,9 @@ def method_train_overrides(
 ) -> dict[str, Any]:
     """The training overrides of one method's runs on ``task`` (bremen_select always selects)."""
     if method == "bremen_select":
-        limit = (
-            {"selection.max_action_shift": SELECT_SHIFT_LIMITS[task]} if task in SELECT_SHIFT_LIMITS else {}
-        )
-        return {**limit, **overrides, **SELECT_TRAIN}
+        limit = SELECT_SHIFT_LIMITS.get(task)
+        shift = {} if limit is None else {"selection.max_action_shift": limit}
+        return {**shift, **overrides, **SELECT_TRAIN}
     if method == "bc" and bc_derived:
         return {**BC_DERIVED_TRAIN, **overrides}
     return dict(overrides)
