@@ -26,7 +26,7 @@ from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, wr
 from bremen_robot.config.train import load_train_config
 from bremen_robot.data.dataset import Dataset, merge
 from bremen_robot.errors import BremenError
-from bremen_robot.policy.artifact import MANIFEST_FILE, load_manifest
+from bremen_robot.policy.manifest import MANIFEST_FILE, load_manifest
 from bremen_robot.progress import Reporter
 from bremen_robot.robot_config import RobotConfig, load_robot_config
 

@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from bremen_robot.cli.common import check_new_folder
     from bremen_robot.errors import BremenError
-    from bremen_robot.policy.artifact import MANIFEST_FILE
+    from bremen_robot.policy.manifest import MANIFEST_FILE
     from bremen_robot.workspace_lock import folder_lock
 
     if (args.out / MANIFEST_FILE).is_file():

@@ -256,7 +256,7 @@ def train_on_gpu(c: ClusterCampaign, k: int, data: Dataset, deployed: Path | Non
     import tarfile
 
     from bremen_robot.campaign.workspace import move_aside
-    from bremen_robot.policy.artifact import MANIFEST_FILE
+    from bremen_robot.policy.manifest import MANIFEST_FILE
 
     out = c.ws.train_dir(k)
     if (out / MANIFEST_FILE).is_file():

@@ -8,13 +8,12 @@ Layout of an artifact directory::
                     training data digests, config, metrics, and the sha256 of policy.pt
 
 The artifact is content-addressed by the sha256 of ``policy.pt``. Loading verifies the hash.
+The manifest and the hashing live in :mod:`bremen_robot.policy.manifest` (no torch there).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,38 +21,36 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bremen_robot.errors import ArtifactError
 from bremen_robot.fsutil import atomic_write_bytes
 from bremen_robot.policy.gaussian import GaussianPolicy
+from bremen_robot.policy.manifest import (
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    POLICY_FILE,
+    PolicyManifest,
+    checked_artifact,
+    load_manifest,
+    manifest_digest,
+    resolve_artifact_dir,
+    sha256_file,
+)
 
-POLICY_FILE = "policy.pt"
-MANIFEST_FILE = "manifest.json"
-FORMAT_VERSION = 1
-
-
-class PolicyManifest(BaseModel):
-    """What a robot needs to know before running a frozen policy."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    format_version: int = Field(FORMAT_VERSION, description="artifact format version")
-    robot: str = Field(description="robot the policy was trained for, e.g. 'halfcheetah'")
-    task: str = Field(description="task name in bremen_robot.tasks")
-    observation_names: list[str] = Field(description="observation entries, in order")
-    action_names: list[str] = Field(description="action entries, in order")
-    joint_order: list[str] = Field(description="actuated joints, in command order")
-    action_low: list[float] = Field(description="lower action bound per entry")
-    action_high: list[float] = Field(description="upper action bound per entry")
-    control_rate_hz: float = Field(gt=0, description="rate the policy must run at")
-    policy_sha256: str = Field(description="sha256 of policy.pt (the content address)")
-    data_digests: list[str] = Field(default_factory=list, description="sha256 of each training dataset")
-    kind: str = Field("bremen", description="bremen | bc | scripted: what produced the policy")
-    config: dict[str, Any] = Field(default_factory=dict, description="training config used")
-    metrics: dict[str, Any] = Field(default_factory=dict, description="training/evaluation figures")
-    created_at: str = Field(description="UTC ISO-8601 time of export")
-    torch_version: str = Field(description="torch version that wrote policy.pt")
+__all__ = [  # the manifest names stay importable from here, where they always were
+    "FORMAT_VERSION",
+    "MANIFEST_FILE",
+    "POLICY_FILE",
+    "FrozenPolicy",
+    "PolicyManifest",
+    "checked_artifact",
+    "export_policy",
+    "load_artifact",
+    "load_manifest",
+    "manifest_digest",
+    "resolve_artifact_dir",
+    "sha256_file",
+]
 
 
 class _MeanOnly(torch.nn.Module):
@@ -63,20 +60,6 @@ class _MeanOnly(torch.nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.policy(obs)[0]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def manifest_digest(manifest: PolicyManifest) -> str:
-    """sha256 of the manifest's canonical JSON (sorted keys): what an approval signs."""
-    blob = json.dumps(manifest.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def export_policy(
@@ -160,46 +143,6 @@ class FrozenPolicy:
         with torch.no_grad():
             out = self.module(torch.from_numpy(x[None] if single else x)).numpy()
         return out[0] if single else out
-
-
-def resolve_artifact_dir(path: Path) -> Path:
-    """Accept the artifact directory, its policy.pt or its manifest.json."""
-    path = Path(path)
-    if path.is_file() and path.name in (POLICY_FILE, MANIFEST_FILE):
-        path = path.parent
-    if not path.is_dir():
-        raise ArtifactError(f"no policy artifact at '{path}'; pass the directory written by 'bremen train'")
-    return path
-
-
-def load_manifest(path: Path) -> PolicyManifest:
-    d = resolve_artifact_dir(path)
-    mpath = d / MANIFEST_FILE
-    if not mpath.is_file():
-        raise ArtifactError(f"artifact '{d}' has no {MANIFEST_FILE}; re-export it with 'bremen train'")
-    try:
-        return PolicyManifest.model_validate_json(mpath.read_text())
-    except (ValidationError, ValueError) as exc:
-        first = str(exc).splitlines()[0]
-        raise ArtifactError(f"{mpath}: invalid manifest ({first}); re-export the artifact") from None
-
-
-def checked_artifact(path: Path, verify: bool = True) -> tuple[Path, PolicyManifest]:
-    """The artifact folder and its manifest, after checking that ``policy.pt`` exists and (by
-    default) that its sha256 is the manifest's."""
-    d = resolve_artifact_dir(path)
-    manifest = load_manifest(d)
-    ppath = d / POLICY_FILE
-    if not ppath.is_file():
-        raise ArtifactError(f"artifact '{d}' has no {POLICY_FILE}; re-export it with 'bremen train'")
-    if verify:
-        actual = sha256_file(ppath)
-        if actual != manifest.policy_sha256:
-            raise ArtifactError(
-                f"{ppath}: sha256 {actual[:12]} does not match the manifest's {manifest.policy_sha256[:12]}; "
-                "the file was modified, re-export or re-download it"
-            )
-    return d, manifest
 
 
 def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:

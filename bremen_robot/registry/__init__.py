@@ -40,7 +40,7 @@ from bremen_robot.registry.store import (
     read_report,
     short_id,
 )
-from bremen_robot.registry.trust import check_compatibility, verify_for_deployment
+from bremen_robot.registry.trust import check_compatibility, check_for_deployment, verify_for_deployment
 
 __all__ = [
     "DB_FILE",
@@ -61,6 +61,7 @@ __all__ = [
     "RegistryError",
     "canonical_payload",
     "check_compatibility",
+    "check_for_deployment",
     "default_operator_dir",
     "default_workspace",
     "init_operator",

@@ -30,12 +30,11 @@ from typing import Any
 
 from bremen_robot.errors import ArtifactError
 from bremen_robot.fsutil import fsync_dir
-from bremen_robot.policy.artifact import (
+from bremen_robot.policy.manifest import (
     MANIFEST_FILE,
     POLICY_FILE,
     PolicyManifest,
     checked_artifact,
-    load_artifact,
     load_manifest,
     manifest_digest,
     sha256_file,
@@ -298,6 +297,8 @@ class Registry(StateChanges):
         lineage_json = to_json(self._normalize_lineage(lineage, manifest), "lineage")
         with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the user's concern
             warnings.simplefilter("ignore", DeprecationWarning)
+            from bremen_robot.policy.artifact import load_artifact  # torch: only here
+
             load_artifact(src, verify=True)  # refuse a file no robot could load before anyone reviews it
         stored_manifest = self._store_artifact(src, sha, manifest)
         digest = manifest_digest(stored_manifest)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bremen_robot.errors import ArtifactError, BremenError
-from bremen_robot.policy.artifact import (
+from bremen_robot.policy.manifest import (
     POLICY_FILE,
-    FrozenPolicy,
     PolicyManifest,
-    load_artifact,
     load_manifest,
     manifest_digest,
     resolve_artifact_dir,
@@ -27,6 +26,9 @@ from bremen_robot.registry.signing import load_public_key, parse_payload, verify
 from bremen_robot.registry.store import PolicyRecord, Registry
 from bremen_robot.robot_config import RobotConfig
 from bremen_robot.tasks import get_task
+
+if TYPE_CHECKING:
+    from bremen_robot.policy.artifact import FrozenPolicy
 
 
 def _first_difference(what: str, got: list[str], want: list[str], want_from: str) -> str:
@@ -131,7 +133,25 @@ def lookup_record(
 def verify_for_deployment(
     policy_id_or_path: str | Path, robot: RobotConfig, registry: Registry
 ) -> FrozenPolicy:
-    """Load a policy for ``robot`` only if the registry and a trusted operator allow it.
+    """Load a policy for ``robot`` only if the registry and a trusted operator allow it
+    (:func:`check_for_deployment`), then load it."""
+    pid, d = check_for_deployment(policy_id_or_path, robot, registry)
+    from bremen_robot.policy import artifact  # torch, only once every check has passed
+
+    try:
+        with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the operator's concern
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return artifact.load_artifact(d, verify=True)
+    except ArtifactError as exc:
+        raise ApprovalError(f"policy {pid}: {exc}") from None
+
+
+def check_for_deployment(
+    policy_id_or_path: str | Path, robot: RobotConfig, registry: Registry
+) -> tuple[str, Path]:
+    """Every check :func:`verify_for_deployment` makes, without loading the TorchScript (no torch):
+    returns the policy's id and artifact folder. ``bremen collect`` runs it before the graph
+    starts; the runner loads the policy through :func:`verify_for_deployment`.
 
     ``policy_id_or_path`` is a registry id / unique prefix (the stored artifact is loaded) or an
     artifact folder (that copy is loaded, after checking it is byte-identical to the registered
@@ -191,9 +211,4 @@ def verify_for_deployment(
         )
 
     check_compatibility(manifest, robot, pid)
-    try:
-        with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the operator's concern
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return load_artifact(d, verify=True)
-    except ArtifactError as exc:
-        raise ApprovalError(f"policy {pid}: {exc}") from None
+    return pid, d

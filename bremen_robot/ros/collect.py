@@ -476,12 +476,13 @@ def _progress(show: bool, total: int, unit: str) -> Any:
 
 
 def _check_approval(policy: str, robot: Any, workspace: Path | None) -> None:
-    """Refuse an unapproved policy before anything starts (the runner checks again)."""
-    from bremen_robot.registry import Registry, default_workspace, verify_for_deployment
+    """Refuse an unapproved policy before anything starts. Every check but loading the TorchScript:
+    the runner checks again and loads it, and torch here would cost seconds of each start-up."""
+    from bremen_robot.registry import Registry, check_for_deployment, default_workspace
 
     # read-only: a mistyped workspace must not get a new, empty registry from a check
     reg = Registry.open(Path(workspace) if workspace else default_workspace(), readonly=True)
     try:
-        verify_for_deployment(policy, robot, reg)
+        check_for_deployment(policy, robot, reg)
     finally:
         reg.close()

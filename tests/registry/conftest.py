@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from registry_helpers import ArtifactFactory, make_artifact, robot_config
 
-from bremen_robot.registry import Registry, init_operator
+from bremen_robot.registry import PolicyRecord, Registry, init_operator
 from bremen_robot.robot_config import RobotConfig
 
 
@@ -55,3 +55,10 @@ def registry(workspace: Path) -> Iterator[Registry]:
 @pytest.fixture
 def robot(alice: tuple[Path, Path]) -> RobotConfig:
     return robot_config([alice[1]])
+
+
+@pytest.fixture
+def approved(registry: Registry, artifact_factory: ArtifactFactory, alice: tuple[Path, Path]) -> PolicyRecord:
+    """A registered point-task policy, approved by 'alice' (whom ``robot`` trusts)."""
+    rec = registry.register(artifact_factory())
+    return registry.approve(rec.id, "alice", note="ok")

@@ -1,4 +1,5 @@
-"""verify_for_deployment refuses, with a one-line reason, everything that is not safe to run."""
+"""verify_for_deployment refuses, with a one-line reason, everything that is not safe to run;
+check_for_deployment (what ``bremen collect`` runs before the graph starts) refuses the same."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from pathlib import Path
 import pytest
 from registry_helpers import ArtifactFactory, robot_config
 
-from bremen_robot.registry import ApprovalError, PolicyRecord, Registry, init_operator, verify_for_deployment
+from bremen_robot.registry import (
+    ApprovalError,
+    PolicyRecord,
+    Registry,
+    check_for_deployment,
+    init_operator,
+    verify_for_deployment,
+)
 from bremen_robot.robot_config import RobotConfig
-
-
-@pytest.fixture
-def approved(registry: Registry, artifact_factory: ArtifactFactory, alice: tuple[Path, Path]) -> PolicyRecord:
-    rec = registry.register(artifact_factory())
-    return registry.approve(rec.id, "alice", note="ok")
 
 
 def refuse(ref: str | Path, robot: RobotConfig, registry: Registry, match: str) -> str:
@@ -26,6 +28,9 @@ def refuse(ref: str | Path, robot: RobotConfig, registry: Registry, match: str) 
         verify_for_deployment(ref, robot, registry)
     msg = str(info.value)
     assert "\n" not in msg and msg.strip() == msg
+    with pytest.raises(ApprovalError) as before_start:
+        check_for_deployment(ref, robot, registry)
+    assert str(before_start.value) == msg
     return msg
 
 
@@ -37,6 +42,10 @@ def _writable(path: Path) -> Path:
 
 def test_approved_policy_passes(approved: PolicyRecord, robot: RobotConfig, registry: Registry) -> None:
     assert verify_for_deployment(approved.id, robot, registry).sha256 == approved.sha256
+    assert check_for_deployment(approved.id, robot, registry) == (
+        approved.id,
+        registry.workspace / "artifacts" / approved.sha256,
+    )
 
 
 def test_tampered_store_file(approved: PolicyRecord, robot: RobotConfig, registry: Registry) -> None:
@@ -186,15 +195,15 @@ def test_every_refusal_happens_before_loading(
     approved: PolicyRecord, registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Nothing is loaded (so nothing can move) when the check fails."""
-    import bremen_robot.registry.trust as trust
+    import bremen_robot.policy.artifact as artifact
 
     loads: list[Path] = []
-    original: Callable[..., object] = trust.load_artifact
+    original: Callable[..., object] = artifact.load_artifact
 
     def spy(d: Path, verify: bool = True) -> object:
         loads.append(d)
         return original(d, verify)
 
-    monkeypatch.setattr(trust, "load_artifact", spy)
+    monkeypatch.setattr(artifact, "load_artifact", spy)
     refuse(approved.id, robot_config([]), registry, "trusts no operator keys")
     assert loads == []
