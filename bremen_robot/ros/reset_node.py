@@ -43,6 +43,9 @@ DEFAULTS: dict[str, Any] = {
     "control_rate_hz": 0.0,
     "stop_grace_s": 0.5,
     "dry_run": False,
+    # a reset begins once this many readers of bremen/command are matched (the logger: every
+    # reset command is then in the bag, the first reset's too)
+    "ready_command_subscribers": 0,
 }
 
 
@@ -158,7 +161,9 @@ class ResetNode:
                 self._send(self._shield_safe(), "safe")
             return
         if self.state in ("waiting", "next"):
-            if self.latest is not None and (self.dry_run or self.start_client.service_is_ready()):
+            runner_ready = self.dry_run or self.start_client.service_is_ready()
+            logged = self.pub_cmd.get_subscription_count() >= self.params["ready_command_subscribers"]
+            if self.latest is not None and runner_ready and logged:
                 self._begin(now)
             return
         if self.state == "resetting":

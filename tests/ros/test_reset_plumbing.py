@@ -47,6 +47,8 @@ def test_reset_node_joins_only_the_hardware_graph(tmp_path):
     runner = specs["policy_runner"].parameters
     assert (runner["auto_start"], runner["wait_for_reset"], runner["idle_commands"]) == (False, True, False)
     assert specs["reset_node"].parameters["mode"] == "realtime"
+    # the logger records bremen/command: no reset begins before it reads the reset's commands
+    assert specs["reset_node"].parameters["ready_command_subscribers"] == 1
     sim = {s.name: s for s in collect_specs(CONFIGS / "collect" / "panda.yaml", policy="random", episodes=3)}
     assert "reset_node" not in sim and sim["policy_runner"].parameters["idle_commands"] is True
     assert sim["policy_runner"].parameters["auto_start"] is True
@@ -62,6 +64,38 @@ def test_reset_node_joins_only_the_hardware_graph(tmp_path):
     (tmp_path / "hc.yaml").write_text(yaml.safe_dump(data))
     hc = {s.name for s in collect_specs(tmp_path / "hc.yaml", policy="random", episodes=3)}
     assert "reset_node" not in hc
+
+
+class _Matched:
+    """A publisher or service client stand-in: how many readers it has matched, whether ready."""
+
+    def __init__(self, count: int = 0) -> None:
+        self.count = count
+
+    def get_subscription_count(self) -> int:
+        return self.count
+
+    def service_is_ready(self) -> bool:
+        return True
+
+
+def test_a_reset_begins_only_once_the_logger_reads_its_commands():
+    """The first reset of a run came before the logger had matched bremen/command, and its commands
+    were missing from the bag (a loaded run of test_resets_live). on_tick waits for the readers."""
+    from bremen_robot.ros.reset_node import ResetNode
+
+    node = object.__new__(ResetNode)  # the tick logic alone, without a ROS node
+    node.state, node.dry_run, node.latest = "waiting", False, ((), [], [], 0.0)
+    node.params = {"ready_command_subscribers": 1}
+    node.pub_cmd, node.start_client = _Matched(0), _Matched()
+    began: list[float] = []
+    node._begin = began.append  # type: ignore[method-assign]
+    node.on_tick()
+    node.on_tick()
+    assert began == []
+    node.pub_cmd.count = 1
+    node.on_tick()
+    assert len(began) == 1
 
 
 def _ser(msg, msgtype):
