@@ -17,7 +17,6 @@ outlives a run.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -30,7 +29,8 @@ from bremen_robot.errors import BremenError, ConfigError
 from bremen_robot.robot_config import load_robot_config
 from bremen_robot.ros import apply_ros_env, require_rclpy
 from bremen_robot.ros import topics as T
-from bremen_robot.ros.bagfile import read_custom, recover_bag
+from bremen_robot.ros.bag_listing import await_stored, listed_episodes
+from bremen_robot.ros.bagfile import recover_bag
 from bremen_robot.ros.graph import (
     RANDOM_POLICY,
     NodeSpec,
@@ -45,6 +45,7 @@ from bremen_robot.ros.stop_signals import StopInProgress, stop_on_signals
 from bremen_robot.workspace_lock import folder_lock, has_content
 
 BRING_UP_TIMEOUT_S = 60.0  # per transition: process start-up and policy loading, on a loaded machine
+LOGGER_CATCH_UP_S = 20.0  # a finished run: how long the logger may take to list every episode
 
 
 class CollectError(BremenError):
@@ -366,7 +367,12 @@ def _run(
         finally:
             if stopping is not None:
                 stopping.begin()
-            watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s, lifecycle)
+
+            def caught_up() -> None:  # runner halted, its publishers still up for DDS's resends
+                if watch.done and "trajectory_logger" in graph.procs and T.EPISODE in cfg.log_topics:
+                    await_stored(watch.result.bag, len(watch.result.episodes), LOGGER_CATCH_UP_S)
+
+            watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s, lifecycle, caught_up)
             watch.result.exit_failures = graph.exit_failures()
             # events the runner sent while shutting down (an interrupted episode)
             end = time.monotonic() + 0.3
@@ -428,10 +434,7 @@ def _wait(
 def _report_bag(result: CollectResult) -> None:
     """The episodes as the bag lists them (item: a Ctrl-C can land while this process handles an
     event, and events can be missed; the bag is what was collected)."""
-    try:
-        listed = json.loads(read_custom(result.bag).get("bremen.episodes", "[]") or "[]")
-    except (BremenError, ValueError, OSError):
-        listed = []  # no metadata: the logger never listed anything, so the bag holds nothing
+    listed = listed_episodes(result.bag)
     seen = {e.get("id"): e for e in result.episodes}
     episodes = []
     for rec in listed:
@@ -448,15 +451,6 @@ def _report_bag(result: CollectResult) -> None:
         if not result.policy_sha256 and rec.get("policy_sha256"):
             result.policy_sha256 = str(rec["policy_sha256"])
     result.episodes = episodes
-
-
-def stored_episodes(bag: Path) -> int:
-    """How many episodes the bag's metadata lists as stopped (their segments are closed)."""
-    try:
-        listed = json.loads(read_custom(bag).get("bremen.episodes", "[]") or "[]")
-    except (BremenError, ValueError, OSError):
-        return 0
-    return sum(1 for e in listed if e.get("status") != "open")
 
 
 def _progress(show: bool, total: int, unit: str) -> Any:

@@ -104,11 +104,17 @@ class Graph:
                 p.wait()
 
     def stop_all(
-        self, halted: Callable[[float], bool] | None = None, grace_s: float = 0.5, lifecycle: Any = None
+        self,
+        halted: Callable[[float], bool] | None = None,
+        grace_s: float = 0.5,
+        lifecycle: Any = None,
+        settle: Callable[[], None] | None = None,
     ) -> dict[str, int | None]:
         """Runner first to stop and last to exit (module docstring); ``halted(timeout)`` returns
         once the runner said it sent the safe command (or it exited); ``lifecycle``: a
-        :class:`~bremen_robot.ros.lifecycle_client.LifecycleClient` of the runner."""
+        :class:`~bremen_robot.ros.lifecycle_client.LifecycleClient` of the runner; ``settle()``
+        runs once the runner is halted and before any other node stops (the logger catching up
+        while every publisher is still there)."""
         # first the scripted reset, so nothing but the runner's safe command reaches the robot
         self.stop([n for n in ("reset_node",) if n in self.procs], 5.0)
         runner = self.procs.get("policy_runner")
@@ -122,6 +128,8 @@ class Graph:
             runner.send_signal(signal.SIGINT)
             if halted is not None:
                 halted(grace_s + 5.0)
+        if settle is not None:
+            settle()
         mates = [n for n, p in self.procs.items() if p is runner]
         self.stop([n for n in ("sim_bridge", "shadow_runner") if n not in mates], 10.0)
         self.stop(["trajectory_logger"], 20.0)

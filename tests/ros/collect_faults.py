@@ -5,7 +5,8 @@ A uniquely named module (not conftest) so test files can import it unambiguously
 
 from __future__ import annotations
 
-from bremen_robot.ros.collect import CollectResult, Graph, stored_episodes
+from bremen_robot.ros.bag_listing import stored_episodes
+from bremen_robot.ros.collect import CollectResult, Graph
 
 
 class KillAfterSteps:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -109,3 +111,81 @@ def test_a_process_that_exits_non_zero_is_named_once_with_its_last_log_lines(tmp
     ]
     result = CollectResult(bag=tmp_path / "run", exit_failures=failures)
     assert failures[0] in result.summary().splitlines()
+
+
+def test_the_logger_catches_up_after_the_runner_halts_and_before_any_other_node_stops(tmp_path, monkeypatch):
+    """stop_all's ``settle`` (bremen collect: wait until the bag lists every episode the runner
+    reported) runs once the runner has its SIGINT and before the nodes whose messages the
+    logger may still be missing stop, the logger itself included."""
+    from bremen_robot.ros.graph import ProcessSpec, process_specs
+    from bremen_robot.ros.process_graph import Graph
+
+    cfg = load_collect_config(write_collect_config(tmp_path, compose_lockstep=False))
+    procs = process_specs(cfg, node_specs(cfg, policy="random"))
+    assert sorted(p.name for p in procs) == ["policy_runner", "sim_bridge", "trajectory_logger"]
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    script = (
+        "import pathlib, signal, sys, time\n"
+        "def stop(*_):\n"
+        "    pathlib.Path(sys.argv[1]).write_text(str(time.monotonic()))\n"
+        "    raise SystemExit(0)\n"
+        "signal.signal(signal.SIGINT, stop)\n"
+        "pathlib.Path(sys.argv[1] + '.up').touch()\n"
+        "time.sleep(60)\n"
+    )
+
+    def command(self, params_file, python=sys.executable):
+        return [python, "-c", script, str(marks / self.name)]
+
+    monkeypatch.setattr(ProcessSpec, "command", command)
+    graph = Graph(procs, tmp_path / "run", dict(os.environ))
+    graph.start()
+    deadline = time.monotonic() + 30
+    while len(list(marks.glob("*.up"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    calls: list[str] = []
+
+    def halted(timeout: float) -> bool:  # after the runner's SIGINT (the runner says it is halted)
+        calls.append("halted")
+        return True
+
+    def settle() -> None:
+        alive = [n for n in ("sim_bridge", "trajectory_logger") if graph.procs[n].poll() is None]
+        signalled = sorted(p.name for p in marks.iterdir() if not p.name.endswith(".up"))
+        calls.append(f"settle: alive {alive}, stopped {signalled}")
+
+    codes = graph.stop_all(halted=halted, settle=settle)
+    assert codes == {"policy_runner": 0, "sim_bridge": 0, "trajectory_logger": 0}
+    assert calls[0] == "halted"
+    assert calls[1] in (  # the runner's own SIGINT handler may not have run yet
+        "settle: alive ['sim_bridge', 'trajectory_logger'], stopped ['policy_runner']",
+        "settle: alive ['sim_bridge', 'trajectory_logger'], stopped []",
+    )
+    assert len(calls) == 2
+
+
+def test_await_stored_returns_once_the_bag_lists_the_episodes_and_gives_up_after_its_timeout(tmp_path):
+    import threading
+
+    import yaml
+
+    from bremen_robot.ros.bag_listing import await_stored
+
+    bag = tmp_path / "bag"
+    bag.mkdir()
+
+    def listing(*statuses: str) -> None:
+        episodes = [{"id": i + 1, "status": s} for i, s in enumerate(statuses)]
+        info = {"custom_data": {"bremen.episodes": json.dumps(episodes)}}
+        (bag / "metadata.yaml").write_text(yaml.safe_dump({"rosbag2_bagfile_information": info}))
+
+    assert await_stored(bag, 1, timeout_s=0.2) is False  # no metadata yet: nothing stored
+    listing("complete", "open")
+    assert await_stored(bag, 2, timeout_s=0.2) is False  # an open episode is not stored
+    later = threading.Timer(0.3, listing, ("complete", "incomplete"))
+    later.start()
+    start = time.monotonic()
+    assert await_stored(bag, 2, timeout_s=10.0) is True
+    assert 0.25 < time.monotonic() - start < 5.0
+    later.join()
