@@ -133,9 +133,12 @@ class Graph:
         mates = [n for n, p in self.procs.items() if p is runner]
         self.stop([n for n in ("sim_bridge", "shadow_runner") if n not in mates], 10.0)
         self.stop(["trajectory_logger"], 20.0)
-        if answered and runner is not None and runner.poll() is None:  # finalized, it exits itself
+        finalized = False
+        if answered and runner is not None and runner.poll() is None:
             lifecycle.change("cleanup", 35.0)  # waits for the deployment record (30 s at most)
-            lifecycle.change("shutdown", 5.0)
-        self.stop(mates, grace_s + 10.0, signalled=signalled)
+            finalized = lifecycle.change("shutdown", 5.0) is True
+        # finalized, the runner exits itself: a SIGINT then can land while the process tears down
+        # with the default handler back in place and end it with -2 (a CI run saw that)
+        self.stop(mates, grace_s + 10.0, signalled=signalled or finalized)
         self.stop(list(self.procs), 5.0)
         return {n: p.returncode for n, p in self.procs.items()}

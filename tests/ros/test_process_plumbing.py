@@ -189,3 +189,53 @@ def test_await_stored_returns_once_the_bag_lists_the_episodes_and_gives_up_after
     assert await_stored(bag, 2, timeout_s=10.0) is True
     assert 0.25 < time.monotonic() - start < 5.0
     later.join()
+
+
+def test_a_runner_finalized_through_its_lifecycle_is_waited_for_and_not_signalled(tmp_path, monkeypatch):
+    """After an answered ``shutdown`` the runner exits by itself; a SIGINT sent then could land in
+    its teardown, with the default handler back, and end it with -2 (a fresh-clone CI run did)."""
+    from bremen_robot.ros.graph import ProcessSpec, process_specs
+    from bremen_robot.ros.process_graph import Graph
+
+    cfg = load_collect_config(write_collect_config(tmp_path, compose_lockstep=False))
+    procs = process_specs(cfg, node_specs(cfg, policy="random"))
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    # every stand-in records a SIGINT; the runner's exits by itself once it is "finalized"
+    script = (
+        "import pathlib, signal, sys, time\n"
+        "name, marks = sys.argv[1], pathlib.Path(sys.argv[2])\n"
+        "def stop(*_):\n"
+        "    (marks / (name + '.sigint')).touch()\n"
+        "    raise SystemExit(0)\n"
+        "signal.signal(signal.SIGINT, stop)\n"
+        "(marks / (name + '.up')).touch()\n"
+        "while not (marks / 'finalized').exists():\n"
+        "    time.sleep(0.01)\n"
+        "time.sleep(0.5 if name == 'policy_runner' else 60)\n"
+    )
+
+    def command(self, params_file, python=sys.executable):
+        return [python, "-c", script, self.name, str(marks)]
+
+    class Lifecycle:  # the runner's lifecycle services, answering every transition
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def change(self, label: str, timeout: float) -> bool:
+            self.asked.append(label)
+            if label == "shutdown":
+                (marks / "finalized").touch()
+            return True
+
+    monkeypatch.setattr(ProcessSpec, "command", command)
+    graph = Graph(procs, tmp_path / "run", dict(os.environ))
+    graph.start()
+    deadline = time.monotonic() + 30
+    while len(list(marks.glob("*.up"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lifecycle = Lifecycle()
+    codes = graph.stop_all(grace_s=0.5, lifecycle=lifecycle)
+    assert lifecycle.asked == ["deactivate", "cleanup", "shutdown"]
+    assert codes == {"policy_runner": 0, "sim_bridge": 0, "trajectory_logger": 0}
+    assert sorted(p.name for p in marks.glob("*.sigint")) == ["sim_bridge.sigint", "trajectory_logger.sigint"]
