@@ -217,6 +217,7 @@ def node_specs(
                     "control_rate_hz": float(cfg.control_rate_hz or 0.0),
                     "stop_grace_s": float(cfg.stop_grace_s),
                     "ready_command_subscribers": int(COMMAND in cfg.log_topics),
+                    "wait_for_logger": JOINT_STATES in cfg.log_topics,
                 },
                 remap,
             )

@@ -46,6 +46,9 @@ DEFAULTS: dict[str, Any] = {
     # a reset begins once this many readers of bremen/command are matched (the logger: every
     # reset command is then in the bag, the first reset's too)
     "ready_command_subscribers": 0,
+    # a reset begins once trajectory_logger said it records the robot's states (its "recording"
+    # event): the driver's states must be in the bag from the first reset on
+    "wait_for_logger": False,
 }
 
 
@@ -94,6 +97,9 @@ class ResetNode:
         self.pub_episode = node.create_publisher(String, T.EPISODE, T.qos("episode"))
         node.create_subscription(JointState, T.JOINT_STATES, self.on_joint_states, T.qos("sensor_sub"))
         node.create_subscription(String, T.EPISODE, self.on_episode, T.qos("episode_sub"))
+        # transient local: the logger's "recording" event may come before this node is up
+        node.create_subscription(String, T.EPISODE, self.on_logger_event, T.qos("episode"))
+        self.logger_recording = not p["wait_for_logger"]
         node.create_subscription(Bool, T.ESTOP, self.on_estop, T.qos("latched"))
         self.start_client: Any = node.create_client(Trigger, T.START_EPISODE)
         self._Trigger = Trigger
@@ -130,6 +136,11 @@ class ResetNode:
                 self.motion.shield.estop("bremen/estop")
             self.node.get_logger().warning("e-stop latched (bremen/estop): no reset will move the robot")
 
+    def on_logger_event(self, msg: Any) -> None:
+        evt = T.episode_event(msg.data, "trajectory_logger")
+        if evt is not None and evt.get("event") == "recording":
+            self.logger_recording = True
+
     def on_episode(self, msg: Any) -> None:
         evt = T.episode_event(msg.data, "policy_runner")
         if evt is None:
@@ -162,7 +173,9 @@ class ResetNode:
             return
         if self.state in ("waiting", "next"):
             runner_ready = self.dry_run or self.start_client.service_is_ready()
-            logged = self.pub_cmd.get_subscription_count() >= self.params["ready_command_subscribers"]
+            logged = self.logger_recording and (
+                self.pub_cmd.get_subscription_count() >= self.params["ready_command_subscribers"]
+            )
             if self.latest is not None and runner_ready and logged:
                 self._begin(now)
             return

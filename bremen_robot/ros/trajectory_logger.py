@@ -92,6 +92,10 @@ class TrajectoryLogger:
         self._drain: EpisodeDrain | None = None
         self._drain_deadline = 0.0
         self._streams_seen: set[str] = set()
+        # once the robot's states reach the bag, say so (reset_node waits for it before the first
+        # reset: a logger that matched the driver late once missed an episode's states)
+        self._recording_pub = node.create_publisher(String, T.EPISODE, T.qos("episode"))
+        self._recording_said = T.JOINT_STATES not in resolved
         self._received = 0
         self._last_received = time.monotonic()
         self._received_at_last_tick = -1
@@ -118,6 +122,13 @@ class TrajectoryLogger:
             write(name, msgtype, self._stamp(), data)
             self._received += 1
             self._last_received = time.monotonic()
+            if topic == T.JOINT_STATES and not self._recording_said:
+                self._recording_said = True
+                _node.publish_json(
+                    self._recording_pub,
+                    self._String,
+                    {"event": "recording", "topics": [T.JOINT_STATES], "source": "trajectory_logger"},
+                )
             if topic in DRAINED_TOPICS:
                 self._streams_seen.add(topic)
                 if self._drain is not None:

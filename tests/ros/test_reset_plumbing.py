@@ -49,6 +49,7 @@ def test_reset_node_joins_only_the_hardware_graph(tmp_path):
     assert specs["reset_node"].parameters["mode"] == "realtime"
     # the logger records bremen/command: no reset begins before it reads the reset's commands
     assert specs["reset_node"].parameters["ready_command_subscribers"] == 1
+    assert specs["reset_node"].parameters["wait_for_logger"] is True  # the bag records joint_states
     sim = {s.name: s for s in collect_specs(CONFIGS / "collect" / "panda.yaml", policy="random", episodes=3)}
     assert "reset_node" not in sim and sim["policy_runner"].parameters["idle_commands"] is True
     assert sim["policy_runner"].parameters["auto_start"] is True
@@ -79,21 +80,34 @@ class _Matched:
         return True
 
 
-def test_a_reset_begins_only_once_the_logger_reads_its_commands():
-    """The first reset of a run came before the logger had matched bremen/command, and its commands
-    were missing from the bag (a loaded run of test_resets_live). on_tick waits for the readers."""
+class _Msg:
+    def __init__(self, payload: dict) -> None:
+        self.data = json.dumps(payload)
+
+
+def test_a_reset_begins_only_once_the_logger_records_states_and_reads_its_commands():
+    """Loaded runs of test_resets_live found the first reset's commands missing from the bag (the
+    logger had not matched bremen/command yet) and, once, the first episode's states (the logger
+    matched the driver's joint_states 2 s late). on_tick waits for both: the logger's
+    ``recording`` event and the command readers."""
     from bremen_robot.ros.reset_node import ResetNode
 
     node = object.__new__(ResetNode)  # the tick logic alone, without a ROS node
     node.state, node.dry_run, node.latest = "waiting", False, ((), [], [], 0.0)
     node.params = {"ready_command_subscribers": 1}
     node.pub_cmd, node.start_client = _Matched(0), _Matched()
+    node.logger_recording = False
     began: list[float] = []
     node._begin = began.append  # type: ignore[method-assign]
     node.on_tick()
+    node.pub_cmd.count = 1  # the logger reads commands, but has said nothing about states
     node.on_tick()
     assert began == []
-    node.pub_cmd.count = 1
+    node.on_logger_event(_Msg({"event": "recording", "source": "policy_runner"}))  # not the logger
+    node.on_logger_event(_Msg({"event": "start", "source": "trajectory_logger"}))
+    node.on_tick()
+    assert began == [] and node.logger_recording is False
+    node.on_logger_event(_Msg({"event": "recording", "source": "trajectory_logger"}))
     node.on_tick()
     assert len(began) == 1
 
