@@ -113,10 +113,10 @@ def test_a_process_that_exits_non_zero_is_named_once_with_its_last_log_lines(tmp
     assert failures[0] in result.summary().splitlines()
 
 
-def test_the_logger_catches_up_after_the_runner_halts_and_before_any_other_node_stops(tmp_path, monkeypatch):
-    """stop_all's ``settle`` (bremen collect: wait until the bag lists every episode the runner
-    reported) runs once the runner has its SIGINT and before the nodes whose messages the
-    logger may still be missing stop, the logger itself included."""
+def _stand_in_graph(tmp_path, monkeypatch, body: str):
+    """The lockstep graph as three separate processes, each a stand-in running ``body`` with
+    ``name`` and ``marks`` (a folder) set; started, and returned once each touched
+    ``marks/<name>.up``."""
     from bremen_robot.ros.graph import ProcessSpec, process_specs
     from bremen_robot.ros.process_graph import Graph
 
@@ -126,17 +126,11 @@ def test_the_logger_catches_up_after_the_runner_halts_and_before_any_other_node_
     marks = tmp_path / "marks"
     marks.mkdir()
     script = (
-        "import pathlib, signal, sys, time\n"
-        "def stop(*_):\n"
-        "    pathlib.Path(sys.argv[1]).write_text(str(time.monotonic()))\n"
-        "    raise SystemExit(0)\n"
-        "signal.signal(signal.SIGINT, stop)\n"
-        "pathlib.Path(sys.argv[1] + '.up').touch()\n"
-        "time.sleep(60)\n"
+        "import pathlib, signal, sys, time\nname, marks = sys.argv[1], pathlib.Path(sys.argv[2])\n" + body
     )
 
     def command(self, params_file, python=sys.executable):
-        return [python, "-c", script, str(marks / self.name)]
+        return [python, "-c", script, self.name, str(marks)]
 
     monkeypatch.setattr(ProcessSpec, "command", command)
     graph = Graph(procs, tmp_path / "run", dict(os.environ))
@@ -144,6 +138,23 @@ def test_the_logger_catches_up_after_the_runner_halts_and_before_any_other_node_
     deadline = time.monotonic() + 30
     while len(list(marks.glob("*.up"))) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
+    return graph, marks
+
+
+def test_the_logger_catches_up_after_the_runner_halts_and_before_any_other_node_stops(tmp_path, monkeypatch):
+    """stop_all's ``settle`` (bremen collect: wait until the bag lists every episode the runner
+    reported) runs once the runner has its SIGINT and before the nodes whose messages the
+    logger may still be missing stop, the logger itself included."""
+    graph, marks = _stand_in_graph(
+        tmp_path,
+        monkeypatch,
+        "def stop(*_):\n"
+        "    (marks / name).write_text(str(time.monotonic()))\n"
+        "    raise SystemExit(0)\n"
+        "signal.signal(signal.SIGINT, stop)\n"
+        "(marks / (name + '.up')).touch()\n"
+        "time.sleep(60)\n",
+    )
     calls: list[str] = []
 
     def halted(timeout: float) -> bool:  # after the runner's SIGINT (the runner says it is halted)
@@ -194,17 +205,10 @@ def test_await_stored_returns_once_the_bag_lists_the_episodes_and_gives_up_after
 def test_a_runner_finalized_through_its_lifecycle_is_waited_for_and_not_signalled(tmp_path, monkeypatch):
     """After an answered ``shutdown`` the runner exits by itself; a SIGINT sent then could land in
     its teardown, with the default handler back, and end it with -2 (a fresh-clone CI run did)."""
-    from bremen_robot.ros.graph import ProcessSpec, process_specs
-    from bremen_robot.ros.process_graph import Graph
-
-    cfg = load_collect_config(write_collect_config(tmp_path, compose_lockstep=False))
-    procs = process_specs(cfg, node_specs(cfg, policy="random"))
-    marks = tmp_path / "marks"
-    marks.mkdir()
     # every stand-in records a SIGINT; the runner's exits by itself once it is "finalized"
-    script = (
-        "import pathlib, signal, sys, time\n"
-        "name, marks = sys.argv[1], pathlib.Path(sys.argv[2])\n"
+    graph, marks = _stand_in_graph(
+        tmp_path,
+        monkeypatch,
         "def stop(*_):\n"
         "    (marks / (name + '.sigint')).touch()\n"
         "    raise SystemExit(0)\n"
@@ -212,11 +216,8 @@ def test_a_runner_finalized_through_its_lifecycle_is_waited_for_and_not_signalle
         "(marks / (name + '.up')).touch()\n"
         "while not (marks / 'finalized').exists():\n"
         "    time.sleep(0.01)\n"
-        "time.sleep(0.5 if name == 'policy_runner' else 60)\n"
+        "time.sleep(0.5 if name == 'policy_runner' else 60)\n",
     )
-
-    def command(self, params_file, python=sys.executable):
-        return [python, "-c", script, self.name, str(marks)]
 
     class Lifecycle:  # the runner's lifecycle services, answering every transition
         def __init__(self) -> None:
@@ -228,12 +229,6 @@ def test_a_runner_finalized_through_its_lifecycle_is_waited_for_and_not_signalle
                 (marks / "finalized").touch()
             return True
 
-    monkeypatch.setattr(ProcessSpec, "command", command)
-    graph = Graph(procs, tmp_path / "run", dict(os.environ))
-    graph.start()
-    deadline = time.monotonic() + 30
-    while len(list(marks.glob("*.up"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
     lifecycle = Lifecycle()
     codes = graph.stop_all(grace_s=0.5, lifecycle=lifecycle)
     assert lifecycle.asked == ["deactivate", "cleanup", "shutdown"]
