@@ -3,9 +3,10 @@
 The workstation sends the artifact's bytes and its signed approval through Ray (no shared
 filesystem). Before anything runs, the node checks the approval signature against the keys its
 own robot config trusts *now* (re-read at every deployment), then stores the artifact in a
-node-local registry and runs the same :func:`~bremen_robot.registry.verify_for_deployment` the
-ROS 2 graph runs again at start-up. The bag stays on the node's disk; only the ingested shard,
-its digest and the bag's metadata go back.
+node-local registry (which loads it once) and runs the checks of
+:func:`~bremen_robot.registry.verify_for_deployment`, which the ROS 2 graph runs again at
+start-up. The bag stays on the node's disk; only the ingested shard, its digest and the bag's
+metadata go back.
 
 Node layout (``$BREMEN_NODE_DIR``, written by ``bremen robot join``)::
 
@@ -81,7 +82,7 @@ def receive_policy(ws: Path, bundle: dict[str, Any], robot: RobotConfig) -> str:
     Refused (:class:`PolicyRefusedError`, one line) before the registry is touched when the signature
     does not verify against ``robot``'s trusted keys; then the registry's own checks run.
     """
-    from bremen_robot.registry import ApprovalError, Registry, verify_for_deployment
+    from bremen_robot.registry import ApprovalError, Registry, check_for_deployment
     from bremen_robot.registry.states import PolicyState
 
     check_signed_by_trusted(bundle, robot)
@@ -125,8 +126,8 @@ def receive_policy(ws: Path, bundle: dict[str, Any], robot: RobotConfig) -> str:
                     inside=insert,
                     at=appr["approved_at"],
                 )
-            try:
-                verify_for_deployment(rec.sha256, robot, reg)
+            try:  # register() has just loaded these bytes: every other check, without a second load
+                check_for_deployment(rec.sha256, robot, reg)
             except ApprovalError as exc:
                 raise PolicyRefusedError(f"robot '{robot.name}' refuses the policy: {exc}") from None
         return str(rec.sha256)

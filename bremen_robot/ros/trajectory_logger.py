@@ -122,7 +122,7 @@ class TrajectoryLogger:
             write(name, msgtype, self._stamp(), data)
             self._received += 1
             self._last_received = time.monotonic()
-            if topic == T.JOINT_STATES and not self._recording_said:
+            if not self._recording_said and topic == T.JOINT_STATES:
                 self._recording_said = True
                 _node.publish_json(
                     self._recording_pub,
