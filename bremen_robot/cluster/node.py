@@ -92,8 +92,10 @@ def receive_policy(ws: Path, bundle: dict[str, Any], robot: RobotConfig) -> str:
         for name, data in bundle["files"].items():
             (tmp / Path(name).name).write_bytes(data)
         with Registry.open(ws) as reg:
+            # no TorchScript load here (torch in the Ray worker, seconds per robot and policy):
+            # the runner loads and verifies these bytes before it publishes a command
             rec = reg.register(
-                tmp, report={}, lineage={"received_from": "cluster"}, actor="bremen-robot-node"
+                tmp, report={}, lineage={"received_from": "cluster"}, actor="bremen-robot-node", load=False
             )
             if rec.sha256 != bundle["sha256"]:
                 raise PolicyRefusedError(
@@ -126,7 +128,7 @@ def receive_policy(ws: Path, bundle: dict[str, Any], robot: RobotConfig) -> str:
                     inside=insert,
                     at=appr["approved_at"],
                 )
-            try:  # register() has just loaded these bytes: every other check, without a second load
+            try:  # every check but the load, which the runner makes
                 check_for_deployment(rec.sha256, robot, reg)
             except ApprovalError as exc:
                 raise PolicyRefusedError(f"robot '{robot.name}' refuses the policy: {exc}") from None

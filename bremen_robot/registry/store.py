@@ -276,6 +276,7 @@ class Registry(StateChanges):
         lineage: dict[str, Any] | None = None,
         *,
         actor: str | None = None,
+        load: bool = True,
     ) -> PolicyRecord:
         """Copy an exported artifact into the store and record it as a ``candidate``.
 
@@ -284,6 +285,10 @@ class Registry(StateChanges):
         deployment whose data trained it) and ``data_digests`` (default: the manifest's).
         Registering a sha256 that is already registered is a no-op returning the existing
         record (its report and lineage are kept as first written).
+
+        ``load``: load the TorchScript once (torch) and refuse a file no robot could load, before
+        anyone reviews it. A robot node registering an already approved policy passes False: its
+        policy runner loads and verifies the same bytes moments later, before it moves anything.
         """
         if self.readonly:  # before anything lands in the artifact store
             raise RegistryError(f"registry '{self.db_path}' was opened read-only; open it to write")
@@ -295,11 +300,12 @@ class Registry(StateChanges):
             report = read_report(src / REPORT_FILE)
         report_json = to_json(report if report is not None else {}, "report")
         lineage_json = to_json(self._normalize_lineage(lineage, manifest), "lineage")
-        with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the user's concern
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from bremen_robot.policy.artifact import load_artifact  # torch: only here
+        if load:
+            with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the user's concern
+                warnings.simplefilter("ignore", DeprecationWarning)
+                from bremen_robot.policy.artifact import load_artifact  # torch: only here
 
-            load_artifact(src, verify=True)  # refuse a file no robot could load before anyone reviews it
+                load_artifact(src, verify=True)
         stored_manifest = self._store_artifact(src, sha, manifest)
         digest = manifest_digest(stored_manifest)
         now = _now()
