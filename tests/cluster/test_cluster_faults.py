@@ -1,24 +1,31 @@
-"""Faults on a real two-robot Ray cluster (the package's ``lab``): a robot's collection killed
-mid-way keeps the episodes its logger had closed, an e-stop stops one robot alone, and neither a
-resume nor a re-run counts anything twice (docs/cluster.md "Faults")."""
+"""Faults on a real two-robot Ray cluster (the package's ``lab``), with ``fleet_on_robot_loss:
+finish_with_others``: a robot's collection killed mid-way keeps the episodes its logger had
+closed and the deployment finishes, an e-stop stops one robot alone, and a resume counts nothing
+twice (docs/cluster.md "Faults"). A whole robot node that dies, with ``wait``, is in
+test_cluster_live.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from bremen_robot.ros import rclpy_status
+from tests.cluster.lab_tools import (
+    EP,
+    SHARE,
+    AfterFirstEpisode,
+    kill_collection,
+    listed,
+    node_round,
+    session_rows,
+    short_episodes,
+)
 
 pytest.importorskip("ray", reason="ray (cluster extra) missing: pip install -e '.[cluster]'")
 RCLPY_OK, RCLPY_WHY = rclpy_status()
@@ -26,60 +33,6 @@ pytestmark = [
     pytest.mark.ros,
     pytest.mark.skipif(not RCLPY_OK, reason=RCLPY_WHY or "rclpy (ros extra) missing"),
 ]
-# steps per robot in 30-step episodes: a fault after the first lands mid-way. 15 episodes, since
-# under load the e-stop's publisher is discovered by the robot's runner only seconds after it
-# publishes (one CI run: 9 of 10 episodes were done by then)
-SHARE, EP = 450, 30
-
-
-def listed(bag: Path, status: str = "complete") -> list[dict[str, Any]]:
-    """The episodes a bag's metadata lists with ``status`` (read here, not through the code under test)."""
-    try:
-        info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-        return [e for e in json.loads(info["custom_data"]["bremen.episodes"]) if e.get("status") == status]
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        return []
-
-
-def _collection_pids(bag: Path) -> list[int]:
-    """The node's collection process for ``bag`` (a session leader: its graph shares its group)."""
-    pids = []
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "collect_through_graph" in cmd and str(bag) in cmd:
-            pids.append(int(d.name))
-    return pids
-
-
-class AfterFirstEpisode(threading.Thread):
-    """Calls ``action`` once ``bag`` lists a complete episode (a fault in the middle of a share)."""
-
-    def __init__(self, bag: Path, action: Callable[[], str]) -> None:
-        super().__init__(daemon=True)
-        self.bag, self.action, self.done = bag, action, threading.Event()
-        self.result = "never triggered"
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            if listed(self.bag):
-                self.result = self.action()
-                return
-            time.sleep(0.02)
-
-
-def kill_collection(bag: Path) -> Callable[[], str]:
-    def act() -> str:
-        pids = _collection_pids(bag)
-        for pid in pids:
-            os.killpg(pid, signal.SIGKILL)  # the collection and its ROS 2 graph, no clean stop
-        return f"killed {pids}" if pids else "no collection process found"
-
-    return act
 
 
 def estop_button(lab: dict[str, Any], robot: str, bag: Path) -> subprocess.Popen[str]:
@@ -114,41 +67,6 @@ while True:
     return subprocess.Popen(
         [*lab["prefix"], sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True
     )
-
-
-def short_episodes(lab: dict[str, Any]) -> Path:
-    """The quickstart's collect config with EP-step episodes (a share is then many episodes)."""
-    repo = Path(__file__).resolve().parents[2]
-    cfg = yaml.safe_load((repo / "configs/collect/panda-mujoco.yaml").read_text())
-    cfg.update(robot=str(repo / "configs/robots/panda.yaml"), episode_steps=EP)
-    path = Path(str(lab["tmp"])) / "collect-short.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def one_round_that_waits(lab: dict[str, Any], fleet_campaign: Any, name: str) -> Path:
-    """One deployment of two shares in short episodes; a lost robot stops the campaign (``wait``)."""
-    return Path(
-        fleet_campaign(
-            name,
-            deployments=1,
-            steps_per_deployment=2 * SHARE,
-            fleet_on_robot_loss="wait",
-            collect=str(short_episodes(lab)),
-        )
-    )
-
-
-def node_round(lab: dict[str, Any], robot: str, campaign: str, k: int) -> Path:
-    return Path(str(lab["tmp"])) / f"node-{robot}" / campaign / f"d{k}"
-
-
-def session_rows(ws: Path) -> list[tuple[int, str, int, int]]:
-    from bremen_robot.registry import Registry
-    from bremen_robot.registry.sessions import sessions
-
-    with Registry.open(ws, readonly=True) as reg:
-        return [(s.round, s.robot, s.samples, s.episodes) for s in sessions(reg)]
 
 
 @pytest.fixture(scope="module")
@@ -231,50 +149,3 @@ def test_resuming_the_finished_campaign_counts_nothing_twice(
     assert session_rows(ws) == before and len(before) == 4
     with Registry.open(ws, readonly=True) as reg:
         assert {r.sha256: r.deployments for r in reg.policies()} == counts
-
-
-def test_a_robot_node_that_dies_mid_collection_keeps_its_episodes_for_the_rerun(
-    lab: dict[str, Any], run_campaign: Any, fleet_campaign: Any
-) -> None:
-    """The node itself dies (Ray on panda-a's PC: raylet and all, SIGKILL) after the first episode:
-    the campaign (``fleet_on_robot_loss: wait``) stops and says to re-run, keeping panda-b's
-    shard. The collection is its own process on the robot PC and ends on its own (it finishes its
-    share, or stops in order when its Ray worker goes), so its bag stays on the robot's disk; once
-    the PC joins again, the re-run salvages its closed episodes and collects only the steps still
-    missing (none if it had finished), and does not ask panda-b again.
-
-    A collection killed while its node lives fails its Ray task the same way (``_gather``), and
-    its bag is salvaged by the same code: the ``faults`` campaign above covers that case."""
-    from tests.cluster.conftest import kill_node, rejoin
-
-    name = "node-gone"
-    camp = one_round_that_waits(lab, fleet_campaign, name)
-    ws = Path(str(lab["tmp"])) / "ws-node-gone"
-    d1a = node_round(lab, "panda-a", name, 1)
-    killer = AfterFirstEpisode(d1a / "bag", lambda: f"killed node {kill_node(lab, 'panda-a')}")
-    killer.start()
-    try:
-        first = run_campaign(camp, ws)
-    finally:
-        killer.done.set()
-        rejoin(lab, "panda-a")  # the later tests of the package need the node back either way
-    assert killer.result.startswith("killed node [") and killer.result != "killed node []", killer.result
-    out = first.stdout + first.stderr
-    assert first.returncode != 0 and "re-run the same command" in out, out[-3000:]
-    assert "panda-a" in out and not (ws / "d1" / "shards" / "panda-a.json").exists()
-    assert (ws / "d1" / "shards" / "panda-b.json").is_file()
-    b_shard = (ws / "d1" / "shards" / "panda-b.npz").read_bytes()
-    second = run_campaign(camp, ws)
-    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
-    salvaged, anew = listed(d1a / "bag.interrupted-1"), listed(d1a / "bag")
-    assert salvaged, listed(d1a / "bag.interrupted-1", "incomplete")
-    assert not (d1a / "bag.interrupted-2").exists()  # one interrupted bag, no fresh one beside it
-    steps = sum(int(e["steps"]) for e in salvaged) + sum(int(e["steps"]) for e in anew)
-    assert SHARE <= steps < SHARE + EP  # nothing collected twice, nothing missing
-    rows = {r[1]: r for r in session_rows(ws)}
-    assert sorted(rows) == ["panda-a", "panda-b"] and len(session_rows(ws)) == 2
-    assert rows["panda-a"][3] == len(salvaged) + len(anew)
-    assert rows["panda-a"][2] >= 0.9 * SHARE
-    # panda-b was not asked again: its shard is the one stored before, its bag was never set aside
-    assert (ws / "d1" / "shards" / "panda-b.npz").read_bytes() == b_shard
-    assert not list(node_round(lab, "panda-b", name, 1).glob("bag.interrupted-*"))
