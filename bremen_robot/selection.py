@@ -218,6 +218,7 @@ class Selection:
     notes: list[str] = field(default_factory=list)
     max_action_shift: float | None = None  # the eligibility limit on ``SnapshotScore.shift``
     action_spread: float | None = None  # the data's action spread around BC (per half range)
+    margin: float = 0.0  # beating the deployed policy takes more than margin x |deployed_estimate|
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -367,6 +368,7 @@ def offline_selection(
         beats_deployed=ok,
         max_action_shift=cfg.max_action_shift,
         action_spread=spread,
+        margin=cfg.margin,
     )
     if not ok:
         sel.notes.append(

@@ -159,6 +159,7 @@ def _decide(
         "proposed": None if chosen is None else scores[chosen].name,
         "offline_chosen": sel["chosen"],
         "deployed_estimate": ref,
+        "margin": margin,
         "max_action_shift": max_shift,
         "table": [
             {

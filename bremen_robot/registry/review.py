@@ -310,7 +310,8 @@ def selection_lines(r: Mapping[str, Any]) -> list[str]:
             if isinstance(x, Mapping)
         ]
         ref, twin = train.get("deployed_estimate"), None
-    limit = (camp if isinstance(camp, Mapping) else train or {}).get("max_action_shift")
+    source = camp if isinstance(camp, Mapping) else train or {}
+    limit, margin = source.get("max_action_shift"), source.get("margin")
     head = "candidate selection (offline estimate: lower bound across ensemble members of imagined return)"
     out = [head, f"  {'snapshot':<12} {'offline estimate':>16} {'shift':>6} {'twin score':>11}  chosen"]
     for x in rows:
@@ -326,6 +327,11 @@ def selection_lines(r: Mapping[str, Any]) -> list[str]:
     if ref is not None or twin is not None:
         deployed_twin = "-" if twin is None else _ret(twin.get("deployed"))
         out.append(f"  {'deployed':<12} {'-' if ref is None else _ret(ref):>16} {'':>6} {deployed_twin:>11}")
+    if isinstance(margin, int | float) and margin > 0 and isinstance(ref, int | float):
+        out.append(
+            f"  beating the deployed policy takes an offline estimate above {ref + margin * abs(ref):.1f} "
+            f"(its {ref:.1f} + margin {margin:g} of it)"
+        )
     if isinstance(limit, int | float):
         out.append(
             f"  shift: mean-action change from BC in units of the data's action spread; "

@@ -89,7 +89,7 @@ def test_keep_deployed_collects_again_without_a_new_deployment(tmp_path):
     assert summary["deployment_count"] == 2  # three collections, two distinct policies
     assert collector.calls == [1, 2, 3]
     d2 = json.loads((tmp_path / "ws" / "d2" / "selection.json").read_text())
-    assert d2["keep_deployed"] is True and d2["proposed"] is None
+    assert d2["keep_deployed"] is True and d2["proposed"] is None and d2["margin"] == 1e6
     assert not any(r["chosen"] for r in d2["table"])
     assert (
         "deployment 2: no snapshot beats the deployed policy on this evidence (offline lower bound); "

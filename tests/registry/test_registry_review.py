@@ -83,3 +83,33 @@ def test_series_and_members_shapes() -> None:
     assert final == [0.5, 0.6] and mat == [[1.0, 2.0], [0.5, 0.6]]
     final, mat = holdout_per_member({"ensemble": {"holdout_per_member": [0.1, 0.2, 0.3]}})
     assert final == [0.1, 0.2, 0.3] and mat is None
+
+
+def test_selection_lines_say_what_beating_the_deployed_policy_takes_under_a_margin() -> None:
+    """A kept deployed policy beside a snapshot scoring above it (by less than the margin) must not
+    read as a contradiction: the review states the bar, 100 + 0.05 x 100 = 105."""
+    from bremen_robot.registry.review import selection_lines
+
+    record = {
+        "deployed_estimate": 100.0,
+        "margin": 0.05,
+        "max_action_shift": None,
+        "twin": None,
+        "keep_deployed": True,
+        "line": "no snapshot beats the deployed policy on this evidence (offline lower bound)",
+        "table": [
+            {"snapshot": "bc", "offline_estimate": 98.0, "shift": 0.0, "twin": None, "chosen": False},
+            {"snapshot": "trpo-0010", "offline_estimate": 104.0, "shift": 0.4, "twin": None, "chosen": False},
+        ],
+    }
+    lines = selection_lines({"campaign_selection": record})
+    assert (
+        "  beating the deployed policy takes an offline estimate above 105.0 (its 100.0 + margin 0.05 of it)"
+        in lines
+    )
+    no_margin = selection_lines({"campaign_selection": {**record, "margin": 0.0}})
+    assert not any("beating the deployed policy" in line for line in no_margin)
+    older = {k: v for k, v in record.items() if k != "margin"}  # records from before the margin was kept
+    assert not any(
+        "beating the deployed policy" in line for line in selection_lines({"campaign_selection": older})
+    )
