@@ -74,6 +74,7 @@ def ray_start_command(
         "--resources",
         json.dumps({robot_resource(name): 1}),
         "--disable-usage-stats",
+        "--include-log-monitor=false",
     ]
     if node_ip:
         cmd += ["--node-ip-address", node_ip]

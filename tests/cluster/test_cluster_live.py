@@ -232,3 +232,19 @@ def test_every_ray_process_of_the_lab_can_be_reached_on_the_loopback_only(lab: d
             continue
     assert len(found.get("gcs_server", [])) == 1 and len(found.get("raylet", [])) == 3, sorted(found)
     assert {n for spaces in found.values() for n in spaces} == {ns}
+
+
+def test_robot_nodes_run_no_log_monitor(lab: dict[str, Any]) -> None:
+    """The workstation's driver takes no worker logs (``log_to_driver=False``), so a robot node's
+    log monitor would only tail files for nobody, on the PC that runs the robot's control loop:
+    ``bremen robot join`` starts Ray without it. The head (plain ``ray start``) keeps its own."""
+    temp = str(lab["temp_dir"]).encode()
+    monitors = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if proc.name.isdigit() and temp in cmd and b"log_monitor.py" in cmd:
+            monitors.append(cmd.replace(b"\0", b" ").decode(errors="replace"))
+    assert len(monitors) == 1, monitors
