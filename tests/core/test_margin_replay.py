@@ -1,0 +1,63 @@
+"""benchmarks/margin_replay.py on a hand-built campaign whose answer is worked out by hand:
+deployment 2 proposes at +10 % (kept by margin 0.05), deployment 3 at +2 % (changed by 0.05:
+the replay stops there and keeps the deployed policy's return), deployment 4 is never reached."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "margin_replay.py"
+
+
+@pytest.fixture(scope="module")
+def replay() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bremen_margin_replay", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _deployment(
+    ws: Path, k: int, true: float, proposed: str | None, est: float | None, ref: float | None
+) -> None:
+    d = ws / f"d{k}"
+    d.mkdir(parents=True)
+    (d / "eval.json").write_text(json.dumps({"mean": true}))
+    table = [{"snapshot": "bc", "offline_estimate": 50.0}]
+    if proposed is not None:
+        table.append({"snapshot": proposed, "offline_estimate": est})
+    (d / "selection.json").write_text(
+        json.dumps(
+            {
+                "keep_deployed": proposed is None,
+                "proposed": proposed,
+                "deployed_estimate": ref,
+                "table": table,
+            }
+        )
+    )
+
+
+def test_the_replay_keeps_the_deployed_policy_where_the_margin_is_not_cleared_and_stops(
+    tmp_path: Path, replay: ModuleType
+) -> None:
+    ws = tmp_path / "bremen_select" / "seed0"
+    _deployment(ws, 1, 200.0, "trpo-0100", 80.0, None)  # deployment 1: nothing deployed to beat
+    _deployment(ws, 2, 260.0, "trpo-0050", 110.0, 100.0)  # +10 %: clears 0.05
+    _deployment(ws, 3, 40.0, "trpo-0020", 122.4, 120.0)  # +2 %: does not clear 0.05 (needs > 126)
+    _deployment(ws, 4, 300.0, "trpo-0030", 200.0, 100.0)  # after a changed decision: not replayed
+    rows = replay.replay_seed(ws, 0.05)
+    assert [(r["deployment"], r["changed"]) for r in rows] == [(2, False), (3, True)]
+    assert rows[0]["with_margin"] == 260.0
+    assert rows[1]["with_margin"] == 260.0 and rows[1]["recorded"] == 40.0
+    assert rows[1]["relative_margin"] == pytest.approx(0.02)
+    assert replay.regressed(40.0, 260.0) and not replay.regressed(240.0, 260.0)
+    assert [r["changed"] for r in replay.replay_seed(ws, 0.0)] == [False, False, False]
