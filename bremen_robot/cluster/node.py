@@ -3,10 +3,11 @@
 The workstation sends the artifact's bytes and its signed approval through Ray (no shared
 filesystem). Before anything runs, the node checks the approval signature against the keys its
 own robot config trusts *now* (re-read at every deployment), then stores the artifact in a
-node-local registry (which loads it once) and runs the checks of
-:func:`~bremen_robot.registry.verify_for_deployment`, which the ROS 2 graph runs again at
-start-up. The bag stays on the node's disk; only the ingested shard, its digest and the bag's
-metadata go back.
+node-local registry and runs every check of
+:func:`~bremen_robot.registry.verify_for_deployment` but the TorchScript load
+(:func:`~bremen_robot.registry.check_for_deployment`); the policy runner makes all of them, load
+included, at start-up, before it publishes a command. The bag stays on the node's disk; only
+the ingested shard, its digest and the bag's metadata go back.
 
 Node layout (``$BREMEN_NODE_DIR``, written by ``bremen robot join``)::
 
@@ -77,7 +78,8 @@ def check_signed_by_trusted(bundle: dict[str, Any], robot: RobotConfig) -> None:
 
 
 def receive_policy(ws: Path, bundle: dict[str, Any], robot: RobotConfig) -> str:
-    """Check, store and verify a sent policy in the node registry at ``ws``; returns its sha256.
+    """Check and store a sent policy in the node registry at ``ws`` (every deployment check but
+    the TorchScript load, which the runner makes); returns its sha256.
 
     Refused (:class:`PolicyRefusedError`, one line) before the registry is touched when the signature
     does not verify against ``robot``'s trusted keys; then the registry's own checks run.

@@ -330,7 +330,7 @@ def selection_lines(r: Mapping[str, Any]) -> list[str]:
     if isinstance(margin, int | float) and margin > 0 and isinstance(ref, int | float):
         out.append(
             f"  beating the deployed policy takes an offline estimate above {ref + margin * abs(ref):.1f} "
-            f"(its {ref:.1f} + margin {margin:g} of it)"
+            f"(its {ref:.1f} + {margin:g} x |{ref:.1f}|)"
         )
     if isinstance(limit, int | float):
         out.append(

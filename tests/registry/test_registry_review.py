@@ -103,10 +103,11 @@ def test_selection_lines_say_what_beating_the_deployed_policy_takes_under_a_marg
         ],
     }
     lines = selection_lines({"campaign_selection": record})
-    assert (
-        "  beating the deployed policy takes an offline estimate above 105.0 (its 100.0 + margin 0.05 of it)"
-        in lines
-    )
+    bar = "  beating the deployed policy takes an offline estimate above 105.0 (its 100.0 + 0.05 x |100.0|)"
+    assert bar in lines
+    below_zero = selection_lines({"campaign_selection": {**record, "deployed_estimate": -100.0}})
+    bar = "  beating the deployed policy takes an offline estimate above -95.0 (its -100.0 + 0.05 x |-100.0|)"
+    assert bar in below_zero
     no_margin = selection_lines({"campaign_selection": {**record, "margin": 0.0}})
     assert not any("beating the deployed policy" in line for line in no_margin)
     older = {k: v for k, v in record.items() if k != "margin"}  # records from before the margin was kept
