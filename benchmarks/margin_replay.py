@@ -10,6 +10,13 @@ needs no new evaluation: a changed decision's true return is the deployed policy
 measured (``d<k-1>/eval.json``). Later decisions of that campaign would see other data and are
 not replayed.
 
+That holds only for campaigns that keep the deployed policy when nothing beats it
+(``selection.when_none_beats: keep_deployed``, read from the workspace's ``harness.json``) and
+for a margin at least the one the run used (``selection.json``'s ``margin``; 0 before it was
+recorded): under ``propose_best_with_warning`` a larger margin proposes the offline best with a
+warning, possibly a snapshot the twin had vetoed, and a smaller margin would let through
+snapshots the twin never ran. Such runs are refused, with the reason.
+
 Measures, never tests: prints one row per changed decision and a count, and can write JSON.
 
     python benchmarks/margin_replay.py --margin 0.05 --runs \
@@ -39,13 +46,21 @@ def clears(estimate: float, deployed: float, margin: float) -> bool:
 
 def replay_seed(ws: Path, margin: float) -> list[dict[str, Any]]:
     """One row per recorded decision with a deployed policy to beat (deployment 2 on), up to and
-    including the first that ``margin`` changes."""
+    including the first that ``margin`` changes. SystemExit (one line) for a run the replay
+    cannot answer exactly (module docstring)."""
+    harness = read(ws / "harness.json") or {}
+    keep = harness.get("campaign", {}).get("selection", {}).get("when_none_beats", "keep_deployed")
+    if keep != "keep_deployed":
+        raise SystemExit(f"{ws}: when_none_beats is '{keep}'; the replay is exact only for keep_deployed")
     rows: list[dict[str, Any]] = []
     k = 2
     while (sel := read(ws / f"d{k}" / "selection.json")) and (ev := read(ws / f"d{k}" / "eval.json")):
         before = read(ws / f"d{k - 1}" / "eval.json")
         if before is None:
             break
+        used = float(sel.get("margin") or 0.0)
+        if margin < used:
+            raise SystemExit(f"{ws}: deployment {k} ran with margin {used:g}; replay {used:g} or more")
         row: dict[str, Any] = {"deployment": k, "before": before["mean"], "recorded": ev["mean"]}
         if sel["keep_deployed"] or sel["deployed_estimate"] is None:
             rows.append(row | {"kind": "kept", "changed": False})
@@ -57,7 +72,7 @@ def replay_seed(ws: Path, margin: float) -> list[dict[str, Any]]:
                 row
                 | {
                     "kind": sel["proposed"],
-                    "relative_margin": (est - ref) / abs(ref),
+                    "relative_margin": (est - ref) / abs(ref) if ref else float("inf"),
                     "changed": changed,
                     "with_margin": before["mean"] if changed else ev["mean"],
                 }

@@ -61,3 +61,21 @@ def test_the_replay_keeps_the_deployed_policy_where_the_margin_is_not_cleared_an
     assert rows[1]["relative_margin"] == pytest.approx(0.02)
     assert replay.regressed(40.0, 260.0) and not replay.regressed(240.0, 260.0)
     assert [r["changed"] for r in replay.replay_seed(ws, 0.0)] == [False, False, False]
+
+
+def test_runs_the_replay_cannot_answer_exactly_are_refused(tmp_path: Path, replay: ModuleType) -> None:
+    warned = tmp_path / "warn" / "seed0"
+    _deployment(warned, 1, 200.0, "trpo-0100", 80.0, None)
+    _deployment(warned, 2, 260.0, "trpo-0050", 110.0, 100.0)
+    selection = {"when_none_beats": "propose_best_with_warning"}
+    (warned / "harness.json").write_text(json.dumps({"campaign": {"selection": selection}}))
+    with pytest.raises(SystemExit, match="when_none_beats is 'propose_best_with_warning'"):
+        replay.replay_seed(warned, 0.05)
+    stricter = tmp_path / "m05" / "seed0"
+    _deployment(stricter, 1, 200.0, "trpo-0100", 80.0, None)
+    _deployment(stricter, 2, 260.0, "trpo-0050", 110.0, 100.0)
+    record = json.loads((stricter / "d2" / "selection.json").read_text())
+    (stricter / "d2" / "selection.json").write_text(json.dumps({**record, "margin": 0.05}))
+    with pytest.raises(SystemExit, match="ran with margin 0.05; replay 0.05 or more"):
+        replay.replay_seed(stricter, 0.02)
+    assert [r["changed"] for r in replay.replay_seed(stricter, 0.05)] == [False]
