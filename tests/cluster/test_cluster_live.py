@@ -67,6 +67,7 @@ def fleet(lab: dict[str, Any], run_campaign: Any, fleet_campaign: Any) -> dict[s
         if (ws / "d2" / "shards" / "panda-b.npz").is_file()
         else None,
         "a_shard_stored": (ws / "d2" / "shards" / "panda-a.json").exists(),
+        "b_record_stored": (ws / "d2" / "shards" / "panda-b.json").is_file(),  # what the re-run skips by
     }
     second = run_campaign(camp, ws)
     return {"first": first, "second": second, "killed": killer.result, "between": between, "ws": ws}
@@ -127,7 +128,7 @@ def test_a_robot_node_that_dies_mid_collection_keeps_its_episodes_for_the_rerun(
     out = first.stdout + first.stderr
     assert first.returncode != 0 and "re-run the same command" in out, out[-3000:]
     assert "panda-a" in out and not between["a_shard_stored"]
-    assert between["b_shard"] is not None
+    assert between["b_shard"] is not None and between["b_record_stored"]
     assert sorted((r[0], r[1]) for r in between["rows"]) == [(1, "panda-a"), (1, "panda-b")]
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     d2a = node_round(lab, "panda-a", NAME, 2)
