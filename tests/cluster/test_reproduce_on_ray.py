@@ -5,7 +5,6 @@ network namespace (:mod:`tests.cluster.island`): its Ray listens on every interf
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,18 +14,14 @@ from types import ModuleType
 
 import pytest
 
+from tests.benchmark_scripts import load_benchmark_script
 from tests.cluster.island import Island
 
 REPRODUCE = Path(__file__).resolve().parents[2] / "benchmarks" / "reproduce.py"
 
 
 def _harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bremen_reproduce", REPRODUCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("reproduce.py", "bremen_reproduce")
 
 
 TINY = [

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from bremen_robot.campaign.config import load_campaign_config
 from bremen_robot.config.train import load_train_config
-
-REPRODUCE = Path(__file__).resolve().parents[2] / "benchmarks" / "reproduce.py"
+from tests.benchmark_scripts import load_benchmark_script
 
 
 def _harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bremen_reproduce", REPRODUCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up while being built
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("reproduce.py", "bremen_reproduce")
 
 
 def _record(**train_update: Any) -> dict[str, Any]:
