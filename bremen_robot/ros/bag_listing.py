@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,18 @@ def stored_episodes(bag: Path) -> int:
     return sum(1 for e in listed_episodes(bag) if isinstance(e, dict) and e.get("status") != "open")
 
 
-def await_stored(bag: Path, expected: int, timeout_s: float, poll_s: float = 0.05) -> bool:
-    """Wait until the bag lists ``expected`` stopped episodes, at most ``timeout_s``; True if so."""
+def await_stored(
+    bag: Path,
+    expected: int,
+    timeout_s: float,
+    poll_s: float = 0.05,
+    writer_alive: Callable[[], bool] | None = None,
+) -> bool:
+    """Wait until the bag lists ``expected`` stopped episodes, at most ``timeout_s`` and only while
+    ``writer_alive()`` (the logger's process) holds; True if so."""
     end = time.monotonic() + timeout_s
     while stored_episodes(bag) < expected:
-        if time.monotonic() >= end:
+        if time.monotonic() >= end or (writer_alive is not None and not writer_alive()):
             return False
         time.sleep(poll_s)
     return True

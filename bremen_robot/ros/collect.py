@@ -46,6 +46,20 @@ from bremen_robot.workspace_lock import folder_lock, has_content
 
 BRING_UP_TIMEOUT_S = 60.0  # per transition: process start-up and policy loading, on a loaded machine
 LOGGER_CATCH_UP_S = 20.0  # a finished run: how long the logger may take to list every episode
+# An interrupted run (Ctrl-C): long enough for the logger to receive the runner's last record (the
+# interrupted episode's steps and return), which it keeps when it closes the bag; not the whole
+# tail drain, which in lockstep simulation never ends on its own (no new state after a Ctrl-C) and
+# would hold every Ctrl-C for segment_drain_max_s
+LOGGER_CATCH_UP_INTERRUPTED_S = 2.0
+
+
+def logger_catch_up_due(done: bool, halted: bool, logger: bool, episodes_logged: bool) -> bool:
+    """Whether ``bremen collect`` waits, before it stops the logger, until the bag lists every
+    episode the runner reported: when the runner finished its budget or halted in order (a
+    Ctrl-C too: its interrupted episode's record, with its steps, is the last event it sends),
+    and a running logger records the episode events. Not after a runner that died (its last
+    events may never come) or with the logger gone: the wait would only delay the error."""
+    return (done or halted) and logger and episodes_logged
 
 
 class CollectError(BremenError):
@@ -369,8 +383,11 @@ def _run(
                 stopping.begin()
 
             def caught_up() -> None:  # runner halted, its publishers still up for DDS's resends
-                if watch.done and "trajectory_logger" in graph.procs and T.EPISODE in cfg.log_topics:
-                    await_stored(watch.result.bag, len(watch.result.episodes), LOGGER_CATCH_UP_S)
+                logger = alive("trajectory_logger")
+                if logger_catch_up_due(watch.done, watch.halted, logger(), T.EPISODE in cfg.log_topics):
+                    bag, n = watch.result.bag, len(watch.result.episodes)
+                    limit = LOGGER_CATCH_UP_S if watch.done else LOGGER_CATCH_UP_INTERRUPTED_S
+                    await_stored(bag, n, limit, writer_alive=logger)
 
             watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s, lifecycle, caught_up)
             watch.result.exit_failures = graph.exit_failures()

@@ -200,6 +200,22 @@ def test_await_stored_returns_once_the_bag_lists_the_episodes_and_gives_up_after
     assert await_stored(bag, 2, timeout_s=10.0) is True
     assert 0.25 < time.monotonic() - start < 5.0
     later.join()
+    listing("complete", "open")
+    start = time.monotonic()  # a logger that died will list nothing more: no waiting for it
+    assert await_stored(bag, 2, timeout_s=10.0, writer_alive=lambda: False) is False
+    assert time.monotonic() - start < 1.0
+
+
+def test_the_logger_is_waited_for_after_a_finished_or_an_interrupted_run_but_not_after_a_crash():
+    """A Ctrl-C'd run's last event is its interrupted episode's record (with its steps): stopping
+    the logger before it stored that left the bag listing the episode with no steps (a CI run)."""
+    from bremen_robot.ros.collect import logger_catch_up_due
+
+    assert logger_catch_up_due(done=True, halted=True, logger=True, episodes_logged=True)
+    assert logger_catch_up_due(done=False, halted=True, logger=True, episodes_logged=True)  # Ctrl-C
+    assert not logger_catch_up_due(done=False, halted=False, logger=True, episodes_logged=True)  # died
+    assert not logger_catch_up_due(done=True, halted=True, logger=False, episodes_logged=True)
+    assert not logger_catch_up_due(done=True, halted=True, logger=True, episodes_logged=False)
 
 
 def test_a_runner_finalized_through_its_lifecycle_is_waited_for_and_not_signalled(tmp_path, monkeypatch):
