@@ -217,6 +217,20 @@ def load_campaigns(args: argparse.Namespace) -> dict[str, tuple[str, Any]]:
     return out
 
 
+def aggregation_scope(args: argparse.Namespace, out: Path) -> argparse.Namespace:
+    """The arguments the results file is aggregated with: the methods and seeds asked for and
+    every method and seed that already has a workspace under ``out``. Runs of one method or one
+    seed at a time then each rewrite ``<name>.json`` without dropping the others' results (a
+    workspace that ran with other settings is still left out, by ``read_seed``)."""
+    methods = [m for m in METHODS if m in args.methods or (out / m).is_dir()]
+    seeds = set(args.seeds)
+    for m in methods:
+        for d in (out / m).glob("seed*"):
+            if d.is_dir() and d.name[4:].isdigit():
+                seeds.add(int(d.name[4:]))
+    return argparse.Namespace(**{**vars(args), "methods": methods, "seeds": sorted(seeds)})
+
+
 def plan_jobs(
     args: argparse.Namespace, campaigns: dict[str, tuple[str, Any]], out: Path
 ) -> tuple[list[Job], dict[str, Any]]:
@@ -285,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     out = (args.out or HERE / "runs" / name).resolve()
     try:
         jobs, trains = plan_jobs(args, campaigns, out)
+        scope = aggregation_scope(args, out)
+        scope_jobs, scope_trains = plan_jobs(scope, load_campaigns(scope), out)
     except BremenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -305,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         failed = [f"{j.tag} {r['error']}" for j, r in zip(jobs, results) if not r["ok"]]
-    result = aggregate(args, name, jobs, campaigns, trains)
+    result = aggregate(scope, name, scope_jobs, load_campaigns(scope), scope_trains)
     result["workspaces"] = os.path.relpath(out, REPO) if out.is_relative_to(REPO) else str(out)
     result["failed_runs"] = failed
     if ran_on:

@@ -10,7 +10,9 @@ Ray never places one on a robot node (those offer no CPUs, docs/cluster.md).
 A run's workspace is written by the node that runs it, under the same ``--out`` path, so on a
 multi-machine cluster ``--out`` must be a filesystem every CPU node mounts and the project must
 be checked out at the same path there. Each run first checks that it sees a marker the driver
-wrote under ``--out`` and fails in one line (nothing run) when it does not.
+wrote under ``--out`` and fails in one line (nothing run) when it does not. The marker's name
+carries the driver's token, so two drivers sharing one ``--out`` (one per method, say) never
+read or remove each other's.
 """
 
 from __future__ import annotations
@@ -29,6 +31,19 @@ from typing import Any
 from reproduce_common import HERE, REPO, Job, _add_time, _guard, _log, job_campaign, job_train
 
 MARKER = ".harness-driver"
+
+
+def driver_marker(out: Path, token: str) -> Path:
+    """This driver's marker under ``out``: its own file, named by its token."""
+    return out / f"{MARKER}-{token}"
+
+
+def sees_driver_out(marker: str, token: str) -> bool:
+    """Whether this node reads the driver's token in the driver's marker."""
+    try:
+        return Path(marker).read_text().strip() == token
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------- one run
@@ -78,11 +93,7 @@ def run_campaign(job: Job) -> None:
 def run_on_node(job: Job, cwd: str, marker: str, token: str) -> dict[str, Any]:
     """The Ray task body: the driver's working directory (relative config paths), a check that
     this node sees the driver's ``--out``, then the run."""
-    try:
-        seen = Path(marker).read_text().strip()
-    except OSError:
-        seen = ""
-    if seen != token:
+    if not sees_driver_out(marker, token):
         return {
             "ok": False,
             "error": f"node {socket.gethostname()} does not see the driver's --out ({Path(marker).parent}); "
@@ -177,7 +188,7 @@ def run_jobs(
     ray = require_ray()
     out.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(16)
-    marker = out / MARKER
+    marker = driver_marker(out, token)
     marker.write_text(token)
     tmp = Path(tempfile.mkdtemp(prefix="brrep-", dir="/tmp"))  # short: Ray's socket paths
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH")}
@@ -223,4 +234,4 @@ def run_jobs(
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-__all__ = ["run_campaign", "run_job", "run_jobs", "run_on_node"]
+__all__ = ["driver_marker", "run_campaign", "run_job", "run_jobs", "run_on_node", "sees_driver_out"]

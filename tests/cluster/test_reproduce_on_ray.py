@@ -82,7 +82,24 @@ def test_two_tiny_runs_go_through_a_local_ray_at_once(tmp_path: Path) -> None:
         end = datetime.fromisoformat(run["ended"]).timestamp()
         spans[method] = (end - run["wall_s"], end)
     assert spans["bremen"][0] < spans["bc"][1] and spans["bc"][0] < spans["bremen"][1], spans
-    assert not (out / ".harness-driver").exists()
+    assert list(out.glob(".harness-driver*")) == []  # the driver removed its marker
+
+
+def test_two_drivers_sharing_out_each_see_their_own_marker(tmp_path: Path) -> None:
+    """One harness per method on the same campaign share ``--out``: the second one's marker must
+    not hide the first one's (every run of the first failed 'does not see --out' before)."""
+    _harness()
+    import reproduce_ray
+
+    first = reproduce_ray.driver_marker(tmp_path, "first-token")
+    first.write_text("first-token")
+    second = reproduce_ray.driver_marker(tmp_path, "second-token")
+    second.write_text("second-token")
+    assert reproduce_ray.sees_driver_out(str(first), "first-token") is True
+    assert reproduce_ray.sees_driver_out(str(second), "second-token") is True
+    second.unlink()  # the second driver ends first
+    assert reproduce_ray.sees_driver_out(str(first), "first-token") is True
+    assert reproduce_ray.sees_driver_out(str(first), "second-token") is False
 
 
 def test_a_run_on_a_node_that_does_not_see_out_runs_nothing(tmp_path: Path) -> None:

@@ -168,3 +168,29 @@ def test_aggregation_reads_training_time_and_twin_steps(tmp_path: Path) -> None:
     assert seed["twin_steps"] == [None, 6000, 3000]
     assert seed["kept_deployed"] == [None, False, True]
     assert seed["complete"] is True
+
+
+def test_a_run_of_one_method_keeps_the_other_methods_and_seeds_in_the_results(tmp_path: Path) -> None:
+    """Two harnesses on one campaign (one per method, or one seed rerun) each rewrite the
+    results file; neither may drop what the other's workspaces hold."""
+    import json
+
+    from bremen_robot.campaign.workspace import write_json_atomic
+
+    harness, jobs, _ = _plan(tmp_path / "runs", "--methods", "bremen", "--deployments", "1")
+    done = jobs[("bremen", 1)]  # seed 1 of BREMEN finished earlier, by another command
+    write_json_atomic(done.workspace / "harness.json", harness.job_record(done))
+    write_json_atomic(done.workspace / "d1" / "eval_random.json", {"mean": -280.0, "std": 3.0})
+    write_json_atomic(done.workspace / "d1" / "collect.json", {"steps": 2000})
+    write_json_atomic(done.workspace / "d1" / "eval.json", {"mean": 1234.5, "std": 1.0})
+    (tmp_path / "runs" / "bc" / "seed2").mkdir(parents=True)  # another command's, not run yet
+
+    argv = ["--methods", "bremen_select", "--seeds", "0", "--deployments", "1", "--aggregate-only"]
+    argv += ["--name", "mixed", "--out", str(tmp_path / "runs"), "--results-dir", str(tmp_path)]
+    assert harness.main(argv) == 0
+    result = json.loads((tmp_path / "mixed.json").read_text())
+    assert list(result["methods"]) == ["bremen", "bremen_select", "bc"]
+    assert sorted(result["methods"]["bremen"]["seeds"]) == ["0", "1", "2"]
+    assert result["methods"]["bremen"]["seeds"]["1"]["returns"] == [-280.0, 1234.5]
+    assert result["per_deployment"][1]["bremen"]["per_seed"] == [1234.5]
+    assert result["per_deployment"][1]["bc"]["n_seeds"] == 0
