@@ -4,7 +4,6 @@ campaign's progress advances without a reload, then its finished timeline shows.
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,7 @@ import yaml
 
 from tests.browser.conftest import console_errors
 from tests.console.console_helpers import HOSTILE, build_workspace
+from tests.ros_domains import random_domain
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -114,7 +114,7 @@ def test_console_follows_a_running_campaign_to_its_finished_timeline(
     ws.mkdir()
     env = dict(
         os.environ,
-        ROS_DOMAIN_ID=str(random.SystemRandom().randint(101, 200)),
+        ROS_DOMAIN_ID=str(random_domain(101, 200)),
         ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
     )
     log = open(tmp_path / "campaign.log", "w")  # noqa: SIM115

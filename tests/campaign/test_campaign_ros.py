@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from bremen_robot.ros import rclpy_status
+from tests.ros_domains import random_domain
 
 REPO = Path(__file__).resolve().parents[2]
 RCLPY_OK, RCLPY_WHY = rclpy_status()
@@ -67,7 +67,7 @@ def tiny_campaign(tmp_path: Path) -> Path:
 def _campaign(camp: Path, ws: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = dict(
         os.environ,
-        ROS_DOMAIN_ID=str(random.SystemRandom().randint(101, 200)),
+        ROS_DOMAIN_ID=str(random_domain(101, 200)),
         ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
     )
     return subprocess.Popen(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import random
 import re
 import shlex
 import stat
@@ -28,6 +27,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.ros_domains import random_domain
 
 REPO = Path(__file__).resolve().parents[2]
 WAITING = re.compile(r"waiting for approval of candidate (\w+) for deployment (\d+)")
@@ -55,7 +56,7 @@ def _env(home: Path) -> dict[str, str]:
     env.update(
         HOME=str(home),
         PYTHONPATH=os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        ROS_DOMAIN_ID=str(random.SystemRandom().randint(101, 200)),
+        ROS_DOMAIN_ID=str(random_domain(101, 200)),
         ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
         MPLBACKEND="Agg",
     )

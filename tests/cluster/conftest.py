@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from tests.cluster.island import Island
+from tests.ros_domains import random_domains
 
 REPO = Path(__file__).resolve().parents[2]
 HEAD_IP, NODE_IPS = "127.0.0.2", {"panda-a": "127.0.0.3", "panda-b": "127.0.0.4"}
@@ -87,7 +88,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]
             ],
             env,
         )
-        domains = random.SystemRandom().sample(range(110, 200), 2)
+        domains = random_domains(110, 199, 2)  # the island keeps them apart too, where it opens
         for name, domain in zip(NODE_IPS, domains, strict=True):
             robot = yaml.safe_load((REPO / "configs/robots/panda.yaml").read_text())
             robot.pop("reset")  # its relative limits path; a simulated fleet needs no scripted reset

@@ -269,16 +269,16 @@ def test_a_read_only_registry_refuses_writes_before_touching_the_store(
 def test_policy_runner_process_exits_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real node, before any publisher exists: exit 2 and the registry's one-line error."""
     pytest.importorskip("rclpy")
-    import random
     import subprocess
     import sys
 
     import yaml
 
     from bremen_robot.policy.untrained import approved_untrained_policy
+    from tests.ros_domains import random_domain
 
     monkeypatch.setenv("BREMEN_OPERATOR_DIR", str(tmp_path / "operators"))
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(random.randint(10, 209)))
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(random_domain(10, 209)))
     info = approved_untrained_policy(tmp_path, operator="alice", hidden=(8,))
     db_file = info["workspace"] / "registry.sqlite"
     _set_column(db_file, info["id"], "manifest_json", "{")

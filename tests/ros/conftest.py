@@ -4,7 +4,6 @@ cleaned up, an in-process rclpy probe node, and a registry with an approved poli
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -19,12 +18,13 @@ import pytest
 import yaml
 
 from bremen_robot.ros import apply_ros_env, rclpy_status
+from tests.ros_domains import random_domain
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = REPO / "configs"
 
 # One random domain per test run: parallel runs on this machine never hear each other.
-_DOMAIN = os.environ.get("BREMEN_TEST_ROS_DOMAIN_ID") or str(random.SystemRandom().randint(1, 100))
+_DOMAIN = os.environ.get("BREMEN_TEST_ROS_DOMAIN_ID") or str(random_domain(1, 100))
 os.environ["ROS_DOMAIN_ID"] = _DOMAIN
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 apply_ros_env()
