@@ -50,6 +50,7 @@ from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and ot
     REPO,
     TD3BC_PYTHON,
     TD3BC_STEPS,
+    TD3BC_STEPS_FOR,
     Job,
     apply_overrides,
     campaign_task,
@@ -61,6 +62,7 @@ from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and ot
     method_train_overrides,
     parse_overrides,
     same_settings,
+    td3bc_steps_for,
 )
 from reproduce_ray import run_campaign, run_job, run_jobs  # noqa: E402
 
@@ -130,8 +132,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--td3bc-steps",
         type=int,
-        default=TD3BC_STEPS,
-        help="TD3+BC gradient steps per deployment (re-trained from scratch on all data so far)",
+        default=None,
+        help="TD3+BC gradient steps per deployment (re-trained from scratch on all data so far); "
+        f"default {TD3BC_STEPS:,}, or the campaign's own budget "
+        f"({', '.join(f'{c} {n:,}' for c, n in TD3BC_STEPS_FOR.items())})",
     )
     p.add_argument("--td3bc-device", default="cpu", help="torch device for d3rlpy (cpu, cuda:0)")
     p.add_argument(
@@ -181,8 +185,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         or args.deployments
         or args.steps_per_deployment
         or args.eval_episodes
-        or args.td3bc_steps != TD3BC_STEPS
+        or (args.td3bc_steps is not None and args.td3bc_steps != td3bc_steps_for(args.campaign))
     )
+    if args.td3bc_steps is None:
+        args.td3bc_steps = td3bc_steps_for(args.campaign)
     return args
 
 

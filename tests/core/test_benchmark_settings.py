@@ -194,3 +194,21 @@ def test_a_run_of_one_method_keeps_the_other_methods_and_seeds_in_the_results(tm
     assert result["methods"]["bremen"]["seeds"]["1"]["returns"] == [-280.0, 1234.5]
     assert result["per_deployment"][1]["bremen"]["per_seed"] == [1234.5]
     assert result["per_deployment"][1]["bc"]["n_seeds"] == 0
+
+
+def test_td3bc_gets_the_campaigns_own_budget_unless_told_otherwise(tmp_path: Path) -> None:
+    """Hopper and Walker2d train BREMEN longer per deployment than HalfCheetah, so TD3+BC's
+    default there is 60,000 steps; asking for that number is not an override (no '-smoke')."""
+    harness = _harness()
+
+    def plan(*argv: str) -> tuple[int, bool]:
+        args = harness.parse_args(["--methods", "td3bc", "--seeds", "0", *argv])
+        jobs, _ = harness.plan_jobs(args, harness.load_campaigns(args), tmp_path)
+        return jobs[0].td3bc["steps"], args.overridden
+
+    assert plan("--campaign", "hopper-cpu") == (60_000, False)
+    assert plan("--campaign", "walker2d-cpu") == (60_000, False)
+    assert plan("--campaign", "halfcheetah-cpu") == (50_000, False)
+    assert plan("--campaign", "hopper-cpu", "--td3bc-steps", "60000") == (60_000, False)
+    assert plan("--campaign", "hopper-cpu", "--td3bc-steps", "50000") == (50_000, True)
+    assert plan("--campaign", "configs/campaigns/walker2d-cpu.yaml") == (60_000, False)
