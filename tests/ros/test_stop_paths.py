@@ -55,6 +55,12 @@ def acted(cmds) -> bool:
     return any(not is_safe(m) and (parse_tag(m.layout.dim[0].label) or (0,))[0] > 0 for _, m in cmds)
 
 
+def acting_steps(cmds) -> int:
+    """States the policy acted on in an episode: from the second, a transition is complete."""
+    tags = {parse_tag(m.layout.dim[0].label) for _, m in cmds if not is_safe(m)}
+    return len({t for t in tags if t is not None and t[0] > 0})
+
+
 def assert_ends_safe(cmds, grace: float = GRACE) -> None:
     """The last command is the safe one, repeated over (most of) the grace period."""
     assert cmds, "no command received at all"
@@ -174,6 +180,9 @@ def test_a_runner_stopped_before_its_first_transition_counts_no_deployment(runne
         assert reg.deployment_count() == 0
     proc = g["start"]()
     g["episode"]()  # this time it acts on states: one transition is enough
+    # a transition is logged when the state after an action arrives, so wait for a second
+    # action (the first alone raced the stop under load: "episode 1 interrupted: 0 steps")
+    g["stream"](10, until=lambda: acting_steps(g["cmds"]) >= 2)
     proc.send_signal(signal.SIGINT)
     g["stream"](GRACE + 3, until=lambda: proc.poll() is not None)
     assert proc.wait(10) == 0
