@@ -14,8 +14,10 @@ demo: install
 # Every test, long ones included: each long test (training end to end, campaigns, live ROS
 # graphs) is the only proof of its behaviour, so none is behind the `slow` marker (docs/testing.md).
 # On TEST_WORKERS pytest-xdist workers, one test file per worker at a time (the live cluster
-# tests count as one file): 2 for CI's two cores; TEST_WORKERS=0 runs in this one process.
-TEST_WORKERS ?= 2
+# tests count as one file). 3 on CI's two cores: the live tests wait on real time (control
+# loops, grace periods, DDS discovery) much of theirs, and a third worker fills that wait
+# (docs/testing.md); TEST_WORKERS=0 runs in this one process.
+TEST_WORKERS ?= 3
 test: install
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 

@@ -49,8 +49,10 @@ LOGGER_CATCH_UP_S = 20.0  # a finished run: how long the logger may take to list
 # An interrupted run (Ctrl-C): long enough for the logger to receive the runner's last record (the
 # interrupted episode's steps and return), which it keeps when it closes the bag; not the whole
 # tail drain, which in lockstep simulation never ends on its own (no new state after a Ctrl-C) and
-# would hold every Ctrl-C for segment_drain_max_s
-LOGGER_CATCH_UP_INTERRUPTED_S = 2.0
+# would hold every Ctrl-C for segment_drain_max_s. 5 s, not 2: on a loaded machine (three test
+# workers on two cores) the logger stored a just-finished episode's stop record only after 2 s,
+# and the bag listed that complete episode as incomplete. The wait ends as soon as it is stored.
+LOGGER_CATCH_UP_INTERRUPTED_S = 5.0
 
 
 def logger_catch_up_due(done: bool, halted: bool, logger: bool, episodes_logged: bool) -> bool:
