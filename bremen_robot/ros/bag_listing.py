@@ -28,9 +28,17 @@ def listed_episodes(bag: Path) -> list[Any]:
     return listed if isinstance(listed, list) else []
 
 
-def stored_episodes(bag: Path) -> int:
-    """How many episodes the bag's metadata lists as stopped (their segments are closed)."""
-    return sum(1 for e in listed_episodes(bag) if isinstance(e, dict) and e.get("status") != "open")
+def stored_episodes(bag: Path, with_reset: bool = False) -> int:
+    """How many episodes the bag's metadata lists as stopped (their segments are closed). With
+    ``with_reset``, an episode counts only once its reset record is in too (``reset_stamp_ns``):
+    a simulator's reset event carries the task's extras, such as a reach goal, without which the
+    episode's observations cannot be built. It comes from another node than the runner's stop,
+    so it can arrive seconds later: a loaded fleet test lost five episodes' goals that way."""
+    return sum(
+        1
+        for e in listed_episodes(bag)
+        if isinstance(e, dict) and e.get("status") != "open" and (not with_reset or "reset_stamp_ns" in e)
+    )
 
 
 def await_stored(
@@ -39,11 +47,13 @@ def await_stored(
     timeout_s: float,
     poll_s: float = 0.05,
     writer_alive: Callable[[], bool] | None = None,
+    with_reset: bool = False,
 ) -> bool:
-    """Wait until the bag lists ``expected`` stopped episodes, at most ``timeout_s`` and only while
-    ``writer_alive()`` (the logger's process) holds; True if so."""
+    """Wait until the bag lists ``expected`` stopped episodes (with their reset records, see
+    :func:`stored_episodes`), at most ``timeout_s`` and only while ``writer_alive()`` (the
+    logger's process) holds; True if so."""
     end = time.monotonic() + timeout_s
-    while stored_episodes(bag) < expected:
+    while stored_episodes(bag, with_reset) < expected:
         if time.monotonic() >= end or (writer_alive is not None and not writer_alive()):
             return False
         time.sleep(poll_s)

@@ -55,6 +55,12 @@ LOGGER_CATCH_UP_S = 20.0  # a finished run: how long the logger may take to list
 LOGGER_CATCH_UP_INTERRUPTED_S = 5.0
 
 
+def resets_logged(graph: Graph) -> bool:
+    """Whether every episode of this graph has a reset event to wait for: a simulator's
+    (``sim_bridge`` sends one at each episode start; a scripted hardware reset may be skipped)."""
+    return any(n.name == "sim_bridge" for p in graph.processes for n in p.nodes)
+
+
 def logger_catch_up_due(done: bool, halted: bool, logger: bool, episodes_logged: bool) -> bool:
     """Whether ``bremen collect`` waits, before it stops the logger, until the bag lists every
     episode the runner reported: when the runner finished its budget or halted in order (a
@@ -389,7 +395,7 @@ def _run(
                 if logger_catch_up_due(watch.done, watch.halted, logger(), T.EPISODE in cfg.log_topics):
                     bag, n = watch.result.bag, len(watch.result.episodes)
                     limit = LOGGER_CATCH_UP_S if watch.done else LOGGER_CATCH_UP_INTERRUPTED_S
-                    await_stored(bag, n, limit, writer_alive=logger)
+                    await_stored(bag, n, limit, writer_alive=logger, with_reset=resets_logged(graph))
 
             watch.result.exit_codes = graph.stop_all(halted, cfg.stop_grace_s, lifecycle, caught_up)
             watch.result.exit_failures = graph.exit_failures()

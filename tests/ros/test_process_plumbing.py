@@ -206,6 +206,40 @@ def test_await_stored_returns_once_the_bag_lists_the_episodes_and_gives_up_after
     assert time.monotonic() - start < 1.0
 
 
+def test_with_resets_an_episode_is_stored_once_its_reset_record_is_in_too(tmp_path):
+    """In simulation the reset event (the reach goal) comes from sim_bridge, not from the runner
+    that stops the episode, and can arrive seconds later; the wait counts it."""
+    import yaml
+
+    from bremen_robot.ros.bag_listing import await_stored, stored_episodes
+
+    bag = tmp_path / "bag"
+    bag.mkdir()
+    episodes = [
+        {"id": 1, "status": "complete", "reset_stamp_ns": 1_050_000_000, "extras": {"goal.x": 0.4}},
+        {"id": 2, "status": "complete"},  # stopped, its reset event still on its way
+    ]
+    info = {"custom_data": {"bremen.episodes": json.dumps(episodes)}}
+    (bag / "metadata.yaml").write_text(yaml.safe_dump({"rosbag2_bagfile_information": info}))
+    assert (stored_episodes(bag), stored_episodes(bag, with_reset=True)) == (2, 1)
+    assert await_stored(bag, 2, timeout_s=0.2) is True
+    assert await_stored(bag, 2, timeout_s=0.2, with_reset=True) is False
+
+
+def test_only_a_graph_with_a_simulator_has_resets_to_wait_for(tmp_path):
+    from bremen_robot.ros.collect import resets_logged
+    from bremen_robot.ros.graph import process_specs
+    from bremen_robot.ros.process_graph import Graph
+
+    def graph(**fields):
+        cfg = load_collect_config(write_collect_config(tmp_path, **fields))
+        return Graph(process_specs(cfg, node_specs(cfg, policy="random")), tmp_path / "run", {})
+
+    assert resets_logged(graph(compose_lockstep=True)) is True  # sim_bridge inside a composed process
+    assert resets_logged(graph(compose_lockstep=False)) is True
+    assert resets_logged(graph(sim="none", mode="realtime")) is False  # a robot: no sim_bridge
+
+
 def test_the_logger_is_waited_for_after_a_finished_or_an_interrupted_run_but_not_after_a_crash():
     """A Ctrl-C'd run's last event is its interrupted episode's record (with its steps): stopping
     the logger before it stored that left the bag listing the episode with no steps (a CI run)."""
