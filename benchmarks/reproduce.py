@@ -306,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jobs, trains = plan_jobs(args, campaigns, out)
         scope = aggregation_scope(args, out)
-        scope_jobs, scope_trains = plan_jobs(scope, load_campaigns(scope), out)
+        scope_campaigns = load_campaigns(scope)
+        scope_jobs, scope_trains = plan_jobs(scope, scope_campaigns, out)
     except BremenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         failed = [f"{j.tag} {r['error']}" for j, r in zip(jobs, results) if not r["ok"]]
-    result = aggregate(scope, name, scope_jobs, load_campaigns(scope), scope_trains)
+    result = aggregate(scope, name, scope_jobs, scope_campaigns, scope_trains)
     result["workspaces"] = os.path.relpath(out, REPO) if out.is_relative_to(REPO) else str(out)
     result["failed_runs"] = failed
     if ran_on:
