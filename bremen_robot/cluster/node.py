@@ -217,6 +217,13 @@ def _share(
                 raise
     if salvaged:
         notes.append(f"{salvaged} samples salvaged, {max(remaining, 0)} steps collected anew")
+    # episodes the ingest left out (lost, unusable) reach the campaign's log, as in the embedded one
+    notes += [
+        line
+        for p in parts
+        for bag_report in p.meta.get("bags", [])
+        for line in bag_report.get("warnings", [])
+    ]
     if not parts:
         raise BremenError(
             f"robot '{info['name']}': the e-stop latched before any episode of round {k} was complete; "

@@ -209,3 +209,32 @@ def test_salvage_waits_for_a_logger_that_outlives_its_collection(
     finally:
         stuck.kill()
         stuck.wait()
+
+
+def test_a_robot_share_says_which_episodes_its_ingest_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The node's share carries the ingest's warnings into its note, which the campaign logs:
+    a session of 10 usable episodes out of 15 complete ones must not pass as a clean share."""
+    from types import SimpleNamespace
+
+    import bremen_robot.campaign.runner as runner
+    import bremen_robot.cluster.node as node
+
+    left_out = "bag: episode(s) 11, 12 logged as complete gave no usable transition and were left out"
+
+    def fake_ingest(bag: Path, k: int, task: str) -> Dataset:
+        d = _data(6, action_dim=2)  # the point task's sizes
+        d.meta = {"bags": [{"bag": str(bag), "warnings": [left_out]}]}
+        return d
+
+    monkeypatch.setattr(runner, "ingest_bag", fake_ingest)
+    monkeypatch.setattr(node, "_collect_in_child", lambda req: {"steps": 6, "interventions": 0})
+    job = {"round": 1, "steps": 6, "collect_yaml": "{}", "seed": 0, "sigma": 0.1}
+    info = {"name": "panda-a", "robot_config": str(tmp_path / "panda-a.yaml")}
+    robot = SimpleNamespace(task="point", name="point-robot")
+    ddir = tmp_path / "d1"
+    ddir.mkdir()
+    out = node._share(job, info, robot, tmp_path, ddir, "random")  # type: ignore[arg-type]
+    assert out["samples"] == 6
+    assert out["note"] == left_out
