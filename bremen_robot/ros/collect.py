@@ -49,10 +49,8 @@ LOGGER_CATCH_UP_S = 20.0  # a finished run: how long the logger may take to list
 # An interrupted run (Ctrl-C): long enough for the logger to receive the runner's last record (the
 # interrupted episode's steps and return), which it keeps when it closes the bag; not the whole
 # tail drain, which in lockstep simulation never ends on its own (no new state after a Ctrl-C) and
-# would hold every Ctrl-C for segment_drain_max_s. 5 s, not 2: on a loaded machine (three test
-# workers on two cores) the logger stored a just-finished episode's stop record only after 2 s,
-# and the bag listed that complete episode as incomplete. The wait ends as soon as it is stored.
-LOGGER_CATCH_UP_INTERRUPTED_S = 5.0
+# would hold every Ctrl-C for segment_drain_max_s
+LOGGER_CATCH_UP_INTERRUPTED_S = 2.0
 
 
 def resets_logged(graph: Graph) -> bool:
@@ -185,8 +183,6 @@ class _EventWatch:
         evt = T.episode_event(msg.data, "policy_runner")
         if evt is None:
             return
-        if self.on_event is not None:
-            self.on_event(evt)
         kind = evt.get("event")
         if kind == "start":
             self.result.deployment = evt.get("deployment")
@@ -204,6 +200,10 @@ class _EventWatch:
             self.done = True
         elif kind == "halt":
             self.halted = True
+        # the caller's hook last: a Ctrl-C that lands in it (a live view's handler) must not lose
+        # this event; a stop left out of ``episodes`` was not waited for in the logger's bag
+        if self.on_event is not None:
+            self.on_event(evt)
 
     def handle_estop(self, msg: Any) -> None:
         """``bremen/estop`` (latched): passed on as an ``estop`` event for a live view; with

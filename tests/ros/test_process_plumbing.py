@@ -284,3 +284,22 @@ def test_a_runner_finalized_through_its_lifecycle_is_waited_for_and_not_signalle
     assert lifecycle.asked == ["deactivate", "cleanup", "shutdown"]
     assert codes == {"policy_runner": 0, "sim_bridge": 0, "trajectory_logger": 0}
     assert sorted(p.name for p in marks.glob("*.sigint")) == ["sim_bridge.sigint", "trajectory_logger.sigint"]
+
+
+def test_a_ctrl_c_in_the_event_hook_keeps_the_episode_it_was_handling():
+    """The Ctrl-C lands in the caller's hook while it handles an episode's stop: that episode is
+    still in the result, so the logger is waited for until the bag lists it."""
+    from types import SimpleNamespace
+
+    from bremen_robot.ros.collect import CollectResult, _EventWatch
+
+    def ctrl_c(evt):
+        if evt.get("event") == "stop":
+            raise KeyboardInterrupt
+
+    watch = _EventWatch(CollectResult(bag=None), ctrl_c)  # type: ignore[arg-type]
+    stop = {"event": "stop", "id": 1, "steps": 40, "source": "policy_runner"}
+    with pytest.raises(KeyboardInterrupt):
+        watch.handle(SimpleNamespace(data=json.dumps(stop)))
+    assert [e["id"] for e in watch.result.episodes] == [1]
+    assert watch.result.episodes[0]["steps"] == 40
