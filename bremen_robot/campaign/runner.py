@@ -314,11 +314,12 @@ class Campaign:
     def _dataset(self, k: int) -> Dataset:
         path = self.ws.data(k)
         if not path.is_file():
+            from bremen_robot.data.bag_ingest import ingest_warnings
+
             data = ingest_bag(self.ws.bag(k), k, self.robot.task)
             data.validate()
-            for bag in data.meta.get("bags", []):  # lost episodes must not pass unseen
-                for line in bag.get("warnings", []):
-                    self.log(f"deployment {k}: warning: {line}")
+            for line in ingest_warnings(data):  # lost episodes must not pass unseen
+                self.log(f"deployment {k}: warning: {line}")
             data.save(path)
         return Dataset.load(path)
 

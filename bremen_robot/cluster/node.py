@@ -175,6 +175,7 @@ def _share(
     from bremen_robot.campaign.runner import CollectRequest, ingest_bag
     from bremen_robot.campaign.workspace import move_aside
     from bremen_robot.cluster.salvage import counts, salvage_kept
+    from bremen_robot.data.bag_ingest import ingest_warnings
     from bremen_robot.data.dataset import merge
 
     k = int(job["round"])
@@ -218,12 +219,7 @@ def _share(
     if salvaged:
         notes.append(f"{salvaged} samples salvaged, {max(remaining, 0)} steps collected anew")
     # episodes the ingest left out (lost, unusable) reach the campaign's log, as in the embedded one
-    notes += [
-        line
-        for p in parts
-        for bag_report in p.meta.get("bags", [])
-        for line in bag_report.get("warnings", [])
-    ]
+    notes += [line for p in parts for line in ingest_warnings(p)]
     if not parts:
         raise BremenError(
             f"robot '{info['name']}': the e-stop latched before any episode of round {k} was complete; "

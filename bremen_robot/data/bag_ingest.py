@@ -396,3 +396,8 @@ def ingest_dataset(
     """:func:`ingest_bags` as the trainer's :class:`Dataset` (the per-bag report goes to ``meta``)."""
     cols = ingest_bags(bag_paths, task, include_incomplete=include_incomplete)
     return Dataset(task=cols["task"], meta={"bags": cols["report"]}, **{k: cols[k] for k in COLUMNS})
+
+
+def ingest_warnings(data: Dataset) -> list[str]:
+    """The warnings in an ingested dataset's per-bag report (episodes lost or left out), in order."""
+    return [line for report in data.meta.get("bags", []) for line in report.get("warnings", [])]
