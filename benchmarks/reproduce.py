@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # loaded by file path (the tests): its sibling modules must import
     sys.path.insert(0, str(HERE))
 
-from reproduce_aggregate import aggregate, plot, read_seed, table  # noqa: E402
+from reproduce_aggregate import aggregate, dropped_records, plot, read_seed, table  # noqa: E402
 from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and others import them here)
     LABELS,
     METHODS,
@@ -223,14 +223,22 @@ def load_campaigns(args: argparse.Namespace) -> dict[str, tuple[str, Any]]:
     return out
 
 
-def aggregation_scope(args: argparse.Namespace, out: Path) -> argparse.Namespace:
-    """The arguments the results file is aggregated with: the methods and seeds asked for and
-    every method and seed that already has a workspace under ``out``. Runs of one method or one
-    seed at a time then each rewrite ``<name>.json`` without dropping the others' results (a
-    workspace that ran with other settings is still left out, by ``read_seed``)."""
-    methods = [m for m in METHODS if m in args.methods or (out / m).is_dir()]
+def aggregation_scope(
+    args: argparse.Namespace, out: Path, previous: dict[str, Any] | None = None
+) -> argparse.Namespace:
+    """The arguments the results file is aggregated with: the methods and seeds asked for, every
+    method and seed that already has a workspace under ``out``, and every one with a record in
+    ``previous`` (the results file being rewritten). Runs of one method or one seed at a time
+    then each rewrite ``<name>.json`` without dropping the others' results (a workspace or
+    record made with other settings is still left out, by ``read_seed`` and ``carried_seed``)."""
+    recorded = {
+        m: {int(s) for s, r in entry.get("seeds", {}).items() if r.get("returns")}
+        for m, entry in (previous or {}).get("methods", {}).items()
+    }
+    methods = [m for m in METHODS if m in args.methods or (out / m).is_dir() or recorded.get(m)]
     seeds = set(args.seeds)
     for m in methods:
+        seeds |= recorded.get(m, set())
         for d in (out / m).glob("seed*"):
             if d.is_dir() and d.name[4:].isdigit():
                 seeds.add(int(d.name[4:]))
@@ -289,6 +297,16 @@ def plan_jobs(
     return jobs, trains
 
 
+def plan_scope(
+    args: argparse.Namespace, out: Path, previous: dict[str, Any] | None
+) -> tuple[argparse.Namespace, list[Job], dict[str, tuple[str, Any]], dict[str, Any]]:
+    """The aggregation's arguments, jobs, campaigns and training summaries (``aggregation_scope``)."""
+    scope = aggregation_scope(args, out, previous)
+    campaigns = load_campaigns(scope)
+    jobs, trains = plan_jobs(scope, campaigns, out)
+    return scope, jobs, campaigns, trains
+
+
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -300,14 +318,15 @@ def main(argv: list[str] | None = None) -> int:
     except BremenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from bremen_robot.campaign.workspace import read_json, write_json_atomic
+
     base = campaigns["bremen"][1]
     name = default_name(args, base.name)
     out = (args.out or HERE / "runs" / name).resolve()
+    json_path = args.results_dir / f"{name}.json"
     try:
-        jobs, trains = plan_jobs(args, campaigns, out)
-        scope = aggregation_scope(args, out)
-        scope_campaigns = load_campaigns(scope)
-        scope_jobs, scope_trains = plan_jobs(scope, scope_campaigns, out)
+        jobs, _ = plan_jobs(args, campaigns, out)
+        plan_scope(args, out, read_json(json_path))  # fails now, not after hours of runs
     except BremenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -328,14 +347,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         failed = [f"{j.tag} {r['error']}" for j, r in zip(jobs, results) if not r["ok"]]
-    result = aggregate(scope, name, scope_jobs, scope_campaigns, scope_trains)
+    # read again: another harness on this campaign may have rewritten it meanwhile
+    previous = read_json(json_path)
+    scope, scope_jobs, scope_campaigns, scope_trains = plan_scope(args, out, previous)
+    result = aggregate(scope, name, scope_jobs, scope_campaigns, scope_trains, previous)
     result["workspaces"] = os.path.relpath(out, REPO) if out.is_relative_to(REPO) else str(out)
     result["failed_runs"] = failed
     if ran_on:
         result["ran_on"] = ran_on
-    from bremen_robot.campaign.workspace import write_json_atomic
-
-    json_path = args.results_dir / f"{name}.json"
+    dropped = dropped_records(previous, result)
+    if dropped:  # made with other settings: kept beside the new file, never overwritten
+        stamp = str(previous.get("created", "undated")).replace(":", "")  # type: ignore[union-attr]
+        kept = json_path.with_name(f"{name}.replaced-{stamp}.json")
+        write_json_atomic(kept, previous)
+        print(f"note: {', '.join(dropped)} made with other settings; the file they were in is kept as {kept}")
     write_json_atomic(json_path, result)
     png_path = plot(result, args.results_dir / f"{name}.png")
     print()

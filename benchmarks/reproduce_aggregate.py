@@ -83,6 +83,7 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
     timing = read_json(ws / "timing.json") or {}
     complete = len(returns) == deployments + 1 and returns[0] is not None
     out = {
+        "settings": have,
         "returns": returns,
         "samples": samples,
         "complete": complete,
@@ -92,6 +93,56 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
     if any(v is not None for v in twin_steps):
         out["twin_steps"] = twin_steps
         out["kept_deployed"] = kept
+    return out
+
+
+def carried_seed(
+    previous: dict[str, Any] | None, job: Job, train: Any, overrides: dict[str, Any]
+) -> dict[str, Any] | None:
+    """``job``'s per-seed record in the results file this command is about to rewrite, when it
+    was made with the same settings; None otherwise. Workspaces are scratch (a fresh checkout
+    has none) while the results file is committed, so a seed whose workspace is gone must keep
+    its record. A record stores the workspace's ``harness.json`` (``settings``) and is compared
+    as a workspace is; a record written before records stored it is carried when the file's
+    overrides and the method's training summary match this command's."""
+    if not previous:
+        return None
+    method = previous.get("methods", {}).get(job.method, {})
+    record = method.get("seeds", {}).get(str(job.seed))
+    if not record or not record.get("returns"):
+        return None
+    if "settings" in record:
+        same = same_settings(record["settings"], job_record(job))
+    else:
+        same = previous.get("overrides") == overrides and method.get("train") == train
+    if not same:
+        return None
+    record = dict(record)
+    record.setdefault(
+        "carried_from", {"file": f"{previous['name']}.json", "created": previous.get("created")}
+    )
+    return record
+
+
+def seed_record(fresh: dict[str, Any], carried: dict[str, Any] | None) -> dict[str, Any]:
+    """The workspace's record unless the carried one reaches further (a rerun that has not yet
+    caught up with the run the results file recorded); the two are never mixed."""
+    if carried is not None and len(carried["returns"]) > len(fresh["returns"]):
+        return carried
+    return fresh
+
+
+def dropped_records(previous: dict[str, Any] | None, result: dict[str, Any]) -> list[str]:
+    """``method seed`` of each record with returns in ``previous`` that ``result`` no longer holds
+    (other settings, or a method or seed outside this command's scope)."""
+    if not previous:
+        return []
+    out = []
+    for method, entry in previous.get("methods", {}).items():
+        for seed, record in entry.get("seeds", {}).items():
+            kept = result["methods"].get(method, {}).get("seeds", {}).get(seed, {})
+            if record.get("returns") and not kept.get("returns"):
+                out.append(f"{method} seed {seed}")
     return out
 
 
@@ -105,14 +156,29 @@ def aggregate(
     jobs: list[Job],
     campaigns: dict[str, tuple[str, Any]],
     trains: dict[str, Any],
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The results file's contents: per-seed records (from the workspaces, or carried from
+    ``previous``, the file being rewritten), mean ± std per deployment, the target."""
     from bremen_robot.robot_config import load_robot_config
 
     base = campaigns["bremen"][1].model_copy(update=campaign_update(args, campaigns["bremen"][1], 0))
     K = base.deployments
+    overrides = {
+        "deployments": args.deployments,
+        "steps_per_deployment": args.steps_per_deployment,
+        "eval_episodes": args.eval_episodes,
+        "train": args.overrides,
+        "campaign": getattr(args, "campaign_overrides", {}),
+        "td3bc_steps": args.td3bc_steps,
+    }
     per_method: dict[str, Any] = {}
     for method in args.methods:
-        seeds = {j.seed: read_seed(j, K) for j in jobs if j.method == method}
+        seeds = {
+            j.seed: seed_record(read_seed(j, K), carried_seed(previous, j, trains.get(method), overrides))
+            for j in jobs
+            if j.method == method
+        }
         per_method[method] = {
             "label": LABELS[method],
             "campaign": campaigns[method][1].name + (" + TD3+BC loop" if method == "td3bc" else ""),
@@ -174,14 +240,7 @@ def aggregate(
         "steps_per_deployment": base.steps_per_deployment,
         "exploration_sigma": base.exploration_sigma,
         "evaluation_episodes": base.evaluation.episodes,
-        "overrides": {
-            "deployments": args.deployments,
-            "steps_per_deployment": args.steps_per_deployment,
-            "eval_episodes": args.eval_episodes,
-            "train": args.overrides,
-            "campaign": getattr(args, "campaign_overrides", {}),
-            "td3bc_steps": args.td3bc_steps,
-        },
+        "overrides": overrides,
         "seeds": args.seeds,
         "std": "sample std across seeds (ddof=1) of each seed's mean evaluation return",
         "train_s": "wall time of each deployment's training in seconds (trainer report total_s: ensemble, "

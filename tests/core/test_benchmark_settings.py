@@ -212,3 +212,104 @@ def test_td3bc_gets_the_campaigns_own_budget_unless_told_otherwise(tmp_path: Pat
     assert plan("--campaign", "hopper-cpu", "--td3bc-steps", "60000") == (60_000, False)
     assert plan("--campaign", "hopper-cpu", "--td3bc-steps", "50000") == (50_000, True)
     assert plan("--campaign", "configs/campaigns/walker2d-cpu.yaml") == (60_000, False)
+
+
+def _write_workspace(harness: ModuleType, job: Any, returns: list[float], record: Any = None) -> None:
+    """A workspace as a run leaves it: random policy's return, then one return per deployment."""
+    from bremen_robot.campaign.workspace import write_json_atomic
+
+    ws = job.workspace
+    write_json_atomic(ws / "harness.json", record or harness.job_record(job))
+    write_json_atomic(ws / "d1" / "eval_random.json", {"mean": returns[0], "std": 1.0})
+    for k, ret in enumerate(returns[1:], 1):
+        write_json_atomic(ws / f"d{k}" / "collect.json", {"steps": 2000})
+        write_json_atomic(ws / f"d{k}" / "eval.json", {"mean": ret, "std": 1.0})
+
+
+def _aggregate_only(harness: ModuleType, tmp_path: Path, runs: str, *argv: str) -> dict[str, Any]:
+    import json
+
+    argv = ("--deployments", "2", "--aggregate-only", "--name", "kept", "--out", str(tmp_path / runs), *argv)
+    assert harness.main([*argv, "--results-dir", str(tmp_path)]) == 0
+    return dict(json.loads((tmp_path / "kept.json").read_text()))
+
+
+def test_a_seed_whose_workspace_is_gone_keeps_its_record_in_the_results(tmp_path: Path) -> None:
+    """Workspaces are scratch and a fresh checkout has none; the committed results file must not
+    lose a finished seed when a later command (another method, a rerun) rewrites it."""
+    harness, jobs, _ = _plan(tmp_path / "first", "--methods", "bremen", "--deployments", "2")
+    _write_workspace(harness, jobs[("bremen", 0)], [-280.0, 900.0, 950.0])
+    _write_workspace(harness, jobs[("bremen", 1)], [-260.0, 800.0])  # stopped after deployment 1
+    _aggregate_only(harness, tmp_path, "first", "--methods", "bremen", "--seeds", "0", "1")
+
+    # a new checkout: no workspaces; BC runs its seed 0 and rewrites the file
+    _, bc_jobs, _ = _plan(tmp_path / "second", "--methods", "bc", "--deployments", "2")
+    _write_workspace(harness, bc_jobs[("bc", 0)], [-280.0, 10.0, 20.0])
+    result = _aggregate_only(harness, tmp_path, "second", "--methods", "bc", "--seeds", "0")
+    bremen = result["methods"]["bremen"]["seeds"]
+    assert bremen["0"]["returns"] == [-280.0, 900.0, 950.0]
+    assert bremen["0"]["complete"] is True
+    assert bremen["0"]["carried_from"]["file"] == "kept.json"
+    assert bremen["1"]["returns"] == [-260.0, 800.0]
+    assert result["per_deployment"][1]["bremen"]["per_seed"] == [900.0, 800.0]
+    assert result["per_deployment"][2]["bc"]["per_seed"] == [20.0]
+
+    # seed 1 rerun from scratch: its workspace replaces the record only once it reaches further
+    _, rerun, _ = _plan(tmp_path / "third", "--methods", "bremen", "--deployments", "2")
+    _write_workspace(harness, rerun[("bremen", 1)], [-260.0])
+    result = _aggregate_only(harness, tmp_path, "third", "--methods", "bremen", "--seeds", "1")
+    assert result["methods"]["bremen"]["seeds"]["1"]["returns"] == [-260.0, 800.0]
+    _write_workspace(harness, rerun[("bremen", 1)], [-260.0, 810.0, 990.0])
+    result = _aggregate_only(harness, tmp_path, "third", "--methods", "bremen", "--seeds", "1")
+    assert result["methods"]["bremen"]["seeds"]["1"]["returns"] == [-260.0, 810.0, 990.0]
+    assert "carried_from" not in result["methods"]["bremen"]["seeds"]["1"]
+    assert result["methods"]["bremen"]["seeds"]["0"]["returns"] == [-280.0, 900.0, 950.0]
+    assert result["methods"]["bc"]["seeds"]["0"]["returns"] == [-280.0, 10.0, 20.0]
+
+
+def test_a_record_made_with_other_settings_is_not_carried_and_its_file_is_kept(tmp_path: Path) -> None:
+    import json
+
+    harness, jobs, _ = _plan(tmp_path / "first", "--methods", "bremen", "--deployments", "2")
+    _write_workspace(harness, jobs[("bremen", 0)], [-280.0, 900.0, 950.0])
+    first = _aggregate_only(harness, tmp_path, "first", "--methods", "bremen", "--seeds", "0")
+
+    result = _aggregate_only(
+        harness,
+        tmp_path,
+        "empty",
+        "--methods",
+        "bremen",
+        "--seeds",
+        "0",
+        "--train-override",
+        "trpo.iterations=3",
+    )
+    assert result["methods"]["bremen"]["seeds"]["0"]["returns"] == []
+    kept = tmp_path / f"kept.replaced-{first['created'].replace(':', '')}.json"
+    assert json.loads(kept.read_text())["methods"]["bremen"]["seeds"]["0"]["returns"] == [
+        -280.0,
+        900.0,
+        950.0,
+    ]
+
+
+def test_a_record_from_before_records_stored_their_settings_is_carried_when_the_file_matches(
+    tmp_path: Path,
+) -> None:
+    """The results files committed before this change hold no per-seed settings: such a record is
+    carried when the file's overrides and the method's training summary match the command's."""
+    import json
+
+    harness, jobs, _ = _plan(tmp_path / "first", "--methods", "bremen", "--deployments", "2")
+    _write_workspace(harness, jobs[("bremen", 0)], [-280.0, 900.0, 950.0])
+    first = _aggregate_only(harness, tmp_path, "first", "--methods", "bremen", "--seeds", "0")
+    del first["methods"]["bremen"]["seeds"]["0"]["settings"]
+    (tmp_path / "kept.json").write_text(json.dumps(first))
+    result = _aggregate_only(harness, tmp_path, "empty", "--methods", "bc", "--seeds", "0")
+    assert result["methods"]["bremen"]["seeds"]["0"]["returns"] == [-280.0, 900.0, 950.0]
+
+    first["methods"]["bremen"]["train"]["trpo_iterations"] += 1  # the file says: another preset
+    (tmp_path / "kept.json").write_text(json.dumps(first))
+    result = _aggregate_only(harness, tmp_path, "empty", "--methods", "bc", "--seeds", "0")
+    assert result["methods"].get("bremen", {}).get("seeds", {}).get("0", {}).get("returns", []) == []
