@@ -21,16 +21,25 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from bremen_robot.errors import BremenError, ConfigError
+from bremen_robot.errors import ConfigError
 from bremen_robot.robot_config import load_robot_config
 from bremen_robot.ros import apply_ros_env, require_rclpy
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.bag_listing import await_stored, listed_episodes
 from bremen_robot.ros.bagfile import recover_bag
+from bremen_robot.ros.collect_events import (  # re-exported: callers and tests import them here
+    CollectError,
+    CollectResult,
+    ResetFailedError,
+    _EventWatch,
+    await_logger_recording,
+    logger_catch_up_due,
+    logger_recording_due,
+    resets_logged,
+)
 from bremen_robot.ros.graph import (
     RANDOM_POLICY,
     NodeSpec,
@@ -45,96 +54,13 @@ from bremen_robot.ros.stop_signals import StopInProgress, stop_on_signals
 from bremen_robot.workspace_lock import folder_lock, has_content
 
 BRING_UP_TIMEOUT_S = 60.0  # per transition: process start-up and policy loading, on a loaded machine
+LOGGER_RECORDING_S = 60.0  # realtime simulation: the logger's first state, on a loaded machine
 LOGGER_CATCH_UP_S = 20.0  # a finished run: how long the logger may take to list every episode
 # An interrupted run (Ctrl-C): long enough for the logger to receive the runner's last record (the
 # interrupted episode's steps and return), which it keeps when it closes the bag; not the whole
 # tail drain, which in lockstep simulation never ends on its own (no new state after a Ctrl-C) and
 # would hold every Ctrl-C for segment_drain_max_s
 LOGGER_CATCH_UP_INTERRUPTED_S = 2.0
-
-
-def resets_logged(graph: Graph) -> bool:
-    """Whether every episode of this graph has a reset event to wait for: a simulator's
-    (``sim_bridge`` sends one at each episode start; a scripted hardware reset may be skipped)."""
-    return any(n.name == "sim_bridge" for p in graph.processes for n in p.nodes)
-
-
-def logger_catch_up_due(done: bool, halted: bool, logger: bool, episodes_logged: bool) -> bool:
-    """Whether ``bremen collect`` waits, before it stops the logger, until the bag lists every
-    episode the runner reported: when the runner finished its budget or halted in order (a
-    Ctrl-C too: its interrupted episode's record, with its steps, is the last event it sends),
-    and a running logger records the episode events. Not after a runner that died (its last
-    events may never come) or with the logger gone: the wait would only delay the error."""
-    return (done or halted) and logger and episodes_logged
-
-
-class CollectError(BremenError):
-    """The graph could not start or a node died."""
-
-
-class ResetFailedError(CollectError):
-    """A scripted reset failed (reset_node's one line): the graph was stopped, an operator is needed."""
-
-
-@dataclass
-class CollectResult:
-    bag: Path
-    deployment: int | None = None
-    policy_sha256: str = ""
-    episodes: list[dict[str, Any]] = field(default_factory=list)
-    interrupted: bool = False
-    logger_crashed: bool = False
-    estop: bool = False  # the run ended because bremen/estop latched (stop_on_estop)
-    exit_codes: dict[str, int | None] = field(default_factory=dict)
-    exit_failures: list[str] = field(default_factory=list)  # a line per process that exited non-zero
-    specs: list[NodeSpec] = field(default_factory=list)
-    processes: list[ProcessSpec] = field(default_factory=list)
-    shadow: dict[str, Any] | None = None  # the recorded shadow run's summary (--shadow)
-    resets: list[dict[str, Any]] = field(default_factory=list)  # reset_node's end events
-
-    @property
-    def steps(self) -> int:
-        return sum(int(e.get("steps", 0)) for e in self.episodes)
-
-    @property
-    def returns(self) -> list[float]:
-        return [
-            float(e["return"])
-            for e in self.episodes
-            if e.get("complete", True) and e.get("return") is not None
-        ]
-
-    @property
-    def interventions(self) -> int:
-        return sum(int(e.get("interventions", 0)) for e in self.episodes)
-
-    def summary(self) -> str:
-        done = [e for e in self.episodes if e.get("complete", True)]
-        rets = self.returns
-        lines = [
-            f"collected {len(self.episodes)} episodes ({len(done)} complete, "
-            f"{len(self.episodes) - len(done)} incomplete), {self.steps} steps"
-            + (" (interrupted)" if self.interrupted else "")
-            + (" (stopped: e-stop latched)" if self.estop else ""),
-            f"deployment {self.deployment}, policy {self.policy_sha256[:12] or '?'}",
-        ]
-        if rets:
-            mean = sum(rets) / len(rets)
-            lines.append(f"returns: mean {mean:.3f}, min {min(rets):.3f}, max {max(rets):.3f}")
-        lines.append(f"interventions: {self.interventions}")
-        if self.resets:
-            ok = sum(1 for r in self.resets if r.get("success"))
-            lines.append(f"scripted resets: {len(self.resets)} ({ok} succeeded)")
-        if self.logger_crashed:
-            lines.append("logger crashed: the episode it was writing is marked incomplete")
-        lines.extend(self.exit_failures)
-        if self.shadow is not None:
-            lines.append(
-                f"shadow run {self.shadow['seq']} of {self.shadow['policy']} recorded (not a deployment): "
-                f"{self.shadow['paired_steps']} paired steps; see 'bremen review {self.shadow['policy']}'"
-            )
-        lines.append(f"bag: {self.bag}")
-        return "\n".join(lines)
 
 
 class CollectHooks(Protocol):
@@ -148,70 +74,6 @@ class CollectHooks(Protocol):
         """Whether node ``name``'s exit is the hook's doing: the run then ends as if finished
         (and the bag is recovered as after any logger crash) instead of failing."""
         return False
-
-
-class _EventWatch:
-    """What this process learns from ``bremen/episode`` (the runner's events) during a run."""
-
-    def __init__(
-        self,
-        result: CollectResult,
-        on_event: Callable[[dict[str, Any]], None] | None,
-        stop_on_estop: bool = False,
-    ) -> None:
-        self.result = result
-        self.on_event = on_event
-        self.stop_on_estop = stop_on_estop
-        self.done = False  # the runner's budget is used up
-        self.halted = False  # the runner said it sent the safe command on its way out
-        self.current_id: Any = None
-        self.current_steps = 0  # steps of the episode in progress
-        self.reset_failure: str | None = None  # reset_node's line when a reset failed
-
-    def handle_reset(self, msg: Any) -> None:
-        evt = T.episode_event(msg.data, "reset_node")
-        if evt is None or evt.get("event") != "end":
-            return
-        self.result.resets.append(evt)
-        if evt.get("operator_needed") and self.reset_failure is None:
-            self.reset_failure = str(evt.get("message") or evt.get("reason"))
-
-    def done_steps(self) -> int:
-        return self.result.steps + self.current_steps
-
-    def handle(self, msg: Any) -> None:
-        evt = T.episode_event(msg.data, "policy_runner")
-        if evt is None:
-            return
-        kind = evt.get("event")
-        if kind == "start":
-            self.result.deployment = evt.get("deployment")
-            self.result.policy_sha256 = evt.get("policy_sha256", "")
-            self.current_id, self.current_steps = evt.get("id"), 0
-        elif kind == "progress":
-            self.current_steps = evt.get("steps", 0)
-        elif kind == "stop":
-            if not any(e.get("id") == evt.get("id") for e in self.result.episodes):
-                self.result.episodes.append(evt)
-            self.current_id, self.current_steps = None, 0
-            if evt.get("finished"):
-                self.done = True
-        elif kind == "done":
-            self.done = True
-        elif kind == "halt":
-            self.halted = True
-        # the caller's hook last: a Ctrl-C that lands in it (a live view's handler) must not lose
-        # this event; a stop left out of ``episodes`` was not waited for in the logger's bag
-        if self.on_event is not None:
-            self.on_event(evt)
-
-    def handle_estop(self, msg: Any) -> None:
-        """``bremen/estop`` (latched): passed on as an ``estop`` event for a live view; with
-        ``stop_on_estop`` (a fleet robot) the run ends there and stops in order."""
-        if self.stop_on_estop and msg.data:
-            self.result.estop = self.done = True
-        if self.on_event is not None:
-            self.on_event({"event": "estop", "latched": bool(msg.data), "source": T.ESTOP})
 
 
 def collect(
@@ -358,6 +220,9 @@ def _run(
         if watch.on_event is not None or watch.stop_on_estop:
             node.create_subscription(Bool, T.ESTOP, watch.handle_estop, T.qos("latched"))
         node.create_subscription(String, T.RESET, watch.handle_reset, T.qos("episode"))
+        wait_for_logger = logger_recording_due(graph, cfg.mode, cfg.log_topics)
+        if wait_for_logger:  # transient local: the event may have come before this node
+            node.create_subscription(String, T.EPISODE, watch.handle_logger, T.qos("episode"))
         ex = SingleThreadedExecutor(context=ctx)
         ex.add_node(node)
 
@@ -379,10 +244,14 @@ def _run(
                 ex.spin_once(timeout_sec=0.02)
             return watch.halted
 
+        def logger_recording() -> None:
+            await_logger_recording(watch, spin, alive("trajectory_logger"), LOGGER_RECORDING_S)
+
         graph.start()
         try:
-            for client in [*clients, lifecycle]:
+            for client in clients:
                 client.bring_up(BRING_UP_TIMEOUT_S)  # a runner that died first: _wait says why
+            lifecycle.bring_up(BRING_UP_TIMEOUT_S, logger_recording if wait_for_logger else None)
             _wait(ex, graph, cfg, watch, show, timeout_s, hooks)
         except KeyboardInterrupt:
             watch.result.interrupted = True

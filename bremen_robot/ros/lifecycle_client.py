@@ -89,10 +89,13 @@ class LifecycleClient:
         res = fut.result()
         return None if res is None else str(res.current_state.label)
 
-    def bring_up(self, timeout: float = 60.0) -> bool:
+    def bring_up(self, timeout: float = 60.0, before_activate: Callable[[], None] | None = None) -> bool:
         """configure, then activate. False: the process died first (the caller says why).
-        Raises a one-line error when a transition fails or does not answer in time."""
+        Raises a one-line error when a transition fails or does not answer in time.
+        ``before_activate`` runs between the two (a wait for the rest of the graph)."""
         for label in ("configure", "activate"):
+            if label == "activate" and before_activate is not None:
+                before_activate()
             answer = self.change(label, timeout)
             if answer is None and not self.alive():
                 return False

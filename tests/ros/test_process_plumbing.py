@@ -303,3 +303,67 @@ def test_a_ctrl_c_in_the_event_hook_keeps_the_episode_it_was_handling():
         watch.handle(SimpleNamespace(data=json.dumps(stop)))
     assert [e["id"] for e in watch.result.episodes] == [1]
     assert watch.result.episodes[0]["steps"] == 40
+
+
+def test_only_realtime_simulation_with_states_logged_waits_for_the_logger_before_episode_one(tmp_path):
+    """Realtime simulation publishes states from its start and episode 1 begins once the runner is
+    active: a logger that matched the simulator late lost that episode's states (a live test, one
+    run in five on three test workers). Lockstep sends no state before an episode, and on a robot
+    reset_node waits for the logger itself."""
+    from bremen_robot.ros.collect import logger_recording_due
+    from bremen_robot.ros.graph import process_specs
+    from bremen_robot.ros.process_graph import Graph
+
+    def due(**fields):
+        cfg = load_collect_config(write_collect_config(tmp_path, **fields))
+        graph = Graph(process_specs(cfg, node_specs(cfg, policy="random")), tmp_path / "run", {})
+        return logger_recording_due(graph, cfg.mode, cfg.log_topics)
+
+    assert due(mode="realtime") is True
+    assert due(mode="lockstep") is False
+    assert due(mode="realtime", log_topics=["bremen/episode", "bremen/command"]) is False
+    assert due(sim="none", mode="realtime") is False
+
+
+def test_the_wait_for_the_logger_ends_at_its_event_and_fails_in_one_line_without_it():
+    from types import SimpleNamespace
+
+    from bremen_robot.ros.collect import CollectError, CollectResult, _EventWatch, await_logger_recording
+
+    watch = _EventWatch(CollectResult(bag=None), None)  # type: ignore[arg-type]
+    spins: list[float] = []
+    events = [
+        {"event": "recording", "source": "policy_runner"},  # not the logger's
+        {"event": "started", "source": "trajectory_logger"},  # the logger's, another event
+        {"event": "recording", "topics": ["joint_states"], "source": "trajectory_logger"},
+    ]
+
+    def spin(timeout: float) -> None:
+        spins.append(timeout)
+        watch.handle_logger(SimpleNamespace(data=json.dumps(events[len(spins) - 1])))
+
+    await_logger_recording(watch, spin, lambda: True, timeout_s=30.0)
+    assert len(spins) == 3 and watch.logger_recording is True
+
+    silent = _EventWatch(CollectResult(bag=None), None)  # type: ignore[arg-type]
+    start = time.monotonic()
+    with pytest.raises(CollectError, match="trajectory_logger received no joint_states within 0.3 s"):
+        await_logger_recording(silent, lambda t: time.sleep(t), lambda: True, timeout_s=0.3)
+    assert 0.3 <= time.monotonic() - start < 5.0
+    # a logger that died: no error here, the caller's wait names the dead node
+    await_logger_recording(silent, lambda t: time.sleep(t), lambda: False, timeout_s=30.0)
+
+
+def test_bring_up_runs_the_callers_wait_between_configure_and_activate():
+    from bremen_robot.ros.lifecycle_client import LifecycleClient
+
+    client = LifecycleClient.__new__(LifecycleClient)
+    steps: list[str] = []
+
+    def change(label: str, timeout: float) -> bool:
+        steps.append(label)
+        return True
+
+    client.change = change  # type: ignore[method-assign]
+    assert client.bring_up(5.0, before_activate=lambda: steps.append("wait")) is True
+    assert steps == ["configure", "wait", "activate"]
