@@ -135,8 +135,15 @@ class FleetCollector:
         data.validate()
         data.save(c.ws.data(req.deployment))
         keys = ("robot", "node", "samples", "episodes", "interventions", "data_digest", "bag")
+        # the note (salvage, episodes the ingest left out) stays with the deployment's record,
+        # not only in the campaign log: a share of 10 usable episodes out of 15 must be visible
+        flags = ("estop", "partial")
         sessions = [
-            {**{k: r[k] for k in keys}, "estop": bool(r.get("estop")), "partial": bool(r.get("partial"))}
+            {
+                **{k: r[k] for k in keys},
+                **{f: bool(r.get(f)) for f in flags},
+                "note": str(r.get("note") or ""),
+            }
             for r in done.values()
         ]
         return {

@@ -116,6 +116,9 @@ def test_a_killed_collection_keeps_its_closed_episodes_and_the_deployment_finish
     }
     marker = json.loads((ws / "d1" / "collect.json").read_text())
     assert {s["robot"]: s["partial"] for s in marker["sessions"]} == {"panda-a": True, "panda-b": False}
+    notes = {s["robot"]: s["note"] for s in marker["sessions"]}
+    assert f"{a[2]} samples salvaged, 0 steps collected anew" in notes["panda-a"], notes
+    assert notes["panda-b"] == ""
 
 
 def test_an_estop_stops_that_robot_alone_and_its_share_is_kept(
