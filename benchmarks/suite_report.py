@@ -30,12 +30,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from reproduce_common import SHORT, draw_method_curves  # noqa: E402
+from reproduce_common import METHODS, SHORT, draw_method_curves  # noqa: E402
 
 REGRESSION_TOLERANCE = 0.10  # a candidate may lose at most 10 % of its predecessor's return
 HALFCHEETAH_TARGET = 4000.0
 HALFCHEETAH_TARGET_DEPLOYMENTS = 5
 SELECT, TD3BC = "bremen_select", "td3bc"
+SUITE_SEEDS = (0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,31 @@ def verdict(result: dict[str, Any], seeds_needed: int = 3) -> list[str]:
     return lines
 
 
+def remaining(result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS) -> list[str]:
+    """What the suite still needs for this robot: one line per (method, seed) that is not
+    complete, then the commands that run them (one per method). A partial record is a seed
+    whose workspace was lost with a session (benchmarks/runs/ is scratch): it starts again from
+    deployment 1, so it is listed with the seeds still to run."""
+    K = int(result["deployments"])
+    lines, commands = [], []
+    for m in METHODS:
+        records = result["methods"].get(m, {}).get("seeds", {})
+        todo = []
+        for s in seeds:
+            done = len(records.get(str(s), {}).get("returns", [])) - 1  # k = 0 is the random policy
+            if records.get(str(s), {}).get("complete"):
+                continue
+            todo.append(s)
+            state = "not run" if done < 1 else f"{done} of {K} deployments recorded, reruns from deployment 1"
+            lines.append(f"{SHORT[m]} seed {s}: {state}")
+        if todo:
+            commands.append(
+                f"python benchmarks/reproduce.py --campaign {result['campaign']} "
+                f"--seeds {' '.join(map(str, todo))} --methods {m} --jobs 1"
+            )
+    return lines + commands
+
+
 def markdown_table(result: dict[str, Any]) -> str:
     """Mean ± std across seeds per deployment, per-seed values and training wall time."""
     methods = list(result["methods"])
@@ -169,6 +195,9 @@ def markdown_table(result: dict[str, Any]) -> str:
         k = "0 (random)" if row["deployments"] == 0 else str(row["deployments"])
         lines.append(f"| {k} | {row['samples']:,} | " + " | ".join(cells) + " |")
     lines += ["", "Verdict:", *(f"- {v}" for v in verdict(result))]
+    left = remaining(result)
+    if left:
+        lines += ["", "Still to run:", *(f"- `{v}`" if v.startswith("python ") else f"- {v}" for v in left)]
     return "\n".join(lines)
 
 

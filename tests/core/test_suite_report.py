@@ -101,3 +101,29 @@ def test_the_markdown_table_shows_mean_std_per_seed_and_time(suite: ModuleType) 
     text = suite.markdown_table(result)
     # mean 1,100, sample std sqrt(((100)^2 + (100)^2) / 1) = 141.4
     assert "| 1 | 1,000 | 1,100 ± 141 (1,000 / 1,200; 100 s) |" in text
+
+
+def test_what_is_left_lists_each_unfinished_seed_and_one_command_per_method(suite: ModuleType) -> None:
+    """Workspaces are lost with a session, so a partial seed is run again from deployment 1."""
+    done = [0.0, 1.0, 2.0]
+    result = _result(
+        "hopper",
+        {"bremen": {"0": done, "1": done, "2": done}, "bremen_select": {"0": done, "2": [0.0, 1.0]}},
+        2,
+    )
+    assert suite.remaining(result) == [
+        "BREMEN + selection seed 1: not run",
+        "BREMEN + selection seed 2: 1 of 2 deployments recorded, reruns from deployment 1",
+        "recursive BC seed 0: not run",
+        "recursive BC seed 1: not run",
+        "recursive BC seed 2: not run",
+        "recursive TD3+BC seed 0: not run",
+        "recursive TD3+BC seed 1: not run",
+        "recursive TD3+BC seed 2: not run",
+        "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 1 2 --methods bremen_select --jobs 1",
+        "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 0 1 2 --methods bc --jobs 1",
+        "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 0 1 2 --methods td3bc --jobs 1",
+    ]
+    assert "- `python benchmarks/reproduce.py --campaign hopper-cpu --seeds 1 2" in suite.markdown_table(
+        result
+    )
