@@ -1,0 +1,251 @@
+"""Park unfinished reproduction runs in git, and bring them back in a fresh checkout.
+
+A session's machine, and with it ``benchmarks/runs/``, does not outlive the session, and several
+runs of the suite (issue 16) take longer than one session: without this they could never finish.
+``park`` packs each unfinished workspace under ``benchmarks/runs/`` into
+``benchmarks/parked/<name>/<method>/seed<s>.tar.gz``, small enough to commit, by leaving out what
+can be made again exactly:
+
+* each deployment's ``data.npz``: collection in the harness is a seeded direct rollout in MuJoCo
+  (``collect_direct`` and the TD3+BC loop), so it is re-collected from the recorded recipe (policy
+  artifact in the workspace, seed, noise, steps) and must reproduce the recorded digest;
+* the ensemble of every deployment but the latest trained one (only the latest warm-starts the
+  next training; the analysis scripts that read older ones do not work on an unparked run);
+* stage outputs that were never finished (a training folder without its manifest, anything
+  set aside as ``*.incomplete-N``): the harness would set them aside and redo them anyway.
+
+``unpark`` unpacks each parked run whose workspace does not exist yet, re-collects its data,
+checks every digest, and only then moves it into place; a run whose data does not come back
+identical is left beside it, never installed. Neither command touches a workspace's files;
+``park`` replaces a run's parked copy with its newer state, and removes the copy of a run that
+has since finished (its record is in the results file; git history keeps the copy).
+Stop the harness first (``park`` refuses a workspace whose campaign lock is held)::
+
+    python benchmarks/park_runs.py park      # at the end of a session, then commit benchmarks/parked
+    python benchmarks/park_runs.py unpark    # in a new checkout, then re-run the harness commands
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RECIPE_FILE = "parked.json"
+_DEPLOYMENT = re.compile(r"^d(\d+)$")
+_SET_ASIDE = re.compile(r"\.(incomplete|interrupted)-\d+$")
+
+
+def deployments(ws: Path) -> list[int]:
+    """The deployment numbers with a ``d<k>`` folder in ``ws``, ascending."""
+    found = [int(m.group(1)) for p in ws.iterdir() if p.is_dir() and (m := _DEPLOYMENT.match(p.name))]
+    return sorted(found)
+
+
+def finished(ws: Path) -> bool:
+    """Every deployment the run asked for has its candidate's evaluation (the harness's own test)."""
+    harness = json.loads((ws / "harness.json").read_text())
+    wanted = int(harness["campaign"]["deployments"])
+    return all((ws / f"d{k}" / "eval.json").is_file() for k in range(1, wanted + 1))
+
+
+def artifacts_by_sha(ws: Path) -> dict[str, Path]:
+    """Every policy artifact in ``ws`` (registry copies, training outputs, TD3+BC exports) by the
+    sha256 its manifest records, as a path relative to ``ws``."""
+    out: dict[str, Path] = {}
+    for manifest in sorted(ws.rglob("manifest.json")):
+        try:
+            sha = json.loads(manifest.read_text()).get("policy_sha256")
+        except (OSError, ValueError):
+            continue
+        if isinstance(sha, str) and (manifest.parent / "policy.pt").is_file():
+            out.setdefault(sha, manifest.parent.relative_to(ws))
+    return out
+
+
+def recipe(
+    ws: Path, k: int, robot_model: str, seed: int, sigma: float, policies: dict[str, Path]
+) -> dict[str, Any] | None:
+    """How to re-collect ``d<k>/data.npz`` exactly, or None when it cannot be (no collect record,
+    or the policy that collected it is not in the workspace)."""
+    from bremen_robot.data.dataset import Dataset
+
+    path = ws / f"d{k}" / "data.npz"
+    if not path.is_file() or not (ws / f"d{k}" / "collect.json").is_file():
+        return None
+    data = Dataset.load(path)
+    shas = {str(s) for s in data.policy_sha256}
+    if len(shas) != 1:
+        return None
+    sha = shas.pop()
+    if sha != "random" and sha not in policies:
+        return None
+    return {
+        "file": f"d{k}/data.npz",
+        "env": f"sim:{robot_model}/mujoco",
+        "deployment": k,
+        "steps": len(data),
+        "seed": seed * 1000 + k,  # the campaign's convention (runner._collect, td3bc_collect)
+        "sigma": 0.0 if sha == "random" else sigma,
+        "policy_sha256": sha,
+        "policy": None if sha == "random" else str(policies[sha]),
+        "digest": data.digest(),
+    }
+
+
+def recollect(ws: Path, item: dict[str, Any]) -> str:
+    """Collect one parked dataset again into ``ws``; returns its digest."""
+    import numpy as np
+
+    from bremen_robot.data.real_rollout import make_env, noisy_policy, rollout, uniform_policy
+    from bremen_robot.policy.artifact import load_artifact
+
+    env, task = make_env(item["env"])
+    rng = np.random.default_rng(item["seed"])
+    if item["policy"] is None:
+        act = uniform_policy(task, rng)
+    else:
+        act = noisy_policy(load_artifact(ws / item["policy"]).act, task, item["sigma"], rng)
+    data = rollout(
+        env,
+        task,
+        act,
+        steps=item["steps"],
+        seed=item["seed"],
+        deployment_id=item["deployment"],
+        policy_sha256=item["policy_sha256"],
+    )
+    env.close()
+    data.save(ws / item["file"])
+    return data.digest()
+
+
+def left_out(ws: Path, regenerated: set[str]) -> set[str]:
+    """Paths (relative to ``ws``) that ``park`` does not pack."""
+    out = set(regenerated)
+    trained = [k for k in deployments(ws) if (ws / f"d{k}" / "train" / "manifest.json").is_file()]
+    for k in deployments(ws):
+        train = ws / f"d{k}" / "train"
+        if train.is_dir() and not (train / "manifest.json").is_file():
+            out.add(f"d{k}/train")
+        elif trained and k != trained[-1] and (train / "ensemble.pt").is_file():
+            out.add(f"d{k}/train/ensemble.pt")
+    for p in ws.rglob("*"):
+        if _SET_ASIDE.search(p.name):
+            out.add(str(p.relative_to(ws)))
+    return out
+
+
+def park_one(ws: Path, target: Path) -> dict[str, Any]:
+    """Pack workspace ``ws`` into ``target`` (a .tar.gz written whole, then renamed)."""
+    from bremen_robot.robot_config import load_robot_config
+    from bremen_robot.workspace_lock import LOCK_FILE
+
+    harness = json.loads((ws / "harness.json").read_text())
+    campaign = harness["campaign"]
+    robot = load_robot_config(Path(campaign["robot"]))
+    policies = artifacts_by_sha(ws)
+    items = []
+    for k in deployments(ws):
+        item = recipe(
+            ws,
+            k,
+            robot.sim_model or robot.name,
+            int(campaign["seed"]),
+            float(campaign["exploration_sigma"]),
+            policies,
+        )
+        if item is not None:
+            items.append(item)
+    skip = left_out(ws, {i["file"] for i in items}) | {LOCK_FILE}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for p in sorted(ws.rglob("*")):
+            rel = p.relative_to(ws)
+            if p.is_dir() or any(str(rel) == s or str(rel).startswith(s + "/") for s in skip):
+                continue
+            tar.add(p, arcname=str(rel), recursive=False)
+        info = tarfile.TarInfo(RECIPE_FILE)
+        body = json.dumps(
+            {"recollect": items, "left_out": sorted(skip - {i["file"] for i in items})}, indent=1
+        ).encode()
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(target)
+    return {"recollect": len(items), "bytes": target.stat().st_size}
+
+
+def unpark_one(archive: Path, ws: Path) -> str:
+    """Unpack ``archive`` into ``ws`` (which must not exist) with its data re-collected and checked."""
+    if ws.exists():
+        return f"{ws}: exists, left as it is (the parked copy is not needed)"
+    ws.parent.mkdir(parents=True, exist_ok=True)  # staging beside it: the last step is one rename
+    staging = Path(tempfile.mkdtemp(prefix=f".{ws.name}.unpark-", dir=ws.parent))
+    with tarfile.open(archive, mode="r:gz") as tar:
+        tar.extractall(staging, filter="data")
+    recipe_path = staging / RECIPE_FILE
+    items = json.loads(recipe_path.read_text())["recollect"]
+    for item in items:
+        got = recollect(staging, item)
+        if got != item["digest"]:
+            return (
+                f"{archive}: {item['file']} came back with digest {got[:12]}, not {item['digest'][:12]}; "
+                f"left at {staging}, not installed: run that seed again from scratch"
+            )
+    recipe_path.unlink()
+    staging.rename(ws)
+    return f"{ws}: unparked, {len(items)} datasets re-collected with their recorded digests"
+
+
+def _workspaces(runs: Path) -> list[Path]:
+    return sorted(p.parent for p in runs.glob("*/*/seed*/harness.json"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("command", choices=["park", "unpark"])
+    p.add_argument("--runs", type=Path, default=HERE / "runs", help="the harness's workspaces root")
+    p.add_argument("--parked", type=Path, default=HERE / "parked", help="where parked runs go (commit it)")
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(REPO))
+    from bremen_robot.workspace_lock import folder_lock
+
+    if args.command == "park":
+        for ws in _workspaces(args.runs):
+            rel = ws.relative_to(args.runs)
+            archive = args.parked / rel.parent / f"{rel.name}.tar.gz"
+            if finished(ws):  # its record is in the results file; git history keeps the old copy
+                if archive.is_file():
+                    archive.unlink()
+                    print(f"{rel}: finished; its parked copy removed (the next unpark would redo it)")
+                continue
+            try:
+                with folder_lock(ws, "park"):
+                    done = park_one(ws, archive)
+            except Exception as exc:  # noqa: BLE001  one line per run, the others still park
+                print(f"{rel}: not parked: {str(exc).splitlines()[0]}", file=sys.stderr)
+                continue
+            print(f"{rel}: parked ({done['bytes'] / 1e6:.1f} MB, {done['recollect']} datasets to re-collect)")
+        return 0
+    failed = 0
+    for archive in sorted(args.parked.glob("*/*/seed*.tar.gz")):
+        rel = archive.relative_to(args.parked)
+        line = unpark_one(archive, args.runs / rel.parent / rel.name.removesuffix(".tar.gz"))
+        failed += "not installed" in line
+        print(line)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Parking an unfinished reproduction run in git and bringing it back: the run then finishes
+exactly as the same run never interrupted does (a session's machine does not outlive it)."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.benchmark_scripts import load_benchmark_script
+
+TINY = [
+    "--campaign",
+    "hopper-cpu",
+    "--seeds",
+    "0",
+    "--methods",
+    "bremen",
+    "--deployments",
+    "2",
+    "--steps-per-deployment",
+    "300",
+    "--eval-episodes",
+    "1",
+    "--train-override",
+    "trpo.iterations=1",
+    "trpo.steps_per_iteration=200",
+    "trpo.horizon=10",
+    "ensemble.members=2",
+    "ensemble.hidden=[16]",
+    "ensemble.max_epochs=1",
+    "bc.hidden=[16]",
+    "bc.steps=10",
+]
+
+
+@pytest.fixture(scope="module")
+def park() -> ModuleType:
+    return load_benchmark_script("park_runs.py", "bremen_park_runs")
+
+
+def _job(runs: Path) -> tuple[ModuleType, Any]:
+    harness = load_benchmark_script("reproduce.py", "bremen_reproduce")
+    args = harness.parse_args(TINY)
+    jobs, _ = harness.plan_jobs(args, harness.load_campaigns(args), runs / "tiny")
+    return harness, jobs[0]
+
+
+def _returns(ws: Path) -> list[float]:
+    return [json.loads((ws / f"d{k}" / "eval.json").read_text())["mean"] for k in (1, 2)]
+
+
+def test_a_parked_run_finishes_as_the_uninterrupted_run_does(
+    park: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mujoco", reason="mujoco (sim extra) missing")
+    import bremen_robot.trainer as trainer
+
+    harness, straight = _job(tmp_path / "straight")
+    assert harness.run_job(straight) == {"ok": True, "error": ""}
+
+    # the same run, cut off while it trains deployment 2 (a session that ended)
+    _, cut = _job(tmp_path / "first")
+    real_train = trainer.train
+    calls: list[int] = []
+
+    def train_then_stop(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the session ended")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train", train_then_stop)
+    assert harness.run_job(cut)["ok"] is False
+    monkeypatch.setattr(trainer, "train", real_train)
+    assert (cut.workspace / "d2" / "data.npz").is_file() and not (cut.workspace / "d2" / "eval.json").exists()
+
+    parked = tmp_path / "parked"
+    assert park.main(["park", "--runs", str(tmp_path / "first"), "--parked", str(parked)]) == 0
+    archive = parked / "tiny" / "bremen" / "seed0.tar.gz"
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert "d1/data.npz" not in names and "d2/data.npz" not in names  # re-collected instead
+    assert "d1/train/manifest.json" in names and "d1/train/ensemble.pt" in names  # warm-starts d2
+    assert not any(n.startswith("d2/train") for n in names)  # unfinished: trained again
+    assert "registry.sqlite" in names and "harness.json" in names
+
+    # a fresh checkout: unpark, then the harness goes on from deployment 2
+    assert park.main(["unpark", "--runs", str(tmp_path / "second"), "--parked", str(parked)]) == 0
+    _, resumed = _job(tmp_path / "second")
+    assert resumed.workspace.is_dir()
+    assert harness.run_job(resumed) == {"ok": True, "error": ""}
+    assert _returns(resumed.workspace) == _returns(straight.workspace)
+
+    # finished now: the next park drops its parked copy, so no later unpark runs it again
+    assert park.main(["park", "--runs", str(tmp_path / "second"), "--parked", str(parked)]) == 0
+    assert not archive.exists()
+
+
+def test_unpark_installs_nothing_whose_data_comes_back_different(park: ModuleType, tmp_path: Path) -> None:
+    """A recipe that no longer reproduces its data (another simulator version, say) leaves the
+    run beside the runs root, never in place, and says so in one line."""
+    pytest.importorskip("mujoco", reason="mujoco (sim extra) missing")
+    import numpy as np
+
+    from bremen_robot.data.dataset import Dataset
+    from bremen_robot.data.real_rollout import make_env, rollout, uniform_policy
+
+    ws = tmp_path / "runs" / "tiny" / "bremen" / "seed0"
+    (ws / "d1").mkdir(parents=True)
+    env, task = make_env("sim:hopper/mujoco")
+    data = rollout(
+        env, task, uniform_policy(task, np.random.default_rng(1)), steps=50, seed=1, policy_sha256="random"
+    )
+    env.close()
+    data.save(ws / "d1" / "data.npz")
+    item = {
+        "file": "d1/data.npz",
+        "env": "sim:hopper/mujoco",
+        "deployment": 1,
+        "steps": 50,
+        "seed": 1,
+        "sigma": 0.0,
+        "policy_sha256": "random",
+        "policy": None,
+        "digest": Dataset.load(ws / "d1" / "data.npz").digest(),
+    }
+    assert park.recollect(ws, item) == item["digest"]  # the recipe reproduces the data exactly
+
+    archive = tmp_path / "parked" / "tiny" / "bremen" / "seed0.tar.gz"
+    archive.parent.mkdir(parents=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        body = json.dumps({"recollect": [{**item, "seed": 2}], "left_out": []}).encode()
+        info = tarfile.TarInfo(park.RECIPE_FILE)
+        info.size = len(body)
+        import io
+
+        tar.addfile(info, io.BytesIO(body))
+    target = tmp_path / "fresh" / "tiny" / "bremen" / "seed0"
+    line = park.unpark_one(archive, target)
+    assert "came back with digest" in line and "not installed" in line
+    assert not target.exists()
+    assert (
+        park.main(["unpark", "--runs", str(tmp_path / "fresh2"), "--parked", str(tmp_path / "parked")]) == 1
+    )
