@@ -170,6 +170,15 @@ def td3bc_export(weights: Path, out_dir: Path, task: Any, robot: Any, data_diges
 
 
 def run_td3bc(job: Job) -> None:
+    """The TD3+BC loop of one seed, resumable, holding its workspace's lock as a campaign does: a
+    second harness on the same workspace, or ``park_runs.py park``, is refused while it runs."""
+    from bremen_robot.workspace_lock import folder_lock
+
+    with folder_lock(job.workspace, "workspace"):
+        _run_td3bc_locked(job)
+
+
+def _run_td3bc_locked(job: Job) -> None:
     from bremen_robot.campaign.runner import evaluate_policy
     from bremen_robot.campaign.workspace import read_json, write_json_atomic
     from bremen_robot.data.dataset import Dataset

@@ -147,3 +147,43 @@ def test_unpark_installs_nothing_whose_data_comes_back_different(park: ModuleTyp
     assert (
         park.main(["unpark", "--runs", str(tmp_path / "fresh2"), "--parked", str(tmp_path / "parked")]) == 1
     )
+
+
+def test_a_running_td3bc_loop_holds_its_workspace_so_park_leaves_it_alone(
+    park: ModuleType, tmp_path: Path
+) -> None:
+    """TD3+BC runs outside the campaign (which locks its workspace itself): it takes the same
+    lock, so a second harness on its workspace fails at once and park does not pack it mid-write."""
+    import subprocess
+    import sys
+
+    harness = load_benchmark_script("reproduce.py", "bremen_reproduce")
+    args = harness.parse_args([*TINY[:4], "--methods", "td3bc", *TINY[6:10]])
+    jobs, _ = harness.plan_jobs(args, harness.load_campaigns(args), tmp_path / "runs" / "tiny")
+    ws = jobs[0].workspace
+    ws.mkdir(parents=True)
+    (ws / "harness.json").write_text(json.dumps(harness.job_record(jobs[0])))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from bremen_robot.workspace_lock import folder_lock\n"
+            f"with folder_lock({str(ws)!r}, 'workspace'):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = harness.run_job(jobs[0])
+        assert result["ok"] is False and "is in use by" in result["error"]
+        assert (
+            park.main(["park", "--runs", str(tmp_path / "runs"), "--parked", str(tmp_path / "parked")]) == 0
+        )
+        assert not (tmp_path / "parked").exists()
+    finally:
+        holder.kill()
+        holder.wait()
