@@ -150,7 +150,7 @@ def test_unpark_installs_nothing_whose_data_comes_back_different(park: ModuleTyp
 
 
 def test_a_running_td3bc_loop_holds_its_workspace_so_park_leaves_it_alone(
-    park: ModuleType, tmp_path: Path
+    park: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """TD3+BC runs outside the campaign (which locks its workspace itself): it takes the same
     lock, so a second harness on its workspace fails at once and park does not pack it mid-write."""
@@ -158,6 +158,12 @@ def test_a_running_td3bc_loop_holds_its_workspace_so_park_leaves_it_alone(
     import sys
 
     harness = load_benchmark_script("reproduce.py", "bremen_reproduce")
+    import reproduce_td3bc  # the harness's sibling module, importable once the harness is loaded
+
+    def loop_without_the_lock(job: Any) -> None:
+        raise AssertionError("the TD3+BC loop ran while another process held its workspace")
+
+    monkeypatch.setattr(reproduce_td3bc, "_run_td3bc_locked", loop_without_the_lock)
     args = harness.parse_args([*TINY[:4], "--methods", "td3bc", *TINY[6:10]])
     jobs, _ = harness.plan_jobs(args, harness.load_campaigns(args), tmp_path / "runs" / "tiny")
     ws = jobs[0].workspace
