@@ -43,7 +43,15 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # loaded by file path (the tests): its sibling modules must import
     sys.path.insert(0, str(HERE))
 
-from reproduce_aggregate import aggregate, dropped_records, plot, read_seed, table  # noqa: E402
+from reproduce_aggregate import (  # noqa: E402
+    aggregate,
+    dropped_records,
+    finished_elsewhere,
+    overrides_record,
+    plot,
+    read_seed,
+    table,
+)
 from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and others import them here)
     LABELS,
     METHODS,
@@ -325,11 +333,16 @@ def main(argv: list[str] | None = None) -> int:
     out = (args.out or HERE / "runs" / name).resolve()
     json_path = args.results_dir / f"{name}.json"
     try:
-        jobs, _ = plan_jobs(args, campaigns, out)
-        plan_scope(args, out, read_json(json_path))  # fails now, not after hours of runs
+        jobs, trains = plan_jobs(args, campaigns, out)
+        previous = read_json(json_path)
+        plan_scope(args, out, previous)  # fails now, not after hours of runs
     except BremenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for job in finished_elsewhere(jobs, previous, trains, overrides_record(args)):
+        if not args.aggregate_only:
+            print(f"{job.tag} complete in {json_path} (same settings); not run again")
+        jobs.remove(job)
     if "td3bc" in args.methods and not args.aggregate_only and not args.td3bc_python.is_file():
         print(
             f"error: no d3rlpy venv at {args.td3bc_python}; run benchmarks/setup_d3rlpy.sh first",
@@ -338,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     failed: list[str] = []
     ran_on: dict[str, object] = {}
-    if not args.aggregate_only:
+    if not args.aggregate_only and jobs:
         where = f"on Ray cluster {args.cluster}" if args.cluster else "on Ray on this machine"
         print(f"workspaces under {out}; {len(jobs)} runs, {args.jobs} at a time {where}", flush=True)
         try:

@@ -96,6 +96,33 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
     return out
 
 
+def overrides_record(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's overrides as the results file records them (``overrides``)."""
+    return {
+        "deployments": args.deployments,
+        "steps_per_deployment": args.steps_per_deployment,
+        "eval_episodes": args.eval_episodes,
+        "train": args.overrides,
+        "campaign": getattr(args, "campaign_overrides", {}),
+        "td3bc_steps": args.td3bc_steps,
+    }
+
+
+def finished_elsewhere(
+    jobs: list[Job], previous: dict[str, Any] | None, trains: dict[str, Any], overrides: dict[str, Any]
+) -> list[Job]:
+    """The jobs with no workspace here whose complete record the results file already holds,
+    made with the same settings: a fresh checkout must not run a finished seed again."""
+    out = []
+    for job in jobs:
+        if (job.workspace / "harness.json").is_file():
+            continue  # a workspace here: the harness resumes it stage by stage
+        record = carried_seed(previous, job, trains.get(job.method), overrides)
+        if record is not None and record.get("complete"):
+            out.append(job)
+    return out
+
+
 def carried_seed(
     previous: dict[str, Any] | None, job: Job, train: Any, overrides: dict[str, Any]
 ) -> dict[str, Any] | None:
@@ -164,14 +191,7 @@ def aggregate(
 
     base = campaigns["bremen"][1].model_copy(update=campaign_update(args, campaigns["bremen"][1], 0))
     K = base.deployments
-    overrides = {
-        "deployments": args.deployments,
-        "steps_per_deployment": args.steps_per_deployment,
-        "eval_episodes": args.eval_episodes,
-        "train": args.overrides,
-        "campaign": getattr(args, "campaign_overrides", {}),
-        "td3bc_steps": args.td3bc_steps,
-    }
+    overrides = overrides_record(args)
     per_method: dict[str, Any] = {}
     for method in args.methods:
         seeds = {

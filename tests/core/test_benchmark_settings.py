@@ -237,6 +237,8 @@ def _aggregate_only(harness: ModuleType, tmp_path: Path, runs: str, *argv: str) 
 def test_a_seed_whose_workspace_is_gone_keeps_its_record_in_the_results(tmp_path: Path) -> None:
     """Workspaces are scratch and a fresh checkout has none; the committed results file must not
     lose a finished seed when a later command (another method, a rerun) rewrites it."""
+    import json
+
     harness, jobs, _ = _plan(tmp_path / "first", "--methods", "bremen", "--deployments", "2")
     _write_workspace(harness, jobs[("bremen", 0)], [-280.0, 900.0, 950.0])
     _write_workspace(harness, jobs[("bremen", 1)], [-260.0, 800.0])  # stopped after deployment 1
@@ -253,6 +255,20 @@ def test_a_seed_whose_workspace_is_gone_keeps_its_record_in_the_results(tmp_path
     assert bremen["1"]["returns"] == [-260.0, 800.0]
     assert result["per_deployment"][1]["bremen"]["per_seed"] == [900.0, 800.0]
     assert result["per_deployment"][2]["bc"]["per_seed"] == [20.0]
+
+    # the same command again in a fresh checkout runs only what is not complete in the file
+    _, again, trains = _plan(tmp_path / "fresh", "--methods", "bremen", "--deployments", "2")
+    overrides = harness.overrides_record(harness.parse_args(["--deployments", "2"]))
+    previous = json.loads((tmp_path / "kept.json").read_text())
+    todo = list(again.values())
+    assert [j.seed for j in harness.finished_elsewhere(todo, previous, trains, overrides)] == [0]
+    _write_workspace(harness, again[("bremen", 0)], [-280.0])  # a workspace here: it resumes
+    assert harness.finished_elsewhere(todo, previous, trains, overrides) == []
+    other = harness.overrides_record(harness.parse_args(["--deployments", "2", "--eval-episodes", "3"]))
+    assert harness.finished_elsewhere(todo[1:], previous, trains, other) == []
+    argv = ["--methods", "bremen", "--seeds", "0", "--deployments", "2", "--name", "kept"]
+    assert harness.main([*argv, "--out", str(tmp_path / "fresh2"), "--results-dir", str(tmp_path)]) == 0
+    assert not (tmp_path / "fresh2" / "bremen" / "seed0").exists()  # nothing ran
 
     # seed 1 rerun from scratch: its workspace replaces the record only once it reaches further
     _, rerun, _ = _plan(tmp_path / "third", "--methods", "bremen", "--deployments", "2")
