@@ -40,6 +40,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RECIPE_FILE = "parked.json"
+UNPARKED_FILE = "unparked.json"  # in an unparked workspace whose re-collected data differ
 _DEPLOYMENT = re.compile(r"^d(\d+)$")
 _SET_ASIDE = re.compile(r"\.(incomplete|interrupted)-\d+$")
 
@@ -186,8 +187,13 @@ def park_one(ws: Path, target: Path) -> dict[str, Any]:
     return {"recollect": len(items), "bytes": target.stat().st_size}
 
 
-def unpark_one(archive: Path, ws: Path) -> str:
-    """Unpack ``archive`` into ``ws`` (which must not exist) with its data re-collected and checked."""
+def unpark_one(archive: Path, ws: Path, accept_different_data: bool = False) -> str:
+    """Unpack ``archive`` into ``ws`` (which must not exist) with its data re-collected and checked.
+
+    A dataset that comes back with another digest (another CPU: its matrix kernels change the
+    policy's actions in the last bits, and the simulation amplifies that) refuses the run,
+    unless ``accept_different_data``: the run then goes on with the re-collected data, a fresh
+    sample of the same policies, and says so in ``unparked.json`` (the results file shows it)."""
     if ws.exists():
         return f"{ws}: exists, left as it is (the parked copy is not needed)"
     ws.parent.mkdir(parents=True, exist_ok=True)  # staging beside it: the last step is one rename
@@ -195,17 +201,49 @@ def unpark_one(archive: Path, ws: Path) -> str:
     with tarfile.open(archive, mode="r:gz") as tar:
         tar.extractall(staging, filter="data")
     recipe_path = staging / RECIPE_FILE
-    items = json.loads(recipe_path.read_text())["recollect"]
-    for item in items:
+    parked = json.loads(recipe_path.read_text())
+    differ = []
+    for item in parked["recollect"]:
         got = recollect(staging, item)
-        if got != item["digest"]:
+        if got == item["digest"]:
+            continue
+        if not accept_different_data:
             return (
-                f"{archive}: {item['file']} came back with digest {got[:12]}, not {item['digest'][:12]}; "
-                f"left at {staging}, not installed: run that seed again from scratch"
+                f"{archive}: {item['file']} came back with digest {got[:12]}, not {item['digest'][:12]} "
+                f"(parked on {parked.get('cpu', 'an unrecorded CPU')}, here {cpu_name()}); left at "
+                f"{staging}, not installed: pass --accept-different-data to go on with the new data, "
+                "or run the seed again"
             )
+        differ.append(item["file"])
     recipe_path.unlink()
+    if differ:
+        note = {"recollected_differ": differ, "parked_on": parked.get("cpu"), "unparked_on": cpu_name()}
+        (staging / UNPARKED_FILE).write_text(json.dumps(note, indent=1))
     staging.rename(ws)
-    return f"{ws}: unparked, {len(items)} datasets re-collected with their recorded digests"
+    n = len(parked["recollect"])
+    if differ:
+        return f"{ws}: unparked; {len(differ)} of {n} datasets re-collected with other digests (accepted)"
+    return f"{ws}: unparked, {n} datasets re-collected with their recorded digests"
+
+
+def cpu_name() -> str:
+    """This machine's CPU model and torch's kernel level: what decides bit-exact re-collection."""
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        return f"{model}, torch {torch.backends.cpu.get_cpu_capability()}"
+    except (ImportError, AttributeError):
+        return model
 
 
 def _workspaces(runs: Path) -> list[Path]:
@@ -217,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", choices=["park", "unpark"])
     p.add_argument("--runs", type=Path, default=HERE / "runs", help="the harness's workspaces root")
     p.add_argument("--parked", type=Path, default=HERE / "parked", help="where parked runs go (commit it)")
+    p.add_argument(
+        "--accept-different-data",
+        action="store_true",
+        help="unpark: go on with re-collected data whose digests differ (another CPU); "
+        "noted in unparked.json",
+    )
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO))
     from bremen_robot.workspace_lock import folder_lock
@@ -241,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for archive in sorted(args.parked.glob("*/*/seed*.tar.gz")):
         rel = archive.relative_to(args.parked)
-        line = unpark_one(archive, args.runs / rel.parent / rel.name.removesuffix(".tar.gz"))
+        ws = args.runs / rel.parent / rel.name.removesuffix(".tar.gz")
+        line = unpark_one(archive, ws, args.accept_different_data)
         failed += "not installed" in line
         print(line)
     return 1 if failed else 0

@@ -93,6 +93,8 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
     if any(v is not None for v in twin_steps):
         out["twin_steps"] = twin_steps
         out["kept_deployed"] = kept
+    if unparked := read_json(ws / "unparked.json"):  # park_runs.py --accept-different-data
+        out["recollected_differ"] = unparked["recollected_differ"]
     return out
 
 

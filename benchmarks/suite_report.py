@@ -195,6 +195,15 @@ def markdown_table(result: dict[str, Any]) -> str:
         k = "0 (random)" if row["deployments"] == 0 else str(row["deployments"])
         lines.append(f"| {k} | {row['samples']:,} | " + " | ".join(cells) + " |")
     lines += ["", "Verdict:", *(f"- {v}" for v in verdict(result))]
+    differ = [
+        f"{SHORT[m]} seed {seed}: went on after a session with re-collected data that differ from the "
+        f"original ({', '.join(rec['recollected_differ'])}; another CPU, benchmarks/park_runs.py)"
+        for m, entry in result["methods"].items()
+        for seed, rec in entry["seeds"].items()
+        if rec.get("recollected_differ")
+    ]
+    if differ:
+        lines += ["", "Notes:", *(f"- {v}" for v in differ)]
     left = remaining(result)
     if left:
         lines += ["", "Still to run:", *(f"- `{v}`" if v.startswith("python ") else f"- {v}" for v in left)]

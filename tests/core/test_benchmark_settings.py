@@ -161,7 +161,9 @@ def test_aggregation_reads_training_time_and_twin_steps(tmp_path: Path) -> None:
         write_json_atomic(ws / f"d{k}" / "eval.json", {"mean": ret, "std": 1.0})
         write_json_atomic(ws / f"d{k}" / "train" / "report.json", {"timing": {"total_s": total_s}})
         write_json_atomic(ws / f"d{k}" / "selection.json", {"twin_steps": twin, "keep_deployed": keep})
+    write_json_atomic(ws / "unparked.json", {"recollected_differ": ["d1/data.npz"]})
     seed = harness.read_seed(job, 2)
+    assert seed["recollected_differ"] == ["d1/data.npz"]  # unparked on another CPU (park_runs.py)
     assert seed["returns"] == [-280.0, 900.0, 850.0]
     assert seed["samples"] == [0, 2000, 4000]
     assert seed["train_s"] == [None, 41.5, 63.0]

@@ -148,6 +148,13 @@ def test_unpark_installs_nothing_whose_data_comes_back_different(park: ModuleTyp
         park.main(["unpark", "--runs", str(tmp_path / "fresh2"), "--parked", str(tmp_path / "parked")]) == 1
     )
 
+    # told to, it goes on with the new data and says so where the results file will read it
+    line = park.unpark_one(archive, target, accept_different_data=True)
+    assert "1 of 1 datasets re-collected with other digests (accepted)" in line
+    note = json.loads((target / park.UNPARKED_FILE).read_text())
+    assert note["recollected_differ"] == ["d1/data.npz"]
+    assert not (target / park.RECIPE_FILE).exists()
+
 
 def test_a_running_td3bc_loop_holds_its_workspace_so_park_leaves_it_alone(
     park: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -127,3 +127,13 @@ def test_what_is_left_lists_each_unfinished_seed_and_one_command_per_method(suit
     assert "- `python benchmarks/reproduce.py --campaign hopper-cpu --seeds 1 2" in suite.markdown_table(
         result
     )
+
+
+def test_a_seed_that_went_on_with_different_data_is_noted(suite: ModuleType) -> None:
+    result = _result("hopper", {"bremen": {"0": [0.0, 1.0, 2.0]}}, 2)
+    assert "Notes:" not in suite.markdown_table(result)
+    result["methods"]["bremen"]["seeds"]["0"]["recollected_differ"] = ["d1/data.npz"]
+    assert (
+        "- BREMEN seed 0: went on after a session with re-collected data that differ from the "
+        "original (d1/data.npz;" in suite.markdown_table(result)
+    )
