@@ -39,6 +39,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+if str(HERE) not in sys.path:  # loaded by file path (the tests): its sibling modules must import
+    sys.path.insert(0, str(HERE))
 RECIPE_FILE = "parked.json"
 UNPARKED_FILE = "unparked.json"  # in an unparked workspace whose re-collected data differ
 _DEPLOYMENT = re.compile(r"^d(\d+)$")
@@ -67,8 +69,11 @@ def artifacts_by_sha(ws: Path) -> dict[str, Path]:
             sha = json.loads(manifest.read_text()).get("policy_sha256")
         except (OSError, ValueError):
             continue
+        rel = manifest.parent.relative_to(ws)
+        if any(_SET_ASIDE.search(part) for part in rel.parts):
+            continue  # set aside as incomplete: park leaves it out
         if isinstance(sha, str) and (manifest.parent / "policy.pt").is_file():
-            out.setdefault(sha, manifest.parent.relative_to(ws))
+            out.setdefault(sha, rel)
     return out
 
 
@@ -76,12 +81,15 @@ def recipe(
     ws: Path, k: int, robot_model: str, seed: int, sigma: float, policies: dict[str, Path]
 ) -> dict[str, Any] | None:
     """How to re-collect ``d<k>/data.npz`` exactly, or None when it cannot be (no collect record,
-    or the policy that collected it is not in the workspace)."""
+    not collected directly, or the policy that collected it is not in the workspace)."""
     from bremen_robot.data.dataset import Dataset
 
     path = ws / f"d{k}" / "data.npz"
-    if not path.is_file() or not (ws / f"d{k}" / "collect.json").is_file():
+    marker = ws / f"d{k}" / "collect.json"
+    if not path.is_file() or not marker.is_file():
         return None
+    if json.loads(marker.read_text()).get("collector") != "direct":
+        return None  # through the ROS 2 graph: not a seeded rollout to repeat; the data stay packed
     data = Dataset.load(path)
     shas = {str(s) for s in data.policy_sha256}
     if len(shas) != 1:
@@ -175,9 +183,12 @@ def park_one(ws: Path, target: Path) -> dict[str, Any]:
                 continue
             tar.add(p, arcname=str(rel), recursive=False)
         info = tarfile.TarInfo(RECIPE_FILE)
-        body = json.dumps(
-            {"recollect": items, "left_out": sorted(skip - {i["file"] for i in items})}, indent=1
-        ).encode()
+        recipes = {
+            "recollect": items,
+            "left_out": sorted(skip - {i["file"] for i in items}),
+            "cpu": cpu_name(),
+        }
+        body = json.dumps(recipes, indent=1).encode()
         info.size = len(body)
         tar.addfile(info, io.BytesIO(body))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -216,9 +227,11 @@ def unpark_one(archive: Path, ws: Path, accept_different_data: bool = False) -> 
             )
         differ.append(item["file"])
     recipe_path.unlink()
-    if differ:
-        note = {"recollected_differ": differ, "parked_on": parked.get("cpu"), "unparked_on": cpu_name()}
-        (staging / UNPARKED_FILE).write_text(json.dumps(note, indent=1))
+    if differ:  # an earlier unpark's list (packed with the run) is kept too
+        earlier = json.loads(p.read_text()) if (p := staging / UNPARKED_FILE).is_file() else {}
+        merged = sorted(set(earlier.get("recollected_differ", [])) | set(differ))
+        note = {"recollected_differ": merged, "parked_on": parked.get("cpu"), "unparked_on": cpu_name()}
+        p.write_text(json.dumps(note, indent=1))
     staging.rename(ws)
     n = len(parked["recollect"])
     if differ:
@@ -261,35 +274,87 @@ def main(argv: list[str] | None = None) -> int:
         help="unpark: go on with re-collected data whose digests differ (another CPU); "
         "noted in unparked.json",
     )
+    p.add_argument(
+        "--results-dir", type=Path, default=HERE / "results", help="where reproduce.py wrote <name>.json"
+    )
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO))
-    from bremen_robot.workspace_lock import folder_lock
 
     if args.command == "park":
         for ws in _workspaces(args.runs):
             rel = ws.relative_to(args.runs)
-            archive = args.parked / rel.parent / f"{rel.name}.tar.gz"
-            if finished(ws):  # its record is in the results file; git history keeps the old copy
-                if archive.is_file():
-                    archive.unlink()
-                    print(f"{rel}: finished; its parked copy removed (the next unpark would redo it)")
-                continue
             try:
-                with folder_lock(ws, "park"):
-                    done = park_one(ws, archive)
+                line = park_run(ws, rel, args.parked / rel.parent / f"{rel.name}.tar.gz", args.results_dir)
             except Exception as exc:  # noqa: BLE001  one line per run, the others still park
-                print(f"{rel}: not parked: {str(exc).splitlines()[0]}", file=sys.stderr)
-                continue
-            print(f"{rel}: parked ({done['bytes'] / 1e6:.1f} MB, {done['recollect']} datasets to re-collect)")
+                line = f"{rel}: not parked: {_first_line(exc)}"
+            print(line)
         return 0
     failed = 0
     for archive in sorted(args.parked.glob("*/*/seed*.tar.gz")):
         rel = archive.relative_to(args.parked)
-        ws = args.runs / rel.parent / rel.name.removesuffix(".tar.gz")
-        line = unpark_one(archive, ws, args.accept_different_data)
+        try:
+            line = unpark_one(
+                archive, args.runs / rel.parent / rel.name.removesuffix(".tar.gz"), args.accept_different_data
+            )
+        except Exception as exc:  # noqa: BLE001  one line per archive, the others still unpark
+            line = f"{archive}: not installed: {_first_line(exc)}"
         failed += "not installed" in line
         print(line)
     return 1 if failed else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def recorded_complete(ws: Path, rel: Path, results_dir: Path) -> bool:
+    """Whether ``<results_dir>/<name>.json`` holds this finished run's complete record, made with
+    the settings in its ``harness.json`` (``rel`` is ``<name>/<method>/seed<s>``)."""
+    from reproduce_common import same_settings
+
+    name, method, seed = rel.parts[0], rel.parts[1], rel.parts[2].removeprefix("seed")
+    try:
+        result = json.loads((results_dir / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return False
+    record = result.get("methods", {}).get(method, {}).get("seeds", {}).get(seed, {})
+    settings = json.loads((ws / "harness.json").read_text())
+    return bool(record.get("complete")) and same_settings(record.get("settings"), settings)
+
+
+def evaluated(names: list[str]) -> int:
+    """How many deployments have their candidate's evaluation among ``names`` (workspace paths)."""
+    return sum(1 for n in names if re.fullmatch(r"d\d+/eval\.json", n))
+
+
+def park_run(ws: Path, rel: Path, archive: Path, results_dir: Path) -> str:
+    """Park one workspace (the command's line for it). A finished run whose complete record the
+    results file holds needs no parked copy (an old one is removed: the next unpark would redo
+    it); a finished run not yet aggregated is parked. A parked copy further along than the
+    workspace (a run restarted without unpark) is never replaced."""
+    from bremen_robot.workspace_lock import folder_lock
+
+    with folder_lock(ws, "park"):
+        if finished(ws) and recorded_complete(ws, rel, results_dir):
+            if archive.is_file():
+                archive.unlink()  # git history keeps it
+                return f"{rel}: finished and in {results_dir / rel.parts[0]}.json; its parked copy removed"
+            return f"{rel}: finished and in {results_dir / rel.parts[0]}.json; nothing to park"
+        here = evaluated([str(p.relative_to(ws)) for p in ws.glob("d*/eval.json")])
+        if archive.is_file():
+            with tarfile.open(archive, mode="r:gz") as tar:
+                before = evaluated(tar.getnames())
+            if before > here:
+                return (
+                    f"{rel}: not parked: its parked copy has {before} deployments done, this workspace "
+                    f"{here}; unpark it (move this workspace aside first), or remove {archive} to keep "
+                    "this one"
+                )
+        done = park_one(ws, archive)
+    note = (
+        "" if not finished(ws) else "; finished but not in the results file yet: aggregate, then park again"
+    )
+    return f"{rel}: parked ({done['bytes'] / 1e6:.1f} MB, {done['recollect']} datasets to re-collect){note}"
 
 
 if __name__ == "__main__":

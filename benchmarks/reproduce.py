@@ -305,6 +305,20 @@ def plan_jobs(
     return jobs, trains
 
 
+def parked_not_unparked(jobs: list[Job], out: Path) -> list[Path]:
+    """The parked copies (``benchmarks/park_runs.py``) of jobs that have no workspace here: running
+    them would start the seed over while its further-along run waits in git."""
+    parked = HERE / "parked" / out.name
+    if out.parent != HERE / "runs":
+        return []  # a custom --out: park_runs.py parks benchmarks/runs only
+    return [
+        p
+        for j in jobs
+        if not (j.workspace / "harness.json").is_file()
+        and (p := parked / j.method / f"seed{j.seed}.tar.gz").is_file()
+    ]
+
+
 def plan_scope(
     args: argparse.Namespace, out: Path, previous: dict[str, Any] | None
 ) -> tuple[argparse.Namespace, list[Job], dict[str, tuple[str, Any]], dict[str, Any]]:
@@ -343,6 +357,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.aggregate_only:
             print(f"{job.tag} complete in {json_path} (same settings); not run again")
         jobs.remove(job)
+    if not args.aggregate_only and (unparked := parked_not_unparked(jobs, out)):
+        print(
+            f"error: {unparked[0]} holds a parked run that is not unparked; run 'python "
+            "benchmarks/park_runs.py unpark' first, or remove that file to start the seed over",
+            file=sys.stderr,
+        )
+        return 2
     if "td3bc" in args.methods and not args.aggregate_only and not args.td3bc_python.is_file():
         print(
             f"error: no d3rlpy venv at {args.td3bc_python}; run benchmarks/setup_d3rlpy.sh first",
@@ -369,11 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     if ran_on:
         result["ran_on"] = ran_on
     dropped = dropped_records(previous, result)
-    if dropped:  # made with other settings: kept beside the new file, never overwritten
+    if dropped:  # left out or replaced: the old file stays beside the new one, never overwritten
         stamp = str(previous.get("created", "undated")).replace(":", "")  # type: ignore[union-attr]
         kept = json_path.with_name(f"{name}.replaced-{stamp}.json")
+        n = 1
+        while kept.exists():  # two rewrites within one second: the first copy stays
+            kept, n = json_path.with_name(f"{name}.replaced-{stamp}-{n}.json"), n + 1
         write_json_atomic(kept, previous)
-        print(f"note: {', '.join(dropped)} made with other settings; the file they were in is kept as {kept}")
+        print(f"note: {', '.join(dropped)} left out or replaced; the file they were in is kept as {kept}")
     write_json_atomic(json_path, result)
     png_path = plot(result, args.results_dir / f"{name}.png")
     print()

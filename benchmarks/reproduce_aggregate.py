@@ -162,15 +162,18 @@ def seed_record(fresh: dict[str, Any], carried: dict[str, Any] | None) -> dict[s
 
 
 def dropped_records(previous: dict[str, Any] | None, result: dict[str, Any]) -> list[str]:
-    """``method seed`` of each record with returns in ``previous`` that ``result`` no longer holds
-    (other settings, or a method or seed outside this command's scope)."""
+    """``method seed`` of each record with returns in ``previous`` that ``result`` does not hold
+    as it was or extended (returns starting with the old ones): left out (other settings, or
+    outside this command's scope) or replaced (a rerun of the seed that caught up, with its own
+    returns). The caller keeps the previous file whenever this is not empty."""
     if not previous:
         return []
     out = []
     for method, entry in previous.get("methods", {}).items():
         for seed, record in entry.get("seeds", {}).items():
-            kept = result["methods"].get(method, {}).get("seeds", {}).get(seed, {})
-            if record.get("returns") and not kept.get("returns"):
+            old = record.get("returns") or []
+            new = result["methods"].get(method, {}).get("seeds", {}).get(seed, {}).get("returns") or []
+            if old and new[: len(old)] != old:
                 out.append(f"{method} seed {seed}")
     return out
 

@@ -277,9 +277,14 @@ def test_a_seed_whose_workspace_is_gone_keeps_its_record_in_the_results(tmp_path
     _write_workspace(harness, rerun[("bremen", 1)], [-260.0])
     result = _aggregate_only(harness, tmp_path, "third", "--methods", "bremen", "--seeds", "1")
     assert result["methods"]["bremen"]["seeds"]["1"]["returns"] == [-260.0, 800.0]
+    assert list(tmp_path.glob("kept.replaced-*")) == []  # carried as it was: nothing replaced
+    before = json.loads((tmp_path / "kept.json").read_text())
     _write_workspace(harness, rerun[("bremen", 1)], [-260.0, 810.0, 990.0])
     result = _aggregate_only(harness, tmp_path, "third", "--methods", "bremen", "--seeds", "1")
     assert result["methods"]["bremen"]["seeds"]["1"]["returns"] == [-260.0, 810.0, 990.0]
+    # the rerun's own returns replaced the recorded ones: the file that held them is kept
+    kept = tmp_path / f"kept.replaced-{before['created'].replace(':', '')}.json"
+    assert json.loads(kept.read_text())["methods"]["bremen"]["seeds"]["1"]["returns"] == [-260.0, 800.0]
     assert "carried_from" not in result["methods"]["bremen"]["seeds"]["1"]
     assert result["methods"]["bremen"]["seeds"]["0"]["returns"] == [-280.0, 900.0, 950.0]
     assert result["methods"]["bc"]["seeds"]["0"]["returns"] == [-280.0, 10.0, 20.0]

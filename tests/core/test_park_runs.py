@@ -88,6 +88,24 @@ def test_a_parked_run_finishes_as_the_uninterrupted_run_does(
     assert "d1/train/manifest.json" in names and "d1/train/ensemble.pt" in names  # warm-starts d2
     assert not any(n.startswith("d2/train") for n in names)  # unfinished: trained again
     assert "registry.sqlite" in names and "harness.json" in names
+    with tarfile.open(archive) as tar:
+        recipes = json.loads(tar.extractfile(park.RECIPE_FILE).read())  # type: ignore[union-attr]
+    assert recipes["cpu"] == park.cpu_name() and park.cpu_name()
+    assert [(r["file"], r["seed"], r["policy"] is None) for r in recipes["recollect"]] == [
+        ("d1/data.npz", 1, True),  # the random first deployment
+        ("d2/data.npz", 2, False),
+    ]
+
+    # the seed restarted in another checkout without unpark: its park must not replace this copy
+    _, restarted = _job(tmp_path / "restarted")
+    monkeypatch.setattr(trainer, "train", train_then_stop)
+    calls.clear()
+    calls.append(1)  # stop at its first training: no deployment done
+    assert harness.run_job(restarted)["ok"] is False
+    monkeypatch.setattr(trainer, "train", real_train)
+    before = archive.read_bytes()
+    assert park.main(["park", "--runs", str(tmp_path / "restarted"), "--parked", str(parked)]) == 0
+    assert archive.read_bytes() == before
 
     # a fresh checkout: unpark, then the harness goes on from deployment 2
     assert park.main(["unpark", "--runs", str(tmp_path / "second"), "--parked", str(parked)]) == 0
@@ -96,8 +114,23 @@ def test_a_parked_run_finishes_as_the_uninterrupted_run_does(
     assert harness.run_job(resumed) == {"ok": True, "error": ""}
     assert _returns(resumed.workspace) == _returns(straight.workspace)
 
-    # finished now: the next park drops its parked copy, so no later unpark runs it again
-    assert park.main(["park", "--runs", str(tmp_path / "second"), "--parked", str(parked)]) == 0
+    # finished, but not aggregated yet: parked again (the results file is the record)
+    results = tmp_path / "results"
+    argv = [
+        "park",
+        "--runs",
+        str(tmp_path / "second"),
+        "--parked",
+        str(parked),
+        "--results-dir",
+        str(results),
+    ]
+    assert park.main(argv) == 0
+    assert archive.is_file()
+    # aggregated: the next park drops its parked copy, so no later unpark runs it again
+    out = ["--out", str(tmp_path / "second" / "tiny"), "--results-dir", str(results), "--name", "tiny"]
+    assert harness.main([*TINY, *out, "--aggregate-only"]) == 0
+    assert park.main(argv) == 0
     assert not archive.exists()
 
 
@@ -200,3 +233,18 @@ def test_a_running_td3bc_loop_holds_its_workspace_so_park_leaves_it_alone(
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_harness_will_not_start_a_seed_over_while_its_parked_run_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness, job = _job(tmp_path / "runs")
+    monkeypatch.setattr(harness, "HERE", tmp_path)  # benchmarks/ of this test: runs/ and parked/
+    archive = tmp_path / "parked" / "tiny" / "bremen" / "seed0.tar.gz"
+    archive.parent.mkdir(parents=True)
+    archive.write_bytes(b"")
+    assert harness.parked_not_unparked([job], tmp_path / "runs" / "tiny") == [archive]
+    assert harness.parked_not_unparked([job], tmp_path / "elsewhere" / "tiny") == []  # a custom --out
+    job.workspace.mkdir(parents=True)
+    (job.workspace / "harness.json").write_text("{}")  # unparked (or run here): it resumes
+    assert harness.parked_not_unparked([job], tmp_path / "runs" / "tiny") == []
