@@ -171,6 +171,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--results-dir", type=Path, default=HERE / "results", help="where <name>.json/.png go")
     p.add_argument("--aggregate-only", action="store_true", help="do not run; aggregate existing workspaces")
+    p.add_argument(
+        "--carry-from",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="other results files whose records (same settings only) join this one, e.g. a method "
+        "run under another --name",
+    )
     args = p.parse_args(argv)
     for flag in ("deployments", "steps_per_deployment", "eval_episodes", "td3bc_steps", "jobs"):
         value = getattr(args, flag)
@@ -232,17 +240,20 @@ def load_campaigns(args: argparse.Namespace) -> dict[str, tuple[str, Any]]:
 
 
 def aggregation_scope(
-    args: argparse.Namespace, out: Path, previous: dict[str, Any] | None = None
+    args: argparse.Namespace, out: Path, sources: list[dict[str, Any]] | None = None
 ) -> argparse.Namespace:
     """The arguments the results file is aggregated with: the methods and seeds asked for, every
     method and seed that already has a workspace under ``out``, and every one with a record in
-    ``previous`` (the results file being rewritten). Runs of one method or one seed at a time
-    then each rewrite ``<name>.json`` without dropping the others' results (a workspace or
-    record made with other settings is still left out, by ``read_seed`` and ``carried_seed``)."""
-    recorded = {
-        m: {int(s) for s, r in entry.get("seeds", {}).items() if r.get("returns")}
-        for m, entry in (previous or {}).get("methods", {}).items()
-    }
+    ``sources`` (the results file being rewritten, then any ``--carry-from``). Runs of one
+    method or one seed at a time then each rewrite ``<name>.json`` without dropping the others'
+    results (a workspace or record made with other settings is still left out, by
+    ``read_seed`` and ``carried_seed``)."""
+    recorded: dict[str, set[int]] = {}
+    for source in sources or []:
+        for m, entry in source.get("methods", {}).items():
+            recorded.setdefault(m, set()).update(
+                int(s) for s, r in entry.get("seeds", {}).items() if r.get("returns")
+            )
     methods = [m for m in METHODS if m in args.methods or (out / m).is_dir() or recorded.get(m)]
     seeds = set(args.seeds)
     for m in methods:
@@ -319,11 +330,31 @@ def parked_not_unparked(jobs: list[Job], out: Path) -> list[Path]:
     ]
 
 
+def carry_sources(paths: list[Path]) -> list[dict[str, Any]]:
+    """The ``--carry-from`` results files, read; one line naming a file that is not one."""
+    from bremen_robot.campaign.workspace import read_json
+    from bremen_robot.errors import BremenError
+
+    out = []
+    for path in paths:
+        try:
+            data = read_json(path)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or "methods" not in data or "name" not in data:
+            raise BremenError(
+                f"--carry-from {path}: not a results file of reproduce.py; "
+                "pass a benchmarks/results/<name>.json"
+            )
+        out.append(data)
+    return out
+
+
 def plan_scope(
-    args: argparse.Namespace, out: Path, previous: dict[str, Any] | None
+    args: argparse.Namespace, out: Path, sources: list[dict[str, Any]]
 ) -> tuple[argparse.Namespace, list[Job], dict[str, tuple[str, Any]], dict[str, Any]]:
     """The aggregation's arguments, jobs, campaigns and training summaries (``aggregation_scope``)."""
-    scope = aggregation_scope(args, out, previous)
+    scope = aggregation_scope(args, out, sources)
     campaigns = load_campaigns(scope)
     jobs, trains = plan_jobs(scope, campaigns, out)
     return scope, jobs, campaigns, trains
@@ -348,12 +379,14 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.results_dir / f"{name}.json"
     try:
         jobs, trains = plan_jobs(args, campaigns, out)
+        extra = carry_sources(args.carry_from)
         previous = read_json(json_path)
-        plan_scope(args, out, previous)  # fails now, not after hours of runs
+        sources = [previous, *extra] if previous else extra
+        plan_scope(args, out, sources)  # fails now, not after hours of runs
     except BremenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    for job in finished_elsewhere(jobs, previous, trains, overrides_record(args)):
+    for job in finished_elsewhere(jobs, sources, trains, overrides_record(args)):
         if not args.aggregate_only:
             print(f"{job.tag} complete in {json_path} (same settings); not run again")
         jobs.remove(job)
@@ -383,8 +416,9 @@ def main(argv: list[str] | None = None) -> int:
         failed = [f"{j.tag} {r['error']}" for j, r in zip(jobs, results) if not r["ok"]]
     # read again: another harness on this campaign may have rewritten it meanwhile
     previous = read_json(json_path)
-    scope, scope_jobs, scope_campaigns, scope_trains = plan_scope(args, out, previous)
-    result = aggregate(scope, name, scope_jobs, scope_campaigns, scope_trains, previous)
+    sources = [previous, *extra] if previous else extra
+    scope, scope_jobs, scope_campaigns, scope_trains = plan_scope(args, out, sources)
+    result = aggregate(scope, name, scope_jobs, scope_campaigns, scope_trains, sources)
     result["workspaces"] = os.path.relpath(out, REPO) if out.is_relative_to(REPO) else str(out)
     result["failed_runs"] = failed
     if ran_on:

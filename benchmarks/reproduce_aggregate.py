@@ -111,46 +111,64 @@ def overrides_record(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def finished_elsewhere(
-    jobs: list[Job], previous: dict[str, Any] | None, trains: dict[str, Any], overrides: dict[str, Any]
+    jobs: list[Job], sources: list[dict[str, Any]], trains: dict[str, Any], overrides: dict[str, Any]
 ) -> list[Job]:
-    """The jobs with no workspace here whose complete record the results file already holds,
+    """The jobs with no workspace here whose complete record a results file in ``sources`` holds,
     made with the same settings: a fresh checkout must not run a finished seed again."""
     out = []
     for job in jobs:
         if (job.workspace / "harness.json").is_file():
             continue  # a workspace here: the harness resumes it stage by stage
-        record = carried_seed(previous, job, trains.get(job.method), overrides)
+        record = carried_seed(sources, job, trains.get(job.method), overrides)
         if record is not None and record.get("complete"):
             out.append(job)
     return out
 
 
+# what an override left out of an older results file meant; td3bc_steps is compared through the
+# method's training summary (its effective steps), since its default became per campaign
+_NO_OVERRIDES = {
+    "deployments": None,
+    "steps_per_deployment": None,
+    "eval_episodes": None,
+    "train": {},
+    "campaign": {},
+}
+
+
+def _same_overrides(have: dict[str, Any] | None, want: dict[str, Any]) -> bool:
+    def norm(o: dict[str, Any]) -> dict[str, Any]:
+        return {k: o.get(k, v) for k, v in _NO_OVERRIDES.items()}
+
+    return have is not None and norm(have) == norm(want)
+
+
 def carried_seed(
-    previous: dict[str, Any] | None, job: Job, train: Any, overrides: dict[str, Any]
+    sources: list[dict[str, Any]], job: Job, train: Any, overrides: dict[str, Any]
 ) -> dict[str, Any] | None:
-    """``job``'s per-seed record in the results file this command is about to rewrite, when it
-    was made with the same settings; None otherwise. Workspaces are scratch (a fresh checkout
-    has none) while the results file is committed, so a seed whose workspace is gone must keep
-    its record. A record stores the workspace's ``harness.json`` (``settings``) and is compared
-    as a workspace is; a record written before records stored it is carried when the file's
-    overrides and the method's training summary match this command's."""
-    if not previous:
-        return None
-    method = previous.get("methods", {}).get(job.method, {})
-    record = method.get("seeds", {}).get(str(job.seed))
-    if not record or not record.get("returns"):
-        return None
-    if "settings" in record:
-        same = same_settings(record["settings"], job_record(job))
-    else:
-        same = previous.get("overrides") == overrides and method.get("train") == train
-    if not same:
-        return None
-    record = dict(record)
-    record.setdefault(
-        "carried_from", {"file": f"{previous['name']}.json", "created": previous.get("created")}
-    )
-    return record
+    """``job``'s per-seed record in the first results file of ``sources`` (the file this command
+    is about to rewrite, then any ``--carry-from``) that holds one made with the same settings;
+    None otherwise. Workspaces are scratch (a fresh checkout has none) while results files are
+    committed, so a seed whose workspace is gone must keep its record. A record stores its
+    workspace's ``harness.json`` (``settings``) and is compared as a workspace is; a record
+    written before records stored it is carried when its file's overrides and the method's
+    training summary match this command's."""
+    for source in sources:
+        method = source.get("methods", {}).get(job.method, {})
+        record = method.get("seeds", {}).get(str(job.seed))
+        if not record or not record.get("returns"):
+            continue
+        if "settings" in record:
+            same = same_settings(record["settings"], job_record(job))
+        else:
+            same = _same_overrides(source.get("overrides"), overrides) and method.get("train") == train
+        if same:
+            record = dict(record)
+            record.setdefault(
+                "carried_from", {"file": f"{source['name']}.json", "created": source.get("created")}
+            )
+            return record
+    return None
 
 
 def seed_record(fresh: dict[str, Any], carried: dict[str, Any] | None) -> dict[str, Any]:
@@ -188,10 +206,11 @@ def aggregate(
     jobs: list[Job],
     campaigns: dict[str, tuple[str, Any]],
     trains: dict[str, Any],
-    previous: dict[str, Any] | None = None,
+    sources: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The results file's contents: per-seed records (from the workspaces, or carried from
-    ``previous``, the file being rewritten), mean ± std per deployment, the target."""
+    ``sources``: the file being rewritten, then any ``--carry-from``), mean ± std per
+    deployment, the target."""
     from bremen_robot.robot_config import load_robot_config
 
     base = campaigns["bremen"][1].model_copy(update=campaign_update(args, campaigns["bremen"][1], 0))
@@ -200,7 +219,9 @@ def aggregate(
     per_method: dict[str, Any] = {}
     for method in args.methods:
         seeds = {
-            j.seed: seed_record(read_seed(j, K), carried_seed(previous, j, trains.get(method), overrides))
+            j.seed: seed_record(
+                read_seed(j, K), carried_seed(sources or [], j, trains.get(method), overrides)
+            )
             for j in jobs
             if j.method == method
         }

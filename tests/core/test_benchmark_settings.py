@@ -263,11 +263,11 @@ def test_a_seed_whose_workspace_is_gone_keeps_its_record_in_the_results(tmp_path
     overrides = harness.overrides_record(harness.parse_args(["--deployments", "2"]))
     previous = json.loads((tmp_path / "kept.json").read_text())
     todo = list(again.values())
-    assert [j.seed for j in harness.finished_elsewhere(todo, previous, trains, overrides)] == [0]
+    assert [j.seed for j in harness.finished_elsewhere(todo, [previous], trains, overrides)] == [0]
     _write_workspace(harness, again[("bremen", 0)], [-280.0])  # a workspace here: it resumes
-    assert harness.finished_elsewhere(todo, previous, trains, overrides) == []
+    assert harness.finished_elsewhere(todo, [previous], trains, overrides) == []
     other = harness.overrides_record(harness.parse_args(["--deployments", "2", "--eval-episodes", "3"]))
-    assert harness.finished_elsewhere(todo[1:], previous, trains, other) == []
+    assert harness.finished_elsewhere(todo[1:], [previous], trains, other) == []
     argv = ["--methods", "bremen", "--seeds", "0", "--deployments", "2", "--name", "kept"]
     assert harness.main([*argv, "--out", str(tmp_path / "fresh2"), "--results-dir", str(tmp_path)]) == 0
     assert not (tmp_path / "fresh2" / "bremen" / "seed0").exists()  # nothing ran
@@ -336,3 +336,42 @@ def test_a_record_from_before_records_stored_their_settings_is_carried_when_the_
     (tmp_path / "kept.json").write_text(json.dumps(first))
     result = _aggregate_only(harness, tmp_path, "empty", "--methods", "bc", "--seeds", "0")
     assert result["methods"].get("bremen", {}).get("seeds", {}).get("0", {}).get("returns", []) == []
+
+
+def test_records_of_a_method_run_under_another_name_join_with_carry_from(tmp_path: Path) -> None:
+    """HalfCheetah's selection ran as its own results file: --carry-from brings its records (same
+    settings only) into the robot's file; an older file without the later override keys counts
+    as no override."""
+    import json
+
+    harness, jobs, _ = _plan(tmp_path / "a", "--methods", "bremen_select", "--deployments", "2")
+    _write_workspace(harness, jobs[("bremen_select", 0)], [-280.0, 900.0, 950.0])
+    argv = ["--methods", "bremen_select", "--seeds", "0", "--deployments", "2", "--aggregate-only"]
+    assert (
+        harness.main(
+            [*argv, "--name", "select", "--out", str(tmp_path / "a"), "--results-dir", str(tmp_path)]
+        )
+        == 0
+    )
+    select = json.loads((tmp_path / "select.json").read_text())
+    del select["methods"]["bremen_select"]["seeds"]["0"]["settings"]  # written before records held them
+    del select["overrides"]["campaign"]  # and before the campaign overrides existed
+    (tmp_path / "select.json").write_text(json.dumps(select))
+
+    argv = [
+        "--methods",
+        "bremen",
+        "--seeds",
+        "0",
+        "--deployments",
+        "2",
+        "--aggregate-only",
+        "--name",
+        "robot",
+    ]
+    argv += ["--out", str(tmp_path / "b"), "--results-dir", str(tmp_path)]
+    assert harness.main([*argv, "--carry-from", str(tmp_path / "select.json")]) == 0
+    robot = json.loads((tmp_path / "robot.json").read_text())
+    assert robot["methods"]["bremen_select"]["seeds"]["0"]["returns"] == [-280.0, 900.0, 950.0]
+    assert robot["methods"]["bremen_select"]["seeds"]["0"]["carried_from"]["file"] == "select.json"
+    assert harness.main([*argv, "--carry-from", str(tmp_path / "robot.png")]) == 2
