@@ -232,24 +232,42 @@ def figure(results: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def not_measured(path: Path) -> str:
+    """The section of a robot whose results file does not exist yet (named ``<campaign>.json``)."""
+    methods = " ".join(METHODS)
+    return "\n".join(
+        [
+            f"### `{path.stem}`: no results yet ({path} does not exist)",
+            "",
+            "Still to run:",
+            f"- `python benchmarks/reproduce.py --campaign {path.stem} --seeds "
+            f"{' '.join(map(str, SUITE_SEEDS))} --methods {methods} --jobs 2`",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results", nargs="+", type=Path, help="result JSON files of benchmarks/reproduce.py")
     p.add_argument("--figure", type=Path, help="write the one-figure-per-suite PNG here")
     p.add_argument("--markdown", type=Path, help="write the tables and verdicts here as markdown")
     args = p.parse_args(argv)
-    results = []
+    results, sections = [], []
     for path in args.results:
+        if not path.exists():  # a robot not measured yet: said, not an error
+            sections.append(not_measured(path))
+            continue
         try:
             results.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
             print(f"{path}: cannot read a reproduce.py result ({exc}); run benchmarks/reproduce.py first")
             return 2
-    text = "\n\n".join(markdown_table(r) for r in results)
+        sections.append(markdown_table(results[-1]))
+    text = "\n\n".join(sections)
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n", encoding="utf-8")
-    if args.figure:
+    if args.figure and results:
         print(f"figure: {figure(results, args.figure)}")
     return 0
 

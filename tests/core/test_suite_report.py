@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -137,3 +138,23 @@ def test_a_seed_that_went_on_with_different_data_is_noted(suite: ModuleType) -> 
         "- BREMEN seed 0: went on after a session with re-collected data that differ from the "
         "original (d1/data.npz;" in suite.markdown_table(result)
     )
+
+
+def test_a_robot_without_results_is_listed_with_its_command_not_an_error(
+    suite: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    done = tmp_path / "hopper-cpu.json"
+    done.write_text(json.dumps(_result("hopper", {"bremen": {"0": [0.0, 1.0]}}, 1)))
+    md = tmp_path / "suite.md"
+    assert suite.main([str(done), str(tmp_path / "ant-cpu.json"), "--markdown", str(md)]) == 0
+    text = md.read_text()
+    assert "### `ant-cpu`: no results yet" in text
+    assert (
+        "- `python benchmarks/reproduce.py --campaign ant-cpu --seeds 0 1 2 "
+        "--methods bremen bremen_select bc td3bc --jobs 2`" in text
+    )
+    assert "### hopper (`hopper-cpu`" in text
+    (tmp_path / "broken.json").write_text("{")
+    assert suite.main([str(tmp_path / "broken.json")]) == 2
