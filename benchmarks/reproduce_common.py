@@ -230,6 +230,10 @@ def same_settings(have: dict[str, Any] | None, record: dict[str, Any]) -> bool:
     if have is None:
         return False
     have = dict(have)
+    if isinstance(have.get("campaign"), dict):  # another checkout's config paths, as in this one
+        have["campaign"] = {
+            k: _in_this_checkout(v) if k in ("robot", "collect") else v for k, v in have["campaign"].items()
+        }
     try:
         if "train" in have:
             have["train"] = TrainConfig.model_validate(have["train"]).model_dump(mode="json")
@@ -245,6 +249,15 @@ def _without_prose(record: dict[str, Any]) -> dict[str, Any]:
         if isinstance(out.get(key), dict):
             out[key] = {k: v for k, v in out[key].items() if k not in PROSE_FIELDS}
     return out
+
+
+def _in_this_checkout(path: Any) -> Any:
+    """A config path of another checkout as it reads in this one: records hold absolute paths
+    (``/work/main/configs/robots/hopper.yaml``), and results files are committed and read in
+    other checkouts (``/home/me/bremen/configs/robots/hopper.yaml`` is the same file)."""
+    if isinstance(path, str) and "/configs/" in path:
+        return str(REPO / "configs" / path.rsplit("/configs/", 1)[1])
+    return path
 
 
 def _guard(job: Job) -> None:

@@ -31,6 +31,22 @@ def test_an_edited_description_keeps_the_workspace() -> None:
     assert harness.same_settings(ran, _record())
 
 
+def test_a_record_from_another_checkout_is_the_same_run() -> None:
+    """Results files are committed and read in other checkouts: the config paths a record holds
+    compare by their place in the checkout, not by where it was."""
+    harness = _harness()
+    here = _record()
+    there = {**here, "campaign": dict(here["campaign"])}
+    for key in ("robot", "collect"):
+        there["campaign"][key] = (
+            "/home/someone/bremen-robot/configs/" + here["campaign"][key].rsplit("/configs/", 1)[1]
+        )
+    assert there["campaign"]["robot"] != here["campaign"]["robot"]
+    assert harness.same_settings(there, here)
+    there["campaign"]["robot"] = there["campaign"]["robot"].replace("halfcheetah.yaml", "hopper.yaml")
+    assert not harness.same_settings(there, here)
+
+
 def test_a_changed_setting_orphans_the_workspace() -> None:
     harness = _harness()
     preset = load_train_config("halfcheetah-cpu")
