@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from reproduce_common import HERE, Job, _guard, _log, job_campaign
 
+from bremen_robot.child_process import die_with_parent
+
 
 def td3bc_collect(job: Job, cfg: Any, robot: Any, k: int, prev_policy: Path | None) -> dict[str, Any]:
     """Deployment k's data, written like the campaign's (collect.json marks it done)."""
@@ -108,7 +110,9 @@ def td3bc_train(job: Job, task: Any, k: int) -> Path:
     log_path = weights.parent / "log.txt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log_path, "w") as log:
-        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=weights.parent, env=env).returncode
+        rc = subprocess.run(
+            cmd, stdout=log, stderr=subprocess.STDOUT, cwd=weights.parent, env=env, preexec_fn=die_with_parent
+        ).returncode  # the fit ends with its run (a stopped harness, a killed Ray worker)
     if rc != 0 or not weights.is_file():
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-5:])
         raise SystemExit(f"td3bc_step.py failed (exit {rc}) for deployment {k}; see {log_path}:\n{tail}")

@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bremen_robot.child_process import die_with_parent
 from bremen_robot.cluster.ray_env import NODE_DIR_ENV
 from bremen_robot.errors import BremenError
 from bremen_robot.robot_config import RobotConfig, load_robot_config
@@ -251,17 +252,6 @@ def _share(
     }
 
 
-def _term_with_parent() -> None:  # runs in the child before exec
-    """SIGTERM when the Ray worker dies: the collection then stops in order and closes its bag,
-    instead of writing on as an orphan while a later task salvages that bag."""
-    import contextlib
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def _collect_in_child(req: Any) -> dict[str, Any]:
     """``collect_through_graph`` in its own process and session: the graph's stop-in-order signal
     handling must not share a process with Ray's worker, which has its own signal handlers."""
@@ -285,7 +275,7 @@ def _collect_in_child(req: Any) -> dict[str, Any]:
         text=True,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=_term_with_parent,
+        preexec_fn=die_with_parent,  # SIGTERM: the collection stops in order and closes its bag
     )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("BREMEN_SUMMARY "):

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bremen_robot.child_process import die_with_parent
 from bremen_robot.ros.graph import ProcessSpec
 from bremen_robot.ros.stop_signals import unblock_stop_signals
 
@@ -19,12 +20,7 @@ def _pdeathsig() -> None:  # runs in the child before exec
     # a blocked mask survives exec: a node started from a Ray worker would never see the SIGINT
     # that stops it in order, and be killed at the timeout (its bag left unclosed)
     unblock_stop_signals()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+    die_with_parent()
     os.setpgrp()  # Ctrl-C in a terminal reaches us only; we stop the nodes in order
 
 
