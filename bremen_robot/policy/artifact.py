@@ -154,6 +154,12 @@ def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(ppath), map_location="cpu")
     except Exception as exc:  # torch raises several types for corrupt zip archives
+        if manifest.torch_version != torch.__version__:  # the likely cause on a robot PC or node
+            raise ArtifactError(
+                f"{ppath}: cannot load TorchScript ({type(exc).__name__}); it was written by torch "
+                f"{manifest.torch_version} and this machine has torch {torch.__version__}: install torch "
+                f"{manifest.torch_version} here, or re-export the policy with torch {torch.__version__}"
+            ) from None
         raise ArtifactError(
             f"{ppath}: cannot load TorchScript ({type(exc).__name__}); re-export it"
         ) from None

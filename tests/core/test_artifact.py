@@ -62,3 +62,25 @@ def test_wrong_observation_size_is_one_line(artifact):
     _, path, _ = artifact
     with pytest.raises(ArtifactError, match="expects 3"):
         load_artifact(path).act(np.zeros(5))
+
+
+def test_a_policy_torch_cannot_load_names_both_torch_versions(artifact, monkeypatch):
+    """On a robot PC or cluster node with another torch, the TorchScript load fails deep inside
+    torch: the line says which version wrote the policy and which one is here."""
+    _, path, _ = artifact
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Unknown builtin op: aten::something_new")
+
+    monkeypatch.setattr(torch.jit, "load", refuse)
+    with pytest.raises(ArtifactError, match="cannot load TorchScript \\(RuntimeError\\); re-export it$"):
+        load_artifact(path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["torch_version"] = "9.9.0"
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError) as err:
+        load_artifact(path)
+    assert (
+        f"written by torch 9.9.0 and this machine has torch {torch.__version__}: install torch 9.9.0"
+        in str(err.value)
+    )
