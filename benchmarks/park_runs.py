@@ -2,7 +2,8 @@
 
 A session's machine, and with it ``benchmarks/runs/``, does not outlive the session, and several
 runs of the suite (issue 16) take longer than one session: without this they could never finish.
-``park`` packs each unfinished workspace under ``benchmarks/runs/`` into
+``park`` packs each workspace under ``benchmarks/runs/`` whose complete record is not yet in its
+results file (unfinished, or finished but not aggregated) into
 ``benchmarks/parked/<name>/<method>/seed<s>.tar.gz``, small enough to commit, by leaving out what
 can be made again exactly:
 
@@ -19,7 +20,7 @@ checks every digest, and only then moves it into place; a run whose data does no
 identical is left beside it, never installed. Neither command touches a workspace's files;
 ``park`` replaces a run's parked copy with its newer state, and removes the copy of a run that
 has since finished (its record is in the results file; git history keeps the copy).
-Stop the harness first (``park`` refuses a workspace whose campaign lock is held)::
+Stop the harness first (``park`` refuses a workspace whose lock a campaign or TD3+BC loop holds)::
 
     python benchmarks/park_runs.py park      # at the end of a session, then commit benchmarks/parked
     python benchmarks/park_runs.py unpark    # in a new checkout, then re-run the harness commands
