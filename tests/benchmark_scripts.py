@@ -20,3 +20,21 @@ def load_benchmark_script(filename: str, module_name: str) -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
+
+
+# A run of the harness small enough for a test: every network tiny, one TRPO iteration.
+TINY_TRAINING = [
+    "--steps-per-deployment",
+    "300",
+    "--eval-episodes",
+    "1",
+    "--train-override",
+    "trpo.iterations=1",
+    "trpo.steps_per_iteration=200",
+    "trpo.horizon=10",
+    "ensemble.members=2",
+    "ensemble.hidden=[16]",
+    "ensemble.max_epochs=1",
+    "bc.hidden=[16]",
+    "bc.steps=10",
+]

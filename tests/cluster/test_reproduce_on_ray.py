@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.benchmark_scripts import load_benchmark_script
+from tests.benchmark_scripts import TINY_TRAINING, load_benchmark_script
 from tests.cluster.island import Island
 
 REPRODUCE = Path(__file__).resolve().parents[2] / "benchmarks" / "reproduce.py"
@@ -34,19 +34,7 @@ TINY = [
     "bc",
     "--deployments",
     "1",
-    "--steps-per-deployment",
-    "300",
-    "--eval-episodes",
-    "1",
-    "--train-override",
-    "trpo.iterations=1",
-    "trpo.steps_per_iteration=200",
-    "trpo.horizon=10",
-    "ensemble.members=2",
-    "ensemble.hidden=[16]",
-    "ensemble.max_epochs=1",
-    "bc.hidden=[16]",
-    "bc.steps=10",
+    *TINY_TRAINING,
 ]
 
 

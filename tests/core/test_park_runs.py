@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.benchmark_scripts import load_benchmark_script
+from tests.benchmark_scripts import TINY_TRAINING, load_benchmark_script
 
 TINY = [
     "--campaign",
@@ -22,19 +22,7 @@ TINY = [
     "bremen",
     "--deployments",
     "2",
-    "--steps-per-deployment",
-    "300",
-    "--eval-episodes",
-    "1",
-    "--train-override",
-    "trpo.iterations=1",
-    "trpo.steps_per_iteration=200",
-    "trpo.horizon=10",
-    "ensemble.members=2",
-    "ensemble.hidden=[16]",
-    "ensemble.max_epochs=1",
-    "bc.hidden=[16]",
-    "bc.steps=10",
+    *TINY_TRAINING,
 ]
 
 
