@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -406,6 +407,10 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     ran_on: dict[str, object] = {}
     if not args.aggregate_only and jobs:
+        # started in the background (nohup ... &) it inherits SIGINT ignored, and Python then
+        # never raises KeyboardInterrupt: 'pkill -INT' would not stop the runs before they end
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         where = f"on Ray cluster {args.cluster}" if args.cluster else "on Ray on this machine"
         print(f"workspaces under {out}; {len(jobs)} runs, {args.jobs} at a time {where}", flush=True)
         try:
@@ -413,6 +418,13 @@ def main(argv: list[str] | None = None) -> int:
         except BremenError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # Ray and its runs are stopped (run_jobs); their stages resume
+            print(
+                "interrupted: the runs stopped; re-run the same command to resume them "
+                "(the stage each was in is done again)",
+                file=sys.stderr,
+            )
+            return 130
         failed = [f"{j.tag} {r['error']}" for j, r in zip(jobs, results) if not r["ok"]]
     # read again: another harness on this campaign may have rewritten it meanwhile
     previous = read_json(json_path)

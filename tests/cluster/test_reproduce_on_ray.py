@@ -101,3 +101,54 @@ def test_a_run_on_a_node_that_does_not_see_out_runs_nothing(tmp_path: Path) -> N
     assert got["ok"] is False
     assert "does not see the driver's --out" in got["error"]
     assert not jobs[0].workspace.exists()
+
+
+def test_ctrl_c_stops_the_harness_its_ray_and_its_runs(tmp_path: Path) -> None:
+    """A SIGINT ends the harness within seconds, Ray and the runs with it, and the workspace is
+    free to resume or park, also when it was started in the background (``nohup ... &``), which
+    leaves SIGINT ignored: there it used to go on until its runs ended, hours later."""
+    import signal
+    import time
+
+    pytest.importorskip("ray", reason="ray (cluster extra) missing: pip install -e '.[cluster]'")
+    pytest.importorskip("mujoco", reason="mujoco (sim extra) missing")
+    from bremen_robot.workspace_lock import folder_lock
+
+    out = tmp_path / "runs"
+    argv = [*TINY[:6], "--deployments", "1", *TINY_TRAINING, "--steps-per-deployment", "2000000"]
+    argv += ["--jobs", "1", "--name", "tiny", "--out", str(out), "--results-dir", str(tmp_path / "results")]
+    island, why = Island.open()
+    try:
+        cmd = [*(island.prefix if island else []), sys.executable, str(REPRODUCE), *argv]
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # as 'nohup ... &' starts it
+        )
+        log = out / "bremen" / "seed0" / "harness.log"
+        end = time.monotonic() + 120
+        while time.monotonic() < end and "collecting" not in (log.read_text() if log.is_file() else ""):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        assert "collecting" in log.read_text(), f"(island: {why or 'yes'}) the run never started"
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # SIGKILL: its Ray and worker go with it
+            proc.communicate()
+            raise AssertionError("the harness ignored Ctrl-C for 60 s") from None
+        took = time.monotonic() - started
+    finally:
+        if island is not None:
+            island.close()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "interrupted: the runs stopped; re-run the same command to resume them" in stderr
+    assert took < 30, took
+    assert list(out.glob(".harness-driver*")) == []
+    with folder_lock(out / "bremen" / "seed0", "workspace"):  # the run's worker is gone
+        pass
+    assert not (out / "bremen" / "seed0" / "d1" / "collect.json").exists()  # stopped mid-collection
