@@ -140,11 +140,26 @@ def verdict(result: dict[str, Any], seeds_needed: int = 3) -> list[str]:
     return lines
 
 
-def remaining(result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS) -> list[str]:
+def parked_deployments(parked: Path | None, name: str, method: str, seed: int) -> int | None:
+    """Deployments done in the parked copy of a run (``benchmarks/park_runs.py``), None if none."""
+    import re
+    import tarfile
+
+    archive = None if parked is None else parked / name / method / f"seed{seed}.tar.gz"
+    if archive is None or not archive.is_file():
+        return None
+    with tarfile.open(archive, mode="r:gz") as tar:
+        return sum(1 for n in tar.getnames() if re.fullmatch(r"d\d+/eval\.json", n))
+
+
+def remaining(
+    result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS, parked: Path | None = None
+) -> list[str]:
     """What the suite still needs for this robot: one line per (method, seed) that is not
-    complete, then the commands that run them (one per method). A partial record is a seed
-    whose workspace was lost with a session (benchmarks/runs/ is scratch): it starts again from
-    deployment 1, so it is listed with the seeds still to run."""
+    complete, then the commands that run them (one per method). A seed with a parked copy
+    (``parked``, the folder ``park_runs.py`` writes) resumes from it after ``unpark``; a partial
+    record without one is a seed whose workspace was lost with a session (benchmarks/runs/ is
+    scratch), and it starts again from deployment 1."""
     K = int(result["deployments"])
     lines, commands = [], []
     for m in METHODS:
@@ -155,7 +170,13 @@ def remaining(result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS) -> l
             if records.get(str(s), {}).get("complete"):
                 continue
             todo.append(s)
-            state = "not run" if done < 1 else f"{done} of {K} deployments recorded, reruns from deployment 1"
+            at = parked_deployments(parked, result.get("name", result["campaign"]), m, s)
+            if at is not None:
+                state = f"parked after {at} of {K} deployments: unpark it, then the command resumes it"
+            elif done < 1:
+                state = "not run"
+            else:
+                state = f"{done} of {K} deployments recorded, reruns from deployment 1"
             lines.append(f"{SHORT[m]} seed {s}: {state}")
         if todo:
             commands.append(
@@ -165,8 +186,9 @@ def remaining(result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS) -> l
     return lines + commands
 
 
-def markdown_table(result: dict[str, Any]) -> str:
-    """Mean ± std across seeds per deployment, per-seed values and training wall time."""
+def markdown_table(result: dict[str, Any], parked: Path | None = None) -> str:
+    """Mean ± std across seeds per deployment, per-seed values and training wall time, the
+    verdict, and what is still to run (``parked``: see :func:`remaining`)."""
     methods = list(result["methods"])
     head = (
         "| deployments | samples | " + " | ".join(f"{SHORT[m]} (per seed; train s)" for m in methods) + " |"
@@ -204,7 +226,7 @@ def markdown_table(result: dict[str, Any]) -> str:
     ]
     if differ:
         lines += ["", "Notes:", *(f"- {v}" for v in differ)]
-    left = remaining(result)
+    left = remaining(result, parked=parked)
     if left:
         lines += ["", "Still to run:", *(f"- `{v}`" if v.startswith("python ") else f"- {v}" for v in left)]
     return "\n".join(lines)
@@ -251,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("results", nargs="+", type=Path, help="result JSON files of benchmarks/reproduce.py")
     p.add_argument("--figure", type=Path, help="write the one-figure-per-suite PNG here")
     p.add_argument("--markdown", type=Path, help="write the tables and verdicts here as markdown")
+    p.add_argument(
+        "--parked", type=Path, default=HERE / "parked", help="parked runs (benchmarks/park_runs.py)"
+    )
     args = p.parse_args(argv)
     results, sections = [], []
     for path in args.results:
@@ -262,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"{path}: cannot read a reproduce.py result ({exc}); run benchmarks/reproduce.py first")
             return 2
-        sections.append(markdown_table(results[-1]))
+        sections.append(markdown_table(results[-1], args.parked))
     text = "\n\n".join(sections)
     print(text)
     if args.markdown:

@@ -158,3 +158,26 @@ def test_a_robot_without_results_is_listed_with_its_command_not_an_error(
     assert "### hopper (`hopper-cpu`" in text
     (tmp_path / "broken.json").write_text("{")
     assert suite.main([str(tmp_path / "broken.json")]) == 2
+
+
+def test_a_parked_seed_is_listed_as_resumable(suite: ModuleType, tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    result = _result("hopper", {"bremen": {"0": [0.0, 1.0]}}, 3)
+    result["name"] = "hopper-cpu"
+    archive = tmp_path / "hopper-cpu" / "bremen" / "seed0.tar.gz"
+    archive.parent.mkdir(parents=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("d1/eval.json", "d2/eval.json", "d2/eval_random.json", "d3/collect.json"):
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"{}"))
+    lines = suite.remaining(result, parked=tmp_path)
+    assert (
+        lines[0] == "BREMEN seed 0: parked after 2 of 3 deployments: unpark it, then the command resumes it"
+    )
+    assert lines[1] == "BREMEN seed 1: not run"
+    assert (
+        suite.remaining(result)[0] == "BREMEN seed 0: 1 of 3 deployments recorded, reruns from deployment 1"
+    )
