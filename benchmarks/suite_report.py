@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -152,24 +152,31 @@ def parked_deployments(parked: Path | None, name: str, method: str, seed: int) -
         return sum(1 for n in tar.getnames() if re.fullmatch(r"d\d+/eval\.json", n))
 
 
-def remaining(
+@dataclass(frozen=True)
+class Unfinished:
+    """One (method, seed) the suite still needs, and the deployment it resumes after."""
+
+    method: str
+    seed: int
+    state: str  # what the report says about it
+    resumes_after: int  # deployments it keeps (a parked copy's); 0 starts it over
+
+
+def unfinished(
     result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS, parked: Path | None = None
-) -> list[str]:
-    """What the suite still needs for this robot: one line per (method, seed) that is not
-    complete, then the commands that run them (one per method). A seed with a parked copy
+) -> list[Unfinished]:
+    """Each (method, seed) of this robot that is not complete. A seed with a parked copy
     (``parked``, the folder ``park_runs.py`` writes) resumes from it after ``unpark``; a partial
     record without one is a seed whose workspace was lost with a session (benchmarks/runs/ is
     scratch), and it starts again from deployment 1."""
     K = int(result["deployments"])
-    lines, commands = [], []
+    out = []
     for m in METHODS:
         records = result["methods"].get(m, {}).get("seeds", {})
-        todo = []
         for s in seeds:
-            done = len(records.get(str(s), {}).get("returns", [])) - 1  # k = 0 is the random policy
             if records.get(str(s), {}).get("complete"):
                 continue
-            todo.append(s)
+            done = len(records.get(str(s), {}).get("returns", [])) - 1  # k = 0 is the random policy
             at = parked_deployments(parked, result.get("name", result["campaign"]), m, s)
             if at is not None:
                 state = f"parked after {at} of {K} deployments: unpark it, then the command resumes it"
@@ -177,13 +184,105 @@ def remaining(
                 state = "not run"
             else:
                 state = f"{done} of {K} deployments recorded, reruns from deployment 1"
-            lines.append(f"{SHORT[m]} seed {s}: {state}")
+            out.append(Unfinished(m, s, state, at or 0))
+    return out
+
+
+def remaining(
+    result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS, parked: Path | None = None
+) -> list[str]:
+    """What the suite still needs for this robot: one line per (method, seed) that is not
+    complete (:func:`unfinished`), then the commands that run them (one per method)."""
+    left = unfinished(result, seeds, parked)
+    commands = []
+    for m in METHODS:
+        todo = [u.seed for u in left if u.method == m]
         if todo:
             commands.append(
                 f"python benchmarks/reproduce.py --campaign {result['campaign']} "
                 f"--seeds {' '.join(map(str, todo))} --methods {m} --jobs 1"
             )
-    return lines + commands
+    return [f"{SHORT[u.method]} seed {u.seed}: {u.state}" for u in left] + commands
+
+
+# A method with no training time of its own on a robot yet is estimated from BREMEN's: selection
+# trains BREMEN and then scores snapshots, and TD3+BC is given at least BREMEN's wall time.
+STAND_IN = {SELECT: "bremen", TD3BC: "bremen"}
+
+
+def seconds_per_deployment(result: dict[str, Any], method: str, k: int) -> tuple[float | None, str]:
+    """Mean training seconds of ``method`` at deployment ``k`` on this robot, and the method they
+    were measured on (``method`` itself, else its :data:`STAND_IN`); ``(None, "")`` if neither has
+    a measured time there."""
+    rows = [r for r in result["per_deployment"] if r["deployments"] == k]
+    for source in (method, STAND_IN.get(method)):
+        if source is None or not rows:
+            continue
+        secs = rows[0].get(source, {}).get("train_s", {}).get("mean")
+        if secs is not None:
+            return float(secs), source
+    return None, ""
+
+
+@dataclass
+class TrainingLeft:
+    """Training time the unfinished runs still need, from the measured seconds per deployment."""
+
+    seconds: float = 0.0
+    stand_ins: set[str] = field(default_factory=set)  # methods estimated from BREMEN's times
+    unknown: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # campaign -> method -> seeds
+    unmeasured: list[str] = field(default_factory=list)  # campaigns without a results file
+
+    def add(self, other: TrainingLeft) -> None:
+        self.seconds += other.seconds
+        self.stand_ins |= other.stand_ins
+        for campaign, methods in other.unknown.items():
+            for method, seeds in methods.items():
+                self.unknown.setdefault(campaign, {}).setdefault(method, []).extend(seeds)
+        self.unmeasured += other.unmeasured
+
+    def line(self) -> str:
+        """One line for the report."""
+        if self.seconds == 0 and (self.unknown or self.unmeasured):
+            text = "training time left: no estimate"
+        else:
+            text = (
+                f"about {self.seconds / 3600:.1f} core-hours of training left "
+                f"(about {self.seconds / 3600 / 2:.1f} h with one run per core on 2 cores; "
+                "collection, evaluation and twin runs come on top)"
+            )
+        if self.stand_ins:
+            names = ", ".join(SHORT[m] for m in METHODS if m in self.stand_ins)
+            text += f"; {names} estimated from BREMEN's times where it has none of its own"
+        for campaign, methods in self.unknown.items():
+            which = "; ".join(
+                f"{SHORT[m]} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+                for m, seeds in methods.items()
+            )
+            text += f"; not estimated on `{campaign}` (no measured time): {which}"
+        for campaign in self.unmeasured:
+            text += f"; not estimated: everything on `{campaign}` (no results yet)"
+        return text
+
+
+def training_left(
+    result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS, parked: Path | None = None
+) -> TrainingLeft:
+    """Sum, over each unfinished (method, seed) and each deployment it has still to train, of
+    that deployment's mean training seconds on this robot (:func:`seconds_per_deployment`)."""
+    left = TrainingLeft()
+    for u in unfinished(result, seeds, parked):
+        per_k = [
+            seconds_per_deployment(result, u.method, k)
+            for k in range(u.resumes_after + 1, int(result["deployments"]) + 1)
+        ]
+        if any(secs is None for secs, _ in per_k):
+            left.unknown.setdefault(result["campaign"], {}).setdefault(u.method, []).append(u.seed)
+            continue
+        left.seconds += sum(secs for secs, _ in per_k if secs is not None)
+        if any(source != u.method for _, source in per_k):
+            left.stand_ins.add(u.method)
+    return left
 
 
 def markdown_table(result: dict[str, Any], parked: Path | None = None) -> str:
@@ -229,6 +328,7 @@ def markdown_table(result: dict[str, Any], parked: Path | None = None) -> str:
     left = remaining(result, parked=parked)
     if left:
         lines += ["", "Still to run:", *(f"- `{v}`" if v.startswith("python ") else f"- {v}" for v in left)]
+        lines.append(f"- {training_left(result, parked=parked).line()}")
     return "\n".join(lines)
 
 
@@ -278,9 +378,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     results, sections = [], []
+    total = TrainingLeft()
     for path in args.results:
         if not path.exists():  # a robot not measured yet: said, not an error
             sections.append(not_measured(path))
+            total.unmeasured.append(path.stem)
             continue
         try:
             results.append(json.loads(path.read_text(encoding="utf-8")))
@@ -288,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: cannot read a reproduce.py result ({exc}); run benchmarks/reproduce.py first")
             return 2
         sections.append(markdown_table(results[-1], args.parked))
+        total.add(training_left(results[-1], parked=args.parked))
+    if total.seconds or total.unknown or total.unmeasured:
+        sections.append(f"The whole suite: {total.line()}.")
     text = "\n\n".join(sections)
     print(text)
     if args.markdown:

@@ -181,3 +181,87 @@ def test_a_parked_seed_is_listed_as_resumable(suite: ModuleType, tmp_path: Path)
     assert (
         suite.remaining(result)[0] == "BREMEN seed 0: 1 of 3 deployments recorded, reruns from deployment 1"
     )
+
+
+def _park(folder: Path, name: str, method: str, seed: int, deployments: int) -> None:
+    """A parked copy of a run with ``deployments`` evaluated deployments (park_runs.py's layout)."""
+    import io
+    import tarfile
+
+    archive = folder / name / method / f"seed{seed}.tar.gz"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz") as tar:
+        for k in range(1, deployments + 1):
+            info = tarfile.TarInfo(f"d{k}/eval.json")
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"{}"))
+
+
+def _timed_result() -> dict[str, Any]:
+    """Hopper, 3 deployments: BREMEN and BC complete; selection seed 0 complete, seed 1 with one
+    deployment recorded, seed 2 not run; TD3+BC not run. Training seconds per deployment: BREMEN
+    100 / 200 / 300, selection 150 at deployment 1 only (its complete seed is the only one
+    there), BC 10 each."""
+    done = [0.0, 1.0, 2.0, 3.0]
+    result = _result(
+        "hopper",
+        {
+            "bremen": {"0": done, "1": done, "2": done},
+            "bremen_select": {"0": done, "1": [0.0, 1.0]},
+            "bc": {"0": done, "1": done, "2": done},
+        },
+        3,
+    )
+    result["name"] = "hopper-cpu"
+    own = {"bremen": [100.0, 200.0, 300.0], "bremen_select": [150.0, None, None], "bc": [10.0] * 3}
+    for row in result["per_deployment"][1:]:
+        for m, secs in own.items():
+            row[m]["train_s"] = {"mean": secs[row["deployments"] - 1], "per_seed": []}
+    return result
+
+
+def test_the_training_left_sums_each_unfinished_deployments_measured_seconds(
+    suite: ModuleType, tmp_path: Path
+) -> None:
+    result = _timed_result()
+    left = suite.training_left(result)
+    # selection seeds 1 and 2 run deployments 1-3: 150 (its own) + 200 + 300 (BREMEN's) = 650
+    # each; TD3+BC seeds 0-2 have no time of their own: BREMEN's 100 + 200 + 300 = 600 each
+    assert left.seconds == pytest.approx(2 * 650 + 3 * 600)
+    assert left.stand_ins == {"bremen_select", "td3bc"}
+    assert left.unknown == {}
+    # TD3+BC seed 0 parked after 2 deployments has only deployment 3 left: 600 - 300 saved
+    _park(tmp_path, "hopper-cpu", "td3bc", 0, 2)
+    assert suite.training_left(result, parked=tmp_path).seconds == pytest.approx(3100 - 300)
+    line = suite.training_left(result).line()
+    assert line.startswith("about 0.9 core-hours of training left (about 0.4 h with one run per core")
+    assert "BREMEN + selection, recursive TD3+BC estimated from BREMEN's times" in line
+    assert "- about 0.9 core-hours of training left" in suite.markdown_table(result)
+
+
+def test_a_run_without_any_measured_time_is_named_not_counted_as_zero(suite: ModuleType) -> None:
+    # Ant with only BC measured: BREMEN, selection and TD3+BC have no time to go by
+    done = [0.0, 1.0]
+    result = _result("ant", {"bc": {"0": done, "1": done, "2": done}}, 1)
+    left = suite.training_left(result)
+    assert left.seconds == 0
+    assert left.unknown == {"ant-cpu": {"bremen": [0, 1, 2], "bremen_select": [0, 1, 2], "td3bc": [0, 1, 2]}}
+    assert left.line() == (
+        "training time left: no estimate; not estimated on `ant-cpu` (no measured time): "
+        "BREMEN seeds 0, 1, 2; BREMEN + selection seeds 0, 1, 2; recursive TD3+BC seeds 0, 1, 2"
+    )
+
+
+def test_the_suite_total_adds_the_robots_and_names_what_it_cannot_estimate(
+    suite: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    (tmp_path / "hopper-cpu.json").write_text(json.dumps(_timed_result()))
+    (tmp_path / "walker2d-cpu.json").write_text(json.dumps(_timed_result() | {"campaign": "walker2d-cpu"}))
+    paths = [str(tmp_path / f"{c}-cpu.json") for c in ("hopper", "walker2d", "ant")]
+    assert suite.main([*paths, "--parked", str(tmp_path / "none")]) == 0
+    out = capsys.readouterr().out
+    # 3,100 s on each of the two robots: 6,200 s = 1.7 core-hours, 0.9 h on two cores
+    assert "The whole suite: about 1.7 core-hours of training left (about 0.9 h with one run per core" in out
+    assert out.rstrip().endswith("; not estimated: everything on `ant-cpu` (no results yet).")
