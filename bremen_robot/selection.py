@@ -15,7 +15,7 @@ Shapes: S snapshots, E ensemble members, B start states, T imagined steps, D obs
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +28,7 @@ from bremen_robot.errors import BremenError
 from bremen_robot.imagination.model_env import ModelEnv, imagine
 from bremen_robot.models.ensemble import DynamicsEnsemble
 from bremen_robot.policy.gaussian import GaussianPolicy
+from bremen_robot.rl.behavior import evenly_spaced
 from bremen_robot.tasks import Task
 
 Rule = Literal["min", "quantile"]
@@ -201,6 +202,8 @@ class SnapshotScore:
     twin: float | None = None  # mean return in the twin, when it ran
     chosen: bool = False
     shift: float = 0.0  # mean-action change from BC in units of the data's action spread
+    # review figures (review_figures.policy_figures) of a snapshot the campaign could propose
+    figures: dict[str, float] | None = None
 
 
 @dataclass
@@ -286,6 +289,22 @@ def twin_candidate(
     """Whether the twin should run ``score``'s snapshot: within the action-shift limit and
     beating the deployed policy offline (no other could be proposed)."""
     return eligible(score.shift, max_shift) and beats(score.estimate, deployed_estimate, margin)
+
+
+def add_snapshot_figures(
+    selection: Selection,
+    snapshots: Sequence[Snapshot],
+    chosen_figures: dict[str, float],
+    figures_of: Callable[[GaussianPolicy], dict[str, float]],
+) -> None:
+    """Put review figures on each row the campaign could propose: the chosen one's
+    (``chosen_figures``, already computed) and each other :func:`twin_candidate`'s
+    (``figures_of``), so a review describes whichever snapshot the twin leaves standing."""
+    for snap, row in zip(snapshots, selection.snapshots, strict=True):
+        if row.chosen:
+            row.figures = chosen_figures
+        elif twin_candidate(row, selection.deployed_estimate, selection.margin, selection.max_action_shift):
+            row.figures = figures_of(snap.policy)
 
 
 # ------------------------------------------------------------------ training-time wiring
@@ -393,9 +412,9 @@ def snapshot_shifts(
     spaced rows of the behavior data: ``(S,)`` and the data's spread."""
     if snapshots[0].iteration != 0:
         raise ValueError("the first snapshot must be BC: shifts are measured from it")
-    step = max(1, len(behavior_obs) // SHIFT_STATES)
-    obs = torch.as_tensor(np.asarray(behavior_obs[::step][:SHIFT_STATES]), dtype=torch.float32, device=device)
-    acts = np.asarray(behavior_actions[::step][:SHIFT_STATES], dtype=np.float64)  # (N, A)
+    rows = evenly_spaced(len(behavior_obs), SHIFT_STATES)  # across all the data, newest rows too
+    obs = torch.as_tensor(np.asarray(behavior_obs[rows]), dtype=torch.float32, device=device)  # (N, D)
+    acts = np.asarray(behavior_actions[rows], dtype=np.float64)  # (N, A)
     means = np.stack([s.policy(obs)[0].cpu().numpy() for s in snapshots])  # S x (N, A) -> (S, N, A)
     half = (np.asarray(task.action_high, np.float64) - np.asarray(task.action_low, np.float64)) / 2
     return action_shift(means, acts, half)

@@ -33,8 +33,9 @@ from bremen_robot.models.ensemble import DynamicsEnsemble
 from bremen_robot.models.ensemble_fit import FitHistory, fit_ensemble
 from bremen_robot.policy.artifact import MANIFEST_FILE, PolicyManifest, export_policy
 from bremen_robot.policy.bc import new_bc_policy, train_bc
-from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_kl, reset_log_std
+from bremen_robot.policy.gaussian import GaussianPolicy, reset_log_std
 from bremen_robot.progress import Reporter
+from bremen_robot.review_figures import policy_figures
 from bremen_robot.rl.behavior import ANCHOR_ROWS, BehaviorAnchor, evenly_spaced
 from bremen_robot.rl.gae import gae
 from bremen_robot.rl.trpo import trpo_step
@@ -43,6 +44,7 @@ from bremen_robot.selection import (
     SNAPSHOTS_DIR,
     Selection,
     SnapshotKeeper,
+    add_snapshot_figures,
     export_snapshots,
     load_deployed,
     offline_selection,
@@ -290,14 +292,6 @@ def run_trpo(
     return stats
 
 
-@torch.no_grad()
-def kl_to_behavior(policy: GaussianPolicy, bc: GaussianPolicy, obs: torch.Tensor) -> float:
-    """Mean KL(pi || pi_BC) over dataset states: how far TRPO moved from the behavior policy."""
-    m, s = policy(obs)
-    mb, sb = bc(obs)
-    return float(gaussian_kl(m, s, mb, sb).mean())
-
-
 def train(
     cfg: TrainConfig,
     data: Dataset,
@@ -402,12 +396,16 @@ def _train(
 
     # 4. figures for review, then export
     obs_t = torch.as_tensor(data.obs, device=device)
-    final = imagine(env, policy, min(cfg.trpo.n_rollouts, 256), cfg.trpo.horizon, gen)
-    T, B, D = final.obs.shape
-    with torch.no_grad():
-        # (T, B, D) -> (T*B, D): disagreement on the policy's own imagined states vs on the data
-        disagreement = ensemble.disagreement(final.obs.reshape(T * B, D), final.actions.reshape(T * B, -1))
+
+    def figures_of(p: GaussianPolicy) -> dict[str, float]:
+        rollouts = min(cfg.trpo.n_rollouts, 256)
+        return policy_figures(p, bc, anchor, env, ensemble, obs_t, rollouts, cfg.trpo.horizon, gen)
+
+    figures = figures_of(policy)
+    with torch.no_grad():  # the data's own disagreement, to compare the policy's with
         data_dis = ensemble.disagreement(obs_t[:4096], torch.as_tensor(data.actions[:4096], device=device))
+    if selection is not None and keeper is not None:
+        add_snapshot_figures(selection, keeper.snapshots, figures, figures_of)
     report: dict[str, Any] = {
         "task": task.name,
         "config": cfg.model_dump(mode="json"),
@@ -421,15 +419,15 @@ def _train(
         "ensemble": asdict(hist),
         "bc": {"loss": bc_losses, "transitions": len(bc_data)},
         "trpo": trpo_stats,
-        "kl_to_bc": kl_to_behavior(policy, bc, obs_t[:8192]),
-        "behavior_shift": anchor.shift(policy),
+        "kl_to_bc": figures["kl_to_bc"],
+        "behavior_shift": figures["behavior_shift"],
         "disagreement": {
-            "policy_imagined": float(disagreement.mean()),
+            "policy_imagined": figures["policy_imagined_disagreement"],
             "dataset": float(data_dis.mean()),
             "behavior": float(behavior_disagreement(ensemble, bc_data).mean()),
         },
         "uncertainty_penalty_weight": env.uncertainty_penalty,
-        "imagined_return_final": float(final.episode_returns().mean()),
+        "imagined_return_final": figures["imagined_return_final"],
         **({"selection": selection.to_dict()} if selection is not None else {}),
         "timing": {**timing, "total_s": time.perf_counter() - t0, "device": str(device)},
     }

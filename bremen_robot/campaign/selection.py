@@ -11,6 +11,7 @@ resumed campaign repeats it without running the twin again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from bremen_robot.campaign.config import CampaignConfig, data_engine
-from bremen_robot.campaign.workspace import read_json, write_json_atomic
+from bremen_robot.campaign.workspace import move_aside, read_json, write_json_atomic
+from bremen_robot.review_figures import with_figures_of
 from bremen_robot.selection import SNAPSHOTS_DIR, SnapshotScore, select_with_twin, twin_candidate, twin_engine
 
 SELECTION_FILE = "selection.json"
@@ -81,16 +83,45 @@ def propose(
         return Proposal(False, train_dir, None, None)
     path = train_dir.parent / SELECTION_FILE
     record = read_json(path)
+    if record is not None and not decided_on(record, sel):  # the training was redone since
+        aside = move_aside(path, "other-training")
+        log(
+            f"deployment {k}: the selection record was for another training (kept at {aside}); deciding again"
+        )
+        record = None
     if record is None:
         margin = float(report["config"]["selection"]["margin"])
         record = _decide(cfg, k, sel, margin, train_dir, deployed, sim_robot, task)
+        record["training"] = training_digest(sel)
         write_json_atomic(path, record)
     if record.get("line"):
         log(f"deployment {k}: {record['line']}")
     report = {**report, "campaign_selection": record}
     if record["keep_deployed"]:
         return Proposal(True, deployed, report, record)
+    # the review must describe the snapshot proposed, which the twin may have changed
+    report = with_figures_of(report, record["proposed"])
     return Proposal(False, train_dir / SNAPSHOTS_DIR / record["proposed"], report, record)
+
+
+def training_digest(sel: dict[str, Any]) -> str:
+    """Identity of a training's selection table (``report.json``'s ``selection``)."""
+    return hashlib.sha256(json.dumps(sel, sort_keys=True).encode()).hexdigest()
+
+
+def decided_on(record: dict[str, Any], sel: dict[str, Any]) -> bool:
+    """Whether a ``selection.json`` record was decided on this training's selection ``sel``.
+
+    A rejected candidate's training is moved aside and redone, while the record sits beside it
+    in ``d<k>``: a stale record would propose from the old table without running the twin.
+    Records from before the digest match when they name the same offline choice and estimates.
+    """
+    if "training" in record:
+        return bool(record["training"] == training_digest(sel))
+    old = [row.get("offline_estimate") for row in record.get("table", [])]
+    return record.get("offline_chosen") == sel.get("chosen") and old == [
+        row.get("estimate") for row in sel.get("snapshots", [])
+    ]
 
 
 def _decide(

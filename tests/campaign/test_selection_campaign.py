@@ -224,3 +224,104 @@ def test_twin_veto_of_everything_keeps_the_random_policy_collecting(tmp_path, mo
         "deployment 1: no snapshot beats the deployed policy on this evidence (offline lower bound and "
         "pybullet twin); collecting again with the deployed policy (not a new deployment); 20 twin steps"
     ) in messages
+
+
+def test_a_snapshot_proposed_after_a_twin_veto_is_reviewed_with_its_own_figures(tmp_path, monkeypatch):
+    """The trainer computes KL, behavior shift and disagreement for the policy it exports; when the
+    twin vetoes that one the review must describe the proposal. BC is the check: the tiny
+    campaign's trainer exports BC, whose KL to itself and mean-action shift from itself are 0."""
+    import bremen_robot.campaign.selection as camp_sel
+    from bremen_robot.registry import Registry
+
+    monkeypatch.setattr(camp_sel, "_act", lambda art, task, seed: "random" if art is None else Path(art).name)
+    monkeypatch.setattr(
+        camp_sel, "twin_score", lambda act, *a: ({"random": 10.0, "bc": -50.0}.get(act, 9.5), 1)
+    )
+    summary, _ = run(tmp_path, selecting_campaign(tmp_path, deployments=2, twin=True, data_engine="mujoco"))
+    trained = json.loads((tmp_path / "ws" / "d1" / "train" / "report.json").read_text())
+    assert trained["selection"]["chosen"] == "bc"
+    assert trained["kl_to_bc"] == 0.0 and trained["behavior_shift"] == 0.0
+    proposed = json.loads((tmp_path / "ws" / "d1" / "selection.json").read_text())["proposed"]
+    assert proposed in ("trpo-0002", "trpo-0003")  # the twin vetoed BC
+    with Registry.open(tmp_path / "ws") as reg:
+        report = reg.get(summary["deployments"][1]["policy_id"]).report
+    figures = next(r for r in trained["selection"]["snapshots"] if r["name"] == proposed)["figures"]
+    assert report["figures_of"] == proposed
+    assert report["kl_to_bc"] == figures["kl_to_bc"] > 0
+    assert report["behavior_shift"] == figures["behavior_shift"] > 0
+    assert report["imagined_return_final"] == figures["imagined_return_final"]
+    assert report["disagreement"]["policy_imagined"] == figures["policy_imagined_disagreement"]
+    assert report["disagreement"]["dataset"] == trained["disagreement"]["dataset"]  # not the policy's
+
+
+def _hand_report(estimates: dict[str, float], chosen: str) -> dict:
+    rows = [
+        {"name": n, "iteration": i, "per_member": [e], "estimate": e, "twin": None, "chosen": n == chosen}
+        for i, (n, e) in enumerate(estimates.items())
+    ]
+    return {
+        "config": {"selection": {"margin": 0.0}},
+        "selection": {
+            "snapshots": rows,
+            "chosen": chosen,
+            "beats_deployed": True,
+            "deployed_estimate": None,
+            "max_action_shift": None,
+        },
+    }
+
+
+def test_a_selection_record_of_a_redone_training_is_set_aside_and_decided_again(tmp_path):
+    """A rejected candidate's d<k>/train is moved aside and trained again, but d<k>/selection.json
+    stays: it must not decide for the new training."""
+    from bremen_robot.campaign.selection import propose
+
+    cfg = load_campaign_config(selecting_campaign(tmp_path))
+    train_dir = tmp_path / "ws" / "d1" / "train"
+    train_dir.mkdir(parents=True)
+    messages: list[str] = []
+
+    def decide(estimates: dict[str, float], chosen: str) -> str:
+        (train_dir / "report.json").write_text(json.dumps(_hand_report(estimates, chosen)))
+        proposal = propose(cfg, 1, train_dir, None, "tiny", "tiny", messages.append)
+        return proposal.record["proposed"]
+
+    assert decide({"bc": 1.0, "trpo-0002": 5.0}, "trpo-0002") == "trpo-0002"
+    first = json.loads((train_dir.parent / "selection.json").read_text())
+    assert decide({"bc": 1.0, "trpo-0002": 5.0}, "trpo-0002") == "trpo-0002"  # same training: reused
+    assert not (train_dir.parent / "selection.json.other-training-1").exists()
+    assert decide({"bc": 7.0, "trpo-0002": 5.0}, "bc") == "bc"  # the training was redone
+    assert json.loads((train_dir.parent / "selection.json.other-training-1").read_text()) == first
+    assert any("was for another training (kept at" in m for m in messages)
+
+
+def test_a_selection_record_from_before_the_digest_is_kept_when_it_matches_its_training(tmp_path):
+    from bremen_robot.campaign.selection import decided_on
+
+    sel = _hand_report({"bc": 1.0, "trpo-0002": 5.0}, "trpo-0002")["selection"]
+    legacy = {
+        "offline_chosen": "trpo-0002",
+        "table": [
+            {"snapshot": "bc", "offline_estimate": 1.0},
+            {"snapshot": "trpo-0002", "offline_estimate": 5.0},
+        ],
+    }
+    assert decided_on(legacy, sel)
+    assert not decided_on({**legacy, "offline_chosen": "bc"}, sel)
+    assert not decided_on({**legacy, "table": legacy["table"][:1]}, sel)
+    assert not decided_on({**legacy, "training": "0" * 64}, sel)  # a digest decides when there is one
+
+
+def test_a_report_without_snapshot_figures_drops_the_other_policys_figures():
+    from bremen_robot.review_figures import with_figures_of
+
+    report = _hand_report({"bc": 1.0, "trpo-0002": 5.0}, "trpo-0002")
+    report |= {"kl_to_bc": 3.0, "behavior_shift": 2.0, "imagined_return_final": 9.0}
+    report["disagreement"] = {"policy_imagined": 0.5, "dataset": 0.1}
+    assert with_figures_of(report, "trpo-0002") is report  # the trainer's own choice
+    other = with_figures_of(report, "bc")
+    assert {"kl_to_bc", "behavior_shift", "imagined_return_final"}.isdisjoint(other)
+    assert other["disagreement"] == {"dataset": 0.1} and other["figures_of"] == "bc"
+    assert report["kl_to_bc"] == 3.0  # the training's own report is not changed
+    with pytest.raises(ValueError, match="snapshot 'trpo-0009' is not in the training report"):
+        with_figures_of(report, "trpo-0009")

@@ -349,3 +349,31 @@ def test_snapshot_interval_longer_than_trpo_is_refused():
         ValidationError, match=r"snapshot_every \(9\) exceeds trpo.iterations \(5\); set it to at most 5"
     ):
         _tiny_train_config(enabled=True, snapshot_every=9)
+
+
+def test_the_shift_is_measured_on_states_spread_over_all_the_data():
+    """3,000 rows (a quickstart deployment): the snapshot differs from BC by 1 only where the
+    state is past row 2,047. Evenly spaced over all rows, 650 of the 2,048 sampled rows lie
+    there (row i*2999/2047 passes 2,047 from i = 1,398 on); a block of the first 2,048 rows would
+    see no shift at all. Behavior actions are BC's mean (0) +- 0.1, so the spread is 0.1."""
+    from types import SimpleNamespace
+
+    from bremen_robot.selection import Snapshot, snapshot_shifts
+
+    class Step(torch.nn.Module):
+        def __init__(self, moved: bool) -> None:
+            super().__init__()
+            self.moved = moved
+
+        def forward(self, obs):
+            mean = (obs[:, :1] > 2047).float() if self.moved else torch.zeros_like(obs[:, :1])
+            return mean, torch.zeros_like(mean)
+
+    obs = np.arange(3000, dtype=np.float32)[:, None]  # (N, 1): each state is its row number
+    acts = np.where(np.arange(3000) % 2 == 0, 0.1, -0.1)[:, None]  # (N, 1)
+    task = SimpleNamespace(action_low=[-1.0], action_high=[1.0])
+    snaps = [Snapshot("bc", 0, Step(False)), Snapshot("trpo-0010", 10, Step(True))]
+    shifts, spread = snapshot_shifts(snaps, obs, acts, task, "cpu")  # type: ignore[arg-type]
+    assert spread == pytest.approx(0.1)
+    assert shifts[0] == 0.0
+    assert shifts[1] == pytest.approx(np.sqrt(650 / 2048) / 0.1)
