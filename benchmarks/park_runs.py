@@ -17,7 +17,9 @@ can be made again exactly:
 
 ``unpark`` unpacks each parked run whose workspace does not exist yet, re-collects its data,
 checks every digest, and only then moves it into place; a run whose data does not come back
-identical is left beside it, never installed. Neither command touches a workspace's files;
+identical is left beside it, never installed. A parked copy of a run whose complete record the
+results file holds (aggregated after it was parked) is removed instead of unpacked. Either
+command exits 1 when a run was left unparked or not installed. Neither command touches a workspace's files;
 ``park`` replaces a run's parked copy with its newer state, and removes the copy of a run that
 has since finished (its record is in the results file; git history keeps the copy).
 Stop the harness first (``park`` refuses a workspace whose lock a campaign or TD3+BC loop holds)::
@@ -281,20 +283,21 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     sys.path.insert(0, str(REPO))
 
-    if args.command == "park":
+    failed = 0
+    if args.command == "park":  # a run left unparked is lost with the machine: the exit code says so
         for ws in _workspaces(args.runs):
             rel = ws.relative_to(args.runs)
             try:
                 line = park_run(ws, rel, args.parked / rel.parent / f"{rel.name}.tar.gz", args.results_dir)
             except Exception as exc:  # noqa: BLE001  one line per run, the others still park
                 line = f"{rel}: not parked: {_first_line(exc)}"
+            failed += ": not parked:" in line
             print(line)
-        return 0
-    failed = 0
+        return 1 if failed else 0
     for archive in sorted(args.parked.glob("*/*/seed*.tar.gz")):
         rel = archive.relative_to(args.parked)
         try:
-            line = unpark_one(
+            line = drop_if_recorded(archive, rel, args.results_dir) or unpark_one(
                 archive, args.runs / rel.parent / rel.name.removesuffix(".tar.gz"), args.accept_different_data
             )
         except Exception as exc:  # noqa: BLE001  one line per archive, the others still unpark
@@ -308,9 +311,9 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def recorded_complete(ws: Path, rel: Path, results_dir: Path) -> bool:
-    """Whether ``<results_dir>/<name>.json`` holds this finished run's complete record, made with
-    the settings in its ``harness.json`` (``rel`` is ``<name>/<method>/seed<s>``)."""
+def recorded_complete(settings: dict[str, Any], rel: Path, results_dir: Path) -> bool:
+    """Whether ``<results_dir>/<name>.json`` holds the complete record of the run ``rel``
+    (``<name>/<method>/seed<s>``), made with ``settings`` (its ``harness.json``)."""
     from reproduce_common import same_settings
 
     name, method, seed = rel.parts[0], rel.parts[1], rel.parts[2].removeprefix("seed")
@@ -319,8 +322,21 @@ def recorded_complete(ws: Path, rel: Path, results_dir: Path) -> bool:
     except (OSError, ValueError):
         return False
     record = result.get("methods", {}).get(method, {}).get("seeds", {}).get(seed, {})
-    settings = json.loads((ws / "harness.json").read_text())
     return bool(record.get("complete")) and same_settings(record.get("settings"), settings)
+
+
+def drop_if_recorded(archive: Path, rel: Path, results_dir: Path) -> str | None:
+    """Remove a parked copy whose run's complete record the results file already holds (it was
+    aggregated after this copy was parked: unparking it would redo finished deployments); the
+    command's line, or None to unpark it. Git history keeps the copy."""
+    with tarfile.open(archive, mode="r:gz") as tar:
+        member = tar.extractfile("harness.json")
+        settings = json.loads(member.read()) if member is not None else None
+    run = rel.parent / rel.name.removesuffix(".tar.gz")
+    if settings is None or not recorded_complete(settings, run, results_dir):
+        return None
+    archive.unlink()
+    return f"{run}: complete in {results_dir / run.parts[0]}.json; its parked copy removed, not unparked"
 
 
 def evaluated(names: list[str]) -> int:
@@ -336,7 +352,8 @@ def park_run(ws: Path, rel: Path, archive: Path, results_dir: Path) -> str:
     from bremen_robot.workspace_lock import folder_lock
 
     with folder_lock(ws, "park"):
-        if finished(ws) and recorded_complete(ws, rel, results_dir):
+        settings = json.loads((ws / "harness.json").read_text())
+        if finished(ws) and recorded_complete(settings, rel, results_dir):
             if archive.is_file():
                 archive.unlink()  # git history keeps it
                 return f"{rel}: finished and in {results_dir / rel.parts[0]}.json; its parked copy removed"

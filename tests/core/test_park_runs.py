@@ -92,7 +92,7 @@ def test_a_parked_run_finishes_as_the_uninterrupted_run_does(
     assert harness.run_job(restarted)["ok"] is False
     monkeypatch.setattr(trainer, "train", real_train)
     before = archive.read_bytes()
-    assert park.main(["park", "--runs", str(tmp_path / "restarted"), "--parked", str(parked)]) == 0
+    assert park.main(["park", "--runs", str(tmp_path / "restarted"), "--parked", str(parked)]) == 1
     assert archive.read_bytes() == before
 
     # a fresh checkout: unpark, then the harness goes on from deployment 2
@@ -114,12 +114,27 @@ def test_a_parked_run_finishes_as_the_uninterrupted_run_does(
         str(results),
     ]
     assert park.main(argv) == 0
-    assert archive.is_file()
+    with tarfile.open(archive, mode="r:gz") as tar:  # its copy was cut off with 1 evaluated: now 2
+        assert park.evaluated(tar.getnames()) == 2
     # aggregated: the next park drops its parked copy, so no later unpark runs it again
     out = ["--out", str(tmp_path / "second" / "tiny"), "--results-dir", str(results), "--name", "tiny"]
     assert harness.main([*TINY, *out, "--aggregate-only"]) == 0
+    stale = archive.read_bytes()
     assert park.main(argv) == 0
     assert not archive.exists()
+    # a copy parked before the aggregation (a session that aggregated and stopped) is not unparked
+    archive.write_bytes(stale)
+    unpark = [
+        "unpark",
+        "--runs",
+        str(tmp_path / "third"),
+        "--parked",
+        str(parked),
+        "--results-dir",
+        str(results),
+    ]
+    assert park.main(unpark) == 0
+    assert not archive.exists() and not (tmp_path / "third" / "tiny").exists()
 
 
 def test_unpark_installs_nothing_whose_data_comes_back_different(park: ModuleType, tmp_path: Path) -> None:
@@ -214,8 +229,9 @@ def test_a_running_td3bc_loop_holds_its_workspace_so_park_leaves_it_alone(
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         result = harness.run_job(jobs[0])
         assert result["ok"] is False and "is in use by" in result["error"]
+        # the run is not parked, and the exit code says so (a routine's `park && git commit` stops)
         assert (
-            park.main(["park", "--runs", str(tmp_path / "runs"), "--parked", str(tmp_path / "parked")]) == 0
+            park.main(["park", "--runs", str(tmp_path / "runs"), "--parked", str(tmp_path / "parked")]) == 1
         )
         assert not (tmp_path / "parked").exists()
     finally:
