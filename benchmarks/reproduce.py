@@ -51,6 +51,7 @@ from reproduce_aggregate import (  # noqa: E402
     overrides_record,
     plot,
     read_seed,
+    results_file_lock,
     table,
 )
 from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and others import them here)
@@ -426,25 +427,25 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 130
         failed = [f"{j.tag} {r['error']}" for j, r in zip(jobs, results) if not r["ok"]]
-    # read again: another harness on this campaign may have rewritten it meanwhile
-    previous = read_json(json_path)
-    sources = [previous, *extra] if previous else extra
-    scope, scope_jobs, scope_campaigns, scope_trains = plan_scope(args, out, sources)
-    result = aggregate(scope, name, scope_jobs, scope_campaigns, scope_trains, sources)
-    result["workspaces"] = os.path.relpath(out, REPO) if out.is_relative_to(REPO) else str(out)
-    result["failed_runs"] = failed
-    if ran_on:
-        result["ran_on"] = ran_on
-    dropped = dropped_records(previous, result)
-    if dropped:  # left out or replaced: the old file stays beside the new one, never overwritten
-        stamp = str(previous.get("created", "undated")).replace(":", "")  # type: ignore[union-attr]
-        kept = json_path.with_name(f"{name}.replaced-{stamp}.json")
-        n = 1
-        while kept.exists():  # two rewrites within one second: the first copy stays
-            kept, n = json_path.with_name(f"{name}.replaced-{stamp}-{n}.json"), n + 1
-        write_json_atomic(kept, previous)
-        print(f"note: {', '.join(dropped)} left out or replaced; the file they were in is kept as {kept}")
-    write_json_atomic(json_path, result)
+    with results_file_lock(json_path):  # read again: another harness may have rewritten it meanwhile
+        previous = read_json(json_path)
+        sources = [previous, *extra] if previous else extra
+        scope, scope_jobs, scope_campaigns, scope_trains = plan_scope(args, out, sources)
+        result = aggregate(scope, name, scope_jobs, scope_campaigns, scope_trains, sources)
+        result["workspaces"] = os.path.relpath(out, REPO) if out.is_relative_to(REPO) else str(out)
+        result["failed_runs"] = failed
+        if ran_on:
+            result["ran_on"] = ran_on
+        dropped = dropped_records(previous, result)
+        if dropped:  # left out or replaced: the old file stays beside the new one, never overwritten
+            stamp = str(previous.get("created", "undated")).replace(":", "")  # type: ignore[union-attr]
+            kept = json_path.with_name(f"{name}.replaced-{stamp}.json")
+            n = 1
+            while kept.exists():  # two rewrites within one second: the first copy stays
+                kept, n = json_path.with_name(f"{name}.replaced-{stamp}-{n}.json"), n + 1
+            write_json_atomic(kept, previous)
+            print(f"note: {', '.join(dropped)} left out or replaced; the file they were in is kept as {kept}")
+        write_json_atomic(json_path, result)
     png_path = plot(result, args.results_dir / f"{name}.png")
     print()
     print(table(result))

@@ -11,6 +11,8 @@ import os
 import platform
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -177,6 +179,28 @@ def seed_record(fresh: dict[str, Any], carried: dict[str, Any] | None) -> dict[s
     if carried is not None and len(carried["returns"]) > len(fresh["returns"]):
         return carried
     return fresh
+
+
+@contextmanager
+def results_file_lock(json_path: Path) -> Iterator[None]:
+    """Hold ``<name>.json.lock`` while this harness re-reads, aggregates and rewrites
+    ``<name>.json``: harnesses on one campaign (one per method, say) take turns, so none writes
+    over a version of the file it did not read. A blocking ``flock``: the kernel drops it with
+    the process; the empty lock file stays (git ignores it)."""
+    import fcntl
+
+    lock = json_path.with_name(json_path.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another harness that is writing {json_path}", flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def dropped_records(previous: dict[str, Any] | None, result: dict[str, Any]) -> list[str]:

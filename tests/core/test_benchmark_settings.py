@@ -391,3 +391,54 @@ def test_records_of_a_method_run_under_another_name_join_with_carry_from(tmp_pat
     assert robot["methods"]["bremen_select"]["seeds"]["0"]["returns"] == [-280.0, 900.0, 950.0]
     assert robot["methods"]["bremen_select"]["seeds"]["0"]["carried_from"]["file"] == "select.json"
     assert harness.main([*argv, "--carry-from", str(tmp_path / "robot.png")]) == 2
+
+
+def test_the_results_file_is_read_aggregated_and_written_under_one_lock(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Two harnesses on one campaign (one per method) must take turns: a harness that wrote over
+    a version of the file it never read would drop the other's new records without a backup."""
+    import fcntl
+
+    harness, jobs, _ = _plan(tmp_path / "runs", "--methods", "bremen", "--deployments", "2")
+    _write_workspace(harness, jobs[("bremen", 0)], [-280.0, 900.0, 950.0])
+    lock = tmp_path / "kept.json.lock"
+    held: list[bool] = []
+    real_aggregate = harness.aggregate
+
+    def aggregate_and_probe(*args: Any) -> Any:
+        with open(lock, "a") as other:  # another harness's try, from its own open file
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                held.append(False)
+            except BlockingIOError:
+                held.append(True)
+        return real_aggregate(*args)
+
+    monkeypatch.setattr(harness, "aggregate", aggregate_and_probe)
+    _aggregate_only(harness, tmp_path, "runs", "--methods", "bremen", "--seeds", "0")
+    assert held == [True]
+    with open(lock, "a") as after:  # released once written
+        fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def test_a_second_writer_waits_for_the_results_file_lock(tmp_path: Path, capsys: Any) -> None:
+    import threading
+    import time
+
+    aggregate_module = load_benchmark_script("reproduce_aggregate.py", "bremen_reproduce_aggregate")
+    path = tmp_path / "camp.json"
+    order: list[str] = []
+
+    def second() -> None:
+        with aggregate_module.results_file_lock(path):
+            order.append("second")
+
+    with aggregate_module.results_file_lock(path):
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        time.sleep(0.3)
+        order.append("first done")
+    waiter.join(timeout=10)
+    assert order == ["first done", "second"]
+    assert f"waiting for another harness that is writing {path}" in capsys.readouterr().out
