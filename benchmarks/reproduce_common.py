@@ -216,10 +216,6 @@ def job_record(job: Job) -> dict[str, Any]:
     return record
 
 
-# Prose, not settings: editing a preset's description must not orphan the runs made with it.
-PROSE_FIELDS = ("description", "expected_time")
-
-
 def same_settings(have: dict[str, Any] | None, record: dict[str, Any]) -> bool:
     """``have`` (a workspace's harness.json) describes the same run as ``record``. Stored configs
     are re-validated first, so a config field added later with a default that keeps the old
@@ -244,6 +240,10 @@ def same_settings(have: dict[str, Any] | None, record: dict[str, Any]) -> bool:
 
 
 def _without_prose(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` without its configs' prose: editing a preset's description must not orphan the
+    runs made with it (the campaign's identity leaves the same fields out)."""
+    from bremen_robot.campaign.config import PROSE_FIELDS
+
     out = dict(record)
     for key in ("train", "campaign"):
         if isinstance(out.get(key), dict):

@@ -19,6 +19,10 @@ REPO_CAMPAIGNS = Path(__file__).resolve().parents[2] / "configs" / "campaigns"
 REPO_TRAIN = Path(__file__).resolve().parents[2] / "configs" / "train"
 
 
+IDENTITY_VERSION = 3  # see CampaignConfig.digest
+PROSE_FIELDS = ("description", "expected_time")  # words about a config, not settings
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -130,15 +134,20 @@ class CampaignConfig(_Strict):
                 )
         return self
 
-    def digest(self, *, legacy: bool = False) -> str:
+    def digest(self, *, version: int = IDENTITY_VERSION) -> str:
         """Identity of the campaign: a workspace belongs to exactly one config.
 
-        The robot config's ``trusted_operator_keys`` are not part of it: who may approve is not
-        what the campaign collects, and adding an operator mid-campaign must not orphan the
-        workspace. ``legacy=True`` gives the identity as versions before that computed it.
+        Neither the robot config's ``trusted_operator_keys`` (who may approve is not what the
+        campaign collects: adding an operator mid-campaign must not orphan the workspace) nor,
+        since version 3, prose (``description``, ``expected_time``) and YAML comments of the
+        campaign and the files it names are part of it: rewording a description must not orphan
+        a workspace either. ``version`` gives the identity as earlier versions computed it (2:
+        prose and the preset's and collect file's bytes included; 1: the robot file's bytes too),
+        so workspaces made before still resume (:meth:`identities`).
         """
         # a shadow run collects nothing the trainer uses: not part of what the campaign is
-        dump = self.model_dump(mode="json", exclude={"approval_poll_seconds", "shadow"})
+        exclude = {"approval_poll_seconds", "shadow"} | (set(PROSE_FIELDS) if version >= 3 else set())
+        dump = self.model_dump(mode="json", exclude=exclude)
         for field in _CLUSTER_FIELDS:  # absent when unset: a workspace from before issue 17 resumes
             if dump[field] == CampaignConfig.model_fields[field].get_default(call_default_factory=True):
                 dump.pop(field)
@@ -146,14 +155,33 @@ class CampaignConfig(_Strict):
         # the files it names count too: an edited preset or robot config is another campaign
         train = Path(self.train) if Path(self.train).is_file() else REPO_TRAIN / f"{self.train}.yaml"
         for path in (self.robot, self.collect, train):
-            if not legacy and path == self.robot:
+            if version >= 3:
+                h.update(_file_identity(Path(path), robot=path == self.robot))
+            elif version == 2 and path == self.robot:
                 h.update(_robot_identity(Path(path)))
-                continue
-            h.update(Path(path).read_bytes() if Path(path).is_file() else b"-")
+            else:
+                h.update(Path(path).read_bytes() if Path(path).is_file() else b"-")
         return h.hexdigest()
+
+    def identities(self) -> list[str]:
+        """This config's identity as every version computes it, the current one first."""
+        return [self.digest(version=v) for v in range(IDENTITY_VERSION, 0, -1)]
 
 
 _CLUSTER_FIELDS = ("fleet", "fleet_on_robot_loss")
+
+
+def _file_identity(path: Path, robot: bool) -> bytes:
+    """A named config file's settings: parsed, without prose (and, for the robot, without its
+    trusted keys); ``-`` for a missing file."""
+    from bremen_robot.config.loading import read_yaml
+
+    if not path.is_file():
+        return b"-"
+    data = read_yaml(path)
+    for key in (*PROSE_FIELDS, *(("trusted_operator_keys",) if robot else ())):
+        data.pop(key, None)
+    return (b"robot:" if robot else b"file:") + json.dumps(data, sort_keys=True, default=str).encode()
 
 
 def _robot_identity(path: Path) -> bytes:

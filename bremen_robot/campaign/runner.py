@@ -391,7 +391,8 @@ class Campaign:
         workspace, from the CLI or from Python (e.g. the benchmark harness), is refused at once."""
         with self.ws.lock():
             # which campaign owns the workspace is the first question; another's status stays as it is
-            self.ws.claim(self.cfg.name, self.cfg.digest(), legacy_digest=self.cfg.digest(legacy=True))
+            current, *earlier = self.cfg.identities()
+            self.ws.claim(self.cfg.name, current, legacy_digests=earlier)
             with self.status.running():
                 return self._run_locked()
 

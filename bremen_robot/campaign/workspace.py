@@ -27,6 +27,7 @@ directory is renamed aside (``*.incomplete-N``) before the stage is redone.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -84,10 +85,10 @@ class Workspace:
     def eval_file(self, k: int) -> Path:
         return self.deployment_dir(k) / "eval.json"
 
-    def claim(self, name: str, digest: str, legacy_digest: str | None = None) -> None:
+    def claim(self, name: str, digest: str, legacy_digests: Sequence[str] = ()) -> None:
         """Bind the workspace to one campaign config, or refuse if it belongs to another.
 
-        ``legacy_digest``: the same config's identity as an older version computed it, so
+        ``legacy_digests``: the same config's identity as older versions computed it, so
         workspaces created before a change of :meth:`CampaignConfig.digest` still resume.
         """
         meta_path = self.root / "campaign.json"
@@ -96,7 +97,7 @@ class Workspace:
             self.root.mkdir(parents=True, exist_ok=True)
             write_json_atomic(meta_path, {"name": name, "config_digest": digest})
             return
-        if meta.get("config_digest") not in (digest, legacy_digest):
+        if meta.get("config_digest") not in (digest, *legacy_digests):
             raise BremenError(
                 f"workspace '{self.root}' belongs to campaign '{meta.get('name')}' with a different config "
                 f"(digest {str(meta.get('config_digest'))[:12]}); "

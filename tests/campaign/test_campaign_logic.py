@@ -197,6 +197,43 @@ def test_workspace_of_another_campaign_is_refused(tmp_path):
         ).run()
 
 
+def test_rewording_a_campaigns_description_keeps_its_workspace(tmp_path):
+    """Descriptions and expected times (of the campaign and its training preset) and comments are
+    words about a config: editing them must not orphan the runs made with it. A setting still does."""
+    camp = write_campaign(tmp_path)
+    cfg = load_campaign_config(camp)
+    ws = Campaign(
+        cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None
+    ).ws
+    ws.claim(cfg.name, cfg.digest())
+    written = cfg.digest()
+    for path in (camp, tmp_path / "train.yaml"):
+        data = yaml.safe_load(path.read_text())
+        data |= {"description": "measured on two cores", "expected_time": "about an hour"}
+        path.write_text("# reworded\n" + yaml.safe_dump(data))
+    reworded = load_campaign_config(camp)
+    assert reworded.digest() == written
+    current, *earlier = reworded.identities()
+    ws.claim(reworded.name, current, legacy_digests=earlier)  # not refused
+    train = yaml.safe_load((tmp_path / "train.yaml").read_text())
+    train["bc"]["steps"] = 101
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
+    assert load_campaign_config(camp).digest() != written
+
+
+def test_a_workspace_made_before_prose_left_the_identity_still_resumes(tmp_path):
+    camp = write_campaign(tmp_path)
+    cfg = load_campaign_config(camp)
+    (tmp_path / "ws").mkdir()
+    old = {"name": "tiny", "config_digest": cfg.digest(version=2)}  # prose and file bytes included
+    (tmp_path / "ws" / "campaign.json").write_text(json.dumps(old))
+    assert cfg.digest(version=2) != cfg.digest()
+    messages: list[str] = []
+    Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector(), log=messages.append).run()
+    assert json.loads((tmp_path / "ws" / "campaign.json").read_text()) == old  # left as it was
+    assert (tmp_path / "ws" / "d2" / "eval.json").is_file()
+
+
 def test_auto_approve_refused_for_real_hardware(tmp_path):
     cfg = load_campaign_config(write_campaign(tmp_path, simulated=False))
     with pytest.raises(BremenError, match="simulators only"):

@@ -168,7 +168,7 @@ def test_a_hand_edited_robot_yaml_is_kept_not_overwritten(tmp_path):
 def test_trusted_keys_in_the_robot_config_are_not_the_campaign_identity(tmp_path, operators):
     camp = write_campaign(tmp_path)
     cfg = load_campaign_config(camp)
-    before, legacy = cfg.digest(), cfg.digest(legacy=True)
+    before, legacy = cfg.digest(), cfg.digest(version=1)
     robot = yaml.safe_load((tmp_path / "robot.yaml").read_text())
     robot["trusted_operator_keys"] = [str(operators / "alice.pub")]
     (tmp_path / "robot.yaml").write_text(yaml.safe_dump(robot))
@@ -180,7 +180,7 @@ def test_trusted_keys_in_the_robot_config_are_not_the_campaign_identity(tmp_path
     (tmp_path / "ws").mkdir()
     (tmp_path / "ws" / "campaign.json").write_text(json.dumps({"name": "tiny", "config_digest": legacy}))
     Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector()).ws.claim(
-        cfg.name, before, legacy_digest=legacy
+        cfg.name, before, legacy_digests=[legacy]
     )
 
 
