@@ -444,7 +444,9 @@ class Campaign:
                     proposed = proposal.artifact
                     candidate = reg.register(proposed, report=proposal.report, lineage=lineage).id
                 self.status.stage("evaluating", k, candidate=candidate)
-                cand_eval = self._evaluate(self.ws.eval_file(k), proposed, self.cfg.seed + 7)
+                # the random policy kept (nothing beat it) is the one evaluation of it, not another
+                cand_seed = self.cfg.seed if proposed is None else self.cfg.seed + 7
+                cand_eval = self._evaluate(self.ws.eval_file(k), proposed, cand_seed)
                 rows.append(
                     {
                         "deployment": k,

@@ -220,6 +220,12 @@ def test_twin_veto_of_everything_keeps_the_random_policy_collecting(tmp_path, mo
     assert [row["policy_id"] for row in summary["deployments"]] == ["random", "random"]
     assert summary["deployment_count"] == 1  # the random policy collected twice: one deployment
     assert summary["final_candidate"]["policy_id"] == "random"
+    # kept, the random policy's return after deployment 1 is its one evaluation (same episodes):
+    # another draw would read as a change of policy, and could count as a regression
+    ws = tmp_path / "ws"
+    random_eval = json.loads((ws / "d1" / "eval_random.json").read_text())
+    assert json.loads((ws / "d1" / "eval.json").read_text())["mean"] == random_eval["mean"]
+    assert json.loads((ws / "d2" / "eval.json").read_text())["mean"] == random_eval["mean"]
     assert (
         "deployment 1: no snapshot beats the deployed policy on this evidence (offline lower bound and "
         "pybullet twin); collecting again with the deployed policy (not a new deployment); 20 twin steps"
