@@ -75,6 +75,7 @@ from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and ot
     td3bc_steps_for,
 )
 from reproduce_ray import run_campaign, run_job, run_jobs  # noqa: E402
+from reproduce_td3bc import bremen_seconds  # noqa: E402
 
 __all__ = [
     "LABELS",
@@ -147,6 +148,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"default {TD3BC_STEPS:,}, or the campaign's own budget "
         f"({', '.join(f'{c} {n:,}' for c, n in TD3BC_STEPS_FOR.items())})",
     )
+    p.add_argument(
+        "--td3bc-seconds",
+        choices=["bremen", "none"],
+        default="bremen",
+        help="bremen (default): at each deployment TD3+BC also trains at least BREMEN's mean training "
+        "seconds there (from <results-dir>/<campaign>.json; BREMEN's 3 seeds must be complete); "
+        "none: --td3bc-steps only (a smoke run, or a budget by steps)",
+    )
     p.add_argument("--td3bc-device", default="cpu", help="torch device for d3rlpy (cpu, cuda:0)")
     p.add_argument(
         "--td3bc-python", type=Path, default=TD3BC_PYTHON, help="python of the d3rlpy venv (setup_d3rlpy.sh)"
@@ -204,6 +213,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         or args.steps_per_deployment
         or args.eval_episodes
         or (args.td3bc_steps is not None and args.td3bc_steps != td3bc_steps_for(args.campaign))
+        or (args.td3bc_seconds != "bremen" and "td3bc" in args.methods)
     )
     if args.td3bc_steps is None:
         args.td3bc_steps = td3bc_steps_for(args.campaign)
@@ -266,6 +276,19 @@ def aggregation_scope(
     return argparse.Namespace(**{**vars(args), "methods": methods, "seeds": sorted(seeds)})
 
 
+def td3bc_budget(args: argparse.Namespace) -> tuple[list[float] | None, str]:
+    """TD3+BC's seconds per deployment (:func:`bremen_seconds` of the campaign's own results
+    file) with ``--td3bc-seconds bremen``, and why there are none; ``(None, "")`` with ``none``."""
+    if args.td3bc_seconds == "none" or "td3bc" not in args.methods:
+        return None, ""
+    from bremen_robot.campaign.config import load_campaign_config
+    from bremen_robot.campaign.workspace import read_json
+
+    campaign = load_campaign_config(args.campaign)
+    K = args.deployments or campaign.deployments
+    return bremen_seconds(read_json(args.results_dir / f"{Path(args.campaign).stem}.json"), K)
+
+
 def plan_jobs(
     args: argparse.Namespace, campaigns: dict[str, tuple[str, Any]], out: Path
 ) -> tuple[list[Job], dict[str, Any]]:
@@ -279,6 +302,7 @@ def plan_jobs(
         "device": args.td3bc_device,
         "python": str(args.td3bc_python),
         "retrain": "from scratch on all data so far",
+        "min_seconds": td3bc_budget(args)[0],
     }
     jobs = [
         Job(
@@ -396,6 +420,15 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"error: {unparked[0]} holds a parked run that is not unparked; run 'python "
             "benchmarks/park_runs.py unpark' first, or remove that file to start the seed over",
+            file=sys.stderr,
+        )
+        return 2
+    budget, why = td3bc_budget(args)
+    if "td3bc" in args.methods and not args.aggregate_only and args.td3bc_seconds == "bremen" and not budget:
+        print(
+            f"error: TD3+BC trains at least BREMEN's time per deployment, but {why}; run "
+            f"'python benchmarks/reproduce.py --campaign {args.campaign} --seeds 0 1 2 --methods bremen' "
+            "first, or pass --td3bc-seconds none for a budget by --td3bc-steps alone",
             file=sys.stderr,
         )
         return 2

@@ -76,6 +76,29 @@ def td3bc_collect(job: Job, cfg: Any, robot: Any, k: int, prev_policy: Path | No
     return summary
 
 
+BUDGET_SEEDS = (0, 1, 2)  # the suite's seeds: every TD3+BC seed gets the same budget
+
+
+def bremen_seconds(result: dict[str, Any] | None, deployments: int) -> tuple[list[float] | None, str]:
+    """BREMEN's mean training seconds at each deployment 1..K on this campaign (its results file
+    ``result``, over the suite's seeds, all complete so the figure no longer moves), and ``""``; or
+    None and why not. Issue 16: TD3+BC gets at least the wall time BREMEN gets, deployment by
+    deployment (a fixed step count falls behind as BREMEN's ensemble fit grows with the data)."""
+    if result is None:
+        return None, "the campaign has no results file yet"
+    records = result.get("methods", {}).get("bremen", {}).get("seeds", {})
+    done = [s for s in BUDGET_SEEDS if records.get(str(s), {}).get("complete")]
+    if len(done) < len(BUDGET_SEEDS):
+        return None, f"{len(done)} of {len(BUDGET_SEEDS)} BREMEN seeds are complete in its results file"
+    out = []
+    for k in range(1, deployments + 1):
+        per_seed = [(records[str(s)].get("train_s") or [])[k : k + 1] for s in BUDGET_SEEDS]
+        if any(not v or v[0] is None for v in per_seed):
+            return None, f"a BREMEN seed has no training time for deployment {k} in its results file"
+        out.append(round(float(np.mean([v[0] for v in per_seed])), 1))
+    return out, ""
+
+
 def td3bc_train(job: Job, task: Any, k: int) -> Path:
     weights = job.workspace / f"d{k}" / "td3bc" / "weights.npz"
     if weights.is_file():
@@ -106,7 +129,11 @@ def td3bc_train(job: Job, task: Any, k: int) -> Path:
         "--device",
         job.td3bc["device"],
     ]
-    _log(job, f"deployment {k}: TD3+BC {job.td3bc['steps']} steps on d1..d{k}")
+    budget = f"{job.td3bc['steps']} steps"
+    if seconds := job.td3bc.get("min_seconds"):
+        cmd += ["--min-seconds", repr(float(seconds[k - 1]))]
+        budget = f"at least {job.td3bc['steps']} steps and {seconds[k - 1]:.0f} s (BREMEN's)"
+    _log(job, f"deployment {k}: TD3+BC {budget} on d1..d{k}")
     log_path = weights.parent / "log.txt"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with open(log_path, "w") as log:
@@ -197,7 +224,8 @@ def _run_td3bc_locked(job: Job) -> None:
     _log(
         job,
         f"TD3+BC loop: {cfg.deployments} x {cfg.steps_per_deployment} samples, "
-        f"{job.td3bc['steps']} gradient steps each",
+        f"at least {job.td3bc['steps']} gradient steps each"
+        + (", and at least BREMEN's training seconds" if job.td3bc.get("min_seconds") else ""),
     )
 
     def evaluate(path: Path, artifact: Path | None, seed: int) -> dict[str, Any]:

@@ -27,8 +27,11 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+CHUNK_STEPS = 1_000  # steps added at a time while a --min-seconds budget is not used up
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +42,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data", type=Path, nargs="+", required=True, help="dataset .npz files (one per deployment)"
     )
     p.add_argument("--out", type=Path, required=True, help="weights .npz to write (atomically)")
-    p.add_argument("--steps", type=int, default=100_000, help="gradient steps (default 100000)")
+    p.add_argument("--steps", type=int, default=100_000, help="gradient steps, at least (default 100000)")
+    p.add_argument(
+        "--min-seconds",
+        type=float,
+        default=0.0,
+        help="then go on, in chunks of 1,000 steps, until the fit has taken at least this long "
+        "(a wall-time budget; default 0: exactly --steps)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for d3rlpy/torch/numpy")
     p.add_argument("--action-low", type=float, nargs="+", required=True, help="lower action bound per entry")
     p.add_argument("--action-high", type=float, nargs="+", required=True, help="upper action bound per entry")
@@ -199,14 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     algo = config.create(device=args.device)
     t1 = time.perf_counter()
-    history = algo.fit(
-        dataset,
-        n_steps=args.steps,
-        n_steps_per_epoch=min(args.steps, 10_000),
-        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
-        show_progress=False,
-        save_interval=10**9,
+    fit_kw: dict[str, Any] = dict(
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(), show_progress=False, save_interval=10**9
     )
+    history = algo.fit(dataset, n_steps=args.steps, n_steps_per_epoch=min(args.steps, 10_000), **fit_kw)
+    steps = args.steps
+    while time.perf_counter() - t1 < args.min_seconds:  # a fit continued is the same as a longer one
+        history = algo.fit(dataset, n_steps=CHUNK_STEPS, n_steps_per_epoch=CHUNK_STEPS, **fit_kw)
+        steps += CHUNK_STEPS
     t2 = time.perf_counter()
     weights = actor_arrays(algo)
     weights["obs_mean"] = mean.astype(np.float32)
@@ -230,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         "algorithm": "TD3+BC",
         "library": f"d3rlpy {d3rlpy.__version__}",
         "torch": torch.__version__,
-        "steps": args.steps,
+        "steps": steps,
+        "min_steps": args.steps,
+        "min_seconds": args.min_seconds,
         "seed": args.seed,
         "batch_size": args.batch_size,
         "alpha": args.alpha,
@@ -239,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         "data_stats": stats,
         "parity_max_abs": parity,
         "last_epoch_metrics": {k: float(v) for k, v in last.items()},
-        "timing": {"prepare_s": t1 - t0, "fit_s": t2 - t1, "step_ms": 1000 * (t2 - t1) / max(args.steps, 1)},
+        "timing": {"prepare_s": t1 - t0, "fit_s": t2 - t1, "step_ms": 1000 * (t2 - t1) / max(steps, 1)},
     }
     weights["info"] = np.array(json.dumps(info))
     args.out.parent.mkdir(parents=True, exist_ok=True)

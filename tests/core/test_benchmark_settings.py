@@ -56,8 +56,8 @@ def test_a_changed_setting_orphans_the_workspace() -> None:
 
 
 def _plan(tmp_path: Path, *argv: str) -> tuple[ModuleType, dict[tuple[str, int], Any], dict[str, Any]]:
-    harness = _harness()
-    args = harness.parse_args(["--seeds", "0", "1", *argv])
+    harness = _harness()  # no results file unless the test names one: never the committed ones
+    args = harness.parse_args(["--seeds", "0", "1", "--results-dir", str(tmp_path / "none"), *argv])
     jobs, trains = harness.plan_jobs(args, harness.load_campaigns(args), tmp_path)
     return harness, {(j.method, j.seed): j for j in jobs}, trains
 
@@ -220,7 +220,9 @@ def test_td3bc_gets_the_campaigns_own_budget_unless_told_otherwise(tmp_path: Pat
     harness = _harness()
 
     def plan(*argv: str) -> tuple[int, bool]:
-        args = harness.parse_args(["--methods", "td3bc", "--seeds", "0", *argv])
+        args = harness.parse_args(
+            ["--methods", "td3bc", "--seeds", "0", "--results-dir", str(tmp_path), *argv]
+        )
         jobs, _ = harness.plan_jobs(args, harness.load_campaigns(args), tmp_path)
         return jobs[0].td3bc["steps"], args.overridden
 
@@ -442,3 +444,55 @@ def test_a_second_writer_waits_for_the_results_file_lock(tmp_path: Path, capsys:
     waiter.join(timeout=10)
     assert order == ["first done", "second"]
     assert f"waiting for another harness that is writing {path}" in capsys.readouterr().out
+
+
+def _bremen_results(train_s: dict[str, list[float | None]], complete: bool = True) -> dict[str, Any]:
+    return {
+        "methods": {
+            "bremen": {"seeds": {s: {"complete": complete, "train_s": v} for s, v in train_s.items()}}
+        }
+    }
+
+
+def test_td3bc_trains_at_least_bremens_seconds_at_each_deployment(tmp_path: Path) -> None:
+    """Issue 16: TD3+BC gets at least BREMEN's wall time. BREMEN's ensemble fit grows with the
+    data, so the budget is per deployment: BREMEN's mean over its 3 seeds there."""
+    import json
+
+    _, td3bc, _ = _td3bc_module()
+    times = {"0": [None, 100.0, 400.0], "1": [None, 200.0, 500.0], "2": [None, 300.0, 900.0]}
+    assert td3bc.bremen_seconds(_bremen_results(times), 2) == ([200.0, 600.0], "")
+    assert td3bc.bremen_seconds(_bremen_results(times, complete=False), 2) == (
+        None,
+        "0 of 3 BREMEN seeds are complete in its results file",
+    )
+    assert td3bc.bremen_seconds(_bremen_results(times), 3)[0] is None  # no time for deployment 3
+    assert td3bc.bremen_seconds(None, 2) == (None, "the campaign has no results file yet")
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "hopper-cpu.json").write_text(json.dumps(_bremen_results(times)))
+    base = ["--campaign", "hopper-cpu", "--deployments", "2", "--results-dir", str(results)]
+    harness, jobs, trains = _plan(tmp_path, *base, "--methods", "td3bc")
+    assert jobs[("td3bc", 1)].td3bc["min_seconds"] == [200.0, 600.0]
+    assert harness.job_record(jobs[("td3bc", 0)])["td3bc"]["min_seconds"] == [200.0, 600.0]
+    assert trains["td3bc"]["min_seconds"] == [200.0, 600.0]
+    _, fixed, _ = _plan(tmp_path, *base, "--methods", "td3bc", "--td3bc-seconds", "none")
+    assert fixed[("td3bc", 0)].td3bc["min_seconds"] is None
+
+
+def test_td3bc_will_not_start_before_bremens_seconds_are_known(tmp_path: Path, capsys: Any) -> None:
+    harness = _harness()
+    argv = ["--campaign", "hopper-cpu", "--seeds", "0", "--methods", "td3bc", "--results-dir", str(tmp_path)]
+    assert harness.main([*argv, "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "TD3+BC trains at least BREMEN's time per deployment, but the campaign has no results" in err
+    assert "--methods bremen' first, or pass --td3bc-seconds none" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def _td3bc_module() -> tuple[ModuleType, ModuleType, None]:
+    harness = _harness()
+    import reproduce_td3bc  # the harness's sibling, importable once the harness is loaded
+
+    return harness, reproduce_td3bc, None

@@ -207,7 +207,7 @@ def test_a_running_td3bc_loop_holds_its_workspace_so_park_leaves_it_alone(
         raise AssertionError("the TD3+BC loop ran while another process held its workspace")
 
     monkeypatch.setattr(reproduce_td3bc, "_run_td3bc_locked", loop_without_the_lock)
-    args = harness.parse_args([*TINY[:4], "--methods", "td3bc", *TINY[6:10]])
+    args = harness.parse_args([*TINY[:4], "--methods", "td3bc", *TINY[6:10], "--td3bc-seconds", "none"])
     jobs, _ = harness.plan_jobs(args, harness.load_campaigns(args), tmp_path / "runs" / "tiny")
     ws = jobs[0].workspace
     ws.mkdir(parents=True)
