@@ -479,6 +479,11 @@ def test_td3bc_trains_at_least_bremens_seconds_at_each_deployment(tmp_path: Path
     assert trains["td3bc"]["min_seconds"] == [200.0, 600.0]
     _, fixed, _ = _plan(tmp_path, *base, "--methods", "td3bc", "--td3bc-seconds", "none")
     assert fixed[("td3bc", 0)].td3bc["min_seconds"] is None
+    # a run made before the seconds budget (steps alone) is the same run as one without it
+    before = harness.job_record(fixed[("td3bc", 0)])
+    before["td3bc"] = {k: v for k, v in before["td3bc"].items() if k != "min_seconds"}
+    assert harness.same_settings(before, harness.job_record(fixed[("td3bc", 0)]))
+    assert not harness.same_settings(before, harness.job_record(jobs[("td3bc", 0)]))
 
 
 def test_td3bc_will_not_start_before_bremens_seconds_are_known(tmp_path: Path, capsys: Any) -> None:
