@@ -137,7 +137,28 @@ def verdict(result: dict[str, Any], seeds_needed: int = 3) -> list[str]:
             lines.append("selection >= TD3+BC at every deployment: met")
         else:
             lines.append(f"selection >= TD3+BC at every deployment: undecided ({compared} of {K} compared)")
+    if "bremen" in methods and TD3BC in methods:
+        lines.append(budget_line(result))
     return lines
+
+
+def budget_line(result: dict[str, Any]) -> str:
+    """Whether TD3+BC trained at least BREMEN's time at each deployment (mean seconds across seeds,
+    issue 16's fair budget); deployments where either has no time are not compared."""
+    short, compared = [], 0
+    for row in result["per_deployment"][1:]:
+        mine = row.get(TD3BC, {}).get("train_s", {}).get("mean")
+        theirs = row.get("bremen", {}).get("train_s", {}).get("mean")
+        if mine is None or theirs is None:
+            continue
+        compared += 1
+        if mine < theirs:
+            short.append(f"deployment {row['deployments']}: {mine:,.0f} s < {theirs:,.0f} s")
+    if short:
+        return "TD3+BC's training time >= BREMEN's: NOT at " + "; ".join(short)
+    if not compared:
+        return "TD3+BC's training time >= BREMEN's: undecided (no deployment with both times)"
+    return f"TD3+BC's training time >= BREMEN's: at every deployment compared ({compared})"
 
 
 def parked_deployments(parked: Path | None, name: str, method: str, seed: int) -> int | None:

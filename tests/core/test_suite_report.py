@@ -265,3 +265,17 @@ def test_the_suite_total_adds_the_robots_and_names_what_it_cannot_estimate(
     # 3,100 s on each of the two robots: 6,200 s = 1.7 core-hours, 0.9 h on two cores
     assert "The whole suite: about 1.7 core-hours of training left (about 0.9 h with one run per core" in out
     assert out.rstrip().endswith("; not estimated: everything on `ant-cpu` (no results yet).")
+
+
+def test_the_report_says_where_td3bc_trained_less_than_bremen(suite: ModuleType) -> None:
+    done = [0.0, 1.0, 2.0]
+    result = _result("hopper", {"bremen": {"0": done}, "td3bc": {"0": done}}, 2)
+    rows = result["per_deployment"]
+    rows[1]["bremen"]["train_s"]["mean"], rows[1]["td3bc"]["train_s"]["mean"] = 400.0, 450.0
+    rows[2]["bremen"]["train_s"]["mean"], rows[2]["td3bc"]["train_s"]["mean"] = 900.0, 700.0
+    assert (
+        suite.budget_line(result) == "TD3+BC's training time >= BREMEN's: NOT at deployment 2: 700 s < 900 s"
+    )
+    assert suite.budget_line(result) in suite.verdict(result)
+    rows[2]["td3bc"]["train_s"]["mean"] = 901.0
+    assert suite.budget_line(result) == "TD3+BC's training time >= BREMEN's: at every deployment compared (2)"
