@@ -291,7 +291,9 @@ def _add_time(job: Job, wall_s: float, complete: bool) -> None:
 
 def draw_method_curves(ax: Any, result: dict[str, Any], key: str = "deployments") -> None:
     """Each method's mean ± std across seeds of a reproduce.py result on ``ax`` (matplotlib),
-    against ``key`` ("deployments" or "samples"); a method with no value yet is left out."""
+    against ``key`` ("deployments" or "samples"); a method with no value yet is left out. Points
+    averaged over fewer seeds than the method's most (a seed still running) are hollow, and the
+    label gives the range of n: such a point may move when the other seeds arrive."""
     import numpy as np
 
     for method in result["methods"]:
@@ -301,6 +303,22 @@ def draw_method_curves(ax: Any, result: dict[str, Any], key: str = "deployments"
         xs = np.array([p[0] for p in pts], float)
         mean = np.array([p[1]["mean"] for p in pts])
         std = np.array([p[1]["std"] for p in pts])
-        n = max(p[1]["n_seeds"] for p in pts)
-        ax.plot(xs, mean, marker="o", color=COLORS[method], label=f"{LABELS[method]} (n={n})")
+        counts = np.array([p[1]["n_seeds"] for p in pts])
+        n, fewest = int(counts.max()), int(counts.min())
+        label = (
+            f"{LABELS[method]} (n={n})"
+            if fewest == n
+            else f"{LABELS[method]} (n={fewest}-{n}; hollow: fewer)"
+        )
+        ax.plot(xs, mean, marker="o", color=COLORS[method], label=label)
+        if fewest < n:
+            few = counts < n
+            ax.plot(
+                xs[few],
+                mean[few],
+                linestyle="none",
+                marker="o",
+                color=COLORS[method],
+                markerfacecolor="white",
+            )
         ax.fill_between(xs, mean - std, mean + std, color=COLORS[method], alpha=0.2)

@@ -279,3 +279,24 @@ def test_the_report_says_where_td3bc_trained_less_than_bremen(suite: ModuleType)
     assert suite.budget_line(result) in suite.verdict(result)
     rows[2]["td3bc"]["train_s"]["mean"] = 901.0
     assert suite.budget_line(result) == "TD3+BC's training time >= BREMEN's: at every deployment compared (2)"
+
+
+def test_points_over_fewer_seeds_are_hollow_and_the_label_gives_the_range(suite: ModuleType) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    result = _result("hopper", {"bremen": {"0": [0.0, 1.0, 2.0], "1": [0.0, 3.0]}}, 2)
+    fig, ax = plt.subplots()
+    suite.draw_method_curves(ax, result)
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["BREMEN (n=1-2; hollow: fewer)"]
+    hollow = [line for line in ax.get_lines() if line.get_markerfacecolor() == "white"]
+    assert len(hollow) == 1 and list(hollow[0].get_xdata()) == [2.0]  # deployment 2: seed 0 only
+    plt.close(fig)
+    full = _result("hopper", {"bremen": {"0": [0.0, 1.0], "1": [0.0, 3.0]}}, 1)
+    fig, ax = plt.subplots()
+    suite.draw_method_curves(ax, full)
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["BREMEN (n=2)"]
+    assert not [line for line in ax.get_lines() if line.get_markerfacecolor() == "white"]
+    plt.close(fig)
