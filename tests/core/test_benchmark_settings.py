@@ -501,3 +501,24 @@ def _td3bc_module() -> tuple[ModuleType, ModuleType, None]:
     import reproduce_td3bc  # the harness's sibling, importable once the harness is loaded
 
     return harness, reproduce_td3bc, None
+
+
+def test_the_aggregate_is_the_mean_and_sample_std_across_seeds(tmp_path: Path) -> None:
+    """By hand: deployment 1 returns 900, 800, 1,000: mean 900, sample std (n - 1) 100;
+    deployment 2 returns 950, 1,000, 1,100: mean 1,016.67, sample std sqrt(11,666.67 / 2) = 76.38."""
+    import pytest
+
+    harness, jobs, _ = _plan(
+        tmp_path / "runs", "--methods", "bremen", "--seeds", "0", "1", "2", "--deployments", "2"
+    )
+    for seed, returns in enumerate(
+        ([-280.0, 900.0, 950.0], [-260.0, 800.0, 1000.0], [-270.0, 1000.0, 1100.0])
+    ):
+        _write_workspace(harness, jobs[("bremen", seed)], returns)
+    result = _aggregate_only(harness, tmp_path, "runs", "--methods", "bremen", "--seeds", "0", "1", "2")
+    rows = result["per_deployment"]
+    assert rows[1]["bremen"]["mean"] == pytest.approx(900.0)
+    assert rows[1]["bremen"]["std"] == pytest.approx(100.0)
+    assert rows[2]["bremen"]["mean"] == pytest.approx(1016.6667, abs=1e-3)
+    assert rows[2]["bremen"]["std"] == pytest.approx(76.3763, abs=1e-3)
+    assert rows[2]["bremen"]["n_seeds"] == 3
