@@ -216,6 +216,7 @@ def remaining(
     complete (:func:`unfinished`), then the commands that run them (one per method)."""
     left = unfinished(result, seeds, parked)
     commands = []
+    bremen_done = not any(u.method == "bremen" for u in left)
     for m in METHODS:
         todo = [u.seed for u in left if u.method == m]
         if todo:
@@ -223,6 +224,8 @@ def remaining(
                 f"python benchmarks/reproduce.py --campaign {result['campaign']} "
                 f"--seeds {' '.join(map(str, todo))} --methods {m} --jobs 1"
             )
+            if m == TD3BC and not bremen_done:  # reproduce.py refuses it until then
+                commands[-1] += " (once BREMEN's seeds are complete: their training time is its budget)"
     return [f"{SHORT[u.method]} seed {u.seed}: {u.state}" for u in left] + commands
 
 
@@ -348,9 +351,17 @@ def markdown_table(result: dict[str, Any], parked: Path | None = None) -> str:
         lines += ["", "Notes:", *(f"- {v}" for v in differ)]
     left = remaining(result, parked=parked)
     if left:
-        lines += ["", "Still to run:", *(f"- `{v}`" if v.startswith("python ") else f"- {v}" for v in left)]
+        lines += ["", "Still to run:", *(_item(v) for v in left)]
         lines.append(f"- {training_left(result, parked=parked).line()}")
     return "\n".join(lines)
+
+
+def _item(line: str) -> str:
+    """A markdown list item; a command in code style, the note after it (`` (...)``) as text."""
+    if not line.startswith("python "):
+        return f"- {line}"
+    command, sep, note = line.partition(" (")
+    return f"- `{command}`" + (f" ({note}" if sep else "")
 
 
 def figure(results: list[dict[str, Any]], path: Path) -> Path:

@@ -128,6 +128,12 @@ def test_what_is_left_lists_each_unfinished_seed_and_one_command_per_method(suit
     assert "- `python benchmarks/reproduce.py --campaign hopper-cpu --seeds 1 2" in suite.markdown_table(
         result
     )
+    # TD3+BC's budget is BREMEN's training time: it waits for BREMEN's seeds
+    result["methods"]["bremen"]["seeds"]["2"]["complete"] = False
+    td3bc = "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 0 1 2 --methods td3bc --jobs 1"
+    note = " (once BREMEN's seeds are complete: their training time is its budget)"
+    assert suite.remaining(result)[-1] == td3bc + note
+    assert f"- `{td3bc}`{note}" in suite.markdown_table(result)
 
 
 def test_a_seed_that_went_on_with_different_data_is_noted(suite: ModuleType) -> None:
