@@ -461,6 +461,17 @@ class SafetyShield:
         what = "no observation yet" if self.state.last_stamp == -INF else f"no observation for {age:.4g} s"
         return self._safe("stale_observation", f"watchdog: {what}", None)
 
+    def forget_commands(self) -> None:
+        """The robot was commanded outside :meth:`filter` (the safe command sent between episodes,
+        on a stop or a failed tick; a reset motion by another node): the next step's rate and
+        acceleration limits start from rest, i.e. zero for velocity and effort and the measured
+        position for the position interface, not from the last filtered command. The e-stop
+        latch, the newest observation and the counters stay."""
+        st = self.state
+        st.last_command = None
+        st.prev_command = None
+        st.hold_target = None
+
     # --- bookkeeping -------------------------------------------------------------------
 
     def reset(self) -> None:

@@ -361,7 +361,7 @@ class PolicyRunner(ManagedRunner):
     def _publish_safe(self, why: str) -> None:
         self.node.get_logger().error(f"{why}; sending the safe command", throttle_duration_sec=1.0)
         if self.publishing:
-            self.out.cmd.publish(self.out.array(self.shield.safe_command(), "safe"))
+            self.out.cmd.publish(self.out.array(self.core.sent_outside_filter(), "safe"))
 
     def on_tick(self, start: float) -> None:
         if self._latest is None:
@@ -427,7 +427,7 @@ class PolicyRunner(ManagedRunner):
         evt = self.core.end_episode("stopped", self._now_ns())
         self._publish_events([evt] if evt else [])
         if self.publishing:  # lockstep sends none between episodes
-            self.out.cmd.publish(self.out.array(self.shield.safe_command(), "safe"))
+            self.out.cmd.publish(self.out.array(self.core.sent_outside_filter(), "safe"))
         response.success, response.message = True, json.dumps({"id": ep.id, "steps": ep.steps})
         return response
 

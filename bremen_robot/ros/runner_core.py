@@ -164,6 +164,9 @@ class RunnerCore:
         return True, ""
 
     def start_episode(self, now_ns: int) -> dict[str, Any]:
+        # between episodes the robot was sent safe commands, a reset motion or a simulator reset:
+        # the first command is rate-limited from rest, not from the last episode's last command
+        self.shield.forget_commands()
         ep = Episode(id=self.next_id, started_ns=now_ns, running=not self.wait_for_reset)
         self.next_id += 1
         self.episode = ep
@@ -302,7 +305,7 @@ class RunnerCore:
             tag = make_tag(-1, stamp_ns)
             if self.lockstep or not (self.idle_commands or events):
                 return StepOutput(None, None, (), tag, events)
-            return StepOutput(self.shield.safe_command(), None, (), tag, events, safe=True)
+            return StepOutput(self.sent_outside_filter(), None, (), tag, events, safe=True)
         action = self._action(obs) if obs is not None else None
         js = JointState(names, position, velocity, arrival)
         from sim.observation import shield_extras  # lazy like the builder; cached after the first step
@@ -312,6 +315,13 @@ class RunnerCore:
         ep.interventions += len(out.interventions)
         ep.prev = (obs, out.command) if obs is not None else None
         return StepOutput(out.command, action, out.interventions, make_tag(ep.id, stamp_ns), events, out.safe)
+
+    def sent_outside_filter(self) -> np.ndarray:
+        """The safe command for a caller that sends it without a shield step (between episodes, a
+        stop, a failed tick, the halt); the shield's rate limits then start from it."""
+        cmd = np.asarray(self.shield.safe_command(), dtype=np.float64)
+        self.shield.forget_commands()
+        return cmd
 
     def watchdog(self, now: float) -> StepOutput | None:
         """The safe command when observations stopped arriving (None while they are fresh)."""

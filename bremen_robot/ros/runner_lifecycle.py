@@ -273,7 +273,7 @@ class ManagedRunner:
             with contextlib.suppress(Exception):
                 evt = self.core.end_episode("interrupted", self._now_ns(), complete=False)
                 self._publish_events([evt] if evt else [])
-        cmd = self.out.array(self.shield.safe_command(), "safe")
+        cmd = self.out.array(self.core.sent_outside_filter(), "safe")
         halt = {"event": "halt", "reason": reason, "command": list(cmd.data)}
         halt.update(grace_s=self.params["stop_grace_s"], source="policy_runner")
         sent = hold_safe(

@@ -349,3 +349,61 @@ def test_a_deployment_record_still_running_after_the_wait_is_an_error():
     release.set()
     assert counter.recorded is None
     assert counter.error is not None and "deployment 3" in counter.error and "did not finish" in counter.error
+
+
+PANDA = get_task("panda_reach")
+PANDA_NAMES = tuple(PANDA.action_names)
+GOAL = {"goal.x": 0.4, "goal.y": 0.0, "goal.z": 0.5}
+
+
+def _panda_core(action: float) -> RunnerCore:
+    limits = safety.load_limits(CONFIGS / "safety" / "panda.yaml", joint_names=list(PANDA_NAMES))
+    return RunnerCore(
+        task=PANDA,
+        joint_order=PANDA_NAMES,
+        shield=safety.SafetyShield(limits),
+        policy=lambda obs: np.full(7, action),
+        action_low=PANDA.action_low,
+        action_high=PANDA.action_high,
+        lockstep=False,
+        extras=GOAL,
+    )
+
+
+def test_a_new_episode_is_rate_limited_from_what_the_robot_was_last_sent():
+    """Episode 1 drives every joint at -1 rad/s; between episodes the robot is sent 0 (the idle
+    safe command). Episode 2's first command may change by at most acceleration x period from 0:
+    joint 2 of configs/safety/panda.yaml 7.5 x 0.05 = 0.375, joint 1 15 x 0.05 = 0.75 (not
+    from -1, which would let the robot jump from 0 to -1 rad/s in one period)."""
+    core = _panda_core(-1.0)
+    q = np.array([0.0, 0.0, 0.0, -1.5, 0.0, 1.8, 0.0])
+    qd = np.zeros(7)
+    core.start_episode(0)
+    t = 1
+    for _ in range(6):  # joint 2 needs ceil(1 / 0.375) = 3 periods to reach -1
+        out = core.step(PANDA_NAMES, q, qd, t * 10**8, t * 0.1, t * 0.1, 0)
+        t += 1
+    assert out.command is not None and np.allclose(out.command, -1.0)
+    core.end_episode("stopped", t * 10**8)
+    idle = core.step(PANDA_NAMES, q, qd, t * 10**8, t * 0.1, t * 0.1, 0)  # between episodes
+    assert idle.safe and np.allclose(idle.command, 0.0)
+    t += 1
+    core.start_episode(t * 10**8)
+    first = core.step(PANDA_NAMES, q, qd, t * 10**8, t * 0.1, t * 0.1, 0)
+    assert first.command is not None
+    assert first.command[0] == pytest.approx(-0.75) and first.command[1] == pytest.approx(-0.375)
+    assert {iv.reason for iv in first.interventions} == {"rate_limit"}
+
+
+def test_a_safe_command_sent_mid_episode_resets_the_rate_limit_too():
+    """A failed control tick sends the safe command (0) outside the shield: the next step starts
+    from it. Position interface: from the measured position (forget_commands)."""
+    core = _panda_core(1.0)
+    q, qd = np.array([0.0, 0.0, 0.0, -1.5, 0.0, 1.8, 0.0]), np.zeros(7)
+    core.start_episode(0)
+    for t in range(1, 5):
+        out = core.step(PANDA_NAMES, q, qd, t * 10**8, t * 0.1, t * 0.1, 0)
+    assert np.allclose(out.command, 1.0)
+    assert np.allclose(core.sent_outside_filter(), 0.0)
+    out = core.step(PANDA_NAMES, q, qd, 5 * 10**8, 0.5, 0.5, 0)
+    assert out.command[1] == pytest.approx(0.375)

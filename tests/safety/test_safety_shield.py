@@ -479,3 +479,22 @@ def test_no_assert_guards_safety_code() -> None:
         if isinstance(node, ast.Assert)
     ]
     assert found == []
+
+
+def test_forgetting_the_commands_limits_the_next_step_from_rest_and_keeps_the_latch() -> None:
+    """Position interface, velocity 5 -> at most 0.05 per period of 0.01 from the reference:
+    after forget_commands the reference is the measured position (0.3), not the last command."""
+    sh = shield_for("position", {"velocity": 5.0})
+    cmd = 0.0
+    for i in range(10):  # the target walks from 0.3 to 0.5 in steps of 0.05; the joint stays at 0.3
+        cmd = step(sh, np.array([0.5, 0.0]), pos=(0.3, 0.0), stamp=1.0 + i * T, now=1.001 + i * T).command[0]
+    assert cmd == pytest.approx(0.5)
+    sh.forget_commands()
+    out = step(sh, np.array([-0.5, 0.0]), pos=(0.3, 0.0), stamp=1.2, now=1.201)
+    assert out.command[0] == pytest.approx(0.25)  # 0.3 - 0.05 from the measured position, not 0.45
+    velocity = shield_for("velocity", {"acceleration": 10.0})  # 0.1 per period
+    step(velocity, np.array([0.1, 0.0]), stamp=1.0, now=1.001)
+    velocity.estop("test")
+    velocity.forget_commands()
+    assert velocity.state.estop_latched and velocity.state.steps == 1
+    assert step(velocity, np.array([0.1, 0.0]), stamp=1.01, now=1.011).safe
