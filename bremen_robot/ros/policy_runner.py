@@ -39,7 +39,7 @@ from bremen_robot.ros import _node
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.deployment import DeploymentCounter, load_policy
 from bremen_robot.ros.graph import RANDOM_POLICY
-from bremen_robot.ros.runner_core import RunnerCore, StepOutput, tick_accounting
+from bremen_robot.ros.runner_core import RunnerCore, StepOutput, runner_limits, tick_accounting
 from bremen_robot.ros.runner_diagnostics import DiagnosticsPublisher, runner_health
 from bremen_robot.ros.runner_io import BaseSample, JointSample, RunnerPublishers, base_sample, joint_sample
 from bremen_robot.ros.runner_lifecycle import LifecycleStatus, ManagedRunner, make_node
@@ -137,13 +137,17 @@ class PolicyRunner(ManagedRunner):
                 f"robot config {robot.source}: safety: no limits file; add configs/safety/<robot>.yaml"
             )
         limits = safety.load_limits(robot.safety, joint_names=pol["joint_order"])
-        if p["observation_timeout_s"] > 0:
-            timing = limits.timing.model_copy(update={"max_observation_age": p["observation_timeout_s"]})
-            limits = limits.model_copy(update={"timing": timing})
-        self.max_age = limits.timing.max_observation_age
-        self.shield = safety.SafetyShield(limits)
         self.lockstep = p["mode"] == "lockstep"
         self.rate = p["control_rate_hz"] or pol["rate"]
+        period = limits.timing.control_period
+        limits = runner_limits(limits, self.rate, self.lockstep, p["observation_timeout_s"])
+        if limits.timing.control_period != period:
+            self.node.get_logger().warning(
+                f"control rate {self.rate:g} Hz, safety limits written for {1 / period:g} Hz: their "
+                f"per-second bounds are applied per {limits.timing.control_period:g} s period"
+            )
+        self.max_age = limits.timing.max_observation_age
+        self.shield = safety.SafetyShield(limits)
         self.robot_name = robot.name
         count = (p["workspace"], pol["sha256"], pol["deployment"], robot.name, task.name)
         self.counter: DeploymentCounter | NoDeployment = (

@@ -338,6 +338,35 @@ class RunnerCore:
         )
 
 
+def runner_limits(limits: Any, rate_hz: float, lockstep: bool, observation_timeout_s: float) -> Any:
+    """The safety limits the runner's shield uses (a copy; the robot's file stays as it is).
+
+    Realtime, one command goes out every ``1 / rate_hz`` s, so the limits' per-second bounds
+    (acceleration, velocity, the one-period crossing) are applied per that period, not per the
+    file's ``control_period``: a collect config at 500 Hz with limits written for 20 Hz would
+    otherwise allow 25 times the acceleration. Lockstep, the simulator advances the file's period
+    per command whatever the rate. ``observation_timeout_s`` (> 0) may only tighten the watchdog:
+    the limits file belongs to the robot, the collect config to whoever runs the collection.
+    """
+    from bremen_robot.errors import ConfigError
+
+    timing = limits.timing
+    update: dict[str, float] = {}
+    if observation_timeout_s > 0:
+        if observation_timeout_s > timing.max_observation_age:
+            raise ConfigError(
+                f"observation_timeout_s {observation_timeout_s:g} s exceeds the safety limits' "
+                f"max_observation_age {timing.max_observation_age:g} s; it may only tighten the "
+                "watchdog: lower it, or raise max_observation_age in the robot's limits file"
+            )
+        update["max_observation_age"] = observation_timeout_s
+    if not lockstep and abs(timing.control_period * rate_hz - 1.0) > 1e-9:
+        update["control_period"] = 1.0 / rate_hz
+    if not update:
+        return limits
+    return limits.model_copy(update={"timing": timing.model_copy(update=update)})
+
+
 def tick_accounting(deadline: float, start: float, period: float) -> tuple[int, bool, float]:
     """Where a control tick that starts at ``start`` stands against its ``deadline``.
 

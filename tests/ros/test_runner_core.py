@@ -407,3 +407,26 @@ def test_a_safe_command_sent_mid_episode_resets_the_rate_limit_too():
     assert np.allclose(core.sent_outside_filter(), 0.0)
     out = core.step(PANDA_NAMES, q, qd, 5 * 10**8, 0.5, 0.5, 0)
     assert out.command[1] == pytest.approx(0.375)
+
+
+def test_realtime_limits_apply_per_second_at_the_runners_own_rate():
+    """configs/safety/panda.yaml is written for 20 Hz (period 0.05). At 500 Hz realtime, joint 1's
+    15 rad/s^2 allows 15 x 0.002 = 0.03 rad/s of change per command, not 15 x 0.05 = 0.75."""
+    from bremen_robot.errors import ConfigError
+    from bremen_robot.ros.runner_core import runner_limits
+
+    limits = safety.load_limits(CONFIGS / "safety" / "panda.yaml", joint_names=list(PANDA_NAMES))
+    fast = runner_limits(limits, 500.0, lockstep=False, observation_timeout_s=0.0)
+    assert fast.timing.control_period == pytest.approx(0.002)
+    assert limits.timing.control_period == 0.05  # the robot's limits are not changed
+    shield = safety.SafetyShield(fast)
+    q = np.array([0.0, 0.0, 0.0, -1.5, 0.0, 1.8, 0.0])
+    out = shield.filter(safety.JointState(PANDA_NAMES, q, np.zeros(7), 1.0), np.ones(7), 1.0)
+    assert out.command[0] == pytest.approx(0.03)
+    # lockstep: the simulator advances the file's period per command, whatever the rate
+    assert runner_limits(limits, 500.0, lockstep=True, observation_timeout_s=0.0) is limits
+    assert runner_limits(limits, 20.0, lockstep=False, observation_timeout_s=0.0) is limits
+    # the collect config may tighten the watchdog, never widen it
+    assert runner_limits(limits, 20.0, False, 0.1).timing.max_observation_age == 0.1
+    with pytest.raises(ConfigError, match="observation_timeout_s 1 s exceeds the safety limits' max_obs"):
+        runner_limits(limits, 20.0, False, 1.0)
