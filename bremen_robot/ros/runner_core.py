@@ -104,6 +104,7 @@ class RunnerCore:
         self.policy_errors = 0
         self._last_out: StepOutput | None = None
         self._last_stamp = -1
+        self._last_shield_steps = -1  # the shield's step count when _last_out was made
         # the observation builder's module takes ~30 ms to import: pay it here, not on the
         # first control tick (it would be a missed tick at 500 Hz)
         import sim.observation  # noqa: F401
@@ -253,11 +254,19 @@ class RunnerCore:
         """One control step on the newest joint states (see module docstring)."""
         from safety import JointState
 
-        if self.lockstep and stamp_ns == self._last_stamp and self._last_out is not None:
+        shield = self.shield.state
+        if (
+            self.lockstep
+            and stamp_ns == self._last_stamp
+            and self._last_out is not None
+            and shield.steps == self._last_shield_steps  # nothing sent since (a watchdog's stop)
+            and not shield.estop_latched
+        ):
             return replace(self._last_out, events=[])  # a re-sent state: answer it as before
         out = self._step(names, position, velocity, stamp_ns, arrival, now, now_ns, base, JointState)
         if out.command is not None:
             self._last_stamp, self._last_out = stamp_ns, out
+            self._last_shield_steps = self.shield.state.steps
         return out
 
     def _step(

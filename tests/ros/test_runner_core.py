@@ -430,3 +430,24 @@ def test_realtime_limits_apply_per_second_at_the_runners_own_rate():
     assert runner_limits(limits, 20.0, False, 0.1).timing.max_observation_age == 0.1
     with pytest.raises(ConfigError, match="observation_timeout_s 1 s exceeds the safety limits' max_obs"):
         runner_limits(limits, 20.0, False, 1.0)
+
+
+def test_a_resent_state_after_an_estop_or_a_watchdog_stop_goes_through_the_shield_again():
+    """Lockstep answers a re-sent state from its cache, but not once the shield has stopped the
+    robot since: the cached policy command would undo the stop with no intervention logged."""
+    core = make(policy=lambda o: np.full(6, 0.5))
+    core.start_episode(0)
+    q, qd = state(np.random.default_rng(4))
+    first = core.step(NAMES, q, qd, 10**9, 1.0, 1.0, 0)
+    assert not first.safe and np.abs(first.command).max() > 0
+    core.shield.estop("bremen/estop")
+    again = core.step(NAMES, q, qd, 10**9, 1.0, 1.0, 0)  # sim_bridge re-sent the same state
+    assert again.safe and np.allclose(again.command, 0.0)
+    assert [iv.reason for iv in again.interventions] == ["estop"]
+    # a watchdog stop in between (the shield sent the safe command): also answered afresh
+    other = make(policy=lambda o: np.full(6, 0.5))
+    other.start_episode(0)
+    other.step(NAMES, q, qd, 10**9, 1.0, 1.0, 0)
+    assert other.watchdog(5.0) is not None
+    late = other.step(NAMES, q, qd, 10**9, 1.0, 5.0, 0)  # re-sent at 5 s: that state is 4 s old
+    assert late.safe and [iv.reason for iv in late.interventions] == ["stale_observation"]
