@@ -12,6 +12,7 @@ odometry, or a policy that throws all lead to the shield's safe command and an i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -319,7 +320,10 @@ class RunnerCore:
         js = JointState(names, position, velocity, arrival)
         from sim.observation import shield_extras  # lazy like the builder; cached after the first step
 
-        extras = shield_extras(self.task, obs) if obs is not None else None  # e.g. Ant's body height
+        if obs is not None:
+            extras = shield_extras(self.task, obs)  # e.g. Ant's body height
+        else:  # unreadable (a NaN odometry sample): a glitch to the shield, not an envelope exit
+            extras = dict.fromkeys(shield_extras(self.task, np.zeros(len(self.task.obs_names))), math.nan)
         out = self.shield.filter(js, action, now, extras=extras)
         ep.interventions += len(out.interventions)
         ep.prev = (obs, out.command) if obs is not None else None

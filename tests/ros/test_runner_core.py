@@ -451,3 +451,32 @@ def test_a_resent_state_after_an_estop_or_a_watchdog_stop_goes_through_the_shiel
     assert other.watchdog(5.0) is not None
     late = other.step(NAMES, q, qd, 10**9, 1.0, 5.0, 0)  # re-sent at 5 s: that state is 4 s old
     assert late.safe and [iv.reason for iv in late.interventions] == ["stale_observation"]
+
+
+def test_a_nan_odometry_sample_is_a_glitch_not_an_envelope_exit():
+    """Ant's envelope bounds the body height, read from odometry. A NaN sample leaves no
+    observation: the shield must see a non-finite reading (safe command, no latch; docs/safety.md),
+    not a missing one, which it treats as outside the envelope and latches the e-stop."""
+    ant = get_task("ant")
+    names = tuple(ant.action_names)
+    limits = safety.load_limits(CONFIGS / "safety" / "ant.yaml", joint_names=list(names))
+    core = RunnerCore(
+        task=ant,
+        joint_order=names,
+        shield=safety.SafetyShield(limits),
+        policy=lambda obs: np.zeros(8),
+        action_low=ant.action_low,
+        action_high=ant.action_high,
+        lockstep=True,
+    )
+    core.start_episode(0)
+    q, qd = np.zeros(8), np.zeros(8)
+    pose = (np.array([0.0, 0.0, 0.55]), np.array([1.0, 0.0, 0.0, 0.0]))
+    twist = (np.zeros(3), np.zeros(3))
+    ok = core.step(names, q, qd, 10**9, 1.0, 1.0, 0, base=(pose, twist))
+    assert not ok.safe
+    nan_pose = (np.array([0.0, 0.0, np.nan]), pose[1])
+    out = core.step(names, q, qd, 2 * 10**9, 2.0, 2.0, 0, base=(nan_pose, twist))
+    assert out.safe and [iv.reason for iv in out.interventions] == ["nan_observation"]
+    assert core.shield.state.estop_latched is False
+    assert not core.step(names, q, qd, 3 * 10**9, 3.0, 3.0, 0, base=(pose, twist)).safe  # goes on
