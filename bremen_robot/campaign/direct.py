@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from bremen_robot.campaign.runner import CollectRequest
+from bremen_robot.campaign.collecting import CollectRequest
 from bremen_robot.data.real_rollout import make_env, noisy_policy, rollout, uniform_policy
 from bremen_robot.robot_config import load_robot_config
 

@@ -344,3 +344,47 @@ def test_the_campaign_prints_every_ingest_warning(tmp_path, monkeypatch):
     Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=BagOnlyCollector(), log=lines.append).run()
     bag = tmp_path / "ws" / "d1" / "bag"
     assert f"deployment 1: warning: {bag}: episode(s) 7 gave no usable transition" in lines
+
+
+def _run_quietly(cfg, ws, collector=None, messages=None):
+    log = messages.append if messages is not None else (lambda m: None)
+    return Campaign(cfg, ws, auto_approve=True, collect_fn=collector or DirectCollector(), log=log).run()
+
+
+def test_retiring_a_deployed_policy_does_not_stop_the_resume_of_its_campaign(tmp_path):
+    """Deployment 2 happened (collected, counted); retiring its policy afterwards keeps it from
+    being deployed again, but a resume must not stop on it, nor count anything anew."""
+    from bremen_robot.registry import Registry
+
+    cfg = load_campaign_config(write_campaign(tmp_path, deployments=2))
+    first = _run_quietly(cfg, tmp_path / "ws")
+    deployed = first["deployments"][1]["policy_id"]
+    with Registry.open(tmp_path / "ws") as reg:
+        reg.retire(deployed, operator="alice")
+    messages: list[str] = []
+    again = _run_quietly(cfg, tmp_path / "ws", messages=messages)
+    assert again["deployment_count"] == first["deployment_count"] == 2
+    assert f"deployment 2: policy {deployed} collected data (deployment count 2)" in messages
+
+
+def test_a_deployment_collected_by_another_policy_than_the_candidate_is_refused_on_resume(tmp_path):
+    cfg = load_campaign_config(write_campaign(tmp_path, deployments=2))
+    _run_quietly(cfg, tmp_path / "ws")
+    marker = tmp_path / "ws" / "d2" / "collect.json"
+    record = json.loads(marker.read_text())
+    marker.write_text(json.dumps({**record, "policy_id": "0123456789ab"}))  # a training redone since
+    with pytest.raises(BremenError, match="deployment 2 was collected with policy 0123456789ab"):
+        _run_quietly(cfg, tmp_path / "ws")
+
+
+def test_a_deployment_is_counted_before_its_collection_is_marked_done(tmp_path, monkeypatch):
+    """A crash between the two must not leave collected data the registry does not count."""
+    cfg = load_campaign_config(write_campaign(tmp_path, deployments=2))
+
+    def crash(self, reg, k, policy_id, collected):
+        raise RuntimeError("crash while counting")
+
+    monkeypatch.setattr(Campaign, "_count_deployment", crash)
+    with pytest.raises(RuntimeError, match="crash while counting"):
+        _run_quietly(cfg, tmp_path / "ws")
+    assert not (tmp_path / "ws" / "d1" / "collect.json").exists()
