@@ -13,6 +13,7 @@ The manifest and the hashing live in :mod:`bremen_robot.policy.manifest` (no tor
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from datetime import datetime, timezone
@@ -117,11 +118,13 @@ def export_policy(
 class FrozenPolicy:
     """A loaded artifact: ``act(obs)`` gives the deterministic mean action as numpy."""
 
-    def __init__(self, module: torch.jit.ScriptModule, manifest: PolicyManifest, path: Path) -> None:
+    def __init__(
+        self, module: torch.jit.ScriptModule, manifest: PolicyManifest, path: Path, sha256: str | None = None
+    ) -> None:
         self.module = module
         self.manifest = manifest
         self.path = path
-        self.sha256 = manifest.policy_sha256
+        self.sha256 = sha256 or manifest.policy_sha256  # of the bytes loaded, when known
 
     @property
     def obs_dim(self) -> int:
@@ -149,10 +152,17 @@ def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
     """Load and (by default) hash-check a frozen policy artifact."""
     d, manifest = checked_artifact(path, verify)
     ppath = d / POLICY_FILE
+    data = ppath.read_bytes()  # read once: the bytes hashed are the bytes loaded
+    sha = hashlib.sha256(data).hexdigest()
+    if verify and sha != manifest.policy_sha256:
+        raise ArtifactError(
+            f"{ppath}: sha256 {sha[:12]} does not match the manifest's {manifest.policy_sha256[:12]}; "
+            "the file changed while it was loaded, re-export or re-download it"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            module = torch.jit.load(str(ppath), map_location="cpu")
+            module = torch.jit.load(io.BytesIO(data), map_location="cpu")
     except Exception as exc:  # torch raises several types for corrupt zip archives
         if manifest.torch_version != torch.__version__:  # the likely cause on a robot PC or node
             raise ArtifactError(
@@ -164,4 +174,4 @@ def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
             f"{ppath}: cannot load TorchScript ({type(exc).__name__}); re-export it"
         ) from None
     module.eval()
-    return FrozenPolicy(module, manifest, d)
+    return FrozenPolicy(module, manifest, d, sha)

@@ -141,9 +141,17 @@ def verify_for_deployment(
     try:
         with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the operator's concern
             warnings.simplefilter("ignore", DeprecationWarning)
-            return artifact.load_artifact(d, verify=True)
+            loaded = artifact.load_artifact(d, verify=True)
     except ArtifactError as exc:
         raise ApprovalError(f"policy {pid}: {exc}") from None
+    # the files are read again to load them: what was loaded must be what was checked and signed
+    rec = registry.get(pid)
+    if loaded.sha256 != rec.sha256 or manifest_digest(loaded.manifest) != rec.manifest_digest:
+        raise ApprovalError(
+            f"policy {pid}: the files in '{d}' changed between the approval check and loading; "
+            "refusing to run them (check who writes to that folder, then start again)"
+        )
+    return loaded
 
 
 def check_for_deployment(

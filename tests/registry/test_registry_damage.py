@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from registry_helpers import ArtifactFactory, robot_config
@@ -14,7 +15,7 @@ from bremen_robot.cli import main
 from bremen_robot.errors import BremenError
 from bremen_robot.registry import Registry, RegistryError, verify_for_deployment
 from bremen_robot.registry import db as regdb
-from bremen_robot.registry.errors import RegistryDamagedError, RegistryDatabaseError
+from bremen_robot.registry.errors import ApprovalError, RegistryDamagedError, RegistryDatabaseError
 from bremen_robot.tasks import get_task
 
 
@@ -310,3 +311,31 @@ def test_collects_approval_check_never_creates_a_registry(tmp_path):
     with pytest.raises(RegistryError, match="no registry database"):
         collect_mod._check_approval("0" * 64, object(), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_files_swapped_between_the_approval_check_and_the_load_are_refused(
+    registry: Registry,
+    approved: Any,
+    artifact_factory: ArtifactFactory,
+    robot: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check hashes policy.pt and reads manifest.json; loading reads them again. Whatever is
+    in the folder by then (here another, self-consistent artifact) must not run."""
+    import shutil
+
+    import bremen_robot.registry.trust as trust
+
+    other = artifact_factory(seed=99)
+    real_check = trust.check_for_deployment
+
+    def check_then_swap(*args: Any) -> Any:
+        pid, folder = real_check(*args)
+        for name in ("policy.pt", "manifest.json"):
+            shutil.copyfile(other / name, folder / name)
+        return pid, folder
+
+    assert verify_for_deployment(approved.id, robot, registry).sha256 == approved.sha256  # unswapped
+    monkeypatch.setattr(trust, "check_for_deployment", check_then_swap)
+    with pytest.raises(ApprovalError, match="changed between the approval check and loading"):
+        verify_for_deployment(approved.id, robot, registry)
