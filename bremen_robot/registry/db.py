@@ -34,7 +34,7 @@ from bremen_robot.registry.guard import RESTORE_HINT, GuardedConnection
 from bremen_robot.registry.states import TRANSITIONS as _TABLE
 from bremen_robot.registry.states import PolicyState
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 STATES: tuple[str, ...] = tuple(s.value for s in PolicyState)
 # from-state -> allowed to-states, as plain strings for the trigger's SQL: the table is
@@ -218,8 +218,23 @@ _V4 = [
     """,
 ]
 
+# v5: a policy's robot and task columns are as immutable as the rest of it (v1's trigger left
+# them out, so a hand edit could relabel a policy; `bremen registry check` compares them too)
+_V5 = [
+    "DROP TRIGGER policies_immutable",
+    """
+    CREATE TRIGGER policies_immutable BEFORE UPDATE ON policies
+    WHEN NEW.sha256 IS NOT OLD.sha256 OR NEW.manifest_digest IS NOT OLD.manifest_digest
+      OR NEW.manifest_json IS NOT OLD.manifest_json OR NEW.kind IS NOT OLD.kind
+      OR NEW.created_at IS NOT OLD.created_at OR NEW.registered_at IS NOT OLD.registered_at
+      OR NEW.lineage_json IS NOT OLD.lineage_json OR NEW.report_json IS NOT OLD.report_json
+      OR NEW.robot IS NOT OLD.robot OR NEW.task IS NOT OLD.task
+    BEGIN SELECT RAISE(ABORT, 'only a policy''s state may change'); END
+    """,
+]
+
 # MIGRATIONS[i] upgrades schema version i to i + 1.
-MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4]
+MIGRATIONS: list[list[str]] = [_V1, _V2, _V3, _V4, _V5]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

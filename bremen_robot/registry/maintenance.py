@@ -113,6 +113,12 @@ def _check_rows(reg: Registry) -> tuple[list[str], int]:
             )
         if sha == RANDOM_POLICY_ID:
             continue
+        for column in ("robot", "task"):  # the columns `bremen policies` shows, from the manifest
+            if getattr(rec, column) != rec.manifest.get(column):
+                problems.append(
+                    f"policy {rec.id}: {column} '{getattr(rec, column)}' but its manifest says "
+                    f"'{rec.manifest.get(column)}'"
+                )
         try:
             reg.verify_store(rec)
             hashed += 1

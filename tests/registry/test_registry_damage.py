@@ -339,3 +339,19 @@ def test_files_swapped_between_the_approval_check_and_the_load_are_refused(
     monkeypatch.setattr(trust, "check_for_deployment", check_then_swap)
     with pytest.raises(ApprovalError, match="changed between the approval check and loading"):
         verify_for_deployment(approved.id, robot, registry)
+
+
+def test_a_policys_robot_and_task_cannot_be_relabelled(workspace: Path, approved: Any) -> None:
+    """Schema v5: robot and task are as immutable as the rest of a policy; a registry relabelled
+    before it (or with the trigger dropped) is reported by `bremen registry check`."""
+    from bremen_robot.registry.maintenance import check
+
+    conn = sqlite3.connect(workspace / "registry.sqlite", isolation_level=None)
+    for column, value in (("robot", "panda"), ("task", "hopper")):
+        with pytest.raises(sqlite3.IntegrityError, match="only a policy's state may change"):
+            conn.execute(f"UPDATE policies SET {column} = ? WHERE sha256 = ?", (value, approved.sha256))
+    conn.close()
+    _set_column(workspace / "registry.sqlite", approved.id, "robot", "panda")
+    with Registry.open(workspace, readonly=True) as reg:
+        problems, _ = check(reg)
+    assert f"policy {approved.id}: robot 'panda' but its manifest says '{approved.robot}'" in problems
