@@ -39,7 +39,13 @@ from bremen_robot.ros import _node
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.deployment import DeploymentCounter, load_policy
 from bremen_robot.ros.graph import RANDOM_POLICY
-from bremen_robot.ros.runner_core import RunnerCore, StepOutput, runner_limits, tick_accounting
+from bremen_robot.ros.runner_core import (
+    RunnerCore,
+    StepOutput,
+    flag_first,
+    runner_limits,
+    tick_accounting,
+)
 from bremen_robot.ros.runner_diagnostics import DiagnosticsPublisher, runner_health
 from bremen_robot.ros.runner_io import BaseSample, JointSample, RunnerPublishers, base_sample, joint_sample
 from bremen_robot.ros.runner_lifecycle import LifecycleStatus, ManagedRunner, make_node
@@ -192,6 +198,7 @@ class PolicyRunner(ManagedRunner):
         self._last_progress = time.monotonic()
         self.stats = TickStats()
         self.last_intervention = ""
+        self._estop_seen = threading.Event()
 
     def _create_interfaces(self) -> None:
         """Publishers, subscriptions, services and timers (callbacks may run from here on)."""
@@ -213,7 +220,8 @@ class PolicyRunner(ManagedRunner):
         keep(node.create_subscription(JointState, T.JOINT_STATES, g(self.on_joint_states), state_qos))
         if self.needs_base:
             keep(node.create_subscription(Odometry, T.ODOM, g(self.on_odom), state_qos))
-        keep(node.create_subscription(Bool, T.ESTOP, g(self.on_estop), T.qos("latched")))
+        estop = flag_first(self._estop_seen, g(self.on_estop))
+        keep(node.create_subscription(Bool, T.ESTOP, estop, T.qos("latched")))
         ep_qos = T.qos("episode" if self.shadow else "episode_sub")  # shadow: learns the running one
         keep(node.create_subscription(String, T.EPISODE, g(self.on_episode), ep_qos))
         if not self.shadow:  # the acting runner's services; a second server would answer for it
@@ -250,6 +258,7 @@ class PolicyRunner(ManagedRunner):
             )
 
     def _publish(self, out: StepOutput, start: float, arrival: float) -> None:
+        out = self.core.before_publish(out, self._estop_seen)
         if out.command is not None and self.publishing and not self.halting:
             self.out.cmd.publish(self.out.array(out.command, out.tag))
             self.stats.command_sent(start, time.monotonic(), arrival)
@@ -390,6 +399,7 @@ class PolicyRunner(ManagedRunner):
     def on_estop(self, msg: Any) -> None:
         if msg.data:
             self.shield.estop("bremen/estop")
+            self._estop_seen.clear()  # latched: the shield stops every later tick
             self.node.get_logger().warning("e-stop latched (bremen/estop)")
 
     def on_episode(self, msg: Any) -> None:
@@ -436,6 +446,7 @@ class PolicyRunner(ManagedRunner):
         return response
 
     def srv_reset_estop(self, request: Any, response: Any) -> Any:
+        self._estop_seen.clear()
         res = self.shield.reset_estop(time.monotonic())
         response.success, response.message = bool(res.ok), res.message
         self.node.get_logger().info(f"reset_estop: {res.message}")

@@ -336,6 +336,23 @@ class RunnerCore:
         self.shield.forget_commands()
         return cmd
 
+    def before_publish(self, out: StepOutput, estop_seen: Any) -> StepOutput:
+        """``out``, or the safe command when ``bremen/estop`` arrived (``estop_seen``, an Event set
+        outside the runner's lock) while the tick computed ``out``: the e-stop callback that
+        latches the shield waits for the tick, which must not publish the policy's command first."""
+        if out.command is None or out.safe or not estop_seen.is_set():
+            return out
+        from safety import Intervention
+
+        self.shield.estop("bremen/estop")
+        iv = Intervention("estop", None, None, None, "e-stop arrived during the control tick")
+        if self.episode is not None:
+            self.episode.interventions += 1
+            self.episode.prev = None
+        return replace(
+            out, command=self.sent_outside_filter(), interventions=(*out.interventions, iv), safe=True
+        )
+
     def watchdog(self, now: float) -> StepOutput | None:
         """The safe command when observations stopped arriving (None while they are fresh)."""
         out = self.shield.watchdog(now)
@@ -349,6 +366,19 @@ class RunnerCore:
         return StepOutput(
             out.command, None, out.interventions, make_tag(ep.id if ep else -1, stamp), [], True
         )
+
+
+def flag_first(flag: Any, latch: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A ``bremen/estop`` callback: set ``flag`` (a threading.Event) at once, without the runner's
+    lock, which a control tick running now holds (it checks the flag before publishing:
+    :meth:`RunnerCore.before_publish`); then ``latch`` (the shield's e-stop, under the lock)."""
+
+    def call(msg: Any) -> Any:
+        if msg.data:
+            flag.set()
+        return latch(msg)
+
+    return call
 
 
 def runner_limits(limits: Any, rate_hz: float, lockstep: bool, observation_timeout_s: float) -> Any:

@@ -266,6 +266,7 @@ class _Releasing:
         from types import SimpleNamespace
 
         self._lock = threading.Lock()
+        self._estop_seen = threading.Event()
         self.interfaces_live, self.configured, self.publishing = True, True, False
         self.lc = SimpleNamespace(state="inactive")
         self.node = SimpleNamespace(get_logger=lambda: SimpleNamespace(info=lambda msg: None))
@@ -480,3 +481,31 @@ def test_a_nan_odometry_sample_is_a_glitch_not_an_envelope_exit():
     assert out.safe and [iv.reason for iv in out.interventions] == ["nan_observation"]
     assert core.shield.state.estop_latched is False
     assert not core.step(names, q, qd, 3 * 10**9, 3.0, 3.0, 0, base=(pose, twist)).safe  # goes on
+
+
+def test_an_estop_that_arrives_during_a_tick_replaces_the_command_it_computed():
+    """Realtime, the tick holds the runner's lock while the policy runs; the e-stop callback that
+    latches the shield waits for it. The flag (set without the lock) makes the tick send the safe
+    command instead of the policy's, and the shield stays latched."""
+    from types import SimpleNamespace
+
+    from bremen_robot.ros.runner_core import flag_first
+
+    core = make(policy=lambda o: np.full(6, 0.5), lockstep=False)
+    core.start_episode(0)
+    q, qd = state(np.random.default_rng(4))
+    out = core.step(NAMES, q, qd, 10**9, 1.0, 1.0, 0)
+    flag = threading.Event()
+    assert core.before_publish(out, flag) is out  # no e-stop: unchanged
+    latched: list[bool] = []
+    on_estop = flag_first(flag, lambda msg: latched.append(msg.data))
+    on_estop(SimpleNamespace(data=False))
+    assert not flag.is_set() and latched == [False]
+    on_estop(SimpleNamespace(data=True))  # arrives while the tick computed `out`
+    assert flag.is_set() and latched == [False, True]
+    sent = core.before_publish(out, flag)
+    assert sent.safe and np.allclose(sent.command, 0.0)
+    assert [iv.reason for iv in sent.interventions][-1] == "estop"
+    assert core.shield.state.estop_latched
+    after = core.step(NAMES, q, qd, 2 * 10**9, 2.0, 2.0, 0)
+    assert after.safe and [iv.reason for iv in after.interventions] == ["estop"]
