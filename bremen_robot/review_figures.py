@@ -18,7 +18,7 @@ import torch
 from bremen_robot.imagination.model_env import ModelEnv, imagine
 from bremen_robot.models.ensemble import DynamicsEnsemble
 from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_kl
-from bremen_robot.rl.behavior import BehaviorAnchor
+from bremen_robot.rl.behavior import BehaviorAnchor, evenly_spaced
 
 KL_ROWS = 8192  # dataset states the KL to BC is averaged over
 # the report's top-level keys that describe the exported policy (disagreement's is nested)
@@ -31,6 +31,12 @@ def kl_to_behavior(policy: GaussianPolicy, bc: GaussianPolicy, obs: torch.Tensor
     m, s = policy(obs)
     mb, sb = bc(obs)
     return float(gaussian_kl(m, s, mb, sb).mean())
+
+
+def spread_rows(n: int, rows: int, device: torch.device) -> torch.Tensor:
+    """Indices of at most ``rows`` evenly spaced rows of ``n`` (merged data is in deployment order:
+    the first rows are deployment 1's random-policy states, not the data as a whole)."""
+    return torch.as_tensor(evenly_spaced(n, rows), device=device)
 
 
 def policy_figures(
@@ -53,7 +59,7 @@ def policy_figures(
         # (T, B, D) -> (T*B, D): disagreement on the policy's own imagined states
         dis = ensemble.disagreement(final.obs.reshape(T * B, D), final.actions.reshape(T * B, -1))
     return {
-        "kl_to_bc": kl_to_behavior(policy, bc, obs[:KL_ROWS]),
+        "kl_to_bc": kl_to_behavior(policy, bc, obs[spread_rows(len(obs), KL_ROWS, obs.device)]),
         "behavior_shift": anchor.shift(policy),
         "imagined_return_final": float(final.episode_returns().mean()),
         "policy_imagined_disagreement": float(dis.mean()),

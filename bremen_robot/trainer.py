@@ -35,7 +35,7 @@ from bremen_robot.policy.artifact import MANIFEST_FILE, PolicyManifest, export_p
 from bremen_robot.policy.bc import new_bc_policy, train_bc
 from bremen_robot.policy.gaussian import GaussianPolicy, reset_log_std
 from bremen_robot.progress import Reporter
-from bremen_robot.review_figures import policy_figures
+from bremen_robot.review_figures import policy_figures, spread_rows
 from bremen_robot.rl.behavior import ANCHOR_ROWS, BehaviorAnchor, evenly_spaced
 from bremen_robot.rl.gae import gae
 from bremen_robot.rl.trpo import trpo_step
@@ -403,7 +403,9 @@ def _train(
 
     figures = figures_of(policy)
     with torch.no_grad():  # the data's own disagreement, to compare the policy's with
-        data_dis = ensemble.disagreement(obs_t[:4096], torch.as_tensor(data.actions[:4096], device=device))
+        rows = spread_rows(len(data), 4096, device)  # all deployments, not deployment 1's first rows
+        act_t = torch.as_tensor(data.actions, device=device)
+        data_dis = ensemble.disagreement(obs_t[rows], act_t[rows])
     if selection is not None and keeper is not None:
         add_snapshot_figures(selection, keeper.snapshots, figures, figures_of)
     report: dict[str, Any] = {

@@ -86,11 +86,15 @@ class ModelEnv:
             nxt = self.ensemble.predict_member(obs, a, member)
         nxt = nxt.clamp(-STATE_CLIP, STATE_CLIP)
         bad = ~torch.isfinite(nxt).all(dim=-1)
-        if bool(bad.any()):  # a diverged model ends that rollout instead of poisoning the batch
+        if self.uncertainty_penalty:  # any diverged member makes the spread, so the reward, NaN
+            bad = bad | ~torch.isfinite(u)
+        diverged = bool(bad.any())
+        if diverged:  # a diverged model ends that rollout instead of poisoning the batch
             nxt = torch.where(bad.unsqueeze(-1), obs, nxt)
         reward = self.task.reward(obs, a, nxt)
         if self.uncertainty_penalty:
-            reward = reward - self.uncertainty_penalty * u
+            penalty = torch.where(bad, torch.zeros_like(u), u) if diverged else u
+            reward = reward - self.uncertainty_penalty * penalty
         terminated = self.task.terminated(obs, a, nxt) | bad
         return nxt, reward, terminated
 

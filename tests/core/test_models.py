@@ -174,6 +174,23 @@ def test_model_env_ends_rollouts_on_non_finite_predictions():
     torch.testing.assert_close(nxt, obs)
 
 
+def test_a_diverged_member_ends_the_rollout_without_poisoning_the_penalized_reward():
+    """With the penalty, the spread takes every member: one NaN member made every reward NaN,
+    even on rollouts of a healthy member (GAE then spreads it over the batch)."""
+    task = get_task("halfcheetah")
+    torch.manual_seed(0)
+    ens = DynamicsEnsemble(17, 6, members=2, hidden=(8,))
+    with torch.no_grad():
+        ens.layers[-1].bias[1].fill_(float("nan"))  # member 1 diverged; member 0 is healthy
+    env = ModelEnv(ens, task, torch.Generator().manual_seed(0), uncertainty_penalty=1.5)
+    obs = env.reset(4)
+    for member in (0, 1):
+        nxt, rew, term = env.step(obs, torch.zeros(4, 6), member=member)
+        assert torch.isfinite(rew).all() and torch.isfinite(nxt).all() and term.all()
+        torch.testing.assert_close(nxt, obs)  # ended where it was
+        torch.testing.assert_close(rew, task.reward(obs, torch.zeros(4, 6), obs))  # no penalty term
+
+
 def test_uncertainty_penalty_subtracts_lambda_times_disagreement_and_leaves_dynamics_alone():
     task = get_task("halfcheetah")
     torch.manual_seed(0)
@@ -291,3 +308,15 @@ def test_run_trpo_calls_on_iteration_after_every_update_with_the_live_policy(poi
     run_trpo(pol, ModelEnv(ens, task, gen), cfg, gen, None, Reporter(enabled=False), on_iteration=tap)
     assert [(i, same, n) for i, same, n, _ in seen] == [(0, True, 1), (1, True, 2), (2, True, 3)]
     assert not torch.equal(seen[0][3], seen[2][3])  # the policy it sees is the one being trained
+
+
+def test_review_figures_read_rows_spread_over_all_the_data():
+    """Merged data is in deployment order; the review's KL and data disagreement must not read
+    only the first rows (deployment 1's random-policy states)."""
+    from bremen_robot.review_figures import spread_rows
+
+    rows = spread_rows(10_000, 4096, torch.device("cpu")).tolist()
+    assert len(rows) == 4096 and rows[0] == 0 and rows[-1] == 9_999
+    assert all(b > a for a, b in zip(rows, rows[1:]))
+    assert sum(r >= 5_000 for r in rows) == 2048  # half of them in the second half of the data
+    assert spread_rows(300, 4096, torch.device("cpu")).tolist() == list(range(300))
