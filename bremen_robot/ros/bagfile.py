@@ -151,10 +151,12 @@ class SegmentedBagWriter:
         self._writer = None
         w.close()
         src_dir = self.path / PARTIAL_DIR / self._seg_name
+        src = src_dir / f"{self._seg_name}.mcap"
         dst = self.path / f"{self._seg_name}.mcap"
-        os.replace(src_dir / f"{self._seg_name}.mcap", dst)
+        with open(src, "rb") as fh:  # on disk before metadata.yaml lists it (rosbags never syncs)
+            os.fsync(fh.fileno())
+        os.replace(src, dst)
         fsync_dir(self.path)
-        shutil.rmtree(src_dir, ignore_errors=True)
         self.files.append(
             {
                 "path": dst.name,
@@ -165,7 +167,15 @@ class SegmentedBagWriter:
         )
         for key, n in self._seg_topics.items():
             self.topic_counts[key] = self.topic_counts.get(key, 0) + n
-        self.write_metadata()
+        try:
+            self.write_metadata()
+        except BaseException:  # e.g. disk full: unlisted in the bag root, recovery would never see it
+            self.files.pop()
+            for key, n in self._seg_topics.items():
+                self.topic_counts[key] -= n
+            os.replace(dst, src)  # back under .partial/, where recovery and salvage look
+            raise
+        shutil.rmtree(src_dir, ignore_errors=True)
         return dst
 
     def abandon_segment(self) -> None:

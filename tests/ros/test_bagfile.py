@@ -141,3 +141,27 @@ def test_a_bag_is_unwritten_only_once_its_writer_closed_it_or_died(tmp_path):
     finally:
         closing.kill()
         closing.wait()
+
+
+def test_a_segment_whose_listing_failed_stays_where_recovery_finds_it(tmp_path, monkeypatch):
+    """Disk full while metadata.yaml lists a finished segment: the segment must not be left
+    unlisted in the bag root (recovery and salvage only look under .partial/)."""
+    import errno
+
+    bag = tmp_path / "bag"
+    w = SegmentedBagWriter(bag)
+    w.episode(1, status="open")
+    for k in range(3):
+        w.write("/joint_states", JS, 1000 + k, js_bytes(10**9 + k, float(k)))
+    w.write_metadata()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(w, "write_metadata", full)
+    with pytest.raises(OSError, match="No space left"):
+        w.finish_segment()
+    assert not (bag / "segment_000000.mcap").exists()
+    assert partial_segments(bag) == ["segment_000000"]
+    assert (bag / ".partial" / "segment_000000" / "segment_000000.mcap").is_file()
+    assert w.files == []  # nothing listed that is not in the bag root
