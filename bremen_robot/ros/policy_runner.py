@@ -102,6 +102,7 @@ class PolicyRunner(ManagedRunner):
         self.failed: str | None = None
         self._autostarting = False
         self._entities: list[Any] = []
+        self._next_episode_id = 1  # kept across configures: a bag never sees an episode id twice
         self.interfaces_live = False  # between _create_interfaces and release: callbacks may act
         self.diagnostics = DiagnosticsPublisher(
             self.node, lambda: runner_health(self), lambda: self.robot_name
@@ -176,6 +177,7 @@ class PolicyRunner(ManagedRunner):
             max_episodes=p["max_episodes"],
             max_steps=p["max_steps"],
             idle_commands=p["idle_commands"],
+            first_episode_id=self._next_episode_id,
         )
         self.n = len(pol["joint_order"])
         self.follower = EpisodeFollower(self.core, self.shield) if self.shadow else None
@@ -426,6 +428,7 @@ class PolicyRunner(ManagedRunner):
         if not ok:
             return False, why
         evt = self.core.start_episode(self._now_ns())
+        self._next_episode_id = self.core.next_id
         self._publish_events([evt])
         return True, json.dumps({"id": evt["id"]})
 

@@ -75,6 +75,7 @@ class RunnerCore:
         max_steps: int = 0,
         extras: dict[str, float] | None = None,
         idle_commands: bool = True,
+        first_episode_id: int = 1,
     ) -> None:
         self.task = task
         self.joint_order = tuple(joint_order)
@@ -96,7 +97,7 @@ class RunnerCore:
         # tick that ends an episode (False: a scripted reset commands the robot in between)
         self.idle_commands = idle_commands
         self.episode: Episode | None = None
-        self.next_id = 1
+        self.next_id = int(first_episode_id)  # unique within a bag across reconfigures
         self.episodes_done = 0
         self.total_steps = 0
         self.finished = False

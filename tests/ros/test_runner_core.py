@@ -509,3 +509,25 @@ def test_an_estop_that_arrives_during_a_tick_replaces_the_command_it_computed():
     assert core.shield.state.estop_latched
     after = core.step(NAMES, q, qd, 2 * 10**9, 2.0, 2.0, 0)
     assert after.safe and [iv.reason for iv in after.interventions] == ["estop"]
+
+
+def test_episode_ids_go_on_across_a_reconfigure():
+    """A runner configured again (cleanup -> configure, on_error -> configure) builds a new core
+    while the logger goes on with the same bag: its first episode must not reuse id 1, or the
+    bag's episodes merge at ingest."""
+    from types import SimpleNamespace
+
+    from bremen_robot.ros.policy_runner import PolicyRunner
+
+    runner = SimpleNamespace(publishing=True, halting=False, _next_episode_id=1, published=[])
+    runner._now_ns = lambda: 0
+    runner._publish_events = runner.published.extend
+    runner.core = make()
+    assert PolicyRunner._start(runner)[0] is True
+    runner.core.end_episode("stopped", 1)
+    assert PolicyRunner._start(runner)[0] is True
+    assert [e["id"] for e in runner.published] == [1, 2]
+    runner.core.end_episode("stopped", 2)
+    runner.core = make(first_episode_id=runner._next_episode_id)  # what configure does
+    assert PolicyRunner._start(runner)[0] is True
+    assert [e["id"] for e in runner.published] == [1, 2, 3]
