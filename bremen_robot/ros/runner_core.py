@@ -225,6 +225,12 @@ class RunnerCore:
             ep.extras = {str(k): float(v) for k, v in (evt.get("extras") or {}).items()}
             return True, []
         if evt.get("event") == "end":
+            final = evt.get("last_state_stamp_ns")
+            if isinstance(final, int) and ep.first_stamp_ns >= 0 and final > ep.last_stamp_ns:
+                # realtime: the end arrived before the control tick on the final state; the last
+                # command's transition ends in that state (ingest pairs it by this stamp)
+                ep.last_stamp_ns = final
+                ep.steps += 1
             stop = self.end_episode(str(evt.get("reason", "sim_end")), now_ns)
             return False, [stop] if stop else []
         return False, []

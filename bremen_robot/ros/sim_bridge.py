@@ -188,7 +188,10 @@ class SimBridge:
             reason = "terminated" if terminated else ("time_limit" if self.t >= self.episode_steps else "")
             if reason:
                 self.active = False
-                self._event({"event": "end", "id": self.episode_id, "reason": reason, "steps": self.t})
+                # the final state's stamp: the runner may not have stepped it yet (realtime), and
+                # the episode's last transition ends there
+                end = {"event": "end", "id": self.episode_id, "reason": reason, "steps": self.t}
+                self._event({**end, "last_state_stamp_ns": self.stamp_ns})
 
     def _set_command(self, data: Any) -> bool:
         if len(data) != self.n_cmd:

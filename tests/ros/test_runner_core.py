@@ -531,3 +531,27 @@ def test_episode_ids_go_on_across_a_reconfigure():
     runner.core = make(first_episode_id=runner._next_episode_id)  # what configure does
     assert PolicyRunner._start(runner)[0] is True
     assert [e["id"] for e in runner.published] == [1, 2, 3]
+
+
+def test_a_simulator_end_before_the_tick_on_the_final_state_keeps_the_last_transition():
+    """Realtime simulation publishes the final state and then `end`; the runner usually handles
+    the event before its control thread ticks on that state. The stop must still name the final
+    state, so ingest pairs the last command with it (and scores its termination)."""
+    core = make(policy=lambda o: np.zeros(6), lockstep=False)
+    core.start_episode(0)
+    q, qd = state(np.random.default_rng(4))
+    for k in (1, 2):
+        core.step(NAMES, q, qd, k * 10**9, float(k), float(k), 0)
+    _, events = core.on_sim_event(
+        {"event": "end", "id": 1, "reason": "terminated", "last_state_stamp_ns": 3 * 10**9}, 0
+    )
+    stop = events[0]
+    assert stop["last_obs_stamp_ns"] == 3 * 10**9 and stop["steps"] == 2 and stop["reason"] == "terminated"
+    # an end without the stamp (an older sim_bridge), or one the runner already stepped: as before
+    core.start_episode(0)
+    for k in (4, 5):
+        core.step(NAMES, q, qd, k * 10**9, float(k), float(k), 0)
+    _, events = core.on_sim_event(
+        {"event": "end", "id": 2, "reason": "time_limit", "last_state_stamp_ns": 5 * 10**9}, 0
+    )
+    assert events[0]["last_obs_stamp_ns"] == 5 * 10**9 and events[0]["steps"] == 1
