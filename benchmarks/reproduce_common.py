@@ -229,8 +229,10 @@ def same_settings(have: dict[str, Any] | None, record: dict[str, Any]) -> bool:
         have["campaign"] = {
             k: _in_this_checkout(v) if k in ("robot", "collect") else v for k, v in have["campaign"].items()
         }
-    if isinstance(have.get("td3bc"), dict):  # runs before the seconds budget had steps alone
-        have["td3bc"] = {"min_seconds": None, **have["td3bc"]}
+    record = dict(record)
+    for side in (have, record):  # runs before the seconds budget had steps alone
+        if isinstance(side.get("td3bc"), dict):
+            side["td3bc"] = {"min_seconds": None, **side["td3bc"]}
     try:
         if "train" in have:
             have["train"] = TrainConfig.model_validate(have["train"]).model_dump(mode="json")
