@@ -4,15 +4,20 @@ from bremen_robot.config.train import load_train_config
 from bremen_robot.trainer import train
 
 
-def test_same_seed_same_numbers(tmp_path, point_data):
+def _tiny_config():
+    """point-demo, cut to a few seconds of training."""
     cfg = load_train_config("point-demo")
-    cfg = cfg.model_copy(
+    return cfg.model_copy(
         update={
             "ensemble": cfg.ensemble.model_copy(update={"max_epochs": 3}),
             "bc": cfg.bc.model_copy(update={"steps": 200}),
             "trpo": cfg.trpo.model_copy(update={"iterations": 3}),
         }
     )
+
+
+def test_same_seed_same_numbers(tmp_path, point_data):
+    cfg = _tiny_config()
     a = train(cfg, point_data, tmp_path / "a").report
     b = train(cfg, point_data, tmp_path / "b").report
     c = train(cfg.model_copy(update={"seed": 1}), point_data, tmp_path / "c").report
@@ -37,14 +42,7 @@ def test_training_draws_only_from_its_own_generator(tmp_path, point_data, monkey
 
     import bremen_robot.trainer as trainer
 
-    cfg = load_train_config("point-demo")
-    cfg = cfg.model_copy(
-        update={
-            "ensemble": cfg.ensemble.model_copy(update={"max_epochs": 3}),
-            "bc": cfg.bc.model_copy(update={"steps": 200}),
-            "trpo": cfg.trpo.model_copy(update={"iterations": 3}),
-        }
-    )
+    cfg = _tiny_config()
     quiet = train(cfg, point_data, tmp_path / "quiet").report
 
     def disturbed(fn):
