@@ -42,9 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``bremen``: one-line errors for bad input, exit code 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints every thread's stack: why a run hangs
-        # a stderr without a file descriptor (embedded, captured) just goes without
-        with contextlib.suppress(OSError, ValueError, AttributeError):
+    # a stderr without a file descriptor (embedded, captured) just goes without
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        # a crash in native code (rclpy, torch, mujoco) prints where every thread was
+        faulthandler.enable(all_threads=True)
+        if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID` prints every thread's stack: why a run hangs
             faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         code = args.func(args)

@@ -10,6 +10,7 @@ so shutdown order is ours.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import signal
 import sys
@@ -90,6 +91,8 @@ def run_nodes(builds: Sequence[Callable[[Any], Any]], argv: Sequence[str] | None
     rclpy = require_rclpy()
     from rclpy.signals import SignalHandlerOptions
 
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # stderr without a descriptor
+        faulthandler.enable(all_threads=True)  # a native crash leaves each thread's stack in the node's log
     args = list(sys.argv if argv is None else argv)
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 

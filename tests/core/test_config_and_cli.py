@@ -95,3 +95,26 @@ def test_train_config_rejects_unknown_top_level_field():
 
 def test_bench_runs_with_no_matching_section(capsys):
     assert main(["bench", "--quick", "--threads", "1", "--only", "no-such-section"]) == 0
+
+
+def test_a_crash_in_native_code_prints_where_each_thread_was():
+    """A segfault in rclpy, torch or mujoco under `bremen` leaves the Python stacks on stderr."""
+    import subprocess
+    import sys
+
+    crash = (
+        "import ctypes, sys\n"
+        "from bremen_robot import cli\n"
+        "parser = cli.build_parser\n"
+        "class Crashing:\n"
+        "    def parse_args(self, argv):\n"
+        "        args = parser().parse_args(argv)\n"
+        "        args.func = lambda args: ctypes.string_at(0)\n"
+        "        return args\n"
+        "cli.build_parser = Crashing\n"
+        "sys.exit(cli.main(['policies']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -11
+    assert "Fatal Python error: Segmentation fault" in proc.stderr
+    assert "in <lambda>" in proc.stderr  # the frame that crashed, by name
