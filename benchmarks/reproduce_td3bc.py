@@ -66,7 +66,8 @@ def td3bc_collect(job: Job, cfg: Any, robot: Any, k: int, prev_policy: Path | No
         summary = {
             "steps": len(data),
             "episodes": len(returns),
-            "interventions": 0,
+            "interventions": None,  # no shield: like the campaign's direct collector
+            "shielded": False,
             "return_mean": float(np.mean(returns)),
             "collector": "direct",
             "policy_id": frozen.sha256[:12],
@@ -258,7 +259,7 @@ def _run_td3bc_locked(job: Job) -> None:
                 "policy_id": collected["policy_id"],
                 "eval_return_mean": deployed["mean"],
                 "eval_return_std": deployed["std"],
-                "interventions": 0,
+                "interventions": None,
             }
         )
         _log(job, f"deployment {k}: TD3+BC candidate evaluates to {cand['mean']:.1f} ± {cand['std']:.1f}")

@@ -79,6 +79,14 @@ def collect_through_graph(req: CollectRequest) -> dict[str, Any]:
     }
 
 
+def shield_count(collected: dict[str, Any]) -> int | None:
+    """A collection summary's intervention count; None where no shield ran (``shielded: false``,
+    the direct collector), which is not the same as a shield that never intervened."""
+    if collected.get("shielded") is False or collected.get("interventions") is None:
+        return None
+    return int(collected["interventions"])
+
+
 def ingest_bag(bag: Path, deployment: int, task_name: str) -> Dataset:
     from bremen_robot.data.bag_ingest import ingest_dataset
 

@@ -2,7 +2,8 @@
 
 For benchmarks and reproductions on machines where the graph's overhead is not what is being
 measured. It writes the deployment's dataset (``data.npz`` beside ``out_bag``) instead of a
-bag, applies no safety shield, and still refuses policies the registry would not deploy.
+bag, applies no safety shield (its summary says ``shielded: false`` and has no intervention
+count), and still refuses policies the registry would not deploy.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def collect_direct(req: CollectRequest) -> dict[str, Any]:
     return {
         "steps": len(data),
         "episodes": len(returns),
-        "interventions": 0,
+        "interventions": None,  # no shield ran: not "zero interventions"
+        "shielded": False,
         "return_mean": float(np.mean(returns)),
         "collector": "direct",
     }

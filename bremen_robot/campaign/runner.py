@@ -22,6 +22,7 @@ from bremen_robot.campaign.collecting import (  # re-exported: collectors and te
     collect_through_graph,
     evaluate_policy,
     ingest_bag,
+    shield_count,
 )
 from bremen_robot.campaign.config import CampaignConfig
 from bremen_robot.campaign.shadow import shadow_before_approval
@@ -363,7 +364,11 @@ class Campaign:
                 count = functools.partial(self._count_deployment, reg, k, policy_id)
                 collected = self._collect(k, policy_id, robot_yaml, count)
                 self._count_deployment(reg, k, policy_id, collected)  # idempotent: a resume's line
-                counts = {f: int(collected.get(f, 0)) for f in ("episodes", "steps", "interventions")}
+                counts = {
+                    f: int(collected[f])
+                    for f in ("episodes", "steps", "interventions")
+                    if collected.get(f) is not None
+                }
                 self.status.stage("ingesting", k, **counts)
                 datasets.append(self._dataset(k))
                 data = merge(datasets) if len(datasets) > 1 else datasets[0]
@@ -392,7 +397,7 @@ class Campaign:
                         "policy_id": policy_id,
                         "eval_return_mean": evaluation["mean"],
                         "eval_return_std": evaluation["std"],
-                        "interventions": int(collected.get("interventions", 0)),
+                        "interventions": shield_count(collected),
                         **(
                             {"success_rate": evaluation["success_rate"]}
                             if "success_rate" in evaluation

@@ -82,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
     for r in summary["deployments"]:
         ret = f"{r['eval_return_mean']:.1f} ± {r['eval_return_std']:.1f}"
         success = f"  success {r['success_rate']:.0%}" if "success_rate" in r else ""
+        shield = "not shielded" if r.get("interventions") is None else r["interventions"]
         print(
-            f"{r['deployment']:>10} {r['samples']:>9} {r['policy_id']:>14} {ret:>20} {r['interventions']:>14}"
-            + success
+            f"{r['deployment']:>10} {r['samples']:>9} {r['policy_id']:>14} {ret:>20} {shield:>14}" + success
         )
     f = summary["final_candidate"]
     print(

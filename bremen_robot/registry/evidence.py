@@ -193,12 +193,16 @@ def bag_interventions(bag: Path) -> Counter[str] | None:
         return None
 
 
-def recorded_interventions(ws: Path, rec: PolicyRecord) -> Interventions | None:
-    """The shield's interventions in this policy's newest collection (matched on ``policy_id``)."""
+def recorded_interventions(ws: Path, rec: PolicyRecord) -> tuple[Interventions | None, str]:
+    """The shield's interventions in this policy's newest collection (matched on ``policy_id``),
+    or None and why not ("" when the policy has not collected)."""
     for k, d in reversed(deployment_dirs(ws)):
         col = _read(d / "collect.json")
         if not isinstance(col, dict) or col.get("policy_id") not in (rec.id, rec.sha256):
             continue
+        if col.get("shielded") is False:
+            by = col.get("collector", "direct")
+            return None, f"not shielded (deployment {k} was collected by the {by} collector)"
         total = int(_num(col.get("interventions")) or 0)
         reasons = bag_interventions(d / "bag") if total else Counter()
         if reasons is not None and sum(reasons.values()) != total:
@@ -208,8 +212,8 @@ def recorded_interventions(ws: Path, rec: PolicyRecord) -> Interventions | None:
             episodes=int(_num(col.get("episodes")) or 0),
             total=total,
             by_reason=dict(reasons) if reasons is not None else None,
-        )
-    return None
+        ), ""
+    return None, ""
 
 
 def deployed_now(policies: list[PolicyRecord], candidate: PolicyRecord) -> PolicyRecord | None:
@@ -286,13 +290,15 @@ def signature_state(ws: Path, rec: PolicyRecord) -> tuple[str, bool | None]:
 
 def policy_evidence(ws: Path, rec: PolicyRecord) -> tuple[PolicyEvidence, dict[str, Any] | None]:
     e = _evaluation(ws, rec)
+    collected, collected_why = recorded_interventions(ws, rec)
     pe = PolicyEvidence(
         rec.id,
         str(rec.state),
         e.evaluation,
-        recorded_interventions(ws, rec),
+        collected,
         e.interventions,
         e.interventions_why,
+        collected_why,
     )
     return pe, e.sim2real
 

@@ -85,6 +85,7 @@ class PolicyEvidence:
     interventions: Interventions | None = None
     eval_interventions: Interventions | None = None
     eval_interventions_why: str = ""  # "": "not evaluated" or "not recorded in this evaluation"
+    interventions_why: str = ""  # why ``interventions`` is None, e.g. collected without a shield
 
 
 @dataclass(frozen=True)
@@ -255,8 +256,10 @@ def build_verdict(ev: Evidence) -> Verdict:
         ),
         Row(
             "safety interventions in collection",
-            interventions_text(c.interventions, "no collection yet"),
-            dep(lambda p: interventions_text(p.interventions, "no collection recorded")),
+            interventions_text(c.interventions, c.interventions_why or "no collection yet"),
+            dep(
+                lambda p: interventions_text(p.interventions, p.interventions_why or "no collection recorded")
+            ),
         ),
         Row("behavior shift (collection-noise std)", _f(ev.behavior_shift, "{:.2f}"), "0 (reference)"),
         Row(

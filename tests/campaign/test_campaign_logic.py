@@ -388,3 +388,19 @@ def test_a_deployment_is_counted_before_its_collection_is_marked_done(tmp_path, 
     with pytest.raises(RuntimeError, match="crash while counting"):
         _run_quietly(cfg, tmp_path / "ws")
     assert not (tmp_path / "ws" / "d1" / "collect.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("collected", "expected"),
+    [
+        ({"interventions": 3, "collector": "graph"}, 3),
+        ({"interventions": 0, "collector": "graph"}, 0),  # a shield that never intervened
+        ({"interventions": None, "shielded": False, "collector": "direct"}, None),
+        ({"interventions": 0, "shielded": False}, None),  # no shield ran, whatever the count says
+        ({"steps": 10}, None),  # not recorded
+    ],
+)
+def test_the_summary_tells_no_shield_from_no_interventions(collected: dict, expected: int | None):
+    from bremen_robot.campaign.collecting import shield_count
+
+    assert shield_count(collected) == expected

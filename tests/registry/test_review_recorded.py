@@ -134,3 +134,30 @@ def test_an_evaluation_without_the_count_is_not_shown_as_not_run(
     assert f"deployed: not measured in this evaluation: {why}" in verdict
     assert "not run" not in verdict and "many_interventions" not in verdict
     assert "safety interventions in evaluation: not recorded in this evaluation" in out
+
+
+def test_a_collection_without_a_shield_is_not_shown_as_zero_interventions(
+    capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
+) -> None:
+    rec = campaign_like(workspace, registry, artifact_factory)
+    # what the direct collector (benchmarks, no ROS graph, no shield) writes
+    (workspace / "d1" / "collect.json").write_text(
+        json.dumps(
+            {
+                "steps": 300,
+                "episodes": 3,
+                "interventions": None,
+                "shielded": False,
+                "collector": "direct",
+                "policy_id": "random",
+                "deployment": 1,
+            }
+        )
+    )
+    out = _review(capsys, rec.id, "--workspace", str(workspace), "--no-video", "--no-plots")
+    verdict = " ".join(out.split("\n\n")[0].split())
+    assert (
+        "safety interventions in collection candidate: no collection yet deployed: not shielded "
+        "(deployment 1 was collected by the direct collector)"
+    ) in verdict
+    assert "0 in 3 episodes" not in out
