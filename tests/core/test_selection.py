@@ -160,8 +160,11 @@ def test_beats_and_twin_veto_thresholds():
     assert beats(10.0, None)
     assert beats(10.0, 9.0) and not beats(9.0, 9.0)
     assert not beats(10.5, 10.0, margin=0.1) and beats(11.5, 10.0, margin=0.1)
+    # a negative reference: the margin still asks for more, -100 + 10 = -90
+    assert not beats(-95.0, -100.0, margin=0.1) and beats(-89.0, -100.0, margin=0.1)
     # 10% of 2,000 is 200: 1,801 is within, 1,799 clearly below
     assert not clearly_below(1801.0, 2000.0, 0.1) and clearly_below(1799.0, 2000.0, 0.1)
+    assert not clearly_below(1800.0, 2000.0, 0.1)  # exactly at the tolerance is not "clearly"
     # near zero the floor of 1 applies: 0.1 x 1
     assert not clearly_below(-0.05, 0.0, 0.1) and clearly_below(-0.2, 0.0, 0.1)
     assert twin_survivors({"a": 1900.0, "b": 1000.0, "c": 2500.0}, 2000.0, 0.1) == ["a", "c"]
@@ -176,6 +179,11 @@ def test_twin_engine_is_never_the_data_engine():
     with pytest.raises(BremenError, match="no simulator twin"):
         twin_engine("isaac")
     assert twin_engine("none") == "mujoco"  # real hardware: either engine is a twin
+    assert twin_engine("none", "pybullet") == "pybullet"
+    with pytest.raises(BremenError, match="unknown twin engine 'gazebo'; use one of mujoco, pybullet"):
+        twin_engine("none", "gazebo")
+    with pytest.raises(BremenError, match="unknown twin engine 'gazebo'; use 'pybullet' or leave it unset"):
+        twin_engine("mujoco", "gazebo")
 
 
 def test_select_with_twin_vetoes_and_falls_back_to_next_best():
