@@ -69,14 +69,15 @@ def regressions(
     result: dict[str, Any], method: str, tolerance: float = REGRESSION_TOLERANCE
 ) -> list[Regression]:
     """Every (seed, deployment) of ``method`` whose candidate fell below ``allowed_floor`` of the
-    candidate before it. Gaps (a deployment not run yet) end that seed's check."""
+    candidate before it. A pair with a missing side (a deployment not run or not evaluated) is
+    skipped; a gap never hides a drop between two later deployments."""
     found = []
     for seed, curve in result["methods"].get(method, {}).get("seeds", {}).items():
         returns = curve.get("returns", [])
         for k in range(1, len(returns)):
             before, after = returns[k - 1], returns[k]
             if before is None or after is None:
-                break
+                continue
             if after < allowed_floor(before, returns[0], tolerance):
                 found.append(Regression(method, seed, k, float(before), float(after)))
     return found

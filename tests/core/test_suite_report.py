@@ -28,7 +28,7 @@ def _result(task: str, curves: dict[str, dict[str, list[float]]], deployments: i
     for k in range(deployments + 1):
         row: dict[str, Any] = {"deployments": k, "samples": 1000 * k}
         for m, seeds in curves.items():
-            vals = [r[k] for r in seeds.values() if len(r) > k]
+            vals = [r[k] for r in seeds.values() if len(r) > k and r[k] is not None]
             row[m] = {
                 "mean": float(np.mean(vals)) if vals else None,
                 "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
@@ -306,3 +306,56 @@ def test_points_over_fewer_seeds_are_hollow_and_the_label_gives_the_range(suite:
     assert [t.get_text() for t in ax.legend().get_texts()] == ["BREMEN (n=2)"]
     assert not [line for line in ax.get_lines() if line.get_markerfacecolor() == "white"]
     plt.close(fig)
+
+
+def test_regression_edges_worked_by_hand(suite: ModuleType) -> None:
+    # below zero the predecessor's own size counts when it is the larger: -500 may fall to -550
+    assert suite.allowed_floor(-500.0, -280.0) == pytest.approx(-550.0)
+    curves = {
+        "0": [-280, -400, 1000],  # deployment 1 falls below the random policy's floor (-308)
+        "1": [-280, 3000, 2700],  # exactly at the floor (3,000 - 300): not a regression
+        "2": [-280, -540, 500],  # after the random policy (-280) the floor is -308: -540 is below
+        "3": [-280, 1000, None, 2000, 100],  # a gap hides no later drop: 2,000 -> 100 is one
+    }
+    found = suite.regressions(_result("halfcheetah", {"bremen": curves}, 4), "bremen")
+    assert [(r.seed, r.deployment, r.before, r.after) for r in found] == [
+        ("0", 1, -280.0, -400.0),
+        ("2", 1, -280.0, -540.0),
+        ("3", 4, 2000.0, 100.0),
+    ]
+
+
+def test_the_verdict_needs_every_seed_and_every_deployment_before_it_says_met(suite: ModuleType) -> None:
+    up = [-280, 2000, 3000, 3500, 3800, 4100]
+    # two of three seeds complete, no drop: undecided, not met; two seeds at 5 above 4,000: undecided
+    select = {"0": up, "1": up, "2": up[:3]}
+    td3bc = {s: [-280, 2000, 2900, 3500, 3700, 4200] for s in ("0", "1", "2")}
+    lines = suite.verdict(_result("halfcheetah", {"bremen_select": select, "td3bc": td3bc}, 5))
+    assert lines[0] == "no regression (BREMEN + selection): none so far, undecided (2 of 3 seeds complete)"
+    assert lines[2] == (
+        "HalfCheetah >= 4,000 after 5 deployments with selection: undecided (2 seeds reached deployment 5)"
+    )
+    # equal means are not behind; deployments 3-5 have two selection seeds: 2 of 5 compared
+    assert lines[3] == "selection >= TD3+BC at every deployment: undecided (2 of 5 compared)"
+    # every deployment compared and only the last one behind
+    select = {s: up for s in ("0", "1", "2")}
+    lines = suite.verdict(_result("halfcheetah", {"bremen_select": select, "td3bc": td3bc}, 5))
+    assert lines[3] == "selection >= TD3+BC at every deployment: NOT met: deployment 5: 4,100 < 4,200"
+    # TD3+BC with fewer seeds at a deployment is not compared there
+    short = {**td3bc, "2": td3bc["2"][:4]}
+    lines = suite.verdict(_result("halfcheetah", {"bremen_select": select, "td3bc": short}, 5))
+    assert lines[3] == "selection >= TD3+BC at every deployment: undecided (3 of 5 compared)"
+    td3bc_equal = {s: up for s in ("0", "1", "2")}
+    lines = suite.verdict(_result("halfcheetah", {"bremen_select": select, "td3bc": td3bc_equal}, 5))
+    assert lines[3] == "selection >= TD3+BC at every deployment: met"
+    one_short = {**td3bc_equal, "2": up[:5]}  # deployment 5 has two TD3+BC seeds: 4 of 5 compared
+    lines = suite.verdict(_result("halfcheetah", {"bremen_select": select, "td3bc": one_short}, 5))
+    assert lines[3] == "selection >= TD3+BC at every deployment: undecided (4 of 5 compared)"
+
+
+def test_equal_training_time_is_a_fair_budget(suite: ModuleType) -> None:
+    done = [0.0, 1.0]
+    result = _result("hopper", {"bremen": {"0": done}, "td3bc": {"0": done}}, 1)
+    row = result["per_deployment"][1]
+    row["bremen"]["train_s"]["mean"] = row["td3bc"]["train_s"]["mean"] = 650.0
+    assert suite.budget_line(result) == "TD3+BC's training time >= BREMEN's: at every deployment compared (1)"
