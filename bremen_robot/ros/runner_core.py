@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bremen_robot.ros.topics import make_tag
+from bremen_robot.ros.topics import make_tag, parse_tag
 from bremen_robot.tasks import Task
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
@@ -107,9 +107,16 @@ class RunnerCore:
         self._last_out: StepOutput | None = None
         self._last_stamp = -1
         self._last_shield_steps = -1  # the shield's step count when _last_out was made
+        self._seq = 0  # the last command's sequence number (topics.make_tag)
         # the observation builder's module takes ~30 ms to import: pay it here, not on the
         # first control tick (it would be a missed tick at 500 Hz)
         import sim.observation  # noqa: F401
+
+    def _tag(self, episode: int, stamp_ns: int) -> str:
+        """A fresh tag: each command gets its own sequence number, so a command that answers the
+        same state as another one (a watchdog's safe command after the policy's) is told apart."""
+        self._seq += 1
+        return make_tag(episode, stamp_ns, self._seq)
 
     # ------------------------------------------------------------------ observation
     def _builder(self, names: tuple[str, ...]) -> Any:
@@ -319,7 +326,7 @@ class RunnerCore:
                     ep = None
         ep = self.episode
         if ep is None or not ep.running or stamp_ns < ep.reset_stamp_ns or ep.first_stamp_ns < 0:
-            tag = make_tag(-1, stamp_ns)
+            tag = self._tag(-1, stamp_ns)
             if self.lockstep or not (self.idle_commands or events):
                 return StepOutput(None, None, (), tag, events)
             return StepOutput(self.sent_outside_filter(), None, (), tag, events, safe=True)
@@ -334,7 +341,8 @@ class RunnerCore:
         out = self.shield.filter(js, action, now, extras=extras)
         ep.interventions += len(out.interventions)
         ep.prev = (obs, out.command) if obs is not None else None
-        return StepOutput(out.command, action, out.interventions, make_tag(ep.id, stamp_ns), events, out.safe)
+        tag = self._tag(ep.id, stamp_ns)
+        return StepOutput(out.command, action, out.interventions, tag, events, out.safe)
 
     def sent_outside_filter(self) -> np.ndarray:
         """The safe command for a caller that sends it without a shield step (between episodes, a
@@ -356,8 +364,13 @@ class RunnerCore:
         if self.episode is not None:
             self.episode.interventions += 1
             self.episode.prev = None
-        return replace(
-            out, command=self.sent_outside_filter(), interventions=(*out.interventions, iv), safe=True
+        ep_stamp = parse_tag(out.tag) or (-1, -1)
+        return replace(  # a new tag: the computed command went nowhere, this is another one
+            out,
+            command=self.sent_outside_filter(),
+            interventions=(*out.interventions, iv),
+            safe=True,
+            tag=self._tag(*ep_stamp),
         )
 
     def watchdog(self, now: float) -> StepOutput | None:
@@ -371,7 +384,7 @@ class RunnerCore:
             ep.prev = None
         stamp = ep.last_stamp_ns if ep is not None else -1
         return StepOutput(
-            out.command, None, out.interventions, make_tag(ep.id if ep else -1, stamp), [], True
+            out.command, None, out.interventions, self._tag(ep.id if ep else -1, stamp), [], True
         )
 
 

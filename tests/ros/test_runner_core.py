@@ -555,3 +555,22 @@ def test_a_simulator_end_before_the_tick_on_the_final_state_keeps_the_last_trans
         {"event": "end", "id": 2, "reason": "time_limit", "last_state_stamp_ns": 5 * 10**9}, 0
     )
     assert events[0]["last_obs_stamp_ns"] == 5 * 10**9 and events[0]["steps"] == 1
+
+
+def test_commands_that_answer_one_state_carry_different_tags_and_a_repeat_the_same():
+    """Lockstep: the policy's command and a watchdog's safe command for the same state must be
+    told apart (sim_bridge names the one it stepped with); a re-sent state's identical answer
+    keeps its tag."""
+    from bremen_robot.ros.topics import parse_command_id
+
+    core = make(policy=lambda o: np.full(6, 0.5))
+    core.start_episode(0)
+    q, qd = state(np.random.default_rng(4))
+    first = core.step(NAMES, q, qd, 10**9, 1.0, 1.0, 0)
+    again = core.step(NAMES, q, qd, 10**9, 1.0, 1.0, 0)  # sim_bridge re-sent the state
+    assert again.tag == first.tag and np.array_equal(again.command, first.command)
+    stop = core.watchdog(5.0)  # the simulator did not answer: the safe command, same state
+    assert stop is not None and stop.safe
+    a, b = parse_command_id(first.tag), parse_command_id(stop.tag)
+    assert a is not None and b is not None
+    assert a[:2] == b[:2] == (1, 10**9) and a[2] is not None and b[2] is not None and a[2] != b[2]
