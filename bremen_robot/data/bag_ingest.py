@@ -71,7 +71,10 @@ class _Bag:
         self.custom = read_custom(path)
         self.states: dict[int, tuple[tuple[str, ...], np.ndarray, np.ndarray]] = {}
         self.odom: dict[int, tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
-        self.commands: list[tuple[int, int, np.ndarray]] = []
+        self.commands: list[tuple[int, int, int | None, np.ndarray]] = []  # episode, stamp, seq, data
+        # lockstep: episode -> state stamp -> sequence number of the command the simulator stepped
+        # that state with, from the tag it echoes in the header of the state the step produced
+        self.stepped_with: dict[int, dict[int, int]] = {}
         self.safety: Counter[tuple[int, int]] = Counter()
         self.events: list[dict[str, Any]] = []
         self.damaged: list[dict[str, Any]] = []
@@ -141,6 +144,9 @@ class _Bag:
                     np.asarray(m.position, dtype=np.float64),
                     np.asarray(m.velocity, dtype=np.float64),
                 )
+                echo = T.parse_command_id(m.header.frame_id)
+                if echo is not None and echo[2] is not None:
+                    self.stepped_with.setdefault(echo[0], {}).setdefault(echo[1], echo[2])
         elif role == T.ODOM:
             m = deserialize(raw, msgtype)
             p, o = m.pose.pose.position, m.pose.pose.orientation
@@ -155,9 +161,9 @@ class _Bag:
             )
         elif role == T.COMMAND:
             m = deserialize(raw, msgtype)
-            tag = T.parse_tag(m.layout.dim[0].label) if len(m.layout.dim) else None
-            if tag is not None:
-                self.commands.append((tag[0], tag[1], np.asarray(m.data, dtype=np.float64)))
+            cid = T.parse_command_id(m.layout.dim[0].label) if len(m.layout.dim) else None
+            if cid is not None:
+                self.commands.append((cid[0], cid[1], cid[2], np.asarray(m.data, dtype=np.float64)))
         elif role == T.SAFETY:
             m = deserialize(raw, msgtype)
             tag = T.parse_tag(m.header.frame_id)
@@ -211,6 +217,34 @@ def _observe(
     except Exception:
         return None
     return o if np.all(np.isfinite(o)) else None
+
+
+def _episode_steps(
+    commands: Sequence[tuple[int, int | None, np.ndarray]], stepped_with: dict[int, int], keep_last: bool
+) -> list[tuple[int, np.ndarray | None]]:
+    """``(state stamp, action)`` per state an episode's commands answered, in stamp order.
+
+    ``commands``: the episode's ``(stamp, seq, data)`` in arrival order. Several commands can
+    answer one state: in lockstep the policy's and a watchdog's safe command (or a repeat of
+    one), in realtime a timer tick before a new state came. Lockstep, the action is the command
+    the simulator stepped with when the state that step produced names it (``stepped_with``:
+    stamp -> seq); None when that command is not in the log (its transition is dropped: the
+    action is unknown). Without that echo (bags from before 2026-12-06, or a state the logger
+    lacks) the first: it stepped the physics unless it was lost on the way. Realtime
+    (``keep_last``) the last: what the robot held until the next state.
+    """
+    by_stamp: dict[int, list[tuple[int | None, np.ndarray]]] = {}
+    # state stamps only grow within an episode: order by them (stable: arrival order within a stamp)
+    for stamp, seq, data in sorted(commands, key=lambda c: c[0]):
+        by_stamp.setdefault(stamp, []).append((seq, data))
+    steps: list[tuple[int, np.ndarray | None]] = []
+    for stamp, answers in by_stamp.items():
+        used = None if keep_last else stepped_with.get(stamp)
+        if used is not None:
+            steps.append((stamp, next((d for q, d in answers if q == used), None)))
+        else:
+            steps.append((stamp, answers[-1][1] if keep_last else answers[0][1]))
+    return steps
 
 
 def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
@@ -293,23 +327,17 @@ def ingest_bags(
         used: set[int] = set()
         unusable: list[int] = []  # complete episodes without one usable transition
         builders: dict[tuple[str, ...], Any] = {}
-        # Several commands can answer one state: in lockstep a watchdog repeat (the first one
-        # stepped the physics), in realtime a timer tick before a new state came (the last one
-        # is what the robot held until the next state).
+        # several commands can answer one state: which one is the action, see _episode_steps
         keep_last = bag.custom.get("bremen.mode") == "realtime"
-        by_episode: dict[int, list[tuple[int, np.ndarray]]] = {}
-        # state stamps only grow within an episode: order by them (stable: arrival order within a stamp)
-        for eid, stamp, data in sorted(bag.commands, key=lambda c: (c[0], c[1])):
-            lst = by_episode.setdefault(eid, [])
-            if not lst or lst[-1][0] != stamp:
-                lst.append((stamp, data))
-            elif keep_last:
-                lst[-1] = (stamp, data)
+        by_episode: dict[int, list[tuple[int, int | None, np.ndarray]]] = {}
+        for eid, stamp, seq, data in bag.commands:
+            by_episode.setdefault(eid, []).append((stamp, seq, data))
         for rec in _episode_plan(bag):
             if not rec["complete"] and not include_incomplete:
                 counts["skipped_incomplete"] += 1
                 continue
-            steps = by_episode.get(rec["id"], [])
+            stepped = bag.stepped_with.get(rec["id"], {})
+            steps = _episode_steps(by_episode.get(rec["id"], []), stepped, keep_last)
             stop = rec["stop"] or {}
             stamps = [s for s, _ in steps]
             last = stop.get("last_obs_stamp_ns")
@@ -323,7 +351,13 @@ def ingest_bags(
                 if k + 1 >= len(stamps):
                     break
                 o, o2, a = obs_list[k], obs_list[k + 1], steps[k][1]
-                if o is None or o2 is None or a.shape[0] != t.action_dim or not np.all(np.isfinite(a)):
+                if (
+                    o is None
+                    or o2 is None
+                    or a is None
+                    or a.shape[0] != t.action_dim
+                    or not np.all(np.isfinite(a))
+                ):
                     counts["dropped_transitions"] += 1
                     continue
                 rows.append((o, a, o2, bag.safety.get((rec["id"], stamps[k]), 0)))
