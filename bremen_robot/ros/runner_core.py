@@ -24,6 +24,9 @@ from bremen_robot.tasks import Task
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
 
+STAMP_WENT_BACK = "stamp_went_back"
+"""The stop reason of an episode cut because a state's stamp went back (a cut like a timeout)."""
+
 
 @dataclass
 class Episode:
@@ -192,7 +195,11 @@ class RunnerCore:
             "source": "policy_runner",
         }
 
-    def end_episode(self, reason: str, now_ns: int, complete: bool = True) -> dict[str, Any] | None:
+    def end_episode(
+        self, reason: str, now_ns: int, complete: bool = True, detail: str = ""
+    ) -> dict[str, Any] | None:
+        """The ``stop`` event of the running episode (None when none runs); ``detail``, when given,
+        says why in words (the event's ``detail``; the runner logs it as a warning)."""
         ep = self.episode
         if ep is None:
             return None
@@ -203,7 +210,7 @@ class RunnerCore:
             self.max_steps and self.total_steps >= self.max_steps
         ):
             self.finished = True
-        return {
+        stop = {
             "event": "stop",
             "id": ep.id,
             "policy_sha256": self.policy_sha256,
@@ -220,6 +227,9 @@ class RunnerCore:
             "finished": self.finished,
             "source": "policy_runner",
         }
+        if detail:
+            stop["detail"] = detail
+        return stop
 
     def on_sim_event(self, evt: dict[str, Any], now_ns: int) -> tuple[bool, list[dict[str, Any]]]:
         """Handle sim_bridge's ``reset``/``end``; returns (process the buffered state now?, events)."""
@@ -299,7 +309,17 @@ class RunnerCore:
         ep = self.episode
         events: list[dict[str, Any]] = []
         obs = self.observe(names, position, velocity, base)
-        if ep is not None and ep.running and stamp_ns >= ep.reset_stamp_ns:
+        if ep is not None and ep.running and ep.first_stamp_ns >= 0 and stamp_ns < ep.last_stamp_ns:
+            # the state's stamp went back (realtime: the wall clock stepped back). Transitions are
+            # paired by stamp order, so none may span it: end the episode here, as a cut (its
+            # transitions so far stay valid); this state belongs to no episode
+            why = (
+                f"the joint_states stamp went back by {(ep.last_stamp_ns - stamp_ns) / 1e9:.9f} s "
+                f"(from {ep.last_stamp_ns} to {stamp_ns} ns; the clock stepped back?): episode {ep.id} "
+                "cut there"
+            )
+            events.append(self.end_episode(STAMP_WENT_BACK, now_ns, detail=why))  # type: ignore[arg-type]
+        elif ep is not None and ep.running and stamp_ns >= ep.reset_stamp_ns:
             if ep.first_stamp_ns < 0:
                 if obs is not None:
                     ep.first_stamp_ns = ep.last_stamp_ns = stamp_ns
@@ -386,6 +406,17 @@ class RunnerCore:
         return StepOutput(
             out.command, None, out.interventions, self._tag(ep.id if ep else -1, stamp), [], True
         )
+
+
+def stop_log(evt: dict[str, Any]) -> tuple[str, str]:
+    """The runner's log line for a ``stop`` event, and its level: a warning when the event says
+    why in words (``detail``: something went wrong, e.g. a state stamp went back)."""
+    line = (
+        f"episode {evt['id']} {evt['reason']}: {evt['steps']} steps, return {evt['return']:.3f}, "
+        f"{evt['interventions']} interventions"
+    )
+    detail = evt.get("detail")
+    return ("warning", f"{line}; {detail}") if detail else ("info", line)
 
 
 def flag_first(flag: Any, latch: Callable[[Any], Any]) -> Callable[[Any], Any]:
