@@ -108,7 +108,7 @@ def test_realtime_keeps_the_last_command_per_state_whatever_a_state_names():
     cmds = [(5, 1, a), (5, 2, b)]
 
     def actions(stepped_with, keep_last):
-        return [x[1] for x in _episode_steps(cmds, stepped_with, keep_last)]
+        return [x[1] for x in _episode_steps(cmds, stepped_with, keep_last)[0]]
 
     assert actions({5: 1}, True)[0] is b  # realtime: the last, as before
     assert actions({5: 1}, False)[0] is a and actions({5: 2}, False)[0] is b  # lockstep: the named
