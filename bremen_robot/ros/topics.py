@@ -16,6 +16,13 @@ QoS, chosen per stream (see docs/ros.md):
   which episode is running.
 * ``bremen/reset``: like ``bremen/episode`` (JSON events of ``reset_node``'s scripted resets).
 * ``/clock``: best effort, keep-last 1 (the ROS convention, what rclpy's time source expects).
+
+Step tags (:func:`make_tag`, below): ``bremen:<episode>:<state stamp ns>:<seq>`` on every
+command, raw action and intervention of a control step; ``seq`` (since 2026-12-06) numbers the
+runner's commands, so two commands that answer one state differ. In lockstep, ``sim_bridge``
+echoes the tag of the command it stepped with in the ``header.frame_id`` of the
+``joint_states`` that step produced (empty for a reset or startup state, never set in realtime),
+and ingest keeps exactly that command as the action.
 """
 
 from __future__ import annotations
