@@ -88,9 +88,11 @@ def test_the_action_is_the_command_the_simulator_stepped_with(tmp_path):
 
 def test_a_bag_without_the_echo_ingests_as_before_with_the_first_command(tmp_path):
     """Bags from before 2026-12-06 (two-part tags, no echo): the first command logged per state."""
-    for seqs in (False, True):  # an older runner, or a newer runner with an older sim_bridge
-        path = tmp_path / f"bag-{seqs}"
-        policy, _ = lost_policy_command_bag(path, echo=False, seqs=seqs)
+    # an older runner and sim_bridge; a newer runner with an older sim_bridge; an older runner
+    # with a newer sim_bridge (it echoes two-part tags, which name no one command)
+    for seqs, echo in ((False, False), (True, False), (False, True)):
+        path = tmp_path / f"bag-{seqs}-{echo}"
+        policy, _ = lost_policy_command_bag(path, echo=echo, seqs=seqs)
         d = ingest_bags([path], "halfcheetah")
         np.testing.assert_allclose(d["actions"], np.array(policy), rtol=1e-6)
 
