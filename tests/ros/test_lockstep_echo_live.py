@@ -63,6 +63,9 @@ def test_ingest_keeps_the_command_the_simulator_stepped_with(tmp_path, procs, pr
     event({"event": "start"})
     assert probe.spin_until(lambda: any('"reset"' in m.data for _, m in events), 10)
     current = reset = json.loads(next(m.data for _, m in events if '"reset"' in m.data))["stamp_ns"]
+    # the logger has had a state (no command yet: sim_bridge re-sends the reset state until one
+    # comes, so the logger has that one too)
+    assert probe.spin_until(lambda: any('"recording"' in m.data for _, m in events), 10)
     rng = np.random.default_rng(0)
     used, stepped_with, seq = [], [], 0
     for k in range(3):
