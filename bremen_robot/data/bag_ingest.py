@@ -4,12 +4,21 @@ No ROS install needed: bags are read with ``rosbags`` (its ROS 2 kilted type sto
 standard messages). For each episode the policy_runner reported as finished, every command is
 paired with the ``joint_states`` it answered through the tag it carries (see
 :mod:`bremen_robot.ros.topics`), so the pairing is exact whatever order the logger received
-messages in. Per transition ``k``: ``obs`` = the state command ``k`` answered, ``actions`` =
-the command actually sent (after the shield), ``next_obs`` = the state command ``k+1``
-answered (the episode's last observation for the last command). Rewards and terminals come
-from the task's known functions; ``timeouts`` marks the last transition of an episode cut by
-its time limit, the step budget or an operator stop; ``interventions`` counts the shield's
-interventions logged for that step.
+the streams in relative to each other. Per transition ``k``: ``obs`` = the state command ``k``
+answered, ``actions`` = the command actually sent (after the shield), ``next_obs`` = the state
+command ``k+1`` answered (the episode's last observation for the last command). Rewards and
+terminals come from the task's known functions; ``timeouts`` marks the last transition of an
+episode ended by its time limit, the step budget, an operator stop or a stamp that went back
+(below); ``interventions`` counts the shield's interventions logged for that step.
+
+When several commands answer one state, the action is, in lockstep, the one the simulator
+stepped with: since 2026-12-06 each tag carries the command's sequence number and sim_bridge
+echoes the stepping command's tag in the ``header.frame_id`` of the state that step produced
+(bags without the echo: the first command logged); in realtime the last one, which the robot
+held until the next state. An episode's commands arrive in the order the runner sent them
+(one writer, reliable); where their state stamp goes back (a wall clock stepped back; a
+runner since 2026-12-06 ends the episode there itself, an older one went on) the episode is
+cut: nothing is paired across the step.
 
 Episodes the log marks ``incomplete`` (interrupted, logger crash) are left out unless
 ``include_incomplete`` (then their last transition is a timeout). Transitions whose
@@ -42,7 +51,9 @@ COLUMNS = (
     "policy_sha256",
     "interventions",
 )
-TIMEOUT_REASONS = ("time_limit", "budget", "stopped", "interrupted")
+# stop reasons that cut an episode: its last transition is a timeout, not a terminal
+# (``stamp_went_back``: policy_runner ended it where a state stamp went back, since 2026-12-06)
+TIMEOUT_REASONS = ("time_limit", "budget", "stopped", "interrupted", "stamp_went_back")
 
 
 def _stamp(s: Any) -> int:
@@ -71,7 +82,10 @@ class _Bag:
         self.custom = read_custom(path)
         self.states: dict[int, tuple[tuple[str, ...], np.ndarray, np.ndarray]] = {}
         self.odom: dict[int, tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
-        self.commands: list[tuple[int, int, np.ndarray]] = []
+        self.commands: list[tuple[int, int, int | None, np.ndarray]] = []  # episode, stamp, seq, data
+        # lockstep: episode -> state stamp -> sequence number of the command the simulator stepped
+        # that state with, from the tag it echoes in the header of the state the step produced
+        self.stepped_with: dict[int, dict[int, int]] = {}
         self.safety: Counter[tuple[int, int]] = Counter()
         self.events: list[dict[str, Any]] = []
         self.damaged: list[dict[str, Any]] = []
@@ -141,6 +155,9 @@ class _Bag:
                     np.asarray(m.position, dtype=np.float64),
                     np.asarray(m.velocity, dtype=np.float64),
                 )
+                echo = T.parse_command_id(m.header.frame_id)
+                if echo is not None and echo[2] is not None:
+                    self.stepped_with.setdefault(echo[0], {}).setdefault(echo[1], echo[2])
         elif role == T.ODOM:
             m = deserialize(raw, msgtype)
             p, o = m.pose.pose.position, m.pose.pose.orientation
@@ -155,9 +172,9 @@ class _Bag:
             )
         elif role == T.COMMAND:
             m = deserialize(raw, msgtype)
-            tag = T.parse_tag(m.layout.dim[0].label) if len(m.layout.dim) else None
-            if tag is not None:
-                self.commands.append((tag[0], tag[1], np.asarray(m.data, dtype=np.float64)))
+            cid = T.parse_command_id(m.layout.dim[0].label) if len(m.layout.dim) else None
+            if cid is not None:
+                self.commands.append((cid[0], cid[1], cid[2], np.asarray(m.data, dtype=np.float64)))
         elif role == T.SAFETY:
             m = deserialize(raw, msgtype)
             tag = T.parse_tag(m.header.frame_id)
@@ -211,6 +228,50 @@ def _observe(
     except Exception:
         return None
     return o if np.all(np.isfinite(o)) else None
+
+
+def _episode_steps(
+    commands: Sequence[tuple[int, int | None, np.ndarray]], stepped_with: dict[int, int], keep_last: bool
+) -> tuple[list[tuple[int, np.ndarray | None]], bool]:
+    """``(state stamp, action)`` per state an episode's commands answered, in stamp order, and
+    whether the episode was cut where a stamp went back.
+
+    ``commands``: the episode's ``(stamp, seq, data)`` in arrival order. The runner sends them in
+    order and the logger receives one writer's messages reliably in order, so their stamps never
+    decrease unless the runner's states went back (a wall clock stepped back in realtime, under
+    a runner older than 2026-12-06 that went on with the episode). Pairs are made in stamp
+    order, so none may span such a step: the steps end at the last command before it (cut).
+
+    Several commands can answer one state: in lockstep the policy's and a watchdog's safe command
+    (or a repeat of one), in realtime a timer tick before a new state came. Lockstep, the action
+    is the command the simulator stepped with when the state that step produced names it
+    (``stepped_with``: stamp -> seq); None when that command is not in the log (its transition
+    is dropped: the action is unknown). Without that echo (bags from before 2026-12-06, or a
+    state the logger lacks) the first: it stepped the physics unless it was lost on the way.
+    Realtime (``keep_last``) the last: what the robot held until the next state.
+    """
+    by_stamp: dict[int, list[tuple[int | None, np.ndarray]]] = {}
+    last = None
+    for stamp, seq, data in commands:
+        if last is not None and stamp < last:
+            return _choose(by_stamp, stepped_with, keep_last), True
+        last = stamp
+        by_stamp.setdefault(stamp, []).append((seq, data))
+    return _choose(by_stamp, stepped_with, keep_last), False
+
+
+def _choose(
+    by_stamp: dict[int, list[tuple[int | None, np.ndarray]]], stepped_with: dict[int, int], keep_last: bool
+) -> list[tuple[int, np.ndarray | None]]:
+    """The action per state stamp among the commands that answered it (see _episode_steps)."""
+    steps: list[tuple[int, np.ndarray | None]] = []
+    for stamp, answers in by_stamp.items():
+        used = None if keep_last else stepped_with.get(stamp)
+        if used is not None:
+            steps.append((stamp, next((d for q, d in answers if q == used), None)))
+        else:
+            steps.append((stamp, answers[-1][1] if keep_last else answers[0][1]))
+    return steps
 
 
 def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
@@ -292,27 +353,25 @@ def ingest_bags(
         counts = {"episodes": 0, "skipped_incomplete": 0, "dropped_transitions": 0}
         used: set[int] = set()
         unusable: list[int] = []  # complete episodes without one usable transition
+        cut: list[int] = []  # episodes cut where a state stamp went back
         builders: dict[tuple[str, ...], Any] = {}
-        # Several commands can answer one state: in lockstep a watchdog repeat (the first one
-        # stepped the physics), in realtime a timer tick before a new state came (the last one
-        # is what the robot held until the next state).
+        # several commands can answer one state: which one is the action, see _episode_steps
         keep_last = bag.custom.get("bremen.mode") == "realtime"
-        by_episode: dict[int, list[tuple[int, np.ndarray]]] = {}
-        # state stamps only grow within an episode: order by them (stable: arrival order within a stamp)
-        for eid, stamp, data in sorted(bag.commands, key=lambda c: (c[0], c[1])):
-            lst = by_episode.setdefault(eid, [])
-            if not lst or lst[-1][0] != stamp:
-                lst.append((stamp, data))
-            elif keep_last:
-                lst[-1] = (stamp, data)
+        by_episode: dict[int, list[tuple[int, int | None, np.ndarray]]] = {}
+        for eid, stamp, seq, data in bag.commands:
+            by_episode.setdefault(eid, []).append((stamp, seq, data))
         for rec in _episode_plan(bag):
             if not rec["complete"] and not include_incomplete:
                 counts["skipped_incomplete"] += 1
                 continue
-            steps = by_episode.get(rec["id"], [])
+            stepped = bag.stepped_with.get(rec["id"], {})
+            steps, went_back = _episode_steps(by_episode.get(rec["id"], []), stepped, keep_last)
             stop = rec["stop"] or {}
             stamps = [s for s, _ in steps]
             last = stop.get("last_obs_stamp_ns")
+            if went_back:  # the stop's last state came after the step back: not the next state
+                cut.append(rec["id"])
+                last = None
             if isinstance(last, int) and (not stamps or last != stamps[-1]) and last in bag.states:
                 stamps.append(last)
             extras = {k: float(v) for k, v in rec["extras"].items()}
@@ -323,7 +382,13 @@ def ingest_bags(
                 if k + 1 >= len(stamps):
                     break
                 o, o2, a = obs_list[k], obs_list[k + 1], steps[k][1]
-                if o is None or o2 is None or a.shape[0] != t.action_dim or not np.all(np.isfinite(a)):
+                if (
+                    o is None
+                    or o2 is None
+                    or a is None
+                    or a.shape[0] != t.action_dim
+                    or not np.all(np.isfinite(a))
+                ):
                     counts["dropped_transitions"] += 1
                     continue
                 rows.append((o, a, o2, bag.safety.get((rec["id"], stamps[k]), 0)))
@@ -338,6 +403,8 @@ def ingest_bags(
             term = np.asarray(t.terminated(o, a, o2), dtype=bool)
             timeouts = np.zeros(n, dtype=bool)
             reason = stop.get("reason", "interrupted") if rec["complete"] else "interrupted"
+            if went_back:
+                reason = "stamp_went_back"
             if reason in TIMEOUT_REASONS and not term[-1]:
                 timeouts[-1] = True
             cols["obs"].append(o)
@@ -357,6 +424,13 @@ def ingest_bags(
             counts["episodes"] += 1
             used.add(rec["id"])
         entry: dict[str, Any] = {"bag": str(path), **counts, **_damage_report(bag, used)}
+        if cut:
+            entry["cut_episodes"] = cut
+            entry["warnings"] = [
+                *entry.get("warnings", []),
+                f"{path}: in episode(s) {', '.join(map(str, cut))} a state stamp went back (the clock "
+                "stepped back?); each was cut there and its commands after the step left out",
+            ]
         if unusable:
             entry["unusable_episodes"] = unusable
             entry["warnings"] = [

@@ -44,6 +44,7 @@ from bremen_robot.ros.runner_core import (
     StepOutput,
     flag_first,
     runner_limits,
+    stop_log,
     tick_accounting,
 )
 from bremen_robot.ros.runner_diagnostics import DiagnosticsPublisher, runner_health
@@ -244,10 +245,8 @@ class PolicyRunner(ManagedRunner):
         for evt in events:
             self.out.event(evt)
             if evt.get("event") == "stop":
-                self.node.get_logger().info(
-                    f"episode {evt['id']} {evt['reason']}: {evt['steps']} steps, return {evt['return']:.3f}, "
-                    f"{evt['interventions']} interventions"
-                )
+                level, line = stop_log(evt)
+                getattr(self.node.get_logger(), level)(line)
         if self.core.finished and not self._done_sent and self.core.episode is None:
             self._done_sent = True
             self.out.event(

@@ -19,10 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from bremen_robot.ros.topics import make_tag
+from bremen_robot.ros.topics import make_tag, parse_tag
 from bremen_robot.tasks import Task
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
+
+STAMP_WENT_BACK = "stamp_went_back"
+"""The stop reason of an episode cut because a state's stamp went back (a cut like a timeout)."""
 
 
 @dataclass
@@ -107,9 +110,16 @@ class RunnerCore:
         self._last_out: StepOutput | None = None
         self._last_stamp = -1
         self._last_shield_steps = -1  # the shield's step count when _last_out was made
+        self._seq = 0  # the last command's sequence number (topics.make_tag)
         # the observation builder's module takes ~30 ms to import: pay it here, not on the
         # first control tick (it would be a missed tick at 500 Hz)
         import sim.observation  # noqa: F401
+
+    def _tag(self, episode: int, stamp_ns: int) -> str:
+        """A fresh tag: each command gets its own sequence number, so a command that answers the
+        same state as another one (a watchdog's safe command after the policy's) is told apart."""
+        self._seq += 1
+        return make_tag(episode, stamp_ns, self._seq)
 
     # ------------------------------------------------------------------ observation
     def _builder(self, names: tuple[str, ...]) -> Any:
@@ -185,7 +195,11 @@ class RunnerCore:
             "source": "policy_runner",
         }
 
-    def end_episode(self, reason: str, now_ns: int, complete: bool = True) -> dict[str, Any] | None:
+    def end_episode(
+        self, reason: str, now_ns: int, complete: bool = True, detail: str = ""
+    ) -> dict[str, Any] | None:
+        """The ``stop`` event of the running episode (None when none runs); ``detail``, when given,
+        says why in words (the event's ``detail``; the runner logs it as a warning)."""
         ep = self.episode
         if ep is None:
             return None
@@ -196,7 +210,7 @@ class RunnerCore:
             self.max_steps and self.total_steps >= self.max_steps
         ):
             self.finished = True
-        return {
+        stop = {
             "event": "stop",
             "id": ep.id,
             "policy_sha256": self.policy_sha256,
@@ -213,6 +227,9 @@ class RunnerCore:
             "finished": self.finished,
             "source": "policy_runner",
         }
+        if detail:
+            stop["detail"] = detail
+        return stop
 
     def on_sim_event(self, evt: dict[str, Any], now_ns: int) -> tuple[bool, list[dict[str, Any]]]:
         """Handle sim_bridge's ``reset``/``end``; returns (process the buffered state now?, events)."""
@@ -292,7 +309,17 @@ class RunnerCore:
         ep = self.episode
         events: list[dict[str, Any]] = []
         obs = self.observe(names, position, velocity, base)
-        if ep is not None and ep.running and stamp_ns >= ep.reset_stamp_ns:
+        if ep is not None and ep.running and ep.first_stamp_ns >= 0 and stamp_ns < ep.last_stamp_ns:
+            # the state's stamp went back (realtime: the wall clock stepped back). Transitions are
+            # paired by stamp order, so none may span it: end the episode here, as a cut (its
+            # transitions so far stay valid); this state belongs to no episode
+            why = (
+                f"the joint_states stamp went back by {(ep.last_stamp_ns - stamp_ns) / 1e9:.9f} s "
+                f"(from {ep.last_stamp_ns} to {stamp_ns} ns; the clock stepped back?): episode {ep.id} "
+                "cut there"
+            )
+            events.append(self.end_episode(STAMP_WENT_BACK, now_ns, detail=why))  # type: ignore[arg-type]
+        elif ep is not None and ep.running and stamp_ns >= ep.reset_stamp_ns:
             if ep.first_stamp_ns < 0:
                 if obs is not None:
                     ep.first_stamp_ns = ep.last_stamp_ns = stamp_ns
@@ -319,7 +346,7 @@ class RunnerCore:
                     ep = None
         ep = self.episode
         if ep is None or not ep.running or stamp_ns < ep.reset_stamp_ns or ep.first_stamp_ns < 0:
-            tag = make_tag(-1, stamp_ns)
+            tag = self._tag(-1, stamp_ns)
             if self.lockstep or not (self.idle_commands or events):
                 return StepOutput(None, None, (), tag, events)
             return StepOutput(self.sent_outside_filter(), None, (), tag, events, safe=True)
@@ -334,7 +361,8 @@ class RunnerCore:
         out = self.shield.filter(js, action, now, extras=extras)
         ep.interventions += len(out.interventions)
         ep.prev = (obs, out.command) if obs is not None else None
-        return StepOutput(out.command, action, out.interventions, make_tag(ep.id, stamp_ns), events, out.safe)
+        tag = self._tag(ep.id, stamp_ns)
+        return StepOutput(out.command, action, out.interventions, tag, events, out.safe)
 
     def sent_outside_filter(self) -> np.ndarray:
         """The safe command for a caller that sends it without a shield step (between episodes, a
@@ -356,8 +384,13 @@ class RunnerCore:
         if self.episode is not None:
             self.episode.interventions += 1
             self.episode.prev = None
-        return replace(
-            out, command=self.sent_outside_filter(), interventions=(*out.interventions, iv), safe=True
+        ep_stamp = parse_tag(out.tag) or (-1, -1)
+        return replace(  # a new tag: the computed command went nowhere, this is another one
+            out,
+            command=self.sent_outside_filter(),
+            interventions=(*out.interventions, iv),
+            safe=True,
+            tag=self._tag(*ep_stamp),
         )
 
     def watchdog(self, now: float) -> StepOutput | None:
@@ -371,8 +404,19 @@ class RunnerCore:
             ep.prev = None
         stamp = ep.last_stamp_ns if ep is not None else -1
         return StepOutput(
-            out.command, None, out.interventions, make_tag(ep.id if ep else -1, stamp), [], True
+            out.command, None, out.interventions, self._tag(ep.id if ep else -1, stamp), [], True
         )
+
+
+def stop_log(evt: dict[str, Any]) -> tuple[str, str]:
+    """The runner's log line for a ``stop`` event, and its level: a warning when the event says
+    why in words (``detail``: something went wrong, e.g. a state stamp went back)."""
+    line = (
+        f"episode {evt['id']} {evt['reason']}: {evt['steps']} steps, return {evt['return']:.3f}, "
+        f"{evt['interventions']} interventions"
+    )
+    detail = evt.get("detail")
+    return ("warning", f"{line}; {detail}") if detail else ("info", line)
 
 
 def flag_first(flag: Any, latch: Callable[[Any], Any]) -> Callable[[Any], Any]:

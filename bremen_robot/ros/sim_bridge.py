@@ -9,7 +9,10 @@ robots) like a robot driver would. Two modes:
   names that state's stamp), then the new state and ``/clock`` go out at once. Sim time is
   the physics time, so the graph runs as fast as it can and nodes use sim time. If no command
   comes for ``lockstep_resend_s`` the last state is sent again (a lost message cannot stall
-  the loop; the runner answers a repeated state with the same command).
+  the loop; the runner answers a repeated state with the same command). Each state a step
+  produced names the command it stepped with: that command's tag in the ``joint_states``
+  ``header.frame_id`` (empty for a reset or startup state), so ingest keeps exactly the action
+  the physics used when several commands answered one state (:mod:`bremen_robot.ros.topics`).
 
 Episodes: on ``bremen/episode`` ``start`` (from policy_runner) it resets with seed
 ``seed + episode id`` and says ``reset`` (with the reset stamp and task extras such as the
@@ -119,6 +122,8 @@ class SimBridge:
         self.t = 0
         self.stamp_ns = 0
         self.stepped_stamp = -1
+        # lockstep: the tag of the command the current state was stepped with ("" after a reset)
+        self.echo = ""
         self._last_cmd_time = time.monotonic()
         self._js = JointState()
         self._js.name = list(self.backend.joint_names)
@@ -142,6 +147,7 @@ class SimBridge:
         q, qd = self.backend.joint_state()
         js = self._js
         js.header.stamp.sec, js.header.stamp.nanosec = sec, nsec
+        js.header.frame_id = self.echo
         js.position = array.array("d", np.asarray(q, dtype=np.float64).tolist())
         js.velocity = array.array("d", np.asarray(qd, dtype=np.float64).tolist())
         js.effort = array.array("d", np.asarray(self.backend.joint_efforts(), dtype=np.float64).tolist())
@@ -221,6 +227,7 @@ class SimBridge:
         ):
             return  # not the answer to the newest state (a watchdog repeat): hold it, do not step
         self.stepped_stamp = self.stamp_ns
+        self.echo = msg.layout.dim[0].label  # the state this step makes names its command
         self._physics_step()
 
     def on_tick(self) -> None:
@@ -243,6 +250,7 @@ class SimBridge:
             self.t = 0
             self.active = True
             self.stepped_stamp = -1
+            self.echo = ""  # the reset state: teleported, not stepped with a command
             self._last_cmd_time = time.monotonic()
             if self.lockstep:
                 self.sim_ns += self.period_ns  # a fresh stamp for the reset state

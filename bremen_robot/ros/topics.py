@@ -16,6 +16,13 @@ QoS, chosen per stream (see docs/ros.md):
   which episode is running.
 * ``bremen/reset``: like ``bremen/episode`` (JSON events of ``reset_node``'s scripted resets).
 * ``/clock``: best effort, keep-last 1 (the ROS convention, what rclpy's time source expects).
+
+Step tags (:func:`make_tag`, below): ``bremen:<episode>:<state stamp ns>:<seq>`` on every
+command, raw action and intervention of a control step; ``seq`` (since 2026-12-06) numbers the
+runner's commands, so two commands that answer one state differ. In lockstep, ``sim_bridge``
+echoes the tag of the command it stepped with in the ``header.frame_id`` of the
+``joint_states`` that step produced (empty for a reset or startup state, never set in realtime),
+and ingest keeps exactly that command as the action.
 """
 
 from __future__ import annotations
@@ -73,22 +80,37 @@ RESET_LABEL_PREFIX = "reset:"
 # Float64MultiArray's layout.dim[0].label and the DiagnosticArray's header.frame_id. It names
 # the episode (-1 between episodes) and the joint_states stamp (ns) the step answered, so the
 # trainer pairs observations and actions exactly, whatever order the logger received them in.
+# Since 2026-12-06 it ends with the command's sequence number (counted by the runner), which
+# tells apart the commands that answer one state (the policy's, then a watchdog's safe command);
+# in lockstep sim_bridge names the one it stepped with by echoing its tag in the header.frame_id
+# of the joint_states that step produced. Tags of older runners have no sequence number.
 TAG_PREFIX = "bremen:"
 
 
-def make_tag(episode: int, obs_stamp_ns: int) -> str:
-    return f"{TAG_PREFIX}{episode}:{obs_stamp_ns}"
+def make_tag(episode: int, obs_stamp_ns: int, seq: int | None = None) -> str:
+    base = f"{TAG_PREFIX}{episode}:{obs_stamp_ns}"
+    return base if seq is None else f"{base}:{seq}"
+
+
+def parse_command_id(tag: str) -> tuple[int, int, int | None] | None:
+    """``(episode, obs_stamp_ns, seq)`` of a tag (``seq`` None in an older runner's tag), or None
+    if ``tag`` is not one."""
+    if not tag.startswith(TAG_PREFIX):
+        return None
+    parts = tag[len(TAG_PREFIX) :].split(":")
+    if len(parts) not in (2, 3):
+        return None
+    try:
+        nums = [int(x) for x in parts]
+    except ValueError:
+        return None
+    return nums[0], nums[1], nums[2] if len(nums) == 3 else None
 
 
 def parse_tag(tag: str) -> tuple[int, int] | None:
     """``(episode, obs_stamp_ns)`` of a tag, or None if ``tag`` is not one."""
-    if not tag.startswith(TAG_PREFIX):
-        return None
-    try:
-        ep, stamp = tag[len(TAG_PREFIX) :].split(":")
-        return int(ep), int(stamp)
-    except ValueError:
-        return None
+    cid = parse_command_id(tag)
+    return None if cid is None else (cid[0], cid[1])
 
 
 def episode_event(data: str, source: str) -> dict[str, Any] | None:

@@ -86,7 +86,11 @@ def write_episode(w, eid=1, n=8, nan_at=None, scramble=True, stop=True, t0_ns=10
         **common,
     }
     if scramble:
-        msgs = msgs[::-1]  # commands before the states they answer: pairing must not rely on order
+        # every command before the states it answers, and the states backwards: pairing must not
+        # rely on the order of the streams (the logger takes one message per subscription in
+        # turn) or of the states. The commands keep their order, as the runner sent them (ingest
+        # reads a command stamped before an earlier one as a clock that stepped back)
+        msgs = [m for m in msgs if m[0] == T.COMMAND] + [m for m in msgs if m[0] != T.COMMAND][::-1]
 
     def event(e, stamp):
         s = t["std_msgs/msg/String"](data=json.dumps(e))

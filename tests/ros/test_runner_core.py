@@ -555,3 +555,89 @@ def test_a_simulator_end_before_the_tick_on_the_final_state_keeps_the_last_trans
         {"event": "end", "id": 2, "reason": "time_limit", "last_state_stamp_ns": 5 * 10**9}, 0
     )
     assert events[0]["last_obs_stamp_ns"] == 5 * 10**9 and events[0]["steps"] == 1
+
+
+def test_commands_that_answer_one_state_carry_different_tags_and_a_repeat_the_same():
+    """Lockstep: the policy's command and a watchdog's safe command for the same state must be
+    told apart (sim_bridge names the one it stepped with); a re-sent state's identical answer
+    keeps its tag."""
+    from bremen_robot.ros.topics import parse_command_id
+
+    core = make(policy=lambda o: np.full(6, 0.5))
+    core.start_episode(0)
+    q, qd = state(np.random.default_rng(4))
+    first = core.step(NAMES, q, qd, 10**9, 1.0, 1.0, 0)
+    again = core.step(NAMES, q, qd, 10**9, 1.0, 1.0, 0)  # sim_bridge re-sent the state
+    assert again.tag == first.tag and np.array_equal(again.command, first.command)
+    stop = core.watchdog(5.0)  # the simulator did not answer: the safe command, same state
+    assert stop is not None and stop.safe
+    a, b = parse_command_id(first.tag), parse_command_id(stop.tag)
+    assert a is not None and b is not None
+    assert a[:2] == b[:2] == (1, 10**9) and a[2] is not None and b[2] is not None and a[2] != b[2]
+
+
+@pytest.mark.parametrize("lockstep", [False, True], ids=["realtime", "lockstep"])
+def test_a_state_stamp_that_goes_back_cuts_the_episode_before_it(lockstep):
+    """Realtime, a wall clock that steps back mid-episode makes the stamps go back; ingest pairs
+    by stamp order, so no transition may span the step: the episode ends at the last state
+    before it, as a cut (complete, its transitions kept), and says why."""
+    core = make(policy=lambda o: np.full(6, 0.5), lockstep=lockstep, episode_steps=100)
+    core.start_episode(0)
+    q, qd = state(np.random.default_rng(4))
+    for k in (10, 11, 12):  # three states: two transitions
+        out = core.step(NAMES, q, qd, k * 10**9, float(k), float(k), 0)
+        assert not out.events and parse_tag(out.tag) == (1, k * 10**9)
+    back = core.step(NAMES, q, qd, 11 * 10**9 + 5, 13.0, 13.0, 7)  # 1 s minus 5 ns earlier
+    (stop,) = back.events
+    assert (stop["event"], stop["reason"], stop["complete"]) == ("stop", "stamp_went_back", True)
+    assert (stop["steps"], stop["first_obs_stamp_ns"], stop["last_obs_stamp_ns"]) == (
+        2,
+        10 * 10**9,
+        12 * 10**9,
+    )
+    assert "went back by 0.999999995 s" in stop["detail"] and core.episode is None
+    assert parse_tag(back.tag)[0] == -1  # the state after the step belongs to no episode
+    if lockstep:
+        assert back.command is None
+    else:
+        assert back.safe and np.allclose(back.command, 0.0)
+    # the next episode runs on the new clock
+    core.start_episode(0)
+    for k in (1, 2):
+        out = core.step(NAMES, q, qd, k * 10**9, 20.0 + k, 20.0 + k, 0)
+        assert not out.events and parse_tag(out.tag) == (2, k * 10**9) and not out.safe
+    assert core.episode is not None and core.episode.steps == 1
+
+
+def test_a_repeated_stamp_is_not_a_step_back():
+    core = make(policy=lambda o: np.full(6, 0.5), lockstep=False)
+    core.start_episode(0)
+    q, qd = state(np.random.default_rng(4))
+    for k in (1, 2, 2, 2, 3):  # realtime ticks faster than the states come
+        assert not core.step(NAMES, q, qd, k * 10**9, float(k), float(k), 0).events
+    assert core.episode is not None and core.episode.steps == 2
+
+
+def test_the_runner_logs_why_an_episode_was_cut_as_a_warning():
+    from types import SimpleNamespace
+
+    from bremen_robot.ros.policy_runner import PolicyRunner
+
+    logged: list[tuple[str, str]] = []
+    log = SimpleNamespace(
+        info=lambda m: logged.append(("info", m)), warning=lambda m: logged.append(("warning", m))
+    )
+    runner = SimpleNamespace(
+        out=SimpleNamespace(event=lambda e: None),
+        core=SimpleNamespace(finished=False),
+        _done_sent=False,
+        node=SimpleNamespace(get_logger=lambda: log),
+    )
+    stop = {"event": "stop", "id": 4, "reason": "time_limit", "steps": 9, "return": 1.5, "interventions": 0}
+    PolicyRunner._publish_events(
+        runner, [stop, {**stop, "reason": "stamp_went_back", "detail": "a clock step"}]
+    )
+    assert logged == [
+        ("info", "episode 4 time_limit: 9 steps, return 1.500, 0 interventions"),
+        ("warning", "episode 4 stamp_went_back: 9 steps, return 1.500, 0 interventions; a clock step"),
+    ]

@@ -36,6 +36,7 @@ def test_stamps_are_read_from_the_serialized_bytes():
     assert header_stamp_ns(js_bytes(3 * 10**9 + 7, 1.0)) == 3 * 10**9 + 7
     assert command_stamp_ns(cmd_bytes(T.make_tag(4, 5_000_000_123))) == 5_000_000_123
     assert command_stamp_ns(cmd_bytes(T.make_tag(-1, 42))) == 42
+    assert command_stamp_ns(cmd_bytes(T.make_tag(4, 5_000_000_123, 99))) == 5_000_000_123  # with seq
     assert command_stamp_ns(cmd_bytes("")) is None  # no layout: an untagged command
     assert command_stamp_ns(cmd_bytes("joint_0")) is None
     assert command_stamp_ns(b"\0\1") is None
