@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import threading
 import time
@@ -479,16 +478,6 @@ class PolicyRunner(ManagedRunner):
         if now - self._ready_since < 0.3:
             return
         self._start()
-
-    # ------------------------------------------------------------------ shutdown
-    def latency_stats(self) -> dict[str, Any]:
-        return {
-            **self.stats.summary(),
-            "rate_hz": self.rate,
-            "sched_fifo": os.sched_getscheduler(0) == os.SCHED_FIFO,
-            "mode": self.params["mode"],
-            "shield": self.shield.summary(),
-        }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -159,6 +160,7 @@ class ManagedRunner:
     rate: float
     core: Any
     shield: Any
+    stats: Any
     counter: Any
     out: Any
     diagnostics: Any
@@ -173,7 +175,6 @@ class ManagedRunner:
         def _control_loop(self) -> None: ...
         def _now_ns(self) -> int: ...
         def _publish_events(self, events: list[dict[str, Any]]) -> None: ...
-        def latency_stats(self) -> dict[str, Any]: ...
 
     def activate(self) -> None:
         self.halting = False
@@ -207,6 +208,16 @@ class ManagedRunner:
         if self.params["latency_log"]:
             Path(self.params["latency_log"]).write_text(json.dumps(self.latency_stats()))
         self.release()
+
+    def latency_stats(self) -> dict[str, Any]:
+        """The ``latency_log`` record (docs/perf-ros.md): tick timing, rate, scheduling, shield counters."""
+        return {
+            **self.stats.summary(),
+            "rate_hz": self.rate,
+            "sched_fifo": os.sched_getscheduler(0) == os.SCHED_FIFO,
+            "mode": self.params["mode"],
+            "shield": self.shield.summary(),
+        }
 
     def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``fn`` as a callback of an interface made in configure: under the lock, and only
