@@ -161,6 +161,7 @@ class ManagedRunner:
     core: Any
     shield: Any
     stats: Any
+    tick_wd: Any
     counter: Any
     out: Any
     diagnostics: Any
@@ -183,6 +184,7 @@ class ManagedRunner:
             self._stop_loop.clear()
             self._loop = threading.Thread(target=self._control_loop, name="bremen_control", daemon=True)
             self._loop.start()
+            self.tick_wd.start()  # sends the safe command if a tick hangs (tick_watchdog)
 
     def deactivate(self, reason: str) -> None:
         """Stop commanding: end the episode, hold the safe command, then publish none."""
@@ -192,6 +194,8 @@ class ManagedRunner:
         self._stop_loop.set()
         if self._loop is not None and self._loop.is_alive():
             self._loop.join(2.0)
+        # the tick watchdog guards a hung tick until here; the halt sends the safe command next
+        self.tick_wd.stop()
         locked = self._lock.acquire(timeout=1.0)
         try:
             self._halt(self.failed or reason)
