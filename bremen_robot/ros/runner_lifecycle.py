@@ -214,13 +214,15 @@ class ManagedRunner:
         self.release()
 
     def latency_stats(self) -> dict[str, Any]:
-        """The ``latency_log`` record (docs/perf-ros.md): tick timing, rate, scheduling, shield counters."""
+        """The ``latency_log`` record (docs/perf-ros.md): tick timing, rate, scheduling, shield
+        counters, and the tick watchdog's stops."""
         return {
             **self.stats.summary(),
             "rate_hz": self.rate,
             "sched_fifo": os.sched_getscheduler(0) == os.SCHED_FIFO,
             "mode": self.params["mode"],
             "shield": self.shield.summary(),
+            "tick_watchdog_stops": self.tick_wd.stops,  # realtime: hung ticks it stopped (tick_watchdog)
         }
 
     def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -244,3 +244,21 @@ def test_a_safe_command_the_runner_sends_outside_a_tick_leaves_the_watchdog_noth
     clock.t = 20.0
     r.tick_wd.poll()
     assert [label for label, _ in out.wire] == ["bremen:1:1000000000", "safe"] and r.tick_wd.stops == 0
+
+
+def test_the_latency_log_counts_the_watchdogs_stops():
+    from bremen_robot.ros.runner_lifecycle import ManagedRunner
+    from bremen_robot.ros.tick_stats import TickStats
+
+    wd, clock, _, _ = watchdog(0.17)
+    tick(wd, clock, 10.0)
+    clock.t = 11.0
+    wd.poll()
+    r = SimpleNamespace(
+        stats=TickStats(),
+        rate=50.0,
+        params={"mode": "realtime"},
+        shield=SimpleNamespace(summary=dict),
+        tick_wd=wd,
+    )
+    assert ManagedRunner.latency_stats(r)["tick_watchdog_stops"] == 1
