@@ -5,7 +5,8 @@ signed by an operator the robot config trusts) or runs ``random`` (uniform actio
 deployment). Builds the task observation from ``joint_states`` (+ ``odom``) in the manifest's
 joint order, and acts
 
-* in ``realtime`` mode on a timer at the control rate, on the newest joint states;
+* in ``realtime`` mode on a timer at the control rate, on the newest joint states, with a
+  watchdog thread that sends the safe command if a tick hangs (:mod:`.tick_watchdog`);
 * in ``lockstep`` mode on every ``joint_states`` message (one physics step each), with a
   wall-clock watchdog that sends the safe command if the simulator stops answering.
 
@@ -25,8 +26,8 @@ Run: ``python -m bremen_robot.ros.policy_runner --ros-args --params-file P.yaml`
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import os
 import sys
 import threading
 import time
@@ -52,6 +53,7 @@ from bremen_robot.ros.runner_io import BaseSample, JointSample, RunnerPublishers
 from bremen_robot.ros.runner_lifecycle import LifecycleStatus, ManagedRunner, make_node
 from bremen_robot.ros.shadow import EpisodeFollower, NoDeployment, load_shadow_policy
 from bremen_robot.ros.tick_stats import TickStats
+from bremen_robot.ros.tick_watchdog import TickWatchdog, tick_timeout
 
 DEFAULTS: dict[str, Any] = {
     "use_sim_time": False,
@@ -214,6 +216,8 @@ class PolicyRunner(ManagedRunner):
         node = self.node
         self.interfaces_live = True
         self.out = RunnerPublishers(node, self.robot_name, shadow=self.shadow)
+        warn = functools.partial(node.get_logger().warning, throttle_duration_sec=1.0)
+        self.tick_wd = TickWatchdog(tick_timeout(self.rate, self.max_age), self.out.safe, warn)
         keep = self._entities.append
         for pub in (self.out.cmd, self.out.raw, self.out.safety, self.out.episode):
             if pub is not None:  # a shadow runner has no episode publisher
@@ -260,8 +264,13 @@ class PolicyRunner(ManagedRunner):
 
     def _publish(self, out: StepOutput, start: float, arrival: float) -> None:
         out = self.core.before_publish(out, self._estop_seen)
-        if out.command is not None and self.publishing and not self.halting:
-            self.out.cmd.publish(self.out.array(out.command, out.tag))
+        with self.tick_wd.publishing() as stop:  # the watchdog cannot send until this one is out
+            out = self.core.after_watchdog(out, stop)
+            sent = out.command is not None and self.publishing and not self.halting
+            if sent:
+                self.out.cmd.publish(self.out.array(out.command, out.tag))
+            self.tick_wd.sent(self.shield.safe_command() if sent and not out.safe else None)
+        if sent:
             self.stats.command_sent(start, time.monotonic(), arrival)
             if out.raw_action is not None:
                 self.out.raw.publish(self.out.array(out.raw_action, out.tag))
@@ -374,8 +383,9 @@ class PolicyRunner(ManagedRunner):
 
     def _publish_safe(self, why: str) -> None:
         self.node.get_logger().error(f"{why}; sending the safe command", throttle_duration_sec=1.0)
+        self.tick_wd.disarm()
         if self.publishing:
-            self.out.cmd.publish(self.out.array(self.core.sent_outside_filter(), "safe"))
+            self.out.safe(self.core.sent_outside_filter())
 
     def on_tick(self, start: float) -> None:
         if self._latest is None:
@@ -442,8 +452,9 @@ class PolicyRunner(ManagedRunner):
             return response
         evt = self.core.end_episode("stopped", self._now_ns())
         self._publish_events([evt] if evt else [])
+        self.tick_wd.disarm()  # a reset may command the robot next (idle_commands: false)
         if self.publishing:  # lockstep sends none between episodes
-            self.out.cmd.publish(self.out.array(self.core.sent_outside_filter(), "safe"))
+            self.out.safe(self.core.sent_outside_filter())
         response.success, response.message = True, json.dumps({"id": ep.id, "steps": ep.steps})
         return response
 
@@ -478,16 +489,6 @@ class PolicyRunner(ManagedRunner):
         if now - self._ready_since < 0.3:
             return
         self._start()
-
-    # ------------------------------------------------------------------ shutdown
-    def latency_stats(self) -> dict[str, Any]:
-        return {
-            **self.stats.summary(),
-            "rate_hz": self.rate,
-            "sched_fifo": os.sched_getscheduler(0) == os.SCHED_FIFO,
-            "mode": self.params["mode"],
-            "shield": self.shield.summary(),
-        }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

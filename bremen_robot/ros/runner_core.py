@@ -393,6 +393,26 @@ class RunnerCore:
             tag=self._tag(*ep_stamp),
         )
 
+    def after_watchdog(self, out: StepOutput, stop: str | None) -> StepOutput:
+        """``out``, or the safe command when the realtime tick watchdog sent the safe command
+        while this tick ran (``stop``: what it logged; :mod:`bremen_robot.ros.tick_watchdog`).
+        The tick's command was computed from a state the watchdog already judged too old, and
+        published now it would undo the stop. One ``stale_observation`` intervention; nothing
+        latches, and the next tick's rate limits start from the safe command the robot got."""
+        if stop is None:
+            return out
+        from safety import Intervention
+
+        iv = Intervention("stale_observation", None, None, None, f"{stop}; this tick's command was dropped")
+        if self.episode is not None:
+            self.episode.interventions += 1
+            self.episode.prev = None
+        cmd = out.command
+        if cmd is None or not out.safe:  # nothing, or a policy command: the safe command stands
+            safe = self.sent_outside_filter()
+            cmd = None if cmd is None else safe
+        return replace(out, command=cmd, interventions=(*out.interventions, iv), safe=True)
+
     def watchdog(self, now: float) -> StepOutput | None:
         """The safe command when observations stopped arriving (None while they are fresh)."""
         out = self.shield.watchdog(now)

@@ -104,6 +104,10 @@ class RunnerPublishers:
         msg.data = array.array("d", values.tolist())
         return msg
 
+    def safe(self, values: np.ndarray) -> None:
+        """The safe command, labelled ``safe``: it answers no state, so ingest pairs nothing with it."""
+        self.cmd.publish(self.array(values, "safe"))
+
     def event(self, evt: dict[str, Any]) -> None:
         """One JSON event on ``bremen/episode`` (none from a shadow runner)."""
         if self.episode is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -159,6 +160,8 @@ class ManagedRunner:
     rate: float
     core: Any
     shield: Any
+    stats: Any
+    tick_wd: Any
     counter: Any
     out: Any
     diagnostics: Any
@@ -173,7 +176,6 @@ class ManagedRunner:
         def _control_loop(self) -> None: ...
         def _now_ns(self) -> int: ...
         def _publish_events(self, events: list[dict[str, Any]]) -> None: ...
-        def latency_stats(self) -> dict[str, Any]: ...
 
     def activate(self) -> None:
         self.halting = False
@@ -182,6 +184,7 @@ class ManagedRunner:
             self._stop_loop.clear()
             self._loop = threading.Thread(target=self._control_loop, name="bremen_control", daemon=True)
             self._loop.start()
+            self.tick_wd.start()  # sends the safe command if a tick hangs (tick_watchdog)
 
     def deactivate(self, reason: str) -> None:
         """Stop commanding: end the episode, hold the safe command, then publish none."""
@@ -191,6 +194,8 @@ class ManagedRunner:
         self._stop_loop.set()
         if self._loop is not None and self._loop.is_alive():
             self._loop.join(2.0)
+        # the tick watchdog guards a hung tick until here; the halt sends the safe command next
+        self.tick_wd.stop()
         locked = self._lock.acquire(timeout=1.0)
         try:
             self._halt(self.failed or reason)
@@ -207,6 +212,18 @@ class ManagedRunner:
         if self.params["latency_log"]:
             Path(self.params["latency_log"]).write_text(json.dumps(self.latency_stats()))
         self.release()
+
+    def latency_stats(self) -> dict[str, Any]:
+        """The ``latency_log`` record (docs/perf-ros.md): tick timing, rate, scheduling, shield
+        counters, and the tick watchdog's stops."""
+        return {
+            **self.stats.summary(),
+            "rate_hz": self.rate,
+            "sched_fifo": os.sched_getscheduler(0) == os.SCHED_FIFO,
+            "mode": self.params["mode"],
+            "shield": self.shield.summary(),
+            "tick_watchdog_stops": self.tick_wd.stops,  # realtime: hung ticks it stopped (tick_watchdog)
+        }
 
     def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``fn`` as a callback of an interface made in configure: under the lock, and only

@@ -224,6 +224,10 @@ class _Closing:
         self.configured = False
         self.failed = None
         self.closed = []
+        from bremen_robot.ros.tick_watchdog import TickWatchdog
+
+        self.watchdog_sent = []
+        self.tick_wd = TickWatchdog(0.001, self.watchdog_sent.append, lambda line: None)
 
     def _halt(self, reason):
         self.closed.append((self.halting, reason))
@@ -251,6 +255,11 @@ def test_close_sends_the_stop_even_while_a_hung_tick_holds_the_lock():
     closing.join()
     # the safe-stop ran, later ticks publish nothing, and the runner is no longer active
     assert not hung and r.closed == [(True, "stopped")] and not r.publishing
+    with r.tick_wd.publishing():  # a tick that published a policy command after all ...
+        r.tick_wd.sent(np.zeros(6))
+    time.sleep(0.01)
+    r.tick_wd.poll()
+    assert not r.watchdog_sent  # ... is not answered by the tick watchdog of an inactive runner
 
 
 class _Releasing:
@@ -641,3 +650,38 @@ def test_the_runner_logs_why_an_episode_was_cut_as_a_warning():
         ("info", "episode 4 time_limit: 9 steps, return 1.500, 0 interventions"),
         ("warning", "episode 4 stamp_went_back: 9 steps, return 1.500, 0 interventions; a clock step"),
     ]
+
+
+def test_a_tick_the_watchdog_stopped_sends_the_safe_command_and_the_next_one_starts_from_rest():
+    """Realtime: the tick watchdog sent the safe command while this tick ran (tick_watchdog).
+    The tick's own command, computed on a state that is now too old, must not undo that stop;
+    nothing latches, and since the robot got the safe command, the next command is limited
+    from rest, not from the policy's last command."""
+    import yaml
+
+    data = yaml.safe_load((CONFIGS / "safety" / "halfcheetah.yaml").read_text())
+    data["max_step"] = 0.1  # a command may change by 0.1 per step: ramps show where it starts
+    limits = safety.parse_limits(data, joint_names=list(TASK.action_names))
+    core = RunnerCore(
+        task=TASK,
+        joint_order=TASK.action_names,
+        shield=safety.SafetyShield(limits),
+        policy=lambda o: np.full(6, 0.5),
+        action_low=TASK.action_low,
+        action_high=TASK.action_high,
+    )
+    core.start_episode(0)
+    zeros = np.zeros(9)
+    for k in range(1, 7):  # 0.1, 0.2, ... up to the policy's 0.5
+        out = core.step(NAMES, zeros, zeros, k * 10**9, float(k), float(k), 0)
+    assert np.allclose(out.command, 0.5) and not out.safe
+    assert core.after_watchdog(out, None) is out  # no stop: unchanged
+    before = core.episode.interventions
+    stop = "tick watchdog: no command for 0.300 s after a policy command"
+    sent = core.after_watchdog(out, stop)
+    assert sent.safe and np.allclose(sent.command, 0.0) and sent.tag == out.tag
+    iv = sent.interventions[-1]
+    assert iv.reason == "stale_observation" and iv.detail.startswith(stop) and iv.joint is None
+    assert core.episode.interventions == before + 1 and not core.shield.state.estop_latched
+    nxt = core.step(NAMES, zeros, zeros, 7 * 10**9, 7.0, 7.0, 0)
+    assert not nxt.safe and np.allclose(nxt.command, 0.1)  # acting again, ramping up from 0

@@ -46,6 +46,23 @@ runner_core.RunnerCore.step = step
 sys.exit(policy_runner.main())
 """
 
+# one control tick hangs for 1 s in the policy (stuck inference), then the runner goes on; the
+# log says when, on the monotonic clock, which the probe's receive times share
+HANGING_RUNNER = """
+import sys, time
+from bremen_robot.ros import policy_runner, runner_core
+real, calls = runner_core.RunnerCore._action, [0]
+def action(self, obs):
+    calls[0] += 1
+    if calls[0] == 60:
+        print(f"HANG {time.monotonic()!r}", flush=True)
+        time.sleep(1.0)
+        print(f"BACK {time.monotonic()!r}", flush=True)
+    return real(self, obs)
+runner_core.RunnerCore._action = action
+sys.exit(policy_runner.main())
+"""
+
 
 def is_safe(msg) -> bool:
     return bool(np.all(np.asarray(msg.data) == 0.0))
@@ -166,6 +183,36 @@ def test_an_exception_in_the_runner_ends_on_the_held_safe_command(runner_alone, 
     probe.spin_for(0.3)
     assert_ends_safe(g["cmds"])
     assert "RuntimeError: injected fault" in g["halts"]()[0]["reason"]
+
+
+def test_a_hung_control_tick_is_stopped_by_the_watchdog_and_control_resumes(runner_alone, probe):
+    """Realtime at 50 Hz, halfcheetah (max_observation_age 0.15 s): during a 1 s hang the watchdog
+    sends the safe command 0.17 s after the last command, the hung tick's own command goes out as
+    the safe command when it returns, and the policy acts again (no latch)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    g = runner_alone
+    safety = probe.record(DiagnosticArray, T.SAFETY, T.qos("safety"))
+    proc = g["start"](HANGING_RUNNER)
+    g["episode"]()
+
+    def times() -> dict[str, float]:
+        words = (ln.split() for ln in g["log"].read_text().splitlines())
+        return {w[0]: float(w[1]) for w in words if len(w) == 2 and w[0] in ("HANG", "BACK")}
+
+    def acting_after(t: float) -> int:
+        return sum(1 for at, m in g["cmds"] if at > t and not is_safe(m))
+
+    g["stream"](15, until=lambda: "BACK" in times() and acting_after(times()["BACK"]) >= 10)
+    hang, back = times()["HANG"], times()["BACK"]
+    cmds = [(t, m.layout.dim[0].label, m) for t, m in g["cmds"]]
+    i = next((k for k, (t, label, _) in enumerate(cmds) if hang < t < back and label == "safe"), None)
+    assert i is not None and is_safe(cmds[i][2]), "no safe command while the tick hung"
+    late = cmds[i + 1]  # the hung tick's command, answering its state in episode 1: safe
+    assert is_safe(late[2]) and (parse_tag(late[1]) or (0,))[0] == 1 and late[0] > back
+    assert acting_after(late[0]) >= 10 and proc.poll() is None  # acting again, still running
+    stops = [s for t, m in safety if t > hang for s in m.status if s.name.endswith("/stale_observation")]
+    assert stops and "tick watchdog" in stops[0].message
 
 
 def test_a_runner_stopped_before_its_first_transition_counts_no_deployment(runner_alone, probe):
