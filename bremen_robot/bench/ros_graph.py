@@ -10,7 +10,7 @@
   to the tick (up to one period on an unsynchronized timer); ``runner_missed_ticks_<rate>hz``
   counts control periods that ended before their tick started (no command in them), and
   ``runner_late_ticks_<rate>hz`` ticks that started more than half a period late but inside
-  their period (``runner_core.tick_accounting``). ``*_500hz_normal_sched`` (full run only): the
+  their period (``runner_wiring.tick_accounting``). ``*_500hz_normal_sched`` (full run only): the
   same without the priority.
 * ``platform_missed_periods_<rate>hz`` / ``platform_worst_stall_ms_<rate>hz``: bare sleeping
   loops, one pinned to each CPU, at the runner's rate one FIFO level above it, over the runner's

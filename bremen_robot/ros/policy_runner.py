@@ -40,17 +40,11 @@ from bremen_robot.ros import _node
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.deployment import DeploymentCounter, load_policy
 from bremen_robot.ros.graph import RANDOM_POLICY
-from bremen_robot.ros.runner_core import (
-    RunnerCore,
-    StepOutput,
-    flag_first,
-    runner_limits,
-    stop_log,
-    tick_accounting,
-)
+from bremen_robot.ros.runner_core import RunnerCore, StepOutput
 from bremen_robot.ros.runner_diagnostics import DiagnosticsPublisher, runner_health
 from bremen_robot.ros.runner_io import BaseSample, JointSample, RunnerPublishers, base_sample, joint_sample
 from bremen_robot.ros.runner_lifecycle import LifecycleStatus, ManagedRunner, make_node
+from bremen_robot.ros.runner_wiring import flag_first, runner_limits, stop_log, tick_accounting
 from bremen_robot.ros.shadow import EpisodeFollower, NoDeployment, load_shadow_policy
 from bremen_robot.ros.tick_stats import TickStats
 from bremen_robot.ros.tick_watchdog import TickWatchdog, tick_timeout
@@ -334,6 +328,7 @@ class PolicyRunner(ManagedRunner):
             time.monotonic(),
             self._now_ns(),
             base,
+            item.echo,
         )
         self._publish(out, start, item.arrival)
         if not self.counter.triggered:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bremen_robot.ros.topics import make_tag, parse_tag
+from bremen_robot.ros.topics import make_tag, parse_command_id, parse_tag
 from bremen_robot.tasks import Task
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
@@ -41,6 +41,9 @@ class Episode:
     reset_stamp_ns: int = -1
     extras: dict[str, float] = field(default_factory=dict)
     prev: tuple[np.ndarray, np.ndarray] | None = None
+    # lockstep: every command sent in answer to ``prev``'s state, by sequence number; the next
+    # state's echo names the one the simulator stepped with (sim_bridge, topics.make_tag)
+    answers: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -275,8 +278,10 @@ class RunnerCore:
         now: float,
         now_ns: int,
         base: Any = None,
+        echo: str = "",
     ) -> StepOutput:
-        """One control step on the newest joint states (see module docstring)."""
+        """One control step on the newest joint states (see module docstring). ``echo``: the
+        state's ``header.frame_id``, in lockstep the tag of the command that stepped to it."""
         from safety import JointState
 
         shield = self.shield.state
@@ -288,7 +293,7 @@ class RunnerCore:
             and not shield.estop_latched
         ):
             return replace(self._last_out, events=[])  # a re-sent state: answer it as before
-        out = self._step(names, position, velocity, stamp_ns, arrival, now, now_ns, base, JointState)
+        out = self._step(names, position, velocity, stamp_ns, arrival, now, now_ns, base, JointState, echo)
         if out.command is not None:
             self._last_stamp, self._last_out = stamp_ns, out
             self._last_shield_steps = self.shield.state.steps
@@ -305,6 +310,7 @@ class RunnerCore:
         now_ns: int,
         base: Any,
         JointState: Any,
+        echo: str = "",
     ) -> StepOutput:
         ep = self.episode
         events: list[dict[str, Any]] = []
@@ -326,6 +332,7 @@ class RunnerCore:
             elif stamp_ns != ep.last_stamp_ns:  # a new state: one transition (re-used states are not)
                 if ep.prev is not None and obs is not None:
                     o, a = ep.prev
+                    a = stepped_command(echo, ep.answers, a)
                     r = float(self.task.reward(o[None], a[None], obs[None])[0])
                     term = bool(self.task.terminated(o[None], a[None], obs[None])[0])
                     ep.ret += r
@@ -362,6 +369,7 @@ class RunnerCore:
         ep.interventions += len(out.interventions)
         ep.prev = (obs, out.command) if obs is not None else None
         tag = self._tag(ep.id, stamp_ns)
+        ep.answers = {self._seq: out.command}
         return StepOutput(out.command, action, out.interventions, tag, events, out.safe)
 
     def sent_outside_filter(self) -> np.ndarray:
@@ -419,78 +427,22 @@ class RunnerCore:
         if out is None:
             return None
         ep = self.episode
+        stamp = ep.last_stamp_ns if ep is not None else -1
+        tag = self._tag(ep.id if ep else -1, stamp)
         if ep is not None:
             ep.interventions += len(out.interventions)
-            ep.prev = None
-        stamp = ep.last_stamp_ns if ep is not None else -1
-        return StepOutput(
-            out.command, None, out.interventions, self._tag(ep.id if ep else -1, stamp), [], True
-        )
+            if self.lockstep:  # the simulator steps with the first of the two to reach it, and names it
+                ep.answers[self._seq] = out.command
+            else:
+                ep.prev = None
+        return StepOutput(out.command, None, out.interventions, tag, [], True)
 
 
-def stop_log(evt: dict[str, Any]) -> tuple[str, str]:
-    """The runner's log line for a ``stop`` event, and its level: a warning when the event says
-    why in words (``detail``: something went wrong, e.g. a state stamp went back)."""
-    line = (
-        f"episode {evt['id']} {evt['reason']}: {evt['steps']} steps, return {evt['return']:.3f}, "
-        f"{evt['interventions']} interventions"
-    )
-    detail = evt.get("detail")
-    return ("warning", f"{line}; {detail}") if detail else ("info", line)
-
-
-def flag_first(flag: Any, latch: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """A ``bremen/estop`` callback: set ``flag`` (a threading.Event) at once, without the runner's
-    lock, which a control tick running now holds (it checks the flag before publishing:
-    :meth:`RunnerCore.before_publish`); then ``latch`` (the shield's e-stop, under the lock)."""
-
-    def call(msg: Any) -> Any:
-        if msg.data:
-            flag.set()
-        return latch(msg)
-
-    return call
-
-
-def runner_limits(limits: Any, rate_hz: float, lockstep: bool, observation_timeout_s: float) -> Any:
-    """The safety limits the runner's shield uses (a copy; the robot's file stays as it is).
-
-    Realtime, one command goes out every ``1 / rate_hz`` s, so the limits' per-second bounds
-    (acceleration, velocity, the one-period crossing) are applied per that period, not per the
-    file's ``control_period``: a collect config at 500 Hz with limits written for 20 Hz would
-    otherwise allow 25 times the acceleration. Lockstep, the simulator advances the file's period
-    per command whatever the rate. ``observation_timeout_s`` (> 0) may only tighten the watchdog:
-    the limits file belongs to the robot, the collect config to whoever runs the collection.
-    """
-    from bremen_robot.errors import ConfigError
-
-    timing = limits.timing
-    update: dict[str, float] = {}
-    if observation_timeout_s > 0:
-        if observation_timeout_s > timing.max_observation_age:
-            raise ConfigError(
-                f"observation_timeout_s {observation_timeout_s:g} s exceeds the safety limits' "
-                f"max_observation_age {timing.max_observation_age:g} s; it may only tighten the "
-                "watchdog: lower it, or raise max_observation_age in the robot's limits file"
-            )
-        update["max_observation_age"] = observation_timeout_s
-    if not lockstep and abs(timing.control_period * rate_hz - 1.0) > 1e-9:
-        update["control_period"] = 1.0 / rate_hz
-    if not update:
-        return limits
-    return limits.model_copy(update={"timing": timing.model_copy(update=update)})
-
-
-def tick_accounting(deadline: float, start: float, period: float) -> tuple[int, bool, float]:
-    """Where a control tick that starts at ``start`` stands against its ``deadline``.
-
-    Returns (missed, late, next_deadline). ``missed`` counts whole periods that ended before
-    the tick started (no command was sent in them; the tick serves the period it starts in);
-    ``late`` is a tick that started more than half a period after the start of its period;
-    ``next_deadline`` is the start of the following period. Deadlines are absolute, so
-    lateness does not accumulate.
-    """
-    behind = start - deadline
-    missed = int(behind // period) if behind >= period else 0
-    late = behind - missed * period > 0.5 * period
-    return missed, late, deadline + (missed + 1) * period
+def stepped_command(echo: str, answers: dict[int, np.ndarray], first: np.ndarray) -> np.ndarray:
+    """Lockstep: of the commands that answered one state (``answers``, by sequence number), the
+    one the next state's ``echo`` names as the one the simulator stepped with; ``first`` (the
+    policy's, which steps unless it is lost) where the echo names none, as ingest does."""
+    cid = parse_command_id(echo)
+    if cid is None or cid[2] is None:
+        return first
+    return answers.get(cid[2], first)

@@ -30,6 +30,8 @@ class JointSample(NamedTuple):
     stamp_ns: int
     arrival: float
     """Monotonic seconds when the callback received it."""
+    echo: str = ""
+    """Its ``header.frame_id``: in lockstep the tag of the command the simulator stepped with."""
 
 
 class BaseSample(NamedTuple):
@@ -53,6 +55,7 @@ def joint_sample(msg: Any, names: tuple[str, ...], arrival: float) -> JointSampl
         np.asarray(msg.velocity, dtype=np.float64),
         stamp_ns(msg),
         arrival,
+        msg.header.frame_id,
     )
 
 

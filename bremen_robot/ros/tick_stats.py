@@ -51,7 +51,7 @@ class TickStats:
     def tick(
         self, start: float, deadline: float, period: float, missed: int, late: bool, in_episode: bool
     ) -> None:
-        """One realtime control tick began at ``start`` (see runner_core.tick_accounting)."""
+        """One realtime control tick began at ``start`` (see runner_wiring.tick_accounting)."""
         self.ticks += 1
         if missed or late:
             self.missed += missed

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import safety
-from bremen_robot.ros.runner_core import RunnerCore, tick_accounting
+from bremen_robot.ros.runner_core import RunnerCore
+from bremen_robot.ros.runner_wiring import tick_accounting
 from bremen_robot.ros.topics import parse_tag
 from bremen_robot.tasks import get_task
 from tests.ros.conftest import CONFIGS
@@ -423,7 +424,7 @@ def test_realtime_limits_apply_per_second_at_the_runners_own_rate():
     """configs/safety/panda.yaml is written for 20 Hz (period 0.05). At 500 Hz realtime, joint 1's
     15 rad/s^2 allows 15 x 0.002 = 0.03 rad/s of change per command, not 15 x 0.05 = 0.75."""
     from bremen_robot.errors import ConfigError
-    from bremen_robot.ros.runner_core import runner_limits
+    from bremen_robot.ros.runner_wiring import runner_limits
 
     limits = safety.load_limits(CONFIGS / "safety" / "panda.yaml", joint_names=list(PANDA_NAMES))
     fast = runner_limits(limits, 500.0, lockstep=False, observation_timeout_s=0.0)
@@ -498,7 +499,7 @@ def test_an_estop_that_arrives_during_a_tick_replaces_the_command_it_computed():
     command instead of the policy's, and the shield stays latched."""
     from types import SimpleNamespace
 
-    from bremen_robot.ros.runner_core import flag_first
+    from bremen_robot.ros.runner_wiring import flag_first
 
     core = make(policy=lambda o: np.full(6, 0.5), lockstep=False)
     core.start_episode(0)
@@ -685,3 +686,26 @@ def test_a_tick_the_watchdog_stopped_sends_the_safe_command_and_the_next_one_sta
     assert core.episode.interventions == before + 1 and not core.shield.state.estop_latched
     nxt = core.step(NAMES, zeros, zeros, 7 * 10**9, 7.0, 7.0, 0)
     assert not nxt.safe and np.allclose(nxt.command, 0.1)  # acting again, ramping up from 0
+
+
+@pytest.mark.parametrize("stepped", ["policy", "safe", "no echo"])
+def test_lockstep_return_uses_the_command_the_simulator_names(stepped):
+    """Lockstep: the runner's policy command and, after its watchdog fired, the safe command both
+    answer one state; the next state's echo names the one the physics stepped with, and the
+    episode's return scores that one (as ingest does), not none of them."""
+    core = make(policy=lambda o: np.full(6, 0.5))
+    core.start_episode(0)
+    rng = np.random.default_rng(7)
+    q1, qd1 = state(rng)
+    q2, qd2 = state(rng)
+    first = core.step(NAMES, q1, qd1, 10**9, 1.0, 1.0, 0)
+    stop = core.watchdog(5.0)  # the simulator was slow to answer
+    assert stop is not None and np.allclose(stop.command, 0.0) and np.allclose(first.command, 0.5)
+    echo = {"policy": first.tag, "safe": stop.tag, "no echo": ""}[stepped]
+    core.step(NAMES, q2, qd2, 2 * 10**9, 6.0, 6.0, 0, echo=echo)
+    o1, o2 = core.observe(NAMES, q1, qd1), core.observe(NAMES, q2, qd2)
+    action = np.zeros(6) if stepped == "safe" else np.full(6, 0.5)  # without an echo: the first
+    expected = float(TASK.reward(o1[None], action[None], o2[None])[0])
+    assert core.episode.steps == 1 and core.episode.ret == pytest.approx(expected)
+    other = np.full(6, 0.5) if stepped == "safe" else np.zeros(6)
+    assert expected != pytest.approx(float(TASK.reward(o1[None], other[None], o2[None])[0]))
