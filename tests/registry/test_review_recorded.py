@@ -40,7 +40,8 @@ def test_the_recorded_evaluation_is_shown_not_not_run(
     assert "simulation evaluation: return_mean -12.5" in out
     assert "imagined vs real return: imagined -12.5, real -12.5" in out
     verdict = out.split("\n\n")[0]
-    assert "99" not in verdict  # the decoy evaluation of another digest is never used
+    # the decoy evaluation of another digest (mean 99.0) is never used (ids are hex: "99" alone can be in one)
+    assert "99.0" not in verdict
     page = workspace / "reviews" / rec.id / "review.html"
     assert f"review page: {page}" in out
     html = page.read_text()
