@@ -44,6 +44,7 @@ class Episode:
     # lockstep: every command sent in answer to ``prev``'s state, by sequence number; the next
     # state's echo names the one the simulator stepped with (sim_bridge, topics.make_tag)
     answers: dict[int, np.ndarray] = field(default_factory=dict)
+    answered_stamp: int = -1  # the state ``answers`` answered
 
 
 @dataclass
@@ -367,9 +368,14 @@ class RunnerCore:
             extras = dict.fromkeys(shield_extras(self.task, np.zeros(len(self.task.obs_names))), math.nan)
         out = self.shield.filter(js, action, now, extras=extras)
         ep.interventions += len(out.interventions)
-        ep.prev = (obs, out.command) if obs is not None else None
         tag = self._tag(ep.id, stamp_ns)
-        ep.answers = {self._seq: out.command}
+        if self.lockstep and stamp_ns == ep.answered_stamp:
+            # a re-sent state answered anew (not from the cache: a watchdog's stop came between):
+            # the simulator may still step with any earlier answer, and without an echo the first
+            ep.answers[self._seq] = out.command
+        else:
+            ep.prev = (obs, out.command) if obs is not None else None
+            ep.answers, ep.answered_stamp = {self._seq: out.command}, stamp_ns
         return StepOutput(out.command, action, out.interventions, tag, events, out.safe)
 
     def sent_outside_filter(self) -> np.ndarray:

@@ -97,8 +97,8 @@ class TickWatchdog:
     def disarm(self) -> None:
         """The runner sent the safe command outside a tick (a stop, a failed tick): no policy
         command stands any more."""
-        with self._gate:
-            self._since = self._safe = None
+        with self._gate:  # and a stop not yet taken: the safe command the runner sent supersedes it
+            self._since = self._safe = self._stop = None
 
     # ------------------------------------------------------------------ the watchdog's side
     def poll(self) -> float:

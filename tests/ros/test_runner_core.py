@@ -709,3 +709,26 @@ def test_lockstep_return_uses_the_command_the_simulator_names(stepped):
     assert core.episode.steps == 1 and core.episode.ret == pytest.approx(expected)
     other = np.full(6, 0.5) if stepped == "safe" else np.zeros(6)
     assert expected != pytest.approx(float(TASK.reward(o1[None], other[None], o2[None])[0]))
+
+
+@pytest.mark.parametrize("stepped", ["first", "again", "no echo"])
+def test_lockstep_a_state_answered_again_after_a_stop_keeps_every_answer(stepped):
+    """Lockstep: the watchdog fired, then sim_bridge re-sent the state and the runner answered it
+    anew (no cache replay after a stop). The simulator may step with the first answer or the new
+    one; the return scores the one it names (without an echo the first, as ingest does)."""
+    answers = iter([np.full(6, 0.5), np.full(6, 0.9)])
+    core = make(policy=lambda o: next(answers))
+    core.start_episode(0)
+    rng = np.random.default_rng(8)
+    q1, qd1 = state(rng)
+    q2, qd2 = state(rng)
+    first = core.step(NAMES, q1, qd1, 10**9, 1.0, 1.0, 0)
+    assert core.watchdog(5.0) is not None
+    again = core.step(NAMES, q1, qd1, 10**9, 5.1, 5.1, 0)  # re-sent, answered anew
+    assert again.tag != first.tag and np.allclose(again.command, 0.9) and np.allclose(first.command, 0.5)
+    echo = {"first": first.tag, "again": again.tag, "no echo": ""}[stepped]
+    core.step(NAMES, q2, qd2, 2 * 10**9, 5.2, 5.2, 0, echo=echo)
+    o1, o2 = core.observe(NAMES, q1, qd1), core.observe(NAMES, q2, qd2)
+    action = again.command if stepped == "again" else first.command
+    expected = float(TASK.reward(o1[None], action[None], o2[None])[0])
+    assert core.episode.steps == 1 and core.episode.ret == pytest.approx(expected)

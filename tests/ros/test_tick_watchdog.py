@@ -269,3 +269,15 @@ def test_the_latency_log_counts_the_watchdogs_stops():
         tick_wd=wd,
     )
     assert ManagedRunner.latency_stats(r)["tick_watchdog_stops"] == 1
+
+
+def test_a_stop_the_runner_superseded_is_not_handed_to_a_later_healthy_tick():
+    """The watchdog stopped a hung tick that then failed: the runner sent the safe command itself
+    (disarm). The stop is settled; the next healthy tick must not drop its command for it."""
+    wd, clock, sent, _ = watchdog(0.17)
+    tick(wd, clock, 10.0)
+    clock.t = 11.0
+    wd.poll()
+    assert len(sent) == 1
+    wd.disarm()  # _publish_safe after the failed tick
+    assert tick(wd, clock, 15.0) is None
