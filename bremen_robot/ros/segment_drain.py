@@ -10,8 +10,11 @@ would lose it while k is recorded complete.
 Each stream that defines transitions comes from one writer, reliably and in order, and carries
 the stamp of the state it belongs to (``joint_states``/``odom``: ``header.stamp``; commands: the
 tag's observation stamp, see :mod:`bremen_robot.ros.topics`). Stamps only grow, across episodes
-too (sim time in lockstep, wall time in realtime). So once a stream delivers a message stamped
-after the episode's last observation, everything it had for that episode has arrived.
+too (sim time in lockstep, wall time in realtime), unless a realtime wall clock steps back: the
+runner then ends the episode (``stamp_went_back``) and every later message is stamped before its
+last state, so its segment stays open until the clock has caught up (a known limit, docs/ros.md).
+So once a stream delivers a message stamped after the episode's last observation, everything it
+had for that episode has arrived.
 :class:`EpisodeDrain` tracks that per stream. The logger closes the segment when every stream
 has crossed, or when nothing at all arrived for a grace period (no backlog left: a lockstep
 simulator that stopped stepping between episodes sends nothing more), or when a stream sent
