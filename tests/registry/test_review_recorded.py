@@ -20,6 +20,12 @@ def _review(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return capsys.readouterr().out
 
 
+def _verdict(capsys: pytest.CaptureFixture[str], workspace: Path, policy_id: str) -> tuple[str, str]:
+    """The review's whole output, and its verdict block on one line (labels are padded to one width)."""
+    out = _review(capsys, policy_id, "--workspace", str(workspace), "--no-video", "--no-plots")
+    return out, " ".join(out.split("\n\n")[0].split())
+
+
 def test_the_recorded_evaluation_is_shown_not_not_run(
     capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
 ) -> None:
@@ -99,8 +105,7 @@ def test_the_evaluations_counted_interventions_are_compared_like_with_like(
         workspace / "d1" / "eval_random.json",
         {"mode": "observe", "episodes": 4, "total": 36, "per_episode": 9.0, "by_reason": {"rate_limit": 36}},
     )
-    out = _review(capsys, rec.id, "--workspace", str(workspace), "--no-video", "--no-plots")
-    verdict = " ".join(out.split("\n\n")[0].split())  # labels are padded to one width
+    out, verdict = _verdict(capsys, workspace, rec.id)
     assert (
         "safety interventions in evaluation candidate: 2.50 per episode (position_limit 0.50, "
         "rate_limit 2.00; 10 in 4 episodes, d1/eval.json, observe mode)"
@@ -126,8 +131,7 @@ def test_an_evaluation_without_the_count_is_not_shown_as_not_run(
     rec = campaign_like(workspace, registry, artifact_factory)  # eval files written before the count
     why = "the evaluation env (PointEnv) exposes no joint states to the shield"
     _add_interventions(workspace / "d1" / "eval_random.json", {"mode": "observe", "not_measured": why})
-    out = _review(capsys, rec.id, "--workspace", str(workspace), "--no-video", "--no-plots")
-    verdict = " ".join(out.split("\n\n")[0].split())
+    out, verdict = _verdict(capsys, workspace, rec.id)
     assert (
         "safety interventions in evaluation candidate: not recorded in this evaluation "
         "(d1/eval.json predates the count)"
@@ -155,8 +159,7 @@ def test_a_collection_without_a_shield_is_not_shown_as_zero_interventions(
             }
         )
     )
-    out = _review(capsys, rec.id, "--workspace", str(workspace), "--no-video", "--no-plots")
-    verdict = " ".join(out.split("\n\n")[0].split())
+    out, verdict = _verdict(capsys, workspace, rec.id)
     assert (
         "safety interventions in collection candidate: no collection yet deployed: not shielded "
         "(deployment 1 was collected by the direct collector)"
