@@ -26,11 +26,12 @@ def resets_logged(graph: Graph) -> bool:
 
 def logger_recording_due(graph: Graph, mode: str, log_topics: Sequence[str]) -> bool:
     """Whether ``bremen collect`` waits for the logger's ``recording`` event (its first
-    ``joint_states``) before it activates the runner: in realtime simulation, where states flow
-    from the start and episode 1 begins as soon as the runner is active, so a logger that
-    matched the simulator late lost that episode's first states under load. Not in lockstep
-    (no state comes before an episode) nor on hardware (reset_node waits for the event itself)."""
-    return mode == "realtime" and resets_logged(graph) and T.JOINT_STATES in log_topics
+    ``joint_states``) before it activates the runner, in simulation: a logger that matched the
+    simulator late lost episode 1's first states under load (realtime, where states flow from
+    the start), or every state of a short lockstep run (sim_bridge re-sends its startup state
+    until episode 1, so the event comes in lockstep too). Not on hardware (reset_node waits for
+    the event itself)."""
+    return resets_logged(graph) and T.JOINT_STATES in log_topics
 
 
 def await_logger_recording(

@@ -234,7 +234,10 @@ class SimBridge:
         self._physics_step()
 
     def on_resend(self) -> None:
-        if self.active and time.monotonic() - self._last_cmd_time > self.params["lockstep_resend_s"]:
+        # before the first episode too: the startup state, again, tells a logger that matched this
+        # publisher late that states reach it (bremen collect waits for that before episode 1)
+        waiting = self.active or self.episode_id == -1
+        if waiting and time.monotonic() - self._last_cmd_time > self.params["lockstep_resend_s"]:
             self._last_cmd_time = time.monotonic()
             self._publish_state()
 

@@ -305,11 +305,11 @@ def test_a_ctrl_c_in_the_event_hook_keeps_the_episode_it_was_handling():
     assert watch.result.episodes[0]["steps"] == 40
 
 
-def test_only_realtime_simulation_with_states_logged_waits_for_the_logger_before_episode_one(tmp_path):
-    """Realtime simulation publishes states from its start and episode 1 begins once the runner is
-    active: a logger that matched the simulator late lost that episode's states (a live test, one
-    run in five on three test workers). Lockstep sends no state before an episode, and on a robot
-    reset_node waits for the logger itself."""
+def test_simulation_with_states_logged_waits_for_the_logger_before_episode_one(tmp_path):
+    """A logger that matched the simulator late lost episode 1's states: realtime, its first
+    states (a live test, one run in five on three test workers); lockstep, every state of a short
+    run (a fresh-clone CI run, 2026-12-06). In lockstep sim_bridge re-sends its startup state until
+    episode 1, so the wait ends there too. On a robot reset_node waits for the logger itself."""
     from bremen_robot.ros.collect import logger_recording_due
     from bremen_robot.ros.graph import process_specs
     from bremen_robot.ros.process_graph import Graph
@@ -320,7 +320,8 @@ def test_only_realtime_simulation_with_states_logged_waits_for_the_logger_before
         return logger_recording_due(graph, cfg.mode, cfg.log_topics)
 
     assert due(mode="realtime") is True
-    assert due(mode="lockstep") is False
+    assert due(mode="lockstep") is True
+    assert due(mode="lockstep", log_topics=["bremen/episode", "bremen/command"]) is False
     assert due(mode="realtime", log_topics=["bremen/episode", "bremen/command"]) is False
     assert due(sim="none", mode="realtime") is False
 
