@@ -375,7 +375,8 @@ class RunnerCore:
             ep.answers[self._seq] = out.command
         else:
             ep.prev = (obs, out.command) if obs is not None else None
-            ep.answers, ep.answered_stamp = {self._seq: out.command}, stamp_ns
+            if self.lockstep:  # realtime states carry no echo: nothing to look up, keep the tick lean
+                ep.answers, ep.answered_stamp = {self._seq: out.command}, stamp_ns
         return StepOutput(out.command, action, out.interventions, tag, events, out.safe)
 
     def sent_outside_filter(self) -> np.ndarray:
