@@ -10,11 +10,14 @@ would lose it while k is recorded complete.
 Each stream that defines transitions comes from one writer, reliably and in order, and carries
 the stamp of the state it belongs to (``joint_states``/``odom``: ``header.stamp``; commands: the
 tag's observation stamp, see :mod:`bremen_robot.ros.topics`). Stamps only grow, across episodes
-too (sim time in lockstep, wall time in realtime), unless a realtime wall clock steps back: the
-runner then ends the episode (``stamp_went_back``) and every later message is stamped before its
-last state, so its segment stays open until the clock has caught up (a known limit, docs/ros.md).
-So once a stream delivers a message stamped after the episode's last observation, everything it
-had for that episode has arrived.
+too (sim time in lockstep, wall time in realtime). So once a stream delivers a message stamped
+after the episode's last observation, everything it had for that episode has arrived.
+
+A realtime wall clock that steps back breaks that order: the runner ends the episode there
+(``stamp_went_back``) and every later message is stamped before its last state, so waiting for
+a later stamp would keep the segment open (taking the next episodes' messages) until the clock
+caught up. For such a stop each stream instead crosses at its own step back: the first message
+stamped before the one it delivered just before (the logger tracks each stream's last stamp).
 :class:`EpisodeDrain` tracks that per stream. The logger closes the segment when every stream
 has crossed, or when nothing at all arrived for a grace period (no backlog left: a lockstep
 simulator that stopped stepping between episodes sends nothing more), or when a stream sent
@@ -27,7 +30,7 @@ nothing between interventions, so they cannot tell a backlog from silence.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from bremen_robot.ros import topics as T
 
@@ -76,27 +79,44 @@ def stream_stamp_ns(topic: str, raw: bytes | memoryview) -> int | None:
 
 
 class EpisodeDrain:
-    """The streams still owing messages of a stopped episode whose last state is ``last_stamp_ns``."""
+    """The streams still owing messages of a stopped episode whose last state is ``last_stamp_ns``.
 
-    def __init__(self, last_stamp_ns: int, streams: Iterable[str]) -> None:
+    ``stepped_back_from``: given when the runner cut the episode because a state's stamp went
+    back (reason ``stamp_went_back``): the stamp each stream had last delivered when the stop
+    arrived. A stream whose stamps then drop has passed the step back, so the episode's tail.
+    """
+
+    def __init__(
+        self,
+        last_stamp_ns: int,
+        streams: Iterable[str],
+        stepped_back_from: Mapping[str, int] | None = None,
+    ) -> None:
         self.last_stamp_ns = int(last_stamp_ns)
         self.pending = {t for t in streams if t in DRAINED_TOPICS}
+        self._previous = None if stepped_back_from is None else dict(stepped_back_from)
 
     @property
     def done(self) -> bool:
         return not self.pending
 
     def see(self, topic: str, raw: bytes | memoryview) -> bool | None:
-        """Account for one message of ``topic``.
+        """Account for one serialized message of ``topic`` (see :meth:`see_stamp`)."""
+        return self.see_stamp(topic, stream_stamp_ns(topic, raw))
+
+    def see_stamp(self, topic: str, stamp: int | None) -> bool | None:
+        """Account for one message of ``topic`` whose state stamp is ``stamp`` (None: unknown).
 
         Returns True once every stream has crossed, None when the message was part of the
         episode's queued tail (stamped before its last state: the backlog is still draining),
         else False.
         """
-        if topic in self.pending:
-            stamp = stream_stamp_ns(topic, raw)
-            if stamp is not None and stamp > self.last_stamp_ns:
+        if topic in self.pending and stamp is not None:
+            previous = None if self._previous is None else self._previous.get(topic)
+            if self._previous is not None:
+                self._previous[topic] = stamp
+            if stamp > self.last_stamp_ns or (previous is not None and stamp < previous):
                 self.pending.discard(topic)
-            elif stamp is not None and stamp < self.last_stamp_ns:
+            elif stamp < self.last_stamp_ns:
                 return None
         return not self.pending

@@ -28,7 +28,7 @@ from typing import Any
 from bremen_robot.ros import _node
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.bagfile import SegmentedBagWriter
-from bremen_robot.ros.segment_drain import DRAINED_TOPICS, EpisodeDrain
+from bremen_robot.ros.segment_drain import DRAINED_TOPICS, EpisodeDrain, stream_stamp_ns
 
 DEFAULTS: dict[str, Any] = {
     "use_sim_time": False,
@@ -91,7 +91,8 @@ class TrajectoryLogger:
         # the stopped episode whose segment is still open, waiting for its queued messages
         self._drain: EpisodeDrain | None = None
         self._drain_deadline = 0.0
-        self._streams_seen: set[str] = set()
+        # each drained stream's latest state stamp (its keys: the streams seen so far)
+        self._stream_stamps: dict[str, int] = {}
         # once the robot's states reach the bag, say so (reset_node waits for it before the first
         # reset: a logger that matched the driver late once missed an episode's states)
         self._recording_pub = node.create_publisher(String, T.EPISODE, T.qos("episode"))
@@ -130,9 +131,11 @@ class TrajectoryLogger:
                     {"event": "recording", "topics": [T.JOINT_STATES], "source": "trajectory_logger"},
                 )
             if topic in DRAINED_TOPICS:
-                self._streams_seen.add(topic)
+                stamp = stream_stamp_ns(topic, data)
+                if stamp is not None:
+                    self._stream_stamps[topic] = stamp
                 if self._drain is not None:
-                    drained = self._drain.see(topic, data)
+                    drained = self._drain.see_stamp(topic, stamp)
                     if drained:
                         self._finish_drained()
                     elif drained is None:  # still the stopped episode's backlog: keep waiting
@@ -183,7 +186,10 @@ class TrajectoryLogger:
             last = evt.get("last_obs_stamp_ns")
             if isinstance(last, int) and last >= 0:
                 if self._drain is None or last > self._drain.last_stamp_ns:
-                    self._drain = EpisodeDrain(last, self._streams_seen)
+                    stepped_back = evt.get("reason") == "stamp_went_back"
+                    self._drain = EpisodeDrain(
+                        last, self._stream_stamps, self._stream_stamps if stepped_back else None
+                    )
                 self._drain_deadline = time.monotonic() + self.params["segment_drain_max_s"]
                 if self._drain.done:  # no continuous stream is logged
                     self._finish_drained()

@@ -58,6 +58,25 @@ def test_a_stream_is_drained_only_past_the_last_state():
     assert d.done and EpisodeDrain(last, []).done
 
 
+def test_after_a_clock_step_back_a_stream_is_drained_at_its_own_drop():
+    last = 2 * 10**9
+    seen = {T.JOINT_STATES: last - 30, T.COMMAND: last - 30}  # each stream's latest stamp at the stop
+    d = EpisodeDrain(last, seen, stepped_back_from=seen)
+    assert d.see_stamp(T.JOINT_STATES, last - 20) is None  # the queued tail, still rising
+    assert d.see_stamp(T.JOINT_STATES, last) is False  # the last state
+    assert d.see_stamp(T.JOINT_STATES, last - 10**9) is False  # stamped before it, yet after it: the step
+    assert d.pending == {T.COMMAND}
+    assert d.see_stamp(T.COMMAND, last - 25) is None  # an earlier command of the tail
+    assert d.see_stamp(T.COMMAND, None) is False  # an untagged message tells nothing
+    assert d.see_stamp(T.COMMAND, last - 10**9) is True  # the next episode's first command
+    # an episode cut without a step back: the same stamps are still its queued tail
+    plain = EpisodeDrain(last, seen)
+    assert [plain.see_stamp(T.JOINT_STATES, s) for s in (last - 20, last - 10**9)] == [None, None]
+    # a stream that had delivered nothing before the stop: its first message sets the level
+    fresh = EpisodeDrain(last, [T.ODOM], stepped_back_from={})
+    assert [fresh.see_stamp(T.ODOM, s) for s in (last - 5, last - 9, last + 1)] == [None, True, True]
+
+
 LOGGER_SCRIPT = textwrap.dedent(
     """
     import json, os, sys
@@ -72,14 +91,19 @@ LOGGER_SCRIPT = textwrap.dedent(
     lg = TrajectoryLogger(rclpy)
     cb = {{t: lg._make_cb(t, T.MSG_TYPES[t]) for t in (T.JOINT_STATES, T.COMMAND, T.EPISODE)}}
     S = lambda k: 10**9 + k * 50_000_000
+    # "stepped-back": the wall clock steps back 0.9 s after episode 1's last state, and the
+    # runner cuts episode 1 there; episode 2 is stamped before all of episode 1
+    back = 900_000_000 if {mode!r} == "stepped-back" else 0
     def step(ep, k):
-        cb[T.JOINT_STATES](js_bytes(S(k), float(k)))
-        cb[T.COMMAND](cmd_bytes(T.make_tag(ep, S(k))))
+        stamp = S(k) - (back if ep > 1 else 0)
+        cb[T.JOINT_STATES](js_bytes(stamp, float(k)))
+        cb[T.COMMAND](cmd_bytes(T.make_tag(ep, stamp)))
     cb[T.EPISODE](event_bytes(event="start", id=1))
     for k in range(1, 4):
         step(1, k)
     # a lagging logger: episode 1's stop and episode 2's start overtake its last two states
-    cb[T.EPISODE](event_bytes(event="stop", id=1, steps=5, last_obs_stamp_ns=S(5)))
+    reason = "stamp_went_back" if back else "time_limit"
+    cb[T.EPISODE](event_bytes(event="stop", id=1, steps=5, last_obs_stamp_ns=S(5), reason=reason))
     cb[T.EPISODE](event_bytes(event="start", id=2))
     if {mode!r} == "stateless-stop":  # an episode that ended before its first state
         cb[T.EPISODE](event_bytes(event="stop", id=2, steps=0, last_obs_stamp_ns=None))
@@ -128,15 +152,19 @@ def _run_logger(tmp_path, mode: str) -> tuple[str, list[tuple[str, int]]]:
 
 
 @requires_rclpy
-@pytest.mark.parametrize("mode", ["crash", "stateless-stop", "silence"])
+@pytest.mark.parametrize("mode", ["crash", "stateless-stop", "silence", "stepped-back"])
 def test_the_tail_that_arrives_after_the_next_start_is_stored_with_its_episode(tmp_path, mode):
     stdout, stored = _run_logger(tmp_path, mode)
     eps = {e["id"]: e for e in json.loads(read_custom(tmp_path / "bag")["bremen.episodes"])}
     S = [10**9 + k * 50_000_000 for k in range(8)]
     episode_1 = [(kind, S[k]) for k in range(1, 6) for kind in ("js", "cmd")]
     assert eps[1]["status"] == "complete"
-    assert [m for m in stored if m[1] <= S[5]] == episode_1  # its whole tail, in closed segments
-    if mode == "crash":
+    # its whole tail, in closed segments
+    assert [m for m in stored if S[1] <= m[1] <= S[5]] == episode_1
+    if mode == "stepped-back":  # closed at the step back, not when the clock caught up
+        assert eps[2]["status"] == "incomplete" and eps[1]["reason"] == "stamp_went_back"
+        assert [m[1] for m in stored[len(episode_1) :]] == [S[6] - 9 * 10**8] * 2  # episode 2's first step
+    elif mode == "crash":
         assert eps[2]["status"] == "incomplete"
     elif mode == "stateless-stop":
         assert eps[3]["status"] == "incomplete"
