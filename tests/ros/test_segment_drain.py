@@ -64,11 +64,16 @@ def test_after_a_clock_step_back_a_stream_is_drained_at_its_own_drop():
     d = EpisodeDrain(last, seen, stepped_back_from=seen)
     assert d.see_stamp(T.JOINT_STATES, last - 20) is None  # the queued tail, still rising
     assert d.see_stamp(T.JOINT_STATES, last) is False  # the last state
-    assert d.see_stamp(T.JOINT_STATES, last - 10**9) is False  # stamped before it, yet after it: the step
+    # a small step back, to above where the stream stood at the stop: it drops all the same
+    assert d.see_stamp(T.JOINT_STATES, last - 10) is False
     assert d.pending == {T.COMMAND}
     assert d.see_stamp(T.COMMAND, last - 25) is None  # an earlier command of the tail
+    assert d.see_stamp(T.COMMAND, last - 25) is None  # a second command for that state is no drop
     assert d.see_stamp(T.COMMAND, None) is False  # an untagged message tells nothing
     assert d.see_stamp(T.COMMAND, last - 10**9) is True  # the next episode's first command
+    # a logger that kept up: the stream stood at the last state, so its first message crosses
+    caught_up = EpisodeDrain(last, [T.JOINT_STATES], stepped_back_from={T.JOINT_STATES: last})
+    assert caught_up.see_stamp(T.JOINT_STATES, last - 10**9) is True
     # an episode cut without a step back: the same stamps are still its queued tail
     plain = EpisodeDrain(last, seen)
     assert [plain.see_stamp(T.JOINT_STATES, s) for s in (last - 20, last - 10**9)] == [None, None]
