@@ -203,6 +203,18 @@ def backup(db_path: Path, out: Path) -> Path:
     return out
 
 
+def _aside_name(db_path: Path, stamp: str) -> Path:
+    """``<name>.replaced-<stamp>``, or ``...-2``, ``-3``, ... when a restore in the same second took
+    it: os.rename replaces silently, and would delete the database an earlier restore kept there."""
+    for n in range(1, 1000):
+        moved = db_path.with_name(f"{db_path.name}.replaced-{stamp}" + (f"-{n}" if n > 1 else ""))
+        if not any(Path(f"{moved}{s}").exists() for s in ("", "-wal", "-shm")):
+            return moved
+    raise RegistryError(
+        f"too many '{db_path.name}.replaced-{stamp}*' files beside '{db_path}'; move some away, retry"
+    )
+
+
 def restore(backup_file: Path, db_path: Path, replace: bool = False) -> Path | None:
     """Put the checked ``backup_file`` in place as ``db_path``; returns where the old one went.
 
@@ -225,8 +237,7 @@ def restore(backup_file: Path, db_path: Path, replace: bool = False) -> Path | N
                 raise RegistryError(
                     f"'{db_path}' exists; pass --replace to move it aside (kept, never deleted) and restore"
                 )
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            moved = db_path.with_name(f"{db_path.name}.replaced-{stamp}")
+            moved = _aside_name(db_path, datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ"))
             for suffix in present:  # the main file last, so a failure cannot part it from its WAL
                 os.rename(f"{db_path}{suffix}", f"{moved}{suffix}")
     except BaseException:

@@ -202,3 +202,36 @@ def test_restore_into_a_new_workspace(
     assert code == 0 and "kept as" not in out, err
     with Registry.open(fresh, readonly=True) as reg:
         assert len(reg.policies()) == 4
+
+
+def test_two_restores_in_one_second_keep_both_replaced_databases(
+    capsys: pytest.CaptureFixture[str],
+    workspace: Path,
+    populated: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The aside name has a one-second stamp: a second restore in the same second must not rename
+    over the first one's kept database (os.rename replaces silently), which would delete it."""
+    from datetime import datetime, timezone
+
+    from bremen_robot.registry import maintenance
+
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> FrozenClock:
+            return cls(2026, 1, 10, 9, 12, 0, tzinfo=timezone.utc)
+
+    monkeypatch.setattr(maintenance, "datetime", FrozenClock)
+    db_file = workspace / "registry.sqlite"
+    good = tmp_path / "good.sqlite"
+    assert run(capsys, "registry", "backup", "--out", str(good))[0] == 0
+    _corrupt_table(db_file, "policies")
+    original = _digest(db_file)
+
+    assert run(capsys, "registry", "restore", str(good), "--replace")[0] == 0
+    restored = _digest(db_file)
+    code, out, err = run(capsys, "registry", "restore", str(good), "--replace")
+    assert code == 0, err
+    kept = {_digest(p) for p in workspace.iterdir() if p.name.startswith("registry.sqlite.replaced-")}
+    assert original in kept and restored in kept
