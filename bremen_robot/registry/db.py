@@ -350,6 +350,7 @@ def connect(path: Path, timeout_s: float = 30.0, *, readonly: bool = False) -> G
                 f"and if it is your registry, {RESTORE_HINT}"
             ) from None
         if not readonly:
+            _refuse_foreign(conn, path)  # before WAL mode or a migration changes the file
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -397,6 +398,14 @@ def _refuse_newer(current: int, path: Path) -> None:
             f"registry '{path}' has schema version {current}, newer than this bremen-robot "
             f"understands ({SCHEMA_VERSION}); upgrade bremen-robot"
         )
+
+
+def _refuse_foreign(conn: GuardedConnection, path: Path) -> None:
+    """A SQLite file with tables but no schema_version is another program's database (a mistyped
+    --db): writers must refuse it like readers do, not add the registry's tables to it. Our own new
+    files never reach here without a schema (:func:`_create` builds them complete)."""
+    if schema_version(conn) == 0 and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+        raise RegistryError(f"'{path}' is not a registry database (no schema); check --db / the workspace")
 
 
 def check_version(conn: GuardedConnection, path: Path) -> int:

@@ -225,6 +225,27 @@ def test_not_a_registry_is_refused_by_readers(capsys: pytest.CaptureFixture[str]
     assert _digest(workspace / "registry.sqlite") == before
 
 
+def test_not_a_registry_is_never_made_one_by_writers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, artifact_factory: ArtifactFactory
+) -> None:
+    """A --db pointing at another program's SQLite file (a typo, a wrong variable) must be refused
+    like readers refuse it, not given the registry's tables and switched to WAL in place."""
+    other = tmp_path / "mlflow.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE notes (x)")
+    conn.execute("INSERT INTO notes VALUES ('theirs')")
+    conn.commit()
+    conn.close()
+    before = _digest(other)
+    code, _, err = run(capsys, "policies", "register", str(artifact_factory()), "--db", str(other))
+    assert code == 2
+    one_line(err, f"'{other}' is not a registry database (no schema)")
+    assert _digest(other) == before
+    conn = sqlite3.connect(other)
+    assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("notes",)]
+    conn.close()
+
+
 @pytest.mark.parametrize("form", ["id", "path"])
 def test_verify_for_deployment_reports_damage_not_unregistered(
     workspace: Path, artifact_factory: ArtifactFactory, alice: tuple[Path, Path], form: str
