@@ -231,11 +231,11 @@ def noise_sigma(ws: Path, deployment: Any) -> float | None:
     """The exploration noise deployment ``deployment``'s collection ran with (its collect.yaml)."""
     if not isinstance(deployment, int):
         return None
-    try:
-        import yaml
+    import yaml
 
+    try:
         cfg = yaml.safe_load((ws / f"d{deployment}" / "collect.yaml").read_text())
-    except (OSError, ValueError):
+    except (OSError, ValueError, yaml.YAMLError):  # YAMLError is no ValueError: a broken file
         return None
     return _num(cfg.get("noise_sigma")) if isinstance(cfg, dict) else None
 

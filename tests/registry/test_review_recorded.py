@@ -165,3 +165,16 @@ def test_a_collection_without_a_shield_is_not_shown_as_zero_interventions(
         "(deployment 1 was collected by the direct collector)"
     ) in verdict
     assert "0 in 3 episodes" not in out
+
+
+def test_an_unreadable_collect_yaml_leaves_the_noise_out_not_the_review(
+    capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
+) -> None:
+    """A half-written or hand-broken d<k>/collect.yaml is not a YAML document: the review shows the
+    rest (docs: odd files are shown as far as they go, never an error), without the noise."""
+    rec = campaign_like(workspace, registry, artifact_factory)
+    (workspace / "d1" / "collect.yaml").write_text("noise_sigma: [0.1\nseed: 1\n")
+    out, verdict = _verdict(capsys, workspace, rec.id)
+    assert f"VERDICT: candidate {rec.id} vs deployed random" in verdict
+    assert "candidate: -12.5 ± 1.1 (4 episodes, d1/eval.json)" in verdict
+    assert "the collection added N(0" not in out
