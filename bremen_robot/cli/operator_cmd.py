@@ -20,9 +20,14 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from bremen_robot.registry import key_fingerprint, key_paths, load_public_key
+    from bremen_robot.registry import RegistryError, key_fingerprint, key_paths, load_public_key
 
     _, pub = key_paths(args.name, args.dir)
+    if not pub.is_file():  # load_public_key's own message is about a robot config's trusted keys
+        raise RegistryError(
+            f"no public key for operator {args.name} at '{pub}'; create it with "
+            f"'bremen operator init {args.name}', or pass --dir / set $BREMEN_OPERATOR_DIR to its folder"
+        )
     key = load_public_key(pub)
     print(f"{args.name}: {pub} (key {key_fingerprint(key)[:12]})")
     return 0

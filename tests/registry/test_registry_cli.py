@@ -23,6 +23,17 @@ def one_line_error(err: str, needle: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
 
 
+def test_operator_show_of_an_unknown_name_names_operator_init(
+    capsys: pytest.CaptureFixture[str], operator_dir: Path
+) -> None:
+    """No robot config is involved in 'operator show': the fix is to create the pair or pass --dir."""
+    code, _, err = run(capsys, "operator", "show", "bob")
+    assert code == 2
+    one_line_error(err, f"no public key for operator bob at '{operator_dir / 'bob.pub'}'")
+    one_line_error(err, "'bremen operator init bob'")
+    assert "trusted_operator_keys" not in err and "robot config" not in err
+
+
 def test_cli_flow(
     capsys: pytest.CaptureFixture[str], workspace: Path, operator_dir: Path, artifact_factory: ArtifactFactory
 ) -> None:
