@@ -62,11 +62,17 @@ def _write_exclusive(path: Path, data: bytes, mode: int) -> None:
     """Create ``path`` with ``mode``; fail if it exists (O_EXCL), never truncating anything."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
-        os.fchmod(fd, mode)  # the umask may have narrowed or widened nothing; make it exact
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        try:
+            os.fchmod(fd, mode)  # the umask may have narrowed or widened nothing; make it exact
+            view = memoryview(data)
+            while view:  # os.write may write less than asked (a filling disk): a key is whole or absent
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        path.unlink(missing_ok=True)  # ours (O_EXCL): a half-written key must not block a retry
+        raise
 
 
 def init_operator(name: str, directory: Path | None = None) -> tuple[Path, Path]:
@@ -101,6 +107,9 @@ def init_operator(name: str, directory: Path | None = None) -> tuple[Path, Path]
         raise RegistryError(
             f"operator key '{pub_path}' already exists; keep it, or choose another name"
         ) from None
+    except BaseException:  # a full disk, say: the same, or the retry is refused ("already exists")
+        priv_path.unlink(missing_ok=True)
+        raise
     return priv_path, pub_path
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 from pathlib import Path
 
@@ -76,3 +78,33 @@ def test_signature_binds_every_field(tmp_path: Path) -> None:
     assert not verify_signature(payload, "not base64!", public)
     _, other = init_operator("mallory", tmp_path)
     assert not verify_signature(payload, sig, load_public_key(other))
+
+
+def test_a_full_disk_while_writing_the_pair_leaves_nothing_to_block_a_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills up after the private key, while the public key is written: no half pair may
+    stay behind (init would then refuse the retry with 'already exists; keep it')."""
+    real_write = os.write
+
+    def full_on_public_key(fd: int, data: bytes) -> int:
+        if bytes(data).startswith(b"-----BEGIN PUBLIC KEY"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_on_public_key)
+    with pytest.raises(OSError, match="No space left"):
+        init_operator("alice", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(os, "write", real_write)
+    priv, pub = init_operator("alice", tmp_path)  # space freed: the retry works
+    assert load_private_key(priv).public_key() == load_public_key(pub)
+
+
+def test_short_writes_still_write_the_whole_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """os.write may write fewer bytes than asked (a filling disk, a signal): a key is written whole."""
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data)[:10]))
+    priv, pub = init_operator("alice", tmp_path)
+    monkeypatch.setattr(os, "write", real_write)
+    assert load_private_key(priv).public_key() == load_public_key(pub)
