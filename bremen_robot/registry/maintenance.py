@@ -113,6 +113,14 @@ def _check_rows(reg: Registry) -> tuple[list[str], int]:
             )
         if sha == RANDOM_POLICY_ID:
             continue
+        if rec.state in ("approved", "deployed") and rec.approval is None:
+            # candidate -> approved is a legal move for the trigger and audit rows can be appended
+            # by hand, so neither check above sees a state no operator ever signed
+            fix = "retire it" if rec.state == "deployed" else "reject it"
+            problems.append(
+                f"policy {rec.id}: state '{rec.state}' but no approval is recorded (unsigned); "
+                f"{fix}, or restore the last good backup"
+            )
         for column in ("robot", "task"):  # the columns `bremen policies` shows, from the manifest
             if getattr(rec, column) != rec.manifest.get(column):
                 problems.append(

@@ -235,3 +235,25 @@ def test_two_restores_in_one_second_keep_both_replaced_databases(
     assert code == 0, err
     kept = {_digest(p) for p in workspace.iterdir() if p.name.startswith("registry.sqlite.replaced-")}
     assert original in kept and restored in kept
+
+
+def test_check_reports_an_approved_policy_without_an_approval(
+    capsys: pytest.CaptureFixture[str], workspace: Path, populated: dict[str, str]
+) -> None:
+    """candidate -> approved is a legal move for the trigger, and an audit row can be appended by
+    hand: the registry then calls the policy approved with no signature anywhere, and its check
+    must not answer 'ok'."""
+    cand = populated["candidate"]
+    _raw(
+        workspace / "registry.sqlite",
+        f"UPDATE policies SET state = 'approved' WHERE substr(sha256, 1, 12) = '{cand}'",
+        "INSERT INTO audit (policy_sha256, at, actor, from_state, to_state, note)"
+        f" SELECT sha256, 'now', 'mallory', 'candidate', 'approved', '' FROM policies"
+        f" WHERE substr(sha256, 1, 12) = '{cand}'",
+    )
+    code, out, err = run(capsys, "registry", "check")
+    assert code == 1 and err.strip().endswith(": 1 problem(s)")
+    assert out.strip().splitlines() == [
+        f"{workspace / 'registry.sqlite'}: policy {cand}: state 'approved' but no approval is recorded "
+        "(unsigned); reject it, or restore the last good backup"
+    ]
