@@ -272,6 +272,7 @@ def signature_state(ws: Path, rec: PolicyRecord) -> tuple[str, bool | None]:
         return f"INVALID: {exc}", False
     if p.get("artifact_sha256") != rec.sha256 or p.get("manifest_digest") != rec.manifest_digest:
         return "INVALID: the signed payload names another artifact or manifest", False
+    named = None  # the workspace's own key for the approver's name, when it has one
     for pub in sorted((ws / "trusted_operators").glob("*.pub")) + sorted((ws / "keys").glob("*.pub")):
         try:
             key = load_public_key(pub)
@@ -281,6 +282,14 @@ def signature_state(ws: Path, rec: PolicyRecord) -> tuple[str, bool | None]:
             if verify_signature(a.payload, a.signature, key):
                 return f"signed by {a.operator} at {a.time}; verified with {pub.name}", True
             return f"INVALID: the signature does not verify with {a.operator}'s key {pub.name}", False
+        if pub.stem == a.operator and named is None:
+            named = (pub.name, key_fingerprint(key))
+    if named is not None:  # the workspace knows this name's key, and that key did not sign
+        return (
+            f"INVALID: signed as {a.operator} with key {a.key_fingerprint[:12]}, which is not the key of "
+            f"{a.operator} in this workspace ({named[0]}, key {named[1][:12]}); robots trusting it refuse it",
+            False,
+        )
     return (
         f"signed by {a.operator} at {a.time} (key {a.key_fingerprint[:12]}); no public key in this "
         "workspace to verify it (the robot verifies it before running)",

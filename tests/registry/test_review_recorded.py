@@ -4,6 +4,7 @@ shows the verdict at the top of the terminal output, and writes the page where t
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from registry_helpers import ArtifactFactory
 from review_fixtures import campaign_like
 
 from bremen_robot.cli import main
-from bremen_robot.registry import Registry
+from bremen_robot.registry import Registry, init_operator
 from bremen_robot.registry.evidence import recorded_evaluations
 
 
@@ -178,3 +179,28 @@ def test_an_unreadable_collect_yaml_leaves_the_noise_out_not_the_review(
     assert f"VERDICT: candidate {rec.id} vs deployed random" in verdict
     assert "candidate: -12.5 ± 1.1 (4 episodes, d1/eval.json)" in verdict
     assert "the collection added N(0" not in out
+
+
+def test_a_signature_by_another_key_than_the_workspaces_key_of_that_name_is_a_red_flag(
+    capsys: pytest.CaptureFixture[str],
+    workspace: Path,
+    registry: Registry,
+    artifact_factory: ArtifactFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The workspace trusts alice's key; someone approved as 'alice' with a pair of his own (the
+    registry accepts it: its operator folder had no alice.pub, so the .pub beside --key counted).
+    The review must not say 'signed by alice ... no public key in this workspace' without a flag:
+    the workspace holds alice's key, and it did not sign."""
+    rec = campaign_like(workspace, registry, artifact_factory)
+    _, real_pub = init_operator("alice", tmp_path / "alice-home")
+    (workspace / "trusted_operators").mkdir()
+    shutil.copy(real_pub, workspace / "trusted_operators" / "alice.pub")
+    other_priv, _ = init_operator("alice", tmp_path / "someone-else")
+    monkeypatch.setenv("BREMEN_OPERATOR_DIR", str(tmp_path / "empty"))
+    registry.approve(rec.id, "alice", other_priv, note="ok")
+    out, verdict = _verdict(capsys, workspace, rec.id)
+    assert "RED FLAG (signature)" in verdict
+    assert "which is not the key of alice in this workspace (alice.pub, key " in verdict
+    assert "no public key in this workspace" not in out
