@@ -95,10 +95,12 @@ def eligible(shift: float, max_shift: float | None) -> bool:
 
 
 def choose(estimates: Sequence[float]) -> int:
-    """Index of the best estimate; ties go to the earliest snapshot (nearest the behavior policy)."""
+    """Index of the best estimate; ties go to the earliest snapshot (nearest the behavior policy).
+    A NaN estimate is no score at all, so it ranks below every number (np.argmax would pick it)."""
     if not len(estimates):
         raise ValueError("no snapshots to choose from")
-    return int(np.argmax(np.asarray(estimates, dtype=np.float64)))  # argmax keeps the first of ties
+    est = np.asarray(estimates, dtype=np.float64)
+    return int(np.argmax(np.where(np.isnan(est), -np.inf, est)))  # argmax keeps the first of ties
 
 
 def beats(estimate: float, reference: float | None, margin: float = 0.0) -> bool:
@@ -280,7 +282,7 @@ def select_with_twin(
             ok.append(i)
     if not ok:
         return None, notes
-    return max(ok, key=lambda i: (scores[i].estimate, -i)), notes
+    return ok[choose([scores[i].estimate for i in ok])], notes  # the offline rule, on the survivors
 
 
 def twin_candidate(

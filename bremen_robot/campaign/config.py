@@ -232,6 +232,13 @@ def load_campaign_config(name_or_path: str | Path) -> CampaignConfig:
             twin_engine(data_engine(cfg), cfg.selection.twin_engine)
         except BremenError as exc:
             raise ConfigError(f"{path}: selection.twin_engine: {exc}") from None
+        if cfg.selection.twin_randomization is not None:  # else first read after deployment 1's training
+            from sim.randomization import load_randomization
+
+            try:
+                load_randomization(cfg.selection.twin_randomization)
+            except BremenError as exc:
+                raise ConfigError(f"{path}: selection.twin_randomization: {exc}") from None
     return cfg
 
 

@@ -36,6 +36,20 @@ from bremen_robot.progress import Reporter
 from bremen_robot.robot_config import load_robot_config
 
 DEMO_OPERATOR = "demo-operator"
+REJECTED_SEED_STEP = 1000  # seed + k never reaches it (k <= 50), so a retraining's seed is new
+
+
+def rejected_on(reg: Any, digests: list[str]) -> int:
+    """How many candidates trained on exactly these datasets an operator rejected."""
+    return sum(
+        1 for r in reg.policies() if r.state == "rejected" and r.lineage.get("data_digests") == digests
+    )
+
+
+def training_seed(seed: int, k: int, rejected: int) -> int:
+    """Deployment k's training seed. Training is deterministic, so the same seed would give a
+    rejected policy back under a new id: each rejection (``rejected_on``) moves it on."""
+    return seed + k + REJECTED_SEED_STEP * rejected
 
 
 Log = Callable[[str], None]
@@ -258,7 +272,9 @@ class Campaign:
             data.save(path)
         return Dataset.load(path)
 
-    def _train(self, k: int, data: Dataset, deployed: Path | None = None) -> Path:
+    def _train(self, k: int, data: Dataset, deployed: Path | None = None, rejected: int = 0) -> Path:
+        """Deployment k's candidate; ``rejected``: :func:`rejected_on` this data (see
+        :func:`training_seed`; a resumed retraining finds the same count, so keeps its seed)."""
         out = self.ws.train_dir(k)
         if (out / MANIFEST_FILE).is_file():
             return out
@@ -269,7 +285,7 @@ class Campaign:
 
         self.log(f"deployment {k}: training on {len(data)} transitions ({self.train_cfg.name})")
         train(
-            self.train_cfg.model_copy(update={"seed": self.cfg.seed + k}),
+            self.train_cfg.model_copy(update={"seed": training_seed(self.cfg.seed, k, rejected)}),
             data,
             out,
             robot=self.robot.name,
@@ -373,10 +389,11 @@ class Campaign:
                 datasets.append(self._dataset(k))
                 data = merge(datasets) if len(datasets) > 1 else datasets[0]
                 deployed = None if policy_id == "random" else reg.get(policy_id).artifact_dir
+                digests = [d.digest() for d in datasets]
                 self.status.stage("training", k)
-                train_dir = self._train(k, data, deployed)
+                train_dir = self._train(k, data, deployed, rejected_on(reg, digests))
                 lineage = {
-                    "data_digests": [d.digest() for d in datasets],
+                    "data_digests": digests,
                     "parent": policy_id,
                     "deployment": k,
                 }

@@ -3,8 +3,8 @@
 Before a new candidate's approval is asked, it runs for ``steps`` control steps in shadow beside
 the deployed policy (which drives the robot, with its deployment's exploration noise) and the
 summary is recorded in the registry as a shadow run, never a deployment. The bag stays in
-``d<k>/shadow_bag``; ``d<k>/shadow.json`` marks the step done, so a resumed campaign does not
-run it again. The shadow bag is never ingested.
+``d<k>/shadow_bag``; ``d<k>/shadow.json`` marks the step done for the candidate it names, so a
+resumed campaign does not run it again. The shadow bag is never ingested.
 """
 
 from __future__ import annotations
@@ -59,8 +59,11 @@ def shadow_before_approval(
         return None
     marker = campaign.ws.deployment_dir(k) / "shadow.json"
     done = read_json(marker)
-    if done is not None:
+    if done is not None and done.get("candidate", candidate) == candidate:  # older markers: no name
         return dict(done)
+    if done is not None:  # a rejected candidate's run: the one trained since must run in shadow too
+        aside = move_aside(marker, "other-candidate")
+        campaign.log(f"deployment {k}: the shadow run of {done['candidate']} is kept at {aside}")
     bag = campaign.ws.deployment_dir(k) / "shadow_bag"
     bag.parent.mkdir(parents=True, exist_ok=True)
     move_aside(bag)
@@ -70,7 +73,7 @@ def shadow_before_approval(
     )
     run: ShadowFn = getattr(campaign, "shadow_fn", None) or shadow_through_graph
     summary = run(campaign, k, candidate, acting, bag)
-    write_json_atomic(marker, summary)
+    write_json_atomic(marker, {**summary, "candidate": candidate})
     mean_abs = (summary.get("command_difference") or {}).get("mean_abs_all")
     diff = "no paired step" if mean_abs is None else f"mean command difference {float(mean_abs):.3g}"
     campaign.log(

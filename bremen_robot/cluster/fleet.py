@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bremen_robot.campaign.runner import Campaign, CollectRequest
+from bremen_robot.campaign.runner import Campaign, CollectRequest, training_seed
 from bremen_robot.campaign.workspace import read_json, write_json_atomic
 from bremen_robot.cluster.ray_env import cluster_gpus, connect, robot_nodes, robot_resource
 from bremen_robot.data.dataset import Dataset, merge
@@ -251,13 +251,13 @@ class ClusterCampaign(Campaign):
             if int(s["samples"]):
                 record_session(reg, {**s, "policy_id": policy_id, "round": k})
 
-    def _train(self, k: int, data: Dataset, deployed: Path | None = None) -> Path:
+    def _train(self, k: int, data: Dataset, deployed: Path | None = None, rejected: int = 0) -> Path:
         if not cluster_gpus(self.ray):
-            return super()._train(k, data, deployed)
-        return train_on_gpu(self, k, data, deployed)
+            return super()._train(k, data, deployed, rejected)
+        return train_on_gpu(self, k, data, deployed, rejected)
 
 
-def train_on_gpu(c: ClusterCampaign, k: int, data: Dataset, deployed: Path | None) -> Path:
+def train_on_gpu(c: ClusterCampaign, k: int, data: Dataset, deployed: Path | None, rejected: int = 0) -> Path:
     """Train as a Ray task on a GPU node; the training folder comes back as a tar archive."""
     import io
     import tarfile
@@ -281,9 +281,9 @@ def train_on_gpu(c: ClusterCampaign, k: int, data: Dataset, deployed: Path | Non
         return buf.getvalue()
 
     job = {
-        "cfg": c.train_cfg.model_copy(update={"seed": c.cfg.seed + k, "device": "auto"}).model_dump(
-            mode="json"
-        ),
+        "cfg": c.train_cfg.model_copy(
+            update={"seed": training_seed(c.cfg.seed, k, rejected), "device": "auto"}
+        ).model_dump(mode="json"),
         "data": _dataset_bytes(data),
         "robot": c.robot.name,
         "init": prev.read_bytes() if warm else None,

@@ -404,3 +404,22 @@ def test_the_summary_tells_no_shield_from_no_interventions(collected: dict, expe
     from bremen_robot.campaign.collecting import shield_count
 
     assert shield_count(collected) == expected
+
+
+def test_a_candidate_trained_again_after_a_rejection_is_not_the_rejected_policy(tmp_path):
+    """A rejection's fix is to move ``d<k>/train`` aside and re-run. Trained on the same data with
+    the same seed, the 'new' candidate would be the rejected policy again under a new id."""
+    from bremen_robot.policy.artifact import load_artifact
+    from bremen_robot.registry import Registry
+
+    cfg = load_campaign_config(write_campaign(tmp_path, deployments=1))
+    ws = tmp_path / "ws"
+    first = _run_quietly(cfg, ws)["final_candidate"]["policy_id"]
+    with Registry.open(ws) as reg:
+        reg.reject(first, "joint 3 oscillates", operator="alice")
+    (ws / "d1" / "train").rename(ws / "d1" / "train.rejected")
+    second = _run_quietly(cfg, ws)["final_candidate"]["policy_id"]
+    assert second != first
+    obs = np.random.default_rng(0).uniform(-1, 1, size=(32, 2)).astype(np.float32)
+    rejected = load_artifact(ws / "d1" / "train.rejected").act(obs)
+    assert not np.array_equal(load_artifact(ws / "d1" / "train").act(obs), rejected)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bremen_robot.campaign.config import load_campaign_config
@@ -67,3 +68,34 @@ def test_without_the_setting_no_shadow_run_happens(tmp_path):
     camp.shadow_fn = lambda *a: (_ for _ in ()).throw(AssertionError("shadow ran"))
     camp.run()
     assert not (tmp_path / "ws" / "d2" / "shadow.json").exists()
+
+
+def test_a_candidate_trained_again_after_a_rejection_runs_in_shadow_too(tmp_path):
+    """``d<k>/shadow.json`` marks deployment k's shadow step done; after a rejection the
+    candidate is trained again, and the new one must run in shadow before its approval is asked,
+    not inherit the rejected one's run."""
+    from bremen_robot.registry import Registry
+
+    cfg = load_campaign_config(_enable(write_campaign(tmp_path), 5))
+    ws = tmp_path / "ws"
+    calls: list[str] = []
+
+    def fake_shadow(campaign, k, candidate, acting, bag):
+        calls.append(candidate)
+        return {"paired_steps": 5, "command_difference": {"mean_abs_all": 0.5}}
+
+    def campaign(collector: DirectCollector) -> Campaign:
+        camp = Campaign(cfg, ws, auto_approve=True, collect_fn=collector, log=lambda m: None)
+        camp.shadow_fn = fake_shadow
+        return camp
+
+    with pytest.raises(KeyboardInterrupt):  # stopped as deployment 2 began: nothing collected
+        campaign(DirectCollector(fail_at=2)).run()
+    with Registry.open(ws) as reg:
+        reg.reject(calls[0], "joint 3 oscillates", operator="alice")
+    (ws / "d1" / "train").rename(ws / "d1" / "train.rejected")  # what the rejection message says
+    campaign(DirectCollector()).run()
+    assert len(calls) == 2 and calls[1] != calls[0]
+    with Registry.open(ws) as reg:
+        assert reg.get(calls[1]).deployments == [2]  # the candidate that ran in shadow was deployed
+    assert (ws / "d2" / "shadow.json.other-candidate-1").is_file()  # the rejected one's run is kept

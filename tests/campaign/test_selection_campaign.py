@@ -331,3 +331,11 @@ def test_a_report_without_snapshot_figures_drops_the_other_policys_figures():
     assert report["kl_to_bc"] == 3.0  # the training's own report is not changed
     with pytest.raises(ValueError, match="snapshot 'trpo-0009' is not in the training report"):
         with_figures_of(report, "trpo-0009")
+
+
+def test_a_twin_randomization_file_that_does_not_load_is_refused_with_the_config(tmp_path):
+    """Read only when deployment 1's training is done, a bad file would stop the campaign after
+    the robot collected; and fixing the path then makes it another campaign (its identity)."""
+    camp = selecting_campaign(tmp_path, twin=True, data_engine="mujoco", twin_randomization="nope.yaml")
+    with pytest.raises(ConfigError, match=r"campaign\.yaml: selection\.twin_randomization: .*nope\.yaml"):
+        load_campaign_config(camp)

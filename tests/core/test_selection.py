@@ -385,3 +385,16 @@ def test_the_shift_is_measured_on_states_spread_over_all_the_data():
     assert spread == pytest.approx(0.1)
     assert shifts[0] == 0.0
     assert shifts[1] == pytest.approx(np.sqrt(650 / 2048) / 0.1)
+
+
+def test_a_snapshot_whose_estimate_is_not_a_number_is_never_chosen():
+    """NaN is no highest score: np.argmax would take it for the best, and with no reference
+    (deployment 1) it would also 'beat' the deployed policy and be proposed."""
+    nan = float("nan")
+    rows = [SnapshotScore("bc", 0, [nan], nan), SnapshotScore("trpo-0010", 10, [5.0], 5.0)]
+    assert select_offline(rows, None, 0.0) == (1, True)
+    rows += [SnapshotScore("trpo-0020", 20, [nan], nan), SnapshotScore("trpo-0030", 30, [3.0], 3.0)]
+    assert select_offline(rows, None, 0.0) == (1, True)
+    for r in rows:
+        r.twin = 100.0  # the twin vetoes none of them
+    assert select_with_twin(rows, None, 100.0, 0.0, 0.1)[0] == 1
