@@ -115,7 +115,12 @@ def beats(estimate: float, reference: float | None, margin: float = 0.0) -> bool
 
 def clearly_below(score: float, reference: float, tolerance: float) -> bool:
     """Twin veto: ``score`` is more than ``tolerance`` × max(|reference|, 1) under ``reference``
-    (the floor of 1 keeps a near-zero reference from vetoing every snapshot by noise)."""
+    (the floor of 1 keeps a near-zero reference from vetoing every snapshot by noise).
+
+    A score or reference that is not a finite number (a twin run whose physics blew up) vetoes:
+    NaN compares false with everything, so it would otherwise pass every snapshot."""
+    if not (np.isfinite(score) and np.isfinite(reference)):
+        return True
     return score < reference - tolerance * max(abs(reference), 1.0)
 
 
@@ -274,7 +279,12 @@ def select_with_twin(
     for i, s in enumerate(scores):
         if s.twin is None or not twin_candidate(s, deployed_estimate, margin, max_shift):
             continue
-        if clearly_below(s.twin, deployed_twin, tolerance):
+        if not (np.isfinite(s.twin) and np.isfinite(deployed_twin)):
+            notes.append(
+                f"{s.name}: twin {s.twin:.1f} against the deployed policy's {deployed_twin:.1f} "
+                "is no evidence (not a finite number)"
+            )
+        elif clearly_below(s.twin, deployed_twin, tolerance):
             notes.append(
                 f"{s.name}: twin {s.twin:.1f} is clearly below the deployed policy's {deployed_twin:.1f}"
             )

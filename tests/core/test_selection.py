@@ -168,6 +168,11 @@ def test_beats_and_twin_veto_thresholds():
     # near zero the floor of 1 applies: 0.1 x 1
     assert not clearly_below(-0.05, 0.0, 0.1) and clearly_below(-0.2, 0.0, 0.1)
     assert twin_survivors({"a": 1900.0, "b": 1000.0, "c": 2500.0}, 2000.0, 0.1) == ["a", "c"]
+    # a twin run that blew up is no evidence for a snapshot: vetoed, and so is everything
+    # measured against a deployed score that blew up
+    nan, inf = float("nan"), float("inf")
+    assert twin_survivors({"a": nan, "b": inf, "c": -inf, "d": 2100.0}, 2000.0, 0.1) == ["d"]
+    assert twin_survivors({"a": 1900.0, "b": 2500.0}, nan, 0.1) == []
 
 
 def test_twin_engine_is_never_the_data_engine():
@@ -200,6 +205,13 @@ def test_select_with_twin_vetoes_and_falls_back_to_next_best():
     # nothing survives: the twin vetoes all that beat the deployed policy offline
     best, _ = select_with_twin(rows, deployed_estimate=200.0, deployed_twin=2000.0, margin=0.0, tolerance=0.1)
     assert best is None
+    # the best offline snapshot's twin run blew up: it is vetoed and the report says why
+    rows[2] = SnapshotScore("trpo-0020", 20, [500.0], 500.0, twin=float("nan"))
+    best, notes = select_with_twin(rows, 90.0, 1000.0, margin=0.0, tolerance=0.1)
+    assert best == 1
+    assert notes == [
+        "trpo-0020: twin nan against the deployed policy's 1000.0 is no evidence (not a finite number)"
+    ]
 
 
 def test_offline_selection_says_when_nothing_beats_the_deployed_policy():
