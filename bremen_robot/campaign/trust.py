@@ -151,19 +151,23 @@ def add_operator(ws: Path, name: str, pub: Path | None = None) -> tuple[Path, st
     key = load_public_key(src)
     fp = key_fingerprint(key)
     dest = Path(ws) / TRUST_DIR / f"{name}.pub"
-    if dest.exists():
-        have = _fingerprint(dest)
-        if have == fp:
-            return dest, fp, False
-        raise BremenError(
-            f"workspace '{ws}' already trusts another key for operator {name} "
-            f"(key {(have or 'unreadable')[:12]}, this one {fp[:12]}); "
-            f"run 'bremen trust remove {name} --workspace {ws}' first if the key really changed"
-        )
-    pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    atomic_write_bytes(dest, pem)
-    dest.chmod(0o644)
-    return dest, fp, True
+    if not dest.exists():
+        pem = key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        try:  # exclusive: of two `trust add` of different keys at once, the second must not replace
+            atomic_write_bytes(dest, pem, exclusive=True)
+        except FileExistsError:
+            pass  # another process trusted a key under this name meanwhile: judged below
+        else:
+            dest.chmod(0o644)
+            return dest, fp, True
+    have = _fingerprint(dest)
+    if have == fp:
+        return dest, fp, False
+    raise BremenError(
+        f"workspace '{ws}' already trusts another key for operator {name} "
+        f"(key {(have or 'unreadable')[:12]}, this one {fp[:12]}); "
+        f"run 'bremen trust remove {name} --workspace {ws}' first if the key really changed"
+    )
 
 
 def remove_operator(ws: Path, name: str) -> Path:

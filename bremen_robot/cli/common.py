@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,3 +72,13 @@ def describe_os_error(exc: OSError) -> str | None:
         where = f"{where} -> {exc.filename2}"
     tail = " (files already written are kept)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ""
     return f"{where}: {problem}; {fix}{tail}"
+
+
+# C0/C1 control characters except newline and tab: a note or name carrying terminal escape
+# sequences would otherwise rewrite the operator's terminal (title, colours, cursor, links)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN`` escapes, never sent to the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)

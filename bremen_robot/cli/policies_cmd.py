@@ -10,6 +10,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bremen_robot.cli.common import terminal_safe
+
 if TYPE_CHECKING:
     from bremen_robot.registry import PolicyRecord, Registry
 
@@ -141,7 +143,8 @@ def _audit(args: argparse.Namespace) -> int:
         for a in rows:
             note = f"  {a.note}" if a.note else ""
             move = f"{a.from_state or '-':>9} -> {a.to_state:<9}"
-            print(f"{a.seq:>5}  {a.at}  {a.policy_id:<12}  {move}  {a.actor}{note}")
+            # notes and actors are typed by people (--reason, --note): escapes must not reach the terminal
+            print(terminal_safe(f"{a.seq:>5}  {a.at}  {a.policy_id:<12}  {move}  {a.actor}{note}"))
         if not rows:
             print("audit log is empty")
     return 0

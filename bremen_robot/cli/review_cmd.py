@@ -10,7 +10,8 @@ from bremen_robot.cli.policies_cmd import add_registry_options, open_registry
 
 
 def _run(args: argparse.Namespace) -> int:
-    from bremen_robot.registry.reviewing import make_review, terminal_safe
+    from bremen_robot.cli.common import terminal_safe
+    from bremen_robot.registry.reviewing import make_review
     from bremen_robot.registry.sessions import sessions
     from bremen_robot.registry.shadow_runs import review_lines
 

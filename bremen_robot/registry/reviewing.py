@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,15 +26,6 @@ from bremen_robot.registry.verdict import (
     verdict_lines,
 )
 from bremen_robot.registry.video import Video, policy_act, side_by_side
-
-# C0/C1 control characters except newline and tab: a note or name carrying terminal escape
-# sequences would otherwise rewrite the operator's terminal (title, colours, cursor, links)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def terminal_safe(text: str) -> str:
-    """``text`` with control characters shown as ``\\xNN`` escapes, never sent to the terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass

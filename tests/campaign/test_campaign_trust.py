@@ -208,6 +208,27 @@ def test_trust_command_adds_lists_and_removes(tmp_path, operators, capsys):
     assert "has no trusted key for operator alice (trusted here: none)" in capsys.readouterr().err
 
 
+def test_two_trust_adds_racing_for_one_name_keep_the_first_key(tmp_path, operators, monkeypatch):
+    """The other `trust add` writes bob's key as alice after this one found no alice.pub: this
+    one must refuse, not replace it (os.replace would have, silently)."""
+    from bremen_robot.campaign import trust
+
+    ws = tmp_path / "ws"
+    copy = ws / "trusted_operators" / "alice.pub"
+    real = trust.atomic_write_bytes
+
+    def racing(path, data, **kw):  # the other process wins between the check and this write
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes((operators / "bob.pub").read_bytes())
+        return real(path, data, **kw)
+
+    monkeypatch.setattr(trust, "atomic_write_bytes", racing)
+    with pytest.raises(BremenError, match="already trusts another key for operator alice"):
+        trust.add_operator(ws, "alice")
+    assert copy.read_bytes() == (operators / "bob.pub").read_bytes()
+    assert [p.name for p in copy.parent.iterdir()] == ["alice.pub"]  # no temporary file left
+
+
 def test_generated_robot_config_names_the_command_not_the_file(tmp_path):
     from bremen_robot.campaign.trust import write_robot_config
     from bremen_robot.robot_config import load_robot_config

@@ -116,6 +116,19 @@ def test_cli_reject_and_bad_ids(
         one_line_error(err, needle)
 
 
+def test_audit_shows_a_typed_note_with_its_escapes_spelled_out(
+    capsys: pytest.CaptureFixture[str], workspace: Path, artifact_factory: ArtifactFactory
+) -> None:
+    """A reason with a terminal escape (here: set the window title) must not reach the terminal."""
+    with Registry.open(workspace) as reg:
+        pid = reg.register(artifact_factory()).id
+    assert run(capsys, "reject", pid, "--reason", "bad\x1b]0;approved\x07 run", "--operator", "bob")[0] == 0
+    code, out, _ = run(capsys, "policies", "audit", pid)
+    assert code == 0
+    assert out.splitlines()[-1].endswith("bob  bad\\x1b]0;approved\\x07 run")
+    assert "\x1b" not in out and "\x07" not in out
+
+
 def test_cli_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["reject", "abcd"], ["approve", "abcd"], ["operator"]):
         with pytest.raises(SystemExit) as info:
