@@ -87,6 +87,7 @@ class StatusWriter:
         with self._guard():
             if deployment is not None and deployment != self.data["deployment"]:
                 self.data.update(deployment=deployment, episodes=0, steps=0, interventions=0, estop="unknown")
+                self.data.pop("candidate", None)  # the last deployment's; this one has none yet
             self.data.update({"stage": stage, "message": "", **fields})
             self._flush()
 

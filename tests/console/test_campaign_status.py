@@ -58,6 +58,8 @@ def test_the_campaign_writes_its_stage_and_live_collection_counts(tmp_path):
         (2, 200, 3, "latched"),
     ]
     assert seen[6]["episodes"] == 0 and seen[6]["policy_id"] != "random"  # a new deployment starts at 0
+    # deployment 1's candidate is deployment 2's policy, not a candidate of deployment 2
+    assert "candidate" not in seen[6] and "candidate" not in seen[0]
     final = json.loads((ws / "status.json").read_text())
     assert (final["stage"], final["deployment"], final["deployments"]) == ("finished", 2, 2)
     assert (final["steps"], final["steps_target"], final["interventions"]) == (200, 200, 3)
