@@ -215,12 +215,23 @@ def load_campaign_config(name_or_path: str | Path) -> CampaignConfig:
         sel["twin_randomization"] = str((base / sel["twin_randomization"]).resolve())
     cfg = validate_model(CampaignConfig, data, str(path))
     robot = load_robot_config(cfg.robot)
-    train = load_train_config(cfg.train)
+    from bremen_robot.errors import BremenError
+
+    try:
+        train = load_train_config(cfg.train)
+    except BremenError as exc:
+        raise ConfigError(f"{path}: train: {exc}") from None
     task = get_task(train.task or robot.task)
     if task.name != get_task(robot.task).name:
         raise ConfigError(f"{path}: train preset task '{task.name}' differs from robot task '{robot.task}'")
+    if cfg.evaluation.env is not None:  # else first used after deployment 1's training
+        from bremen_robot.data.real_rollout import check_env_spec
+
+        try:
+            check_env_spec(cfg.evaluation.env, task.name)
+        except BremenError as exc:
+            raise ConfigError(f"{path}: evaluation.env: {exc}") from None
     if cfg.selection.twin:
-        from bremen_robot.errors import BremenError
         from bremen_robot.selection import twin_engine
 
         if not train.selection.enabled:

@@ -38,6 +38,21 @@ def task_for_env_spec(spec: str) -> Task:
     )
 
 
+def check_env_spec(spec: str, task_name: str) -> None:
+    """Refuse, before any work, an env spec that names no env, an unknown simulator backend, or an
+    env of another task than ``task_name`` (its returns would not be the robot's task)."""
+    if spec.startswith("sim:"):
+        backend = spec[4:].partition("/")[2] or "mujoco"
+        backends = _import_sim(spec).BACKENDS
+        if backend not in backends:
+            raise BremenError(
+                f"unknown simulator backend '{backend}' in '{spec}'; use one of {', '.join(backends)}"
+            )
+    task = task_for_env_spec(spec)
+    if task.name != task_name:
+        raise BremenError(f"'{spec}' is an env of task '{task.name}', not of the robot's task '{task_name}'")
+
+
 def _import_sim(spec: str) -> Any:
     try:
         import sim

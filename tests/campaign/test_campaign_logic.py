@@ -17,7 +17,7 @@ import yaml
 
 from bremen_robot.campaign.config import load_campaign_config
 from bremen_robot.campaign.runner import Campaign, CollectRequest
-from bremen_robot.errors import BremenError
+from bremen_robot.errors import BremenError, ConfigError
 
 
 def write_campaign(tmp_path, simulated=True, deployments=2, warm_start=True):
@@ -68,6 +68,33 @@ def write_campaign(tmp_path, simulated=True, deployments=2, warm_start=True):
         )
     )
     return camp
+
+
+@pytest.mark.parametrize(
+    "field, value, why",
+    [
+        ("train", "nope", r"train: unknown preset or missing file 'nope'; presets: "),
+        ("env", "sim:nobot/mujoco", r"evaluation\.env: .*nobot"),
+        ("env", "sim:halfcheetah/gazebo", r"evaluation\.env: unknown simulator backend 'gazebo' in "),
+        (
+            "env",
+            "HalfCheetah-v5",
+            r"evaluation\.env: 'HalfCheetah-v5' is an env of task 'halfcheetah', not of",
+        ),
+    ],
+)
+def test_a_bad_train_preset_or_evaluation_env_is_named_when_the_config_loads(tmp_path, field, value, why):
+    """Both were first used after deployment 1 collected and trained; the error named neither the
+    file nor the field."""
+    camp = write_campaign(tmp_path)
+    data = yaml.safe_load(camp.read_text())
+    if field == "train":
+        data["train"] = value
+    else:
+        data["evaluation"]["env"] = value
+    camp.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"campaign\.yaml: " + why):
+        load_campaign_config(camp)
 
 
 class DirectCollector:
