@@ -51,6 +51,7 @@ COLUMNS: dict[str, Any] = {
 }
 OPTIONAL_COLUMNS: dict[str, Any] = {"robot": np.dtype("<U64")}
 FORMAT_VERSION = 1
+_MATRIX_COLUMNS = ("obs", "actions", "next_obs")  # N x D or N x A; every other column is N
 
 
 @dataclass
@@ -81,6 +82,14 @@ class Dataset:
             setattr(
                 self, name, np.ascontiguousarray(np.asarray(getattr(self, name)).astype(dtype, copy=False))
             )
+        for name in (*COLUMNS, *OPTIONAL_COLUMNS):
+            arr = getattr(self, name)
+            # one value per row: an N x 1 column (a D4RL export's rewards) would broadcast to N x N
+            if name not in _MATRIX_COLUMNS and arr.ndim != 1:
+                raise DatasetError(
+                    f"column '{name}' has shape {arr.shape}; it must hold one value per transition "
+                    "(shape N): reshape it to 1-D"
+                )
         n = len(self.obs)
         for name in COLUMNS:
             if len(getattr(self, name)) != n:

@@ -87,3 +87,13 @@ def test_split_is_stable_when_data_grows(point_data):
     _, hold_all = point_data.split_by_episode(0.2)
     firsts = {row.tobytes() for row in train_early.obs}
     assert not any(row.tobytes() in firsts for row in hold_all.obs)
+
+
+def test_a_per_row_column_that_is_not_one_value_per_row_is_refused(point_data):
+    """A D4RL-style source with rewards or terminals stored N x 1 ('bremen dataset convert'):
+    accepted, it was saved and failed later ('object too deep' in episode_returns)."""
+    cols = {k: getattr(point_data, k) for k in ("obs", "actions", "next_obs")}
+    for name in ("rewards", "terminals"):
+        given = {**cols, "rewards": point_data.rewards, name: getattr(point_data, name).reshape(-1, 1)}
+        with pytest.raises(DatasetError, match=f"column '{name}' has shape \\(2000, 1\\)"):
+            Dataset.from_columns("point", given)
