@@ -240,12 +240,31 @@ class Dataset:
             raise DatasetError(
                 f"dataset '{path}' is unreadable ({kind}); re-create it from the source bags"
             ) from None
+        if not isinstance(header, dict) or not isinstance(header.get("task"), str):
+            raise DatasetError(
+                f"dataset '{path}' has no valid header (task); re-create it from the source bags"
+            )
         if header.get("format_version") != FORMAT_VERSION:
             raise DatasetError(
                 f"dataset '{path}' has format {header.get('format_version')}, expected {FORMAT_VERSION}"
             )
-        ds = Dataset(task=header["task"], meta=header.get("meta", {}), **cols)
-        if header.get("digest") and header["digest"] != ds.digest():
+        if not isinstance(header.get("digest"), str) or not isinstance(header.get("meta", {}), dict):
+            # save always records both: without the digest nothing below could be checked
+            raise DatasetError(
+                f"dataset '{path}' has no recorded digest or a malformed meta; "
+                "re-create it from the source bags"
+            )
+        for name, arr in cols.items():
+            problem = _column_problem(name, arr)
+            if problem:
+                raise DatasetError(
+                    f"dataset '{path}': column '{name}' {problem}; re-create it from the source bags"
+                )
+        try:
+            ds = Dataset(task=header["task"], meta=header.get("meta", {}), **cols)
+        except DatasetError as exc:
+            raise DatasetError(f"dataset '{path}': {exc}") from None
+        if header["digest"] != ds.digest():
             raise DatasetError(
                 f"dataset '{path}' does not match its recorded digest (corrupted); re-create it"
             )
@@ -270,6 +289,19 @@ class Dataset:
             raise DatasetError(f"missing required column(s) {', '.join(missing)}")
         cols: dict[str, Any] = {name: columns.get(name, defaults.get(name)) for name in COLUMNS}
         return Dataset(task=task, meta=meta or {}, **cols)
+
+
+def _column_problem(name: str, arr: np.ndarray) -> str:
+    """Why a loaded column is not what save writes ("" when it is). Load must not cast: float
+    terminals of 2.5 would read as True, fractional episode ids would merge episodes, a longer
+    string would be cut to 64 characters."""
+    want = np.dtype({**COLUMNS, **OPTIONAL_COLUMNS}[name])
+    if not np.can_cast(arr.dtype, want, casting="safe"):
+        return f"is {arr.dtype}, expected {want}"
+    ndim = 2 if name in _MATRIX_COLUMNS else 1
+    if arr.ndim != ndim:
+        return f"has shape {arr.shape}, expected {ndim}-D"
+    return ""
 
 
 def _unit_hash(deployment: int, first_obs: np.ndarray) -> float:
