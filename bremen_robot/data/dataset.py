@@ -205,12 +205,7 @@ class Dataset:
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
         if path.exists() and not overwrite:
-            try:
-                if Dataset.load(path).digest() == self.digest():
-                    return path
-            except DatasetError:
-                pass
-            raise DatasetError(f"'{path}' already exists; choose another output path (nothing was written)")
+            return self._same_as_existing(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         header = {
             "format_version": FORMAT_VERSION,
@@ -221,8 +216,21 @@ class Dataset:
         arrays: dict[str, Any] = {"header": np.array(json.dumps(header)), **self.columns()}
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write_bytes(path, buf.getvalue())
+        try:
+            # exclusive: a writer that created the file since the check above is never replaced
+            atomic_write_bytes(path, buf.getvalue(), exclusive=not overwrite)
+        except FileExistsError:
+            return self._same_as_existing(path)
         return path
+
+    def _same_as_existing(self, path: Path) -> Path:
+        """``path`` when the file there holds this very data; otherwise refuse, in one line."""
+        try:
+            if Dataset.load(path).digest() == self.digest():
+                return path
+        except DatasetError:
+            pass
+        raise DatasetError(f"'{path}' already exists; choose another output path (nothing was written)")
 
     @staticmethod
     def load(path: Path) -> Dataset:

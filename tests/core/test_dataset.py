@@ -165,3 +165,24 @@ def test_a_per_row_column_that_is_not_one_value_per_row_is_refused(point_data):
         given = {**cols, "rewards": point_data.rewards, name: getattr(point_data, name).reshape(-1, 1)}
         with pytest.raises(DatasetError, match=f"column '{name}' has shape \\(2000, 1\\)"):
             Dataset.from_columns("point", given)
+
+
+def test_of_two_writers_racing_for_one_path_the_second_never_replaces_the_first(
+    tmp_path, point_data, monkeypatch
+):
+    """Two 'bremen dataset ingest --out d.npz' at once: both see no file, then both write."""
+    import bremen_robot.data.dataset as dataset_module
+
+    path = tmp_path / "d.npz"
+    first = point_data.select(np.arange(10))
+    real_write = dataset_module.atomic_write_bytes
+
+    def other_writer_wins(target, data, **kwargs):
+        monkeypatch.setattr(dataset_module, "atomic_write_bytes", real_write)
+        first.save(path)  # lands between our existence check and our write
+        real_write(target, data, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "atomic_write_bytes", other_writer_wins)
+    with pytest.raises(DatasetError, match="already exists"):
+        point_data.save(path)
+    assert len(Dataset.load(path)) == 10
