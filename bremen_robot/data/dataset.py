@@ -318,6 +318,21 @@ def _unit_hash(deployment: int, first_obs: np.ndarray) -> float:
     return int.from_bytes(digest[:8], "little") / 2**64
 
 
+def _episode_fingerprints(d: Dataset) -> set[str]:
+    """One sha256 per episode over its rows' deployment, observations and actions: equal only
+    for the same recorded episode (episode ids are renumbered by every merge, so not those)."""
+    _, inverse = np.unique(d.episode_ids, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")  # rows grouped by episode, in row order
+    cuts = np.flatnonzero(np.diff(inverse[order])) + 1
+    keys = set()
+    for rows in np.split(order, cuts) if len(d) else []:
+        h = hashlib.sha256(d.deployment_ids[rows].tobytes())
+        h.update(d.obs[rows].tobytes())
+        h.update(d.actions[rows].tobytes())
+        keys.add(h.hexdigest())
+    return keys
+
+
 def merge(datasets: Sequence[Dataset]) -> Dataset:
     """Concatenate datasets of one task; episode ids are renumbered so they stay unique."""
     if not datasets:
@@ -328,6 +343,14 @@ def merge(datasets: Sequence[Dataset]) -> Dataset:
     dims = {(d.obs_dim, d.action_dim) for d in datasets}
     if len(dims) > 1:
         raise DatasetError(f"cannot merge datasets with different (obs, action) sizes: {sorted(dims)}")
+    seen: dict[str, int] = {}
+    for i, d in enumerate(datasets, start=1):
+        for key in _episode_fingerprints(d):
+            if seen.setdefault(key, i) != i:  # the same input twice, or one that contains another
+                raise DatasetError(
+                    f"dataset {i} repeats an episode of dataset {seen[key]}; "
+                    "merge each episode once (drop the input that holds it again)"
+                )
     parts: dict[str, list[np.ndarray]] = {name: [] for name in (*COLUMNS, *OPTIONAL_COLUMNS)}
     offset = 0
     for d in datasets:

@@ -186,3 +186,14 @@ def test_of_two_writers_racing_for_one_path_the_second_never_replaces_the_first(
     with pytest.raises(DatasetError, match="already exists"):
         point_data.save(path)
     assert len(Dataset.load(path)) == 10
+
+
+def test_merge_refuses_an_episode_that_two_inputs_both_hold(point_data):
+    """'bremen dataset merge d1.npz d1.npz' or 'merge d1.npz d1+d2.npz': merged, every episode of
+    d1 counted twice (double weight in training, doubled returns statistics) without a word."""
+    part = point_data.select(point_data.episode_ids >= 40)  # 10 of the 50 episodes
+    for inputs in ([point_data, point_data], [part, point_data]):
+        with pytest.raises(DatasetError, match="dataset 2 repeats an episode of dataset 1") as info:
+            merge(inputs)
+        assert "\n" not in str(info.value)
+    assert len(merge([point_data.select(point_data.episode_ids < 40), part])) == 2000
