@@ -333,6 +333,10 @@ def ingest_bags(
     """
     if not bag_paths:
         raise DatasetError("no bags given; pass one or more rosbag2 folders written by 'bremen collect'")
+    folders = [Path(p).resolve() for p in bag_paths]
+    twice = next((p for i, p in enumerate(folders) if p in folders[:i]), None)
+    if twice is not None:  # episode ids are renumbered per bag: its episodes would count twice
+        raise DatasetError(f"bag '{twice}' is given twice; pass each bag once")
     the_task: Task | None = get_task(task) if isinstance(task, str) else task
     cols: dict[str, list[Any]] = {c: [] for c in COLUMNS}
     report: list[dict[str, Any]] = []

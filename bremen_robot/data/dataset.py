@@ -51,6 +51,7 @@ COLUMNS: dict[str, Any] = {
 }
 OPTIONAL_COLUMNS: dict[str, Any] = {"robot": np.dtype("<U64")}
 FORMAT_VERSION = 1
+_MATRIX_COLUMNS = ("obs", "actions", "next_obs")  # N x D or N x A; every other column is N
 
 
 @dataclass
@@ -81,6 +82,14 @@ class Dataset:
             setattr(
                 self, name, np.ascontiguousarray(np.asarray(getattr(self, name)).astype(dtype, copy=False))
             )
+        for name in (*COLUMNS, *OPTIONAL_COLUMNS):
+            arr = getattr(self, name)
+            # one value per row: an N x 1 column (a D4RL export's rewards) would broadcast to N x N
+            if name not in _MATRIX_COLUMNS and arr.ndim != 1:
+                raise DatasetError(
+                    f"column '{name}' has shape {arr.shape}; it must hold one value per transition "
+                    "(shape N): reshape it to 1-D"
+                )
         n = len(self.obs)
         for name in COLUMNS:
             if len(getattr(self, name)) != n:
@@ -196,12 +205,7 @@ class Dataset:
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
         if path.exists() and not overwrite:
-            try:
-                if Dataset.load(path).digest() == self.digest():
-                    return path
-            except DatasetError:
-                pass
-            raise DatasetError(f"'{path}' already exists; choose another output path (nothing was written)")
+            return self._same_as_existing(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         header = {
             "format_version": FORMAT_VERSION,
@@ -212,8 +216,21 @@ class Dataset:
         arrays: dict[str, Any] = {"header": np.array(json.dumps(header)), **self.columns()}
         buf = io.BytesIO()
         np.savez(buf, **arrays)
-        atomic_write_bytes(path, buf.getvalue())
+        try:
+            # exclusive: a writer that created the file since the check above is never replaced
+            atomic_write_bytes(path, buf.getvalue(), exclusive=not overwrite)
+        except FileExistsError:
+            return self._same_as_existing(path)
         return path
+
+    def _same_as_existing(self, path: Path) -> Path:
+        """``path`` when the file there holds this very data; otherwise refuse, in one line."""
+        try:
+            if Dataset.load(path).digest() == self.digest():
+                return path
+        except DatasetError:
+            pass
+        raise DatasetError(f"'{path}' already exists; choose another output path (nothing was written)")
 
     @staticmethod
     def load(path: Path) -> Dataset:
@@ -231,12 +248,31 @@ class Dataset:
             raise DatasetError(
                 f"dataset '{path}' is unreadable ({kind}); re-create it from the source bags"
             ) from None
+        if not isinstance(header, dict) or not isinstance(header.get("task"), str):
+            raise DatasetError(
+                f"dataset '{path}' has no valid header (task); re-create it from the source bags"
+            )
         if header.get("format_version") != FORMAT_VERSION:
             raise DatasetError(
                 f"dataset '{path}' has format {header.get('format_version')}, expected {FORMAT_VERSION}"
             )
-        ds = Dataset(task=header["task"], meta=header.get("meta", {}), **cols)
-        if header.get("digest") and header["digest"] != ds.digest():
+        if not isinstance(header.get("digest"), str) or not isinstance(header.get("meta", {}), dict):
+            # save always records both: without the digest nothing below could be checked
+            raise DatasetError(
+                f"dataset '{path}' has no recorded digest or a malformed meta; "
+                "re-create it from the source bags"
+            )
+        for name, arr in cols.items():
+            problem = _column_problem(name, arr)
+            if problem:
+                raise DatasetError(
+                    f"dataset '{path}': column '{name}' {problem}; re-create it from the source bags"
+                )
+        try:
+            ds = Dataset(task=header["task"], meta=header.get("meta", {}), **cols)
+        except DatasetError as exc:
+            raise DatasetError(f"dataset '{path}': {exc}") from None
+        if header["digest"] != ds.digest():
             raise DatasetError(
                 f"dataset '{path}' does not match its recorded digest (corrupted); re-create it"
             )
@@ -263,10 +299,38 @@ class Dataset:
         return Dataset(task=task, meta=meta or {}, **cols)
 
 
+def _column_problem(name: str, arr: np.ndarray) -> str:
+    """Why a loaded column is not what save writes ("" when it is). Load must not cast: float
+    terminals of 2.5 would read as True, fractional episode ids would merge episodes, a longer
+    string would be cut to 64 characters."""
+    want = np.dtype({**COLUMNS, **OPTIONAL_COLUMNS}[name])
+    if not np.can_cast(arr.dtype, want, casting="safe"):
+        return f"is {arr.dtype}, expected {want}"
+    ndim = 2 if name in _MATRIX_COLUMNS else 1
+    if arr.ndim != ndim:
+        return f"has shape {arr.shape}, expected {ndim}-D"
+    return ""
+
+
 def _unit_hash(deployment: int, first_obs: np.ndarray) -> float:
     """A number in [0, 1) fixed by an episode's content."""
     digest = hashlib.sha256(deployment.to_bytes(8, "little", signed=True) + first_obs.tobytes()).digest()
     return int.from_bytes(digest[:8], "little") / 2**64
+
+
+def _episode_fingerprints(d: Dataset) -> set[str]:
+    """One sha256 per episode over its rows' deployment, observations and actions: equal only
+    for the same recorded episode (episode ids are renumbered by every merge, so not those)."""
+    _, inverse = np.unique(d.episode_ids, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")  # rows grouped by episode, in row order
+    cuts = np.flatnonzero(np.diff(inverse[order])) + 1
+    keys = set()
+    for rows in np.split(order, cuts) if len(d) else []:
+        h = hashlib.sha256(d.deployment_ids[rows].tobytes())
+        h.update(d.obs[rows].tobytes())
+        h.update(d.actions[rows].tobytes())
+        keys.add(h.hexdigest())
+    return keys
 
 
 def merge(datasets: Sequence[Dataset]) -> Dataset:
@@ -279,6 +343,14 @@ def merge(datasets: Sequence[Dataset]) -> Dataset:
     dims = {(d.obs_dim, d.action_dim) for d in datasets}
     if len(dims) > 1:
         raise DatasetError(f"cannot merge datasets with different (obs, action) sizes: {sorted(dims)}")
+    seen: dict[str, int] = {}
+    for i, d in enumerate(datasets, start=1):
+        for key in _episode_fingerprints(d):
+            if seen.setdefault(key, i) != i:  # the same input twice, or one that contains another
+                raise DatasetError(
+                    f"dataset {i} repeats an episode of dataset {seen[key]}; "
+                    "merge each episode once (drop the input that holds it again)"
+                )
     parts: dict[str, list[np.ndarray]] = {name: [] for name in (*COLUMNS, *OPTIONAL_COLUMNS)}
     offset = 0
     for d in datasets:

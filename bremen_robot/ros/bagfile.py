@@ -197,11 +197,16 @@ class SegmentedBagWriter:
             if rec.get("status") == "open":
                 rec["status"] = "incomplete"
                 rec.setdefault("reason", "interrupted")
-        if self._writer is not None:
+        finishing = self._writer is not None
+        if finishing:
             self.finish_segment()
-        else:
+        left = partial_segments(self.path)
+        if left:  # a segment whose listing failed earlier (see finish_segment): keep it, named
+            self.custom["bremen.partial_segments"] = json.dumps(left)
+        if left or not finishing:
             self.write_metadata()
-        shutil.rmtree(self.path / PARTIAL_DIR, ignore_errors=True)
+        if not left:
+            shutil.rmtree(self.path / PARTIAL_DIR, ignore_errors=True)
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the writer lock
             self._lock_fd = None

@@ -87,3 +87,113 @@ def test_split_is_stable_when_data_grows(point_data):
     _, hold_all = point_data.split_by_episode(0.2)
     firsts = {row.tobytes() for row in train_early.obs}
     assert not any(row.tobytes() in firsts for row in hold_all.obs)
+
+
+def _write_npz(path, header, columns):
+    """An .npz laid out like Dataset.save's, with whatever header and columns a test gives."""
+    import io
+    import json
+
+    buf = io.BytesIO()
+    np.savez(buf, header=np.array(json.dumps(header)), **columns)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_a_column_of_another_dtype_or_shape_is_refused_not_cast(tmp_path, point_data):
+    """A hand-made or foreign .npz: float terminals (2.5 would read as True), fractional episode
+    ids (0.5 would merge into episode 0), rewards N x 1 (broadcasts in any N-row arithmetic)."""
+    from bremen_robot.data.dataset import COLUMNS
+
+    cols = {k: getattr(point_data, k) for k in COLUMNS}
+    header = {"format_version": 1, "task": "point", "meta": {}, "digest": point_data.digest()}
+    cases = {
+        "terminals": np.full(len(point_data), 2.5),
+        "episode_ids": point_data.episode_ids + 0.5,
+        "obs": point_data.obs.astype(np.complex64),
+        "policy_sha256": np.full(len(point_data), "x" * 100),
+        "rewards": point_data.rewards.reshape(-1, 1),
+    }
+    for name, bad in cases.items():
+        # the file records the digest of its data as load reads it (cast), so the digest check
+        # alone would let it through
+        as_read = point_data.select(np.arange(len(point_data)))
+        setattr(as_read, name, np.ascontiguousarray(np.real(bad).astype(COLUMNS[name])))
+        digest = as_read.digest()
+        path = _write_npz(tmp_path / f"{name}.npz", dict(header, digest=digest), {**cols, name: bad})
+        with pytest.raises(DatasetError, match=f"column '{name}'") as info:
+            Dataset.load(path)
+        assert "\n" not in str(info.value)
+
+
+def test_a_file_without_a_digest_is_refused(tmp_path, point_data):
+    """Every file save ever wrote records its digest; one without it was not written by save and
+    its content (here a NaN reward) cannot be checked."""
+    from bremen_robot.data.dataset import COLUMNS
+
+    cols = {k: getattr(point_data, k).copy() for k in COLUMNS}
+    cols["rewards"][0] = np.nan
+    path = _write_npz(tmp_path / "d.npz", {"format_version": 1, "task": "point", "meta": {}}, cols)
+    with pytest.raises(DatasetError, match="no recorded digest"):
+        Dataset.load(path)
+
+
+def test_a_malformed_header_or_column_is_one_line(tmp_path, point_data):
+    from bremen_robot.data.dataset import COLUMNS
+
+    cols = {k: getattr(point_data, k) for k in COLUMNS}
+    good = {"format_version": 1, "task": "point", "meta": {}, "digest": point_data.digest()}
+    cases = {
+        "no_task": ({"format_version": 1, "digest": point_data.digest()}, cols),
+        "header_list": ([1, 2], cols),
+        "meta_number": (dict(good, meta=5), cols),
+        "string_obs": (good, {**cols, "obs": np.full(point_data.obs.shape, "abc")}),
+        "scalar_obs": (good, {**cols, "obs": np.float32(1.0)}),
+    }
+    for name, (header, columns) in cases.items():
+        path = _write_npz(tmp_path / f"{name}.npz", header, columns)
+        with pytest.raises(DatasetError) as info:
+            Dataset.load(path)
+        assert "\n" not in str(info.value) and str(path) in str(info.value), name
+
+
+def test_a_per_row_column_that_is_not_one_value_per_row_is_refused(point_data):
+    """A D4RL-style source with rewards or terminals stored N x 1 ('bremen dataset convert'):
+    accepted, it was saved and failed later ('object too deep' in episode_returns)."""
+    cols = {k: getattr(point_data, k) for k in ("obs", "actions", "next_obs")}
+    for name in ("rewards", "terminals"):
+        given = {**cols, "rewards": point_data.rewards, name: getattr(point_data, name).reshape(-1, 1)}
+        with pytest.raises(DatasetError, match=f"column '{name}' has shape \\(2000, 1\\)"):
+            Dataset.from_columns("point", given)
+
+
+def test_of_two_writers_racing_for_one_path_the_second_never_replaces_the_first(
+    tmp_path, point_data, monkeypatch
+):
+    """Two 'bremen dataset ingest --out d.npz' at once: both see no file, then both write."""
+    import bremen_robot.data.dataset as dataset_module
+
+    path = tmp_path / "d.npz"
+    first = point_data.select(np.arange(10))
+    real_write = dataset_module.atomic_write_bytes
+
+    def other_writer_wins(target, data, **kwargs):
+        monkeypatch.setattr(dataset_module, "atomic_write_bytes", real_write)
+        first.save(path)  # lands between our existence check and our write
+        real_write(target, data, **kwargs)
+
+    monkeypatch.setattr(dataset_module, "atomic_write_bytes", other_writer_wins)
+    with pytest.raises(DatasetError, match="already exists"):
+        point_data.save(path)
+    assert len(Dataset.load(path)) == 10
+
+
+def test_merge_refuses_an_episode_that_two_inputs_both_hold(point_data):
+    """'bremen dataset merge d1.npz d1.npz' or 'merge d1.npz d1+d2.npz': merged, every episode of
+    d1 counted twice (double weight in training, doubled returns statistics) without a word."""
+    part = point_data.select(point_data.episode_ids >= 40)  # 10 of the 50 episodes
+    for inputs in ([point_data, point_data], [part, point_data]):
+        with pytest.raises(DatasetError, match="dataset 2 repeats an episode of dataset 1") as info:
+            merge(inputs)
+        assert "\n" not in str(info.value)
+    assert len(merge([point_data.select(point_data.episode_ids < 40), part])) == 2000

@@ -165,3 +165,28 @@ def test_a_segment_whose_listing_failed_stays_where_recovery_finds_it(tmp_path, 
     assert partial_segments(bag) == ["segment_000000"]
     assert (bag / ".partial" / "segment_000000" / "segment_000000.mcap").is_file()
     assert w.files == []  # nothing listed that is not in the bag root
+
+
+def test_closing_after_a_failed_listing_keeps_the_unlisted_segment(tmp_path, monkeypatch):
+    """The logger's node closes its writer in a ``finally`` after finish_segment raised (disk
+    full while listing the segment). Once space is back, close() must neither delete the
+    segment left under .partial/ nor leave it unnamed: its episode is logged as complete."""
+    import errno
+
+    bag = tmp_path / "bag"
+    w = SegmentedBagWriter(bag)
+    w.episode(1, status="open")
+    for k in range(3):
+        w.write("/joint_states", JS, 1000 + k, js_bytes(10**9 + k, float(k)))
+    w.episode(1, status="complete")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(w, "write_metadata", full)
+    with pytest.raises(OSError, match="No space left"):
+        w.finish_segment()
+    monkeypatch.undo()  # space is back
+    w.close()
+    assert (bag / ".partial" / "segment_000000" / "segment_000000.mcap").is_file()
+    assert json.loads(read_custom(bag)["bremen.partial_segments"]) == ["segment_000000"]

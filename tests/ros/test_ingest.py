@@ -204,3 +204,12 @@ def test_a_complete_episode_without_one_usable_transition_is_named_in_a_warning(
         f"{tmp_path / 'bag'}: episode(s) 2 logged as complete gave no usable transition "
         "(observations missing, not finite or not matching the task) and were left out"
     ]
+
+
+def test_a_bag_given_twice_is_refused(tmp_path):
+    """'bremen dataset ingest bags/d1 bags/d1/' ingested every episode twice, without a word."""
+    make_bag(tmp_path / "bag")
+    with pytest.raises(DatasetError, match="given twice") as info:
+        ingest_bags([tmp_path / "bag", f"{tmp_path / 'bag'}/"])
+    assert "\n" not in str(info.value)
+    assert len(ingest_bags([tmp_path / "bag"])["obs"]) == 8
