@@ -22,7 +22,7 @@ ROUTES = ["/", "/api/status", "/api/view", "/api/timeline", "/api/registry", "/s
 
 
 def client(ws: Path) -> TestClient:
-    return TestClient(create_app(ws))
+    return TestClient(create_app(ws), base_url="http://127.0.0.1:8765")
 
 
 def test_page_shows_timeline_pending_candidate_and_audit_log(tmp_path, monkeypatch):
@@ -77,6 +77,37 @@ def test_hostile_names_notes_and_config_strings_are_sent_as_text(tmp_path, monke
     view = client(tmp_path / "ws").get("/api/view")
     assert view.headers["content-type"] == "application/json"
     assert view.json()["campaign"] == f"demo{HOSTILE}"  # JSON carries the text; the script writes textContent
+
+
+@pytest.mark.parametrize(
+    ("host", "code"),
+    [
+        ("127.0.0.1:8765", 200),
+        ("localhost:8765", 200),
+        ("[::1]:8765", 200),
+        ("192.168.1.20:8765", 200),  # --host 0.0.0.0, opened by the LAN address
+        ("evil.example:8765", 400),  # a page's own DNS name rebound to 127.0.0.1
+        ("evil.example", 400),
+        ("127.0.0.1.evil.example", 400),
+        ("", 400),
+    ],
+)
+def test_a_request_naming_another_site_as_host_is_refused(tmp_path, monkeypatch, host, code):
+    """DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1 sends its
+    requests with 'Host: evil.example'; the console must not hand it the registry or the log."""
+    build_workspace(tmp_path / "ws", monkeypatch)
+    c = client(tmp_path / "ws")
+    for route in ("/", "/api/registry", "/api/view"):
+        got = c.get(route, headers={"host": host})
+        assert got.status_code == code, (route, host)
+        if code == 400:
+            assert "alice" not in got.text and "DNS rebinding" in got.text
+
+
+def test_the_host_the_console_was_started_with_is_accepted(tmp_path):
+    c = TestClient(create_app(tmp_path, ["robot-pc.lab"]), base_url="http://robot-pc.lab:8765")
+    assert c.get("/api/status").status_code == 200
+    assert c.get("/api/status", headers={"host": "other.lab"}).status_code == 400
 
 
 def _pid_of_an_ended_process() -> int:
