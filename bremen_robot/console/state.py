@@ -197,7 +197,13 @@ class WorkspaceView:
         _, db_path = locate(self.root, None)
         wal = Path(f"{db_path}-wal")
         key = _stat_key(db_path, wal)
-        return self._cache.get("registry", key, lambda: self._read_registry(db_path, wal))  # type: ignore[no-any-return]
+        reg: dict[str, Any] = self._cache.get("registry", key, lambda: self._read_registry(db_path, wal))
+        # not cached: 'bremen review' writes the page without touching the registry
+        return {**reg, "pending": [self._review_link(p) for p in reg["pending"]]}
+
+    def _review_link(self, pending: dict[str, Any]) -> dict[str, Any]:
+        review = self.root / "reviews" / pending["id"] / REVIEW_FILE
+        return {**pending, "review_url": f"reviews/{pending['id']}" if review.is_file() else None}
 
     def _read_registry(self, db_path: Path, wal: Path) -> dict[str, Any]:
         if not db_path.is_file():
@@ -233,13 +239,11 @@ class WorkspaceView:
         for rec in policies:
             if rec.state != "candidate":
                 continue
-            review = self.root / "reviews" / rec.id / REVIEW_FILE
             pending.append(
                 {
                     "id": rec.id,
                     "registered_at": rec.registered_at,
                     "deployment": rec.lineage.get("deployment"),
-                    "review_url": f"reviews/{rec.id}" if review.is_file() else None,
                     "review_command": f"bremen review {rec.id} --workspace {self.root}",
                 }
             )

@@ -64,6 +64,21 @@ def test_a_written_review_page_is_linked_and_served_sandboxed(tmp_path, monkeypa
     assert c.get("/static/app.py").status_code == 404
 
 
+def test_a_review_page_written_while_the_console_runs_is_linked_at_once(tmp_path, monkeypatch):
+    """'bremen review' writes reviews/<id>/review.html and leaves the registry as it was: the
+    pending row must switch from the command to the link without a registry change."""
+    ids = build_workspace(tmp_path / "ws", monkeypatch)
+    c = client(tmp_path / "ws")
+    ws = (tmp_path / "ws").resolve()
+    command = {"text": f"bremen review {ids['second']} --workspace {ws}", "code": True}
+    assert [p["review"] for p in c.get("/api/view").json()["pending"]] == [command]
+    (ws / "reviews" / ids["second"]).mkdir(parents=True)
+    (ws / "reviews" / ids["second"] / "review.html").write_text("<p>verdict</p>")
+    link = {"text": "open the review page", "href": f"reviews/{ids['second']}"}
+    assert [p["review"] for p in c.get("/api/view").json()["pending"]] == [link]
+    assert c.get("/api/registry").json()["pending"][0]["review_url"] == f"reviews/{ids['second']}"
+
+
 def test_hostile_names_notes_and_config_strings_are_sent_as_text(tmp_path, monkeypatch):
     build_workspace(tmp_path / "ws", monkeypatch, hostile=True)
     page = client(tmp_path / "ws").get("/")
