@@ -64,10 +64,12 @@ def view_model(view: WorkspaceView) -> dict[str, Any]:
     if final:
         summary = timeline["summary"] or {}
         fc = summary.get("final_candidate") or {}
+        # the registry's state, not summary.json's: an approval or rejection after the campaign ended
+        state = reg.get("states", {}).get(fc.get("policy_id")) or fc.get("state")
         rows.append(
             {
                 "deployment": f"candidate after {final['after_deployment']}",
-                "policy": str(fc.get("policy_id", "")) + (f" ({fc['state']})" if fc.get("state") else ""),
+                "policy": str(fc.get("policy_id", "")) + (f" ({state})" if state else ""),
                 "trained_on": _num(final["trained_on"]),
                 "samples": "",
                 "return": _ret(final["eval_return_mean"], final["eval_return_std"]),

@@ -207,7 +207,7 @@ class WorkspaceView:
 
     def _read_registry(self, db_path: Path, wal: Path) -> dict[str, Any]:
         if not db_path.is_file():
-            return {"error": "", "pending": [], "audit": [], "policies": 0}
+            return {"error": "", "pending": [], "audit": [], "policies": 0, "states": {}}
         with tempfile.TemporaryDirectory(prefix="bremen-console-") as tmp:
             copy = Path(tmp) / "registry.sqlite"
             for _ in range(5):
@@ -217,7 +217,12 @@ class WorkspaceView:
                     if wal.is_file():
                         shutil.copyfile(wal, Path(f"{copy}-wal"))
                 except OSError as exc:
-                    return {"error": f"cannot read {db_path}: {exc.strerror}", "pending": [], "audit": []}
+                    return {
+                        "error": f"cannot read {db_path}: {exc.strerror}",
+                        "pending": [],
+                        "audit": [],
+                        "states": {},
+                    }
                 if _stat_key(db_path, wal) == before:
                     break
                 Path(f"{copy}-wal").unlink(missing_ok=True)
@@ -234,7 +239,7 @@ class WorkspaceView:
                 policies = reg.policies()
                 audit = reg.audit()
         except BremenError as exc:
-            return {"error": str(exc), "pending": [], "audit": [], "policies": 0}
+            return {"error": str(exc), "pending": [], "audit": [], "policies": 0, "states": {}}
         pending = []
         for rec in policies:
             if rec.state != "candidate":
@@ -259,7 +264,9 @@ class WorkspaceView:
             }
             for a in reversed(audit)
         ]
-        return {"error": "", "pending": pending, "audit": rows, "policies": len(policies)}
+        # each policy's state now: summary.json keeps the final candidate's state at the campaign's end
+        states = {rec.id: str(rec.state) for rec in policies}
+        return {"error": "", "pending": pending, "audit": rows, "policies": len(policies), "states": states}
 
     def review_file(self, policy_id: str) -> Path | None:
         """``reviews/<id>/review.html`` of a pending or past candidate; None for anything else."""

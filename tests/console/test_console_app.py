@@ -79,6 +79,24 @@ def test_a_review_page_written_while_the_console_runs_is_linked_at_once(tmp_path
     assert c.get("/api/registry").json()["pending"][0]["review_url"] == f"reviews/{ids['second']}"
 
 
+def test_the_last_candidate_shows_its_state_in_the_registry_not_the_summarys(tmp_path, monkeypatch):
+    """summary.json records the final candidate's state when the campaign ends; approving it
+    afterwards must not leave the page saying 'candidate'."""
+    from bremen_robot.registry import Registry, key_paths
+
+    ws = tmp_path / "ws"
+    ids = build_workspace(ws, monkeypatch)
+    second = ids["second"]
+    final = {"policy_id": second, "state": "candidate", "eval_return_mean": -10.0, "eval_return_std": 1.0}
+    write_json(ws / "summary.json", {"campaign": "demo", "deployments": [], "final_candidate": final})
+    c = client(ws)
+    assert f"<td>candidate after 2</td><td>{second} (candidate)</td>" in c.get("/").text
+    with Registry.open(ws) as reg:
+        reg.approve(second, "alice", key_paths("alice", tmp_path / "operators")[0], note="ok")
+    assert f"<td>candidate after 2</td><td>{second} (approved)</td>" in c.get("/").text
+    assert c.get("/api/view").json()["timeline"][-1]["policy"] == f"{second} (approved)"
+
+
 def test_hostile_names_notes_and_config_strings_are_sent_as_text(tmp_path, monkeypatch):
     build_workspace(tmp_path / "ws", monkeypatch, hostile=True)
     page = client(tmp_path / "ws").get("/")
