@@ -28,9 +28,16 @@ REVIEW_FILE = "review.html"
 
 def _json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        # NaN/Infinity (Python's json writes them) stay visible as text: the JSON routes refuse floats
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=str)
     except (OSError, ValueError):
         return None  # absent, or replaced while read: the next poll sees the new file
+
+
+def _dict(path: Path) -> dict[str, Any] | None:
+    """A JSON object file; None when absent, unreadable or not an object (a damaged file)."""
+    got = _json(path)
+    return got if isinstance(got, dict) else None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -141,16 +148,16 @@ class WorkspaceView:
     def timeline(self) -> dict[str, Any]:
         """Deployments as the campaign table has them (``bremen campaign``'s summary), built from
         the per-stage files so it grows while the campaign runs."""
-        meta = _json(self.root / "campaign.json") or {}
+        meta = _dict(self.root / "campaign.json") or {}
         rows: list[dict[str, Any]] = []
         total = 0
         k = 1
         while (self.root / f"d{k}").is_dir():
-            collected = _json(self.root / f"d{k}" / "collect.json")
+            collected = _dict(self.root / f"d{k}" / "collect.json")
             ev_path = (
                 self.root / "d1" / "eval_random.json" if k == 1 else self.root / f"d{k - 1}" / "eval.json"
             )
-            ev = _json(ev_path) or {}
+            ev = _dict(ev_path) or {}
             samples = self._samples(k)
             row: dict[str, Any] = {
                 "deployment": k,
@@ -171,16 +178,16 @@ class WorkspaceView:
         final = None
         if rows:
             last = rows[-1]["deployment"]
-            ev = _json(self.root / f"d{last}" / "eval.json")
-            if isinstance(ev, dict) and "samples" in rows[-1]:
+            cand = _dict(self.root / f"d{last}" / "eval.json")
+            if cand is not None and "samples" in rows[-1]:
                 final = {
                     "after_deployment": last,
                     "trained_on": rows[-1]["samples"],
-                    "eval_return_mean": ev.get("mean"),
-                    "eval_return_std": ev.get("std"),
-                    "success_rate": ev.get("success_rate"),
+                    "eval_return_mean": cand.get("mean"),
+                    "eval_return_std": cand.get("std"),
+                    "success_rate": cand.get("success_rate"),
                 }
-        summary = _json(self.root / "summary.json")
+        summary = _dict(self.root / "summary.json")
         return {
             "campaign": meta.get("name", ""),
             "rows": rows,

@@ -178,6 +178,32 @@ def test_a_workspace_without_a_campaign_yet_renders(tmp_path):
     assert c.get("/api/view").json()["timeline"] == []
 
 
+def test_damaged_workspace_files_are_shown_as_such_not_a_server_error(tmp_path, monkeypatch):
+    """Valid JSON with the wrong shape: NaN (Python's json writes it), text or a list where a
+    figure or an object goes. Every route answers 200 and the page says what it found."""
+    ws = tmp_path / "ws"
+    build_workspace(ws, monkeypatch)
+    (ws / "d1" / "eval.json").write_text('{"mean": NaN, "std": 2.0, "success_rate": "sixty"}')
+    (ws / "d2" / "eval.json").write_text('{"mean": -10.0, "std": Infinity, "success_rate": 0.8}')
+    (ws / "d2" / "collect.json").write_text('{"episodes": "two", "interventions": [1], "policy_id": "p"}')
+    write_json(ws / "d1" / "collect.json", [300, 3])
+    write_json(ws / "campaign.json", ["demo"])
+    write_json(ws / "summary.json", {"final_candidate": ["not", "an", "object"]})
+    c = client(ws)
+    for route in ROUTES:
+        assert c.get(route).status_code == 200, route
+    rows = c.get("/api/view").json()["timeline"]
+    assert [r["return"] for r in rows] == [
+        "-50.0 ± 5.0",
+        "NaN (not a number)",
+        "-10.0 ± Infinity (not a number)",
+    ]
+    assert [r["success"] for r in rows] == ["10%", "sixty (not a number)", "80%"]
+    assert rows[1]["episodes"] == "two (not a number)" and rows[1]["interventions"] == "[1] (not a number)"
+    assert rows[0]["samples"] == "collecting" and rows[0]["episodes"] == ""  # collect.json not an object
+    assert "<td>NaN (not a number)</td>" in c.get("/").text
+
+
 def _hashes(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
