@@ -202,9 +202,15 @@ class FleetCollector:
             shard_bytes = out.pop("shard")
             path = shard_dir / f"{name}.npz"
             path.write_bytes(shard_bytes)
-            if Dataset.load(path).digest() != out["data_digest"]:
+            try:
+                intact = Dataset.load(path).digest() == out["data_digest"]
+            except BremenError:  # truncated, or its header's digest differs: this robot's failure only
+                intact = False
+            if not intact:
                 path.unlink()
-                failures[name] = f"robot {name}: its shard arrived damaged (digest differs)"
+                failures[name] = (
+                    f"robot {name}: its shard arrived damaged (unreadable, or its digest differs)"
+                )
                 continue
             write_json_atomic(shard_dir / f"{name}.json", {**out, "partial": partial})
             if out.get("note"):

@@ -238,3 +238,31 @@ def test_a_robot_share_says_which_episodes_its_ingest_left_out(
     out = node._share(job, info, robot, tmp_path, ddir, "random")  # type: ignore[arg-type]
     assert out["samples"] == 6
     assert out["note"] == left_out
+
+
+def test_a_damaged_shard_fails_its_robot_only_and_the_others_are_stored(tmp_path: Path) -> None:
+    """A shard that arrives truncated must not stop the gathering: the robots whose shards come
+    after it are stored (and never asked again), the damaged one is a failure of its robot."""
+    from types import SimpleNamespace
+
+    from bremen_robot.cluster.fleet import FleetCollector
+
+    good = _data(6, "panda-b", 1)
+    good_path = good.save(tmp_path / "good.npz")
+    results = {
+        "ref-a": {"robot": "panda-a", "shard": good_path.read_bytes()[:100], "data_digest": "x" * 64},
+        "ref-b": {"robot": "panda-b", "shard": good_path.read_bytes(), "data_digest": good.digest()},
+    }
+    fake_ray = SimpleNamespace(
+        wait=lambda refs, num_returns: (refs[:1], refs[1:]), get=lambda ref: dict(results[ref])
+    )
+    logged: list[str] = []
+    collector = FleetCollector(SimpleNamespace(ray=fake_ray, log=logged.append))  # type: ignore[arg-type]
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    failures = collector._gather({"panda-a": "ref-a", "panda-b": "ref-b"}, shards)
+    assert failures == {
+        "panda-a": "robot panda-a: its shard arrived damaged (unreadable, or its digest differs)"
+    }
+    assert sorted(p.name for p in shards.iterdir()) == ["panda-b.json", "panda-b.npz"]
+    assert Dataset.load(shards / "panda-b.npz").digest() == good.digest()
