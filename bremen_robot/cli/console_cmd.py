@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         f"bremen console: http://{shown}:{port}/ (workspace {ws.resolve()}; read-only; Ctrl-C stops it)",
         flush=True,
     )
-    config = uvicorn.Config(create_app(ws), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(
+        create_app(ws, [args.host]), log_level="warning", access_log=False, lifespan="off"
+    )
     uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -48,6 +48,19 @@ def merge_shards(shards: dict[str, Dataset], deployment: int) -> Dataset:
     return merge(parts) if len(parts) > 1 else parts[0]
 
 
+def campaign_id(root: Path) -> str:
+    """This workspace's campaign, unlike any other of the same name (a random id kept in
+    ``campaign.json``): robot nodes keep one folder per campaign name and must not mix two."""
+    import uuid
+
+    meta_path = root / "campaign.json"
+    meta = read_json(meta_path) or {}
+    if not meta.get("id"):
+        meta["id"] = uuid.uuid4().hex  # the campaign holds the workspace lock: no other writer
+        write_json_atomic(meta_path, meta)
+    return str(meta["id"])
+
+
 def policy_bundle(reg: Any, policy_id: str) -> dict[str, Any] | None:
     """What a node needs to verify and run a policy: artifact bytes + the signed approval."""
     if policy_id == "random":
@@ -92,6 +105,7 @@ class FleetCollector:
             bundle = policy_bundle(reg, req.policy_id)
         job = {
             "campaign": c.cfg.name,
+            "campaign_id": campaign_id(c.ws.root),
             "round": req.deployment,
             "policy": bundle,
             "collect_yaml": Path(req.collect_config).read_text(),
@@ -202,9 +216,15 @@ class FleetCollector:
             shard_bytes = out.pop("shard")
             path = shard_dir / f"{name}.npz"
             path.write_bytes(shard_bytes)
-            if Dataset.load(path).digest() != out["data_digest"]:
+            try:
+                intact = Dataset.load(path).digest() == out["data_digest"]
+            except BremenError:  # truncated, or its header's digest differs: this robot's failure only
+                intact = False
+            if not intact:
                 path.unlink()
-                failures[name] = f"robot {name}: its shard arrived damaged (digest differs)"
+                failures[name] = (
+                    f"robot {name}: its shard arrived damaged (unreadable, or its digest differs)"
+                )
                 continue
             write_json_atomic(shard_dir / f"{name}.json", {**out, "partial": partial})
             if out.get("note"):

@@ -33,9 +33,11 @@ from typing import Any
 from bremen_robot.child_process import die_with_parent
 from bremen_robot.cluster.ray_env import NODE_DIR_ENV
 from bremen_robot.errors import BremenError
+from bremen_robot.fsutil import atomic_write_bytes
 from bremen_robot.robot_config import RobotConfig, load_robot_config
 
 NODE_FILE = "node.json"
+CAMPAIGN_ID_FILE = "campaign-id"  # <node dir>/<campaign>/: which workspace's campaign owns it
 
 
 class PolicyRefusedError(BremenError):
@@ -150,6 +152,26 @@ def check_same_kind(robot: RobotConfig, kind: dict[str, Any]) -> None:
         )
 
 
+def claim_campaign_folder(ws: Path, campaign_id: str | None, robot: str) -> None:
+    """The node folder of a campaign name serves one workspace's campaign: a second campaign of
+    the same name would take the bags left in ``d<k>/`` (a finished round's bag included) as
+    its own salvage and return another campaign's episodes as if collected now."""
+    if not campaign_id:
+        return  # a driver that names no campaign (the fleet bench, on fresh folders)
+    ws.mkdir(parents=True, exist_ok=True)
+    path = ws / CAMPAIGN_ID_FILE
+    if not path.is_file():  # a new folder, or one from before ids: this campaign's from now on
+        atomic_write_bytes(path, campaign_id.encode())
+        return
+    have = path.read_text().strip()
+    if have != campaign_id:
+        raise BremenError(
+            f"robot '{robot}': {ws} holds the campaign of another workspace (id {have[:12]}, this one "
+            f"{campaign_id[:12]}) under the same name; give the campaign another name, or move that "
+            "folder aside on the robot PC"
+        )
+
+
 def collect_on_node(job: dict[str, Any]) -> dict[str, Any]:
     """The Ray task body for one robot's share of one deployment (see module docstring).
 
@@ -162,6 +184,7 @@ def collect_on_node(job: dict[str, Any]) -> dict[str, Any]:
     robot = load_robot_config(Path(info["robot_config"]))  # trust as it is now, not at join
     check_same_kind(robot, job["kind"])
     ws = Path(info["dir"]) / job["campaign"]
+    claim_campaign_folder(ws, job.get("campaign_id"), info["name"])
     k = int(job["round"])
     bundle = job.get("policy")
     policy_id = "random" if bundle is None else receive_policy(ws, bundle, robot)

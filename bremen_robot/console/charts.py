@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 W, H = 360, 200
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 14, 34
@@ -30,6 +30,11 @@ def _ticks(lo: float, hi: float, n: int = 4) -> list[float]:
     return out
 
 
+def is_number(v: Any) -> TypeGuard[float]:
+    """A finite int or float (a damaged file may hold text, a list or NaN where a figure goes)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _fmt(v: float) -> str:
     return f"{v:.0f}" if abs(v) >= 10 or float(v).is_integer() else f"{v:.2g}"
 
@@ -45,7 +50,8 @@ def chart(
 ) -> dict[str, Any]:
     """Points ``(x, y, error)`` as one chart: axes, ticks, error bars, markers (or bars)."""
     chart_: dict[str, Any] = {"width": W, "height": H, "x_label": x_label, "y_label": y_label}
-    pts = [(x, y, e) for x, y, e in points if y is not None and math.isfinite(y)]
+    # a damaged evaluation file may hold text or NaN: such a point is left out, never drawn
+    pts = [(x, y, e if is_number(e) else None) for x, y, e in points if is_number(y)]
     if not pts:
         chart_.update(empty=True, lines=[], texts=[], circles=[], rects=[], path="")
         return chart_
@@ -124,7 +130,7 @@ def timeline_charts(timeline: dict[str, Any]) -> list[dict[str, Any]]:
     ivs = [
         (r["deployment"], float(r["interventions"]), None)
         for r in timeline["rows"]
-        if r.get("interventions") is not None
+        if is_number(r.get("interventions"))
     ]
     out = [
         {

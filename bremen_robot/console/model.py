@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bremen_robot.console.charts import timeline_charts
+from bremen_robot.console.charts import is_number, timeline_charts
 from bremen_robot.console.state import WorkspaceView
 
 TIMELINE_COLUMNS = [
@@ -29,18 +29,26 @@ AUDIT_COLUMNS = [
 ]
 
 
+def _bad(v: Any) -> str:
+    return f"{str(v)[:40]} (not a number)"
+
+
 def _ret(mean: Any, std: Any) -> str:
     if mean is None:
         return "not evaluated yet"
+    if not is_number(mean):
+        return _bad(mean)
+    if std is not None and not is_number(std):
+        return f"{mean:.1f} ± {_bad(std)}"
     return f"{mean:.1f} ± {std or 0.0:.1f}"
 
 
 def _pct(v: Any) -> str:
-    return "" if v is None else f"{v:.0%}"
+    return "" if v is None else f"{v:.0%}" if is_number(v) else _bad(v)
 
 
 def _num(v: Any) -> str:
-    return "" if v is None else f"{v:,}"
+    return "" if v is None else f"{v:,}" if is_number(v) else _bad(v)
 
 
 def view_model(view: WorkspaceView) -> dict[str, Any]:
@@ -63,11 +71,14 @@ def view_model(view: WorkspaceView) -> dict[str, Any]:
     final = timeline["final"]
     if final:
         summary = timeline["summary"] or {}
-        fc = summary.get("final_candidate") or {}
+        fc = summary.get("final_candidate")
+        fc = fc if isinstance(fc, dict) else {}
+        # the registry's state, not summary.json's: an approval or rejection after the campaign ended
+        state = reg.get("states", {}).get(str(fc.get("policy_id"))) or fc.get("state")
         rows.append(
             {
                 "deployment": f"candidate after {final['after_deployment']}",
-                "policy": str(fc.get("policy_id", "")) + (f" ({fc['state']})" if fc.get("state") else ""),
+                "policy": str(fc.get("policy_id", "")) + (f" ({state})" if state else ""),
                 "trained_on": _num(final["trained_on"]),
                 "samples": "",
                 "return": _ret(final["eval_return_mean"], final["eval_return_std"]),

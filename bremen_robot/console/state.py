@@ -28,9 +28,16 @@ REVIEW_FILE = "review.html"
 
 def _json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        # NaN/Infinity (Python's json writes them) stay visible as text: the JSON routes refuse floats
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=str)
     except (OSError, ValueError):
         return None  # absent, or replaced while read: the next poll sees the new file
+
+
+def _dict(path: Path) -> dict[str, Any] | None:
+    """A JSON object file; None when absent, unreadable or not an object (a damaged file)."""
+    got = _json(path)
+    return got if isinstance(got, dict) else None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -141,16 +148,16 @@ class WorkspaceView:
     def timeline(self) -> dict[str, Any]:
         """Deployments as the campaign table has them (``bremen campaign``'s summary), built from
         the per-stage files so it grows while the campaign runs."""
-        meta = _json(self.root / "campaign.json") or {}
+        meta = _dict(self.root / "campaign.json") or {}
         rows: list[dict[str, Any]] = []
         total = 0
         k = 1
         while (self.root / f"d{k}").is_dir():
-            collected = _json(self.root / f"d{k}" / "collect.json")
+            collected = _dict(self.root / f"d{k}" / "collect.json")
             ev_path = (
                 self.root / "d1" / "eval_random.json" if k == 1 else self.root / f"d{k - 1}" / "eval.json"
             )
-            ev = _json(ev_path) or {}
+            ev = _dict(ev_path) or {}
             samples = self._samples(k)
             row: dict[str, Any] = {
                 "deployment": k,
@@ -171,16 +178,16 @@ class WorkspaceView:
         final = None
         if rows:
             last = rows[-1]["deployment"]
-            ev = _json(self.root / f"d{last}" / "eval.json")
-            if isinstance(ev, dict) and "samples" in rows[-1]:
+            cand = _dict(self.root / f"d{last}" / "eval.json")
+            if cand is not None and "samples" in rows[-1]:
                 final = {
                     "after_deployment": last,
                     "trained_on": rows[-1]["samples"],
-                    "eval_return_mean": ev.get("mean"),
-                    "eval_return_std": ev.get("std"),
-                    "success_rate": ev.get("success_rate"),
+                    "eval_return_mean": cand.get("mean"),
+                    "eval_return_std": cand.get("std"),
+                    "success_rate": cand.get("success_rate"),
                 }
-        summary = _json(self.root / "summary.json")
+        summary = _dict(self.root / "summary.json")
         return {
             "campaign": meta.get("name", ""),
             "rows": rows,
@@ -197,11 +204,17 @@ class WorkspaceView:
         _, db_path = locate(self.root, None)
         wal = Path(f"{db_path}-wal")
         key = _stat_key(db_path, wal)
-        return self._cache.get("registry", key, lambda: self._read_registry(db_path, wal))  # type: ignore[no-any-return]
+        reg: dict[str, Any] = self._cache.get("registry", key, lambda: self._read_registry(db_path, wal))
+        # not cached: 'bremen review' writes the page without touching the registry
+        return {**reg, "pending": [self._review_link(p) for p in reg["pending"]]}
+
+    def _review_link(self, pending: dict[str, Any]) -> dict[str, Any]:
+        review = self.root / "reviews" / pending["id"] / REVIEW_FILE
+        return {**pending, "review_url": f"reviews/{pending['id']}" if review.is_file() else None}
 
     def _read_registry(self, db_path: Path, wal: Path) -> dict[str, Any]:
         if not db_path.is_file():
-            return {"error": "", "pending": [], "audit": [], "policies": 0}
+            return {"error": "", "pending": [], "audit": [], "policies": 0, "states": {}}
         with tempfile.TemporaryDirectory(prefix="bremen-console-") as tmp:
             copy = Path(tmp) / "registry.sqlite"
             for _ in range(5):
@@ -211,7 +224,12 @@ class WorkspaceView:
                     if wal.is_file():
                         shutil.copyfile(wal, Path(f"{copy}-wal"))
                 except OSError as exc:
-                    return {"error": f"cannot read {db_path}: {exc.strerror}", "pending": [], "audit": []}
+                    return {
+                        "error": f"cannot read {db_path}: {exc.strerror}",
+                        "pending": [],
+                        "audit": [],
+                        "states": {},
+                    }
                 if _stat_key(db_path, wal) == before:
                     break
                 Path(f"{copy}-wal").unlink(missing_ok=True)
@@ -228,18 +246,16 @@ class WorkspaceView:
                 policies = reg.policies()
                 audit = reg.audit()
         except BremenError as exc:
-            return {"error": str(exc), "pending": [], "audit": [], "policies": 0}
+            return {"error": str(exc), "pending": [], "audit": [], "policies": 0, "states": {}}
         pending = []
         for rec in policies:
             if rec.state != "candidate":
                 continue
-            review = self.root / "reviews" / rec.id / REVIEW_FILE
             pending.append(
                 {
                     "id": rec.id,
                     "registered_at": rec.registered_at,
                     "deployment": rec.lineage.get("deployment"),
-                    "review_url": f"reviews/{rec.id}" if review.is_file() else None,
                     "review_command": f"bremen review {rec.id} --workspace {self.root}",
                 }
             )
@@ -255,7 +271,9 @@ class WorkspaceView:
             }
             for a in reversed(audit)
         ]
-        return {"error": "", "pending": pending, "audit": rows, "policies": len(policies)}
+        # each policy's state now: summary.json keeps the final candidate's state at the campaign's end
+        states = {rec.id: str(rec.state) for rec in policies}
+        return {"error": "", "pending": pending, "audit": rows, "policies": len(policies), "states": states}
 
     def review_file(self, policy_id: str) -> Path | None:
         """``reviews/<id>/review.html`` of a pending or past candidate; None for anything else."""

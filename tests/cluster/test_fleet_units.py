@@ -238,3 +238,87 @@ def test_a_robot_share_says_which_episodes_its_ingest_left_out(
     out = node._share(job, info, robot, tmp_path, ddir, "random")  # type: ignore[arg-type]
     assert out["samples"] == 6
     assert out["note"] == left_out
+
+
+def test_a_damaged_shard_fails_its_robot_only_and_the_others_are_stored(tmp_path: Path) -> None:
+    """A shard that arrives truncated must not stop the gathering: the robots whose shards come
+    after it are stored (and never asked again), the damaged one is a failure of its robot."""
+    from types import SimpleNamespace
+
+    from bremen_robot.cluster.fleet import FleetCollector
+
+    good = _data(6, "panda-b", 1)
+    good_path = good.save(tmp_path / "good.npz")
+    results = {
+        "ref-a": {"robot": "panda-a", "shard": good_path.read_bytes()[:100], "data_digest": "x" * 64},
+        "ref-b": {"robot": "panda-b", "shard": good_path.read_bytes(), "data_digest": good.digest()},
+    }
+    fake_ray = SimpleNamespace(
+        wait=lambda refs, num_returns: (refs[:1], refs[1:]), get=lambda ref: dict(results[ref])
+    )
+    logged: list[str] = []
+    collector = FleetCollector(SimpleNamespace(ray=fake_ray, log=logged.append))  # type: ignore[arg-type]
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    failures = collector._gather({"panda-a": "ref-a", "panda-b": "ref-b"}, shards)
+    assert failures == {
+        "panda-a": "robot panda-a: its shard arrived damaged (unreadable, or its digest differs)"
+    }
+    assert sorted(p.name for p in shards.iterdir()) == ["panda-b.json", "panda-b.npz"]
+    assert Dataset.load(shards / "panda-b.npz").digest() == good.digest()
+
+
+def test_a_second_campaign_of_the_same_name_does_not_take_the_firsts_bags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node keeps one folder per campaign name. A fresh workspace running a campaign of the
+    same name (a preset's name, a restart from scratch) must not salvage the first campaign's
+    round-1 bag (the random policy in both) as its own deployment 1 without running the robot."""
+    import json
+    from types import SimpleNamespace
+
+    import bremen_robot.campaign.runner as runner
+    import bremen_robot.cluster.node as node
+
+    node_dir = tmp_path / "node"
+    node_dir.mkdir()
+    (node_dir / "node.json").write_text(json.dumps({"name": "panda-a", "robot_config": "panda-a.yaml"}))
+    monkeypatch.setenv("BREMEN_NODE_DIR", str(node_dir))
+    monkeypatch.setattr(node, "load_robot_config", lambda path: SimpleNamespace(task="point", name="pt"))
+    monkeypatch.setattr(node, "check_same_kind", lambda robot, kind: None)
+    collected: list[int] = []
+
+    def fake_collect(req: runner.CollectRequest) -> dict[str, int]:  # the robot runs: a bag appears
+        collected.append(req.steps)
+        req.out_bag.mkdir(parents=True)
+        (req.out_bag / "content").write_text(str(req.steps))
+        return {"steps": req.steps, "interventions": 0}
+
+    def fake_ingest(bag: Path, k: int, task: str) -> Dataset:
+        d = _data(int((bag / "content").read_text()), seed=len(collected), action_dim=2)
+        d.policy_sha256[:] = "random"
+        return d
+
+    monkeypatch.setattr(node, "_collect_in_child", fake_collect)
+    monkeypatch.setattr(runner, "ingest_bag", fake_ingest)
+    job = {"campaign": "quickstart", "round": 1, "steps": 6, "collect_yaml": "{}", "seed": 0, "sigma": 0.0}
+    job.update(kind={}, policy=None)
+    first = node.collect_on_node({**job, "campaign_id": "a" * 32})
+    assert first["samples"] == 6 and first["salvaged_samples"] == 0 and collected == [6]
+    with pytest.raises(BremenError, match="holds the campaign of another workspace .* another name"):
+        node.collect_on_node({**job, "campaign_id": "b" * 32})
+    assert collected == [6] and (node_dir / "quickstart" / "d1" / "bag" / "content").is_file()
+    again = node.collect_on_node({**job, "campaign_id": "a" * 32, "round": 2})  # the first goes on
+    assert again["samples"] == 6 and collected == [6, 6]
+
+
+def test_a_workspace_keeps_one_campaign_id(tmp_path: Path) -> None:
+    from bremen_robot.cluster.fleet import campaign_id
+
+    (tmp_path / "campaign.json").write_text('{"name": "q", "config_digest": "00"}')
+    got = campaign_id(tmp_path)
+    assert len(got) == 32 and campaign_id(tmp_path) == got
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "campaign.json").write_text('{"name": "q", "config_digest": "00"}')
+    assert campaign_id(other) != got

@@ -22,7 +22,7 @@ ROUTES = ["/", "/api/status", "/api/view", "/api/timeline", "/api/registry", "/s
 
 
 def client(ws: Path) -> TestClient:
-    return TestClient(create_app(ws))
+    return TestClient(create_app(ws), base_url="http://127.0.0.1:8765")
 
 
 def test_page_shows_timeline_pending_candidate_and_audit_log(tmp_path, monkeypatch):
@@ -64,6 +64,39 @@ def test_a_written_review_page_is_linked_and_served_sandboxed(tmp_path, monkeypa
     assert c.get("/static/app.py").status_code == 404
 
 
+def test_a_review_page_written_while_the_console_runs_is_linked_at_once(tmp_path, monkeypatch):
+    """'bremen review' writes reviews/<id>/review.html and leaves the registry as it was: the
+    pending row must switch from the command to the link without a registry change."""
+    ids = build_workspace(tmp_path / "ws", monkeypatch)
+    c = client(tmp_path / "ws")
+    ws = (tmp_path / "ws").resolve()
+    command = {"text": f"bremen review {ids['second']} --workspace {ws}", "code": True}
+    assert [p["review"] for p in c.get("/api/view").json()["pending"]] == [command]
+    (ws / "reviews" / ids["second"]).mkdir(parents=True)
+    (ws / "reviews" / ids["second"] / "review.html").write_text("<p>verdict</p>")
+    link = {"text": "open the review page", "href": f"reviews/{ids['second']}"}
+    assert [p["review"] for p in c.get("/api/view").json()["pending"]] == [link]
+    assert c.get("/api/registry").json()["pending"][0]["review_url"] == f"reviews/{ids['second']}"
+
+
+def test_the_last_candidate_shows_its_state_in_the_registry_not_the_summarys(tmp_path, monkeypatch):
+    """summary.json records the final candidate's state when the campaign ends; approving it
+    afterwards must not leave the page saying 'candidate'."""
+    from bremen_robot.registry import Registry, key_paths
+
+    ws = tmp_path / "ws"
+    ids = build_workspace(ws, monkeypatch)
+    second = ids["second"]
+    final = {"policy_id": second, "state": "candidate", "eval_return_mean": -10.0, "eval_return_std": 1.0}
+    write_json(ws / "summary.json", {"campaign": "demo", "deployments": [], "final_candidate": final})
+    c = client(ws)
+    assert f"<td>candidate after 2</td><td>{second} (candidate)</td>" in c.get("/").text
+    with Registry.open(ws) as reg:
+        reg.approve(second, "alice", key_paths("alice", tmp_path / "operators")[0], note="ok")
+    assert f"<td>candidate after 2</td><td>{second} (approved)</td>" in c.get("/").text
+    assert c.get("/api/view").json()["timeline"][-1]["policy"] == f"{second} (approved)"
+
+
 def test_hostile_names_notes_and_config_strings_are_sent_as_text(tmp_path, monkeypatch):
     build_workspace(tmp_path / "ws", monkeypatch, hostile=True)
     page = client(tmp_path / "ws").get("/")
@@ -77,6 +110,37 @@ def test_hostile_names_notes_and_config_strings_are_sent_as_text(tmp_path, monke
     view = client(tmp_path / "ws").get("/api/view")
     assert view.headers["content-type"] == "application/json"
     assert view.json()["campaign"] == f"demo{HOSTILE}"  # JSON carries the text; the script writes textContent
+
+
+@pytest.mark.parametrize(
+    ("host", "code"),
+    [
+        ("127.0.0.1:8765", 200),
+        ("localhost:8765", 200),
+        ("[::1]:8765", 200),
+        ("192.168.1.20:8765", 200),  # --host 0.0.0.0, opened by the LAN address
+        ("evil.example:8765", 400),  # a page's own DNS name rebound to 127.0.0.1
+        ("evil.example", 400),
+        ("127.0.0.1.evil.example", 400),
+        ("", 400),
+    ],
+)
+def test_a_request_naming_another_site_as_host_is_refused(tmp_path, monkeypatch, host, code):
+    """DNS rebinding: a page at evil.example whose name now resolves to 127.0.0.1 sends its
+    requests with 'Host: evil.example'; the console must not hand it the registry or the log."""
+    build_workspace(tmp_path / "ws", monkeypatch)
+    c = client(tmp_path / "ws")
+    for route in ("/", "/api/registry", "/api/view"):
+        got = c.get(route, headers={"host": host})
+        assert got.status_code == code, (route, host)
+        if code == 400:
+            assert "alice" not in got.text and "DNS rebinding" in got.text
+
+
+def test_the_host_the_console_was_started_with_is_accepted(tmp_path):
+    c = TestClient(create_app(tmp_path, ["robot-pc.lab"]), base_url="http://robot-pc.lab:8765")
+    assert c.get("/api/status").status_code == 200
+    assert c.get("/api/status", headers={"host": "other.lab"}).status_code == 400
 
 
 def _pid_of_an_ended_process() -> int:
@@ -112,6 +176,32 @@ def test_a_workspace_without_a_campaign_yet_renders(tmp_path):
     assert c.get("/").status_code == 200
     assert c.get("/api/status").json()["liveness"] == "no campaign status yet"
     assert c.get("/api/view").json()["timeline"] == []
+
+
+def test_damaged_workspace_files_are_shown_as_such_not_a_server_error(tmp_path, monkeypatch):
+    """Valid JSON with the wrong shape: NaN (Python's json writes it), text or a list where a
+    figure or an object goes. Every route answers 200 and the page says what it found."""
+    ws = tmp_path / "ws"
+    build_workspace(ws, monkeypatch)
+    (ws / "d1" / "eval.json").write_text('{"mean": NaN, "std": 2.0, "success_rate": "sixty"}')
+    (ws / "d2" / "eval.json").write_text('{"mean": -10.0, "std": Infinity, "success_rate": 0.8}')
+    (ws / "d2" / "collect.json").write_text('{"episodes": "two", "interventions": [1], "policy_id": "p"}')
+    write_json(ws / "d1" / "collect.json", [300, 3])
+    write_json(ws / "campaign.json", ["demo"])
+    write_json(ws / "summary.json", {"final_candidate": ["not", "an", "object"]})
+    c = client(ws)
+    for route in ROUTES:
+        assert c.get(route).status_code == 200, route
+    rows = c.get("/api/view").json()["timeline"]
+    assert [r["return"] for r in rows] == [
+        "-50.0 ± 5.0",
+        "NaN (not a number)",
+        "-10.0 ± Infinity (not a number)",
+    ]
+    assert [r["success"] for r in rows] == ["10%", "sixty (not a number)", "80%"]
+    assert rows[1]["episodes"] == "two (not a number)" and rows[1]["interventions"] == "[1] (not a number)"
+    assert rows[0]["samples"] == "collecting" and rows[0]["episodes"] == ""  # collect.json not an object
+    assert "<td>NaN (not a number)</td>" in c.get("/").text
 
 
 def _hashes(root: Path) -> dict[str, str]:
