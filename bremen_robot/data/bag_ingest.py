@@ -439,14 +439,26 @@ def ingest_bags(
             entry["unusable_episodes"] = unusable
             entry["warnings"] = [
                 *entry.get("warnings", []),
-                f"{path}: episode(s) {', '.join(map(str, unusable))} logged as complete gave no usable "
+                f"{path}: episode(s) {_ids(unusable)} logged as complete gave no usable "
                 "transition (observations missing, not finite or not matching the task) and were left out",
             ]
         report.append(entry)
     if the_task is None or not cols["obs"]:
+        where = ", ".join(map(str, bag_paths))
+        unusable = [
+            f"{e['bag']} episode(s) {_ids(e['unusable_episodes'])}"
+            for e in report
+            if e.get("unusable_episodes")
+        ]
+        if unusable:  # collecting longer would not help: the states themselves are unusable
+            raise DatasetError(
+                f"no usable transition in {where}: the complete episodes ({'; '.join(unusable)}) have "
+                "observations missing, not finite or not matching the task; check the robot config's "
+                "joints against the joint_states the robot sent"
+            )
         raise DatasetError(
-            f"no complete episode with transitions in {', '.join(map(str, bag_paths))}; "
-            "collect longer or pass include_incomplete"
+            f"no complete episode with transitions in {where}; collect longer, or ingest the "
+            "incomplete ones too (--include-incomplete)"
         )
     out: dict[str, Any] = {
         "obs": np.concatenate(cols["obs"]).astype(np.float32),
@@ -479,3 +491,8 @@ def ingest_dataset(
 def ingest_warnings(data: Dataset) -> list[str]:
     """The warnings in an ingested dataset's per-bag report (episodes lost or left out), in order."""
     return [line for report in data.meta.get("bags", []) for line in report.get("warnings", [])]
+
+
+def _ids(ids: list[int]) -> str:
+    """Episode ids for a message: ``1, 2, 3``."""
+    return ", ".join(map(str, ids))

@@ -147,6 +147,19 @@ def test_incomplete_episodes_are_skipped_unless_asked(tmp_path):
     assert len(d["obs"]) == 7 and d["timeouts"][-1]  # the last command has no next state
 
 
+def test_a_bag_whose_complete_episodes_are_all_unusable_says_so_not_collect_longer(tmp_path):
+    w = SegmentedBagWriter(tmp_path / "bag", {"bremen.task": "halfcheetah", "bremen.mode": "lockstep"})
+    write_episode(w, 3, n=1, nan_at=0)  # its one state is NaN: nothing usable
+    w.close()
+    with pytest.raises(DatasetError) as err:
+        ingest_bags([tmp_path / "bag"], "halfcheetah")
+    assert str(err.value) == (
+        f"no usable transition in {tmp_path / 'bag'}: the complete episodes ({tmp_path / 'bag'} "
+        "episode(s) 3) have observations missing, not finite or not matching the task; check the "
+        "robot config's joints against the joint_states the robot sent"
+    )
+
+
 def test_task_mismatch_and_missing_bag_are_one_line_errors(tmp_path):
     make_bag(tmp_path / "bag")
     with pytest.raises(DatasetError, match="recorded for task 'halfcheetah'"):
