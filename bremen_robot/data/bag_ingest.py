@@ -445,14 +445,14 @@ def ingest_bags(
         report.append(entry)
     if the_task is None or not cols["obs"]:
         where = ", ".join(map(str, bag_paths))
-        unusable = [
+        unusable_in = [
             f"{e['bag']} episode(s) {_ids(e['unusable_episodes'])}"
             for e in report
             if e.get("unusable_episodes")
         ]
-        if unusable:  # collecting longer would not help: the states themselves are unusable
+        if unusable_in:  # collecting longer would not help: the states themselves are unusable
             raise DatasetError(
-                f"no usable transition in {where}: the complete episodes ({'; '.join(unusable)}) have "
+                f"no usable transition in {where}: the complete episodes ({'; '.join(unusable_in)}) have "
                 "observations missing, not finite or not matching the task; check the robot config's "
                 "joints against the joint_states the robot sent"
             )
