@@ -212,8 +212,10 @@ def unpark_one(archive: Path, ws: Path, accept_different_data: bool = False) -> 
         return f"{ws}: exists, left as it is (the parked copy is not needed)"
     ws.parent.mkdir(parents=True, exist_ok=True)  # staging beside it: the last step is one rename
     staging = Path(tempfile.mkdtemp(prefix=f".{ws.name}.unpark-", dir=ws.parent))
+    from bremen_robot.fsutil import extract_tar
+
     with tarfile.open(archive, mode="r:gz") as tar:
-        tar.extractall(staging, filter="data")
+        extract_tar(tar, staging)
     recipe_path = staging / RECIPE_FILE
     parked = json.loads(recipe_path.read_text())
     differ = []

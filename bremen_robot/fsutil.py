@@ -7,6 +7,7 @@ the folder is fsynced, so a crash leaves either the old file or the new one, nev
 from __future__ import annotations
 
 import os
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -63,3 +64,17 @@ def _naming(exc: OSError, path: Path) -> OSError:
     """The same error, naming the file the caller asked for rather than our temporary one
     (a full disk is reported by ``write`` with no file name at all)."""
     return type(exc)(exc.errno, exc.strerror, str(path))
+
+
+def extract_tar(tar: tarfile.TarFile, dest: Path) -> None:
+    """Unpack ``tar`` into ``dest`` with tarfile's ``data`` filter (no absolute paths, no ``..``,
+    no links out of ``dest``, no device files). Pythons older than 3.10.12 / 3.11.4 lack the
+    filter, and unpacking an archive from another machine without it is not safe: refused."""
+    if not hasattr(tarfile, "data_filter"):
+        from bremen_robot.errors import BremenError
+
+        raise BremenError(
+            "this Python's tarfile has no 'data' extraction filter, needed to unpack an archive from "
+            "another machine safely; use Python 3.10.12+, 3.11.4+ or 3.12"
+        )
+    tar.extractall(dest, filter="data")

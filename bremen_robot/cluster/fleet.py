@@ -19,6 +19,7 @@ from bremen_robot.campaign.workspace import read_json, write_json_atomic
 from bremen_robot.cluster.ray_env import cluster_gpus, connect, robot_nodes, robot_resource
 from bremen_robot.data.dataset import Dataset, merge
 from bremen_robot.errors import BremenError
+from bremen_robot.fsutil import extract_tar
 
 
 def split_steps(total: int, robots: list[str]) -> dict[str, int]:
@@ -315,7 +316,7 @@ def train_on_gpu(c: ClusterCampaign, k: int, data: Dataset, deployed: Path | Non
     tmp = out.with_name(out.name + ".incoming")
     move_aside(tmp)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(tmp, filter="data")
+        extract_tar(tar, tmp)
     tmp.rename(out)
     return out
 
@@ -346,7 +347,7 @@ def _train_remote(job: dict[str, Any]) -> bytes:
         if job["deployed"] is not None:
             deployed = d / "deployed"
             with tarfile.open(fileobj=io.BytesIO(job["deployed"])) as tar:
-                tar.extractall(deployed, filter="data")
+                extract_tar(tar, deployed)
         out = d / "train"
         train(
             TrainConfig(**job["cfg"]),

@@ -138,3 +138,30 @@ def test_saving_an_ensemble_on_a_full_disk_is_an_os_error_naming_it(tmp_path, mo
         "(files already written are kept)"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_archives_from_other_machines_are_unpacked_only_with_the_data_filter(tmp_path, monkeypatch):
+    import io
+    import tarfile
+
+    from bremen_robot.errors import BremenError
+    from bremen_robot.fsutil import extract_tar
+
+    def archive(name: str) -> tarfile.TarFile:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"ok"))
+        buf.seek(0)
+        return tarfile.open(fileobj=buf)
+
+    extract_tar(archive("a/b.txt"), tmp_path / "in")
+    assert (tmp_path / "in" / "a" / "b.txt").read_bytes() == b"ok"
+    with pytest.raises(tarfile.OutsideDestinationError):  # what the filter is for
+        extract_tar(archive("../escaped.txt"), tmp_path / "in2")
+    assert not (tmp_path / "escaped.txt").exists()
+    monkeypatch.delattr(tarfile, "data_filter")  # a Python before 3.10.12 / 3.11.4
+    with pytest.raises(BremenError, match="no 'data' extraction filter.*use Python 3.10.12"):
+        extract_tar(archive("a/c.txt"), tmp_path / "in3")
+    assert not (tmp_path / "in3").exists()
