@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -82,6 +83,10 @@ class ShadowSetting(_Strict):
     steps: int = Field(1000, ge=1, description="control steps of the shadow run (the deployed policy drives)")
 
 
+CAMPAIGN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""What a campaign name may be: it names folders on robot nodes."""
+
+
 class CampaignConfig(_Strict):
     """A campaign of a few deployments on one robot."""
 
@@ -115,6 +120,17 @@ class CampaignConfig(_Strict):
         description="when a fleet robot fails mid-collection: go on with the others' samples, or stop "
         "so that re-running the same command collects that robot's share (finished shares are kept)",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        # a robot node keeps the campaign's files in a folder of this name (cluster/node.py)
+        if not CAMPAIGN_NAME.fullmatch(v):
+            raise ValueError(
+                f"'{v}' is not a plain name; use letters, digits, '.', '_' and '-' (at most 64, "
+                "starting with a letter or digit)"
+            )
+        return v
 
     @field_validator("fleet")
     @classmethod

@@ -30,6 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bremen_robot.campaign.config import CAMPAIGN_NAME
 from bremen_robot.child_process import die_with_parent
 from bremen_robot.cluster.ray_env import NODE_DIR_ENV
 from bremen_robot.errors import BremenError
@@ -183,6 +184,8 @@ def collect_on_node(job: dict[str, Any]) -> dict[str, Any]:
     info = node_info()
     robot = load_robot_config(Path(info["robot_config"]))  # trust as it is now, not at join
     check_same_kind(robot, job["kind"])
+    if not CAMPAIGN_NAME.fullmatch(str(job["campaign"])):  # a folder under this node's dir, nowhere else
+        raise BremenError(f"campaign name {job['campaign']!r} is not a plain name; rename the campaign")
     ws = Path(info["dir"]) / job["campaign"]
     claim_campaign_folder(ws, job.get("campaign_id"), info["name"])
     k = int(job["round"])

@@ -97,6 +97,20 @@ def test_a_bad_train_preset_or_evaluation_env_is_named_when_the_config_loads(tmp
         load_campaign_config(camp)
 
 
+@pytest.mark.parametrize("name", ["../up", "a/b", "with space", "", "-dash-first", "x" * 65])
+def test_a_campaign_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, name):
+    """Robot nodes keep a campaign's files in a folder of its name."""
+    camp = write_campaign(tmp_path)
+    data = yaml.safe_load(camp.read_text())
+    data["name"] = name
+    camp.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"name: .* is not a plain name; use letters, digits"):
+        load_campaign_config(camp)
+    data["name"] = "walker2d-cpu.v2_b"
+    camp.write_text(yaml.safe_dump(data))
+    assert load_campaign_config(camp).name == "walker2d-cpu.v2_b"
+
+
 class DirectCollector:
     """Steps the toy env and writes the deployment's data.npz directly (no bag)."""
 

@@ -310,6 +310,10 @@ def test_a_second_campaign_of_the_same_name_does_not_take_the_firsts_bags(
     assert collected == [6] and (node_dir / "quickstart" / "d1" / "bag" / "content").is_file()
     again = node.collect_on_node({**job, "campaign_id": "a" * 32, "round": 2})  # the first goes on
     assert again["samples"] == 6 and collected == [6, 6]
+    # the name is a folder under the node's dir: a job naming one elsewhere is refused before any
+    with pytest.raises(BremenError, match=r"campaign name '\.\./outside' is not a plain name"):
+        node.collect_on_node({**job, "campaign": "../outside", "campaign_id": "c" * 32})
+    assert not (tmp_path / "outside").exists() and collected == [6, 6]
 
 
 def test_a_workspace_keeps_one_campaign_id(tmp_path: Path) -> None:
