@@ -287,3 +287,17 @@ def test_arrival_with_fresh_joint_states_settles_over_their_arrival_times():
     cmd, out = m.step(robot.joints, home, np.zeros(7), 0.2, 0.2)
     assert out is not None and out.success and out.reason == "arrived" and out.duration_s == 0.2
     assert np.all(cmd == 0.0)
+
+
+def test_a_reset_stops_where_the_robots_own_envelope_would():
+    # between episodes the runner's shield is idle: the reset's shield alone watches the arm. Pushed
+    # to 2.96 rad, past panda.yaml's envelope (2.9473), it must stop as the robot's shield would
+    robot, limits = panda()
+    home = np.array(robot.reset.home)
+    m = ResetMotion(robot.reset, safety.SafetyShield(limits), robot.joints, home, 0.05, 0.0)
+    q = home.copy()
+    q[0] = 2.96
+    cmd, out = m.step(robot.joints, q, np.zeros(7), 0.0, 0.0)
+    assert out is not None and not out.success
+    assert out.reason == "the reset's shield intervened (envelope: panda_joint1 position 2.96 > max 2.9473)"
+    assert np.all(cmd == 0.0)
