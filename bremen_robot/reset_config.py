@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 class StartBox(BaseModel):
     """A box of start poses: each reset draws one uniformly (seeded by the reset's number)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # its own model: ResetConfig's allow_inf_nan does not reach it, and a NaN corner slipped to
+    # the order check ("swap them"), an infinite one of an unlimited joint to the draw
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     low: list[float] = Field(
         min_length=1, description="lowest start position per joint (rad), robot joint order"

@@ -121,6 +121,12 @@ def test_reset_limits_must_lie_within_the_robots(tmp_path, reset, limits, expect
         ({"poses": [[0.0] * 7]}, "poses and box are both set; give one way to choose start poses"),
         ({"box": None, "poses": [[0.0] * 6]}, "poses[0] has 6 entries, home has 7; give one per joint"),
         ({"timeout_s": 0}, "timeout_s"),
+        # a NaN corner once read "low nan > high 0.3; swap them", the wrong fix
+        (
+            {"box": {"low": [float("nan")] * 7, "high": [0.3] * 7}},
+            "reset.box.low.0: Input should be a finite number (got nan); set reset.box.low.0 to a "
+            "finite number",
+        ),
         ({"retry": True}, "retry"),
     ],
 )
