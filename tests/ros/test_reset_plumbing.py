@@ -244,3 +244,38 @@ def test_before_its_first_joint_states_the_runner_leaves_a_driving_reset_alone()
             runner.on_tick(t)
         assert len(sent) == expected, (idle, episode)
         assert all(np.all(c == 0.0) for c in sent)
+
+
+class _Pub:
+    def __init__(self) -> None:
+        self.msgs: list = []
+
+    def publish(self, msg) -> None:
+        self.msgs.append(msg)
+
+
+def test_a_reset_the_runner_halts_is_logged_as_ended():
+    """Every reset's ``start`` on bremen/reset has its ``end`` (bremen collect counts resets by
+    it); a reset cut short by the runner's halt ended without one, and close() did not add it."""
+    from types import SimpleNamespace
+
+    import safety
+    from bremen_robot.robot_config import load_robot_config
+    from bremen_robot.ros.reset_node import ResetNode
+
+    robot = load_robot_config(CONFIGS / "robots" / "panda.yaml")
+    node = object.__new__(ResetNode)  # the event handling alone, without a ROS node
+    node.state, node.number, node.dry_run = "resetting", 3, False
+    node.params = {"stop_grace_s": 0.0}
+    node.rate, node.joints = 20.0, list(robot.joints)
+    node.motion = type("M", (), {"shield": safety.SafetyShield(safety.load_limits(robot.reset.limits))})()
+    node._String, node._Dim = SimpleNamespace, SimpleNamespace  # message stand-ins: no ROS needed
+    node._Array = lambda: SimpleNamespace(layout=SimpleNamespace(dim=[]), data=[])
+    node.pub_cmd, node.pub_reset = _Pub(), _Pub()
+    node.on_episode(_Msg({"event": "halt", "reason": "stopped", "source": "policy_runner"}))
+    node.close()
+    assert [m.layout.dim[0].label for m in node.pub_cmd.msgs] == ["safe"]
+    assert list(node.pub_cmd.msgs[0].data) == [0.0] * 7
+    ends = [json.loads(m.data) for m in node.pub_reset.msgs]
+    assert [(e["event"], e["reset"], e["success"]) for e in ends] == [("end", 3, False)]
+    assert ends[0]["reason"] == "interrupted (policy_runner: halt)"
