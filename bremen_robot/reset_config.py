@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
-    from safety import SafetyLimits
+    from safety import Bound, SafetyLimits
 
 
 class StartBox(BaseModel):
     """A box of start poses: each reset draws one uniformly (seeded by the reset's number)."""
 
-    model_config = ConfigDict(extra="forbid")
+    # its own model: ResetConfig's allow_inf_nan does not reach it, and a NaN corner slipped to
+    # the order check ("swap them"), an infinite one of an unlimited joint to the draw
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     low: list[float] = Field(
         min_length=1, description="lowest start position per joint (rad), robot joint order"
@@ -132,6 +134,14 @@ def refuse_unactuated_base(name: str, floating_base: bool, task: str, joints: li
     )
 
 
+def _bound_within(own: Bound, robot: Bound) -> bool:
+    """Whether ``own`` stops no later than ``robot`` on either side (a side the robot bounds
+    must be bounded as tightly or tighter)."""
+    if robot.min is not None and (own.min is None or own.min < robot.min):
+        return False
+    return not (robot.max is not None and (own.max is None or own.max > robot.max))
+
+
 def check_reset_limits(
     reset: ResetConfig, robot: SafetyLimits, own: SafetyLimits, where: str = "reset"
 ) -> None:
@@ -195,6 +205,18 @@ def check_reset_limits(
                 f"max_acceleration {reset.max_acceleration} exceeds {j}.acceleration {o.acceleration}; "
                 "lower max_acceleration"
             )
+    # between episodes the runner's shield is idle: the reset's envelope alone stops a pushed
+    # arm, so it must stop it wherever the robot's would (extras are not checked: the robots
+    # that need them have unactuated bases and no reset)
+    for kind in ("positions", "velocities"):
+        ours = getattr(own.envelope, kind)
+        for joint, rb in getattr(robot.envelope, kind).items():
+            e = f"limits envelope.{kind}.{joint}"
+            ob = ours.get(joint)
+            if ob is None:
+                fail(f"{e} is missing; the robot's is [{rb.min}, {rb.max}]: copy it or narrow it")
+            elif not _bound_within(ob, rb):
+                fail(f"{e} [{ob.min}, {ob.max}] is not within the robot's [{rb.min}, {rb.max}]; narrow it")
     for k, name in enumerate(robot.joint_names):
         p = own.joints[name].position
         if p is None:

@@ -226,9 +226,14 @@ class ResetMotion:
         if self.plan is None:
             cfg = self.cfg
             self.plan = plan_reset(q, self.target, cfg.max_speed, cfg.max_acceleration, self.dt)
-        if arrived_and_still(q, qd, self.target, self.cfg.position_tolerance, self.cfg.velocity_tolerance):
-            self.still_since = now if self.still_since is None else self.still_since
-            if now - self.still_since >= self.cfg.settle_s:
+        # arrival is judged on fresh states only, and settle_s is measured over the states'
+        # arrival times, not over ticks: a stream that stops at the pose must not look still on one
+        # old sample re-read every tick (the shield below fails the reset on it instead)
+        fresh = now - arrival <= self.shield.limits.timing.max_observation_age
+        cfg = self.cfg
+        if fresh and arrived_and_still(q, qd, self.target, cfg.position_tolerance, cfg.velocity_tolerance):
+            self.still_since = arrival if self.still_since is None else self.still_since
+            if arrival - self.still_since >= cfg.settle_s:
                 return self._end(True, "arrived", now)
         else:
             self.still_since = None

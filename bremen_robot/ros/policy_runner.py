@@ -384,6 +384,12 @@ class PolicyRunner(ManagedRunner):
 
     def on_tick(self, start: float) -> None:
         if self._latest is None:
+            ep = self.core.episode
+            if not self.core.idle_commands and (ep is None or not ep.running):
+                # between episodes a scripted reset owns the robot (idle_commands: false), and its
+                # node may have the driver's states before this one: a safe command here would
+                # interleave with the reset's, a jump of the reset speed every period
+                return
             self.node.get_logger().warning(
                 f"no {T.JOINT_STATES} received yet: sending the safe command", throttle_duration_sec=5.0
             )

@@ -149,6 +149,9 @@ class ResetNode:
         if kind in ("done", "halt"):  # the runner finished or is stopping: no more resets
             if self.state == "resetting":
                 self._send(self._shield_safe(), "safe")
+                # its start is logged: so is its end (close() logs none once the state is done)
+                why = f"interrupted (policy_runner: {kind})"
+                self._log({"event": "end", "reset": self.number, "success": False, "reason": why})
             self.state = "done" if self.state != "failed" else self.state
         elif kind == "stop" and self.state == "episode" and evt.get("id") == self.episode_id:
             self.state = "done" if evt.get("finished") else "next"

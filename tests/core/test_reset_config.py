@@ -121,6 +121,12 @@ def test_reset_limits_must_lie_within_the_robots(tmp_path, reset, limits, expect
         ({"poses": [[0.0] * 7]}, "poses and box are both set; give one way to choose start poses"),
         ({"box": None, "poses": [[0.0] * 6]}, "poses[0] has 6 entries, home has 7; give one per joint"),
         ({"timeout_s": 0}, "timeout_s"),
+        # a NaN corner once read "low nan > high 0.3; swap them", the wrong fix
+        (
+            {"box": {"low": [float("nan")] * 7, "high": [0.3] * 7}},
+            "reset.box.low.0: Input should be a finite number (got nan); set reset.box.low.0 to a "
+            "finite number",
+        ),
         ({"retry": True}, "retry"),
     ],
 )
@@ -162,3 +168,28 @@ def test_collect_refuses_a_bad_reset_with_one_line_and_exit_2(tmp_path):
         f"error: {robot}: reset: max_speed 0.7 exceeds limits joints.panda_joint1.velocity 0.6; "
         "lower max_speed"
     ]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda env: env["positions"].pop("panda_joint4"),
+            "reset: limits envelope.positions.panda_joint4 is missing; the robot's is [-3.1218, -0.0198]: "
+            "copy it or narrow it",
+        ),
+        (
+            lambda env: env["velocities"].update(panda_joint2={"min": -3.0, "max": 1.0}),
+            "reset: limits envelope.velocities.panda_joint2 [-3.0, 1.0] is not within the robot's "
+            "[-2.72, 2.72]; narrow it",
+        ),
+    ],
+)
+def test_the_reset_envelope_must_lie_within_the_robots(tmp_path, change, expected):
+    # the runner's shield is idle during a reset: only the reset's envelope can stop a pushed arm
+    path = write_robot(tmp_path)
+    lim_path = tmp_path / "reset-limits.yaml"
+    lim = yaml.safe_load(lim_path.read_text())
+    change(lim["envelope"])
+    lim_path.write_text(yaml.safe_dump(lim))
+    assert refusal(path) == f"{path}: {expected}"

@@ -252,3 +252,52 @@ def test_start_poses_home_set_and_seeded_box():
     a, b = start_pose(cfg, 1, 0), start_pose(cfg, 2, 0)
     assert np.array_equal(a, start_pose(cfg, 1, 0)) and not np.array_equal(a, b)
     assert np.all(a >= cfg.box.low) and np.all(a <= cfg.box.high)
+
+
+def test_arrival_needs_fresh_joint_states_for_the_whole_settle_time():
+    # the stream stops right as the arm reaches the pose: one sample, re-read on every tick, must
+    # not count as "still for settle_s" (0.2 s here); the stale state fails the reset instead
+    robot, limits = panda()
+    home = np.array(robot.reset.home)
+    m = ResetMotion(robot.reset, safety.SafetyShield(limits), robot.joints, home, 0.05, 0.0)
+    outs = [m.step(robot.joints, home, np.zeros(7), 0.0, t)[1] for t in (0.0, 0.05, 0.1, 0.15, 0.2)]
+    assert outs == [None] * 5
+    cmd, out = m.step(robot.joints, home, np.zeros(7), 0.0, 0.3)  # 0.3 s old > max_observation_age 0.25
+    assert out is not None and not out.success and "stale_observation" in out.reason
+    assert np.all(cmd == 0.0)
+
+
+def test_arrival_is_never_judged_on_a_stale_joint_state():
+    # settle_s 0: arrival on the first sample, but never on one older than max_observation_age 0.25
+    robot, limits = panda()
+    cfg = robot.reset.model_copy(update={"settle_s": 0.0})
+    home = np.array(cfg.home)
+    m = ResetMotion(cfg, safety.SafetyShield(limits), robot.joints, home, 0.05, 0.0)
+    cmd, out = m.step(robot.joints, home, np.zeros(7), 0.0, 1.0)
+    assert out is not None and not out.success and "stale_observation" in out.reason
+    assert np.all(cmd == 0.0)
+
+
+def test_arrival_with_fresh_joint_states_settles_over_their_arrival_times():
+    robot, limits = panda()
+    home = np.array(robot.reset.home)
+    m = ResetMotion(robot.reset, safety.SafetyShield(limits), robot.joints, home, 0.05, 0.0)
+    outs = [m.step(robot.joints, home, np.zeros(7), t, t)[1] for t in (0.0, 0.05, 0.1, 0.15)]
+    assert outs == [None] * 4
+    cmd, out = m.step(robot.joints, home, np.zeros(7), 0.2, 0.2)
+    assert out is not None and out.success and out.reason == "arrived" and out.duration_s == 0.2
+    assert np.all(cmd == 0.0)
+
+
+def test_a_reset_stops_where_the_robots_own_envelope_would():
+    # between episodes the runner's shield is idle: the reset's shield alone watches the arm. Pushed
+    # to 2.96 rad, past panda.yaml's envelope (2.9473), it must stop as the robot's shield would
+    robot, limits = panda()
+    home = np.array(robot.reset.home)
+    m = ResetMotion(robot.reset, safety.SafetyShield(limits), robot.joints, home, 0.05, 0.0)
+    q = home.copy()
+    q[0] = 2.96
+    cmd, out = m.step(robot.joints, q, np.zeros(7), 0.0, 0.0)
+    assert out is not None and not out.success
+    assert out.reason == "the reset's shield intervened (envelope: panda_joint1 position 2.96 > max 2.9473)"
+    assert np.all(cmd == 0.0)

@@ -212,3 +212,70 @@ def test_a_bag_with_resets_ingests_to_exactly_the_episodes_transitions(tmp_path)
         np.testing.assert_allclose(rows[:, :7], q, atol=1e-6)  # only the episode's own states
         np.testing.assert_allclose(rows[:, 14:17], [[goal["goal.x"], 0.0, 0.3]] * 5, atol=1e-6)
         np.testing.assert_allclose(rows[:, 17:20], panda_ee_position(q), atol=1e-5)
+
+
+class _Log:
+    def warning(self, *args, **kwargs) -> None:
+        pass
+
+
+class _Node:
+    def get_logger(self) -> _Log:
+        return _Log()
+
+
+def test_before_its_first_joint_states_the_runner_leaves_a_driving_reset_alone():
+    """DDS matches each reader on its own: reset_node can have the driver's states (and begin
+    the first reset) while the runner has none yet. The runner's "no joint_states yet" safe
+    command then went out every tick, interleaved with the reset's commands: zero, 0.5 rad/s,
+    zero, ... is a velocity jump of the whole reset speed every period."""
+    from bremen_robot.ros.policy_runner import PolicyRunner
+
+    sent: list = []
+    for idle, episode, expected in ((False, False, 0), (True, False, 3), (False, True, 3)):
+        runner = object.__new__(PolicyRunner)  # the tick alone, without a ROS node
+        runner._latest, runner.node = None, _Node()
+        runner.core = make(lockstep=False, idle_commands=idle)
+        if episode:  # an episode the runner runs: it owns the robot, states or not
+            runner.core.start_episode(0)
+        sent.clear()
+        runner._publish = lambda out, start, arrival: sent.append(out.command)  # type: ignore[method-assign]
+        for t in (1.0, 1.05, 1.1):
+            runner.on_tick(t)
+        assert len(sent) == expected, (idle, episode)
+        assert all(np.all(c == 0.0) for c in sent)
+
+
+class _Pub:
+    def __init__(self) -> None:
+        self.msgs: list = []
+
+    def publish(self, msg) -> None:
+        self.msgs.append(msg)
+
+
+def test_a_reset_the_runner_halts_is_logged_as_ended():
+    """Every reset's ``start`` on bremen/reset has its ``end`` (bremen collect counts resets by
+    it); a reset cut short by the runner's halt ended without one, and close() did not add it."""
+    from types import SimpleNamespace
+
+    import safety
+    from bremen_robot.robot_config import load_robot_config
+    from bremen_robot.ros.reset_node import ResetNode
+
+    robot = load_robot_config(CONFIGS / "robots" / "panda.yaml")
+    node = object.__new__(ResetNode)  # the event handling alone, without a ROS node
+    node.state, node.number, node.dry_run = "resetting", 3, False
+    node.params = {"stop_grace_s": 0.0}
+    node.rate, node.joints = 20.0, list(robot.joints)
+    node.motion = type("M", (), {"shield": safety.SafetyShield(safety.load_limits(robot.reset.limits))})()
+    node._String, node._Dim = SimpleNamespace, SimpleNamespace  # message stand-ins: no ROS needed
+    node._Array = lambda: SimpleNamespace(layout=SimpleNamespace(dim=[]), data=[])
+    node.pub_cmd, node.pub_reset = _Pub(), _Pub()
+    node.on_episode(_Msg({"event": "halt", "reason": "stopped", "source": "policy_runner"}))
+    node.close()
+    assert [m.layout.dim[0].label for m in node.pub_cmd.msgs] == ["safe"]
+    assert list(node.pub_cmd.msgs[0].data) == [0.0] * 7
+    ends = [json.loads(m.data) for m in node.pub_reset.msgs]
+    assert [(e["event"], e["reset"], e["success"]) for e in ends] == [("end", 3, False)]
+    assert ends[0]["reason"] == "interrupted (policy_runner: halt)"
