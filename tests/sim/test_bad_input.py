@@ -68,3 +68,17 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert code == 2, (extra, err)
         assert err.count("\n") == 0 and words in err, (extra, err)
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
+def test_an_action_of_the_wrong_length_is_refused_not_broadcast(backend):
+    """A 1-entry action must not be spread over all six joints (clipping against the 6-entry
+    bounds broadcasts it, so the length was checked too late)."""
+    env = sim.make("halfcheetah", backend=backend)
+    env.reset(seed=0)
+    try:
+        for bad in ([0.5], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]):
+            with pytest.raises(SimError, match=f"action has {len(bad)} entries; task 'halfcheetah' takes 6"):
+                env.step(bad)
+    finally:
+        env.close()
