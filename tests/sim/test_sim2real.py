@@ -161,3 +161,16 @@ def test_success_is_reported_per_episode_for_a_reaching_and_a_fleeing_episode():
     assert res.lengths == [100, 100]
     flipped = evaluate(_reach_policy(False, True), "panda", "panda_reach", "mujoco", 2, seed=0)
     assert flipped.successes == [False, True]
+
+
+def test_a_nominal_randomization_file_gives_a_ratio_of_one_not_a_crash():
+    """``--randomization configs/sim/randomization-none.yaml`` runs the third condition with
+    nominal physics; the report must still find it (ratio exactly 1: the same episodes)."""
+    from sim.randomization import load_randomization
+    from sim.sim2real import run_sim2real
+
+    nominal = load_randomization(CONFIGS / "sim" / "randomization-none.yaml")
+    report = run_sim2real(lambda obs: np.zeros(3), "hopper", None, 1, "mujoco", nominal)
+    assert report.randomized_ratio == 1.0
+    assert "randomized ratio (mujoco+randomization / mujoco): 1.000" in report.table()
+    assert report.to_dict()["randomized_ratio"] == 1.0
