@@ -189,6 +189,8 @@ class BremenSimEnv(gym.Env[np.ndarray, np.ndarray]):
         self._t += 1
         truncated = self._t >= self.task.max_episode_steps and not terminated
         info: dict[str, Any] = {"command": command}
+        if self.backend.diverged:  # the engine reset a blown-up state: this step's numbers are not physics
+            info["physics_diverged"] = True
         if self._success_fn is not None:
             info["is_success"] = bool(self._success_fn(obs[None], a[None], next_obs[None])[0])
         self._obs = next_obs

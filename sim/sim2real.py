@@ -97,7 +97,9 @@ def evaluate(
                     action, k = filt(env, action, t * env.task.dt)
                     n_int += k
                 obs, reward, terminated, truncated, info = env.step(action)
-                total += reward
+                # a blown-up step scores NaN (MuJoCo resets the state itself, so its reward would look
+                # sane): the condition's mean is NaN, which the twin check takes as a veto
+                total += float("nan") if info.get("physics_diverged") else reward
                 t += 1
                 success = bool(info.get("is_success", False))
                 if terminated or truncated or not math.isfinite(total):
