@@ -145,11 +145,22 @@ def describe_model(model: Any, path: Path) -> MjcfDescription:
                 iquat=model.body_iquat[b].copy(),
             )
         )
+    # what the URDF translation has no place for would silently vanish from the PyBullet robot
+    if model.neq or model.ntendon:
+        raise SimError(
+            f"{path}: {model.neq} equality constraint(s) and {model.ntendon} tendon(s), which the "
+            "PyBullet backend cannot translate; use --backend mujoco or remove them"
+        )
     joints: list[JointDesc] = []
     for j in range(model.njnt):
         jtype = _JOINT_TYPES[int(model.jnt_type[j])]
         adr, dof = int(model.jnt_qposadr[j]), int(model.jnt_dofadr[j])
         limited = bool(model.jnt_limited[j])
+        if jtype in ("slide", "hinge") and model.dof_frictionloss[dof] > 0:
+            raise SimError(
+                f"{path}: joint '{model.joint(j).name}' has frictionloss, which the PyBullet backend "
+                "cannot translate; use --backend mujoco or remove it"
+            )
         joints.append(
             JointDesc(
                 name=model.joint(j).name,
@@ -186,6 +197,22 @@ def describe_model(model: Any, path: Path) -> MjcfDescription:
         if int(model.actuator_trntype[a]) != 0:  # mjTRN_JOINT
             raise SimError(f"{path}: actuator {a} does not drive a joint; only joint actuators are supported")
         jname = model.joint(int(model.actuator_trnid[a, 0])).name
+        # PyBullet applies gear x ctrl as a torque: servos (kp, kv), activation dynamics and a
+        # force limit would be lost
+        motor = (
+            int(model.actuator_dyntype[a]) == 0  # mjDYN_NONE
+            and int(model.actuator_gaintype[a]) == 0  # mjGAIN_FIXED
+            and int(model.actuator_biastype[a]) == 0  # mjBIAS_NONE
+            and float(model.actuator_gainprm[a, 0]) == 1.0
+        )
+        if not motor or model.actuator_forcelimited[a]:
+            what = (
+                "is not a plain motor (a servo or activation dynamics)" if not motor else "has a force range"
+            )
+            raise SimError(
+                f"{path}: actuator {a} on joint '{jname}' {what}, which the PyBullet backend cannot "
+                "translate; use --backend mujoco or make it a <motor> without forcerange"
+            )
         limited = bool(model.actuator_ctrllimited[a])
         actuators.append(
             ActuatorDesc(

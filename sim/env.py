@@ -164,11 +164,13 @@ class BremenSimEnv(gym.Env[np.ndarray, np.ndarray]):
         return self._noisy(self._obs), {"action_delay": delay}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), self._act_low, self._act_high)
-        if a.shape != self._act_low.shape:
+        raw = np.asarray(action, dtype=np.float64).reshape(-1)
+        # checked before clipping: the clip would broadcast a 1-entry action to every joint
+        if raw.shape != self._act_low.shape:
             raise SimError(
-                f"action has {a.shape[0]} entries; task '{self.task.name}' takes {self.task.action_dim}"
+                f"action has {raw.shape[0]} entries; task '{self.task.name}' takes {self.task.action_dim}"
             )
+        a = np.clip(raw, self._act_low, self._act_high)
         self._queue.append(a)
         command = self._queue.popleft()
         backend_command = np.empty_like(command)
@@ -187,6 +189,8 @@ class BremenSimEnv(gym.Env[np.ndarray, np.ndarray]):
         self._t += 1
         truncated = self._t >= self.task.max_episode_steps and not terminated
         info: dict[str, Any] = {"command": command}
+        if self.backend.diverged:  # the engine reset a blown-up state: this step's numbers are not physics
+            info["physics_diverged"] = True
         if self._success_fn is not None:
             info["is_success"] = bool(self._success_fn(obs[None], a[None], next_obs[None])[0])
         self._obs = next_obs

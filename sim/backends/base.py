@@ -59,6 +59,9 @@ class RobotBackend(ABC):
         self.nv = 0
         self.command_low = np.zeros(0)
         self.command_high = np.zeros(0)
+        # whether the last step blew up: MuJoCo then resets the state on its own, so the
+        # numbers that follow look sane; PyBullet's NaNs show in the observation instead
+        self.diverged = False
 
     # ------------------------------------------------------------------ layout
     @property

@@ -30,6 +30,12 @@ _FREE, _SLIDE, _HINGE = (
     int(mujoco.mjtJoint.mjJNT_SLIDE),
     int(mujoco.mjtJoint.mjJNT_HINGE),
 )
+# bad qpos/qvel/qacc: mj_step resets the state (mj_resetData) and counts the warning
+_AUTORESET_WARNINGS = [
+    int(mujoco.mjtWarning.mjWARN_BADQPOS),
+    int(mujoco.mjtWarning.mjWARN_BADQVEL),
+    int(mujoco.mjtWarning.mjWARN_BADQACC),
+]
 PANDA_KV = 300.0  # N m s / rad: velocity servo of the simulated Franka joint controller
 PANDA_EE_OFFSET = (0.0, 0.0, 0.107 + 0.105)  # flange + grasp target, in panda_link7's frame
 
@@ -144,6 +150,7 @@ class MujocoBackend(RobotBackend):
     # ------------------------------------------------------------------ lifecycle
     def restore_initial(self) -> None:
         mujoco.mj_resetData(self.model, self.data)
+        self.diverged = False
         self._stale = True
         self._command = np.zeros(len(self._act))
         self.data.ctrl[:] = 0.0
@@ -168,7 +175,9 @@ class MujocoBackend(RobotBackend):
     def step(self, period_scale: float = 1.0) -> None:
         if period_scale != 1.0:
             self.model.opt.timestep = self._nominal["timestep"] * period_scale
+        resets = int(self.data.warning.number[_AUTORESET_WARNINGS].sum())
         mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        self.diverged = int(self.data.warning.number[_AUTORESET_WARNINGS].sum()) > resets
         if period_scale != 1.0:
             self.model.opt.timestep = self._nominal["timestep"]
         self._stale = True  # mj_step leaves xpos/xmat at the last substep's start

@@ -68,6 +68,8 @@ class PybulletBackend(RobotBackend):
             )
         self._command = np.zeros(len(self.actuated_joint_names))
         self._base_inertial: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+        # the last base quaternion set or reported: its sign picks the sign of the next one
+        self._quat_ref: np.ndarray | None = None
         self._scales = self.nominal_scales()
         self.set_scales(self._scales)
         self._state_id = self.pb.saveState(physicsClientId=self.client)
@@ -104,6 +106,7 @@ class PybulletBackend(RobotBackend):
     # ------------------------------------------------------------------ lifecycle
     def restore_initial(self) -> None:
         self.pb.restoreState(self._state_id, physicsClientId=self.client)
+        self._quat_ref = None
         self._command = np.zeros(len(self.actuated_joint_names))
         if self._velocity_control:
             self._send_velocity()
@@ -122,6 +125,7 @@ class PybulletBackend(RobotBackend):
         off_q = off_v = 0
         if self.floating_base:
             quat = qpos[3:7] / np.linalg.norm(qpos[3:7])
+            self._quat_ref = quat.copy()
             ipos, iorn = self._inertial_frame()
             com_pos, com_orn = pb.multiplyTransforms(list(qpos[0:3]), wxyz_to_xyzw(quat), ipos, iorn)
             pb.resetBasePositionAndOrientation(self.robot, com_pos, com_orn, physicsClientId=c)
@@ -221,7 +225,14 @@ class PybulletBackend(RobotBackend):
         pos, orn = pb.multiplyTransforms(com_pos, com_orn, inv_pos, inv_orn)
         quat = xyzw_to_wxyz(orn)
         quat /= np.linalg.norm(quat)
-        return np.array(pos), (quat if quat[0] >= 0 else -quat)
+        # PyBullet hands back either sign of the quaternion (it turns w < 0 into w > 0), while
+        # MuJoCo's integrated one moves continuously: past a half turn its w is negative. The
+        # sign nearest the last quaternion keeps the observation continuous, as MuJoCo's is.
+        ref = self._quat_ref
+        if (ref is None and quat[0] < 0) or (ref is not None and float(quat @ ref) < 0):
+            quat = -quat
+        self._quat_ref = quat
+        return np.array(pos), quat.copy()
 
     def base_twist(self) -> tuple[np.ndarray, np.ndarray] | None:
         if not self.floating_base:

@@ -68,3 +68,53 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert code == 2, (extra, err)
         assert err.count("\n") == 0 and words in err, (extra, err)
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
+def test_an_action_of_the_wrong_length_is_refused_not_broadcast(backend):
+    """A 1-entry action must not be spread over all six joints (clipping against the 6-entry
+    bounds broadcasts it, so the length was checked too late)."""
+    env = sim.make("halfcheetah", backend=backend)
+    env.reset(seed=0)
+    try:
+        for bad in ([0.5], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]):
+            with pytest.raises(SimError, match=f"action has {len(bad)} entries; task 'halfcheetah' takes 6"):
+                env.step(bad)
+    finally:
+        env.close()
+
+
+_MOTOR = '<motor ctrllimited="true" ctrlrange="-1.0 1.0" gear="200.0" joint="thigh_joint"/>'
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "words"),
+    [
+        (_MOTOR, '<position ctrlrange="-1 1" kp="200" joint="thigh_joint"/>', "actuator.*not a plain motor"),
+        (_MOTOR, _MOTOR.replace("/>", ' forcerange="-50 50"/>'), "actuator.*force range"),
+        ('name="leg_joint"', 'name="leg_joint" frictionloss="5"', "joint 'leg_joint' has frictionloss"),
+        (
+            "</actuator>",
+            '</actuator><equality><joint joint1="leg_joint" joint2="foot_joint"/></equality>',
+            "1 equality",
+        ),
+        (
+            "</actuator>",
+            '</actuator><tendon><fixed stiffness="10"><joint joint="leg_joint" coef="1"/></fixed></tendon>',
+            "1 tendon",
+        ),
+    ],
+)
+def test_pybullet_refuses_mjcf_physics_it_would_drop(tmp_path, old, new, words):
+    """A custom Hopper whose servo, force limit, joint friction or equality constraint the URDF
+    translation has no place for: PyBullet would run a different robot, so the twin is refused
+    (MuJoCo loads the same file)."""
+    hopper = sim.get_robot("hopper").asset_path().read_text()
+    assert old in hopper
+    custom = tmp_path / "hopper.xml"
+    custom.write_text(hopper.replace(old, new, 1))
+    sim.create_backend("hopper", "mujoco", asset=custom).close()
+    with pytest.raises(SimError, match=words) as err:
+        sim.create_backend("hopper", "pybullet", asset=custom)
+    msg = str(err.value)
+    assert "\n" not in msg and "use --backend mujoco" in msg

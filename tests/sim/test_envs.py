@@ -209,3 +209,33 @@ def test_gymnasium_ids_are_registered():
     obs, _ = env.reset(seed=0)
     assert obs.shape == (11,)
     env.close()
+
+
+def test_engines_agree_on_the_base_quaternion_past_a_half_turn():
+    """The Ant spins about z at 6 rad/s in free flight for 1 s (6 rad, past a half turn): its
+    quaternion's w is cos(6/2) = -0.99 in MuJoCo, which integrates it continuously. PyBullet
+    hands back either sign; the observation must be MuJoCo's, not its negative."""
+    envs = [sim.make("ant", backend=b) for b in BACKENDS]
+    names = envs[0].obs_names
+    quat = [names.index(f"qpos.root_q{c}") for c in "wxyz"]
+    qpos = envs[0].backend.qpos0.copy()
+    qpos[2] += 5.0
+    qpos[-8:] = [0, 0.8, 0, -0.8, 0, -0.8, 0, 0.8]  # legs inside their limits
+    qvel = np.zeros(envs[0].backend.nv)
+    qvel[5] = 6.0
+    for env in envs:
+        env.reset(seed=0)
+        env.set_state(qpos, qvel)
+    for _ in range(20):
+        obs = [env.step(np.zeros(8))[0] for env in envs]
+        np.testing.assert_allclose(obs[1][quat], obs[0][quat], atol=0.02)
+    for o in obs:  # turned by 5.6..6 rad about z (the free legs take a little of the spin)
+        assert o[quat[0]] < np.cos(5.6 / 2) and 0 < o[quat[3]] < np.sin(6.0 / 2 - 0.4)
+        assert abs(o[quat[1]]) < 1e-3 and abs(o[quat[2]]) < 1e-3
+    # and a state set with w < 0 reads back as set
+    pb = envs[1].backend
+    qpos[3:7] = [-0.8, -0.2, 0.0, -np.sqrt(0.32)]
+    pb.set_state(qpos, np.zeros(pb.nv))
+    np.testing.assert_allclose(pb.get_state()[0][3:7], qpos[3:7], atol=1e-9)
+    for env in envs:
+        env.close()

@@ -161,3 +161,38 @@ def test_success_is_reported_per_episode_for_a_reaching_and_a_fleeing_episode():
     assert res.lengths == [100, 100]
     flipped = evaluate(_reach_policy(False, True), "panda", "panda_reach", "mujoco", 2, seed=0)
     assert flipped.successes == [False, True]
+
+
+def test_a_nominal_randomization_file_gives_a_ratio_of_one_not_a_crash():
+    """``--randomization configs/sim/randomization-none.yaml`` runs the third condition with
+    nominal physics; the report must still find it (ratio exactly 1: the same episodes)."""
+    from sim.randomization import load_randomization
+    from sim.sim2real import run_sim2real
+
+    nominal = load_randomization(CONFIGS / "sim" / "randomization-none.yaml")
+    report = run_sim2real(lambda obs: np.zeros(3), "hopper", None, 1, "mujoco", nominal)
+    assert report.randomized_ratio == 1.0
+    assert "randomized ratio (mujoco+randomization / mujoco): 1.000" in report.table()
+    assert report.to_dict()["randomized_ratio"] == 1.0
+
+
+def test_physics_that_blow_up_in_mujoco_score_nan_not_a_reset_episode():
+    """At step 3 the state is given absurd velocities (1e12): mj_step resets it to the initial
+    pose by itself and the episode would run on with finite, meaningless rewards. The blown-up
+    step must end the episode with a NaN return (the twin's veto for broken physics)."""
+    from sim.sim2real import evaluate
+
+    def make_filter():
+        def blow_up(env, action, now):
+            if round(now / env.task.dt) == 3:
+                qpos, qvel = env.backend.get_state()
+                env.backend.set_state(qpos, np.full_like(qvel, 1e12))
+            return action, 0
+
+        return blow_up
+
+    res = evaluate(lambda obs: np.zeros(6), "halfcheetah", None, "mujoco", 1, make_filter=make_filter)
+    assert res.lengths == [4]
+    assert np.isnan(res.returns[0]) and np.isnan(res.mean)
+    calm = evaluate(lambda obs: np.zeros(6), "halfcheetah", None, "mujoco", 1)
+    assert calm.lengths == [1000] and np.isfinite(calm.mean)  # no false alarm
