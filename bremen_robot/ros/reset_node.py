@@ -134,6 +134,8 @@ class ResetNode:
             self.estopped = True
             if self.motion is not None:
                 self.motion.shield.estop("bremen/estop")
+            if self.state == "resetting":  # now, not at the next tick (which fails the reset): a period less
+                self._send(self._shield_safe(), "safe")
             self.node.get_logger().warning("e-stop latched (bremen/estop): no reset will move the robot")
 
     def on_logger_event(self, msg: Any) -> None:

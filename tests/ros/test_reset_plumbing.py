@@ -279,3 +279,30 @@ def test_a_reset_the_runner_halts_is_logged_as_ended():
     ends = [json.loads(m.data) for m in node.pub_reset.msgs]
     assert [(e["event"], e["reset"], e["success"]) for e in ends] == [("end", 3, False)]
     assert ends[0]["reason"] == "interrupted (policy_runner: halt)"
+
+
+def test_an_estop_during_a_reset_sends_the_safe_command_at_once():
+    """Not one control period later at the next tick: the e-stop callback itself sends it."""
+    from types import SimpleNamespace
+
+    import safety
+    from bremen_robot.robot_config import load_robot_config
+    from bremen_robot.ros.reset_node import ResetNode
+
+    robot = load_robot_config(CONFIGS / "robots" / "panda.yaml")
+    node = object.__new__(ResetNode)  # the callback alone, without a ROS node
+    node.state, node.estopped = "resetting", False
+    node.joints = list(robot.joints)
+    node.motion = type("M", (), {"shield": safety.SafetyShield(safety.load_limits(robot.reset.limits))})()
+    node._Dim = SimpleNamespace
+    node._Array = lambda: SimpleNamespace(layout=SimpleNamespace(dim=[]), data=[])
+    node.pub_cmd = _Pub()
+    node.node = SimpleNamespace(get_logger=lambda: SimpleNamespace(warning=lambda m: None))
+    node.on_estop(SimpleNamespace(data=True))
+    assert [(m.layout.dim[0].label, list(m.data)) for m in node.pub_cmd.msgs] == [("safe", [0.0] * 7)]
+    assert node.motion.shield.state.estop_reason == "bremen/estop"
+    node.on_estop(SimpleNamespace(data=True))  # latched already: nothing more
+    node.state = "waiting"
+    node.estopped = False
+    node.on_estop(SimpleNamespace(data=True))  # between resets the runner's stop holds the robot
+    assert len(node.pub_cmd.msgs) == 1
