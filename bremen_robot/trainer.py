@@ -26,7 +26,7 @@ import torch
 
 from bremen_robot.config.train import TrainConfig
 from bremen_robot.data.dataset import Dataset
-from bremen_robot.errors import ArtifactError, BremenError
+from bremen_robot.errors import ArtifactError, BremenError, TaskError
 from bremen_robot.fsutil import atomic_write_bytes
 from bremen_robot.imagination.model_env import ModelEnv, imagine
 from bremen_robot.models.ensemble import DynamicsEnsemble
@@ -135,6 +135,27 @@ def fit_dynamics(
             on_epoch=lambda e, tr, h: stage.advance(1, f"train {tr:.4f} holdout {np.mean(h):.4f}"),
         )
     return ensemble, hist
+
+
+def training_task(config_task: str | None, data_task: str) -> Task:
+    """The config's task, else the data's. A config naming another task than the data's is
+    refused: tasks of the same sizes (HalfCheetah and Walker2d: 17 observations, 6 actions) pass
+    every size check, so the data would be scored with another robot's reward and termination."""
+    task = get_task(config_task or data_task)
+    if config_task is not None and data_task and _known_task_name(data_task) not in (None, task.name):
+        raise BremenError(
+            f"the config trains task '{task.name}' but the data was recorded for '{data_task}'; "
+            f"use a {data_task} preset or set task: {data_task}"
+        )
+    return task
+
+
+def _known_task_name(name: str) -> str | None:
+    """``name``'s registered task, or None when no task of that name is registered."""
+    try:
+        return get_task(name).name
+    except TaskError:
+        return None  # data of a task this install does not know: only its sizes can be checked
 
 
 def _make_baseline(
@@ -336,7 +357,7 @@ def _train(
         raise BremenError(
             f"'{out_dir}' already holds an artifact; choose a new --out (nothing was overwritten)"
         )
-    task = get_task(cfg.task or data.task)
+    task = training_task(cfg.task, data.task)
     data.validate(task)
     device = resolve_device(cfg.device)
     if cfg.threads:
