@@ -21,6 +21,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def positive_widths(widths: list[int], example: str) -> list[int]:
+    """``widths`` when every layer has a unit; a zero width leaves a network whose output is its
+    last bias, whatever the input, so it is refused rather than trained."""
+    if any(h < 1 for h in widths):
+        raise ValueError(f"hidden widths must be positive integers, e.g. {example}")
+    return widths
+
+
 class EnsembleConfig(_Strict):
     """Dynamics-model ensemble and how it is fit."""
 
@@ -48,9 +56,7 @@ class EnsembleConfig(_Strict):
     @field_validator("hidden")
     @classmethod
     def _positive(cls, v: list[int]) -> list[int]:
-        if any(h < 1 for h in v):
-            raise ValueError("hidden widths must be positive integers, e.g. [1024, 1024]")
-        return v
+        return positive_widths(v, "[1024, 1024]")
 
 
 class BCConfig(_Strict):
@@ -63,6 +69,11 @@ class BCConfig(_Strict):
     data: Literal["latest", "all"] = Field(
         "latest", description="clone the latest deployment only, or all data"
     )
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        return positive_widths(v, "[200, 200]")
 
 
 class TRPOConfig(_Strict):
@@ -101,6 +112,11 @@ class TRPOConfig(_Strict):
     fvp_subsample: float = Field(
         1.0, gt=0, le=1, description="fraction of the batch used for Fisher-vector products"
     )
+
+    @field_validator("value_hidden")
+    @classmethod
+    def _positive(cls, v: list[int]) -> list[int]:
+        return positive_widths(v, "[64, 64]")
 
     @model_validator(mode="after")
     def _batch_covers_horizon(self) -> TRPOConfig:

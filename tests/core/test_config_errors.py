@@ -129,3 +129,26 @@ def test_a_binary_file_is_not_a_decoding_crash(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_train_config(path)
     assert str(info.value) == f"{path}: not a text file (not UTF-8); pass a YAML config file"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "example"),
+    [
+        ("bc: {hidden: [0]}\n", "bc.hidden", "[200, 200]"),
+        ("bc: {hidden: [200, -3]}\n", "bc.hidden", "[200, 200]"),
+        ("trpo: {value: mlp, value_hidden: [0]}\n", "trpo.value_hidden", "[64, 64]"),
+    ],
+)
+def test_every_layer_width_must_be_positive(tmp_path, text, field, example):
+    """A zero width builds a network whose output is its last bias (a BC policy that ignores the
+    state, silently); a negative one crashed in torch minutes into training."""
+    path = tmp_path / "t.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_train_config(path)
+    assert str(info.value) == (
+        f"{path}: {field}: hidden widths must be positive integers, e.g. {example}; "
+        f"set {field} to a valid value ("
+        + {"bc.hidden": "policy hidden widths (ReLU)", "trpo.value_hidden": "MLP baseline widths"}[field]
+        + ")"
+    )
