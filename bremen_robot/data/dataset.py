@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,8 @@ class Dataset:
         trajectories (the original code held out the last 15% of rows instead). The side is a
         pure function of the episode's content (a hash of its deployment id and first state), so
         when the ensemble is re-fit on more data at the next deployment, no episode it trained on
-        before moves into the holdout.
+        before moves into the holdout. Episodes that start from one state (a home pose) also hash
+        their order among those, so each still draws its own side.
         """
         keys = self.episode_keys()
         if len(keys) < 2:
@@ -189,7 +191,7 @@ class Dataset:
             return self.select(idx[:cut]), self.select(idx[cut:])
         _, first = np.unique(self.episode_ids, return_index=True)
         first = np.sort(first)  # first row of each episode, in the order of keys
-        u = np.array([_unit_hash(int(self.deployment_ids[i]), self.obs[i]) for i in first])
+        u = np.array(_episode_hashes(self.deployment_ids[first], self.obs[first]))
         held = u < holdout_fraction
         if not held.any():
             held[np.argmin(u)] = True
@@ -312,10 +314,26 @@ def _column_problem(name: str, arr: np.ndarray) -> str:
     return ""
 
 
-def _unit_hash(deployment: int, first_obs: np.ndarray) -> float:
-    """A number in [0, 1) fixed by an episode's content."""
-    digest = hashlib.sha256(deployment.to_bytes(8, "little", signed=True) + first_obs.tobytes()).digest()
-    return int.from_bytes(digest[:8], "little") / 2**64
+def _unit_hash(deployment: int, first_obs: np.ndarray, repeat: int = 0) -> float:
+    """A number in [0, 1) fixed by an episode's content; ``repeat`` (k > 0 for the k-th later
+    episode of the deployment with the same first state) enters only when above 0, so an episode
+    with a first state of its own hashes as it always did."""
+    key = deployment.to_bytes(8, "little", signed=True) + first_obs.tobytes()
+    if repeat:
+        key += repeat.to_bytes(8, "little")
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") / 2**64
+
+
+def _episode_hashes(deployments: np.ndarray, first_obs: np.ndarray) -> list[float]:
+    """:func:`_unit_hash` of each episode ``(E,), (E, D)``, in order. Without the repeat count every
+    episode of a deployment that resets to one state would land on the same side of the split."""
+    seen: Counter[bytes] = Counter()
+    out = []
+    for dep, row in zip(deployments.tolist(), first_obs):
+        key = int(dep).to_bytes(8, "little", signed=True) + row.tobytes()
+        out.append(_unit_hash(int(dep), row, seen[key]))
+        seen[key] += 1
+    return out
 
 
 def _episode_fingerprints(d: Dataset) -> set[str]:

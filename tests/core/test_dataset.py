@@ -89,6 +89,42 @@ def test_split_is_stable_when_data_grows(point_data):
     assert not any(row.tobytes() in firsts for row in hold_all.obs)
 
 
+def _home_pose_deployment(deployment: int, episodes: int = 40, steps: int = 10) -> Dataset:
+    """Episodes that all start from one state (a robot reset to its home pose), then diverge."""
+    rng = np.random.default_rng(deployment)
+    obs = rng.normal(size=(episodes * steps, 2)).astype(np.float32)
+    obs[::steps] = 0.0
+    n = len(obs)
+    return Dataset.from_columns(
+        "point",
+        {
+            "obs": obs,
+            "actions": rng.uniform(-1, 1, (n, 2)),
+            "rewards": np.zeros(n),
+            "next_obs": obs + 0.1,
+            "episode_ids": np.repeat(np.arange(episodes), steps),
+            "deployment_ids": np.full(n, deployment),
+        },
+    )
+
+
+def test_episodes_with_one_start_state_are_split_one_by_one():
+    """Hashed on its first state alone, every episode of such a deployment landed on one side:
+    all 40 of deployment 4 in the holdout once merged (the ensemble never trained on them), none of
+    the others'. Each episode must still draw its own side, about 15% held out per deployment,
+    and the sides must not move when the next deployment is merged in."""
+    deps = [_home_pose_deployment(d) for d in range(1, 7)]
+    data = merge(deps)
+    train, hold = data.split_by_episode(0.15)
+    for d in range(1, 7):
+        held = len(set(hold.episode_ids[hold.deployment_ids == d]))
+        assert 1 <= held <= 12, (d, held)  # of 40: neither none nor most
+        assert len(set(train.episode_ids[train.deployment_ids == d])) == 40 - held
+    _, hold_early = merge(deps[:3]).split_by_episode(0.15)
+    early = {row.tobytes() for row in hold_early.obs}
+    assert early == {row.tobytes() for row in hold.obs[hold.deployment_ids <= 3]}
+
+
 def _write_npz(path, header, columns):
     """An .npz laid out like Dataset.save's, with whatever header and columns a test gives."""
     import io
