@@ -68,7 +68,7 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, point_data,
         ),
         (
             ["train", "--config", "halfcheetah-cpu", "--data", str(data), "--out", str(tmp_path / "o2")],
-            "expects 17",
+            "the config trains task 'halfcheetah' but the data was recorded for 'point'",
         ),
         (["train", "--config", "point-demo", "--data", str(nan_path), "--out", str(tmp_path / "o3")], "NaN"),
         (
