@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from bremen_robot.bench import sections
+    from bremen_robot.cli.common import check_report_file
 
+    if args.json:  # before minutes of measuring: a wrong --json must not cost them, nor replace a file
+        check_report_file(args.json, "--json")
     if args.threads:
         torch.set_num_threads(args.threads)
 

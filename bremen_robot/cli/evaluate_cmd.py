@@ -47,6 +47,10 @@ def evaluate_artifact(
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from bremen_robot.cli.common import check_report_file
+
+    if args.json:  # before the episodes run: a wrong --json must not cost them, nor replace a file
+        check_report_file(args.json, "--json")
     returns = evaluate_artifact(args.artifact, args.env, args.episodes, args.seed, args.max_steps)
     print(f"{args.env}: return {np.mean(returns):.1f} ± {np.std(returns):.1f} over {len(returns)} episodes")
     if args.json:
