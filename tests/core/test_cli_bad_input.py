@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,3 +61,72 @@ def test_json_report_never_replaces_a_dataset(tmp_path, point_data, point_artifa
     assert main([*argv, "--json", str(report)]) == 0
     rewritten = json.loads(report.read_text())
     assert rewritten["env"] == "point" and len(rewritten["returns"]) == 1 and rewritten["returns"] != [1.0]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # was: "obs (0,), next_obs (0,) and actions (0,) must be N x D, N x D and N x A"
+        (["--steps", "0"], "--steps must be at least 1 (got 0)"),
+        (["--steps", "-5"], "--steps must be at least 1 (got -5)"),
+        # was: internal error ValueError: expected non-negative integer
+        (["--seed", "-1"], "--seed must be 0 or more (got -1)"),
+        # was: exit 0, a dataset of NaN actions written
+        (["--noise", "nan"], "--noise must be a finite sigma of 0 or more, like 0.1 (got nan)"),
+        (["--noise", "-1"], "--noise must be a finite sigma of 0 or more, like 0.1 (got -1.0)"),
+        # was: exit 0, rows of deployment 0 written (ids are 1-based)
+        (
+            ["--deployment", "0"],
+            "--deployment 0: not a deployment number; pass 1 for the first deployment, 2 for the next, ...",
+        ),
+    ],
+)
+def test_dataset_collect_options_out_of_range(tmp_path, point_artifact, capsys, options, expected):
+    out = tmp_path / "d.npz"
+    argv = ["dataset", "collect", "--env", "point", "--steps", "20", "--policy", str(point_artifact)]
+    assert main([*argv, *options, "--out", str(out)]) == 2
+    assert _one_line(capsys) == f"error: {expected}"
+    assert not out.exists()
+
+
+def _d4rl(path: Path, n: int = 20, **override: np.ndarray) -> Path:
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(n, 2))
+    terminals = np.zeros(n)
+    terminals[-1:] = 1
+    arrays = {
+        "observations": obs,
+        "actions": rng.uniform(-1, 1, (n, 2)),
+        "rewards": rng.normal(size=n),
+        "next_observations": obs + 0.1,
+        "terminals": terminals,
+    }
+    np.savez(path, **{**arrays, **override})
+    return path
+
+
+def test_dataset_convert_bad_arrays_and_deployment(tmp_path, capsys):
+    out = tmp_path / "out.npz"
+    good = _d4rl(tmp_path / "good.npz")
+    text = _d4rl(tmp_path / "text.npz", observations=np.array([["a", "b"]] * 20))
+    empty = _d4rl(tmp_path / "empty.npz", n=0)
+    cases = [
+        # was: internal error ValueError: could not convert string to float
+        (
+            [str(text)],
+            f"'{text}': array observations holds <U1 values, not numbers; D4RL-style arrays are numeric",
+        ),
+        # was: "column 'episode_ids' has 1 rows but obs has 0" (a column the user never gave)
+        ([str(empty)], f"'{empty}' holds no transitions (observations is empty); pass a file with data"),
+        # was: exit 0 (deployment -3 written); a huge one an internal OverflowError
+        (
+            [str(good), "--deployment", "-3"],
+            "--deployment -3: not a deployment number; pass 1 for the first deployment, 2 for the next, ...",
+        ),
+        ([str(good), "--deployment", str(10**23)], f"--deployment {10**23}: not a deployment number"),
+    ]
+    for argv, expected in cases:
+        assert main(["dataset", "convert", *argv, "--task", "point", "--out", str(out)]) == 2, argv
+        assert _one_line(capsys).startswith(f"error: {expected}"), argv
+        assert not out.exists()
+    assert main(["dataset", "convert", str(good), "--task", "point", "--out", str(out)]) == 0
