@@ -130,3 +130,52 @@ def test_dataset_convert_bad_arrays_and_deployment(tmp_path, capsys):
         assert _one_line(capsys).startswith(f"error: {expected}"), argv
         assert not out.exists()
     assert main(["dataset", "convert", str(good), "--task", "point", "--out", str(out)]) == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # was: exit 0, training with torch's own thread count (the override skipped validation)
+        (["--threads", "0"], "--threads must be at least 1 (got 0)"),
+        # was: internal error RuntimeError: set_num_threads expects a positive integer
+        (["--threads", "-1"], "--threads must be at least 1 (got -1)"),
+        # was: internal error ValueError: Overflow when unpacking long long
+        (
+            ["--seed", str(10**23)],
+            f"--seed must be from -9223372036854775808 to 18446744073709551615 (got {10**23}); "
+            "pass e.g. --seed 0",
+        ),
+    ],
+)
+def test_train_overrides_out_of_range(tmp_path, capsys, options, expected):
+    # the data is never read: the overrides are refused first
+    argv = [
+        "train",
+        "--config",
+        "point-demo",
+        "--data",
+        str(tmp_path / "d.npz"),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main([*argv, *options]) == 2
+    assert _one_line(capsys) == f"error: {expected}"
+    assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+def test_a_train_config_seed_too_large_for_torch(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"task: point\nseed: {10**23}\n")
+    argv = ["train", "--config", str(config), "--data", str(tmp_path / "d.npz"), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    assert _one_line(capsys) == (
+        f"error: {config}: seed: Input should be less than or equal to 18446744073709551615 (got {10**23}); "
+        "set seed to a value at most 18446744073709551615"
+    )
+
+
+@pytest.mark.parametrize("threads", ["0", "-1"])
+def test_bench_threads_out_of_range(capsys, threads):
+    # was: 0 silently ignored (exit 0), -1 an internal error
+    assert main(["bench", "--only", "no-such-section", "--threads", threads]) == 2
+    assert _one_line(capsys) == f"error: --threads must be at least 1 (got {threads})"
