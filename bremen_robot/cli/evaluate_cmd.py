@@ -35,6 +35,10 @@ def evaluate_artifact(
 
     if episodes < 1:
         raise BremenError("--episodes must be at least 1")
+    if max_steps is not None and max_steps < 1:  # 0 ran whole episodes, a negative count crashed
+        raise BremenError(f"--max-steps must be at least 1 (got {max_steps})")
+    if seed < 0:  # the environments' generators take no negative seed
+        raise BremenError(f"--seed must be 0 or more (got {seed})")
     task_for_env_spec(env_spec)  # reject a bad spec before loading anything
     policy = load_artifact(artifact)
     env, task = make_env(env_spec)

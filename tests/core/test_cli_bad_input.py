@@ -179,3 +179,38 @@ def test_bench_threads_out_of_range(capsys, threads):
     # was: 0 silently ignored (exit 0), -1 an internal error
     assert main(["bench", "--only", "no-such-section", "--threads", threads]) == 2
     assert _one_line(capsys) == f"error: --threads must be at least 1 (got {threads})"
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # was: exit 0, whole episodes run (0 read as "no limit")
+        (["--max-steps", "0"], "--max-steps must be at least 1 (got 0)"),
+        # was: "obs (0,), next_obs (0,) and actions (0,) must be N x D, N x D and N x A"
+        (["--max-steps", "-5"], "--max-steps must be at least 1 (got -5)"),
+        # was: internal error ValueError: expected non-negative integer
+        (["--seed", "-1"], "--seed must be 0 or more (got -1)"),
+    ],
+)
+def test_evaluate_options_out_of_range(point_artifact, capsys, options, expected):
+    assert main(["evaluate", str(point_artifact), "--env", "point", "--episodes", "1", *options]) == 2
+    assert _one_line(capsys) == f"error: {expected}"
+
+
+def test_init_ensemble_that_is_not_a_torch_file(tmp_path, capsys):
+    """Was: internal error UnpicklingError with torch's multi-line advice about weights_only."""
+    image = tmp_path / "curves.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    data = tmp_path / "d.npz"
+    from bremen_robot.data.real_rollout import make_env, rollout, uniform_policy
+
+    env, task = make_env("point")
+    rollout(env, task, uniform_policy(task, np.random.default_rng(0)), steps=100, seed=0).save(data)
+    config = tmp_path / "c.yaml"
+    config.write_text("task: point\nthreads: 1\nensemble: {members: 2, hidden: [8], max_epochs: 1}\n")
+    argv = ["train", "--config", str(config), "--data", str(data), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--init-ensemble", str(image), "--quiet"]) == 2
+    assert _one_line(capsys) == (
+        f"error: cannot load ensemble '{image}' (UnpicklingError); train without --init-ensemble"
+    )
+    assert not (tmp_path / "o" / "manifest.json").exists()
