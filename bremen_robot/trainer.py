@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -91,7 +92,8 @@ def load_ensemble(path: Path, device: torch.device) -> DynamicsEnsemble:
             device
         )
         model.load_state_dict(blob["state"])
-    except (OSError, KeyError, RuntimeError, EOFError) as exc:
+    # UnpicklingError: a file that is no torch save at all (an image, a dataset)
+    except (OSError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
         raise ArtifactError(
             f"cannot load ensemble '{path}' ({type(exc).__name__}); train without --init-ensemble"
         ) from None

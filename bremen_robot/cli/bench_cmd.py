@@ -42,8 +42,15 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from bremen_robot.bench import sections
+    from bremen_robot.cli.common import check_report_file
 
-    if args.threads:
+    if args.json:  # before minutes of measuring: a wrong --json must not cost them, nor replace a file
+        check_report_file(args.json, "--json")
+    if args.threads is not None:  # 0 was ignored, a negative count torch's internal error
+        if args.threads < 1:
+            from bremen_robot.errors import BremenError
+
+            raise BremenError(f"--threads must be at least 1 (got {args.threads})")
         torch.set_num_threads(args.threads)
 
     results: dict[str, Any] = {

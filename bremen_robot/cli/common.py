@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,34 @@ def check_new_folder(path: Path, flag: str, why: str) -> None:
         raise BremenError(f"{flag} {path} is a file, not a folder; pass a new folder path")
     if has_content(path):
         raise BremenError(f"{flag} {path} exists and is not empty; {why}, pick a new folder")
+
+
+# an earlier report is a few KiB; anything larger named as --json is some other file
+_REPORT_MAX_BYTES = 1 << 20
+
+
+def check_report_file(path: Path, flag: str) -> None:
+    """Refuse a report path that holds anything but an earlier JSON report, before any work.
+
+    Re-running with the same ``--json`` rewrites its report (README), but a dataset, bag or
+    config named there by mistake must never be replaced. Devices and pipes (``/dev/stdout``)
+    hold nothing to lose and are written as before.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise BremenError(f"{flag} {path} is a folder; pass a file path for the JSON report")
+    if not path.is_file():
+        return
+    try:
+        with path.open("rb") as f:
+            head = f.read(_REPORT_MAX_BYTES + 1)
+        report = json.loads(head) if len(head) <= _REPORT_MAX_BYTES else None
+    except (UnicodeDecodeError, ValueError):
+        report = None
+    if not isinstance(report, dict):
+        raise BremenError(
+            f"{flag} {path} exists and is not a JSON report; pass a new file name (it was left as it was)"
+        )
 
 
 # errno -> (problem, fix). Only what a user causes by a path, a permission or a full disk; any

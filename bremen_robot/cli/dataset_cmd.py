@@ -77,6 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=ingest)
 
 
+def _check_deployment(deployment: int) -> None:
+    """Deployment ids are 1-based and stored as int64; anything else would be written as data."""
+    if not 1 <= deployment < 2**63:
+        raise DatasetError(
+            f"--deployment {deployment}: not a deployment number; pass 1 for the first deployment, "
+            "2 for the next, ..."
+        )
+
+
 def inspect(args: argparse.Namespace) -> int:
     from bremen_robot.data.dataset import Dataset
 
@@ -110,6 +119,7 @@ def convert(args: argparse.Namespace) -> int:
     from bremen_robot.tasks import get_task
 
     task = get_task(args.task)
+    _check_deployment(args.deployment)
     try:
         with np.load(args.source, allow_pickle=False) as z:
             src = {k: z[k] for k in z.files}
@@ -131,6 +141,16 @@ def convert(args: argparse.Namespace) -> int:
             f"'{args.source}' lacks array(s) {', '.join(missing)}; D4RL-style keys are required"
         )
     cols = {k: src[v] for k, v in names.items() if v in src}
+    for key, arr in cols.items():  # text or object arrays would only fail deep inside, as a crash
+        if arr.dtype != bool and not np.issubdtype(arr.dtype, np.number):
+            raise DatasetError(
+                f"'{args.source}': array {names[key]} holds {arr.dtype} values, not numbers; "
+                "D4RL-style arrays are numeric"
+            )
+    if len(cols["obs"]) == 0:
+        raise DatasetError(
+            f"'{args.source}' holds no transitions (observations is empty); pass a file with data"
+        )
     ends = cols["terminals"].astype(bool) | cols.get("timeouts", np.zeros(len(cols["obs"]), bool)).astype(
         bool
     )
@@ -148,6 +168,13 @@ def collect(args: argparse.Namespace) -> int:
 
     if args.out.exists():
         raise DatasetError(f"'{args.out}' already exists; choose another --out (nothing was written)")
+    if args.steps < 1:
+        raise DatasetError(f"--steps must be at least 1 (got {args.steps})")
+    if args.seed < 0:  # numpy's generators take no negative seed
+        raise DatasetError(f"--seed must be 0 or more (got {args.seed})")
+    if not (np.isfinite(args.noise) and args.noise >= 0):  # NaN would be written as actions
+        raise DatasetError(f"--noise must be a finite sigma of 0 or more, like 0.1 (got {args.noise})")
+    _check_deployment(args.deployment)
     env, task = make_env(args.env)
     rng = np.random.default_rng(args.seed)
     if args.policy == "random":

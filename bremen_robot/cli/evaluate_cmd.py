@@ -35,6 +35,10 @@ def evaluate_artifact(
 
     if episodes < 1:
         raise BremenError("--episodes must be at least 1")
+    if max_steps is not None and max_steps < 1:  # 0 ran whole episodes, a negative count crashed
+        raise BremenError(f"--max-steps must be at least 1 (got {max_steps})")
+    if seed < 0:  # the environments' generators take no negative seed
+        raise BremenError(f"--seed must be 0 or more (got {seed})")
     task_for_env_spec(env_spec)  # reject a bad spec before loading anything
     policy = load_artifact(artifact)
     env, task = make_env(env_spec)
@@ -47,6 +51,10 @@ def evaluate_artifact(
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from bremen_robot.cli.common import check_report_file
+
+    if args.json:  # before the episodes run: a wrong --json must not cost them, nor replace a file
+        check_report_file(args.json, "--json")
     returns = evaluate_artifact(args.artifact, args.env, args.episodes, args.seed, args.max_steps)
     print(f"{args.env}: return {np.mean(returns):.1f} ± {np.std(returns):.1f} over {len(returns)} episodes")
     if args.json:

@@ -50,11 +50,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from bremen_robot.config.train import load_train_config
+    from bremen_robot.config.train import SEED_MAX, SEED_MIN, load_train_config
+    from bremen_robot.errors import ConfigError
     from bremen_robot.progress import Reporter
     from bremen_robot.trainer import train
 
     cfg = load_train_config(args.config)
+    # model_copy below does not validate: check the overrides as the config file's fields are
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1 (got {args.threads})")
+    if args.seed is not None and not SEED_MIN <= args.seed <= SEED_MAX:
+        raise ConfigError(
+            f"--seed must be from {SEED_MIN} to {SEED_MAX} (got {args.seed}); pass e.g. --seed 0"
+        )
     overrides = {
         k: v
         for k, v in (("device", args.device), ("threads", args.threads), ("seed", args.seed))

@@ -15,6 +15,8 @@ from bremen_robot.config.loading import load_yaml_model
 from bremen_robot.errors import ConfigError
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
+# the seeds torch's generators take; a larger one failed deep in training as an internal error
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
 
 
 class _Strict(BaseModel):
@@ -201,7 +203,7 @@ class TrainConfig(_Strict):
     task: str | None = Field(None, description="task name; default: the dataset's task")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when present, else CPU")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's choice)")
-    seed: int = Field(0, description="seed for every generator in the run")
+    seed: int = Field(0, ge=SEED_MIN, le=SEED_MAX, description="seed for every generator in the run")
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig, description="dynamics ensemble")
     bc: BCConfig = Field(default_factory=BCConfig, description="behavior cloning")
     trpo: TRPOConfig = Field(default_factory=TRPOConfig, description="policy optimization")
