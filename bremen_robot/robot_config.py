@@ -19,7 +19,7 @@ from bremen_robot.reset_config import ResetConfig, check_reset_limits, refuse_un
 class RobotConfig(BaseModel):
     """One robot: a simulator model or a real machine."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf or NaN is never a setting
 
     name: str = Field(description="robot name; policy manifests must carry the same name")
     simulated: bool = Field(description="true for a simulator; --auto-approve is refused otherwise")

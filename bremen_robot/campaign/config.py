@@ -25,7 +25,7 @@ PROSE_FIELDS = ("description", "expected_time")  # words about a config, not set
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf or NaN is never a setting
 
 
 class EvaluationConfig(_Strict):

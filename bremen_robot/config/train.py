@@ -20,7 +20,7 @@ SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf or NaN is never a setting
 
 
 def positive_widths(widths: list[int], example: str) -> list[int]:

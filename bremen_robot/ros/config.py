@@ -24,7 +24,7 @@ Mode = Literal["lockstep", "realtime"]
 class CollectConfig(BaseModel):
     """How one deployment collects data: robot, simulator, timing, exploration, logging."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # inf or NaN is never a setting
 
     robot: Path = Field(description="robot config YAML (configs/robots/...), relative to this file")
     task: str | None = Field(None, description="task in bremen_robot.tasks; default: the robot config's task")

@@ -152,3 +152,22 @@ def test_every_layer_width_must_be_positive(tmp_path, text, field, example):
         + {"bc.hidden": "policy hidden widths (ReLU)", "trpo.value_hidden": "MLP baseline widths"}[field]
         + ")"
     )
+
+
+@pytest.mark.parametrize(
+    ("loader", "text", "field"),
+    [
+        (load_train_config, "trpo: {max_kl: .inf}\n", "trpo.max_kl"),
+        (load_train_config, "ensemble: {weight_decay: .nan}\n", "ensemble.weight_decay"),
+        (load_campaign_config, CAMPAIGN + "deployments: 3\nexploration_sigma: .inf\n", "exploration_sigma"),
+        (load_collect_config, f"robot: {CONFIGS}/robots/panda.yaml\nnoise_sigma: .inf\n", "noise_sigma"),
+    ],
+)
+def test_inf_or_nan_is_never_a_setting(tmp_path, loader, text, field):
+    """They validated (an infinite trust region trained to the end, exit 0)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        loader(path)
+    assert str(info.value).startswith(f"{path}: {field}: Input should be a finite number")
+    assert "\n" not in str(info.value)
