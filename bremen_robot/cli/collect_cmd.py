@@ -72,7 +72,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
+    import math
+
+    from bremen_robot.errors import BremenError
     from bremen_robot.ros.collect import collect
+
+    if not (math.isfinite(args.timeout) and args.timeout >= 0):  # -1 or nan never gave up
+        raise BremenError(f"--timeout must be seconds >= 0 (0: never give up; got {args.timeout})")
 
     result = collect(
         args.config,

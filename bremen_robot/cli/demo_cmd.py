@@ -36,9 +36,13 @@ def run(args: argparse.Namespace) -> int:
     from bremen_robot.config.train import load_train_config
     from bremen_robot.data.dataset import Dataset
     from bremen_robot.data.real_rollout import make_env, rollout, uniform_policy
+    from bremen_robot.errors import BremenError
     from bremen_robot.progress import Reporter
     from bremen_robot.trainer import train
 
+    for option, value in (("--steps", args.steps), ("--episodes", args.episodes)):
+        if value < 1:  # checked before the run folder exists: a refused run leaves nothing behind
+            raise BremenError(f"{option} must be at least 1 (got {value})")
     t0 = time.perf_counter()
     env_id = "HalfCheetah-v5"
     cfg = load_train_config(args.config).model_copy(update={"seed": args.seed})

@@ -214,3 +214,22 @@ def test_init_ensemble_that_is_not_a_torch_file(tmp_path, capsys):
         f"error: cannot load ensemble '{image}' (UnpicklingError); train without --init-ensemble"
     )
     assert not (tmp_path / "o" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("timeout", ["-1", "nan", "inf"])
+def test_collect_refuses_a_timeout_that_is_not_seconds(tmp_path, capsys, timeout):
+    """-1 and nan were accepted (a collection that never gives up, said to have a timeout)."""
+    argv = ["collect", "--config", str(tmp_path / "none.yaml"), "--random", "--out", str(tmp_path / "b")]
+    argv += ["--timeout", timeout]
+    assert main(argv) == 2
+    assert _one_line(capsys) == (
+        f"error: --timeout must be seconds >= 0 (0: never give up; got {float(timeout)})"
+    )
+
+
+@pytest.mark.parametrize(("option", "value"), [("--steps", "0"), ("--steps", "-5"), ("--episodes", "0")])
+def test_demo_refuses_a_count_below_one_and_leaves_no_run_folder(tmp_path, capsys, option, value):
+    """--steps 0 gave a shape message about obs and left an empty run-* folder behind."""
+    assert main(["demo", "--out", str(tmp_path / "demo"), option, value]) == 2
+    assert _one_line(capsys) == f"error: {option} must be at least 1 (got {value})"
+    assert not (tmp_path / "demo").exists() or not any((tmp_path / "demo").iterdir())
