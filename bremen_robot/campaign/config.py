@@ -101,7 +101,13 @@ class CampaignConfig(_Strict):
     exploration_sigma: float = Field(
         0.1, ge=0, description="Gaussian noise added to the approved policy's mean"
     )
-    seed: int = Field(0, description="campaign seed")
+    seed: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="campaign seed (collection resets use seed * 1000 + deployment + episode, which "
+        "simulators need non-negative and below 2**32)",
+    )
     approval_poll_seconds: float = Field(2.0, gt=0, description="how often to check for an approval")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="candidate evaluation")
     selection: SelectionPolicy = Field(

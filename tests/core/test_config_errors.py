@@ -47,6 +47,11 @@ CASES = [
         "(transitions collected per deployment)",
     ),
     (
+        load_campaign_config,
+        CAMPAIGN + "deployments: 3\nseed: -1\n",
+        "seed: Input should be greater than or equal to 0 (got -1); set seed to a value at least 0",
+    ),
+    (
         load_train_config,
         "seed: 1.5\n",
         "seed: Input should be a valid integer, got a number with a fractional part; "
