@@ -48,7 +48,7 @@ def test_shipped_configs_load_and_name_existing_robots():
         ({"runner_realtime_priority": 99}, "runner_realtime_priority"),
         ({"stop_grace_s": 0}, "0.0 s is outside 0.1-10 s; set it"),
         ({"stop_grace_s": 60}, "60.0 s is outside 0.1-10 s; set it"),
-        ({"stop_grace_s": float("nan")}, "nan s is outside"),
+        ({"stop_grace_s": float("nan")}, "stop_grace_s: Input should be a finite number (got nan)"),
     ],
 )
 def test_bad_collect_config_is_one_line_naming_the_field(tmp_path, change, fragment):
