@@ -233,3 +233,16 @@ def test_demo_refuses_a_count_below_one_and_leaves_no_run_folder(tmp_path, capsy
     assert main(["demo", "--out", str(tmp_path / "demo"), option, value]) == 2
     assert _one_line(capsys) == f"error: {option} must be at least 1 (got {value})"
     assert not (tmp_path / "demo").exists() or not any((tmp_path / "demo").iterdir())
+
+
+@pytest.mark.parametrize("action", [["list"], ["add", "alice"], ["remove", "alice"]])
+def test_trust_refuses_a_workspace_that_is_a_file(tmp_path, capsys, action):
+    """`trust list --workspace <a file>` said the workspace had not started a campaign, exit 0."""
+    ws = tmp_path / "ws.txt"
+    ws.write_text("not a workspace")
+    assert main(["trust", *action, "--workspace", str(ws)]) == 2
+    assert (
+        _one_line(capsys)
+        == f"error: workspace '{ws}' is a file, not a folder; pass the campaign's workspace folder"
+    )
+    assert ws.read_text() == "not a workspace"
