@@ -204,6 +204,8 @@ class Dataset:
     def save(self, path: Path, overwrite: bool = False) -> Path:
         """Write ``.npz`` atomically (temp file + rename); refuses to replace a different file."""
         path = Path(path)
+        if path.is_dir():  # else it became <folder>.npz beside the folder, not the file asked for
+            raise DatasetError(f"'{path}' is a folder; give a file name, e.g. '{path / 'data.npz'}'")
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
         if path.exists() and not overwrite:

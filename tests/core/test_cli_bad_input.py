@@ -246,3 +246,13 @@ def test_trust_refuses_a_workspace_that_is_a_file(tmp_path, capsys, action):
         == f"error: workspace '{ws}' is a file, not a folder; pass the campaign's workspace folder"
     )
     assert ws.read_text() == "not a workspace"
+
+
+def test_dataset_merge_refuses_an_out_that_is_a_folder(tmp_path, point_data, capsys):
+    """It wrote <folder>.npz beside the folder and said it had written the folder."""
+    data = point_data.save(tmp_path / "d.npz")
+    out = tmp_path / "merged"
+    out.mkdir()
+    assert main(["dataset", "merge", str(data), "--out", str(out)]) == 2
+    assert _one_line(capsys) == f"error: '{out}' is a folder; give a file name, e.g. '{out / 'data.npz'}'"
+    assert not (tmp_path / "merged.npz").exists() and not any(out.iterdir())
