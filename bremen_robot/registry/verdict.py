@@ -179,6 +179,30 @@ def _flags(ev: Evidence) -> list[Flag]:
     de = d.evaluation if d is not None else None
     if ce is None:
         out.append(Flag("not_evaluated", "the candidate has no recorded simulation evaluation"))
+    elif not math.isfinite(ce.return_mean):  # NaN compares False: it would pass every check
+        out.append(
+            Flag(
+                "not_evaluated",
+                f"the candidate's simulated return in {ce.source} is not a finite number "
+                f"({ce.return_mean}): nothing to compare",
+            )
+        )
+    elif d is not None and de is None:  # the comparison did not run: not the same as it passed
+        out.append(
+            Flag(
+                "not_evaluated",
+                f"the deployed policy {d.policy_id} has no recorded simulation evaluation: "
+                "the candidate's return was not compared",
+            )
+        )
+    elif de is not None and not (math.isfinite(de.return_mean) and math.isfinite(de.return_std)):
+        out.append(
+            Flag(
+                "not_evaluated",
+                f"the deployed policy's simulated return in {de.source} is not a finite number "
+                f"({de.return_mean}, std {de.return_std}): nothing to compare",
+            )
+        )
     elif de is not None and d is not None:
         drop = de.return_mean - ce.return_mean
         if drop > RETURN_REGRESSION_STD * de.return_std:

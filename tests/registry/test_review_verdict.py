@@ -169,3 +169,37 @@ def test_an_evaluation_without_the_count_says_so() -> None:
     row = next(r for r in build_verdict(ev).rows if r.label == "safety interventions in evaluation")
     assert row.candidate == why
     assert row.deployed == "not recorded in this evaluation"  # DEPLOYED's evaluation carries no count
+
+
+def test_a_deployed_policy_without_an_evaluation_is_no_passed_comparison() -> None:
+    """The candidate's return could not be compared: that must not read as 'no red flag'."""
+    ev = dataclasses.replace(GOOD, deployed=dataclasses.replace(DEPLOYED, evaluation=None))
+    v = build_verdict(ev)
+    assert [f.code for f in v.flags] == ["not_evaluated"]
+    assert v.flags[0].text == (
+        "the deployed policy 990abbb723fa has no recorded simulation evaluation: "
+        "the candidate's return was not compared"
+    )
+
+
+def test_a_return_that_is_not_a_number_is_a_red_flag() -> None:
+    # a simulation that blew up: NaN returns, so NaN mean and std (np.mean/np.std of a NaN list)
+    nan = float("nan")
+    cand = dataclasses.replace(
+        GOOD, candidate=_cand(evaluation=Evaluation("d3/eval.json", "sim", 20, nan, nan, 0.8))
+    )
+    assert _codes(cand) == ["not_evaluated"]
+    assert build_verdict(cand).flags[0].text == (
+        "the candidate's simulated return in d3/eval.json is not a finite number (nan): nothing to compare"
+    )
+    dep = dataclasses.replace(
+        GOOD,
+        deployed=dataclasses.replace(
+            DEPLOYED, evaluation=Evaluation("d2/eval.json", "sim", 20, nan, nan, 0.65)
+        ),
+    )
+    assert _codes(dep) == ["not_evaluated"]
+    assert build_verdict(dep).flags[0].text == (
+        "the deployed policy's simulated return in d2/eval.json is not a finite number (nan, std nan): "
+        "nothing to compare"
+    )
