@@ -216,7 +216,9 @@ def _flags(ev: Evidence) -> list[Flag]:
         elif (
             ce.success_rate is not None
             and de.success_rate is not None
-            and de.success_rate - ce.success_rate > SUCCESS_REGRESSION
+            # rates are episode fractions: rounded, exactly 20 points (0.8 - 0.6 is 0.20000000000000007
+            # in floating point) is not "more than" whichever pair of rates it is
+            and round(de.success_rate - ce.success_rate, 9) > SUCCESS_REGRESSION
         ):
             out.append(
                 Flag(

@@ -203,3 +203,18 @@ def test_a_return_that_is_not_a_number_is_a_red_flag() -> None:
         "the deployed policy's simulated return in d2/eval.json is not a finite number (nan, std nan): "
         "nothing to compare"
     )
+
+
+def test_a_success_rate_exactly_20_points_lower_is_not_more_than_20_points() -> None:
+    # 20 episodes, 4 fewer successes = exactly 20 points: the docs say "more than 20 points", so
+    # no flag, whichever pair it is (in floating point 0.65 - 0.45 is 0.19999999999999996 but
+    # 0.8 - 0.6 is 0.20000000000000007)
+    for dep_rate, cand_rate in ((0.65, 0.45), (0.8, 0.6), (0.9, 0.7)):
+        dep = dataclasses.replace(
+            DEPLOYED, evaluation=Evaluation("d2/eval.json", "sim", 20, -6.0, 1.8, dep_rate)
+        )
+        cand = _cand(evaluation=Evaluation("d3/eval.json", "sim", 20, -6.0, 1.0, cand_rate))
+        assert _codes(dataclasses.replace(GOOD, candidate=cand, deployed=dep)) == [], (dep_rate, cand_rate)
+    # 8/20 = 40 % against 65 %: 25 points lower
+    lower = Evaluation("d3/eval.json", "sim", 20, -6.0, 1.0, 0.40)
+    assert _codes(dataclasses.replace(GOOD, candidate=_cand(evaluation=lower))) == ["regressing_return"]
