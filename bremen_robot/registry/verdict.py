@@ -137,7 +137,7 @@ class Verdict:
 
 
 def _f(x: float | None, fmt: str = "{:.1f}") -> str:
-    return "-" if x is None or not math.isfinite(x) else fmt.format(x)
+    return "-" if x is None else fmt.format(x)  # NaN shows as nan: "-" would read as "not computed"
 
 
 def _ret(e: Evaluation | None) -> str:
@@ -246,12 +246,16 @@ def _flags(ev: Evidence) -> list[Flag]:
             )
         )
     far = []
-    if ev.behavior_shift is not None and ev.behavior_shift > MAX_BEHAVIOR_SHIFT:
+    if ev.behavior_shift is not None and not math.isfinite(ev.behavior_shift):  # NaN > x is False
+        far.append(f"its behavior shift is not a finite number ({ev.behavior_shift})")
+    elif ev.behavior_shift is not None and ev.behavior_shift > MAX_BEHAVIOR_SHIFT:
         far.append(
             f"its actions moved {ev.behavior_shift:.2f} collection-noise std from the deployed behavior"
         )
     own, data = ev.disagreement_own, ev.disagreement_data
-    if own is not None and data is not None and data > 0 and own / data > MAX_DISAGREEMENT_RATIO:
+    if own is not None and data is not None and not (math.isfinite(own) and math.isfinite(data)):
+        far.append(f"the models' disagreement is not a finite number (own states {own:.3g}, data {data:.3g})")
+    elif own is not None and data is not None and data > 0 and own / data > MAX_DISAGREEMENT_RATIO:
         far.append(f"the models disagree {own / data:.1f} times more on its own states than on the data")
     if far:
         out.append(Flag("far_from_data", "far from its data: " + "; ".join(far)))

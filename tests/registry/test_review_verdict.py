@@ -218,3 +218,19 @@ def test_a_success_rate_exactly_20_points_lower_is_not_more_than_20_points() -> 
     # 8/20 = 40 % against 65 %: 25 points lower
     lower = Evaluation("d3/eval.json", "sim", 20, -6.0, 1.0, 0.40)
     assert _codes(dataclasses.replace(GOOD, candidate=_cand(evaluation=lower))) == ["regressing_return"]
+
+
+def test_a_behavior_shift_or_disagreement_that_is_not_a_number_is_a_red_flag() -> None:
+    nan = float("nan")
+    shift = dataclasses.replace(GOOD, behavior_shift=nan)
+    v = build_verdict(shift)
+    assert [f.code for f in v.flags] == ["far_from_data"]
+    assert v.flags[0].text == "far from its data: its behavior shift is not a finite number (nan)"
+    row = next(r for r in v.rows if r.label == "behavior shift (collection-noise std)")
+    assert row.candidate == "nan"  # not "-", which reads as "not computed"
+    own = dataclasses.replace(GOOD, disagreement_own=nan)
+    v = build_verdict(own)
+    assert [f.code for f in v.flags] == ["far_from_data"]
+    assert v.flags[0].text == (
+        "far from its data: the models' disagreement is not a finite number (own states nan, data 0.06)"
+    )
