@@ -237,6 +237,13 @@ def _flags(ev: Evidence) -> list[Flag]:
     per = col_iv.per_episode() if col_iv is not None else None
     if col_iv is not None and per is not None and per > MAX_INTERVENTIONS_PER_EPISODE:
         many.append(f"the safety shield intervened {per:.1f} times per episode in its {col_iv.source}")
+    elif col_iv is not None and per is None and col_iv.total > MAX_INTERVENTIONS_PER_EPISODE:
+        # no complete episode: one robot's collection ran one partial episode, so all of them fell
+        # in it (a fleet's robots one each: few interventions there may be under 1 per episode)
+        many.append(
+            f"the safety shield intervened {col_iv.total} times in its {col_iv.source} without a "
+            "complete episode"
+        )
     if many:
         out.append(
             Flag(

@@ -234,3 +234,21 @@ def test_a_behavior_shift_or_disagreement_that_is_not_a_number_is_a_red_flag() -
     assert v.flags[0].text == (
         "far from its data: the models' disagreement is not a finite number (own states nan, data 0.06)"
     )
+
+
+def test_many_interventions_without_a_complete_episode_raise_the_flag() -> None:
+    # 40 interventions and no complete episode: the one partial episode had 40, far more than 1
+    ev = dataclasses.replace(
+        GOOD, candidate=_cand(interventions=Interventions("collection of deployment 4", 0, 40, {"clip": 40}))
+    )
+    v = build_verdict(ev)
+    assert [f.code for f in v.flags] == ["many_interventions"]
+    assert v.flags[0].text == (
+        "the safety shield intervened 40 times in its collection of deployment 4 without a complete "
+        "episode (more than 1): the policy leans on the shield"
+    )
+    # one intervention in a partial episode is not more than one per episode
+    one = dataclasses.replace(
+        GOOD, candidate=_cand(interventions=Interventions("collection of deployment 4", 0, 1, {"clip": 1}))
+    )
+    assert _codes(one) == []
