@@ -14,6 +14,7 @@ workspace lacks (a policy registered outside a campaign).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -200,10 +201,15 @@ def recorded_interventions(ws: Path, rec: PolicyRecord) -> tuple[Interventions |
         col = _read(d / "collect.json")
         if not isinstance(col, dict) or col.get("policy_id") not in (rec.id, rec.sha256):
             continue
-        if col.get("shielded") is False:
+        # the direct collector never ran a shield; before it said "shielded": false it wrote
+        # interventions: 0, which would read as a shield that never had to act
+        if col.get("shielded") is False or col.get("collector") == "direct":
             by = col.get("collector", "direct")
             return None, f"not shielded (deployment {k} was collected by the {by} collector)"
-        total = int(_num(col.get("interventions")) or 0)
+        count = _num(col.get("interventions"))
+        if count is None or not math.isfinite(count):  # no count is not zero interventions
+            return None, f"no intervention count in d{k}/collect.json"
+        total = int(count)
         reasons = bag_interventions(d / "bag") if total else Counter()
         if reasons is not None and sum(reasons.values()) != total:
             reasons = None  # the bag and the summary disagree: show the summary's total only
