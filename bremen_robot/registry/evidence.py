@@ -248,13 +248,22 @@ def noise_sigma(ws: Path, deployment: Any) -> float | None:
 
 def selection_record(ws: Path, rec: PolicyRecord) -> dict[str, Any] | None:
     """The campaign's selection record stored with the candidate, else ``d<k>/selection.json`` of
-    the deployment its lineage names."""
+    the deployment its lineage names when it was decided on this candidate's training."""
     camp = (rec.report or {}).get("campaign_selection")
     if isinstance(camp, dict):
         return camp
     dep = (rec.lineage or {}).get("deployment")
     data = _read(ws / f"d{dep}" / "selection.json") if isinstance(dep, int) else None
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    # the file is the decision on one training of that deployment's data: a policy trained
+    # without selection, or another training, was never proposed, vetoed or warned about there
+    sel = (rec.report or {}).get("selection")
+    if not isinstance(sel, dict):
+        return None
+    from bremen_robot.campaign.selection import decided_on  # torch: only on this rare path
+
+    return data if decided_on(data, sel) else None
 
 
 def signature_state(ws: Path, rec: PolicyRecord) -> tuple[str, bool | None]:

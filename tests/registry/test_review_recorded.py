@@ -3,13 +3,14 @@ shows the verdict at the top of the terminal output, and writes the page where t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 from registry_helpers import ArtifactFactory
-from review_fixtures import campaign_like
+from review_fixtures import REPORT, campaign_like, write_json
 
 from bremen_robot.cli import main
 from bremen_robot.registry import Registry, init_operator
@@ -233,3 +234,44 @@ def test_an_old_direct_collection_and_a_missing_count_are_not_zero_interventions
         "no intervention count in d1/collect.json"
     ) in verdict
     assert "0 in 3 episodes" not in out
+
+
+def test_a_selection_record_of_another_training_is_not_this_candidates(
+    capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
+) -> None:
+    """d1/selection.json is the campaign's decision on deployment 1's training (its 'training'
+    digest names that training's selection table). A policy trained on the same data without
+    selection (its report has no 'selection') was never proposed, vetoed or warned about there."""
+    rec = campaign_like(workspace, registry, artifact_factory)
+    other_training = {
+        "snapshots": [{"name": "trpo-0040", "estimate": 3.0, "chosen": True}],
+        "chosen": "trpo-0040",
+    }
+    record = {
+        "deployment": 1,
+        "twin": {
+            "engine": "pybullet",
+            "deployed": -38.0,
+            "vetoed": ["trpo-0040: twin -90.0 is clearly below"],
+        },
+        "warning": "trpo-0040 is proposed although it does not beat the deployed policy",
+        "line": "no snapshot beats the deployed policy; proposing trpo-0040 with a warning for the operator",
+        "keep_deployed": False,
+        "proposed": "trpo-0040",
+        "training": hashlib.sha256(json.dumps(other_training, sort_keys=True).encode()).hexdigest(),
+    }
+    write_json(workspace / "d1" / "selection.json", record)
+    out, verdict = _verdict(capsys, workspace, rec.id)
+    assert "trpo-0040" not in out
+    assert "RED FLAG" not in verdict
+    # the same record, decided on this policy's own training, is its selection
+    own = registry.register(
+        artifact_factory(seed=7),
+        report={**REPORT, "selection": other_training},
+        lineage={"parent": "random", "deployment": 1},
+    )
+    registry.close()
+    out, verdict = _verdict(capsys, workspace, own.id)
+    assert "candidate selection: no snapshot beats the deployed policy; proposing trpo-0040" in verdict
+    assert "RED FLAG (twin_veto): the twin check vetoed the proposed snapshot trpo-0040" in verdict
+    assert "RED FLAG (selection_warning): trpo-0040 is proposed although" in verdict
