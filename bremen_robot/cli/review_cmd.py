@@ -23,10 +23,16 @@ def _run(args: argparse.Namespace) -> int:
         fleet = sessions(reg, rec.sha256)
     out = args.out if args.out is not None else workspace / "reviews" / rec.id
     review = make_review(
-        rec, policies, workspace, out, plots=not args.no_plots, video=not args.no_video, sessions=fleet
+        rec,
+        policies,
+        workspace,
+        out,
+        plots=not args.no_plots,
+        video=not args.no_video,
+        sessions=fleet,
+        shadow=shadow,
     )
     print(terminal_safe(review.text))
-    print(terminal_safe("\n".join(["", *shadow])))
     print("")
     if review.plots:
         print("plots:")

@@ -93,17 +93,23 @@ def make_review(
     plots: bool = True,
     video: bool = True,
     sessions: list[CollectionSession] | None = None,
+    shadow: list[str] | None = None,
 ) -> Review:
     """Review ``rec`` against the policy deployed now; with ``out_dir`` write the plots (unless
     ``plots`` is False) and ``out_dir/review.html``. ``sessions``: the policy's collection
-    sessions (a fleet's robots, registry/sessions.py), shown after the verdict."""
+    sessions (a fleet's robots, registry/sessions.py), shown after the verdict. ``shadow``: its
+    shadow runs' lines (registry/shadow_runs.review_lines), at the end of the text, so the page's
+    full report shows what the terminal shows."""
     deployed = deployed_now(policies, rec)
     evidence, s2r = gather(workspace, rec, deployed)
     verdict = build_verdict(evidence)
     c = evidence.candidate
     shown = with_recorded_evaluation(rec, c.evaluation, s2r, c.eval_interventions, c.eval_interventions_why)
     fleet = session_lines(sessions or [])
-    text = "\n".join([*verdict_lines(verdict), "", *fleet, *([""] if fleet else []), render_text(shown)])
+    text = "\n".join(
+        [*verdict_lines(verdict), "", *fleet, *([""] if fleet else []), render_text(shown)]
+        + (["", *shadow] if shadow else [])
+    )
     result = Review(text, verdict)
     if out_dir is None:
         return result

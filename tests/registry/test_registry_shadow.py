@@ -122,3 +122,20 @@ def test_an_unapproved_candidate_may_shadow_but_only_as_registered(
     registry.reject(other.id, "bad curves", operator="alice")
     with pytest.raises(ApprovalError, match="is rejected; only a candidate, approved or deployed"):
         verify_for_shadow(other.id, robot, registry)
+
+
+def test_the_review_page_shows_the_shadow_runs_the_terminal_shows(
+    capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
+) -> None:
+    """The page's full report is 'as bremen review prints it': the shadow runs, with the
+    interventions the candidate would have caused, are part of what the terminal prints."""
+    cand = registry.register(artifact_factory())
+    record_shadow_run(registry, cand.id, "random", "/bags/s1", SUMMARY)
+    registry.close()
+    assert main(["review", cand.id, "--no-plots", "--no-video", "--workspace", str(workspace)]) == 0
+    out = capsys.readouterr().out
+    assert "interventions it would have caused: 2 (clipped_box 2)" in out
+    html = (workspace / "reviews" / cand.id / "review.html").read_text()
+    assert "shadow runs: 1 (not deployments: the candidate moved nothing)" in html
+    assert "beside random, bag /bags/s1" in html
+    assert "interventions it would have caused: 2 (clipped_box 2)" in html
