@@ -287,6 +287,13 @@ def signature_state(ws: Path, rec: PolicyRecord) -> tuple[str, bool | None]:
         return f"INVALID: {exc}", False
     if p.get("artifact_sha256") != rec.sha256 or p.get("manifest_digest") != rec.manifest_digest:
         return "INVALID: the signed payload names another artifact or manifest", False
+    # the review shows the row's approver, time and note; only the payload carries the signature
+    if (p.get("operator"), p.get("time"), p.get("note")) != (a.operator, a.time, a.note):
+        return (
+            f"INVALID: the registry's approver, time or note differ from what was signed (signed: "
+            f"{p.get('operator')} at {p.get('time')}, note {p.get('note')!r})",
+            False,
+        )
     named = None  # the workspace's own key for the approver's name, when it has one
     for pub in sorted((ws / "trusted_operators").glob("*.pub")) + sorted((ws / "keys").glob("*.pub")):
         try:

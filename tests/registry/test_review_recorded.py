@@ -275,3 +275,25 @@ def test_a_selection_record_of_another_training_is_not_this_candidates(
     assert "candidate selection: no snapshot beats the deployed policy; proposing trpo-0040" in verdict
     assert "RED FLAG (twin_veto): the twin check vetoed the proposed snapshot trpo-0040" in verdict
     assert "RED FLAG (selection_warning): trpo-0040 is proposed although" in verdict
+
+
+def test_an_approvals_row_whose_approver_or_note_differs_from_what_was_signed_is_a_red_flag(
+    capsys: pytest.CaptureFixture[str],
+    workspace: Path,
+    registry: Registry,
+    artifact_factory: ArtifactFactory,
+    tmp_path: Path,
+) -> None:
+    """The review shows the approvals row's operator and note; only the payload is signed. A row
+    edited past the append-only triggers must not read as 'signed by bob ... verified'."""
+    rec = campaign_like(workspace, registry, artifact_factory)
+    priv, pub = init_operator("alice", tmp_path / "alice-home")
+    (workspace / "trusted_operators").mkdir()
+    shutil.copy(pub, workspace / "trusted_operators" / "alice.pub")
+    registry.approve(rec.id, "alice", priv, note="sim only")
+    registry._conn.execute("DROP TRIGGER approvals_no_update")
+    registry._conn.execute("UPDATE approvals SET operator = 'bob', note = 'checked on the real robot'")
+    registry.close()
+    out, verdict = _verdict(capsys, workspace, rec.id)
+    assert "RED FLAG (signature): signature: INVALID: the registry's approver, time or note differ" in verdict
+    assert "verified with alice.pub" not in out
