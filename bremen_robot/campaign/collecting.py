@@ -81,8 +81,10 @@ def collect_through_graph(req: CollectRequest) -> dict[str, Any]:
 
 def shield_count(collected: dict[str, Any]) -> int | None:
     """A collection summary's intervention count; None where no shield ran (``shielded: false``,
-    the direct collector), which is not the same as a shield that never intervened."""
-    if collected.get("shielded") is False or collected.get("interventions") is None:
+    the direct collector), which is not the same as a shield that never intervened. The direct
+    collector's summaries from before ``shielded`` existed say ``interventions: 0``: not shielded."""
+    direct = collected.get("collector") == "direct"
+    if collected.get("shielded") is False or direct or collected.get("interventions") is None:
         return None
     return int(collected["interventions"])
 

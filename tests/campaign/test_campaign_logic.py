@@ -439,6 +439,7 @@ def test_a_deployment_is_counted_before_its_collection_is_marked_done(tmp_path, 
         ({"interventions": None, "shielded": False, "collector": "direct"}, None),
         ({"interventions": 0, "shielded": False}, None),  # no shield ran, whatever the count says
         ({"steps": 10}, None),  # not recorded
+        ({"interventions": 0, "collector": "direct"}, None),  # written before "shielded" existed
     ],
 )
 def test_the_summary_tells_no_shield_from_no_interventions(collected: dict, expected: int | None):
