@@ -17,6 +17,7 @@ outlives a run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -134,9 +135,18 @@ def _collect_locked(
     graph = Graph(result.processes, bag, env)
     show = sys.stderr.isatty() if progress is None else progress
     watch = _EventWatch(result, on_event, stop_on_estop)
-    with stop_on_signals() as stopping:  # Ctrl-C and SIGTERM stop in order, even if SIGINT came in ignored
-        _run(rclpy, graph, cfg, watch, show, timeout_s, hooks, stopping)
-    if result.exit_codes.get("trajectory_logger") not in (0, None) or result.logger_crashed:
+    try:
+        # Ctrl-C and SIGTERM stop in order, even if SIGINT came in ignored
+        with stop_on_signals() as stopping:
+            _run(rclpy, graph, cfg, watch, show, timeout_s, hooks, stopping)
+    except BaseException:
+        # a logger that died on its own fails the run ("node trajectory_logger exited ..."): its
+        # open episode must still be marked incomplete; the run's own error is the one reported
+        if _logger_died(result):
+            with contextlib.suppress(Exception):
+                recover_bag(bag)
+        raise
+    if _logger_died(result):
         result.logger_crashed = True
         recover_bag(bag)
     if cfg.log_topics:
@@ -146,6 +156,10 @@ def _collect_locked(
 
             result.shadow = record_from_bag(cfg.workspace, shadow, bag)
     return result
+
+
+def _logger_died(result: CollectResult) -> bool:
+    return result.exit_codes.get("trajectory_logger") not in (0, None) or result.logger_crashed
 
 
 def _plan(

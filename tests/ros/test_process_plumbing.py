@@ -368,3 +368,37 @@ def test_bring_up_runs_the_callers_wait_between_configure_and_activate():
     client.change = change  # type: ignore[method-assign]
     assert client.bring_up(5.0, before_activate=lambda: steps.append("wait")) is True
     assert steps == ["configure", "wait", "activate"]
+
+
+def test_a_logger_that_died_mid_run_has_its_bag_recovered_although_the_run_fails(tmp_path, monkeypatch):
+    """A logger that crashes by itself makes the wait fail (CollectError, "node trajectory_logger
+    exited ..."); its open episode must still be marked incomplete, as after a logger crash that
+    ends a run (the hook in collect_faults.py only covered that one)."""
+    from types import SimpleNamespace
+
+    from bremen_robot.ros import collect as collect_mod
+    from bremen_robot.ros.bagfile import SegmentedBagWriter, read_custom
+    from bremen_robot.ros.collect import CollectError, CollectResult
+
+    bag = tmp_path / "bag"
+    w = SegmentedBagWriter(bag, {"bremen.task": "point"})
+    w.episode(1, status="complete", steps=5)
+    w.finish_segment()
+    w.episode(2, status="open")
+    w.write_metadata()  # the logger is SIGKILLed here: episode 2 is listed open
+
+    def run(rclpy, graph, cfg, watch, show, timeout_s, hooks, stopping=None):
+        # what _run leaves when _wait sees the dead logger: the exit codes, then the error
+        watch.result.exit_codes = {"policy_runner": 0, "sim_bridge": 0, "trajectory_logger": -9}
+        raise CollectError("node trajectory_logger exited with code -9: ")
+
+    monkeypatch.setattr(collect_mod, "_run", run)
+    monkeypatch.setattr(collect_mod, "require_rclpy", lambda: None)
+    monkeypatch.setattr(collect_mod, "apply_ros_env", lambda: None)
+    cfg = SimpleNamespace(log_topics=["bremen/episode"], workspace=None)
+    result = CollectResult(bag=bag)
+    with pytest.raises(CollectError, match="trajectory_logger exited with code -9"):
+        collect_mod._collect_locked(cfg, bag, result, False, 0.0, None, None, None)
+    eps = {e["id"]: e for e in json.loads(read_custom(bag)["bremen.episodes"])}
+    assert eps[1]["status"] == "complete"
+    assert eps[2]["status"] == "incomplete" and eps[2]["reason"] == "logger_crashed"
