@@ -111,8 +111,9 @@ class Graph:
         :class:`~bremen_robot.ros.lifecycle_client.LifecycleClient` of the runner; ``settle()``
         runs once the runner is halted and before any other node stops (the logger catching up
         while every publisher is still there)."""
-        # first the scripted reset, so nothing but the runner's safe command reaches the robot
-        self.stop([n for n in ("reset_node",) if n in self.procs], 5.0)
+        # first the scripted reset, so nothing but the runner's safe command reaches the robot;
+        # stopped mid-reset it holds the safe command for grace_s (stop_grace_s) before it exits
+        self.stop([n for n in ("reset_node",) if n in self.procs], grace_s + 5.0)
         runner = self.procs.get("policy_runner")
         alive = runner is not None and runner.poll() is None
         # deactivate answers once the safe command was held; no answer: SIGINT does it (close())

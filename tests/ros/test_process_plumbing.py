@@ -402,3 +402,39 @@ def test_a_logger_that_died_mid_run_has_its_bag_recovered_although_the_run_fails
     eps = {e["id"]: e for e in json.loads(read_custom(bag)["bremen.episodes"])}
     assert eps[1]["status"] == "complete"
     assert eps[2]["status"] == "incomplete" and eps[2]["reason"] == "logger_crashed"
+
+
+def test_reset_node_stopped_mid_reset_may_hold_the_safe_command_for_its_whole_grace(tmp_path, monkeypatch):
+    """A Ctrl-C during a scripted reset: reset_node sends the safe command for ``stop_grace_s``
+    (0.1-10 s) before it exits. The stop gave it a fixed 5 s, so a grace of 7 s was cut short by
+    SIGKILL (its hold and its ``end`` event lost, the run reporting "reset_node exited -9")."""
+    from bremen_robot.ros.graph import ProcessSpec, process_specs
+    from bremen_robot.ros.process_graph import Graph
+
+    hw = load_collect_config(write_collect_config(tmp_path, "panda-robot", stop_grace_s=7.0))
+    procs = process_specs(hw, node_specs(hw, policy="random"))
+    assert sorted(p.name for p in procs) == ["policy_runner", "reset_node", "trajectory_logger"]
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    # every stand-in exits 0 on SIGINT; reset_node first holds for 7 s, as mid-reset
+    script = (
+        "import pathlib, signal, sys, time\nname, marks = sys.argv[1], pathlib.Path(sys.argv[2])\n"
+        "def stop(*_):\n"
+        "    time.sleep(7.0 if name == 'reset_node' else 0.0)\n"
+        "    raise SystemExit(0)\n"
+        "signal.signal(signal.SIGINT, stop)\n"
+        "(marks / (name + '.up')).touch()\n"
+        "time.sleep(60)\n"
+    )
+
+    def command(self, params_file, python=sys.executable):
+        return [python, "-c", script, self.name, str(marks)]
+
+    monkeypatch.setattr(ProcessSpec, "command", command)
+    graph = Graph(procs, tmp_path / "run", dict(os.environ))
+    graph.start()
+    deadline = time.monotonic() + 30
+    while len(list(marks.glob("*.up"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    codes = graph.stop_all(grace_s=7.0)
+    assert codes == {"policy_runner": 0, "reset_node": 0, "trajectory_logger": 0}
