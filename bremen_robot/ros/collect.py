@@ -30,7 +30,7 @@ from bremen_robot.robot_config import load_robot_config
 from bremen_robot.ros import apply_ros_env, require_rclpy
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.bag_listing import await_stored, listed_episodes
-from bremen_robot.ros.bagfile import recover_bag
+from bremen_robot.ros.bagfile import METADATA, recover_bag
 from bremen_robot.ros.collect_events import (  # re-exported: callers and tests import them here
     CollectError,
     CollectResult,
@@ -148,7 +148,8 @@ def _collect_locked(
         raise
     if _logger_died(result):
         result.logger_crashed = True
-        recover_bag(bag)
+        if (bag / METADATA).is_file():  # a logger that failed at its start wrote no bag to recover
+            recover_bag(bag)
     if cfg.log_topics:
         _report_bag(result)
         if shadow:

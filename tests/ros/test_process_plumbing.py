@@ -438,3 +438,28 @@ def test_reset_node_stopped_mid_reset_may_hold_the_safe_command_for_its_whole_gr
         time.sleep(0.05)
     codes = graph.stop_all(grace_s=7.0)
     assert codes == {"policy_runner": 0, "reset_node": 0, "trajectory_logger": 0}
+
+
+def test_a_logger_that_died_before_its_bag_existed_leaves_the_runs_own_summary(tmp_path, monkeypatch):
+    """Ctrl-C while the graph comes up, the logger having failed at its start (no metadata.yaml
+    yet): the run is reported as interrupted, with the logger's failure line, not as a missing
+    metadata.yaml."""
+    from types import SimpleNamespace
+
+    from bremen_robot.ros import collect as collect_mod
+    from bremen_robot.ros.collect import CollectResult
+
+    bag = tmp_path / "bag"
+
+    def run(rclpy, graph, cfg, watch, show, timeout_s, hooks, stopping=None):
+        watch.result.interrupted = True
+        watch.result.exit_codes = {"policy_runner": 0, "trajectory_logger": 1}
+        watch.result.exit_failures = ["node trajectory_logger exited with code 1: error: boom"]
+
+    monkeypatch.setattr(collect_mod, "_run", run)
+    monkeypatch.setattr(collect_mod, "require_rclpy", lambda: None)
+    monkeypatch.setattr(collect_mod, "apply_ros_env", lambda: None)
+    cfg = SimpleNamespace(log_topics=["bremen/episode"], workspace=None)
+    result = collect_mod._collect_locked(cfg, bag, CollectResult(bag=bag), False, 0.0, None, None, None)
+    assert result.interrupted and result.episodes == []
+    assert "node trajectory_logger exited with code 1: error: boom" in result.summary().splitlines()
