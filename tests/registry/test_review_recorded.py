@@ -143,29 +143,35 @@ def test_an_evaluation_without_the_count_is_not_shown_as_not_run(
     assert "safety interventions in evaluation: not recorded in this evaluation" in out
 
 
-def test_a_collection_without_a_shield_is_not_shown_as_zero_interventions(
-    capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
+NOT_SHIELDED = "not shielded (deployment 1 was collected by the direct collector)"
+
+
+@pytest.mark.parametrize(
+    ("summary", "shown"),
+    [
+        # what the direct collector (benchmarks, no ROS graph, no shield) writes
+        ({"interventions": None, "shielded": False, "collector": "direct"}, NOT_SHIELDED),
+        # what it wrote before 2026-12-06 (benchmarks/runs/*/seed*/d1/collect.json): no 'shielded'
+        ({"interventions": 0, "collector": "direct", "return_mean": 1.97}, NOT_SHIELDED),
+        # a summary without a count is no count either
+        ({"collector": "graph"}, "no intervention count in d1/collect.json"),
+    ],
+    ids=["direct", "direct-before-shielded", "no-count"],
+)
+def test_a_collection_without_a_shield_or_a_count_is_not_shown_as_zero_interventions(
+    capsys: pytest.CaptureFixture[str],
+    workspace: Path,
+    registry: Registry,
+    artifact_factory: ArtifactFactory,
+    summary: dict,
+    shown: str,
 ) -> None:
+    """Neither is 'a shield that never intervened'."""
     rec = campaign_like(workspace, registry, artifact_factory)
-    # what the direct collector (benchmarks, no ROS graph, no shield) writes
-    (workspace / "d1" / "collect.json").write_text(
-        json.dumps(
-            {
-                "steps": 300,
-                "episodes": 3,
-                "interventions": None,
-                "shielded": False,
-                "collector": "direct",
-                "policy_id": "random",
-                "deployment": 1,
-            }
-        )
-    )
+    collected = {"steps": 300, "episodes": 3, "policy_id": "random", "deployment": 1, **summary}
+    (workspace / "d1" / "collect.json").write_text(json.dumps(collected))
     out, verdict = _verdict(capsys, workspace, rec.id)
-    assert (
-        "safety interventions in collection candidate: no collection yet deployed: not shielded "
-        "(deployment 1 was collected by the direct collector)"
-    ) in verdict
+    assert f"safety interventions in collection candidate: no collection yet deployed: {shown}" in verdict
     assert "0 in 3 episodes" not in out
 
 
@@ -205,35 +211,6 @@ def test_a_signature_by_another_key_than_the_workspaces_key_of_that_name_is_a_re
     assert "RED FLAG (signature)" in verdict
     assert "which is not the key of alice in this workspace (alice.pub, key " in verdict
     assert "no public key in this workspace" not in out
-
-
-def test_an_old_direct_collection_and_a_missing_count_are_not_zero_interventions(
-    capsys: pytest.CaptureFixture[str], workspace: Path, registry: Registry, artifact_factory: ArtifactFactory
-) -> None:
-    """Before 2026-12-06 the direct collector (no shield) wrote interventions: 0 and no
-    'shielded' key (benchmarks/runs/*/seed*/d1/collect.json); a summary without a count is no
-    count either. Neither is 'a shield that never intervened'."""
-    rec = campaign_like(workspace, registry, artifact_factory)
-    old_direct = {"steps": 300, "episodes": 3, "interventions": 0, "collector": "direct"}
-    write = (workspace / "d1" / "collect.json").write_text
-    write(json.dumps({**old_direct, "return_mean": 1.97, "policy_id": "random", "deployment": 1}))
-    out, verdict = _verdict(capsys, workspace, rec.id)
-    assert (
-        "safety interventions in collection candidate: no collection yet deployed: not shielded "
-        "(deployment 1 was collected by the direct collector)"
-    ) in verdict
-    assert "0 in 3 episodes" not in out
-    write(
-        json.dumps(
-            {"steps": 300, "episodes": 3, "collector": "graph", "policy_id": "random", "deployment": 1}
-        )
-    )
-    out, verdict = _verdict(capsys, workspace, rec.id)
-    assert (
-        "safety interventions in collection candidate: no collection yet deployed: "
-        "no intervention count in d1/collect.json"
-    ) in verdict
-    assert "0 in 3 episodes" not in out
 
 
 def test_a_selection_record_of_another_training_is_not_this_candidates(

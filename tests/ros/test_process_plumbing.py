@@ -113,16 +113,19 @@ def test_a_process_that_exits_non_zero_is_named_once_with_its_last_log_lines(tmp
     assert failures[0] in result.summary().splitlines()
 
 
-def _stand_in_graph(tmp_path, monkeypatch, body: str):
-    """The lockstep graph as three separate processes, each a stand-in running ``body`` with
-    ``name`` and ``marks`` (a folder) set; started, and returned once each touched
-    ``marks/<name>.up``."""
+def _stand_in_graph(tmp_path, monkeypatch, body: str, cfg=None):
+    """The graph of ``cfg`` (default: the lockstep graph as three separate processes), each
+    process a stand-in running ``body`` with ``name`` and ``marks`` (a folder) set; started, and
+    returned once each touched ``marks/<name>.up``."""
     from bremen_robot.ros.graph import ProcessSpec, process_specs
     from bremen_robot.ros.process_graph import Graph
 
-    cfg = load_collect_config(write_collect_config(tmp_path, compose_lockstep=False))
+    lockstep = cfg is None
+    if lockstep:
+        cfg = load_collect_config(write_collect_config(tmp_path, compose_lockstep=False))
     procs = process_specs(cfg, node_specs(cfg, policy="random"))
-    assert sorted(p.name for p in procs) == ["policy_runner", "sim_bridge", "trajectory_logger"]
+    if lockstep:
+        assert sorted(p.name for p in procs) == ["policy_runner", "sim_bridge", "trajectory_logger"]
     marks = tmp_path / "marks"
     marks.mkdir()
     script = (
@@ -136,7 +139,7 @@ def _stand_in_graph(tmp_path, monkeypatch, body: str):
     graph = Graph(procs, tmp_path / "run", dict(os.environ))
     graph.start()
     deadline = time.monotonic() + 30
-    while len(list(marks.glob("*.up"))) < 3 and time.monotonic() < deadline:
+    while len(list(marks.glob("*.up"))) < len(procs) and time.monotonic() < deadline:
         time.sleep(0.05)
     return graph, marks
 
@@ -408,17 +411,9 @@ def test_reset_node_stopped_mid_reset_may_hold_the_safe_command_for_its_whole_gr
     """A Ctrl-C during a scripted reset: reset_node sends the safe command for ``stop_grace_s``
     (0.1-10 s) before it exits. The stop gave it a fixed 5 s, so a grace of 7 s was cut short by
     SIGKILL (its hold and its ``end`` event lost, the run reporting "reset_node exited -9")."""
-    from bremen_robot.ros.graph import ProcessSpec, process_specs
-    from bremen_robot.ros.process_graph import Graph
-
     hw = load_collect_config(write_collect_config(tmp_path, "panda-robot", stop_grace_s=7.0))
-    procs = process_specs(hw, node_specs(hw, policy="random"))
-    assert sorted(p.name for p in procs) == ["policy_runner", "reset_node", "trajectory_logger"]
-    marks = tmp_path / "marks"
-    marks.mkdir()
     # every stand-in exits 0 on SIGINT; reset_node first holds for 7 s, as mid-reset
-    script = (
-        "import pathlib, signal, sys, time\nname, marks = sys.argv[1], pathlib.Path(sys.argv[2])\n"
+    body = (
         "def stop(*_):\n"
         "    time.sleep(7.0 if name == 'reset_node' else 0.0)\n"
         "    raise SystemExit(0)\n"
@@ -426,16 +421,8 @@ def test_reset_node_stopped_mid_reset_may_hold_the_safe_command_for_its_whole_gr
         "(marks / (name + '.up')).touch()\n"
         "time.sleep(60)\n"
     )
-
-    def command(self, params_file, python=sys.executable):
-        return [python, "-c", script, self.name, str(marks)]
-
-    monkeypatch.setattr(ProcessSpec, "command", command)
-    graph = Graph(procs, tmp_path / "run", dict(os.environ))
-    graph.start()
-    deadline = time.monotonic() + 30
-    while len(list(marks.glob("*.up"))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    graph, marks = _stand_in_graph(tmp_path, monkeypatch, body, cfg=hw)
+    assert sorted(p.stem for p in marks.glob("*.up")) == ["policy_runner", "reset_node", "trajectory_logger"]
     codes = graph.stop_all(grace_s=7.0)
     assert codes == {"policy_runner": 0, "reset_node": 0, "trajectory_logger": 0}
 
