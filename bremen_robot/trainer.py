@@ -32,6 +32,7 @@ from bremen_robot.fsutil import atomic_write_bytes
 from bremen_robot.imagination.model_env import ModelEnv, imagine
 from bremen_robot.models.ensemble import DynamicsEnsemble
 from bremen_robot.models.ensemble_fit import FitHistory, fit_ensemble
+from bremen_robot.models.subnormal import flush_denormals
 from bremen_robot.policy.artifact import MANIFEST_FILE, PolicyManifest, export_policy
 from bremen_robot.policy.bc import new_bc_policy, train_bc
 from bremen_robot.policy.gaussian import GaussianPolicy, reset_log_std
@@ -329,10 +330,11 @@ def train(
 
     ``deployed`` is the artifact of the policy that collected the latest data; with
     ``selection.enabled`` the snapshots are scored against it (docs/algorithm.md, "Selection").
+    Runs with subnormal floats flushed to zero (:func:`~bremen_robot.models.subnormal.flush_denormals`).
     Holds ``out_dir``'s lock (:mod:`bremen_robot.workspace_lock`) while it writes, so a library
     caller is refused like ``bremen train`` when another process writes there.
     """
-    with folder_lock(out_dir, "output folder"):
+    with folder_lock(out_dir, "output folder"), flush_denormals():
         return _train(
             cfg,
             data,

@@ -15,6 +15,7 @@ import torch
 from bremen_robot.config.train import EnsembleConfig
 from bremen_robot.data.dataset import Dataset
 from bremen_robot.models.ensemble import DynamicsEnsemble
+from bremen_robot.models.subnormal import zero_subnormal_
 
 
 def member_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -83,7 +84,8 @@ def fit_ensemble(
     """Fit (or re-fit, keeping current weights) ``model`` on ``train``; early-stop on ``holdout``.
 
     The normalizer is recomputed from ``train`` before fitting, so re-fits across deployments
-    see the statistics of all data so far.
+    see the statistics of all data so far. Subnormal weights are zeroed before every epoch and
+    at the end (:mod:`bremen_robot.models.subnormal`).
     """
     device = next(model.parameters()).device
     model.set_normalizer(train.obs, train.actions, train.next_obs)
@@ -99,6 +101,7 @@ def fit_ensemble(
     stale = 0
     flops_per_row = 3 * model.flops_per_row()  # forward + backward ~ 3x forward
     for epoch in range(1, cfg.max_epochs + 1):
+        zero_subnormal_(model.parameters())  # weight decay breeds them; each costs 10-50x per use
         perm = torch.argsort(torch.rand(E, N, generator=generator, device=device), dim=1)  # (E, N)
         total = 0.0
         n_batches = 0
@@ -132,6 +135,7 @@ def fit_ensemble(
     with torch.no_grad():  # restore each member's best weights
         for saved, p in zip(best_state, model.parameters()):
             p.copy_(saved)
+    zero_subnormal_(model.parameters())  # a best state saved before an epoch's cleaning
     hist.best_holdout_mse = best.tolist()
     hist.best_epoch = best_epoch
     return hist
