@@ -456,7 +456,12 @@ def _train(
         "uncertainty_penalty_weight": env.uncertainty_penalty,
         "imagined_return_final": figures["imagined_return_final"],
         **({"selection": selection.to_dict()} if selection is not None else {}),
-        "timing": {**timing, "total_s": time.perf_counter() - t0, "device": str(device)},
+        "timing": {
+            **timing,
+            "total_s": time.perf_counter() - t0,
+            "device": str(device),
+            "subnormal_flush": True,  # times before 2026-12-06 lack it: 10-20x slower fits
+        },
     }
     metrics = {
         "imagined_return": report["imagined_return_final"],
