@@ -152,8 +152,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--td3bc-seconds",
         choices=["bremen", "none"],
         default="bremen",
-        help="bremen (default): at each deployment TD3+BC also trains at least BREMEN's mean training "
-        "seconds there (from <results-dir>/<campaign>.json; BREMEN's 3 seeds must be complete); "
+        help="bremen (default): at each deployment TD3+BC also trains at least BREMEN's training "
+        "seconds there (from <results-dir>/<campaign>.json: the longest BREMEN or selection training "
+        "with subnormals flushed, else BREMEN's mean; their 3 seeds must be complete); "
         "none: --td3bc-steps only (a smoke run, or a budget by steps)",
     )
     p.add_argument("--td3bc-device", default="cpu", help="torch device for d3rlpy (cpu, cuda:0)")
@@ -427,8 +428,8 @@ def main(argv: list[str] | None = None) -> int:
     if "td3bc" in args.methods and not args.aggregate_only and args.td3bc_seconds == "bremen" and not budget:
         print(
             f"error: TD3+BC trains at least BREMEN's time per deployment, but {why}; run "
-            f"'python benchmarks/reproduce.py --campaign {args.campaign} --seeds 0 1 2 --methods bremen' "
-            "first, or pass --td3bc-seconds none for a budget by --td3bc-steps alone",
+            f"'python benchmarks/reproduce.py --campaign {args.campaign} --seeds 0 1 2 --methods bremen "
+            "bremen_select' first, or pass --td3bc-seconds none for a budget by --td3bc-steps alone",
             file=sys.stderr,
         )
         return 2

@@ -47,6 +47,13 @@ def train_seconds(ws: Path, k: int) -> float | None:
     return None
 
 
+def train_flushed(ws: Path, k: int) -> bool:
+    """Whether deployment k was trained with subnormal floats flushed (trainer reports since
+    2026-12-06); before, subnormal weights made the fits 10-20x slower."""
+    report = ws / f"d{k}" / "train" / "report.json"
+    return report.is_file() and json.loads(report.read_text())["timing"].get("subnormal_flush") is True
+
+
 def read_seed(job: Job, deployments: int) -> dict[str, Any]:
     """Per-seed curve from a workspace: k = 0 is the random policy, k >= 1 the candidate
     trained on deployments 1..k (same layout for all methods), with each deployment's training
@@ -64,6 +71,7 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
     returns: list[float | None] = []
     samples: list[int | None] = []
     train_s: list[float | None] = [None]  # k = 0: the random policy is not trained
+    flushed = [False]
     twin_steps: list[int | None] = [None]
     kept: list[bool | None] = [None]
     rnd = read_json(ws / "d1" / "eval_random.json")
@@ -79,6 +87,7 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
         returns.append(float(ev["mean"]))
         samples.append(total)
         train_s.append(train_seconds(ws, k))
+        flushed.append(train_flushed(ws, k))
         sel = read_json(ws / f"d{k}" / "selection.json")
         twin_steps.append(None if sel is None else int(sel["twin_steps"]))
         kept.append(None if sel is None else bool(sel["keep_deployed"]))
@@ -91,6 +100,7 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
         "complete": complete,
         "wall_s": timing.get("wall_s_total"),
         "train_s": train_s,
+        "train_flushed": flushed,
     }
     if any(v is not None for v in twin_steps):
         out["twin_steps"] = twin_steps
@@ -315,7 +325,9 @@ def aggregate(
         "std": "sample std across seeds (ddof=1) of each seed's mean evaluation return",
         "train_s": "wall time of each deployment's training in seconds (trainer report total_s: ensemble, "
         "BC, TRPO, offline snapshot scoring; TD3+BC: preparation + fit); twin runs are counted in "
-        "twin_steps (d<k>/selection.json), not in train_s",
+        "twin_steps (d<k>/selection.json), not in train_s. Per seed, train_flushed[k] says whether the "
+        "trainer flushed subnormal floats (since 2026-12-06); earlier times are inflated 10-20x by "
+        "subnormal ensemble weights (docs/performance.md)",
         "x_axis": "deployments = number of deployments whose data trained the candidate (0 = the uniform "
         "random policy); samples = transitions collected in those deployments",
         "per_deployment": rows,

@@ -80,20 +80,56 @@ def td3bc_collect(job: Job, cfg: Any, robot: Any, k: int, prev_policy: Path | No
 BUDGET_SEEDS = (0, 1, 2)  # the suite's seeds: every TD3+BC seed gets the same budget
 
 
+# Methods whose training is BREMEN's (selection adds the scoring of snapshots, never less work).
+BREMEN_TRAINED = ("bremen", "bremen_select")
+
+
+def _seeds(methods: dict[str, Any], method: str) -> dict[str, Any]:
+    return methods.get(method, {}).get("seeds", {})
+
+
+def flushed_seconds(records: dict[str, Any], k: int) -> list[float]:
+    """Deployment ``k``'s training seconds of every seed in ``records`` that trained it with
+    subnormal floats flushed (``train_flushed``, from the trainer report's
+    ``timing.subnormal_flush``)."""
+    out = []
+    for rec in records.values():
+        secs, flushed = rec.get("train_s") or [], rec.get("train_flushed") or []
+        if k < len(secs) and k < len(flushed) and flushed[k] and secs[k] is not None:
+            out.append(float(secs[k]))
+    return out
+
+
 def bremen_seconds(result: dict[str, Any] | None, deployments: int) -> tuple[list[float] | None, str]:
-    """BREMEN's mean training seconds at each deployment 1..K on this campaign (its results file
-    ``result``, over the suite's seeds, all complete so the figure no longer moves), and ``""``; or
-    None and why not. Issue 16: TD3+BC gets at least the wall time BREMEN gets, deployment by
-    deployment (a fixed step count falls behind as BREMEN's ensemble fit grows with the data)."""
+    """BREMEN's training seconds at each deployment 1..K on this campaign (its results file
+    ``result``), and ``""``; or None and why not. Issue 16: TD3+BC gets at least the wall time
+    BREMEN gets, deployment by deployment (a fixed step count falls behind as BREMEN's ensemble
+    fit grows with the data).
+
+    Until 2026-12-06 subnormal weights slowed the trainer's fits 10-20x (docs/performance.md,
+    "Subnormal weights"), so times recorded before are no measure of what BREMEN costs. At a
+    deployment that any BREMEN or BREMEN + selection run trained since (``train_flushed``), the
+    budget is the largest of those times; elsewhere it is BREMEN's mean over its 3 seeds, as
+    before. BREMEN's 3 seeds must be complete, and so must selection's if it has any record:
+    their times enter the budget, which must not move while TD3+BC's seeds run."""
     if result is None:
         return None, "the campaign has no results file yet"
-    records = result.get("methods", {}).get("bremen", {}).get("seeds", {})
-    done = [s for s in BUDGET_SEEDS if records.get(str(s), {}).get("complete")]
-    if len(done) < len(BUDGET_SEEDS):
-        return None, f"{len(done)} of {len(BUDGET_SEEDS)} BREMEN seeds are complete in its results file"
+    methods = result.get("methods", {})
+    for method, label in (("bremen", "BREMEN"), ("bremen_select", "BREMEN + selection")):
+        records = _seeds(methods, method)
+        if method != "bremen" and not records:
+            continue
+        done = [s for s in BUDGET_SEEDS if records.get(str(s), {}).get("complete")]
+        if len(done) < len(BUDGET_SEEDS):
+            return None, f"{len(done)} of {len(BUDGET_SEEDS)} {label} seeds are complete in its results file"
+    bremen = _seeds(methods, "bremen")
     out = []
     for k in range(1, deployments + 1):
-        per_seed = [(records[str(s)].get("train_s") or [])[k : k + 1] for s in BUDGET_SEEDS]
+        flushed = [t for m in BREMEN_TRAINED for t in flushed_seconds(_seeds(methods, m), k)]
+        if flushed:
+            out.append(round(max(flushed), 1))
+            continue
+        per_seed = [(bremen[str(s)].get("train_s") or [])[k : k + 1] for s in BUDGET_SEEDS]
         if any(not v or v[0] is None for v in per_seed):
             return None, f"a BREMEN seed has no training time for deployment {k} in its results file"
         out.append(round(float(np.mean([v[0] for v in per_seed])), 1))

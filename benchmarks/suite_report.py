@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from reproduce_common import METHODS, SHORT, draw_method_curves  # noqa: E402
+from reproduce_td3bc import bremen_seconds, flushed_seconds  # noqa: E402
 
 REGRESSION_TOLERANCE = 0.10  # a candidate may lose at most 10 % of its predecessor's return
 HALFCHEETAH_TARGET = 4000.0
@@ -144,14 +145,20 @@ def verdict(result: dict[str, Any], seeds_needed: int = 3) -> list[str]:
 
 
 def budget_line(result: dict[str, Any]) -> str:
-    """Whether TD3+BC trained at least BREMEN's time at each deployment (mean seconds across seeds,
-    issue 16's fair budget); deployments where either has no time are not compared."""
+    """Whether TD3+BC trained at least BREMEN's time at each deployment (issue 16's fair budget):
+    its mean seconds across seeds against the budget the harness gives it
+    (:func:`reproduce_td3bc.bremen_seconds`: the longest BREMEN or selection training with
+    subnormals flushed, else BREMEN's mean); deployments where TD3+BC has no time are not
+    compared."""
+    reference, why = bremen_seconds(result, int(result["deployments"]))
+    if reference is None:
+        return f"TD3+BC's training time >= BREMEN's: undecided ({why})"
     short, compared = [], 0
     for row in result["per_deployment"][1:]:
         mine = row.get(TD3BC, {}).get("train_s", {}).get("mean")
-        theirs = row.get("bremen", {}).get("train_s", {}).get("mean")
-        if mine is None or theirs is None:
+        if mine is None:
             continue
+        theirs = reference[row["deployments"] - 1]
         compared += 1
         if mine < theirs:
             short.append(f"deployment {row['deployments']}: {mine:,.0f} s < {theirs:,.0f} s")
@@ -217,7 +224,7 @@ def remaining(
     complete (:func:`unfinished`), then the commands that run them (one per method)."""
     left = unfinished(result, seeds, parked)
     commands = []
-    bremen_done = not any(u.method == "bremen" for u in left)
+    bremen_done = not any(u.method in ("bremen", SELECT) for u in left)
     for m in METHODS:
         todo = [u.seed for u in left if u.method == m]
         if todo:
@@ -226,7 +233,9 @@ def remaining(
                 f"--seeds {' '.join(map(str, todo))} --methods {m} --jobs 1"
             )
             if m == TD3BC and not bremen_done:  # reproduce.py refuses it until then
-                commands[-1] += " (once BREMEN's seeds are complete: their training time is its budget)"
+                commands[-1] += (
+                    " (once BREMEN's and selection's seeds are complete: their training time is its budget)"
+                )
     return [f"{SHORT[u.method]} seed {u.seed}: {u.state}" for u in left] + commands
 
 
@@ -236,12 +245,19 @@ STAND_IN = {SELECT: "bremen", TD3BC: "bremen"}
 
 
 def seconds_per_deployment(result: dict[str, Any], method: str, k: int) -> tuple[float | None, str]:
-    """Mean training seconds of ``method`` at deployment ``k`` on this robot, and the method they
-    were measured on (``method`` itself, else its :data:`STAND_IN`); ``(None, "")`` if neither has
-    a measured time there."""
+    """Training seconds of ``method`` at deployment ``k`` on this robot, and the method they were
+    measured on (``method`` itself, else its :data:`STAND_IN`); ``(None, "")`` if neither has a
+    measured time there. Times trained with subnormals flushed (``train_flushed``, since
+    2026-12-06) come first, as their mean; times from before were 10-20x inflated and count only
+    where there is nothing newer."""
     rows = [r for r in result["per_deployment"] if r["deployments"] == k]
-    for source in (method, STAND_IN.get(method)):
-        if source is None or not rows:
+    sources = [m for m in (method, STAND_IN.get(method)) if m is not None]
+    for source in sources:
+        flushed = flushed_seconds(result.get("methods", {}).get(source, {}).get("seeds", {}), k)
+        if flushed:
+            return sum(flushed) / len(flushed), source
+    for source in sources:
+        if not rows:
             continue
         secs = rows[0].get(source, {}).get("train_s", {}).get("mean")
         if secs is not None:

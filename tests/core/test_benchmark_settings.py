@@ -175,7 +175,8 @@ def test_aggregation_reads_training_time_and_twin_steps(tmp_path: Path) -> None:
     ):
         write_json_atomic(ws / f"d{k}" / "collect.json", {"steps": 2000})
         write_json_atomic(ws / f"d{k}" / "eval.json", {"mean": ret, "std": 1.0})
-        write_json_atomic(ws / f"d{k}" / "train" / "report.json", {"timing": {"total_s": total_s}})
+        timing = {"total_s": total_s} | ({"subnormal_flush": True} if k == 2 else {})  # d1: an old report
+        write_json_atomic(ws / f"d{k}" / "train" / "report.json", {"timing": timing})
         write_json_atomic(ws / f"d{k}" / "selection.json", {"twin_steps": twin, "keep_deployed": keep})
     write_json_atomic(ws / "unparked.json", {"recollected_differ": ["d1/data.npz"]})
     seed = harness.read_seed(job, 2)
@@ -183,6 +184,7 @@ def test_aggregation_reads_training_time_and_twin_steps(tmp_path: Path) -> None:
     assert seed["returns"] == [-280.0, 900.0, 850.0]
     assert seed["samples"] == [0, 2000, 4000]
     assert seed["train_s"] == [None, 41.5, 63.0]
+    assert seed["train_flushed"] == [False, False, True]
     assert seed["twin_steps"] == [None, 6000, 3000]
     assert seed["kept_deployed"] == [None, False, True]
     assert seed["complete"] is True
@@ -468,6 +470,22 @@ def test_td3bc_trains_at_least_bremens_seconds_at_each_deployment(tmp_path: Path
     )
     assert td3bc.bremen_seconds(_bremen_results(times), 3)[0] is None  # no time for deployment 3
     assert td3bc.bremen_seconds(None, 2) == (None, "the campaign has no results file yet")
+    # since 2026-12-06: the longest training with subnormals flushed, BREMEN's or selection's
+    flushed = _bremen_results(times)
+    flushed["methods"]["bremen"]["seeds"]["2"]["train_flushed"] = [False, True, False]
+    select = {"0": [None, 150.0, 330.0], "1": [None, 250.0, 310.0], "2": [None, 90.0, None]}
+    flushed["methods"]["bremen_select"] = {
+        "seeds": {
+            s: {"complete": True, "train_s": v, "train_flushed": [False, True, True]}
+            for s, v in select.items()
+        }
+    }
+    assert td3bc.bremen_seconds(flushed, 2) == ([300.0, 330.0], "")  # max(300, 150, 250, 90); max(330, 310)
+    flushed["methods"]["bremen_select"]["seeds"]["1"]["complete"] = False
+    assert td3bc.bremen_seconds(flushed, 2) == (
+        None,
+        "2 of 3 BREMEN + selection seeds are complete in its results file",
+    )
 
     results = tmp_path / "results"
     results.mkdir()
@@ -493,7 +511,7 @@ def test_td3bc_will_not_start_before_bremens_seconds_are_known(tmp_path: Path, c
     assert harness.main([*argv, "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
     assert "TD3+BC trains at least BREMEN's time per deployment, but the campaign has no results" in err
-    assert "--methods bremen' first, or pass --td3bc-seconds none" in err
+    assert "--methods bremen bremen_select' first, or pass --td3bc-seconds none" in err
     assert not (tmp_path / "runs").exists()
 
 

@@ -112,6 +112,7 @@ def test_what_is_left_lists_each_unfinished_seed_and_one_command_per_method(suit
         {"bremen": {"0": done, "1": done, "2": done}, "bremen_select": {"0": done, "2": [0.0, 1.0]}},
         2,
     )
+    note = " (once BREMEN's and selection's seeds are complete: their training time is its budget)"
     assert suite.remaining(result) == [
         "BREMEN + selection seed 1: not run",
         "BREMEN + selection seed 2: 1 of 2 deployments recorded, reruns from deployment 1",
@@ -123,17 +124,19 @@ def test_what_is_left_lists_each_unfinished_seed_and_one_command_per_method(suit
         "recursive TD3+BC seed 2: not run",
         "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 1 2 --methods bremen_select --jobs 1",
         "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 0 1 2 --methods bc --jobs 1",
-        "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 0 1 2 --methods td3bc --jobs 1",
+        "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 0 1 2 --methods td3bc --jobs 1" + note,
     ]
     assert "- `python benchmarks/reproduce.py --campaign hopper-cpu --seeds 1 2" in suite.markdown_table(
         result
     )
-    # TD3+BC's budget is BREMEN's training time: it waits for BREMEN's seeds
-    result["methods"]["bremen"]["seeds"]["2"]["complete"] = False
+    # TD3+BC's budget is BREMEN's and selection's training time: it waits for both
     td3bc = "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 0 1 2 --methods td3bc --jobs 1"
-    note = " (once BREMEN's seeds are complete: their training time is its budget)"
-    assert suite.remaining(result)[-1] == td3bc + note
     assert f"- `{td3bc}`{note}" in suite.markdown_table(result)
+    for s in ("0", "1", "2"):
+        result["methods"]["bremen_select"]["seeds"][s] = {"returns": done, "complete": True}
+    assert suite.remaining(result)[-1] == td3bc  # both complete: nothing to wait for
+    result["methods"]["bremen"]["seeds"]["2"]["complete"] = False
+    assert suite.remaining(result)[-1] == td3bc + note
 
 
 def test_a_seed_that_went_on_with_different_data_is_noted(suite: ModuleType) -> None:
@@ -243,6 +246,11 @@ def test_the_training_left_sums_each_unfinished_deployments_measured_seconds(
     assert line.startswith("about 0.9 core-hours of training left (about 0.4 h with one run per core")
     assert "BREMEN + selection, recursive TD3+BC estimated from BREMEN's times" in line
     assert "- about 0.9 core-hours of training left" in suite.markdown_table(result)
+    # a time trained with subnormals flushed replaces the inflated ones: selection seed 0 took 60 s
+    # at deployment 2 (BREMEN's old 200 s stood in), so each of selection seeds 1 and 2 saves 140 s
+    record = result["methods"]["bremen_select"]["seeds"]["0"]
+    record["train_s"], record["train_flushed"] = [None, 150.0, 60.0, 300.0], [False, False, True, False]
+    assert suite.training_left(result).seconds == pytest.approx(2 * (650 - 140) + 3 * 600)
 
 
 def test_a_run_without_any_measured_time_is_named_not_counted_as_zero(suite: ModuleType) -> None:
@@ -273,18 +281,71 @@ def test_the_suite_total_adds_the_robots_and_names_what_it_cannot_estimate(
     assert out.rstrip().endswith("; not estimated: everything on `ant-cpu` (no results yet).")
 
 
+def _timed(
+    result: dict[str, Any], method: str, train_s: dict[str, list[float | None]], flushed: bool = False
+) -> dict[str, Any]:
+    """Give ``method``'s seeds of ``result`` per-deployment training seconds, as the harness
+    records them (k = 0 untrained), trained with subnormals flushed or not."""
+    for s, secs in train_s.items():
+        record = result["methods"][method]["seeds"][s]
+        record["train_s"] = secs
+        record["train_flushed"] = [False] + [flushed] * (len(secs) - 1)
+    return result
+
+
 def test_the_report_says_where_td3bc_trained_less_than_bremen(suite: ModuleType) -> None:
     done = [0.0, 1.0, 2.0]
-    result = _result("hopper", {"bremen": {"0": done}, "td3bc": {"0": done}}, 2)
+    three = {"0": done, "1": done, "2": done}
+    result = _result("hopper", {"bremen": three, "td3bc": {"0": done}}, 2)
+    # BREMEN's mean: (300 + 400 + 500) / 3 = 400 at deployment 1, (800 + 900 + 1000) / 3 = 900 at 2
+    _timed(
+        result, "bremen", {"0": [None, 300.0, 800.0], "1": [None, 400.0, 900.0], "2": [None, 500.0, 1000.0]}
+    )
     rows = result["per_deployment"]
-    rows[1]["bremen"]["train_s"]["mean"], rows[1]["td3bc"]["train_s"]["mean"] = 400.0, 450.0
-    rows[2]["bremen"]["train_s"]["mean"], rows[2]["td3bc"]["train_s"]["mean"] = 900.0, 700.0
+    rows[1]["td3bc"]["train_s"]["mean"], rows[2]["td3bc"]["train_s"]["mean"] = 450.0, 700.0
     assert (
         suite.budget_line(result) == "TD3+BC's training time >= BREMEN's: NOT at deployment 2: 700 s < 900 s"
     )
     assert suite.budget_line(result) in suite.verdict(result)
     rows[2]["td3bc"]["train_s"]["mean"] = 901.0
     assert suite.budget_line(result) == "TD3+BC's training time >= BREMEN's: at every deployment compared (2)"
+    rows[2]["td3bc"]["train_s"]["mean"] = 900.0  # equal time is a fair budget
+    assert suite.budget_line(result) == "TD3+BC's training time >= BREMEN's: at every deployment compared (2)"
+    result["methods"]["bremen"]["seeds"]["1"]["complete"] = False
+    assert suite.budget_line(result) == (
+        "TD3+BC's training time >= BREMEN's: undecided (2 of 3 BREMEN seeds are complete in its results file)"
+    )
+
+
+def test_the_budget_is_the_longest_training_with_subnormals_flushed(suite: ModuleType) -> None:
+    """Times from before the trainer flushed subnormals (10-20x inflated) give way, deployment
+    by deployment, to the longest BREMEN or selection training measured since."""
+    done = [0.0, 1.0, 2.0]
+    three = {"0": done, "1": done, "2": done}
+    result = _result("walker2d", {"bremen": three, "bremen_select": three, "td3bc": {"0": done}}, 2)
+    old = {"0": [None, 3000.0, 5000.0], "1": [None, 3000.0, 5000.0], "2": [None, 3000.0, 5000.0]}
+    _timed(result, "bremen", old)
+    _timed(result, "bremen_select", old)
+    _timed(result, "bremen_select", {"1": [None, 300.0], "2": [None, 350.0, 420.0]}, flushed=True)
+    rows = result["per_deployment"]
+    rows[1]["td3bc"]["train_s"]["mean"], rows[2]["td3bc"]["train_s"]["mean"] = 360.0, 4000.0
+    # deployment 1: max(300, 350) = 350, met by 360; deployment 2: only 420 was flushed
+    assert suite.budget_line(result) == "TD3+BC's training time >= BREMEN's: at every deployment compared (2)"
+    rows[1]["td3bc"]["train_s"]["mean"] = 340.0
+    assert (
+        suite.budget_line(result) == "TD3+BC's training time >= BREMEN's: NOT at deployment 1: 340 s < 350 s"
+    )
+    result["methods"]["bremen_select"]["seeds"]["2"]["train_flushed"] = [False, True, False]
+    rows[1]["td3bc"]["train_s"]["mean"] = 360.0  # deployment 2 falls back to BREMEN's mean, 5,000
+    assert (
+        suite.budget_line(result)
+        == "TD3+BC's training time >= BREMEN's: NOT at deployment 2: 4,000 s < 5,000 s"
+    )
+    result["methods"]["bremen_select"]["seeds"]["0"]["complete"] = False
+    assert suite.budget_line(result) == (
+        "TD3+BC's training time >= BREMEN's: undecided "
+        "(2 of 3 BREMEN + selection seeds are complete in its results file)"
+    )
 
 
 def test_points_over_fewer_seeds_are_hollow_and_the_label_gives_the_range(suite: ModuleType) -> None:
@@ -351,11 +412,3 @@ def test_the_verdict_needs_every_seed_and_every_deployment_before_it_says_met(su
     one_short = {**td3bc_equal, "2": up[:5]}  # deployment 5 has two TD3+BC seeds: 4 of 5 compared
     lines = suite.verdict(_result("halfcheetah", {"bremen_select": select, "td3bc": one_short}, 5))
     assert lines[3] == "selection >= TD3+BC at every deployment: undecided (4 of 5 compared)"
-
-
-def test_equal_training_time_is_a_fair_budget(suite: ModuleType) -> None:
-    done = [0.0, 1.0]
-    result = _result("hopper", {"bremen": {"0": done}, "td3bc": {"0": done}}, 1)
-    row = result["per_deployment"][1]
-    row["bremen"]["train_s"]["mean"] = row["td3bc"]["train_s"]["mean"] = 650.0
-    assert suite.budget_line(result) == "TD3+BC's training time >= BREMEN's: at every deployment compared (1)"
