@@ -6,11 +6,14 @@
   written the way the anchors do it (a Python list of member modules, every member run on
   the batch, a numpy round trip per step, one member picked per row);
 * seconds per TRPO iteration for the ``cpu`` and ``paper`` presets, and the resulting estimate
-  of one deployment's training time.
+  of one deployment's training time;
+* the trainer's ensemble fit on weights aged by weight decay (30 % subnormal) against fresh
+  ones: about 1 since the trainer flushes subnormals, 12-15x before (docs/performance.md).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 
@@ -18,10 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from bremen_robot.config.train import TrainConfig, load_train_config
+from bremen_robot.config.train import EnsembleConfig, TrainConfig, load_train_config
+from bremen_robot.data.dataset import Dataset
 from bremen_robot.imagination.model_env import ModelEnv, imagine
 from bremen_robot.models.ensemble import DynamicsEnsemble
-from bremen_robot.models.ensemble_fit import ensemble_loss
+from bremen_robot.models.ensemble_fit import ensemble_loss, fit_ensemble
+from bremen_robot.models.subnormal import flush_denormals
 from bremen_robot.policy.gaussian import GaussianPolicy, reset_log_std
 from bremen_robot.tasks import HALFCHEETAH
 
@@ -63,6 +68,43 @@ def ensemble_fit_gflops(steps: int) -> float:
 
     seconds = _best_time(run, 2)
     return 3 * model.flops_per_row() * 5 * bs * steps / seconds / 1e9
+
+
+def ensemble_fit_subnormal_slowdown(rows: int, subnormal_fraction: float = 0.3) -> float:
+    """One epoch of the trainer's :func:`fit_ensemble` (inside its :func:`flush_denormals`) on a
+    ``cpu``-preset ensemble (5 x 2 x 256) whose weights are ``subnormal_fraction`` subnormal, as
+    a Walker2d ensemble's were after 7 warm-started deployments, divided by the same epoch on the
+    fresh weights: what aged weights cost, 1 when the trainer handles them."""
+    task = HALFCHEETAH
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(rows, task.obs_dim)).astype(np.float32)
+    act = rng.uniform(-1, 1, size=(rows, task.action_dim)).astype(np.float32)
+    cols: dict[str, np.ndarray] = {
+        "obs": obs,
+        "actions": act,
+        "rewards": np.zeros(rows),
+        "next_obs": obs + 0.1 * act[:, :1],  # (N, D) + (N, 1) -> (N, D)
+    }
+    data = Dataset.from_columns(task.name, cols)
+    train, holdout = data.split_by_episode(0.15)  # one long episode: split by time
+    cfg = EnsembleConfig(members=5, hidden=[256, 256], batch_size=256, max_epochs=1, patience=2)
+    fresh = DynamicsEnsemble(task.obs_dim, task.action_dim, 5, (256, 256))
+    aged = copy.deepcopy(fresh)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer in aged.linear_layers():
+            mask = torch.rand(layer.weight.shape, generator=gen) < subnormal_fraction
+            layer.weight[mask] *= 1e-39  # |w| <= 1 / sqrt(in) <= 1: below float32's smallest normal
+
+    def epoch(model: DynamicsEnsemble) -> float:
+        m = copy.deepcopy(model)  # a fit cleans its model: every repeat starts from the same weights
+        t = time.perf_counter()
+        with flush_denormals():
+            fit_ensemble(m, train, holdout, cfg, torch.Generator().manual_seed(0))
+        return time.perf_counter() - t
+
+    epoch(fresh)  # warm-up
+    return min(epoch(aged) for _ in range(2)) / min(epoch(fresh) for _ in range(2))
 
 
 def _policy_flops_per_row(policy: GaussianPolicy) -> int:
@@ -182,6 +224,7 @@ def run(quick: bool) -> dict[str, float]:
     fit = ensemble_fit_gflops(steps=5 if quick else 20)
     out["ensemble_fit_gflops"] = fit
     out["ensemble_fit_peak_ratio"] = fit / peak
+    out["ensemble_fit_subnormal_slowdown"] = ensemble_fit_subnormal_slowdown(rows=2_000 if quick else 10_000)
     roll = rollout_figures(horizon=25 if quick else 250)
     out.update(roll)
     out["rollout_peak_ratio"] = roll["rollout_gflops"] / peak
