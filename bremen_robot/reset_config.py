@@ -192,6 +192,28 @@ def check_reset_limits(
                 rp, op = r.position, o.position
                 if op.min < rp.min or op.max > rp.max or op.soft_lo < rp.soft_lo or op.soft_hi > rp.soft_hi:
                     fail(f"{j}.position is outside the robot's range; narrow it to within it")
+        rs, os_ = robot.step(name), own.step(name)
+        if rs is not None and os_ is None:
+            fail(f"limits max_step for {name} is missing; the robot's is {rs}: set it at most {rs}")
+        if rs is not None and os_ is not None and os_ > rs:
+            fail(f"limits max_step for {name} {os_} is not within the robot's {rs}; set it at most {rs}")
+        period = own.timing.control_period
+        if own.command_interface == "position" and os_ is None:
+            # the shield bounds a position command only by the box and soft range: one bad
+            # target would jump across the range in a single period
+            fail(
+                f"limits max_step for {name} is missing; a position reset needs it: set it to at least "
+                f"max_speed x control_period = {reset.max_speed * period:g}"
+            )
+        if (
+            own.command_interface == "position"
+            and os_ is not None
+            and reset.max_speed * period > os_ * (1 + 1e-9)  # 0.4 x 0.05 is 0.020000000000000004
+        ):
+            fail(
+                f"max_speed {reset.max_speed} moves {reset.max_speed * period:g} per control period, more "
+                f"than limits max_step for {name} {os_}; lower max_speed or raise max_step"
+            )
         if o.velocity is not None and reset.max_speed > o.velocity:
             fail(f"max_speed {reset.max_speed} exceeds {j}.velocity {o.velocity}; lower max_speed")
         if own.command_interface == "velocity" and (reset.max_speed > ob.max or -reset.max_speed < ob.min):

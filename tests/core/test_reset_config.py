@@ -193,3 +193,87 @@ def test_the_reset_envelope_must_lie_within_the_robots(tmp_path, change, expecte
     change(lim["envelope"])
     lim_path.write_text(yaml.safe_dump(lim))
     assert refusal(path) == f"{path}: {expected}"
+
+
+def _panda_limits(name: str, **top: Any) -> Any:
+    from safety.limits import parse_limits
+
+    data = yaml.safe_load((CONFIGS / "safety" / f"{name}.yaml").read_text())
+    return parse_limits({**data, **top}, name)
+
+
+def _panda_reset(**fields: Any) -> Any:
+    from bremen_robot.reset_config import ResetConfig
+
+    panda = yaml.safe_load((CONFIGS / "robots" / "panda.yaml").read_text())
+    return ResetConfig.model_validate({**panda["reset"], **fields})
+
+
+@pytest.mark.parametrize(
+    ("robot_step", "reset_step", "max_speed", "expected"),
+    [
+        # position interface, control period 0.05 s: max_speed 0.4 rad/s moves 0.02 per period
+        (
+            None,
+            None,
+            0.4,
+            "limits max_step for panda_joint1 is missing; a position reset needs it: "
+            "set it to at least max_speed x control_period = 0.02",
+        ),
+        (
+            None,
+            0.01,
+            0.4,
+            "max_speed 0.4 moves 0.02 per control period, more than limits max_step for "
+            "panda_joint1 0.01; lower max_speed or raise max_step",
+        ),
+        (
+            0.05,
+            None,
+            0.4,
+            "limits max_step for panda_joint1 is missing; the robot's is 0.05: set it at most 0.05",
+        ),
+        (
+            0.05,
+            0.06,
+            0.4,
+            "limits max_step for panda_joint1 0.06 is not within the robot's 0.05; set it at most 0.05",
+        ),
+        (
+            0.05,
+            {"panda_joint1": 0.03},
+            0.4,
+            "limits max_step for panda_joint2 is missing; the robot's is 0.05: set it at most 0.05",
+        ),
+        (0.05, 0.02, 0.4, None),  # exactly one period's motion: accepted
+        (None, 0.03, 0.4, None),
+    ],
+)
+def test_a_position_reset_needs_a_step_limit_within_the_robots(robot_step, reset_step, max_speed, expected):
+    """With a position interface the shield bounds a command by the box and the soft range only,
+    unless max_step is set: a reset without it could command a jump across the range."""
+    from bremen_robot.reset_config import check_reset_limits
+
+    position = {"command_interface": "position", "safe_command": "hold"}
+    robot = _panda_limits("panda", **position, max_step=robot_step)
+    own = _panda_limits("panda-reset", **position, max_step=reset_step)
+    reset = _panda_reset(max_speed=max_speed)
+    if expected is None:
+        check_reset_limits(reset, robot, own)
+        return
+    with pytest.raises(ValueError) as err:
+        check_reset_limits(reset, robot, own)
+    assert str(err.value) == f"reset: {expected}"
+
+
+def test_a_velocity_reset_keeps_within_the_robots_step_limit():
+    from bremen_robot.reset_config import check_reset_limits
+
+    robot, own = _panda_limits("panda", max_step=0.1), _panda_limits("panda-reset", max_step=0.2)
+    with pytest.raises(ValueError) as err:
+        check_reset_limits(_panda_reset(), robot, own)
+    assert str(err.value) == (
+        "reset: limits max_step for panda_joint1 0.2 is not within the robot's 0.1; set it at most 0.1"
+    )
+    check_reset_limits(_panda_reset(), robot, _panda_limits("panda-reset", max_step=0.1))
+    check_reset_limits(_panda_reset(), _panda_limits("panda"), own)  # the robot sets none: any
