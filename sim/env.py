@@ -170,6 +170,12 @@ class BremenSimEnv(gym.Env[np.ndarray, np.ndarray]):
             raise SimError(
                 f"action has {raw.shape[0]} entries; task '{self.task.name}' takes {self.task.action_dim}"
             )
+        bad = np.flatnonzero(~np.isfinite(raw))
+        if bad.size:  # MuJoCo would zero such a control and PyBullet integrate it into NaN states
+            raise SimError(
+                f"action entry {int(bad[0])} is {raw[bad[0]]}; actions must be finite numbers "
+                "(a policy that outputs NaN or inf is broken: check its training report)"
+            )
         a = np.clip(raw, self._act_low, self._act_high)
         self._queue.append(a)
         command = self._queue.popleft()

@@ -96,6 +96,9 @@ def evaluate(
                 if filt is not None:
                     action, k = filt(env, action, t * env.task.dt)
                     n_int += k
+                if not np.all(np.isfinite(action)):  # a broken policy scores NaN on every engine
+                    total, t = float("nan"), t + 1
+                    break
                 obs, reward, terminated, truncated, info = env.step(action)
                 # a blown-up step scores NaN (MuJoCo resets the state itself, so its reward would look
                 # sane): the condition's mean is NaN, which the twin check takes as a veto

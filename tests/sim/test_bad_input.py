@@ -118,3 +118,23 @@ def test_pybullet_refuses_mjcf_physics_it_would_drop(tmp_path, old, new, words):
         sim.create_backend("hopper", "pybullet", asset=custom)
     msg = str(err.value)
     assert "\n" not in msg and "use --backend mujoco" in msg
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_non_finite_action_is_refused_by_both_engines(backend, value):
+    import numpy as np
+
+    env = sim.make("hopper", backend=backend)
+    try:
+        env.reset(seed=0)
+        action = np.array([0.1, value, 0.0])
+        with pytest.raises(SimError) as err:
+            env.step(action)
+        assert str(err.value) == (
+            f"action entry 1 is {value}; actions must be finite numbers "
+            "(a policy that outputs NaN or inf is broken: check its training report)"
+        )
+        env.step(np.zeros(3))  # the env is still usable
+    finally:
+        env.close()

@@ -196,3 +196,19 @@ def test_physics_that_blow_up_in_mujoco_score_nan_not_a_reset_episode():
     assert np.isnan(res.returns[0]) and np.isnan(res.mean)
     calm = evaluate(lambda obs: np.zeros(6), "halfcheetah", None, "mujoco", 1)
     assert calm.lengths == [1000] and np.isfinite(calm.mean)  # no false alarm
+
+
+@pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
+def test_a_policy_that_outputs_nan_scores_nan_on_both_engines(backend):
+    """Before, MuJoCo zeroed a NaN control and ran on with sane rewards while PyBullet
+    integrated it into NaN states: the same broken policy scored differently per engine."""
+    from sim.sim2real import evaluate
+
+    def late_nan(obs):
+        late_nan.calls += 1
+        return np.full(6, np.nan) if late_nan.calls == 5 else np.zeros(6)
+
+    late_nan.calls = 0
+    res = evaluate(late_nan, "halfcheetah", None, backend, 1)
+    assert res.lengths == [5]  # the fifth action is the broken one
+    assert np.isnan(res.returns[0]) and np.isnan(res.mean)
