@@ -10,6 +10,7 @@ no result beyond the last bits: they are below 1e-38.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
@@ -21,7 +22,8 @@ _SMALLEST_NORMAL_BITS = {
     torch.float32: (torch.int32, 0x0080_0000),
     torch.float64: (torch.int64, 0x0010_0000_0000_0000),
 }
-_depth = 0  # nesting of flush_denormals(); torch offers no getter for the flag
+# nesting of flush_denormals() per thread, like the flag itself; torch offers no getter for it
+_local = threading.local()
 
 
 @contextmanager
@@ -32,17 +34,18 @@ def flush_denormals() -> Iterator[None]:
     when torch uses one thread (the ``cpu`` presets); torch's intra-op worker threads keep
     their own, so :func:`zero_subnormal_` cleans the ensemble's weights between epochs as well.
     On leaving the outermost block the flag is switched off again, torch's default, so that
-    collection and evaluation after training compute exactly as a fresh process would.
+    collection and evaluation after training compute exactly as a fresh process would. Blocks
+    are counted per thread, as the flag is: one thread's block neither ends nor skips another's.
     """
-    global _depth
-    if _depth == 0:
+    depth = getattr(_local, "depth", 0)
+    if depth == 0:
         torch.set_flush_denormal(True)
-    _depth += 1
+    _local.depth = depth + 1
     try:
         yield
     finally:
-        _depth -= 1
-        if _depth == 0:
+        _local.depth -= 1
+        if _local.depth == 0:
             torch.set_flush_denormal(False)
 
 

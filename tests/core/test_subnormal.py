@@ -6,6 +6,7 @@ Expectations are written by hand: float32's smallest normal number is 2**-126, f
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -60,6 +61,38 @@ def test_flushing_is_on_inside_and_off_after_nested_blocks_and_errors():
     assert _quarter_of_smallest_normal() == 2.0**-128
     with pytest.raises(RuntimeError), flush_denormals():
         raise RuntimeError("boom")
+    assert _quarter_of_smallest_normal() == 2.0**-128
+
+
+def test_blocks_in_two_threads_each_switch_their_own_thread_on_and_off():
+    """The flag is per thread, so is the nesting: thread A enters, B enters, A leaves, B leaves.
+    A shared count left A flushing after its block (collection there computed with the flag on)
+    and B never flushing inside its own."""
+    a_in, b_in, a_out, b_out = (threading.Event() for _ in range(4))
+    seen: dict[str, float] = {}
+
+    def thread_a() -> None:
+        with flush_denormals():
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+        b_out.wait(10)
+        seen["a after its block"] = _quarter_of_smallest_normal()
+
+    def thread_b() -> None:
+        a_in.wait(10)
+        with flush_denormals():
+            b_in.set()
+            a_out.wait(10)
+            seen["b inside its block"] = _quarter_of_smallest_normal()
+        b_out.set()
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {"a after its block": 2.0**-128, "b inside its block": 0.0}
     assert _quarter_of_smallest_normal() == 2.0**-128
 
 
