@@ -88,6 +88,13 @@ def _seeds(methods: dict[str, Any], method: str) -> dict[str, Any]:
     return methods.get(method, {}).get("seeds", {})
 
 
+def _budget_seeds(methods: dict[str, Any], method: str) -> dict[str, Any]:
+    """``method``'s records of :data:`BUDGET_SEEDS` only: another seed (run later, perhaps still
+    running) must neither enter the budget nor move it."""
+    records = _seeds(methods, method)
+    return {str(s): records[str(s)] for s in BUDGET_SEEDS if str(s) in records}
+
+
 def flushed_seconds(records: dict[str, Any], k: int) -> list[float]:
     """Deployment ``k``'s training seconds of every seed in ``records`` that trained it with
     subnormal floats flushed (``train_flushed``, from the trainer report's
@@ -110,13 +117,14 @@ def bremen_seconds(result: dict[str, Any] | None, deployments: int) -> tuple[lis
     "Subnormal weights"), so times recorded before are no measure of what BREMEN costs. At a
     deployment that any BREMEN or BREMEN + selection run trained since (``train_flushed``), the
     budget is the largest of those times; elsewhere it is BREMEN's mean over its 3 seeds, as
-    before. BREMEN's 3 seeds must be complete, and so must selection's if it has any record:
-    their times enter the budget, which must not move while TD3+BC's seeds run."""
+    before. Only the suite's seeds (:data:`BUDGET_SEEDS`) count. BREMEN's 3 seeds must be
+    complete, and so must selection's if it has any record among them: their times enter the
+    budget, which must not move while TD3+BC's seeds run."""
     if result is None:
         return None, "the campaign has no results file yet"
     methods = result.get("methods", {})
     for method, label in (("bremen", "BREMEN"), ("bremen_select", "BREMEN + selection")):
-        records = _seeds(methods, method)
+        records = _budget_seeds(methods, method)
         if method != "bremen" and not records:
             continue
         done = [s for s in BUDGET_SEEDS if records.get(str(s), {}).get("complete")]
@@ -125,7 +133,7 @@ def bremen_seconds(result: dict[str, Any] | None, deployments: int) -> tuple[lis
     bremen = _seeds(methods, "bremen")
     out = []
     for k in range(1, deployments + 1):
-        flushed = [t for m in BREMEN_TRAINED for t in flushed_seconds(_seeds(methods, m), k)]
+        flushed = [t for m in BREMEN_TRAINED for t in flushed_seconds(_budget_seeds(methods, m), k)]
         if flushed:
             out.append(round(max(flushed), 1))
             continue

@@ -481,6 +481,14 @@ def test_td3bc_trains_at_least_bremens_seconds_at_each_deployment(tmp_path: Path
         }
     }
     assert td3bc.bremen_seconds(flushed, 2) == ([300.0, 330.0], "")  # max(300, 150, 250, 90); max(330, 310)
+    # a seed outside the suite's (0, 1, 2), still running, neither enters the budget nor holds it up
+    extra = {"complete": False, "train_s": [None, 900.0], "train_flushed": [False, True]}
+    flushed["methods"]["bremen"]["seeds"]["3"] = extra
+    flushed["methods"]["bremen_select"]["seeds"]["7"] = extra
+    assert td3bc.bremen_seconds(flushed, 2) == ([300.0, 330.0], "")
+    alone = _bremen_results(times)
+    alone["methods"]["bremen_select"] = {"seeds": {"7": extra}}
+    assert td3bc.bremen_seconds(alone, 2) == ([200.0, 600.0], "")
     flushed["methods"]["bremen_select"]["seeds"]["1"]["complete"] = False
     assert td3bc.bremen_seconds(flushed, 2) == (
         None,
