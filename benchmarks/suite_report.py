@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from reproduce_common import METHODS, SHORT, draw_method_curves  # noqa: E402
-from reproduce_td3bc import bremen_seconds, flushed_seconds  # noqa: E402
+from reproduce_td3bc import BREMEN_TRAINED, bremen_seconds, flushed_seconds  # noqa: E402
 
 REGRESSION_TOLERANCE = 0.10  # a candidate may lose at most 10 % of its predecessor's return
 HALFCHEETAH_TARGET = 4000.0
@@ -251,17 +251,21 @@ def seconds_per_deployment(result: dict[str, Any], method: str, k: int) -> tuple
     2026-12-06) come first, as their mean; times from before were 10-20x inflated and count only
     where there is nothing newer."""
     rows = [r for r in result["per_deployment"] if r["deployments"] == k]
+
+    def measured(source: str) -> float | None:
+        secs = rows[0].get(source, {}).get("train_s", {}).get("mean") if rows else None
+        return None if secs is None else float(secs)
+
     sources = [m for m in (method, STAND_IN.get(method)) if m is not None]
     for source in sources:
         flushed = flushed_seconds(result.get("methods", {}).get(source, {}).get("seeds", {}), k)
         if flushed:
             return sum(flushed) / len(flushed), source
+        if source not in BREMEN_TRAINED and (own := measured(source)) is not None:
+            return own, source  # TD3+BC's and BC's own times never had the trainer's defect
     for source in sources:
-        if not rows:
-            continue
-        secs = rows[0].get(source, {}).get("train_s", {}).get("mean")
-        if secs is not None:
-            return float(secs), source
+        if (secs := measured(source)) is not None:
+            return secs, source
     return None, ""
 
 

@@ -251,6 +251,12 @@ def test_the_training_left_sums_each_unfinished_deployments_measured_seconds(
     record = result["methods"]["bremen_select"]["seeds"]["0"]
     record["train_s"], record["train_flushed"] = [None, 150.0, 60.0, 300.0], [False, False, True, False]
     assert suite.training_left(result).seconds == pytest.approx(2 * (650 - 140) + 3 * 600)
+    # TD3+BC's own time comes before BREMEN's flushed one: seed 0 measured 500 s at deployment 1
+    result["methods"]["bremen"]["seeds"]["0"].update(train_s=[None, 40.0], train_flushed=[False, True])
+    result["per_deployment"][1]["td3bc"] = {"train_s": {"mean": 500.0, "per_seed": [500.0]}}
+    # TD3+BC: 500 (its own) + 200 + 300 (BREMEN's) = 1,000 per seed, not 40 + 200 + 300; selection's
+    # own 150 at deployment 1 was not flushed, so BREMEN's flushed 40 stands in: 40 + 60 + 300
+    assert suite.training_left(result).seconds == pytest.approx(2 * (40 + 60 + 300) + 3 * 1000)
 
 
 def test_a_run_without_any_measured_time_is_named_not_counted_as_zero(suite: ModuleType) -> None:
