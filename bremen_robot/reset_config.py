@@ -218,14 +218,21 @@ def check_reset_limits(
             fail(f"max_speed {reset.max_speed} exceeds {j}.velocity {o.velocity}; lower max_speed")
         if own.command_interface == "velocity" and (reset.max_speed > ob.max or -reset.max_speed < ob.min):
             fail(f"max_speed {reset.max_speed} exceeds {j}.command [{ob.min}, {ob.max}]; lower max_speed")
-        if (
-            own.command_interface == "velocity"
-            and o.acceleration is not None
-            and (reset.max_acceleration > o.acceleration)
-        ):
+        # the shield limits acceleration on both interfaces (a position command's change of step)
+        if o.acceleration is not None and reset.max_acceleration > o.acceleration:
             fail(
                 f"max_acceleration {reset.max_acceleration} exceeds {j}.acceleration {o.acceleration}; "
                 "lower max_acceleration"
+            )
+        if (
+            own.command_interface == "velocity"
+            and os_ is not None
+            and reset.max_acceleration * period > os_ * (1 + 1e-9)
+        ):
+            fail(
+                f"max_acceleration {reset.max_acceleration} changes the command by "
+                f"{reset.max_acceleration * period:g} per control period, more than limits max_step for "
+                f"{name} {os_}; lower max_acceleration or raise max_step"
             )
     # between episodes the runner's shield is idle: the reset's envelope alone stops a pushed
     # arm, so it must stop it wherever the robot's would (extras are not checked: the robots

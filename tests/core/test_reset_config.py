@@ -277,3 +277,28 @@ def test_a_velocity_reset_keeps_within_the_robots_step_limit():
     )
     check_reset_limits(_panda_reset(), robot, _panda_limits("panda-reset", max_step=0.1))
     check_reset_limits(_panda_reset(), _panda_limits("panda"), own)  # the robot sets none: any
+    # max_acceleration 0.4 rad/s^2 changes the velocity command by 0.02 per 0.05 s period
+    tight = _panda_limits("panda-reset", max_step=0.01)
+    with pytest.raises(ValueError) as err:
+        check_reset_limits(_panda_reset(max_acceleration=0.4), _panda_limits("panda"), tight)
+    assert str(err.value) == (
+        "reset: max_acceleration 0.4 changes the command by 0.02 per control period, more than limits "
+        "max_step for panda_joint1 0.01; lower max_acceleration or raise max_step"
+    )
+    check_reset_limits(_panda_reset(max_acceleration=0.2), _panda_limits("panda"), tight)
+
+
+def test_a_position_reset_keeps_within_the_acceleration_limit():
+    """The shield limits a position command's change of step by acceleration x period^2, so the
+    reset's max_acceleration must fit it on a position interface too, not only on velocity."""
+    from bremen_robot.reset_config import check_reset_limits
+
+    position = {"command_interface": "position", "safe_command": "hold", "max_step": 0.05}
+    robot, own = _panda_limits("panda", **position), _panda_limits("panda-reset", **position)
+    with pytest.raises(ValueError) as err:
+        check_reset_limits(_panda_reset(max_acceleration=5.0), robot, own)
+    assert str(err.value) == (
+        "reset: max_acceleration 5.0 exceeds limits joints.panda_joint1.acceleration 1.5; "
+        "lower max_acceleration"
+    )
+    check_reset_limits(_panda_reset(max_acceleration=1.5), robot, own)
