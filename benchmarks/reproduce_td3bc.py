@@ -117,16 +117,15 @@ def bremen_seconds(result: dict[str, Any] | None, deployments: int) -> tuple[lis
     "Subnormal weights"), so times recorded before are no measure of what BREMEN costs. At a
     deployment that any BREMEN or BREMEN + selection run trained since (``train_flushed``), the
     budget is the largest of those times; elsewhere it is BREMEN's mean over its 3 seeds, as
-    before. Only the suite's seeds (:data:`BUDGET_SEEDS`) count. BREMEN's 3 seeds must be
-    complete, and so must selection's if it has any record among them: their times enter the
-    budget, which must not move while TD3+BC's seeds run."""
+    before. Only the suite's seeds (:data:`BUDGET_SEEDS`) count. BREMEN's 3 seeds and
+    selection's must be complete: their times enter the budget, which must not move while
+    TD3+BC's seeds run (a selection run that had not yet written a record would otherwise move it
+    later), so TD3+BC runs last."""
     if result is None:
         return None, "the campaign has no results file yet"
     methods = result.get("methods", {})
     for method, label in (("bremen", "BREMEN"), ("bremen_select", "BREMEN + selection")):
         records = _budget_seeds(methods, method)
-        if method != "bremen" and not records:
-            continue
         done = [s for s in BUDGET_SEEDS if records.get(str(s), {}).get("complete")]
         if len(done) < len(BUDGET_SEEDS):
             return None, f"{len(done)} of {len(BUDGET_SEEDS)} {label} seeds are complete in its results file"

@@ -449,9 +449,13 @@ def test_a_second_writer_waits_for_the_results_file_lock(tmp_path: Path, capsys:
 
 
 def _bremen_results(train_s: dict[str, list[float | None]], complete: bool = True) -> dict[str, Any]:
+    """BREMEN's seeds with ``train_s`` (none flushed), and selection's 3 seeds complete with times
+    from before the fix (9,999 s: they never enter the budget, BREMEN's mean does)."""
+    old = {"complete": True, "train_s": [None, 9999.0, 9999.0, 9999.0]}
     return {
         "methods": {
-            "bremen": {"seeds": {s: {"complete": complete, "train_s": v} for s, v in train_s.items()}}
+            "bremen": {"seeds": {s: {"complete": complete, "train_s": v} for s, v in train_s.items()}},
+            "bremen_select": {"seeds": {s: dict(old) for s in ("0", "1", "2")}},
         }
     }
 
@@ -488,7 +492,15 @@ def test_td3bc_trains_at_least_bremens_seconds_at_each_deployment(tmp_path: Path
     assert td3bc.bremen_seconds(flushed, 2) == ([300.0, 330.0], "")
     alone = _bremen_results(times)
     alone["methods"]["bremen_select"] = {"seeds": {"7": extra}}
-    assert td3bc.bremen_seconds(alone, 2) == ([200.0, 600.0], "")
+    assert td3bc.bremen_seconds(alone, 2) == (
+        None,
+        "0 of 3 BREMEN + selection seeds are complete in its results file",
+    )
+    del alone["methods"]["bremen_select"]  # not run yet: its times would move the budget later
+    assert td3bc.bremen_seconds(alone, 2) == (
+        None,
+        "0 of 3 BREMEN + selection seeds are complete in its results file",
+    )
     flushed["methods"]["bremen_select"]["seeds"]["1"]["complete"] = False
     assert td3bc.bremen_seconds(flushed, 2) == (
         None,

@@ -302,7 +302,7 @@ def _timed(
 def test_the_report_says_where_td3bc_trained_less_than_bremen(suite: ModuleType) -> None:
     done = [0.0, 1.0, 2.0]
     three = {"0": done, "1": done, "2": done}
-    result = _result("hopper", {"bremen": three, "td3bc": {"0": done}}, 2)
+    result = _result("hopper", {"bremen": three, "bremen_select": three, "td3bc": {"0": done}}, 2)
     # BREMEN's mean: (300 + 400 + 500) / 3 = 400 at deployment 1, (800 + 900 + 1000) / 3 = 900 at 2
     _timed(
         result, "bremen", {"0": [None, 300.0, 800.0], "1": [None, 400.0, 900.0], "2": [None, 500.0, 1000.0]}
