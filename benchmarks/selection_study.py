@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -102,11 +102,6 @@ def rule_recorded(rows: list[Row], rec: dict[str, Any]) -> str | None:
     return rec["proposed"]
 
 
-def rule_earliest(rows: list[Row], rec: dict[str, Any]) -> str | None:
-    ok = _passing(rows, rec)
-    return ok[0]["snapshot"] if ok else None
-
-
 def rule_best_twin(rows: list[Row], rec: dict[str, Any]) -> str | None:
     ok = _passing(rows, rec)
     return max(ok, key=lambda r: r["twin"])["snapshot"] if ok else None
@@ -115,10 +110,10 @@ def rule_best_twin(rows: list[Row], rec: dict[str, Any]) -> str | None:
 SHIFT_LIMITS = (0.5, 0.6, 0.7)  # the limits replayed (max_action_shift)
 
 
-def shift_rule(limit: float, with_twin: bool) -> Rule:
-    """The trainer's choice under ``max_action_shift = limit`` (best offline estimate among
-    eligible snapshots), then, ``with_twin``, the campaign's twin veto on the recorded scores;
-    None (keep deployed) when nothing eligible beats the deployed policy."""
+def shift_rule(limit: float | None, with_twin: bool, pick: Literal["best", "earliest"] = "best") -> Rule:
+    """The trainer's choice under ``max_action_shift = limit`` and ``selection.pick = pick``
+    among eligible snapshots, then, ``with_twin``, the campaign's twin veto on the recorded
+    scores; None (keep deployed) when nothing eligible beats the deployed policy."""
     from bremen_robot.selection import SnapshotScore, select_offline, select_with_twin
 
     def rule(rows: list[Row], rec: dict[str, Any]) -> str | None:
@@ -128,11 +123,11 @@ def shift_rule(limit: float, with_twin: bool) -> Rule:
         ]
         if with_twin and rec.get("twin"):
             tw = rec["twin"]
-            pick, _ = select_with_twin(
-                scores, rec["deployed_estimate"], tw["deployed"], rec["margin"], tw["tolerance"], limit
+            idx, _ = select_with_twin(
+                scores, rec["deployed_estimate"], tw["deployed"], rec["margin"], tw["tolerance"], limit, pick
             )
-            return None if pick is None else rows[pick]["snapshot"]
-        best, ok = select_offline(scores, rec["deployed_estimate"], rec["margin"], limit)
+            return None if idx is None else rows[idx]["snapshot"]
+        best, ok = select_offline(scores, rec["deployed_estimate"], rec["margin"], limit, pick)
         return rows[best]["snapshot"] if ok else None
 
     return rule
@@ -144,7 +139,9 @@ def rule_oracle(rows: list[Row], rec: dict[str, Any]) -> str | None:
 
 RULES: dict[str, Rule] = {
     "recorded": rule_recorded,
-    "earliest_passing": rule_earliest,
+    # selection.pick: earliest (the trainer's and the campaign's own functions)
+    "earliest_passing": shift_rule(None, True, "earliest"),
+    "earliest_offline": shift_rule(None, False, "earliest"),
     "best_twin_mean": rule_best_twin,
     **{f"shift<={x:g}": shift_rule(x, False) for x in SHIFT_LIMITS},
     **{f"shift<={x:g}+twin": shift_rule(x, True) for x in SHIFT_LIMITS},
@@ -201,7 +198,9 @@ def study_case(
         value = deployed_true if pick is None else next(r["true"] for r in rows if r["snapshot"] == pick)
         floor = deployed_true - REGRESSION * abs(deployed_true)
         picks[name] = {"pick": pick or "keep deployed", "true": value, "regresses": bool(value < floor)}
-    return {"case": key, "deployed_true": deployed_true, "rows": rows, "picks": picks}
+    # the recorded evidence the rules replay on, kept so the study outlives its workspaces
+    evidence = {"deployed_estimate": rec.get("deployed_estimate"), "margin": margin, "twin": rec.get("twin")}
+    return {"case": key, "deployed_true": deployed_true, "evidence": evidence, "rows": rows, "picks": picks}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from bremen_robot.rl.behavior import evenly_spaced
 from bremen_robot.tasks import Task
 
 Rule = Literal["min", "quantile"]
+Pick = Literal["best", "earliest"]
 SNAPSHOTS_DIR = "snapshots"  # inside a training output folder
 ENGINES = ("mujoco", "pybullet")
 
@@ -229,6 +230,7 @@ class Selection:
     max_action_shift: float | None = None  # the eligibility limit on ``SnapshotScore.shift``
     action_spread: float | None = None  # the data's action spread around BC (per half range)
     margin: float = 0.0  # beating the deployed policy takes more than margin x |deployed_estimate|
+    pick: str = "best"  # which snapshot among those that beat the deployed policy (pick_among)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -249,19 +251,37 @@ def score_snapshots(
     ]
 
 
+def pick_among(
+    scores: Sequence[SnapshotScore], candidates: Sequence[int], pick: Pick, deployed_estimate: float | None
+) -> int:
+    """Which of ``candidates`` (indices into ``scores``, in training order, each of which beats
+    the deployed policy) to propose: the best lower bound, or (``pick="earliest"``) the first in
+    training order, the one TRPO moved least from the data. With no deployed policy to beat
+    (deployment 1) every snapshot "beats" it, so the first would always be BC: both take the best."""
+    if not candidates:
+        raise ValueError("no candidates to pick from")
+    if pick == "earliest" and deployed_estimate is not None:
+        return candidates[0]
+    return candidates[choose([scores[i].estimate for i in candidates])]
+
+
 def select_offline(
     scores: list[SnapshotScore],
     deployed_estimate: float | None,
     margin: float,
     max_shift: float | None = None,
+    pick: Pick = "best",
 ) -> tuple[int, bool]:
-    """Index of the eligible snapshot (``shift <= max_shift``; BC always is) with the best lower
-    bound, and whether it beats the deployed policy."""
+    """Index of the eligible snapshot (``shift <= max_shift``; BC always is) to propose, and
+    whether it beats the deployed policy: among the eligible ones that beat it, :func:`pick_among`;
+    when none does, the best lower bound (which then does not beat it)."""
     ok = [i for i, s in enumerate(scores) if eligible(s.shift, max_shift)]
     if not ok:
         raise ValueError(f"no snapshot within the action-shift limit {max_shift}; BC (shift 0) always is")
-    best = ok[choose([scores[i].estimate for i in ok])]
-    return best, beats(scores[best].estimate, deployed_estimate, margin)
+    winners = [i for i in ok if beats(scores[i].estimate, deployed_estimate, margin)]
+    if winners:
+        return pick_among(scores, winners, pick, deployed_estimate), True
+    return ok[choose([scores[i].estimate for i in ok])], False
 
 
 def select_with_twin(
@@ -271,10 +291,11 @@ def select_with_twin(
     margin: float,
     tolerance: float,
     max_shift: float | None = None,
+    pick: Pick = "best",
 ) -> tuple[int | None, list[str]]:
-    """After the twin ran (``scores[i].twin`` set for the snapshots it ran): the best lower bound
-    among eligible snapshots (``shift <= max_shift``) the twin does not veto that also beat the
-    deployed policy offline, or None; and one line per vetoed snapshot for the report."""
+    """After the twin ran (``scores[i].twin`` set for the snapshots it ran): among eligible
+    snapshots (``shift <= max_shift``) the twin does not veto that also beat the deployed policy
+    offline, the one :func:`pick_among` picks, or None; and one line per vetoed snapshot."""
     notes, ok = [], []
     for i, s in enumerate(scores):
         if s.twin is None or not twin_candidate(s, deployed_estimate, margin, max_shift):
@@ -292,7 +313,7 @@ def select_with_twin(
             ok.append(i)
     if not ok:
         return None, notes
-    return ok[choose([scores[i].estimate for i in ok])], notes  # the offline rule, on the survivors
+    return pick_among(scores, ok, pick, deployed_estimate), notes  # the offline rule, on the survivors
 
 
 def twin_candidate(
@@ -386,7 +407,7 @@ def offline_selection(
             ) from None
         for row, shift in zip(scores, shifts, strict=True):
             row.shift = float(shift)
-    best, ok = select_offline(scores, deployed_estimate, cfg.margin, cfg.max_action_shift)
+    best, ok = select_offline(scores, deployed_estimate, cfg.margin, cfg.max_action_shift, cfg.pick)
     scores[best].chosen = True
     sel = Selection(
         rule=cfg.rule,
@@ -400,6 +421,7 @@ def offline_selection(
         max_action_shift=cfg.max_action_shift,
         action_spread=spread,
         margin=cfg.margin,
+        pick=cfg.pick,
     )
     if not ok:
         sel.notes.append(

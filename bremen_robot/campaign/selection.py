@@ -138,9 +138,9 @@ def _decide(
     scores = [SnapshotScore(**{**row, "twin": None, "chosen": False}) for row in sel["snapshots"]]
     ref = sel.get("deployed_estimate")
     max_shift = sel.get("max_action_shift")  # None in reports from before the limit existed
-    best_offline = next(i for i, row in enumerate(sel["snapshots"]) if row["chosen"])
+    offline_choice = next(i for i, row in enumerate(sel["snapshots"]) if row["chosen"])
     record: dict[str, Any] = {"deployment": k, "twin": None, "twin_steps": 0, "warning": None, "line": ""}
-    chosen: int | None = best_offline if sel["beats_deployed"] else None
+    chosen: int | None = offline_choice if sel["beats_deployed"] else None
     evidence = "offline lower bound"
     if sc.twin:
         engine = twin_engine(data_engine(cfg), sc.twin_engine)
@@ -154,7 +154,9 @@ def _decide(
             if twin_candidate(s, ref, margin, max_shift):  # only snapshots that could be proposed
                 s.twin, n = run(train_dir / SNAPSHOTS_DIR / s.name)
                 steps += n
-        chosen, notes = select_with_twin(scores, ref, deployed_twin, margin, sc.twin_tolerance, max_shift)
+        chosen, notes = select_with_twin(
+            scores, ref, deployed_twin, margin, sc.twin_tolerance, max_shift, sel.get("pick", "best")
+        )
         evidence = f"offline lower bound and {engine} twin"
         record["twin"] = {
             "engine": engine,
@@ -171,7 +173,7 @@ def _decide(
             keep = True
             record["line"] += "; collecting again with the deployed policy (not a new deployment)"
         else:
-            chosen = best_offline
+            chosen = offline_choice
             record["warning"] = (
                 f"{scores[chosen].name} is proposed although it does not beat the deployed policy "
                 f"({evidence}); review before approving"
@@ -192,6 +194,7 @@ def _decide(
         "deployed_estimate": ref,
         "margin": margin,
         "max_action_shift": max_shift,
+        "pick": sel.get("pick", "best"),  # absent in reports from before the earliest rule existed
         "table": [
             {
                 "snapshot": s.name,

@@ -184,6 +184,14 @@ class SelectionConfig(_Strict):
         description="a snapshot beats the deployed policy when its score exceeds the deployed policy's "
         "by this fraction of the latter's magnitude",
     )
+    pick: Literal["best", "earliest"] = Field(
+        "best",
+        description="which snapshot to propose among the eligible ones that beat the deployed policy "
+        "offline (and survive the twin): best = the highest lower bound; earliest = the first in training "
+        "order (BC, then TRPO's), the smallest step from the data that still promises an improvement. "
+        "With no deployed policy to beat (deployment 1) both take the best (docs/algorithm.md, 'Candidate "
+        "selection')",
+    )
     max_action_shift: float | None = Field(
         None,
         gt=0,

@@ -332,6 +332,11 @@ def selection_lines(r: Mapping[str, Any]) -> list[str]:
             f"  beating the deployed policy takes an offline estimate above {ref + margin * abs(ref):.1f} "
             f"(its {ref:.1f} + {margin:g} x |{ref:.1f}|)"
         )
+    if source.get("pick") == "earliest":
+        out.append(
+            "  chosen: the earliest snapshot (fewest TRPO updates) that beats the deployed policy, "
+            "not the highest estimate (selection.pick: earliest)"
+        )
     if isinstance(limit, int | float):
         out.append(
             f"  shift: mean-action change from BC in units of the data's action spread; "

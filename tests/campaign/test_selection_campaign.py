@@ -339,3 +339,38 @@ def test_a_twin_randomization_file_that_does_not_load_is_refused_with_the_config
     camp = selecting_campaign(tmp_path, twin=True, data_engine="mujoco", twin_randomization="nope.yaml")
     with pytest.raises(ConfigError, match=r"campaign\.yaml: selection\.twin_randomization: .*nope\.yaml"):
         load_campaign_config(camp)
+
+
+def test_the_campaign_proposes_the_earliest_winner_when_the_training_says_so(tmp_path, monkeypatch):
+    """selection.pick travels in report.json's selection: the campaign's twin decision keeps it, and
+    a report from before the rule (no "pick") decides as before, on the best estimate."""
+    import bremen_robot.campaign.selection as camp_sel
+    from bremen_robot.campaign.selection import propose
+
+    monkeypatch.setattr(
+        camp_sel,
+        "_act",
+        lambda art, task, seed: (
+            "deployed"
+            if art is not None and Path(art).name == "deployed"
+            else ("random" if art is None else Path(art).name)
+        ),
+    )
+    monkeypatch.setattr(camp_sel, "twin_score", lambda act, *a: ({"trpo-0001": 10.0}.get(act, 100.0), 1))
+    cfg = load_campaign_config(selecting_campaign(tmp_path, twin=True, data_engine="mujoco"))
+    estimates = {"bc": 1.0, "trpo-0001": 4.0, "trpo-0002": 5.0, "trpo-0003": 9.0}
+
+    def decide(k: int, pick: str | None) -> dict:
+        train_dir = tmp_path / "ws" / f"d{k}" / "train"
+        train_dir.mkdir(parents=True)
+        report = _hand_report(estimates, "trpo-0001" if pick == "earliest" else "trpo-0003")
+        report["selection"]["deployed_estimate"] = 3.0
+        if pick is not None:
+            report["selection"]["pick"] = pick
+        (train_dir / "report.json").write_text(json.dumps(report))
+        return propose(cfg, k, train_dir, tmp_path / "deployed", "tiny", "tiny", lambda m: None).record
+
+    rec = decide(2, "earliest")  # trpo-0001 is the earliest winner offline, but the twin vetoes it
+    assert (rec["proposed"], rec["pick"]) == ("trpo-0002", "earliest")
+    rec = decide(3, None)
+    assert (rec["proposed"], rec["pick"]) == ("trpo-0003", "best")

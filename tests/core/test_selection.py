@@ -17,6 +17,7 @@ from bremen_robot.selection import (
     first_segment_returns,
     lower_bound,
     member_returns,
+    pick_among,
     pick_start_states,
     score_snapshots,
     select_offline,
@@ -270,6 +271,36 @@ def test_selection_keeps_within_the_action_shift_limit():
     assert select_with_twin(rows, None, 100.0, 0.0, 0.1, max_shift=0.6)[0] == 1
 
 
+def test_the_earliest_rule_proposes_the_first_snapshot_that_beats_the_deployed_policy():
+    """Estimates rise with TRPO's iterations, as they do when the models over-rate what TRPO finds:
+    'best' takes the last snapshot, 'earliest' the first that clears the deployed policy's bar."""
+    rows = [
+        SnapshotScore("bc", 0, [1.0], 1.0, shift=0.0),
+        SnapshotScore("trpo-0010", 10, [2.0], 2.0, shift=0.3),
+        SnapshotScore("trpo-0020", 20, [4.0], 4.0, shift=0.7),
+        SnapshotScore("trpo-0030", 30, [9.0], 9.0, shift=1.0),
+    ]
+    assert select_offline(rows, 3.0, 0.0, pick="best") == (3, True)
+    assert select_offline(rows, 3.0, 0.0, pick="earliest") == (2, True)  # 2.0 does not beat 3.0, 4.0 does
+    assert select_offline(rows, 1.5, 0.0, pick="earliest") == (1, True)
+    assert select_offline(rows, 0.5, 0.0, pick="earliest") == (0, True)  # BC itself beats it
+    assert select_offline(rows, 3.0, 0.5, pick="earliest") == (3, True)  # bar 4.5: 4.0 misses it, 9.0 not
+    assert select_offline(rows, 10.0, 0.0, pick="earliest") == (3, False)  # none beats: the best, flagged
+    assert select_offline(rows, None, 0.0, pick="earliest") == (3, True)  # deployment 1: the best
+    # within the limit only BC and trpo-0010, neither beats 3.0: the better of them, flagged
+    assert select_offline(rows, 3.0, 0.0, max_shift=0.5, pick="earliest") == (1, False)
+    assert select_offline(rows, 1.5, 0.0, max_shift=0.8, pick="earliest") == (1, True)
+    # the twin vetoes the earliest winner: the next one in training order, not the best
+    for r, twin in zip(rows, [90.0, 95.0, 50.0, 99.0], strict=True):
+        r.twin = twin
+    assert select_with_twin(rows, 1.5, 100.0, 0.0, 0.1, pick="earliest")[0] == 1
+    assert select_with_twin(rows, 3.0, 100.0, 0.0, 0.1, pick="earliest")[0] == 3  # trpo-0020 vetoed
+    assert select_with_twin(rows, 1.5, 100.0, 0.0, 0.1, pick="best")[0] == 3
+    assert pick_among(rows, [1, 3], "earliest", None) == 3  # no deployed policy: the best
+    with pytest.raises(ValueError, match="no candidates to pick from"):
+        pick_among(rows, [], "best", 1.0)
+
+
 def test_offline_selection_measures_shifts_and_keeps_the_limit():
     from bremen_robot.config.train import SelectionConfig
     from bremen_robot.selection import Snapshot, offline_selection
@@ -299,6 +330,42 @@ def test_offline_selection_measures_shifts_and_keeps_the_limit():
     # data collected by BC's own mean, without noise: no spread to measure in, said with the fix
     with pytest.raises(BremenError, match="no spread to measure a shift in; collect with exploration noise"):
         select(1.0, actions=np.full((4, 1), 0.2))
+
+
+def test_offline_selection_records_and_applies_the_pick_rule():
+    from bremen_robot.config.train import SelectionConfig
+    from bremen_robot.selection import Snapshot, offline_selection
+
+    ens = _fake_ensemble(forward=[1.0, 1.0, 1.0], backward=[1.0, 1.0, 1.0])
+    # 10 steps of displacement relu(a): bc 2, trpo-0010 3, trpo-0020 5; the deployed policy 2.5
+    snaps = [
+        Snapshot(n, i, ConstantPolicy(a))
+        for n, i, a in [("bc", 0, 0.2), ("trpo-0010", 10, 0.3), ("trpo-0020", 20, 0.5)]
+    ]
+
+    def select(pick):
+        cfg = SelectionConfig(enabled=True, start_states=3, horizon=10, pick=pick)
+        return offline_selection(
+            cfg,
+            99,
+            ens,
+            _line_task(),
+            np.zeros((4, 1), np.float32),
+            snaps,
+            ConstantPolicy(0.25),
+            torch.Generator(),
+        )
+
+    sel, chosen = select("earliest")
+    assert (chosen.name, sel.chosen, sel.pick, sel.beats_deployed) == (
+        "trpo-0010",
+        "trpo-0010",
+        "earliest",
+        True,
+    )
+    assert sel.deployed_estimate == pytest.approx(2.5)
+    sel, chosen = select("best")
+    assert (chosen.name, sel.pick) == ("trpo-0020", "best")
 
 
 def _tiny_train_config(**selection):

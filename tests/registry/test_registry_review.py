@@ -110,6 +110,11 @@ def test_selection_lines_say_what_beating_the_deployed_policy_takes_under_a_marg
     assert bar in below_zero
     no_margin = selection_lines({"campaign_selection": {**record, "margin": 0.0}})
     assert not any("beating the deployed policy" in line for line in no_margin)
+    earliest = "(selection.pick: earliest)"
+    assert not any(earliest in line for line in lines)  # "best" and records from before the rule
+    assert any(
+        earliest in line for line in selection_lines({"campaign_selection": {**record, "pick": "earliest"}})
+    )
     older = {k: v for k, v in record.items() if k != "margin"}  # records from before the margin was kept
     assert not any(
         "beating the deployed policy" in line for line in selection_lines({"campaign_selection": older})
