@@ -58,6 +58,11 @@ def replay_seed(ws: Path, margin: float) -> list[dict[str, Any]]:
         before = read(ws / f"d{k - 1}" / "eval.json")
         if before is None:
             break
+        if sel.get("pick", "best") != "best":  # a margin can move the earliest winner to a later snapshot
+            raise SystemExit(
+                f"{ws}: deployment {k} chose with selection.pick '{sel['pick']}'; the replay is exact only "
+                "for pick 'best', where a margin can only turn a proposal into keeping the deployed policy"
+            )
         used = float(sel.get("margin") or 0.0)
         if margin < used:
             raise SystemExit(f"{ws}: deployment {k} ran with margin {used:g}; replay {used:g} or more")

@@ -110,13 +110,21 @@ def rule_best_twin(rows: list[Row], rec: dict[str, Any]) -> str | None:
 SHIFT_LIMITS = (0.5, 0.6, 0.7)  # the limits replayed (max_action_shift)
 
 
-def shift_rule(limit: float | None, with_twin: bool, pick: Literal["best", "earliest"] = "best") -> Rule:
-    """The trainer's choice under ``max_action_shift = limit`` and ``selection.pick = pick``
-    among eligible snapshots, then, ``with_twin``, the campaign's twin veto on the recorded
-    scores; None (keep deployed) when nothing eligible beats the deployed policy."""
+RECORDED = "recorded"  # a shift_rule limit: the run's own max_action_shift
+
+
+def shift_rule(
+    limit: float | str | None, with_twin: bool, pick: Literal["best", "earliest"] = "best"
+) -> Rule:
+    """The trainer's choice under ``max_action_shift = limit`` (:data:`RECORDED`: the run's own)
+    and ``selection.pick = pick`` among eligible snapshots, then, ``with_twin``, the campaign's
+    twin veto on the recorded scores; None (keep deployed) when nothing eligible beats the
+    deployed policy."""
     from bremen_robot.selection import SnapshotScore, select_offline, select_with_twin
 
     def rule(rows: list[Row], rec: dict[str, Any]) -> str | None:
+        lim = rec.get("max_action_shift") if limit == RECORDED else limit
+        assert lim is None or isinstance(lim, float | int)
         scores = [
             SnapshotScore(r["snapshot"], 0, [], r["offline_estimate"], r["twin"], False, r["shift"])
             for r in rows
@@ -124,10 +132,10 @@ def shift_rule(limit: float | None, with_twin: bool, pick: Literal["best", "earl
         if with_twin and rec.get("twin"):
             tw = rec["twin"]
             idx, _ = select_with_twin(
-                scores, rec["deployed_estimate"], tw["deployed"], rec["margin"], tw["tolerance"], limit, pick
+                scores, rec["deployed_estimate"], tw["deployed"], rec["margin"], tw["tolerance"], lim, pick
             )
             return None if idx is None else rows[idx]["snapshot"]
-        best, ok = select_offline(scores, rec["deployed_estimate"], rec["margin"], limit, pick)
+        best, ok = select_offline(scores, rec["deployed_estimate"], rec["margin"], lim, pick)
         return rows[best]["snapshot"] if ok else None
 
     return rule
@@ -140,8 +148,8 @@ def rule_oracle(rows: list[Row], rec: dict[str, Any]) -> str | None:
 RULES: dict[str, Rule] = {
     "recorded": rule_recorded,
     # selection.pick: earliest (the trainer's and the campaign's own functions)
-    "earliest_passing": shift_rule(None, True, "earliest"),
-    "earliest_offline": shift_rule(None, False, "earliest"),
+    "earliest_passing": shift_rule(RECORDED, True, "earliest"),
+    "earliest_offline": shift_rule(RECORDED, False, "earliest"),
     "best_twin_mean": rule_best_twin,
     **{f"shift<={x:g}": shift_rule(x, False) for x in SHIFT_LIMITS},
     **{f"shift<={x:g}+twin": shift_rule(x, True) for x in SHIFT_LIMITS},
@@ -199,7 +207,9 @@ def study_case(
         floor = deployed_true - REGRESSION * abs(deployed_true)
         picks[name] = {"pick": pick or "keep deployed", "true": value, "regresses": bool(value < floor)}
     # the recorded evidence the rules replay on, kept so the study outlives its workspaces
-    evidence = {"deployed_estimate": rec.get("deployed_estimate"), "margin": margin, "twin": rec.get("twin")}
+    evidence = {k: rec.get(k) for k in ("deployed_estimate", "twin", "max_action_shift", "pick")} | {
+        "margin": margin
+    }
     return {"case": key, "deployed_true": deployed_true, "evidence": evidence, "rows": rows, "picks": picks}
 
 

@@ -230,7 +230,7 @@ class Selection:
     max_action_shift: float | None = None  # the eligibility limit on ``SnapshotScore.shift``
     action_spread: float | None = None  # the data's action spread around BC (per half range)
     margin: float = 0.0  # beating the deployed policy takes more than margin x |deployed_estimate|
-    pick: str = "best"  # which snapshot among those that beat the deployed policy (pick_among)
+    pick: Pick = "best"  # which snapshot among those that beat the deployed policy (pick_among)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,7 +23,14 @@ import numpy as np
 from bremen_robot.campaign.config import CampaignConfig, data_engine
 from bremen_robot.campaign.workspace import move_aside, read_json, write_json_atomic
 from bremen_robot.review_figures import with_figures_of
-from bremen_robot.selection import SNAPSHOTS_DIR, SnapshotScore, select_with_twin, twin_candidate, twin_engine
+from bremen_robot.selection import (
+    SNAPSHOTS_DIR,
+    SnapshotScore,
+    select_offline,
+    select_with_twin,
+    twin_candidate,
+    twin_engine,
+)
 
 SELECTION_FILE = "selection.json"
 Act = Callable[[np.ndarray], np.ndarray]
@@ -173,7 +180,9 @@ def _decide(
             keep = True
             record["line"] += "; collecting again with the deployed policy (not a new deployment)"
         else:
-            chosen = offline_choice
+            # the best offline snapshot, whatever selection.pick: the earliest winner may be the very
+            # snapshot the twin just vetoed (docs/algorithm.md, "When nothing beats the deployed policy")
+            chosen = select_offline(scores, ref, margin, max_shift, "best")[0]
             record["warning"] = (
                 f"{scores[chosen].name} is proposed although it does not beat the deployed policy "
                 f"({evidence}); review before approving"

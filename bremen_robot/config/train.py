@@ -161,7 +161,7 @@ class SelectionConfig(_Strict):
     enabled: bool = Field(
         False,
         description="keep BC and every snapshot_every-th TRPO policy, score each offline, and export the "
-        "best as the candidate; off = the final TRPO policy is the candidate (BREMEN)",
+        "one `pick` chooses as the candidate; off = the final TRPO policy is the candidate (BREMEN)",
     )
     snapshot_every: int = Field(
         10, ge=1, description="TRPO iterations between snapshots; the last iteration is always one"

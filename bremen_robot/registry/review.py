@@ -286,6 +286,20 @@ def _ret(v: Any) -> str:
     return f"{v:.1f}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
 
 
+def _beat_deployed(camp: Any, train: Any) -> bool:
+    """Whether the proposal beat a deployed policy (so that ``pick: earliest`` chose it): not at
+    deployment 1, not a kept policy, not a snapshot proposed with a warning."""
+    if isinstance(camp, Mapping):
+        return bool(
+            camp.get("deployed_estimate") is not None and camp.get("proposed") and not camp.get("warning")
+        )
+    return (
+        isinstance(train, Mapping)
+        and train.get("deployed_estimate") is not None
+        and bool(train.get("beats_deployed"))
+    )
+
+
 def selection_lines(r: Mapping[str, Any]) -> list[str]:
     """The candidate-selection table (issue 16): the campaign's record when there is one (it adds
     the twin), else the trainer's; nothing when the training did not select."""
@@ -332,7 +346,7 @@ def selection_lines(r: Mapping[str, Any]) -> list[str]:
             f"  beating the deployed policy takes an offline estimate above {ref + margin * abs(ref):.1f} "
             f"(its {ref:.1f} + {margin:g} x |{ref:.1f}|)"
         )
-    if source.get("pick") == "earliest":
+    if source.get("pick") == "earliest" and _beat_deployed(camp, train):
         out.append(
             "  chosen: the earliest snapshot (fewest TRPO updates) that beats the deployed policy, "
             "not the highest estimate (selection.pick: earliest)"

@@ -374,3 +374,27 @@ def test_the_campaign_proposes_the_earliest_winner_when_the_training_says_so(tmp
     assert (rec["proposed"], rec["pick"]) == ("trpo-0002", "earliest")
     rec = decide(3, None)
     assert (rec["proposed"], rec["pick"]) == ("trpo-0003", "best")
+
+
+def test_a_warned_proposal_under_the_earliest_rule_is_the_best_offline_not_the_vetoed_earliest(
+    tmp_path, monkeypatch
+):
+    """propose_best_with_warning after the twin vetoed everything: the best offline snapshot, as
+    with pick 'best'; the earliest winner is the very one the twin just vetoed."""
+    import bremen_robot.campaign.selection as camp_sel
+    from bremen_robot.campaign.selection import propose
+
+    monkeypatch.setattr(camp_sel, "_act", lambda art, task, seed: "other" if art is None else Path(art).name)
+    monkeypatch.setattr(camp_sel, "twin_score", lambda act, *a: ({"deployed": 100.0}.get(act, 10.0), 1))
+    camp = selecting_campaign(
+        tmp_path, twin=True, data_engine="mujoco", when_none_beats="propose_best_with_warning"
+    )
+    cfg = load_campaign_config(camp)
+    train_dir = tmp_path / "ws" / "d2" / "train"
+    train_dir.mkdir(parents=True)
+    report = _hand_report({"bc": 1.0, "trpo-0001": 4.0, "trpo-0002": 9.0, "trpo-0003": 5.0}, "trpo-0001")
+    report["selection"] |= {"deployed_estimate": 3.0, "pick": "earliest"}
+    (train_dir / "report.json").write_text(json.dumps(report))
+    rec = propose(cfg, 2, train_dir, tmp_path / "deployed", "tiny", "tiny", lambda m: None).record
+    assert rec["proposed"] == "trpo-0002"
+    assert rec["warning"].startswith("trpo-0002 is proposed although it does not beat the deployed policy")

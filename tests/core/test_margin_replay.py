@@ -72,3 +72,12 @@ def test_runs_the_replay_cannot_answer_exactly_are_refused(tmp_path: Path, repla
     with pytest.raises(SystemExit, match="ran with margin 0.05; replay 0.05 or more"):
         replay.replay_seed(stricter, 0.02)
     assert [r["changed"] for r in replay.replay_seed(stricter, 0.05)] == [False]
+    earliest = tmp_path / "earliest" / "seed0"
+    _deployment(earliest, 1, 200.0, "trpo-0100", 80.0, None)
+    _deployment(earliest, 2, 260.0, "trpo-0050", 110.0, 100.0)
+    record = json.loads((earliest / "d2" / "selection.json").read_text())
+    (earliest / "d2" / "selection.json").write_text(json.dumps({**record, "pick": "earliest"}))
+    with pytest.raises(
+        SystemExit, match="chose with selection.pick 'earliest'; the replay is exact only for pick"
+    ):
+        replay.replay_seed(earliest, 0.05)

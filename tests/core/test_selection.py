@@ -291,12 +291,15 @@ def test_the_earliest_rule_proposes_the_first_snapshot_that_beats_the_deployed_p
     assert select_offline(rows, 3.0, 0.0, max_shift=0.5, pick="earliest") == (1, False)
     assert select_offline(rows, 1.5, 0.0, max_shift=0.8, pick="earliest") == (1, True)
     # the twin vetoes the earliest winner: the next one in training order, not the best
-    for r, twin in zip(rows, [90.0, 95.0, 50.0, 99.0], strict=True):
+    rows.append(SnapshotScore("trpo-0040", 40, [12.0], 12.0, shift=1.2))
+    for r, twin in zip(rows, [90.0, 95.0, 50.0, 99.0, 98.0], strict=True):
         r.twin = twin
     assert select_with_twin(rows, 1.5, 100.0, 0.0, 0.1, pick="earliest")[0] == 1
     assert select_with_twin(rows, 3.0, 100.0, 0.0, 0.1, pick="earliest")[0] == 3  # trpo-0020 vetoed
-    assert select_with_twin(rows, 1.5, 100.0, 0.0, 0.1, pick="best")[0] == 3
+    assert select_with_twin(rows, 3.0, 100.0, 0.0, 0.1, pick="best")[0] == 4
+    assert select_with_twin(rows, 1.5, 100.0, 0.0, 0.1, pick="best")[0] == 4
     assert pick_among(rows, [1, 3], "earliest", None) == 3  # no deployed policy: the best
+    assert pick_among(rows, [3, 1], "best", 1.0) == 3
     with pytest.raises(ValueError, match="no candidates to pick from"):
         pick_among(rows, [], "best", 1.0)
 

@@ -112,9 +112,21 @@ def test_selection_lines_say_what_beating_the_deployed_policy_takes_under_a_marg
     assert not any("beating the deployed policy" in line for line in no_margin)
     earliest = "(selection.pick: earliest)"
     assert not any(earliest in line for line in lines)  # "best" and records from before the rule
-    assert any(
-        earliest in line for line in selection_lines({"campaign_selection": {**record, "pick": "earliest"}})
-    )
+    chose = {**record, "pick": "earliest", "keep_deployed": False, "proposed": "trpo-0010"}
+    assert any(earliest in line for line in selection_lines({"campaign_selection": chose}))
+    # only when the rule chose: not at deployment 1, not for a kept policy or a warned proposal
+    for case in (
+        {**chose, "deployed_estimate": None},
+        {**chose, "keep_deployed": True, "proposed": None},
+        {**chose, "warning": "trpo-0010 is proposed although it does not beat the deployed policy"},
+    ):
+        assert not any(earliest in line for line in selection_lines({"campaign_selection": case}))
+    trained = {
+        "selection": {"snapshots": [], "deployed_estimate": 3.0, "beats_deployed": True, "pick": "earliest"}
+    }
+    assert any(earliest in line for line in selection_lines(trained))
+    trained["selection"]["beats_deployed"] = False
+    assert not any(earliest in line for line in selection_lines(trained))
     older = {k: v for k, v in record.items() if k != "margin"}  # records from before the margin was kept
     assert not any(
         "beating the deployed policy" in line for line in selection_lines({"campaign_selection": older})
