@@ -256,6 +256,8 @@ def seconds_per_deployment(result: dict[str, Any], method: str, k: int) -> tuple
         secs = rows[0].get(source, {}).get("train_s", {}).get("mean") if rows else None
         return None if secs is None else float(secs)
 
+    if method == TD3BC and (budgeted := td3bc_seconds(result, k)) is not None:
+        return budgeted
     sources = [m for m in (method, STAND_IN.get(method)) if m is not None]
     for source in sources:
         flushed = flushed_seconds(result.get("methods", {}).get(source, {}).get("seeds", {}), k)
@@ -269,18 +271,47 @@ def seconds_per_deployment(result: dict[str, Any], method: str, k: int) -> tuple
     return None, ""
 
 
+BUDGET = "budget"  # a seconds_per_deployment source: TD3+BC's time budget (reproduce_td3bc)
+BUDGET_ONLY = "budget, floor untimed"  # ... where TD3+BC has no time at all, so its step floor none
+
+
+def td3bc_seconds(result: dict[str, Any], k: int) -> tuple[float, str] | None:
+    """TD3+BC's training seconds at deployment ``k`` once the harness has fixed its budget
+    (BREMEN's and selection's seeds complete): its own mean where it trained ``k``, else the
+    budget there (:func:`reproduce_td3bc.bremen_seconds`), but no less than the least time its
+    step floor took at any deployment (the floor's steps take about as long each time; with no
+    time of its own yet, the budget alone, a lower bound); None while the budget is not fixed."""
+    budget, _ = bremen_seconds(result, int(result["deployments"]))
+    if budget is None:
+        return None
+    own = {
+        row["deployments"]: float(secs)
+        for row in result["per_deployment"]
+        if row["deployments"] >= 1 and (secs := row.get(TD3BC, {}).get("train_s", {}).get("mean")) is not None
+    }
+    if k in own:
+        return own[k], TD3BC
+    if not own:
+        return budget[k - 1], BUDGET_ONLY
+    return max(budget[k - 1], min(own.values())), BUDGET
+
+
 @dataclass
 class TrainingLeft:
     """Training time the unfinished runs still need, from the measured seconds per deployment."""
 
     seconds: float = 0.0
     stand_ins: set[str] = field(default_factory=set)  # methods estimated from BREMEN's times
+    budgeted: bool = False  # TD3+BC estimated from its time budget somewhere
+    floor_untimed: list[str] = field(default_factory=list)  # campaigns where that is a lower bound
     unknown: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # campaign -> method -> seeds
     unmeasured: list[str] = field(default_factory=list)  # campaigns without a results file
 
     def add(self, other: TrainingLeft) -> None:
         self.seconds += other.seconds
         self.stand_ins |= other.stand_ins
+        self.budgeted |= other.budgeted
+        self.floor_untimed += other.floor_untimed
         for campaign, methods in other.unknown.items():
             for method, seeds in methods.items():
                 self.unknown.setdefault(campaign, {}).setdefault(method, []).extend(seeds)
@@ -299,6 +330,16 @@ class TrainingLeft:
         if self.stand_ins:
             names = ", ".join(SHORT[m] for m in METHODS if m in self.stand_ins)
             text += f"; {names} estimated from BREMEN's times where it has none of its own"
+        if self.budgeted:
+            text += (
+                "; recursive TD3+BC estimated from its time budget where it has no time of its own "
+                "(BREMEN's and selection's, or the least its step floor took)"
+            )
+        for campaign in self.floor_untimed:
+            text += (
+                f"; on `{campaign}` only a lower bound for recursive TD3+BC: its step floor has no time "
+                "there yet and may take longer than the budget"
+            )
         for campaign, methods in self.unknown.items():
             which = "; ".join(
                 f"{SHORT[m]} seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
@@ -325,7 +366,11 @@ def training_left(
             left.unknown.setdefault(result["campaign"], {}).setdefault(u.method, []).append(u.seed)
             continue
         left.seconds += sum(secs for secs, _ in per_k if secs is not None)
-        if any(source != u.method for _, source in per_k):
+        if any(source in (BUDGET, BUDGET_ONLY) for _, source in per_k):
+            left.budgeted = True
+        if any(source == BUDGET_ONLY for _, source in per_k) and result["campaign"] not in left.floor_untimed:
+            left.floor_untimed.append(result["campaign"])
+        if any(source not in (u.method, BUDGET, BUDGET_ONLY) for _, source in per_k):
             left.stand_ins.add(u.method)
     return left
 

@@ -418,3 +418,41 @@ def test_the_verdict_needs_every_seed_and_every_deployment_before_it_says_met(su
     one_short = {**td3bc_equal, "2": up[:5]}  # deployment 5 has two TD3+BC seeds: 4 of 5 compared
     lines = suite.verdict(_result("halfcheetah", {"bremen_select": select, "td3bc": one_short}, 5))
     assert lines[3] == "selection >= TD3+BC at every deployment: undecided (4 of 5 compared)"
+
+
+def test_td3bc_is_estimated_from_its_budget_once_the_budget_is_fixed(suite: ModuleType) -> None:
+    """With BREMEN's and selection's 3 seeds complete the harness fixes TD3+BC's budget: the
+    longest flushed BREMEN or selection time at each deployment. TD3+BC's estimate is that
+    budget, no less than the least time its step floor took, and its own time where it has one."""
+    done = [0.0, 1.0, 2.0, 3.0]
+    result = _result(
+        "hopper",
+        {m: {"0": done, "1": done, "2": done} for m in ("bremen", "bremen_select", "bc")}
+        | {"td3bc": {"0": [0.0, 1.0]}},
+        3,
+    )
+    for s, secs in {"0": [None, 90.0, 180.0, 400.0], "1": [None, 120.0, 150.0, 250.0]}.items():
+        result["methods"]["bremen_select"]["seeds"][s].update(
+            train_s=secs, train_flushed=[False] + [True] * 3
+        )
+    for row in result["per_deployment"][1:]:
+        row["td3bc"]["train_s"] = {"mean": None, "per_seed": []}
+    # budget: 120 / 180 / 400 (the longest flushed time at each deployment)
+    assert suite.td3bc_seconds(result, 2) == (180.0, "budget, floor untimed")
+    left = suite.training_left(result)
+    # TD3+BC seed 0 has no parked copy: it reruns 1-3; seeds 1 and 2 run 1-3: 3 x (120 + 180 + 400)
+    assert left.seconds == pytest.approx(3 * 700.0)
+    assert left.budgeted and left.stand_ins == set()
+    assert "recursive TD3+BC estimated from its time budget" in left.line()
+    assert (
+        "on `hopper-cpu` only a lower bound for recursive TD3+BC: its step floor has no time" in left.line()
+    )
+    # its own 250 s at deployment 1 (the step floor) counts there and lifts deployment 2's 180
+    result["per_deployment"][1]["td3bc"]["train_s"] = {"mean": 250.0, "per_seed": [250.0]}
+    assert suite.td3bc_seconds(result, 1) == (250.0, "td3bc")
+    assert suite.td3bc_seconds(result, 2) == (250.0, "budget")
+    assert suite.training_left(result).seconds == pytest.approx(3 * (250.0 + 250.0 + 400.0))
+    assert "only a lower bound" not in suite.training_left(result).line()
+    # selection seed 2 unfinished: no fixed budget, BREMEN's times stand in as before
+    result["methods"]["bremen_select"]["seeds"]["2"]["complete"] = False
+    assert suite.td3bc_seconds(result, 2) is None
