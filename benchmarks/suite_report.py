@@ -181,6 +181,18 @@ def parked_deployments(parked: Path | None, name: str, method: str, seed: int) -
         return sum(1 for n in tar.getnames() if re.fullmatch(r"d\d+/eval\.json", n))
 
 
+def workspace_deployments(runs: Path | None, name: str, method: str, seed: int) -> int | None:
+    """Deployments evaluated, in order from the first, in a workspace of this machine's
+    ``runs`` folder (the harness's ``benchmarks/runs``), None when there is no such workspace."""
+    ws = None if runs is None else runs / name / method / f"seed{seed}"
+    if ws is None or not ws.is_dir():
+        return None
+    k = 0
+    while (ws / f"d{k + 1}" / "eval.json").is_file():
+        k += 1
+    return k
+
+
 @dataclass(frozen=True)
 class Unfinished:
     """One (method, seed) the suite still needs, and the deployment it resumes after."""
@@ -192,12 +204,16 @@ class Unfinished:
 
 
 def unfinished(
-    result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS, parked: Path | None = None
+    result: dict[str, Any],
+    seeds: tuple[int, ...] = SUITE_SEEDS,
+    parked: Path | None = None,
+    runs: Path | None = None,
 ) -> list[Unfinished]:
     """Each (method, seed) of this robot that is not complete. A seed with a parked copy
     (``parked``, the folder ``park_runs.py`` writes) resumes from it after ``unpark``; a partial
     record without one is a seed whose workspace was lost with a session (benchmarks/runs/ is
-    scratch), and it starts again from deployment 1."""
+    scratch), and it starts again from deployment 1. A workspace in ``runs`` (this machine's,
+    in progress or unparked) resumes from where it is and comes before a parked copy."""
     K = int(result["deployments"])
     out = []
     for m in METHODS:
@@ -206,8 +222,14 @@ def unfinished(
             if records.get(str(s), {}).get("complete"):
                 continue
             done = len(records.get(str(s), {}).get("returns", [])) - 1  # k = 0 is the random policy
-            at = parked_deployments(parked, result.get("name", result["campaign"]), m, s)
-            if at is not None:
+            name = result.get("name", result["campaign"])
+            here = workspace_deployments(runs, name, m, s)
+            at = parked_deployments(parked, name, m, s)
+            if here is not None:
+                state = f"{here} of {K} deployments in its workspace here (benchmarks/runs): "
+                state += "the command resumes it"
+                at = here
+            elif at is not None:
                 state = f"parked after {at} of {K} deployments: unpark it, then the command resumes it"
             elif done < 1:
                 state = "not run"
@@ -218,11 +240,14 @@ def unfinished(
 
 
 def remaining(
-    result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS, parked: Path | None = None
+    result: dict[str, Any],
+    seeds: tuple[int, ...] = SUITE_SEEDS,
+    parked: Path | None = None,
+    runs: Path | None = None,
 ) -> list[str]:
     """What the suite still needs for this robot: one line per (method, seed) that is not
     complete (:func:`unfinished`), then the commands that run them (one per method)."""
-    left = unfinished(result, seeds, parked)
+    left = unfinished(result, seeds, parked, runs)
     commands = []
     bremen_done = not any(u.method in ("bremen", SELECT) for u in left)
     for m in METHODS:
@@ -352,12 +377,15 @@ class TrainingLeft:
 
 
 def training_left(
-    result: dict[str, Any], seeds: tuple[int, ...] = SUITE_SEEDS, parked: Path | None = None
+    result: dict[str, Any],
+    seeds: tuple[int, ...] = SUITE_SEEDS,
+    parked: Path | None = None,
+    runs: Path | None = None,
 ) -> TrainingLeft:
     """Sum, over each unfinished (method, seed) and each deployment it has still to train, of
     that deployment's mean training seconds on this robot (:func:`seconds_per_deployment`)."""
     left = TrainingLeft()
-    for u in unfinished(result, seeds, parked):
+    for u in unfinished(result, seeds, parked, runs):
         per_k = [
             seconds_per_deployment(result, u.method, k)
             for k in range(u.resumes_after + 1, int(result["deployments"]) + 1)
@@ -375,9 +403,9 @@ def training_left(
     return left
 
 
-def markdown_table(result: dict[str, Any], parked: Path | None = None) -> str:
+def markdown_table(result: dict[str, Any], parked: Path | None = None, runs: Path | None = None) -> str:
     """Mean ± std across seeds per deployment, per-seed values and training wall time, the
-    verdict, and what is still to run (``parked``: see :func:`remaining`)."""
+    verdict, and what is still to run (``parked``, ``runs``: see :func:`unfinished`)."""
     methods = list(result["methods"])
     head = (
         "| deployments | samples | " + " | ".join(f"{SHORT[m]} (per seed; train s)" for m in methods) + " |"
@@ -415,10 +443,10 @@ def markdown_table(result: dict[str, Any], parked: Path | None = None) -> str:
     ]
     if differ:
         lines += ["", "Notes:", *(f"- {v}" for v in differ)]
-    left = remaining(result, parked=parked)
+    left = remaining(result, parked=parked, runs=runs)
     if left:
         lines += ["", "Still to run:", *(_item(v) for v in left)]
-        lines.append(f"- {training_left(result, parked=parked).line()}")
+        lines.append(f"- {training_left(result, parked=parked, runs=runs).line()}")
     return "\n".join(lines)
 
 
@@ -474,6 +502,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--parked", type=Path, default=HERE / "parked", help="parked runs (benchmarks/park_runs.py)"
     )
+    p.add_argument(
+        "--runs",
+        type=Path,
+        default=HERE / "runs",
+        help="the harness's workspaces on this machine (a run there resumes from where it is)",
+    )
     args = p.parse_args(argv)
     results, sections = [], []
     total = TrainingLeft()
@@ -487,8 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as exc:
             print(f"{path}: cannot read a reproduce.py result ({exc}); run benchmarks/reproduce.py first")
             return 2
-        sections.append(markdown_table(results[-1], args.parked))
-        total.add(training_left(results[-1], parked=args.parked))
+        sections.append(markdown_table(results[-1], args.parked, args.runs))
+        total.add(training_left(results[-1], parked=args.parked, runs=args.runs))
     if total.seconds or total.unknown or total.unmeasured:
         sections.append(f"The whole suite: {total.line()}.")
     text = "\n\n".join(sections)

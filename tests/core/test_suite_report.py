@@ -157,7 +157,8 @@ def test_a_robot_without_results_is_listed_with_its_command_not_an_error(
     done = tmp_path / "hopper-cpu.json"
     done.write_text(json.dumps(_result("hopper", {"bremen": {"0": [0.0, 1.0]}}, 1)))
     md = tmp_path / "suite.md"
-    assert suite.main([str(done), str(tmp_path / "ant-cpu.json"), "--markdown", str(md)]) == 0
+    no_runs = ["--runs", str(tmp_path / "no-runs")]  # not this machine's benchmarks/runs
+    assert suite.main([str(done), str(tmp_path / "ant-cpu.json"), "--markdown", str(md), *no_runs]) == 0
     text = md.read_text()
     assert "### `ant-cpu`: no results yet" in text
     assert (
@@ -190,6 +191,21 @@ def test_a_parked_seed_is_listed_as_resumable(suite: ModuleType, tmp_path: Path)
     assert (
         suite.remaining(result)[0] == "BREMEN seed 0: 1 of 3 deployments recorded, reruns from deployment 1"
     )
+    # a workspace on this machine (in progress, or unparked) comes first, from where it is
+    runs = tmp_path / "runs"
+    for k in (1, 2, 3):
+        (runs / "hopper-cpu" / "bremen" / "seed0" / f"d{k}").mkdir(parents=True)
+    for k in (1, 3):  # deployment 2 not evaluated yet: resumes after 1, whatever d3 holds
+        (runs / "hopper-cpu" / "bremen" / "seed0" / f"d{k}" / "eval.json").write_text("{}")
+    assert suite.remaining(result, parked=tmp_path, runs=runs)[0] == (
+        "BREMEN seed 0: 1 of 3 deployments in its workspace here (benchmarks/runs): the command resumes it"
+    )
+    left = suite.unfinished(result, parked=tmp_path, runs=runs)
+    assert [(u.method, u.seed, u.resumes_after) for u in left[:3]] == [
+        ("bremen", 0, 1),
+        ("bremen", 1, 0),
+        ("bremen", 2, 0),
+    ]
 
 
 def _park(folder: Path, name: str, method: str, seed: int, deployments: int) -> None:
@@ -280,7 +296,7 @@ def test_the_suite_total_adds_the_robots_and_names_what_it_cannot_estimate(
     (tmp_path / "hopper-cpu.json").write_text(json.dumps(_timed_result()))
     (tmp_path / "walker2d-cpu.json").write_text(json.dumps(_timed_result() | {"campaign": "walker2d-cpu"}))
     paths = [str(tmp_path / f"{c}-cpu.json") for c in ("hopper", "walker2d", "ant")]
-    assert suite.main([*paths, "--parked", str(tmp_path / "none")]) == 0
+    assert suite.main([*paths, "--parked", str(tmp_path / "none"), "--runs", str(tmp_path / "none")]) == 0
     out = capsys.readouterr().out
     # 3,100 s on each of the two robots: 6,200 s = 1.7 core-hours, 0.9 h on two cores
     assert "The whole suite: about 1.7 core-hours of training left (about 0.9 h with one run per core" in out
