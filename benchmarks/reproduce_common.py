@@ -216,30 +216,37 @@ def job_record(job: Job) -> dict[str, Any]:
 
 
 def same_settings(have: dict[str, Any] | None, record: dict[str, Any]) -> bool:
-    """``have`` (a workspace's harness.json) describes the same run as ``record``. Stored configs
-    are re-validated first, so a config field added later with a default that keeps the old
-    behavior does not orphan workspaces run before it existed; the prose fields are not compared."""
+    """``have`` (a workspace's harness.json) describes the same run as ``record`` (a fresh job
+    record, or another stored one: park_runs.py compares a workspace's with its results record).
+    Both sides' configs are re-validated first, so a config field added later with a default
+    that keeps the old behavior does not orphan runs made before it existed, whichever side is
+    old; the prose fields are not compared."""
+    if have is None:
+        return False
+    try:
+        return _without_prose(_normalized(have)) == _without_prose(_normalized(record))
+    except (KeyError, ValueError):
+        return False
+
+
+def _normalized(side: dict[str, Any]) -> dict[str, Any]:
+    """A harness record as this checkout reads it: config paths of another checkout mapped into
+    this one, configs re-validated (defaults of later fields filled in), TD3+BC's seconds budget
+    None where it predates it. KeyError or ValueError if its configs do not validate."""
     from bremen_robot.campaign.config import CampaignConfig
     from bremen_robot.config.train import TrainConfig
 
-    if have is None:
-        return False
-    have = dict(have)
-    if isinstance(have.get("campaign"), dict):  # another checkout's config paths, as in this one
-        have["campaign"] = {
-            k: _in_this_checkout(v) if k in ("robot", "collect") else v for k, v in have["campaign"].items()
-        }
-    record = dict(record)
-    for side in (have, record):  # runs before the seconds budget had steps alone
-        if isinstance(side.get("td3bc"), dict):
-            side["td3bc"] = {"min_seconds": None, **side["td3bc"]}
-    try:
-        if "train" in have:
-            have["train"] = TrainConfig.model_validate(have["train"]).model_dump(mode="json")
-        have["campaign"] = CampaignConfig.model_validate(have["campaign"]).model_dump(mode="json")
-    except (KeyError, ValueError):
-        return False
-    return _without_prose(have) == _without_prose(record)
+    out = dict(side)
+    campaign = dict(out["campaign"])
+    for key in ("robot", "collect"):  # another checkout's config paths, as in this one
+        if key in campaign:
+            campaign[key] = _in_this_checkout(campaign[key])
+    out["campaign"] = CampaignConfig.model_validate(campaign).model_dump(mode="json")
+    if "train" in out:
+        out["train"] = TrainConfig.model_validate(out["train"]).model_dump(mode="json")
+    if isinstance(out.get("td3bc"), dict):  # runs before the seconds budget had steps alone
+        out["td3bc"] = {"min_seconds": None, **out["td3bc"]}
+    return out
 
 
 def _without_prose(record: dict[str, Any]) -> dict[str, Any]:

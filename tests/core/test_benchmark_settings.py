@@ -47,6 +47,23 @@ def test_a_record_from_another_checkout_is_the_same_run() -> None:
     assert not harness.same_settings(there, here)
 
 
+def test_two_records_from_before_a_new_config_field_still_match() -> None:
+    """park_runs.py compares a workspace's harness.json with the results file's stored copy: both
+    can predate a field added since (selection.pick, 2026-12-06), and must still match."""
+    harness = _harness()
+    old = _record()
+    del old["train"]["selection"]["pick"]
+    assert harness.same_settings(
+        old, {**old, "train": {**old["train"], "selection": dict(old["train"]["selection"])}}
+    )
+    assert harness.same_settings(old, _record()) and harness.same_settings(_record(), old)
+    changed = {
+        **old,
+        "train": {**old["train"], "selection": {**old["train"]["selection"], "pick": "earliest"}},
+    }
+    assert not harness.same_settings(old, changed) and not harness.same_settings(changed, old)
+
+
 def test_a_changed_setting_orphans_the_workspace() -> None:
     harness = _harness()
     preset = load_train_config("halfcheetah-cpu")
