@@ -237,6 +237,8 @@ def _normalized(side: dict[str, Any]) -> dict[str, Any]:
     from bremen_robot.config.train import TrainConfig
 
     out = dict(side)
+    if not isinstance(out["campaign"], dict):  # as before the refactor: no settings, no match
+        raise ValueError("the record's campaign is not a config")
     campaign = dict(out["campaign"])
     for key in ("robot", "collect"):  # another checkout's config paths, as in this one
         if key in campaign:

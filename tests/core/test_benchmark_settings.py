@@ -70,6 +70,8 @@ def test_a_changed_setting_orphans_the_workspace() -> None:
     flipped = preset.ensemble.model_copy(update={"warm_start": not preset.ensemble.warm_start})
     assert not harness.same_settings(_record(ensemble=flipped), _record())
     assert not harness.same_settings(None, _record())
+    assert not harness.same_settings({**_record(), "campaign": None}, _record())  # no config: no match
+    assert not harness.same_settings(_record(), {"method": "bremen"})
 
 
 def _plan(tmp_path: Path, *argv: str) -> tuple[ModuleType, dict[tuple[str, int], Any], dict[str, Any]]:
