@@ -16,6 +16,11 @@ def suite() -> ModuleType:
     return load_benchmark_script("suite_report.py", "bremen_suite_report")
 
 
+@pytest.fixture(scope="module")
+def suite_left() -> ModuleType:
+    return load_benchmark_script("suite_left.py", "bremen_suite_left")
+
+
 def _result(task: str, curves: dict[str, dict[str, list[float]]], deployments: int) -> dict[str, Any]:
     """A reproduce.py result with the given per-seed curves (k = 0 is the random policy)."""
     import numpy as np
@@ -139,6 +144,51 @@ def test_what_is_left_lists_each_unfinished_seed_and_one_command_per_method(suit
     assert suite.remaining(result)[-1] == td3bc + note
 
 
+def test_a_variant_lists_only_its_own_methods_and_resumes_with_its_name_and_overrides(
+    suite: ModuleType,
+) -> None:
+    """A results file made under another --name runs one method with overrides: the report must
+    not ask for the three it never runs, and its command must carry the name and overrides (the
+    preset's own command would start other runs under the robot's name)."""
+    done = [0.0, 1.0, 2.0]
+    result = _result("ant", {"bremen_select": {"0": done, "1": [0.0, 1.0]}}, 2)
+    result["name"] = "ant-cpu-select-earliest"
+    result["overrides"] = {
+        "deployments": None,
+        "steps_per_deployment": 20000,
+        "eval_episodes": None,
+        "train": {"selection.pick": "earliest", "selection.max_action_shift": None},
+        "campaign": {"selection.twin": False},
+        "td3bc_steps": 50000,
+    }
+    flags = (
+        " --name ant-cpu-select-earliest --steps-per-deployment 20000 --train-override "
+        "selection.pick=earliest selection.max_action_shift=null --campaign-override selection.twin=false"
+    )
+    assert suite.remaining(result) == [
+        "BREMEN + selection seed 1: 1 of 2 deployments recorded, reruns from deployment 1",
+        "BREMEN + selection seed 2: not run",
+        "python benchmarks/reproduce.py --campaign ant-cpu --seeds 1 2 --methods bremen_select --jobs 1"
+        + flags,
+    ]
+    # a robot's own file lists every method, and a TD3+BC budget other than the campaign's own
+    # (hopper-cpu: 60,000 steps) is part of the command
+    own = _result("hopper", {"td3bc": {"0": done, "1": done}}, 2)
+    own["overrides"] = {"train": {}, "campaign": {}, "td3bc_steps": 5000}
+    lines = suite.remaining(own)
+    assert lines[0] == "BREMEN seed 0: not run"
+    assert lines[-1] == (
+        "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 2 --methods td3bc --jobs 1 "
+        "--td3bc-steps 5000 (once BREMEN's and selection's seeds are complete: their training time is "
+        "its budget)"
+    )
+    own_ant = _result("ant", {"td3bc": {"0": done, "1": done}}, 2)
+    own_ant["overrides"] = {"train": {}, "campaign": {}, "td3bc_steps": 50000}  # ant-cpu's own
+    assert suite.remaining(own_ant)[-1].startswith(
+        "python benchmarks/reproduce.py --campaign ant-cpu --seeds 2 --methods td3bc --jobs 1 (once"
+    )
+
+
 def test_a_seed_that_went_on_with_different_data_is_noted(suite: ModuleType) -> None:
     result = _result("hopper", {"bremen": {"0": [0.0, 1.0, 2.0]}}, 2)
     assert "Notes:" not in suite.markdown_table(result)
@@ -170,7 +220,9 @@ def test_a_robot_without_results_is_listed_with_its_command_not_an_error(
     assert suite.main([str(tmp_path / "broken.json")]) == 2
 
 
-def test_a_parked_seed_is_listed_as_resumable(suite: ModuleType, tmp_path: Path) -> None:
+def test_a_parked_seed_is_listed_as_resumable(
+    suite: ModuleType, suite_left: ModuleType, tmp_path: Path
+) -> None:
     import io
     import tarfile
 
@@ -200,7 +252,7 @@ def test_a_parked_seed_is_listed_as_resumable(suite: ModuleType, tmp_path: Path)
     assert suite.remaining(result, parked=tmp_path, runs=runs)[0] == (
         "BREMEN seed 0: 1 of 3 deployments in its workspace here (benchmarks/runs): the command resumes it"
     )
-    left = suite.unfinished(result, parked=tmp_path, runs=runs)
+    left = suite_left.unfinished(result, parked=tmp_path, runs=runs)
     assert [(u.method, u.seed, u.resumes_after) for u in left[:3]] == [
         ("bremen", 0, 1),
         ("bremen", 1, 0),
@@ -294,7 +346,9 @@ def test_the_suite_total_adds_the_robots_and_names_what_it_cannot_estimate(
     import json
 
     (tmp_path / "hopper-cpu.json").write_text(json.dumps(_timed_result()))
-    (tmp_path / "walker2d-cpu.json").write_text(json.dumps(_timed_result() | {"campaign": "walker2d-cpu"}))
+    (tmp_path / "walker2d-cpu.json").write_text(
+        json.dumps(_timed_result() | {"campaign": "walker2d-cpu", "name": "walker2d-cpu"})
+    )
     paths = [str(tmp_path / f"{c}-cpu.json") for c in ("hopper", "walker2d", "ant")]
     assert suite.main([*paths, "--parked", str(tmp_path / "none"), "--runs", str(tmp_path / "none")]) == 0
     out = capsys.readouterr().out
@@ -436,7 +490,9 @@ def test_the_verdict_needs_every_seed_and_every_deployment_before_it_says_met(su
     assert lines[3] == "selection >= TD3+BC at every deployment: undecided (4 of 5 compared)"
 
 
-def test_td3bc_is_estimated_from_its_budget_once_the_budget_is_fixed(suite: ModuleType) -> None:
+def test_td3bc_is_estimated_from_its_budget_once_the_budget_is_fixed(
+    suite: ModuleType, suite_left: ModuleType
+) -> None:
     """With BREMEN's and selection's 3 seeds complete the harness fixes TD3+BC's budget: the
     longest flushed BREMEN or selection time at each deployment. TD3+BC's estimate is that
     budget, no less than the least time its step floor took, and its own time where it has one."""
@@ -454,7 +510,7 @@ def test_td3bc_is_estimated_from_its_budget_once_the_budget_is_fixed(suite: Modu
     for row in result["per_deployment"][1:]:
         row["td3bc"]["train_s"] = {"mean": None, "per_seed": []}
     # budget: 120 / 180 / 400 (the longest flushed time at each deployment)
-    assert suite.td3bc_seconds(result, 2) == (180.0, "budget, floor untimed")
+    assert suite_left.td3bc_seconds(result, 2) == (180.0, "budget, floor untimed")
     left = suite.training_left(result)
     # TD3+BC seed 0 has no parked copy: it reruns 1-3; seeds 1 and 2 run 1-3: 3 x (120 + 180 + 400)
     assert left.seconds == pytest.approx(3 * 700.0)
@@ -465,10 +521,10 @@ def test_td3bc_is_estimated_from_its_budget_once_the_budget_is_fixed(suite: Modu
     )
     # its own 250 s at deployment 1 (the step floor) counts there and lifts deployment 2's 180
     result["per_deployment"][1]["td3bc"]["train_s"] = {"mean": 250.0, "per_seed": [250.0]}
-    assert suite.td3bc_seconds(result, 1) == (250.0, "td3bc")
-    assert suite.td3bc_seconds(result, 2) == (250.0, "budget")
+    assert suite_left.td3bc_seconds(result, 1) == (250.0, "td3bc")
+    assert suite_left.td3bc_seconds(result, 2) == (250.0, "budget")
     assert suite.training_left(result).seconds == pytest.approx(3 * (250.0 + 250.0 + 400.0))
     assert "only a lower bound" not in suite.training_left(result).line()
     # selection seed 2 unfinished: no fixed budget, BREMEN's times stand in as before
     result["methods"]["bremen_select"]["seeds"]["2"]["complete"] = False
-    assert suite.td3bc_seconds(result, 2) is None
+    assert suite_left.td3bc_seconds(result, 2) is None
