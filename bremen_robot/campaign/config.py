@@ -70,6 +70,13 @@ class SelectionPolicy(_Strict):
         description="a snapshot is vetoed when its twin return is more than this fraction of "
         "max(|deployed twin return|, 1) below the deployed policy's",
     )
+    twin_veto_warning: int = Field(
+        2,
+        ge=1,
+        description="warn the operator when the twin has vetoed every snapshot that beat the deployed "
+        "policy offline at this many deployments in a row (each time the campaign kept collecting with "
+        "the deployed policy): the twin may not rank policies as the robot does",
+    )
 
 
 class ShadowSetting(_Strict):

@@ -100,6 +100,14 @@ def propose(
         margin = float(report["config"]["selection"]["margin"])
         record = _decide(cfg, k, sel, margin, train_dir, deployed, sim_robot, task)
         record["training"] = training_digest(sel)
+        record["twin_veto_streak"] = twin_veto_streak(train_dir.parent.parent, k, record)
+        if record["twin_veto_streak"] >= cfg.selection.twin_veto_warning:
+            record["line"] += (
+                f"; WARNING: the twin has vetoed every snapshot that beat the deployed policy offline "
+                f"at {record['twin_veto_streak']} deployments in a row: it may not rank policies as the "
+                "robot does; compare its scores with the robot's (bremen review) or set selection.twin: "
+                "false in the campaign"
+            )
         write_json_atomic(path, record)
     if record.get("line"):
         log(f"deployment {k}: {record['line']}")
@@ -109,6 +117,24 @@ def propose(
     # the review must describe the snapshot proposed, which the twin may have changed
     report = with_figures_of(report, record["proposed"])
     return Proposal(False, train_dir / SNAPSHOTS_DIR / record["proposed"], report, record)
+
+
+def twin_froze(record: dict[str, Any]) -> bool:
+    """Whether a decision kept the deployed policy because the twin vetoed every snapshot that
+    beat it offline (not because none beat it offline: then the twin had nothing to veto)."""
+    twin = record.get("twin")
+    return bool(record.get("keep_deployed") and isinstance(twin, dict) and twin.get("vetoed"))
+
+
+def twin_veto_streak(root: Path, k: int, record: dict[str, Any]) -> int:
+    """Deployments in a row, ending with ``record`` (deployment ``k``'s decision), that
+    :func:`twin_froze`; the earlier decisions are read from ``root/d<j>/selection.json``."""
+    streak = 0
+    current: dict[str, Any] | None = record
+    while current is not None and twin_froze(current):
+        streak += 1
+        current = read_json(root / f"d{k - streak}" / SELECTION_FILE) if k - streak >= 1 else None
+    return streak
 
 
 def training_digest(sel: dict[str, Any]) -> str:

@@ -398,3 +398,47 @@ def test_a_warned_proposal_under_the_earliest_rule_is_the_best_offline_not_the_v
     rec = propose(cfg, 2, train_dir, tmp_path / "deployed", "tiny", "tiny", lambda m: None).record
     assert rec["proposed"] == "trpo-0002"
     assert rec["warning"].startswith("trpo-0002 is proposed although it does not beat the deployed policy")
+
+
+def test_a_twin_that_vetoes_every_winner_deployment_after_deployment_is_named(tmp_path, monkeypatch):
+    """A kept policy needs no approval, so a twin that disagrees with the robot could hold the
+    campaign still unseen: from the second veto of everything in a row, the line warns."""
+    import bremen_robot.campaign.selection as camp_sel
+
+    monkeypatch.setattr(
+        camp_sel, "_act", lambda artifact, task, seed: "random" if artifact is None else "snap"
+    )
+    monkeypatch.setattr(camp_sel, "twin_score", lambda act, *a: (10.0 if act == "random" else -50.0, 5))
+    camp = selecting_campaign(tmp_path, deployments=3, twin=True, data_engine="mujoco")
+    summary, messages = run(tmp_path, camp)
+    assert [row["policy_id"] for row in summary["deployments"]] == ["random"] * 3
+    ws = tmp_path / "ws"
+    streaks = [
+        json.loads((ws / f"d{k}" / "selection.json").read_text())["twin_veto_streak"] for k in (1, 2, 3)
+    ]
+    assert streaks == [1, 2, 3]
+    warned = [m for m in messages if "WARNING: the twin has vetoed" in m]
+    assert [m.split(":")[0] for m in warned] == ["deployment 2", "deployment 3"]
+    assert warned[1].endswith(
+        "; WARNING: the twin has vetoed every snapshot that beat the deployed policy offline at 3 "
+        "deployments in a row: it may not rank policies as the robot does; compare its scores with the "
+        "robot's (bremen review) or set selection.twin: false in the campaign"
+    )
+
+
+def test_the_veto_streak_counts_only_twin_vetoes_in_a_row(tmp_path):
+    """Worked by hand on records: a keep with nothing beaten offline, or a proposal, ends a run."""
+    from bremen_robot.campaign.selection import twin_veto_streak
+
+    froze = {"keep_deployed": True, "twin": {"vetoed": ["trpo-0002: twin -50.0 is clearly below ..."]}}
+    offline_none = {"keep_deployed": True, "twin": {"vetoed": []}}
+    proposed = {"keep_deployed": False, "twin": {"vetoed": ["bc: ..."]}}
+    no_twin = {"keep_deployed": True, "twin": None}
+    for k, record in enumerate([froze, offline_none, froze, froze, proposed, froze], start=1):
+        (tmp_path / f"d{k}").mkdir()
+        (tmp_path / f"d{k}" / "selection.json").write_text(json.dumps(record))
+    assert twin_veto_streak(tmp_path, 7, froze) == 2  # d7 itself and d6; d5 proposed
+    assert twin_veto_streak(tmp_path, 5, froze) == 3  # d5 (as if frozen), d4, d3; d2 vetoed nothing
+    assert twin_veto_streak(tmp_path, 3, offline_none) == 0
+    assert twin_veto_streak(tmp_path, 3, no_twin) == 0
+    assert twin_veto_streak(tmp_path, 2, froze) == 2  # d1 froze too, and there is no d0
