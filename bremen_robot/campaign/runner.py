@@ -403,7 +403,9 @@ class Campaign:
                 else:
                     proposed = proposal.artifact
                     candidate = reg.register(proposed, report=proposal.report, lineage=lineage).id
-                self.status.stage("evaluating", k, candidate=candidate)
+                # a selection decision's warning stays on the console until the next decision
+                warning = proposal.record.get("twin_warning") if proposal.record else None
+                self.status.stage("evaluating", k, candidate=candidate, warning=warning)
                 # the random policy kept (nothing beat it) is the one evaluation of it, not another
                 cand_seed = self.cfg.seed if proposed is None else self.cfg.seed + 7
                 cand_eval = self._evaluate(self.ws.eval_file(k), proposed, cand_seed)

@@ -100,14 +100,16 @@ def propose(
         margin = float(report["config"]["selection"]["margin"])
         record = _decide(cfg, k, sel, margin, train_dir, deployed, sim_robot, task)
         record["training"] = training_digest(sel)
-        record["twin_veto_streak"] = twin_veto_streak(train_dir.parent.parent, k, record)
-        if record["twin_veto_streak"] >= cfg.selection.twin_veto_warning:
-            record["line"] += (
-                f"; WARNING: the twin has vetoed every snapshot that beat the deployed policy offline "
-                f"at {record['twin_veto_streak']} deployments in a row: it may not rank policies as the "
-                "robot does; compare its scores with the robot's (bremen review) or set selection.twin: "
-                "false in the campaign"
+        streak = twin_veto_streak(train_dir.parent.parent, k, record)
+        record["twin_veto_streak"] = streak
+        record["twin_warning"] = None
+        if streak >= cfg.selection.twin_veto_warning:
+            record["twin_warning"] = (
+                f"the twin has vetoed every snapshot that beat the deployed policy offline at {streak} "
+                "deployments in a row: it may not rank policies as the robot does; compare its scores "
+                "with the robot's (bremen review) or set selection.twin: false in the campaign"
             )
+            record["line"] += f"; WARNING: {record['twin_warning']}"
         write_json_atomic(path, record)
     if record.get("line"):
         log(f"deployment {k}: {record['line']}")

@@ -76,6 +76,7 @@ class StatusWriter:
             "interventions": 0,
             "estop": "unknown",
             "message": "",
+            "warning": None,  # the last selection decision's warning for the operator; stays until the next
             "pid": os.getpid(),
             "host": socket.gethostname(),
             "started_at": now_iso(),

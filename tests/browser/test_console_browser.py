@@ -62,6 +62,7 @@ def test_hostile_strings_are_shown_as_text_and_never_run(browser, served: str) -
     notes = [td.text for td in browser.find_elements("css selector", "#audit tbody td:last-child")]
     assert f"looks fine{HOSTILE}" in notes and f"too jerky{HOSTILE}" in notes
     assert browser.find_element("id", "st-message").text == HOSTILE
+    assert browser.find_element("id", "st-warning").text == HOSTILE
     assert console_errors(browser) == []
 
 
@@ -178,3 +179,18 @@ def test_console_follows_a_running_campaign_to_its_finished_timeline(
                 os.killpg(proc.pid, signal.SIGKILL)
         log.close()
     shutil.copy(artifacts_dir / "console-finished.png", tmp_path / "console.png")
+
+
+def test_a_warning_written_while_the_page_is_open_appears_without_a_reload(
+    browser, served: str, tmp_path: Path
+) -> None:
+    from tests.console.console_helpers import status, write_json
+
+    browser.get(served)
+    wait_for("the first status", lambda: browser.find_element("id", "st-warning").text == HOSTILE, 15)
+    warning = "the twin has vetoed every snapshot that beat the deployed policy offline at 2 deployments"
+    write_json(tmp_path / "ws" / "status.json", status(stage="collecting", warning=warning))
+    wait_for("the new warning", lambda: browser.find_element("id", "st-warning").text == warning, 15)
+    write_json(tmp_path / "ws" / "status.json", status(stage="collecting", warning=None))
+    wait_for("the warning cleared", lambda: browser.find_element("id", "st-warning").text == "", 15)
+    assert console_errors(browser) == []

@@ -417,6 +417,15 @@ def test_a_twin_that_vetoes_every_winner_deployment_after_deployment_is_named(tm
         json.loads((ws / f"d{k}" / "selection.json").read_text())["twin_veto_streak"] for k in (1, 2, 3)
     ]
     assert streaks == [1, 2, 3]
+    records = [json.loads((ws / f"d{k}" / "selection.json").read_text()) for k in (1, 2, 3)]
+    assert records[0]["twin_warning"] is None
+    assert records[2]["twin_warning"] == (
+        "the twin has vetoed every snapshot that beat the deployed policy offline at 3 deployments in a "
+        "row: it may not rank policies as the robot does; compare its scores with the robot's (bremen "
+        "review) or set selection.twin: false in the campaign"
+    )
+    # the console shows the last decision's warning until the next decision
+    assert json.loads((ws / "status.json").read_text())["warning"] == records[2]["twin_warning"]
     warned = [m for m in messages if "WARNING: the twin has vetoed" in m]
     assert [m.split(":")[0] for m in warned] == ["deployment 2", "deployment 3"]
     assert warned[1].endswith(

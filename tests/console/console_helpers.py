@@ -84,7 +84,10 @@ def build_workspace(
     write_json(root / "d1" / "eval_random.json", {"mean": -50.0, "std": 5.0, "success_rate": 0.1})
     write_json(root / "d1" / "eval.json", {"mean": -20.0, "std": 2.0, "success_rate": 0.6})
     write_json(root / "d2" / "eval.json", {"mean": -10.0, "std": 1.0, "success_rate": 0.8})
-    write_json(root / "status.json", status(stage="waiting_for_approval", policy_id=second, message=text))
+    write_json(
+        root / "status.json",
+        status(stage="waiting_for_approval", policy_id=second, message=text, warning=text or None),
+    )
     if reviewed:
         (root / "reviews" / second).mkdir(parents=True)
         (root / "reviews" / second / "review.html").write_text(

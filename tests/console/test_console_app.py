@@ -97,6 +97,15 @@ def test_the_last_candidate_shows_its_state_in_the_registry_not_the_summarys(tmp
     assert c.get("/api/view").json()["timeline"][-1]["policy"] == f"{second} (approved)"
 
 
+def test_the_last_selection_warning_is_on_the_page_and_none_leaves_it_empty(tmp_path, monkeypatch):
+    build_workspace(tmp_path / "ws", monkeypatch)
+    assert '<dd id="st-warning" class="error"></dd>' in client(tmp_path / "ws").get("/").text
+    warning = "the twin has vetoed every snapshot that beat the deployed policy offline at 2 deployments"
+    write_json(tmp_path / "ws" / "status.json", status(warning=warning))
+    assert f'<dd id="st-warning" class="error">{warning}</dd>' in client(tmp_path / "ws").get("/").text
+    assert client(tmp_path / "ws").get("/api/status").json()["warning"] == warning
+
+
 def test_hostile_names_notes_and_config_strings_are_sent_as_text(tmp_path, monkeypatch):
     build_workspace(tmp_path / "ws", monkeypatch, hostile=True)
     page = client(tmp_path / "ws").get("/")
@@ -104,7 +113,9 @@ def test_hostile_names_notes_and_config_strings_are_sent_as_text(tmp_path, monke
     assert SCRIPT not in html and IMG not in html
     escaped = "&lt;script&gt;window.__pwned=1&lt;/script&gt;&lt;img src=x onerror=window.__pwned=2&gt;"
     # campaign name (config), approval note, rejection reason, actor (login name), status message
-    assert html.count(escaped) >= 6
+    # and warning
+    assert html.count(escaped) >= 7
+    assert f'<dd id="st-warning" class="error">{escaped}</dd>' in html
     assert f"<td>too jerky{escaped}</td>" in html and f"<td>ops{escaped}</td>" in html
     assert "script-src 'self'" in page.headers["content-security-policy"]
     view = client(tmp_path / "ws").get("/api/view")

@@ -21,6 +21,7 @@
     text("st-interventions", s.interventions);
     text("st-estop", s.estop);
     text("st-message", s.message);
+    text("st-warning", s.warning);
     text("liveness", s.liveness);
     var live = document.getElementById("liveness");
     if (live) live.className = s.stale ? "stale" : (s.running ? "live" : "ended");
