@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -174,13 +174,7 @@ class CampaignConfig(_Strict):
         prose and the preset's and collect file's bytes included; 1: the robot file's bytes too),
         so workspaces made before still resume (:meth:`identities`).
         """
-        # a shadow run collects nothing the trainer uses: not part of what the campaign is
-        exclude = {"approval_poll_seconds", "shadow"} | (set(PROSE_FIELDS) if version >= 3 else set())
-        dump = self.model_dump(mode="json", exclude=exclude)
-        for field in _CLUSTER_FIELDS:  # absent when unset: a workspace from before issue 17 resumes
-            if dump[field] == CampaignConfig.model_fields[field].get_default(call_default_factory=True):
-                dump.pop(field)
-        h = hashlib.sha256(json.dumps(dump, sort_keys=True).encode())
+        h = hashlib.sha256(json.dumps(self.identity_fields(version=version), sort_keys=True).encode())
         # the files it names count too: an edited preset or robot config is another campaign
         train = Path(self.train) if Path(self.train).is_file() else REPO_TRAIN / f"{self.train}.yaml"
         for path in (self.robot, self.collect, train):
@@ -191,6 +185,25 @@ class CampaignConfig(_Strict):
             else:
                 h.update(Path(path).read_bytes() if Path(path).is_file() else b"-")
         return h.hexdigest()
+
+    def identity_fields(self, *, version: int = IDENTITY_VERSION) -> dict[str, Any]:
+        """The settings :meth:`digest` hashes (before the files the config names). A field added
+        here changes the identity of every workspace made before it, so that none of them
+        resumes: only what changes the data a campaign collects or what it trains belongs here
+        (tests/campaign/test_campaign_identity.py lists them)."""
+        # a shadow run collects nothing the trainer uses, and how often to poll or when to warn
+        # the operator changes nothing the campaign decides: not part of what the campaign is
+        exclude: dict[str, Any] = {
+            "approval_poll_seconds": True,
+            "shadow": True,
+            "selection": {"twin_veto_warning": True},
+            **({f: True for f in PROSE_FIELDS} if version >= 3 else {}),
+        }
+        dump = self.model_dump(mode="json", exclude=exclude)
+        for field in _CLUSTER_FIELDS:  # absent when unset: a workspace from before issue 17 resumes
+            if dump[field] == CampaignConfig.model_fields[field].get_default(call_default_factory=True):
+                dump.pop(field)
+        return dump
 
     def identities(self) -> list[str]:
         """This config's identity as every version computes it, the current one first."""

@@ -105,9 +105,10 @@ def propose(
         record["twin_warning"] = None
         if streak >= cfg.selection.twin_veto_warning:
             record["twin_warning"] = (
-                f"the twin has vetoed every snapshot that beat the deployed policy offline at {streak} "
-                "deployments in a row: it may not rank policies as the robot does; compare its scores "
-                "with the robot's (bremen review) or set selection.twin: false in the campaign"
+                "the twin has vetoed every snapshot it ran (those that beat the deployed policy "
+                f"offline) at {streak} deployments in a row: it may not rank policies as the robot "
+                "does; compare its scores with the robot's (bremen review) or set selection.twin: "
+                "false in the campaign"
             )
             record["line"] += f"; WARNING: {record['twin_warning']}"
         write_json_atomic(path, record)

@@ -188,7 +188,7 @@ def test_a_warning_written_while_the_page_is_open_appears_without_a_reload(
 
     browser.get(served)
     wait_for("the first status", lambda: browser.find_element("id", "st-warning").text == HOSTILE, 15)
-    warning = "the twin has vetoed every snapshot that beat the deployed policy offline at 2 deployments"
+    warning = "the twin has vetoed every snapshot it ran at 2 deployments in a row"
     write_json(tmp_path / "ws" / "status.json", status(stage="collecting", warning=warning))
     wait_for("the new warning", lambda: browser.find_element("id", "st-warning").text == warning, 15)
     write_json(tmp_path / "ws" / "status.json", status(stage="collecting", warning=None))

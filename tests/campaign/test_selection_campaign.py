@@ -420,19 +420,15 @@ def test_a_twin_that_vetoes_every_winner_deployment_after_deployment_is_named(tm
     records = [json.loads((ws / f"d{k}" / "selection.json").read_text()) for k in (1, 2, 3)]
     assert records[0]["twin_warning"] is None
     assert records[2]["twin_warning"] == (
-        "the twin has vetoed every snapshot that beat the deployed policy offline at 3 deployments in a "
-        "row: it may not rank policies as the robot does; compare its scores with the robot's (bremen "
-        "review) or set selection.twin: false in the campaign"
+        "the twin has vetoed every snapshot it ran (those that beat the deployed policy offline) at 3 "
+        "deployments in a row: it may not rank policies as the robot does; compare its scores with the "
+        "robot's (bremen review) or set selection.twin: false in the campaign"
     )
     # the console shows the last decision's warning until the next decision
     assert json.loads((ws / "status.json").read_text())["warning"] == records[2]["twin_warning"]
     warned = [m for m in messages if "WARNING: the twin has vetoed" in m]
     assert [m.split(":")[0] for m in warned] == ["deployment 2", "deployment 3"]
-    assert warned[1].endswith(
-        "; WARNING: the twin has vetoed every snapshot that beat the deployed policy offline at 3 "
-        "deployments in a row: it may not rank policies as the robot does; compare its scores with the "
-        "robot's (bremen review) or set selection.twin: false in the campaign"
-    )
+    assert warned[1].endswith(f"; WARNING: {records[2]['twin_warning']}")
 
 
 def test_the_veto_streak_counts_only_twin_vetoes_in_a_row(tmp_path):
@@ -451,3 +447,16 @@ def test_the_veto_streak_counts_only_twin_vetoes_in_a_row(tmp_path):
     assert twin_veto_streak(tmp_path, 3, offline_none) == 0
     assert twin_veto_streak(tmp_path, 3, no_twin) == 0
     assert twin_veto_streak(tmp_path, 2, froze) == 2  # d1 froze too, and there is no d0
+
+
+def test_the_veto_warning_waits_for_the_configured_run_length(tmp_path, monkeypatch):
+    import bremen_robot.campaign.selection as camp_sel
+
+    monkeypatch.setattr(
+        camp_sel, "_act", lambda artifact, task, seed: "random" if artifact is None else "snap"
+    )
+    monkeypatch.setattr(camp_sel, "twin_score", lambda act, *a: (10.0 if act == "random" else -50.0, 5))
+    camp = selecting_campaign(tmp_path, deployments=3, twin=True, data_engine="mujoco", twin_veto_warning=3)
+    _, messages = run(tmp_path, camp)
+    warned = [m.split(":")[0] for m in messages if "WARNING: the twin has vetoed" in m]
+    assert warned == ["deployment 3"]

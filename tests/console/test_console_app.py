@@ -100,7 +100,7 @@ def test_the_last_candidate_shows_its_state_in_the_registry_not_the_summarys(tmp
 def test_the_last_selection_warning_is_on_the_page_and_none_leaves_it_empty(tmp_path, monkeypatch):
     build_workspace(tmp_path / "ws", monkeypatch)
     assert '<dd id="st-warning" class="error"></dd>' in client(tmp_path / "ws").get("/").text
-    warning = "the twin has vetoed every snapshot that beat the deployed policy offline at 2 deployments"
+    warning = "the twin has vetoed every snapshot it ran at 2 deployments in a row"
     write_json(tmp_path / "ws" / "status.json", status(warning=warning))
     assert f'<dd id="st-warning" class="error">{warning}</dd>' in client(tmp_path / "ws").get("/").text
     assert client(tmp_path / "ws").get("/api/status").json()["warning"] == warning
