@@ -9,12 +9,13 @@ sum of the measured training seconds per deployment it still has to train.
 
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -26,29 +27,43 @@ SELECT, TD3BC = "bremen_select", "td3bc"
 SUITE_SEEDS = (0, 1, 2)
 
 
+def is_variant(result: dict[str, Any]) -> bool:
+    """Whether a results file is not a robot's own suite file: made under another ``--name``, or
+    with overrides (``smoke``; reproduce.py names those ``<campaign>-smoke`` unless told)."""
+    return bool(result.get("name", result["campaign"]) != result["campaign"] or result.get("smoke"))
+
+
 def suite_methods(result: dict[str, Any]) -> list[str]:
-    """The methods a results file is expected to hold: all four in a robot's own file (named
-    after its campaign), only those it was run with in a variant made under another ``--name``
-    (e.g. ``ant-cpu-select-earliest``, selection alone), which never runs the others."""
-    if result.get("name", result["campaign"]) == result["campaign"]:
+    """The methods a results file is expected to hold: all four in a robot's own file, only those
+    it was run with in a variant (:func:`is_variant`; e.g. ``ant-cpu-select-earliest``, selection
+    alone), which never runs the others."""
+    if not is_variant(result):
         return list(METHODS)
     return [m for m in METHODS if m in result["methods"]]
 
 
+def override_value(value: Any) -> str:
+    """``value`` as ``--train-override KEY=VALUE`` needs it: YAML that reads back as ``value``
+    (reproduce_common.parse_overrides reads it with yaml.safe_load): the string 'true' quoted,
+    1e-05 as 1.0e-05, None as null."""
+    text = yaml.safe_dump(value, default_flow_style=True, width=2**31).strip()
+    return text.removesuffix("...").strip()  # a plain scalar's document end marker
+
+
 def run_flags(result: dict[str, Any]) -> str:
     """The ``reproduce.py`` flags, besides campaign, seeds, methods and jobs, that made this
-    results file (its ``--name`` and the overrides it records), so that the command the report
-    prints resumes the same runs; empty for a robot's own file run at its preset."""
+    results file (a variant's ``--name`` and the overrides it records), so that the command the
+    report prints resumes the same runs; empty for a robot's own file run at its preset."""
     flags = []
-    if result.get("name", result["campaign"]) != result["campaign"]:
-        flags.append(f"--name {shlex.quote(result['name'])}")
+    if is_variant(result):
+        flags.append(f"--name {shlex.quote(result.get('name', result['campaign']))}")
     o = result.get("overrides", {})
     for key in ("deployments", "steps_per_deployment", "eval_episodes"):
         if o.get(key) is not None:
             flags.append(f"--{key.replace('_', '-')} {o[key]}")
     for key, flag in (("train", "--train-override"), ("campaign", "--campaign-override")):
         if o.get(key):
-            pairs = (f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in o[key].items())
+            pairs = (f"{k}={override_value(v)}" for k, v in o[key].items())
             flags.append(flag + "".join(f" {shlex.quote(p)}" for p in pairs))
     steps = o.get("td3bc_steps")
     if TD3BC in result["methods"] and steps is not None and steps != td3bc_steps_for(result["campaign"]):

@@ -85,22 +85,77 @@ def test_a_variant_lists_only_its_own_methods_and_resumes_with_its_name_and_over
         "python benchmarks/reproduce.py --campaign ant-cpu --seeds 1 2 --methods bremen_select --jobs 1"
         + flags,
     ]
-    # a robot's own file lists every method, and a TD3+BC budget other than the campaign's own
-    # (hopper-cpu: 60,000 steps) is part of the command
-    own = suite_result("hopper", {"td3bc": {"0": done, "1": done}}, 2)
-    own["overrides"] = {"train": {}, "campaign": {}, "td3bc_steps": 5000}
-    lines = suite.remaining(own)
-    assert lines[0] == "BREMEN seed 0: not run"
-    assert lines[-1] == (
+    # overridden under the campaign's own name (hopper-cpu-select-nolimit.json was): still a
+    # variant, and the command names it, or reproduce.py would run it as hopper-cpu-smoke
+    nolimit = suite_result("hopper", {"bremen_select": {"0": done}}, 2)
+    nolimit |= {"name": "hopper-cpu", "smoke": True}
+    nolimit["overrides"] = {
+        "train": {"selection.max_action_shift": None},
+        "campaign": {},
+        "td3bc_steps": 60000,
+    }
+    assert suite.remaining(nolimit) == [
+        "BREMEN + selection seed 1: not run",
+        "BREMEN + selection seed 2: not run",
+        "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 1 2 --methods bremen_select --jobs 1 "
+        "--name hopper-cpu --train-override selection.max_action_shift=null",
+    ]
+    # a TD3+BC budget other than the campaign's own (hopper-cpu: 60,000 steps) is in the command
+    fewer = suite_result("hopper", {"td3bc": {"0": done, "1": done}}, 2)
+    fewer |= {"name": "hopper-cpu-td3bc-5k", "smoke": True}
+    fewer["overrides"] = {"train": {}, "campaign": {}, "td3bc_steps": 5000}
+    assert suite.remaining(fewer) == [
+        "recursive TD3+BC seed 2: not run",
         "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 2 --methods td3bc --jobs 1 "
-        "--td3bc-steps 5000 (once BREMEN's and selection's seeds are complete: their training time is "
-        "its budget)"
-    )
+        "--name hopper-cpu-td3bc-5k --td3bc-steps 5000",
+    ]
+    # a robot's own file at its preset: every method, no flags (ant-cpu's own 50,000 steps)
     own_ant = suite_result("ant", {"td3bc": {"0": done, "1": done}}, 2)
-    own_ant["overrides"] = {"train": {}, "campaign": {}, "td3bc_steps": 50000}  # ant-cpu's own
-    assert suite.remaining(own_ant)[-1].startswith(
+    own_ant["overrides"] = {"train": {}, "campaign": {}, "td3bc_steps": 50000}
+    lines = suite.remaining(own_ant)
+    assert lines[0] == "BREMEN seed 0: not run"
+    assert lines[-1].startswith(
         "python benchmarks/reproduce.py --campaign ant-cpu --seeds 2 --methods td3bc --jobs 1 (once"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        0.6,
+        3,
+        1e-5,
+        1e16,
+        float("inf"),
+        "earliest",
+        "true",
+        "",
+        "1.5",
+        "yes",
+        "2026-12-06",
+        "a: b",
+        "a #c",
+        "x y=z",
+        [1, 2],
+        {"a": 1},
+    ],
+)
+def test_an_override_in_the_printed_command_reads_back_as_recorded(suite_left: ModuleType, value) -> None:
+    """The command's values go through the shell and reproduce.py's own parser, and must come
+    back equal: a value that does not is another setting, and the runs would not resume."""
+    import shlex
+
+    from tests.benchmark_scripts import load_benchmark_script
+
+    common = load_benchmark_script("reproduce_common.py", "bremen_reproduce_common_for_suite")
+    result = suite_result("ant", {"bremen_select": {"0": [0.0, 1.0]}}, 1)
+    result |= {"name": "ant-cpu-x", "smoke": True}
+    result["overrides"] = {"train": {"some.key": value}, "campaign": {}, "td3bc_steps": 50000}
+    words = shlex.split(suite_left.run_flags(result))
+    assert words[:3] == ["--name", "ant-cpu-x", "--train-override"]
+    assert common.parse_overrides(words[3:]) == {"some.key": value}
 
 
 def test_a_parked_seed_is_listed_as_resumable(
