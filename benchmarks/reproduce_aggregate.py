@@ -155,6 +155,31 @@ def _same_overrides(have: dict[str, Any] | None, want: dict[str, Any]) -> bool:
     return have is not None and norm(have) == norm(want)
 
 
+def _training_summary(summary: Any) -> Any:
+    """A results file's training summary of a method (``methods[m]["train"]``) as this checkout
+    writes it: its selection configs re-validated, so that a field added since (with its
+    default) does not make an older summary read as other settings, and TD3+BC's seconds budget
+    None where the summary predates it (as :func:`reproduce_common.same_settings` reads a
+    workspace's); None if the configs do not validate."""
+    from pydantic import ValidationError
+
+    from bremen_robot.campaign.config import SelectionPolicy
+    from bremen_robot.config.train import SelectionConfig
+
+    if not isinstance(summary, dict):
+        return summary
+    out = dict(summary)
+    if out.get("algorithm") == "d3rlpy TD3PlusBC":
+        out = {"min_seconds": None, **out}
+    try:
+        for key, model in (("selection", SelectionConfig), ("campaign_selection", SelectionPolicy)):
+            if isinstance(out.get(key), dict):
+                out[key] = model.model_validate(out[key]).model_dump(mode="json")
+    except ValidationError:
+        return None
+    return out
+
+
 def carried_seed(
     sources: list[dict[str, Any]], job: Job, train: Any, overrides: dict[str, Any]
 ) -> dict[str, Any] | None:
@@ -173,7 +198,12 @@ def carried_seed(
         if "settings" in record:
             same = same_settings(record["settings"], job_record(job))
         else:
-            same = _same_overrides(source.get("overrides"), overrides) and method.get("train") == train
+            fresh = _training_summary(train)
+            same = (
+                _same_overrides(source.get("overrides"), overrides)
+                and fresh is not None
+                and _training_summary(method.get("train")) == fresh
+            )
         if same:
             record = dict(record)
             record.setdefault(

@@ -8,11 +8,7 @@ from typing import Any
 
 from bremen_robot.campaign.config import load_campaign_config
 from bremen_robot.config.train import load_train_config
-from tests.benchmark_scripts import load_benchmark_script
-
-
-def _harness() -> ModuleType:
-    return load_benchmark_script("reproduce.py", "bremen_reproduce")
+from tests.benchmark_scripts import aggregate_only, plan_harness, reproduce_harness, write_harness_workspace
 
 
 def _record(**train_update: Any) -> dict[str, Any]:
@@ -26,7 +22,7 @@ def _record(**train_update: Any) -> dict[str, Any]:
 
 
 def test_an_edited_description_keeps_the_workspace() -> None:
-    harness = _harness()
+    harness = reproduce_harness()
     ran = _record(description="the wording the run was made with", expected_time="an hour")
     assert harness.same_settings(ran, _record())
 
@@ -34,7 +30,7 @@ def test_an_edited_description_keeps_the_workspace() -> None:
 def test_a_record_from_another_checkout_is_the_same_run() -> None:
     """Results files are committed and read in other checkouts: the config paths a record holds
     compare by their place in the checkout, not by where it was."""
-    harness = _harness()
+    harness = reproduce_harness()
     here = _record()
     there = {**here, "campaign": dict(here["campaign"])}
     for key in ("robot", "collect"):
@@ -50,7 +46,7 @@ def test_a_record_from_another_checkout_is_the_same_run() -> None:
 def test_two_records_from_before_a_new_config_field_still_match() -> None:
     """park_runs.py compares a workspace's harness.json with the results file's stored copy: both
     can predate a field added since (selection.pick, 2026-12-06), and must still match."""
-    harness = _harness()
+    harness = reproduce_harness()
     old = _record()
     del old["train"]["selection"]["pick"]
     assert harness.same_settings(
@@ -65,7 +61,7 @@ def test_two_records_from_before_a_new_config_field_still_match() -> None:
 
 
 def test_a_changed_setting_orphans_the_workspace() -> None:
-    harness = _harness()
+    harness = reproduce_harness()
     preset = load_train_config("halfcheetah-cpu")
     flipped = preset.ensemble.model_copy(update={"warm_start": not preset.ensemble.warm_start})
     assert not harness.same_settings(_record(ensemble=flipped), _record())
@@ -74,15 +70,8 @@ def test_a_changed_setting_orphans_the_workspace() -> None:
     assert not harness.same_settings(_record(), {"method": "bremen"})
 
 
-def _plan(tmp_path: Path, *argv: str) -> tuple[ModuleType, dict[tuple[str, int], Any], dict[str, Any]]:
-    harness = _harness()  # no results file unless the test names one: never the committed ones
-    args = harness.parse_args(["--seeds", "0", "1", "--results-dir", str(tmp_path / "none"), *argv])
-    jobs, trains = harness.plan_jobs(args, harness.load_campaigns(args), tmp_path)
-    return harness, {(j.method, j.seed): j for j in jobs}, trains
-
-
 def test_bremen_select_trains_with_selection_and_checks_in_the_pybullet_twin(tmp_path: Path) -> None:
-    harness, jobs, trains = _plan(tmp_path, "--methods", "bremen", "bremen_select", "bc", "td3bc")
+    harness, jobs, trains = plan_harness(tmp_path, "--methods", "bremen", "bremen_select", "bc", "td3bc")
     job = jobs[("bremen_select", 1)]
     assert job.workspace == tmp_path / "bremen_select" / "seed1"
     train, campaign = harness.job_train(job), harness.job_campaign(job)
@@ -96,7 +85,7 @@ def test_bremen_select_trains_with_selection_and_checks_in_the_pybullet_twin(tmp
 
 
 def test_the_other_methods_run_as_before(tmp_path: Path) -> None:
-    harness, jobs, trains = _plan(tmp_path, "--methods", "bremen", "bremen_select", "bc", "td3bc")
+    harness, jobs, trains = plan_harness(tmp_path, "--methods", "bremen", "bremen_select", "bc", "td3bc")
     assert harness.job_record(jobs[("bremen", 0)]) == _record()  # the presets, untouched
     bc = harness.job_record(jobs[("bc", 0)])
     assert bc["campaign"] == load_campaign_config("halfcheetah-cpu-bc").model_dump(mode="json")
@@ -108,11 +97,11 @@ def test_the_other_methods_run_as_before(tmp_path: Path) -> None:
 
 
 def test_bremen_select_keeps_near_the_data_unless_told_otherwise(tmp_path: Path) -> None:
-    harness, jobs, _ = _plan(tmp_path, "--methods", "bremen", "bremen_select")
+    harness, jobs, _ = plan_harness(tmp_path, "--methods", "bremen", "bremen_select")
     assert harness.job_train(jobs[("bremen_select", 0)]).selection.max_action_shift == 0.6
     assert harness.job_train(jobs[("bremen", 0)]).selection.max_action_shift is None
     # the rule of the runs made before the limit: a workspace of theirs is the same run again
-    harness_old, jobs_old, _ = _plan(
+    harness_old, jobs_old, _ = plan_harness(
         tmp_path, "--methods", "bremen_select", "--train-override", "selection.max_action_shift=null"
     )
     old = harness_old.job_record(jobs_old[("bremen_select", 0)])
@@ -120,7 +109,7 @@ def test_bremen_select_keeps_near_the_data_unless_told_otherwise(tmp_path: Path)
     assert old["train"]["selection"]["enabled"] is True
     assert not harness.same_settings(old, harness.job_record(jobs[("bremen_select", 0)]))
     # a selection setting is inert with selection off: bremen's record (its workspace) is unchanged
-    harness_b, jobs_b, _ = _plan(
+    harness_b, jobs_b, _ = plan_harness(
         tmp_path, "--methods", "bremen", "--train-override", "selection.max_action_shift=0.3"
     )
     assert harness_b.job_record(jobs_b[("bremen", 0)]) == _record()
@@ -132,7 +121,9 @@ def test_the_shift_limit_is_per_robot_and_hopper_selects_without_one(tmp_path: P
 
     def hopper_select(*override: str) -> tuple[ModuleType, Any]:
         extra = ("--train-override", *override) if override else ()
-        harness, jobs, _ = _plan(tmp_path, "--campaign", "hopper-cpu", "--methods", "bremen_select", *extra)
+        harness, jobs, _ = plan_harness(
+            tmp_path, "--campaign", "hopper-cpu", "--methods", "bremen_select", *extra
+        )
         return harness, jobs[("bremen_select", 0)]
 
     harness, job = hopper_select()
@@ -147,7 +138,7 @@ def test_the_shift_limit_is_per_robot_and_hopper_selects_without_one(tmp_path: P
 
 
 def test_campaign_overrides_reach_every_method_but_selection_only_the_selecting_one(tmp_path: Path) -> None:
-    harness, jobs, _ = _plan(
+    harness, jobs, _ = plan_harness(
         tmp_path,
         "--methods",
         "bremen",
@@ -164,14 +155,14 @@ def test_campaign_overrides_reach_every_method_but_selection_only_the_selecting_
     assert select.selection.twin_episodes == 1
     assert plain.selection.twin_episodes == 3 and plain.selection.twin is False  # the defaults
     # so tuning the twin never orphans the plain BREMEN workspaces
-    harness_b, jobs_b, _ = _plan(
+    harness_b, jobs_b, _ = plan_harness(
         tmp_path, "--methods", "bremen", "--campaign-override", "exploration_sigma=0.25"
     )
     assert harness.job_record(jobs[("bremen", 0)]) == harness_b.job_record(jobs_b[("bremen", 0)])
 
 
 def test_a_campaign_without_a_bc_preset_clones_with_its_own_preset(tmp_path: Path) -> None:
-    harness, jobs, trains = _plan(tmp_path, "--campaign", "hopper-cpu", "--methods", "bc")
+    harness, jobs, trains = plan_harness(tmp_path, "--campaign", "hopper-cpu", "--methods", "bc")
     train, campaign = harness.job_train(jobs[("bc", 0)]), harness.job_campaign(jobs[("bc", 0)])
     hopper = load_train_config("hopper-cpu")
     assert campaign.name == "hopper-cpu" and train.name == "hopper-cpu"
@@ -184,7 +175,7 @@ def test_a_campaign_without_a_bc_preset_clones_with_its_own_preset(tmp_path: Pat
 def test_aggregation_reads_training_time_and_twin_steps(tmp_path: Path) -> None:
     from bremen_robot.campaign.workspace import write_json_atomic
 
-    harness, jobs, _ = _plan(tmp_path, "--methods", "bremen_select", "--deployments", "2")
+    harness, jobs, _ = plan_harness(tmp_path, "--methods", "bremen_select", "--deployments", "2")
     job = jobs[("bremen_select", 0)]
     ws = job.workspace
     write_json_atomic(ws / "harness.json", harness.job_record(job))
@@ -209,36 +200,10 @@ def test_aggregation_reads_training_time_and_twin_steps(tmp_path: Path) -> None:
     assert seed["complete"] is True
 
 
-def test_a_run_of_one_method_keeps_the_other_methods_and_seeds_in_the_results(tmp_path: Path) -> None:
-    """Two harnesses on one campaign (one per method, or one seed rerun) each rewrite the
-    results file; neither may drop what the other's workspaces hold."""
-    import json
-
-    from bremen_robot.campaign.workspace import write_json_atomic
-
-    harness, jobs, _ = _plan(tmp_path / "runs", "--methods", "bremen", "--deployments", "1")
-    done = jobs[("bremen", 1)]  # seed 1 of BREMEN finished earlier, by another command
-    write_json_atomic(done.workspace / "harness.json", harness.job_record(done))
-    write_json_atomic(done.workspace / "d1" / "eval_random.json", {"mean": -280.0, "std": 3.0})
-    write_json_atomic(done.workspace / "d1" / "collect.json", {"steps": 2000})
-    write_json_atomic(done.workspace / "d1" / "eval.json", {"mean": 1234.5, "std": 1.0})
-    (tmp_path / "runs" / "bc" / "seed2").mkdir(parents=True)  # another command's, not run yet
-
-    argv = ["--methods", "bremen_select", "--seeds", "0", "--deployments", "1", "--aggregate-only"]
-    argv += ["--name", "mixed", "--out", str(tmp_path / "runs"), "--results-dir", str(tmp_path)]
-    assert harness.main(argv) == 0
-    result = json.loads((tmp_path / "mixed.json").read_text())
-    assert list(result["methods"]) == ["bremen", "bremen_select", "bc"]
-    assert sorted(result["methods"]["bremen"]["seeds"]) == ["0", "1", "2"]
-    assert result["methods"]["bremen"]["seeds"]["1"]["returns"] == [-280.0, 1234.5]
-    assert result["per_deployment"][1]["bremen"]["per_seed"] == [1234.5]
-    assert result["per_deployment"][1]["bc"]["n_seeds"] == 0
-
-
 def test_td3bc_gets_the_campaigns_own_budget_unless_told_otherwise(tmp_path: Path) -> None:
     """Hopper and Walker2d train BREMEN longer per deployment than HalfCheetah, so TD3+BC's
     default there is 60,000 steps; asking for that number is not an override (no '-smoke')."""
-    harness = _harness()
+    harness = reproduce_harness()
 
     def plan(*argv: str) -> tuple[int, bool]:
         args = harness.parse_args(
@@ -253,218 +218,6 @@ def test_td3bc_gets_the_campaigns_own_budget_unless_told_otherwise(tmp_path: Pat
     assert plan("--campaign", "hopper-cpu", "--td3bc-steps", "60000") == (60_000, False)
     assert plan("--campaign", "hopper-cpu", "--td3bc-steps", "50000") == (50_000, True)
     assert plan("--campaign", "configs/campaigns/walker2d-cpu.yaml") == (60_000, False)
-
-
-def _write_workspace(harness: ModuleType, job: Any, returns: list[float], record: Any = None) -> None:
-    """A workspace as a run leaves it: random policy's return, then one return per deployment."""
-    from bremen_robot.campaign.workspace import write_json_atomic
-
-    ws = job.workspace
-    write_json_atomic(ws / "harness.json", record or harness.job_record(job))
-    write_json_atomic(ws / "d1" / "eval_random.json", {"mean": returns[0], "std": 1.0})
-    for k, ret in enumerate(returns[1:], 1):
-        write_json_atomic(ws / f"d{k}" / "collect.json", {"steps": 2000})
-        write_json_atomic(ws / f"d{k}" / "eval.json", {"mean": ret, "std": 1.0})
-
-
-def _aggregate_only(harness: ModuleType, tmp_path: Path, runs: str, *argv: str) -> dict[str, Any]:
-    import json
-
-    argv = ("--deployments", "2", "--aggregate-only", "--name", "kept", "--out", str(tmp_path / runs), *argv)
-    assert harness.main([*argv, "--results-dir", str(tmp_path)]) == 0
-    return dict(json.loads((tmp_path / "kept.json").read_text()))
-
-
-def test_a_seed_whose_workspace_is_gone_keeps_its_record_in_the_results(tmp_path: Path) -> None:
-    """Workspaces are scratch and a fresh checkout has none; the committed results file must not
-    lose a finished seed when a later command (another method, a rerun) rewrites it."""
-    import json
-
-    harness, jobs, _ = _plan(tmp_path / "first", "--methods", "bremen", "--deployments", "2")
-    _write_workspace(harness, jobs[("bremen", 0)], [-280.0, 900.0, 950.0])
-    _write_workspace(harness, jobs[("bremen", 1)], [-260.0, 800.0])  # stopped after deployment 1
-    _aggregate_only(harness, tmp_path, "first", "--methods", "bremen", "--seeds", "0", "1")
-
-    # a new checkout: no workspaces; BC runs its seed 0 and rewrites the file
-    _, bc_jobs, _ = _plan(tmp_path / "second", "--methods", "bc", "--deployments", "2")
-    _write_workspace(harness, bc_jobs[("bc", 0)], [-280.0, 10.0, 20.0])
-    result = _aggregate_only(harness, tmp_path, "second", "--methods", "bc", "--seeds", "0")
-    bremen = result["methods"]["bremen"]["seeds"]
-    assert bremen["0"]["returns"] == [-280.0, 900.0, 950.0]
-    assert bremen["0"]["complete"] is True
-    assert bremen["0"]["carried_from"]["file"] == "kept.json"
-    assert bremen["1"]["returns"] == [-260.0, 800.0]
-    assert result["per_deployment"][1]["bremen"]["per_seed"] == [900.0, 800.0]
-    assert result["per_deployment"][2]["bc"]["per_seed"] == [20.0]
-
-    # the same command again in a fresh checkout runs only what is not complete in the file
-    _, again, trains = _plan(tmp_path / "fresh", "--methods", "bremen", "--deployments", "2")
-    overrides = harness.overrides_record(harness.parse_args(["--deployments", "2"]))
-    previous = json.loads((tmp_path / "kept.json").read_text())
-    todo = list(again.values())
-    assert [j.seed for j in harness.finished_elsewhere(todo, [previous], trains, overrides)] == [0]
-    _write_workspace(harness, again[("bremen", 0)], [-280.0])  # a workspace here: it resumes
-    assert harness.finished_elsewhere(todo, [previous], trains, overrides) == []
-    other = harness.overrides_record(harness.parse_args(["--deployments", "2", "--eval-episodes", "3"]))
-    assert harness.finished_elsewhere(todo[1:], [previous], trains, other) == []
-    argv = ["--methods", "bremen", "--seeds", "0", "--deployments", "2", "--name", "kept"]
-    assert harness.main([*argv, "--out", str(tmp_path / "fresh2"), "--results-dir", str(tmp_path)]) == 0
-    assert not (tmp_path / "fresh2" / "bremen" / "seed0").exists()  # nothing ran
-
-    # seed 1 rerun from scratch: its workspace replaces the record only once it reaches further
-    _, rerun, _ = _plan(tmp_path / "third", "--methods", "bremen", "--deployments", "2")
-    _write_workspace(harness, rerun[("bremen", 1)], [-260.0])
-    result = _aggregate_only(harness, tmp_path, "third", "--methods", "bremen", "--seeds", "1")
-    assert result["methods"]["bremen"]["seeds"]["1"]["returns"] == [-260.0, 800.0]
-    assert list(tmp_path.glob("kept.replaced-*")) == []  # carried as it was: nothing replaced
-    before = json.loads((tmp_path / "kept.json").read_text())
-    _write_workspace(harness, rerun[("bremen", 1)], [-260.0, 810.0, 990.0])
-    result = _aggregate_only(harness, tmp_path, "third", "--methods", "bremen", "--seeds", "1")
-    assert result["methods"]["bremen"]["seeds"]["1"]["returns"] == [-260.0, 810.0, 990.0]
-    # the rerun's own returns replaced the recorded ones: the file that held them is kept
-    kept = tmp_path / f"kept.replaced-{before['created'].replace(':', '')}.json"
-    assert json.loads(kept.read_text())["methods"]["bremen"]["seeds"]["1"]["returns"] == [-260.0, 800.0]
-    assert "carried_from" not in result["methods"]["bremen"]["seeds"]["1"]
-    assert result["methods"]["bremen"]["seeds"]["0"]["returns"] == [-280.0, 900.0, 950.0]
-    assert result["methods"]["bc"]["seeds"]["0"]["returns"] == [-280.0, 10.0, 20.0]
-
-
-def test_a_record_made_with_other_settings_is_not_carried_and_its_file_is_kept(tmp_path: Path) -> None:
-    import json
-
-    harness, jobs, _ = _plan(tmp_path / "first", "--methods", "bremen", "--deployments", "2")
-    _write_workspace(harness, jobs[("bremen", 0)], [-280.0, 900.0, 950.0])
-    first = _aggregate_only(harness, tmp_path, "first", "--methods", "bremen", "--seeds", "0")
-
-    result = _aggregate_only(
-        harness,
-        tmp_path,
-        "empty",
-        "--methods",
-        "bremen",
-        "--seeds",
-        "0",
-        "--train-override",
-        "trpo.iterations=3",
-    )
-    assert result["methods"]["bremen"]["seeds"]["0"]["returns"] == []
-    kept = tmp_path / f"kept.replaced-{first['created'].replace(':', '')}.json"
-    assert json.loads(kept.read_text())["methods"]["bremen"]["seeds"]["0"]["returns"] == [
-        -280.0,
-        900.0,
-        950.0,
-    ]
-
-
-def test_a_record_from_before_records_stored_their_settings_is_carried_when_the_file_matches(
-    tmp_path: Path,
-) -> None:
-    """The results files committed before this change hold no per-seed settings: such a record is
-    carried when the file's overrides and the method's training summary match the command's."""
-    import json
-
-    harness, jobs, _ = _plan(tmp_path / "first", "--methods", "bremen", "--deployments", "2")
-    _write_workspace(harness, jobs[("bremen", 0)], [-280.0, 900.0, 950.0])
-    first = _aggregate_only(harness, tmp_path, "first", "--methods", "bremen", "--seeds", "0")
-    del first["methods"]["bremen"]["seeds"]["0"]["settings"]
-    (tmp_path / "kept.json").write_text(json.dumps(first))
-    result = _aggregate_only(harness, tmp_path, "empty", "--methods", "bc", "--seeds", "0")
-    assert result["methods"]["bremen"]["seeds"]["0"]["returns"] == [-280.0, 900.0, 950.0]
-
-    first["methods"]["bremen"]["train"]["trpo_iterations"] += 1  # the file says: another preset
-    (tmp_path / "kept.json").write_text(json.dumps(first))
-    result = _aggregate_only(harness, tmp_path, "empty", "--methods", "bc", "--seeds", "0")
-    assert result["methods"].get("bremen", {}).get("seeds", {}).get("0", {}).get("returns", []) == []
-
-
-def test_records_of_a_method_run_under_another_name_join_with_carry_from(tmp_path: Path) -> None:
-    """HalfCheetah's selection ran as its own results file: --carry-from brings its records (same
-    settings only) into the robot's file; an older file without the later override keys counts
-    as no override."""
-    import json
-
-    harness, jobs, _ = _plan(tmp_path / "a", "--methods", "bremen_select", "--deployments", "2")
-    _write_workspace(harness, jobs[("bremen_select", 0)], [-280.0, 900.0, 950.0])
-    argv = ["--methods", "bremen_select", "--seeds", "0", "--deployments", "2", "--aggregate-only"]
-    assert (
-        harness.main(
-            [*argv, "--name", "select", "--out", str(tmp_path / "a"), "--results-dir", str(tmp_path)]
-        )
-        == 0
-    )
-    select = json.loads((tmp_path / "select.json").read_text())
-    del select["methods"]["bremen_select"]["seeds"]["0"]["settings"]  # written before records held them
-    del select["overrides"]["campaign"]  # and before the campaign overrides existed
-    (tmp_path / "select.json").write_text(json.dumps(select))
-
-    argv = [
-        "--methods",
-        "bremen",
-        "--seeds",
-        "0",
-        "--deployments",
-        "2",
-        "--aggregate-only",
-        "--name",
-        "robot",
-    ]
-    argv += ["--out", str(tmp_path / "b"), "--results-dir", str(tmp_path)]
-    assert harness.main([*argv, "--carry-from", str(tmp_path / "select.json")]) == 0
-    robot = json.loads((tmp_path / "robot.json").read_text())
-    assert robot["methods"]["bremen_select"]["seeds"]["0"]["returns"] == [-280.0, 900.0, 950.0]
-    assert robot["methods"]["bremen_select"]["seeds"]["0"]["carried_from"]["file"] == "select.json"
-    assert harness.main([*argv, "--carry-from", str(tmp_path / "robot.png")]) == 2
-
-
-def test_the_results_file_is_read_aggregated_and_written_under_one_lock(
-    tmp_path: Path, monkeypatch: Any
-) -> None:
-    """Two harnesses on one campaign (one per method) must take turns: a harness that wrote over
-    a version of the file it never read would drop the other's new records without a backup."""
-    import fcntl
-
-    harness, jobs, _ = _plan(tmp_path / "runs", "--methods", "bremen", "--deployments", "2")
-    _write_workspace(harness, jobs[("bremen", 0)], [-280.0, 900.0, 950.0])
-    lock = tmp_path / "kept.json.lock"
-    held: list[bool] = []
-    real_aggregate = harness.aggregate
-
-    def aggregate_and_probe(*args: Any) -> Any:
-        with open(lock, "a") as other:  # another harness's try, from its own open file
-            try:
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                held.append(False)
-            except BlockingIOError:
-                held.append(True)
-        return real_aggregate(*args)
-
-    monkeypatch.setattr(harness, "aggregate", aggregate_and_probe)
-    _aggregate_only(harness, tmp_path, "runs", "--methods", "bremen", "--seeds", "0")
-    assert held == [True]
-    with open(lock, "a") as after:  # released once written
-        fcntl.flock(after, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def test_a_second_writer_waits_for_the_results_file_lock(tmp_path: Path, capsys: Any) -> None:
-    import threading
-    import time
-
-    aggregate_module = load_benchmark_script("reproduce_aggregate.py", "bremen_reproduce_aggregate")
-    path = tmp_path / "camp.json"
-    order: list[str] = []
-
-    def second() -> None:
-        with aggregate_module.results_file_lock(path):
-            order.append("second")
-
-    with aggregate_module.results_file_lock(path):
-        waiter = threading.Thread(target=second)
-        waiter.start()
-        time.sleep(0.3)
-        order.append("first done")
-    waiter.join(timeout=10)
-    assert order == ["first done", "second"]
-    assert f"waiting for another harness that is writing {path}" in capsys.readouterr().out
 
 
 def _bremen_results(train_s: dict[str, list[float | None]], complete: bool = True) -> dict[str, Any]:
@@ -530,11 +283,11 @@ def test_td3bc_trains_at_least_bremens_seconds_at_each_deployment(tmp_path: Path
     results.mkdir()
     (results / "hopper-cpu.json").write_text(json.dumps(_bremen_results(times)))
     base = ["--campaign", "hopper-cpu", "--deployments", "2", "--results-dir", str(results)]
-    harness, jobs, trains = _plan(tmp_path, *base, "--methods", "td3bc")
+    harness, jobs, trains = plan_harness(tmp_path, *base, "--methods", "td3bc")
     assert jobs[("td3bc", 1)].td3bc["min_seconds"] == [200.0, 600.0]
     assert harness.job_record(jobs[("td3bc", 0)])["td3bc"]["min_seconds"] == [200.0, 600.0]
     assert trains["td3bc"]["min_seconds"] == [200.0, 600.0]
-    _, fixed, _ = _plan(tmp_path, *base, "--methods", "td3bc", "--td3bc-seconds", "none")
+    _, fixed, _ = plan_harness(tmp_path, *base, "--methods", "td3bc", "--td3bc-seconds", "none")
     assert fixed[("td3bc", 0)].td3bc["min_seconds"] is None
     # a run made before the seconds budget (steps alone) is the same run as one without it
     before = harness.job_record(fixed[("td3bc", 0)])
@@ -545,7 +298,7 @@ def test_td3bc_trains_at_least_bremens_seconds_at_each_deployment(tmp_path: Path
 
 
 def test_td3bc_will_not_start_before_bremens_seconds_are_known(tmp_path: Path, capsys: Any) -> None:
-    harness = _harness()
+    harness = reproduce_harness()
     argv = ["--campaign", "hopper-cpu", "--seeds", "0", "--methods", "td3bc", "--results-dir", str(tmp_path)]
     assert harness.main([*argv, "--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err
@@ -555,7 +308,7 @@ def test_td3bc_will_not_start_before_bremens_seconds_are_known(tmp_path: Path, c
 
 
 def _td3bc_module() -> tuple[ModuleType, ModuleType, None]:
-    harness = _harness()
+    harness = reproduce_harness()
     import reproduce_td3bc  # the harness's sibling, importable once the harness is loaded
 
     return harness, reproduce_td3bc, None
@@ -566,14 +319,14 @@ def test_the_aggregate_is_the_mean_and_sample_std_across_seeds(tmp_path: Path) -
     deployment 2 returns 950, 1,000, 1,100: mean 1,016.67, sample std sqrt(11,666.67 / 2) = 76.38."""
     import pytest
 
-    harness, jobs, _ = _plan(
+    harness, jobs, _ = plan_harness(
         tmp_path / "runs", "--methods", "bremen", "--seeds", "0", "1", "2", "--deployments", "2"
     )
     for seed, returns in enumerate(
         ([-280.0, 900.0, 950.0], [-260.0, 800.0, 1000.0], [-270.0, 1000.0, 1100.0])
     ):
-        _write_workspace(harness, jobs[("bremen", seed)], returns)
-    result = _aggregate_only(harness, tmp_path, "runs", "--methods", "bremen", "--seeds", "0", "1", "2")
+        write_harness_workspace(harness, jobs[("bremen", seed)], returns)
+    result = aggregate_only(harness, tmp_path, "runs", "--methods", "bremen", "--seeds", "0", "1", "2")
     rows = result["per_deployment"]
     assert rows[1]["bremen"]["mean"] == pytest.approx(900.0)
     assert rows[1]["bremen"]["std"] == pytest.approx(100.0)
