@@ -54,8 +54,16 @@ def sha256_file(path: Path) -> str:
 
 
 def manifest_digest(manifest: PolicyManifest) -> str:
-    """sha256 of the manifest's canonical JSON (sorted keys): what an approval signs."""
-    blob = json.dumps(manifest.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """sha256 of the manifest's canonical JSON (sorted keys): what an approval signs.
+
+    Only the fields the manifest was made or read with count (``exclude_unset``): a field added
+    to :class:`PolicyManifest` later, with a default, is absent from every manifest.json written
+    before it, and must not change their digest, or every registered policy and every signed
+    approval would be refused. A manifest.json holds every field of its time (the exporter
+    writes them all), so for those this is the whole manifest."""
+    blob = json.dumps(
+        manifest.model_dump(mode="json", exclude_unset=True), sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

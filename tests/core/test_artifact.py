@@ -84,3 +84,26 @@ def test_a_policy_torch_cannot_load_names_both_torch_versions(artifact, monkeypa
         f"written by torch 9.9.0 and this machine has torch {torch.__version__}: install torch 9.9.0"
         in str(err.value)
     )
+
+
+def test_the_manifest_digest_is_the_canonical_json_of_manifest_json_and_survives_a_later_field(artifact):
+    """What every registry row and signed approval holds: sha256 of manifest.json's object with
+    sorted keys and no spaces, worked out here from the file itself. A field added to the model
+    later (simulated by a subclass) with a default must leave the digest of a manifest.json
+    written before it unchanged, or every registered policy would be refused."""
+    import hashlib
+
+    from bremen_robot.policy.manifest import PolicyManifest, load_manifest
+
+    _, path, exported = artifact
+    raw = json.loads((path / "manifest.json").read_text())
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
+    assert manifest_digest(load_manifest(path)) == hashlib.sha256(canonical).hexdigest()
+    assert manifest_digest(exported) == manifest_digest(load_manifest(path))
+
+    class LaterManifest(PolicyManifest):
+        safety_notes: str = "a field with a default, added after the file was written"
+
+    assert manifest_digest(LaterManifest.model_validate(raw)) == manifest_digest(load_manifest(path))
+    written_later = LaterManifest.model_validate({**raw, "safety_notes": "x"})  # a file that has it
+    assert manifest_digest(written_later) != manifest_digest(load_manifest(path))
