@@ -29,6 +29,7 @@ from reproduce_common import (
     draw_method_curves,
     job_record,
     same_settings,
+    with_td3bc_budget,
 )
 
 
@@ -170,7 +171,7 @@ def _training_summary(summary: Any) -> Any:
         return summary
     out = dict(summary)
     if out.get("algorithm") == "d3rlpy TD3PlusBC":
-        out = {"min_seconds": None, **out}
+        out = with_td3bc_budget(out)
     try:
         for key, model in (("selection", SelectionConfig), ("campaign_selection", SelectionPolicy)):
             if isinstance(out.get(key), dict):

@@ -246,9 +246,15 @@ def _normalized(side: dict[str, Any]) -> dict[str, Any]:
     out["campaign"] = CampaignConfig.model_validate(campaign).model_dump(mode="json")
     if "train" in out:
         out["train"] = TrainConfig.model_validate(out["train"]).model_dump(mode="json")
-    if isinstance(out.get("td3bc"), dict):  # runs before the seconds budget had steps alone
-        out["td3bc"] = {"min_seconds": None, **out["td3bc"]}
+    if isinstance(out.get("td3bc"), dict):
+        out["td3bc"] = with_td3bc_budget(out["td3bc"])
     return out
+
+
+def with_td3bc_budget(td3bc: dict[str, Any]) -> dict[str, Any]:
+    """TD3+BC's settings with its seconds budget None where they predate it (runs before the
+    budget had steps alone)."""
+    return {"min_seconds": None, **td3bc}
 
 
 def _without_prose(record: dict[str, Any]) -> dict[str, Any]:
