@@ -34,6 +34,7 @@ import argparse
 import io
 import json
 import re
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -212,6 +213,14 @@ def unpark_one(archive: Path, ws: Path, accept_different_data: bool = False) -> 
         return f"{ws}: exists, left as it is (the parked copy is not needed)"
     ws.parent.mkdir(parents=True, exist_ok=True)  # staging beside it: the last step is one rename
     staging = Path(tempfile.mkdtemp(prefix=f".{ws.name}.unpark-", dir=ws.parent))
+    try:
+        return _unpark_staged(archive, staging, ws, accept_different_data)
+    finally:  # a refused or failed unpark leaves nothing beside the runs: the archive still holds it all
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def _unpark_staged(archive: Path, staging: Path, ws: Path, accept_different_data: bool) -> str:
     from bremen_robot.fsutil import extract_tar
 
     with tarfile.open(archive, mode="r:gz") as tar:
@@ -226,9 +235,9 @@ def unpark_one(archive: Path, ws: Path, accept_different_data: bool = False) -> 
         if not accept_different_data:
             return (
                 f"{archive}: {item['file']} came back with digest {got[:12]}, not {item['digest'][:12]} "
-                f"(parked on {parked.get('cpu', 'an unrecorded CPU')}, here {cpu_name()}); left at "
-                f"{staging}, not installed: pass --accept-different-data to go on with the new data, "
-                "or run the seed again"
+                f"(parked on {parked.get('cpu', 'an unrecorded CPU')}, here {cpu_name()}); not installed, "
+                "the parked archive is unchanged: pass --accept-different-data to go on with the new "
+                "data, or run the seed again"
             )
         differ.append(item["file"])
     recipe_path.unlink()

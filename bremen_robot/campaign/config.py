@@ -73,9 +73,10 @@ class SelectionPolicy(_Strict):
     twin_veto_warning: int = Field(
         2,
         ge=1,
-        description="warn the operator when the twin has vetoed every snapshot that beat the deployed "
-        "policy offline at this many deployments in a row (each time the campaign kept collecting with "
-        "the deployed policy): the twin may not rank policies as the robot does",
+        description="warn the operator when the twin has vetoed every snapshot it ran (those that beat "
+        "the deployed policy offline within the action-shift limit) at this many deployments in a row "
+        "(each time the campaign kept collecting with the deployed policy): the twin may not rank "
+        "policies as the robot does",
     )
 
 

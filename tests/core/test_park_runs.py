@@ -138,8 +138,8 @@ def test_a_parked_run_finishes_as_the_uninterrupted_run_does(
 
 
 def test_unpark_installs_nothing_whose_data_comes_back_different(park: ModuleType, tmp_path: Path) -> None:
-    """A recipe that no longer reproduces its data (another simulator version, say) leaves the
-    run beside the runs root, never in place, and says so in one line."""
+    """A recipe that no longer reproduces its data (another simulator version, say) installs
+    nothing, leaves no staging copy behind (the archive is the run), and says so in one line."""
     pytest.importorskip("mujoco", reason="mujoco (sim extra) missing")
     import numpy as np
 
@@ -180,6 +180,8 @@ def test_unpark_installs_nothing_whose_data_comes_back_different(park: ModuleTyp
     line = park.unpark_one(archive, target)
     assert "came back with digest" in line and "not installed" in line
     assert not target.exists()
+    assert list(target.parent.iterdir()) == []  # no staging copy left to fill the disk
+    assert archive.stat().st_size > 0
     assert (
         park.main(["unpark", "--runs", str(tmp_path / "fresh2"), "--parked", str(tmp_path / "parked")]) == 1
     )
