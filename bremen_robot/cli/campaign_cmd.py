@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{r['deployment']:>10} {r['samples']:>9} {r['policy_id']:>14} {ret:>20} {shield:>14}" + success
         )
+    # the count is per joint and reason, so it can exceed the steps: say so where it is read
+    print("(interventions: the shield's corrections while collecting, one per joint and reason)")
     f = summary["final_candidate"]
     print(
         f"final candidate {f['policy_id']} ({f['state']}): "

@@ -181,7 +181,9 @@ def collect(args: argparse.Namespace) -> int:
         act, sha = uniform_policy(task, rng), "random"
     else:
         frozen = load_artifact(Path(args.policy))
-        task.check_obs_dim(frozen.obs_dim, f"policy '{args.policy}'")
+        task.check_obs_dim(
+            frozen.obs_dim, f"policy '{args.policy}'", "pass the --env the policy was trained for"
+        )
         act, sha = noisy_policy(frozen.act, task, args.noise, rng), frozen.sha256
     d = rollout(
         env, task, act, steps=args.steps, seed=args.seed, deployment_id=args.deployment, policy_sha256=sha

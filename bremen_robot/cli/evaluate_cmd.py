@@ -42,7 +42,7 @@ def evaluate_artifact(
     task_for_env_spec(env_spec)  # reject a bad spec before loading anything
     policy = load_artifact(artifact)
     env, task = make_env(env_spec)
-    task.check_obs_dim(policy.obs_dim, f"policy '{artifact}'")
+    task.check_obs_dim(policy.obs_dim, f"policy '{artifact}'", "pass the --env the policy was trained for")
     data = rollout(env, task, policy.act, episodes=episodes, seed=seed, max_episode_steps=max_steps)
     env.close()
     return [float(r) for r in data.episode_returns()]

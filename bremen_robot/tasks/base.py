@@ -91,12 +91,15 @@ class Task:
             return None
         return np.asarray(self.reset_fn(n, rng), dtype=np.float32)
 
-    def check_obs_dim(self, dim: int, what: str) -> None:
-        """Raise a one-line :class:`TaskError` when ``dim`` does not match this task's layout."""
+    def check_obs_dim(
+        self, dim: int, what: str, fix: str = "pick the task the data was recorded for"
+    ) -> None:
+        """Raise a one-line :class:`TaskError` ending in ``fix`` when ``dim`` does not match this
+        task's layout."""
         if dim != self.obs_dim:
             raise TaskError(
                 f"{what} has observations of size {dim} but task '{self.name}' expects {self.obs_dim} "
-                f"({', '.join(self.obs_names[:3])}, ...); pick the task the data was recorded for"
+                f"({', '.join(self.obs_names[:3])}, ...); {fix}"
             )
 
 

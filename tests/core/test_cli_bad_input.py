@@ -197,6 +197,16 @@ def test_evaluate_options_out_of_range(point_artifact, capsys, options, expected
     assert _one_line(capsys) == f"error: {expected}"
 
 
+def test_evaluate_in_another_robots_env_names_the_flag_to_change(point_artifact, capsys):
+    """Was: "...; pick the task the data was recorded for", though no data is involved."""
+    pytest.importorskip("mujoco", reason="mujoco (sim extra) missing")
+    assert main(["evaluate", str(point_artifact), "--env", "HalfCheetah-v5", "--episodes", "1"]) == 2
+    assert _one_line(capsys) == (
+        f"error: policy '{point_artifact}' has observations of size 2 but task 'halfcheetah' expects 17 "
+        "(qpos.rootz, qpos.rooty, qpos.bthigh, ...); pass the --env the policy was trained for"
+    )
+
+
 def test_init_ensemble_that_is_not_a_torch_file(tmp_path, capsys):
     """Was: internal error UnpicklingError with torch's multi-line advice about weights_only."""
     image = tmp_path / "curves.png"
