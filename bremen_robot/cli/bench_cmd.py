@@ -7,6 +7,7 @@ import json
 import platform
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -38,6 +39,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _name(mod: ModuleType) -> str:
+    return mod.__name__.rsplit(".", 1)[-1]
+
+
+def _check_only(only: list[str], names: list[str]) -> None:
+    """Refuse an ``--only`` word that is part of no section name, before anything runs."""
+    from bremen_robot.errors import BremenError
+
+    for word in only:
+        if not any(word in name for name in names):
+            raise BremenError(
+                f"--only {word!r}: no bench section by that name; "
+                f"pass one of {', '.join(names)} (or a part of one)"
+            )
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -52,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
             raise BremenError(f"--threads must be at least 1 (got {args.threads})")
         torch.set_num_threads(args.threads)
+    mods = sections()
+    if args.only:  # a typo ran nothing and exited 0, leaving an empty --json behind
+        _check_only(args.only, [_name(m) for m in mods])
 
     results: dict[str, Any] = {
         "machine": platform.machine(),
@@ -60,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
         "torch_threads": torch.get_num_threads(),
         "quick": bool(args.quick),
     }
-    for mod in sections():
-        name = mod.__name__.rsplit(".", 1)[-1]
+    for mod in mods:
+        name = _name(mod)
         if args.only and not any(o in name for o in args.only):
             continue
         opt_in = getattr(mod, "OPT_IN", None)

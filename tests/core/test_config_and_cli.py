@@ -93,8 +93,19 @@ def test_train_config_rejects_unknown_top_level_field():
         TrainConfig.model_validate({"epochs": 3})
 
 
-def test_bench_runs_with_no_matching_section(capsys):
-    assert main(["bench", "--quick", "--threads", "1", "--only", "no-such-section"]) == 0
+def test_bench_only_with_an_unknown_section_is_refused_and_writes_nothing(tmp_path, capsys):
+    """`--only foo` ran no section, printed nothing and exited 0 (and wrote a figure-less --json)."""
+    report = tmp_path / "b.json"
+    assert main(["bench", "--quick", "--threads", "1", "--only", "foo", "--json", str(report)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: --only 'foo': no bench section by that name; "
+        "pass one of compute, backends, shield, ros_graph, fleet (or a part of one)"
+    )
+    assert not report.exists()
+    # one bad word among good ones is still refused, by its own name
+    assert main(["bench", "--quick", "--only", "shield", "sheild"]) == 2
+    assert capsys.readouterr().err.startswith("error: --only 'sheild': no bench section by that name;")
 
 
 def test_a_crash_in_native_code_prints_where_each_thread_was():
