@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from safety.errors import SafetyConfigError
+from safety.misspelling import describe_misspelling
 
 CommandInterface = Literal["effort", "velocity", "position"]
 SafeCommandMode = Literal["zero", "hold"]
@@ -307,6 +308,9 @@ def _short(x: Any) -> str:
 
 def _describe(exc: ValidationError, source: str) -> str:
     """The first error as one line, ``<source>: <field.path>: <problem>; <fix>``."""
+    misspelled = describe_misspelling(exc, source)
+    if misspelled is not None:
+        return misspelled
     errors = exc.errors()
     err = errors[0]
     loc = ".".join(str(p) for p in err["loc"])

@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticUndefined
 
 from bremen_robot.errors import ConfigError
+from safety.misspelling import describe_misspelling
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -115,6 +116,9 @@ def _problem(err: ErrorDetails) -> str:
 
 def describe_validation_error(exc: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
     """First error of a pydantic ValidationError as ``source: field.path: problem; fix``."""
+    misspelled = describe_misspelling(exc, source)
+    if misspelled is not None:
+        return misspelled
     err = exc.errors()[0]
     loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
     problem = _problem(err)

@@ -108,6 +108,37 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # was: "steps_per_deployment: required field is missing; add ... (+1 more)", the typo hidden
+        (
+            CAMPAIGN.replace("steps_per_deployment:", "step_per_deployment:") + "deployments: 3\n",
+            "step_per_deployment: unknown field (did you mean 'steps_per_deployment'?); "
+            "rename it to steps_per_deployment",
+        ),
+        # a further mistake is still counted, the typo's missing twin is not
+        (
+            CAMPAIGN.replace("steps_per_deployment:", "step_per_deployment:") + "deployments: 0\n",
+            "step_per_deployment: unknown field (did you mean 'steps_per_deployment'?); "
+            "rename it to steps_per_deployment (+1 more)",
+        ),
+        # an unknown field like no missing one: the first error as before, the other counted
+        (
+            CAMPAIGN.replace("steps_per_deployment: 100\n", "colour: red\n") + "deployments: 3\n",
+            "steps_per_deployment: required field is missing; add steps_per_deployment: <value> "
+            "(transitions collected per deployment) (+1 more)",
+        ),
+    ],
+)
+def test_a_misspelled_required_field_leads_with_the_typo(tmp_path, text, expected):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_campaign_config(path)
+    assert str(info.value) == f"{path}: {expected}"
+
+
 @pytest.mark.parametrize(("loader", "text", "expected"), CASES)
 def test_config_errors_name_file_field_problem_and_fix(tmp_path, loader, text, expected):
     path = tmp_path / "c.yaml"

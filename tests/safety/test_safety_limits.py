@@ -270,6 +270,24 @@ def test_only_the_first_error_is_spelled_out_with_a_count(tmp_path: Path) -> Non
         load_limits(write(tmp_path, data))
 
 
+def test_a_misspelled_required_field_is_named_with_its_likely_meaning(tmp_path: Path) -> None:
+    """Was "safe_command: required field is missing; add it (+1 more)": the typo was the "+1"."""
+    data = edited(safe_command=...)
+    data["safe_comand"] = "zero"
+    path = write(tmp_path, data)
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(path)
+    assert str(err.value) == (
+        f"{path}: safe_comand: unknown field (did you mean 'safe_command'?); rename it to safe_command"
+    )
+    data["timng"] = data.pop("timing")  # two typos: the first one named, the other counted once
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(write(tmp_path, data))
+    assert str(err.value).endswith(
+        ": safe_comand: unknown field (did you mean 'safe_command'?); rename it to safe_command (+1 more)"
+    )
+
+
 # --- the dependency rule -------------------------------------------------------------------
 
 
