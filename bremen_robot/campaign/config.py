@@ -237,15 +237,9 @@ def _robot_identity(path: Path) -> bytes:
 
 def load_campaign_config(name_or_path: str | Path) -> CampaignConfig:
     """A YAML path or a preset name in ``configs/campaigns/``; checks robot, task and preset."""
-    path = Path(name_or_path)
-    if not path.is_file():
-        candidate = REPO_CAMPAIGNS / f"{name_or_path}.yaml"
-        if not candidate.is_file():
-            names = ", ".join(sorted(p.stem for p in REPO_CAMPAIGNS.glob("*.yaml")))
-            raise ConfigError(f"unknown campaign '{name_or_path}'; presets: {names}")
-        path = candidate
-    from bremen_robot.config.loading import read_yaml, validate_model
+    from bremen_robot.config.loading import read_yaml, resolve_preset, validate_model
 
+    path = resolve_preset(name_or_path, REPO_CAMPAIGNS, "campaign")
     data = read_yaml(path)
     base = path.resolve().parent
     for field in ("robot", "collect"):

@@ -7,6 +7,7 @@ field lists the known ones) and from the model itself (the field's default as an
 
 from __future__ import annotations
 
+import os
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -130,6 +131,27 @@ def describe_validation_error(exc: ValidationError, source: str, model: type[Bas
     )
     more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
     return f"{source}: {loc}: {text}{more}"
+
+
+def resolve_preset(name_or_path: str | Path, presets: Path, kind: str, file_kind: str | None = None) -> Path:
+    """The file ``name_or_path`` names: a YAML path, or the name of a ``kind`` preset in ``presets``.
+
+    An argument that looks like a path (a folder separator, a .yaml/.yml suffix) is never
+    reported as an unknown preset name: that hid that the file did not exist.
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    names = ", ".join(sorted(p.stem for p in presets.glob("*.yaml")))
+    text, file_kind = str(name_or_path), file_kind or f"{kind} file"
+    if any(sep in text for sep in ("/", os.sep)) or path.suffix.lower() in (".yaml", ".yml"):
+        if path.is_dir():
+            raise ConfigError(f"{file_kind} '{path}' is a folder; pass a YAML file, or a preset: {names}")
+        raise ConfigError(f"no such {file_kind} '{path}'; check the path, or pass a preset: {names}")
+    candidate = presets / f"{text}.yaml"
+    if not candidate.is_file():
+        raise ConfigError(f"unknown {kind} preset '{text}'; presets: {names}")
+    return candidate
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -11,8 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bremen_robot.config.loading import load_yaml_model
-from bremen_robot.errors import ConfigError
+from bremen_robot.config.loading import load_yaml_model, resolve_preset
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "train"
 # the seeds torch's generators take; a larger one failed deep in training as an internal error
@@ -237,12 +236,6 @@ def preset_names() -> list[str]:
 
 def load_train_config(name_or_path: str | Path) -> TrainConfig:
     """A YAML path, or the name of a preset in ``configs/train/`` (e.g. ``halfcheetah-cpu``)."""
-    path = Path(name_or_path)
-    if not path.is_file():
-        candidate = REPO_CONFIGS / f"{name_or_path}.yaml"
-        if not candidate.is_file():
-            raise ConfigError(
-                f"unknown preset or missing file '{name_or_path}'; presets: {', '.join(preset_names())}"
-            )
-        path = candidate
-    return load_yaml_model(TrainConfig, path)
+    return load_yaml_model(
+        TrainConfig, resolve_preset(name_or_path, REPO_CONFIGS, "train", "train config file")
+    )

@@ -73,7 +73,7 @@ def write_campaign(tmp_path, simulated=True, deployments=2, warm_start=True):
 @pytest.mark.parametrize(
     "field, value, why",
     [
-        ("train", "nope", r"train: unknown preset or missing file 'nope'; presets: "),
+        ("train", "nope", r"train: unknown train preset 'nope'; presets: "),
         ("env", "sim:nobot/mujoco", r"evaluation\.env: .*nobot"),
         ("env", "sim:halfcheetah/gazebo", r"evaluation\.env: unknown simulator backend 'gazebo' in "),
         (

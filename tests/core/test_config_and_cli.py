@@ -64,7 +64,7 @@ def test_bad_inputs_exit_2_with_one_line_and_write_nothing(tmp_path, point_data,
     cases = [
         (
             ["train", "--config", "no-such-preset", "--data", str(data), "--out", str(tmp_path / "o1")],
-            "unknown preset",
+            "unknown train preset 'no-such-preset'; presets: ant-cpu, ant-paper,",
         ),
         (
             ["train", "--config", "halfcheetah-cpu", "--data", str(data), "--out", str(tmp_path / "o2")],

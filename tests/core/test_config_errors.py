@@ -148,6 +148,58 @@ def test_config_errors_name_file_field_problem_and_fix(tmp_path, loader, text, e
     assert str(info.value) == f"{path}: {expected}"
 
 
+CAMPAIGN_PRESETS = (
+    "ant, ant-cpu, halfcheetah, halfcheetah-cpu, halfcheetah-cpu-bc, hopper, hopper-cpu, quickstart, "
+    "walker2d, walker2d-cpu"
+)
+TRAIN_PRESETS = (
+    "ant-cpu, ant-paper, halfcheetah-cpu, halfcheetah-cpu-bc, halfcheetah-demo, halfcheetah-paper, "
+    "hopper-cpu, hopper-paper, panda-quick, point-demo, walker2d-cpu, walker2d-paper"
+)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # was: "unknown campaign 'configs/campaign/quickstart.yaml'; presets: ...", never that the
+        # file does not exist (the folder is configs/campaigns)
+        (
+            ["campaign", "--config", "configs/campaign/quickstart.yaml"],
+            "no such campaign file 'configs/campaign/quickstart.yaml'; check the path, "
+            f"or pass a preset: {CAMPAIGN_PRESETS}",
+        ),
+        (
+            ["campaign", "--config", "quickstart.yml"],
+            f"no such campaign file 'quickstart.yml'; check the path, or pass a preset: {CAMPAIGN_PRESETS}",
+        ),
+        (
+            ["campaign", "--config", "quikstart"],
+            f"unknown campaign preset 'quikstart'; presets: {CAMPAIGN_PRESETS}",
+        ),
+        (
+            ["campaign", "--config", str(CONFIGS)],
+            f"campaign file '{CONFIGS}' is a folder; pass a YAML file, or a preset: {CAMPAIGN_PRESETS}",
+        ),
+        # was: "unknown preset or missing file '...'"; now as the campaign says it
+        (
+            ["train", "--config", "configs/train/quick.yaml", "--data", "d.npz", "--out", "o"],
+            "no such train config file 'configs/train/quick.yaml'; check the path, "
+            f"or pass a preset: {TRAIN_PRESETS}",
+        ),
+        (
+            ["train", "--config", "quick", "--data", "d.npz", "--out", "o"],
+            f"unknown train preset 'quick'; presets: {TRAIN_PRESETS}",
+        ),
+    ],
+)
+def test_a_missing_config_file_is_not_called_an_unknown_preset(tmp_path, monkeypatch, capsys, argv, expected):
+    from bremen_robot.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == f"error: {expected}"
+
+
 def test_a_validator_message_keeps_its_own_fix(tmp_path):
     path = tmp_path / "t.yaml"
     path.write_text("trpo: {horizon: 500, steps_per_iteration: 100}\n")
