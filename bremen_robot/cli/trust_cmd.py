@@ -7,13 +7,11 @@ from pathlib import Path
 
 
 def _workspace(args: argparse.Namespace) -> Path:
-    from bremen_robot.errors import BremenError
     from bremen_robot.registry import default_workspace
+    from bremen_robot.registry.store import check_workspace
 
-    ws = Path(args.workspace) if args.workspace is not None else default_workspace()
-    if ws.exists() and not ws.is_dir():  # else 'list' said "has not started a campaign yet", exit 0
-        raise BremenError(f"workspace '{ws}' is a file, not a folder; pass the campaign's workspace folder")
-    return ws
+    # a file here: 'list' said "has not started a campaign yet", exit 0
+    return check_workspace(Path(args.workspace) if args.workspace is not None else default_workspace())
 
 
 def _add(args: argparse.Namespace) -> int:

@@ -92,9 +92,18 @@ def default_workspace() -> Path:
     return Path(env).expanduser() if env else Path(DEFAULT_WORKSPACE)
 
 
+def check_workspace(ws: Path) -> Path:
+    """``ws``, refused when it is a file: every path inside it would then be reported missing."""
+    if ws.exists() and not ws.is_dir():
+        raise RegistryError(f"workspace '{ws}' is a file, not a folder; pass the campaign's workspace folder")
+    return ws
+
+
 def locate(workspace: Path | None, url: str | None) -> tuple[Path, Path]:
     """``(workspace, database file)`` from the arguments, ``$BREMEN_REGISTRY_URL`` and the defaults."""
-    ws = Path(workspace).expanduser() if workspace is not None else default_workspace()
+    # every command that opens a workspace's registry comes here, so a file given as the workspace
+    # is named as such once, not as "no registry database at '<file>/registry.sqlite'"
+    ws = check_workspace(Path(workspace).expanduser() if workspace is not None else default_workspace())
     url = url if url is not None else os.environ.get(REGISTRY_URL_ENV) or None
     return ws, db.parse_url(url) if url else ws / DB_FILE
 

@@ -135,3 +135,33 @@ def test_cli_argument_errors(capsys: pytest.CaptureFixture[str]) -> None:
             main(argv)
         assert info.value.code == 2
         capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["policies"],
+        ["policies", "audit"],
+        ["policies", "register", "export"],
+        ["review", "abcdef12"],
+        ["approve", "abcdef12", "--operator", "alice"],
+        ["reject", "abcdef12", "--reason", "r"],
+        ["retire", "abcdef12"],
+        ["registry", "check"],
+        ["registry", "backup", "--out", "b.sqlite"],
+        ["trust", "list"],
+    ],
+)
+def test_a_workspace_that_is_a_file_is_named_as_one(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]
+) -> None:
+    """Was "no registry database at 'README.md/registry.sqlite'; register a policy first ..."."""
+    ws = tmp_path / "README.md"
+    ws.write_text("# not a workspace\n")
+    code, _, err = run(capsys, *argv, "--workspace", str(ws))
+    assert code == 2
+    assert (
+        err.strip()
+        == f"error: workspace '{ws}' is a file, not a folder; pass the campaign's workspace folder"
+    )
+    assert ws.read_text() == "# not a workspace\n"
