@@ -18,7 +18,6 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticUndefined
 
 from bremen_robot.errors import ConfigError
-from safety.misspelling import describe_misspelling
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -117,6 +116,9 @@ def _problem(err: ErrorDetails) -> str:
 
 def describe_validation_error(exc: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
     """First error of a pydantic ValidationError as ``source: field.path: problem; fix``."""
+    # here, not at the top: importing safety loads numpy and the shield, which valid configs never need
+    from safety.misspelling import describe_misspelling
+
     misspelled = describe_misspelling(exc, source)
     if misspelled is not None:
         return misspelled
