@@ -21,7 +21,7 @@ def describe_misspelling(exc: ValidationError, source: str) -> str | None:
     """
     errors = exc.errors()
     missing = [tuple(e["loc"]) for e in errors if e["type"] == "missing" and e["loc"]]
-    pairs: list[tuple[tuple[object, ...], str]] = []  # (typo's location, the name it stands for)
+    pairs: list[tuple[str, str]] = []  # (the typo's field path, the name it stands for)
     for err in errors:
         loc = tuple(err["loc"])
         if err["type"] != "extra_forbidden" or not loc:
@@ -30,13 +30,12 @@ def describe_misspelling(exc: ValidationError, source: str) -> str | None:
         close = difflib.get_close_matches(str(loc[-1]), list(siblings), n=1)
         if close:
             missing.remove(siblings[close[0]])  # each missing field stands for one typo only
-            pairs.append((loc, close[0]))
+            pairs.append((".".join(str(p) for p in loc), close[0]))
     if not pairs:
         return None
-    loc, meant = pairs[0]
+    where, meant = pairs[0]
     # a typo and the missing field it stands for are one mistake, counted once
     others = len(errors) - len(pairs) - 1
     more = f" (+{others} more)" if others else ""
-    where = ".".join(str(p) for p in loc)
     line = f"{source}: {where}: unknown field (did you mean '{meant}'?); rename it to {meant}{more}"
     return line.replace("\n", " ")
