@@ -193,6 +193,8 @@ class Campaign:
         marker = self.ws.collect_marker(k)
         done = read_json(marker)
         if done is not None:
+            # collected by an earlier run: recorded already (idempotent); the line says what it found
+            count(dict(done))
             return dict(done)
         if (aside := move_aside(self.ws.bag(k))) is not None:
             self.log(f"deployment {k}: an interrupted collection was kept at {aside}; collecting again")
@@ -379,7 +381,6 @@ class Campaign:
                     evaluation = self._evaluate(self.ws.eval_file(k - 1), proposed, self.cfg.seed + 7)
                 count = functools.partial(self._count_deployment, reg, k, policy_id)
                 collected = self._collect(k, policy_id, robot_yaml, count)
-                self._count_deployment(reg, k, policy_id, collected)  # idempotent: a resume's line
                 counts = {
                     f: int(collected[f])
                     for f in ("episodes", "steps", "interventions")

@@ -408,6 +408,21 @@ def test_retiring_a_deployed_policy_does_not_stop_the_resume_of_its_campaign(tmp
     assert f"deployment 2: policy {deployed} collected data (deployment count 2)" in messages
 
 
+def test_each_deployment_says_once_that_it_collected_data_and_again_once_on_resume(tmp_path):
+    """The line came twice per deployment (from the count at collection and a second, idempotent
+    count); a resumed campaign must still say, once, what it found."""
+    cfg = load_campaign_config(write_campaign(tmp_path, deployments=2))
+    for run in ("first", "resume"):
+        messages: list[str] = []
+        summary = _run_quietly(cfg, tmp_path / "ws", messages=messages)
+        deployed = summary["deployments"][1]["policy_id"]
+        said = [m for m in messages if "collected data" in m]
+        assert said == [
+            "deployment 1: policy random collected data (deployment count 1)",
+            f"deployment 2: policy {deployed} collected data (deployment count 2)",
+        ], run
+
+
 def test_a_deployment_collected_by_another_policy_than_the_candidate_is_refused_on_resume(tmp_path):
     cfg = load_campaign_config(write_campaign(tmp_path, deployments=2))
     _run_quietly(cfg, tmp_path / "ws")
