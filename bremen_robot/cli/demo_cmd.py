@@ -35,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
     from bremen_robot.cli.evaluate_cmd import evaluate_artifact
     from bremen_robot.config.train import load_train_config
     from bremen_robot.data.dataset import Dataset
-    from bremen_robot.data.real_rollout import make_env, rollout, uniform_policy
+    from bremen_robot.data.real_rollout import make_env, rollout, task_for_env_spec, uniform_policy
     from bremen_robot.errors import BremenError
     from bremen_robot.progress import Reporter
+    from bremen_robot.tasks import get_task
     from bremen_robot.trainer import train
 
     for option, value in (("--steps", args.steps), ("--episodes", args.episodes)):
@@ -46,6 +47,14 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     env_id = "HalfCheetah-v5"
     cfg = load_train_config(args.config).model_copy(update={"seed": args.seed})
+    demo_task = task_for_env_spec(env_id)
+    # the trainer would refuse the preset only after minutes of collection into a run folder
+    if cfg.task is not None and get_task(cfg.task).name != demo_task.name:
+        raise BremenError(
+            f"--config {args.config} trains task '{cfg.task}', but the demo collects {env_id} data "
+            f"(task '{demo_task.name}'); pass a {demo_task.name} preset, e.g. --config halfcheetah-demo "
+            "(the default)"
+        )
     run_dir = args.out / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir.mkdir(parents=True)
     data_path = run_dir / "deployment1.npz"

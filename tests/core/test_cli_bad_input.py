@@ -245,6 +245,18 @@ def test_demo_refuses_a_count_below_one_and_leaves_no_run_folder(tmp_path, capsy
     assert not (tmp_path / "demo").exists() or not any((tmp_path / "demo").iterdir())
 
 
+def test_demo_refuses_a_preset_of_another_task_before_collecting(tmp_path, capsys):
+    """point-demo was found not to fit only after the HalfCheetah data was collected into a run-*
+    folder: the minutes of collection were lost and the folder stayed behind."""
+    argv = ["demo", "--out", str(tmp_path / "demo"), "--config", "point-demo"]
+    assert main([*argv, "--steps", "200"]) == 2  # few steps: a regression fails fast, not in minutes
+    assert _one_line(capsys) == (
+        "error: --config point-demo trains task 'point', but the demo collects HalfCheetah-v5 data "
+        "(task 'halfcheetah'); pass a halfcheetah preset, e.g. --config halfcheetah-demo (the default)"
+    )
+    assert not (tmp_path / "demo").exists()
+
+
 @pytest.mark.parametrize("action", [["list"], ["add", "alice"], ["remove", "alice"]])
 def test_trust_refuses_a_workspace_that_is_a_file(tmp_path, capsys, action):
     """`trust list --workspace <a file>` said the workspace had not started a campaign, exit 0."""
