@@ -104,7 +104,9 @@ def collect(
     instead of waiting for an operator's ``reset_estop`` (a fleet robot: docs/cluster.md).
     """
     cfg, bag, specs, processes = _plan(config, policy, random, sim, episodes, steps, out, workspace, shadow)
-    result = CollectResult(bag=bag, specs=specs, processes=processes)
+    result = CollectResult(
+        bag=bag, specs=specs, processes=processes, registry=_registry_note(cfg.workspace, bool(workspace))
+    )
     if dry_run:
         return result
     # One writer per bag folder, also for library callers (`bremen collect` holds it already).
@@ -376,6 +378,21 @@ def _progress(show: bool, total: int, unit: str) -> Any:
     )
     bar.start()
     return bar, bar.add_task("collect", total=total)
+
+
+def _registry_note(workspace: Path | None, given: bool) -> str:
+    """The registry the runner records into (it opens the same one: same environment and folder),
+    and where that choice came from: without --workspace a ./bremen_ws appears unannounced."""
+    from bremen_robot.registry.store import WORKSPACE_ENV, locate
+
+    ws, database = locate(workspace, None)
+    if workspace is not None:
+        why = "" if given else ", from the collect config"
+    elif os.environ.get(WORKSPACE_ENV):
+        why = f", from ${WORKSPACE_ENV}"
+    else:
+        why = ", the default; pass --workspace W to record elsewhere"
+    return f"{database.absolute()} (workspace {ws.absolute()}{why})"
 
 
 def _check_approval(policy: str, robot: Any, workspace: Path | None) -> None:

@@ -83,6 +83,7 @@ class CollectResult:
     processes: list[ProcessSpec] = field(default_factory=list)
     shadow: dict[str, Any] | None = None  # the recorded shadow run's summary (--shadow)
     resets: list[dict[str, Any]] = field(default_factory=list)  # reset_node's end events
+    registry: str = ""  # where the runner records the deployment: database and workspace, one line
 
     @property
     def steps(self) -> int:
@@ -126,6 +127,8 @@ class CollectResult:
                 f"{self.shadow['paired_steps']} paired steps; see 'bremen review {self.shadow['policy']}'"
             )
         lines.append(f"bag: {self.bag}")
+        if self.registry:
+            lines.append(f"registry: {self.registry}")
         return "\n".join(lines)
 
 
