@@ -41,7 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     budget.add_argument("--episodes", type=int, default=0, metavar="N", help="stop after N episodes")
     budget.add_argument("--steps", type=int, default=0, metavar="N", help="stop after N control steps")
     p.add_argument("--out", required=True, help="rosbag2 folder to create (must not exist or be empty)")
-    p.add_argument("--workspace", help="registry workspace (default: $BREMEN_WORKSPACE or ./bremen_ws)")
+    p.add_argument(
+        "--workspace",
+        help="registry workspace (default: $BREMEN_WORKSPACE or ./bremen_ws); whom the robot trusts "
+        "comes from its robot config, not from the workspace's 'bremen trust' (that is its campaign's)",
+    )
     p.add_argument(
         "--dry-run",
         action="store_true",

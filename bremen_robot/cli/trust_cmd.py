@@ -69,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="A campaign's robot trusts the keys in its robot config (trusted_operator_keys) plus "
         "the keys added here, copied to <workspace>/trusted_operators/<NAME>.pub. The campaign "
         "generates <workspace>/robot.yaml from both on every start and before each deployment; do "
-        "not edit that file. For a robot outside a campaign, list keys in its robot config.",
+        "not edit that file. For a robot outside a campaign (bremen collect, ros2 launch, even with "
+        "--workspace), list keys in its robot config: only a campaign adds this workspace's keys.",
     )
     sub = p.add_subparsers(dest="trust_action", metavar="ACTION")
     sub.required = True

@@ -165,8 +165,9 @@ def check_for_deployment(
     artifact folder (that copy is loaded, after checking it is byte-identical to the registered
     one). Refused, each with a one-line :class:`ApprovalError`: not registered; candidate (not
     approved); rejected; retired; file hash or manifest differs from the registry's record;
-    no approval signature; signature not verifying against any of
-    ``robot.trusted_operator_keys``; manifest incompatible with the robot config.
+    manifest incompatible with the robot config; no approval signature; signature not verifying
+    against any of ``robot.trusted_operator_keys`` (the robot config's only: a workspace's
+    ``bremen trust`` keys count for its campaign, whose generated robot config lists them).
     """
     rec, d = lookup_record(policy_id_or_path, registry)
     if rec.is_random or d is None:
@@ -195,6 +196,8 @@ def check_for_deployment(
         raise ApprovalError(
             f"policy {pid}: manifest.json in '{d}' differs from the registered one; refusing to run it"
         )
+    # a policy for another robot is refused whoever signed it: trust would only hide that
+    check_compatibility(manifest, robot, pid)
 
     appr = rec.approval
     if appr is None or not appr.signature or not appr.payload:
@@ -208,8 +211,7 @@ def check_for_deployment(
             f"policy {pid}: its approval signs a different artifact; the registry was modified"
         )
     keys = list(robot.trusted_operator_keys)
-    # a campaign's robot.yaml is regenerated on every start: the fix names the command, not the file
-    fix = robot.how_to_trust(str(payload["operator"]))
+    fix = _how_to_trust(robot, str(payload["operator"]), registry.workspace)
     if not keys:
         raise ApprovalError(f"robot '{robot.name}' trusts no operator keys; {fix}")
     if not any(verify_signature(appr.payload, appr.signature, load_public_key(k)) for k in keys):
@@ -217,6 +219,23 @@ def check_for_deployment(
             f"policy {pid}: approval signature by '{payload['operator']}' (key {appr.key_fingerprint[:12]}) "
             f"does not verify against any trusted operator key of robot '{robot.name}'; {fix}"
         )
-
-    check_compatibility(manifest, robot, pid)
     return pid, d
+
+
+def _how_to_trust(robot: RobotConfig, operator: str, workspace: Path) -> str:
+    """The fix of a trust refusal. A campaign's generated robot.yaml names the command (it is
+    rewritten on every start); a robot config the user wrote is the only authority on whom that
+    robot trusts (DESIGN.md §3), so a registry workspace that trusts operators for its campaign
+    gets said not to count here: that is what a user who ran 'bremen trust add' expects."""
+    fix = robot.how_to_trust(operator)
+    if robot.trust_fix:
+        return fix
+    from bremen_robot.campaign.trust import workspace_keys  # the home of a workspace's trust
+
+    names = list(workspace_keys(workspace))
+    if not names:
+        return fix
+    return (
+        f"{fix} (outside a campaign only the robot config says whom a robot trusts; workspace "
+        f"{workspace} trusts {', '.join(names)} for 'bremen campaign --workspace {workspace}' only)"
+    )

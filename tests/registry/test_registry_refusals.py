@@ -90,7 +90,41 @@ def test_regenerated_key_of_the_same_name_is_not_trusted(
 
 
 def test_no_trusted_keys(approved: PolicyRecord, registry: Registry) -> None:
-    refuse(approved.id, robot_config([]), registry, "trusts no operator keys")
+    msg = refuse(approved.id, robot_config([]), registry, "trusts no operator keys")
+    assert msg.endswith("to trusted_operator_keys in the robot config")  # no workspace trust to explain
+
+
+def test_a_workspace_trust_counts_for_its_campaign_not_for_a_robot_config(
+    approved: PolicyRecord, registry: Registry, alice: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """`bremen trust add alice --workspace W` then `bremen collect --workspace W`: the robot config
+    (the authority on whom a robot trusts) still decides, and the refusal says so."""
+    from bremen_robot.campaign.trust import add_operator
+
+    ws = registry.workspace
+    add_operator(ws, "alice", alice[1])
+    note = (
+        f" (outside a campaign only the robot config says whom a robot trusts; workspace {ws} "
+        f"trusts alice for 'bremen campaign --workspace {ws}' only)"
+    )
+    fix = f"add alice's .pub (bremen operator init alice) to trusted_operator_keys in the robot config{note}"
+    msg = refuse(approved.id, robot_config([]), registry, "trusts no operator keys")
+    assert msg == f"robot 'pointbot' trusts no operator keys; {fix}"
+    _, bob_pub = init_operator("bob", tmp_path / "bob")  # trusting someone else: still refused
+    msg = refuse(approved.id, robot_config([bob_pub]), registry, "does not verify")
+    assert msg.endswith(f"does not verify against any trusted operator key of robot 'pointbot'; {fix}")
+    assert check_for_deployment(approved.id, robot_config([alice[1]]), registry)[0] == approved.id
+
+
+def test_a_policy_for_another_robot_is_refused_for_that_not_for_trust(
+    approved: PolicyRecord, registry: Registry
+) -> None:
+    """Approving it or trusting its signer would not help: the message names the real problem."""
+    msg = refuse(approved.id, robot_config([], name="panda"), registry, "trained for robot")
+    assert msg == (
+        f"policy {approved.id}: trained for robot 'pointbot' but this robot is 'panda'; "
+        "use a policy trained for this robot config"
+    )
 
 
 def test_trusted_key_file_missing(approved: PolicyRecord, registry: Registry, tmp_path: Path) -> None:
