@@ -122,6 +122,7 @@ def _sessions(reg: Any) -> None:
 
 def _register(args: argparse.Namespace) -> int:
     from bremen_robot.registry import read_report
+    from bremen_robot.registry.hints import bremen_command
 
     report = read_report(args.report) if args.report is not None else None
     lineage: dict[str, Any] = {}
@@ -133,7 +134,8 @@ def _register(args: argparse.Namespace) -> int:
         before = {r.sha256 for r in reg.policies()}
         rec = reg.register(args.artifact, report=report, lineage=lineage or None)
         what = "already registered" if rec.sha256 in before else "registered"
-        print(f"{what}: policy {rec.id} ({rec.state}); review it with 'bremen review {rec.id}'")
+        review = bremen_command(f"review {rec.id}", reg.workspace)
+        print(f"{what}: policy {rec.id} ({rec.state}); review it with '{review}'")
     return 0
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from bremen_robot.registry import db
 from bremen_robot.registry.errors import ApprovalError, RegistryError
 from bremen_robot.registry.guard import GuardedConnection
+from bremen_robot.registry.hints import bremen_command
 from bremen_robot.registry.operators import check_and_bind
 from bremen_robot.registry.records import RANDOM_POLICY_ID, PolicyRecord, short_id
 from bremen_robot.registry.signing import (
@@ -46,6 +47,7 @@ class StateChanges:
 
     _conn: GuardedConnection
     db_path: Path
+    workspace: Path
 
     # provided by Registry
     def resolve(self, id_or_prefix: str) -> str:  # pragma: no cover - overridden
@@ -88,6 +90,9 @@ class StateChanges:
             self._conn.execute("UPDATE policies SET state = ? WHERE sha256 = ?", (to_state.value, sha))
         self._append_audit(sha, at, actor, from_state, to_state.value, note)
 
+    def _command(self, args: str) -> str:
+        return bremen_command(args, self.workspace)
+
     def _state(self, sha: str) -> PolicyState:
         row = self._conn.query("SELECT state FROM policies WHERE sha256 = ?", (sha,)).fetchone()
         if row is None:
@@ -109,8 +114,9 @@ class StateChanges:
         pid = short_id(sha)
         if state == PolicyState.CANDIDATE:
             return (
-                f"policy {pid} is a candidate, not approved; review it with 'bremen review {pid}' "
-                f"and approve it with 'bremen approve {pid} --operator NAME'"
+                f"policy {pid} is a candidate, not approved; review it with "
+                f"'{self._command(f'review {pid}')}' and approve it with "
+                f"'{self._command(f'approve {pid} --operator NAME')}'"
             )
         last = self._last_transition(sha, state)
         who = f" by {last[0]} at {last[1]}" if last else ""
@@ -195,24 +201,21 @@ class StateChanges:
         if not isinstance(reason, str) or not reason.strip():
             raise RegistryError("a rejection needs a reason; pass --reason TEXT")
         who = check_operator_name(operator) if operator else _current_user()
+        retire = self._command(f"retire {short_id(self.resolve(id))}")
         return self._transition(
             id,
             PolicyState.REJECTED,
             who,
             reason.strip(),
-            hints={"deployed": f"retire it instead with 'bremen retire {short_id(self.resolve(id))}'"},
+            hints={"deployed": f"retire it instead with '{retire}'"},
         )
 
     def retire(self, id: str, operator: str | None = None, note: str = "") -> PolicyRecord:
         """Take an approved or deployed policy out of service for good."""
         who = check_operator_name(operator) if operator else _current_user()
-        pid = short_id(self.resolve(id))
+        reject = self._command(f"reject {short_id(self.resolve(id))} --reason TEXT")
         return self._transition(
-            id,
-            PolicyState.RETIRED,
-            who,
-            note,
-            hints={"candidate": f"reject it instead with 'bremen reject {pid} --reason TEXT'"},
+            id, PolicyState.RETIRED, who, note, hints={"candidate": f"reject it instead with '{reject}'"}
         )
 
     # ------------------------------------------------------------------ deployments
@@ -251,7 +254,8 @@ class StateChanges:
                 is None
             ):
                 raise ApprovalError(
-                    f"policy {short_id(sha)} has no signed approval; approve it with 'bremen approve'"
+                    f"policy {short_id(sha)} has no signed approval; approve it with "
+                    f"'{self._command(f'approve {short_id(sha)} --operator NAME')}'"
                 )
             number = int(
                 self._conn.query("SELECT COALESCE(MAX(number), 0) + 1 AS next FROM deployments").fetchone()[

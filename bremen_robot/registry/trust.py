@@ -22,6 +22,7 @@ from bremen_robot.policy.manifest import (
     sha256_file,
 )
 from bremen_robot.registry.errors import ApprovalError, RegistryDatabaseError, RegistryError
+from bremen_robot.registry.hints import bremen_command
 from bremen_robot.registry.signing import load_public_key, parse_payload, verify_signature
 from bremen_robot.registry.store import PolicyRecord, Registry
 from bremen_robot.robot_config import RobotConfig
@@ -203,7 +204,7 @@ def check_for_deployment(
     if appr is None or not appr.signature or not appr.payload:
         raise ApprovalError(
             f"policy {pid} has no approval signature (unsigned); "
-            f"approve it with 'bremen approve {pid} --operator NAME'"
+            f"approve it with '{bremen_command(f'approve {pid} --operator NAME', registry.workspace)}'"
         )
     payload = parse_payload(appr.payload)
     if payload["artifact_sha256"] != rec.sha256 or payload["manifest_digest"] != rec.manifest_digest:

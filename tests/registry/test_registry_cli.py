@@ -165,3 +165,28 @@ def test_a_workspace_that_is_a_file_is_named_as_one(
         == f"error: workspace '{ws}' is a file, not a folder; pass the campaign's workspace folder"
     )
     assert ws.read_text() == "# not a workspace\n"
+
+
+def test_hints_name_the_workspace_the_user_passed(
+    capsys: pytest.CaptureFixture[str], workspace: Path, tmp_path: Path, artifact_factory: ArtifactFactory
+) -> None:
+    """`bremen retire` of a candidate in --workspace runs/mine said "review it with 'bremen review
+    ID'": followed as written, that looks in the default workspace, not runs/mine."""
+    mine = tmp_path / "runs" / "mine"
+    code, out, _ = run(capsys, "policies", "register", str(artifact_factory()), "--workspace", str(mine))
+    pid = out.split()[2]
+    assert code == 0
+    assert (
+        out.strip()
+        == f"registered: policy {pid} (candidate); review it with 'bremen review {pid} --workspace {mine}'"
+    )
+    code, _, err = run(capsys, "retire", pid, "--workspace", str(mine))
+    assert code == 2
+    assert err.strip() == (
+        f"error: policy {pid} is a candidate, not approved; review it with 'bremen review {pid} --workspace "
+        f"{mine}' and approve it with 'bremen approve {pid} --operator NAME --workspace {mine}'; reject it "
+        f"instead with 'bremen reject {pid} --reason TEXT --workspace {mine}'"
+    )
+    # in the default workspace ($BREMEN_WORKSPACE here) the hint stays as short as it was
+    code, out, _ = run(capsys, "policies", "register", str(artifact_factory()))
+    assert code == 0 and out.strip().endswith(f"review it with 'bremen review {out.split()[2]}'")
