@@ -108,6 +108,17 @@ def locate(workspace: Path | None, url: str | None) -> tuple[Path, Path]:
     return ws, db.parse_url(url) if url else ws / DB_FILE
 
 
+def _campaign_workspaces_hint() -> str:
+    """Name the campaign workspaces under ./runs: 'bremen campaign' keeps its registry in
+    runs/<name> while the other commands default to ./bremen_ws, so a first 'bremen policies'
+    after a campaign looked in the wrong place without saying where to look."""
+    found = sorted(p.parent for p in Path("runs").glob(f"*/{DB_FILE}"))
+    if not found:
+        return ""
+    listed = ", ".join(str(p) for p in found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+    return f"campaign workspaces here: {listed} (pass --workspace {found[0]}); or "
+
+
 class Registry(StateChanges):
     """Open with :meth:`Registry.open`; usable as a context manager (closes the connection).
 
@@ -139,8 +150,14 @@ class Registry(StateChanges):
         a missing database is an error; ``readonly=True`` also never migrates or writes the file."""
         ws, db_path = locate(workspace, url)
         if (readonly or not create) and not db_path.is_file():
+            defaulted = workspace is None and url is None
+            defaulted = (
+                defaulted and not os.environ.get(REGISTRY_URL_ENV) and not os.environ.get(WORKSPACE_ENV)
+            )
             raise RegistryError(
-                f"no registry database at '{db_path}'; register a policy first or pass --workspace / --db"
+                f"no registry database at '{db_path}'; "
+                + (_campaign_workspaces_hint() if defaulted else "")
+                + "register a policy first or pass --workspace / --db"
             )
         return cls(db.connect(db_path, readonly=readonly), db_path, ws, readonly)
 

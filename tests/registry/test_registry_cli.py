@@ -190,3 +190,35 @@ def test_hints_name_the_workspace_the_user_passed(
     # in the default workspace ($BREMEN_WORKSPACE here) the hint stays as short as it was
     code, out, _ = run(capsys, "policies", "register", str(artifact_factory()))
     assert code == 0 and out.strip().endswith(f"review it with 'bremen review {out.split()[2]}'")
+
+
+def test_the_default_workspace_missing_names_the_campaign_workspaces_here(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'bremen campaign' keeps its registry in runs/<name>, the other commands look in ./bremen_ws:
+    a first 'bremen policies' after the quickstart only said there was no registry."""
+    monkeypatch.delenv("BREMEN_WORKSPACE", raising=False)
+    monkeypatch.delenv("BREMEN_REGISTRY_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "policies")
+    assert code == 2
+    assert err.strip() == (
+        "error: no registry database at 'bremen_ws/registry.sqlite'; register a policy first or pass "
+        "--workspace / --db"
+    )
+    for name in ("quickstart", "mine", "arm", "zz"):
+        Registry.open(tmp_path / "runs" / name).close()
+    (tmp_path / "runs" / "not-a-campaign").mkdir()
+    code, _, err = run(capsys, "policies")
+    assert code == 2
+    assert err.strip() == (
+        "error: no registry database at 'bremen_ws/registry.sqlite'; campaign workspaces here: runs/arm, "
+        "runs/mine, runs/quickstart and 1 more (pass --workspace runs/arm); or register a policy first "
+        "or pass --workspace / --db"
+    )
+    # a workspace the user named is looked in alone: no guessing about others
+    code, _, err = run(capsys, "policies", "--workspace", "elsewhere")
+    assert err.strip() == (
+        "error: no registry database at 'elsewhere/registry.sqlite'; register a policy first or pass "
+        "--workspace / --db"
+    )
