@@ -87,10 +87,18 @@ class StatusWriter:
         """Enter ``stage`` (one of :data:`STAGES`); a new deployment resets the collection counts."""
         with self._guard():
             if deployment is not None and deployment != self.data["deployment"]:
-                self.data.update(deployment=deployment, episodes=0, steps=0, interventions=0, estop="unknown")
+                self._reset_counts()
+                self.data.update(deployment=deployment, estop="unknown")
                 self.data.pop("candidate", None)  # the last deployment's; this one has none yet
             self.data.update({"stage": stage, "message": "", **fields})
             self._flush()
+
+    def _reset_counts(self) -> None:
+        # done_steps is the sum over the collection's finished episodes: kept across a new
+        # collection, it adds the last deployment's steps to this one's (4700 / 3000)
+        self.data.update(episodes=0, steps=0, interventions=0)
+        self.data.pop("done_steps", None)
+        self.data.pop("current", None)
 
     def on_collect_event(self, evt: dict[str, Any]) -> None:
         """A ``bremen/episode`` event of the runner (or the e-stop watch) during collection."""

@@ -65,6 +65,61 @@ def test_the_campaign_writes_its_stage_and_live_collection_counts(tmp_path):
     assert (final["steps"], final["steps_target"], final["interventions"]) == (200, 200, 3)
 
 
+def _steps_through(writer, events) -> list[tuple[int, int, int]]:
+    """(episodes, steps, steps_target) in status.json after each event or stage change."""
+    seen = []
+    for e in events:
+        if isinstance(e, tuple):
+            writer.stage(*e[:2], **(e[2] if len(e) > 2 else {}))
+        else:
+            writer.on_collect_event(e)
+        st = json.loads(writer.path.read_text())
+        seen.append((st["episodes"], st["steps"], st["steps_target"]))
+    return seen
+
+
+def test_the_step_count_starts_again_at_each_deployments_collection(tmp_path, monkeypatch):
+    """Two deployments of 3000 steps, hand-built events: deployment 2 counts its own steps
+    (the operator saw 4700 / 3000 and 6000 / 3000 there, episodes starting again at 1)."""
+    from bremen_robot.campaign import status as status_mod
+
+    monkeypatch.setattr(status_mod, "HEARTBEAT_S", 0.0)  # every progress event is written
+    writer = status_mod.StatusWriter(tmp_path, campaign="q", deployments=3, steps_target=3000, log=print)
+    one = [
+        ("evaluating", 1),
+        ("collecting", 1),
+        {"event": "start", "id": 0},
+        {"event": "progress", "steps": 1200},
+        {"event": "stop", "id": 0, "steps": 1500, "interventions": 1},
+        {"event": "start", "id": 1},
+        {"event": "stop", "id": 1, "steps": 1500, "interventions": 0},
+        ("ingesting", 1, {"episodes": 2, "steps": 3000, "interventions": 1}),
+        ("training", 1),
+    ]
+    two = [
+        ("evaluating", 2),
+        ("collecting", 2),
+        {"event": "start", "id": 0},
+        {"event": "progress", "steps": 1700},
+        {"event": "stop", "id": 0, "steps": 1500, "interventions": 0},
+        {"event": "start", "id": 1},
+        {"event": "progress", "steps": 200},
+        {"event": "stop", "id": 1, "steps": 1500, "interventions": 0},
+    ]
+    assert _steps_through(writer, one)[-3:] == [(2, 3000, 3000), (2, 3000, 3000), (2, 3000, 3000)]
+    assert _steps_through(writer, two) == [
+        (0, 0, 3000),
+        (0, 0, 3000),
+        (0, 0, 3000),
+        (0, 1700, 3000),
+        (1, 1500, 3000),
+        (1, 1500, 3000),
+        (1, 1700, 3000),
+        (2, 3000, 3000),
+    ]
+    assert "done_steps" not in json.loads(writer.path.read_text())
+
+
 def test_a_status_that_cannot_be_written_is_one_warning_and_the_campaign_goes_on(tmp_path):
     cfg = load_campaign_config(write_campaign(tmp_path))
     ws = tmp_path / "ws"
