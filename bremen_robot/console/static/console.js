@@ -84,7 +84,7 @@
     c.lines.forEach(function (l) { svg.appendChild(svgEl("line", { "class": l.cls, x1: l.x1, y1: l.y1, x2: l.x2, y2: l.y2 })); });
     c.rects.forEach(function (r) { svg.appendChild(svgEl("rect", { "class": "bar", x: r.x, y: r.y, width: r.w, height: r.h })); });
     if (c.path) svg.appendChild(svgEl("path", { "class": "series", d: c.path }));
-    c.circles.forEach(function (m) { svg.appendChild(svgEl("circle", { "class": "marker", cx: m.cx, cy: m.cy, r: m.r })); });
+    c.circles.forEach(function (m) { svg.appendChild(svgEl("circle", { "class": m.cls, cx: m.cx, cy: m.cy, r: m.r })); });
     c.texts.forEach(function (t) {
       var el = svgEl("text", { x: t.x, y: t.y, "text-anchor": t.anchor });
       el.textContent = t.text;
