@@ -73,15 +73,19 @@ def view_model(view: WorkspaceView) -> dict[str, Any]:
         summary = timeline["summary"] or {}
         fc = summary.get("final_candidate")
         fc = fc if isinstance(fc, dict) else {}
-        # the registry's state, not summary.json's: an approval or rejection after the campaign ended
-        state = reg.get("states", {}).get(str(fc.get("policy_id"))) or fc.get("state")
+        # the registry's id and state; summary.json's only when the registry cannot be read
+        pid = final.get("policy_id") or fc.get("policy_id") or ""
+        state = final.get("state") or reg.get("states", {}).get(str(pid)) or fc.get("state")
+        withheld = final.get("withheld")
         rows.append(
             {
                 "deployment": f"candidate after {final['after_deployment']}",
-                "policy": str(fc.get("policy_id", "")) + (f" ({state})" if state else ""),
+                "policy": str(pid) + (f" ({state})" if state else ""),
                 "trained_on": _num(final["trained_on"]),
                 "samples": "",
-                "return": _ret(final["eval_return_mean"], final["eval_return_std"]),
+                "return": f"not shown: candidate {withheld}"
+                if withheld
+                else _ret(final["eval_return_mean"], final["eval_return_std"]),
                 "success": _pct(final["success_rate"]),
                 "episodes": "",
                 "interventions": "",

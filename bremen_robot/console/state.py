@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bremen_robot.campaign.status import STATUS_FILE
+from bremen_robot.console.candidate import GONE, candidate_after
 
 STALE_COLLECTING_S = 30.0  # during collection the campaign writes about once a second
 REVIEW_FILE = "review.html"
@@ -175,25 +176,39 @@ class WorkspaceView:
                 row["samples"] = total
             rows.append(row)
             k += 1
-        final = None
-        if rows:
-            last = rows[-1]["deployment"]
-            cand = _dict(self.root / f"d{last}" / "eval.json")
-            if cand is not None and "samples" in rows[-1]:
-                final = {
-                    "after_deployment": last,
-                    "trained_on": rows[-1]["samples"],
-                    "eval_return_mean": cand.get("mean"),
-                    "eval_return_std": cand.get("std"),
-                    "success_rate": cand.get("success_rate"),
-                }
         summary = _dict(self.root / "summary.json")
         return {
             "campaign": meta.get("name", ""),
             "rows": rows,
-            "final": final,
+            "final": self._final(rows[-1]) if rows and "samples" in rows[-1] else None,
             "finished": isinstance(summary, dict),
             "summary": summary if isinstance(summary, dict) else None,
+        }
+
+    def _final(self, last: dict[str, Any]) -> dict[str, Any] | None:
+        """The candidate after the last deployment: the registry names it while the campaign runs
+        (see :mod:`bremen_robot.console.candidate`); its figures only when they are its own."""
+        k = last["deployment"]
+        ev = _dict(self.root / f"d{k}" / "eval.json")
+        records = self.registry().get("records") or []
+        sha = ev.get("policy_sha256") if ev is not None else None
+        cand, evaluated = candidate_after(records, k, sha if isinstance(sha, str) else None)
+        if cand is None and ev is None:
+            return None
+        if cand is not None and ev is not None and "policy_sha256" not in ev:
+            evaluated = True  # written before evaluations named their policy: cannot tell
+        state = None if cand is None else cand["state"]
+        # a rejected candidate's figures are history (its review, the audit log), not the candidate's
+        shown = ev if ev is not None and (cand is None or evaluated) and state not in GONE else {}
+        return {
+            "after_deployment": k,
+            "trained_on": last["samples"],
+            "policy_id": None if cand is None else cand["id"],
+            "state": state,
+            "withheld": state if state in GONE else None,
+            "eval_return_mean": shown.get("mean"),
+            "eval_return_std": shown.get("std"),
+            "success_rate": shown.get("success_rate"),
         }
 
     # ---------------------------------------------------------------- registry
@@ -273,7 +288,23 @@ class WorkspaceView:
         ]
         # each policy's state now: summary.json keeps the final candidate's state at the campaign's end
         states = {rec.id: str(rec.state) for rec in policies}
-        return {"error": "", "pending": pending, "audit": rows, "policies": len(policies), "states": states}
+        records = [
+            {
+                "id": rec.id,
+                "sha256": rec.sha256,
+                "state": str(rec.state),
+                "deployment": rec.lineage.get("deployment"),
+            }
+            for rec in policies  # registration order: a retraining's candidate comes after the rejected one
+        ]
+        return {
+            "error": "",
+            "pending": pending,
+            "audit": rows,
+            "policies": len(policies),
+            "states": states,
+            "records": records,
+        }
 
     def review_file(self, policy_id: str) -> Path | None:
         """``reviews/<id>/review.html`` of a pending or past candidate; None for anything else."""

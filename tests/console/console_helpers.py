@@ -62,15 +62,17 @@ def build_workspace(
     write_json(root / "campaign.json", {"name": f"demo{text}", "config_digest": "0" * 64})
     priv, _ = init_operator("alice", root.parent / "operators")
     with Registry.open(root) as reg:
-        first = reg.register(
+        first_rec = reg.register(
             make_artifact(root.parent / "a1", 1, report=SYNTHETIC_REPORT), lineage={"deployment": 1}
-        ).id
+        )
+        first = first_rec.id
         reg.approve(first, "alice", priv, note=f"looks fine{text}")
         rejected = reg.register(make_artifact(root.parent / "a3", 3), lineage={"deployment": 1}).id
         reg.reject(rejected, f"too jerky{text}")
-        second = reg.register(
+        second_rec = reg.register(
             make_artifact(root.parent / "a2", 2, report=SYNTHETIC_REPORT), lineage={"deployment": 2}
-        ).id
+        )
+        second = second_rec.id
     for k, n in ((1, 300), (2, 200)):
         (root / f"d{k}").mkdir()
         np.savez(root / f"d{k}" / "data.npz", rewards=np.zeros(n))
@@ -81,9 +83,19 @@ def build_workspace(
         root / "d2" / "collect.json",
         {"steps": 200, "episodes": 2, "interventions": 1, "policy_id": first + text},
     )
-    write_json(root / "d1" / "eval_random.json", {"mean": -50.0, "std": 5.0, "success_rate": 0.1})
-    write_json(root / "d1" / "eval.json", {"mean": -20.0, "std": 2.0, "success_rate": 0.6})
-    write_json(root / "d2" / "eval.json", {"mean": -10.0, "std": 1.0, "success_rate": 0.8})
+    # each evaluation names the artifact it evaluated, as the campaign writes it
+    write_json(
+        root / "d1" / "eval_random.json",
+        {"mean": -50.0, "std": 5.0, "success_rate": 0.1, "policy_sha256": "random"},
+    )
+    write_json(
+        root / "d1" / "eval.json",
+        {"mean": -20.0, "std": 2.0, "success_rate": 0.6, "policy_sha256": first_rec.sha256},
+    )
+    write_json(
+        root / "d2" / "eval.json",
+        {"mean": -10.0, "std": 1.0, "success_rate": 0.8, "policy_sha256": second_rec.sha256},
+    )
     write_json(
         root / "status.json",
         status(stage="waiting_for_approval", policy_id=second, message=text, warning=text or None),
@@ -93,4 +105,4 @@ def build_workspace(
         (root / "reviews" / second / "review.html").write_text(
             "<!doctype html><title>review</title><p>verdict</p>"
         )
-    return {"first": first, "second": second, "rejected": rejected}
+    return {"first": first, "second": second, "rejected": rejected, "second_sha": second_rec.sha256}

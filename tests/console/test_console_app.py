@@ -40,7 +40,11 @@ def test_page_shows_timeline_pending_candidate_and_audit_log(tmp_path, monkeypat
         f"<td>2</td><td>{first}</td><td>300</td><td>500</td><td>-20.0 ± 2.0</td><td>60%</td>"
         "<td>2</td><td>1</td>" in html
     )
-    assert "<td>candidate after 2</td><td></td><td>500</td><td></td><td>-10.0 ± 1.0</td><td>80%</td>" in html
+    # the candidate registered after deployment 2 is named while the campaign runs (no summary.json)
+    assert (
+        f"<td>candidate after 2</td><td>{ids['second']} (candidate)</td><td>500</td><td></td>"
+        "<td>-10.0 ± 1.0</td><td>80%</td>" in html
+    )
     assert html.count("<svg") == 5  # return and success against deployment and samples, interventions
     # the waiting candidate, with the command that writes its review page
     ws = (tmp_path / "ws").resolve()
