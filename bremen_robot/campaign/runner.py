@@ -26,7 +26,7 @@ from bremen_robot.campaign.collecting import (  # re-exported: collectors and te
 )
 from bremen_robot.campaign.config import CampaignConfig
 from bremen_robot.campaign.shadow import shadow_before_approval
-from bremen_robot.campaign.status import StatusWriter
+from bremen_robot.campaign.status import StatusWriter, waiting_message
 from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, write_json_atomic
 from bremen_robot.config.train import load_train_config
 from bremen_robot.data.dataset import Dataset, merge
@@ -160,7 +160,9 @@ class Campaign:
             )
             return
         self._require_trust()
-        self.status.stage("waiting_for_approval", k, policy_id=policy_id)
+        self.status.stage(
+            "waiting_for_approval", k, policy_id=policy_id, message=waiting_message(policy_id, self.ws.root)
+        )
         from bremen_robot.campaign.trust import trust_table
 
         trusted = ", ".join(sorted({name for name, _, _ in trust_table(self.ws.root)}))

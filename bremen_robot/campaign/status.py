@@ -39,6 +39,17 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def waiting_message(policy_id: str, workspace: Path) -> str:
+    """What the operator does while the campaign waits for ``policy_id``: one line, for the
+    status file and the console's waiting table."""
+    ws = f"--workspace {workspace}"
+    return (
+        f"review candidate {policy_id} (bremen review {policy_id} {ws}), then approve it "
+        f"(bremen approve {policy_id} --operator NAME {ws}) or reject it "
+        f"(bremen reject {policy_id} --reason TEXT {ws})"
+    )
+
+
 def _write(path: Path, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

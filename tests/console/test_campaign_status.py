@@ -6,6 +6,8 @@ import json
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -118,6 +120,39 @@ def test_the_step_count_starts_again_at_each_deployments_collection(tmp_path, mo
         (2, 3000, 3000),
     ]
     assert "done_steps" not in json.loads(writer.path.read_text())
+
+
+def test_while_waiting_for_approval_the_status_message_says_what_to_do(tmp_path, monkeypatch):
+    from bremen_robot.errors import BremenError
+    from bremen_robot.registry import Registry
+    from tests.campaign.test_campaign_logic import _with_trusted_operator
+
+    cfg = _with_trusted_operator(tmp_path, monkeypatch)
+    ws = tmp_path / "ws"
+    messages: list[str] = []
+    seen: dict = {}
+
+    def operator() -> None:  # another terminal: reads the status while asked, then rejects
+        for _ in range(600):
+            time.sleep(0.1)
+            if any("waiting for approval" in m for m in messages):
+                seen.update(json.loads((ws / "status.json").read_text()))
+                with Registry.open(ws) as reg:
+                    seen["id"] = next(r.id for r in reg.policies() if r.state == "candidate")
+                    reg.reject(seen["id"], "joint 3 oscillates", operator="alice")
+                return
+
+    t = threading.Thread(target=operator)
+    t.start()
+    with pytest.raises(BremenError, match="was rejected"):
+        Campaign(cfg, ws, collect_fn=DirectCollector(), log=messages.append).run()
+    t.join()
+    c, where = seen["id"], f"--workspace {ws.resolve()}"
+    assert (seen["stage"], seen["policy_id"]) == ("waiting_for_approval", c)
+    assert seen["message"] == (
+        f"review candidate {c} (bremen review {c} {where}), then approve it "
+        f"(bremen approve {c} --operator NAME {where}) or reject it (bremen reject {c} --reason TEXT {where})"
+    )
 
 
 def test_a_status_that_cannot_be_written_is_one_warning_and_the_campaign_goes_on(tmp_path):
