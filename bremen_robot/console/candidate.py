@@ -10,7 +10,11 @@ holds the rejected one's figures until the new one is evaluated.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the registry package is imported when the registry is first read
+    from bremen_robot.registry.records import PolicyRecord
 
 GONE = ("rejected", "retired")  # no longer a candidate anyone could approve for this campaign
 
@@ -33,3 +37,32 @@ def candidate_after(
         return evaluated, True
     everything = [r for r in records if r.get("deployment") == k]
     return (everything[-1] if everything else None), False
+
+
+def review_summary(ws: Path, rec: PolicyRecord, policies: list[PolicyRecord]) -> dict[str, Any]:
+    """What ``bremen review`` says of a candidate, in brief: its evaluation, the names of its red
+    flags and the selection decision. The same evidence and verdict code as the review, so the
+    console can never show a flag the review does not raise, or miss one."""
+    from bremen_robot.registry.evidence import deployed_now, gather
+    from bremen_robot.registry.verdict import build_verdict
+
+    try:
+        evidence, _ = gather(ws, rec, deployed_now(policies, rec))
+        verdict = build_verdict(evidence)
+    except Exception as exc:  # a damaged file: the row says so, the page still renders
+        return {"evidence_error": f"{type(exc).__name__}: {str(exc)[:120]}"}
+    e = evidence.candidate.evaluation
+    report = rec.report or {}
+    if evidence.selection_line:
+        selection = evidence.selection_line
+    elif isinstance(report.get("selection"), dict):
+        selection = "the trainer's offline choice; no campaign selection record"
+    else:
+        selection = "selection off"
+    return {
+        "return_mean": None if e is None else e.return_mean,
+        "return_std": None if e is None else e.return_std,
+        "success_rate": None if e is None else e.success_rate,
+        "flags": [f.code for f in verdict.flags],
+        "selection": selection,
+    }

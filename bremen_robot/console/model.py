@@ -3,8 +3,10 @@ script's refreshes (``/api/view``), so both say exactly the same."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from bremen_robot.campaign.status import waiting_message
 from bremen_robot.console.charts import is_number, timeline_charts
 from bremen_robot.console.state import WorkspaceView
 
@@ -18,7 +20,16 @@ TIMELINE_COLUMNS = [
     ("episodes", "episodes"),
     ("interventions", "interventions"),
 ]
-PENDING_COLUMNS = [("id", "candidate"), ("deployment", "after deployment"), ("review", "review")]
+PENDING_COLUMNS = [
+    ("id", "candidate"),
+    ("deployment", "after deployment"),
+    ("role", "status"),
+    ("return", "evaluation return ± std"),
+    ("success", "success"),
+    ("flags", "red flags"),
+    ("selection", "selection"),
+    ("review", "review"),
+]
 AUDIT_COLUMNS = [
     ("seq", "#"),
     ("at", "time"),
@@ -49,6 +60,49 @@ def _pct(v: Any) -> str:
 
 def _num(v: Any) -> str:
     return "" if v is None else f"{v:,}" if is_number(v) else _bad(v)
+
+
+def _flags(codes: Any) -> str:
+    return "none" if not codes else f"{len(codes)}: {', '.join(codes)}"
+
+
+def _pending_row(p: dict[str, Any], waiting: Any, final_id: Any, finished: bool) -> dict[str, Any]:
+    if p["id"] == waiting:
+        role = "waiting for approval"
+    elif p["id"] == final_id:
+        role = "final candidate" if finished else "last candidate, not waited for now"
+    else:
+        role = "not waited for"
+    error = p.get("evidence_error")
+    return {
+        "id": p["id"],
+        "deployment": "" if p["deployment"] is None else str(p["deployment"]),
+        "role": role,
+        "return": f"cannot read the evidence ({error})"
+        if error
+        else _ret(p.get("return_mean"), p.get("return_std")),
+        "success": _pct(p.get("success_rate")),
+        "flags": "" if error else _flags(p.get("flags")),
+        "selection": p.get("selection", ""),
+        "review": {"text": "open the review page", "href": p["review_url"]}
+        if p["review_url"]
+        else {"text": p["review_command"], "code": True},
+    }
+
+
+def _pending_heading(rows: list[dict[str, Any]], waiting: Any, finished: bool, root: Path) -> tuple[str, str]:
+    """The section's heading asks the operator to act only when the campaign waits."""
+    if not rows:
+        return ("waiting for approval", "")
+    if any(r["id"] == waiting for r in rows):
+        return ("waiting for approval", f"The campaign waits: {waiting_message(str(waiting), root)}.")
+    if finished:
+        return (
+            "final candidate",
+            "The campaign has finished: nothing waits for an approval. Approving its final candidate "
+            "is optional, for a next campaign to deploy it.",
+        )
+    return ("candidates", "Nothing waits for an approval now.")
 
 
 def view_model(view: WorkspaceView) -> dict[str, Any]:
@@ -91,16 +145,17 @@ def view_model(view: WorkspaceView) -> dict[str, Any]:
                 "interventions": "",
             }
         )
-    pending = [
-        {
-            "id": p["id"],
-            "deployment": "" if p["deployment"] is None else str(p["deployment"]),
-            "review": {"text": "open the review page", "href": p["review_url"]}
-            if p["review_url"]
-            else {"text": p["review_command"], "code": True},
-        }
-        for p in reg["pending"]
-    ]
+    status = view.status()
+    # only the policy the running campaign's status names is waited for; any other candidate
+    # (a finished campaign's last one, one whose training was moved aside) can wait for ever
+    waiting = (
+        status.get("policy_id")
+        if status.get("stage") == "waiting_for_approval" and status["running"]
+        else None
+    )
+    final_id = (final or {}).get("policy_id")
+    pending = [_pending_row(p, waiting, final_id, timeline["finished"]) for p in reg["pending"]]
+    heading, note = _pending_heading(pending, waiting, timeline["finished"], view.root)
     audit = [
         {
             "seq": str(a["seq"]),
@@ -118,6 +173,8 @@ def view_model(view: WorkspaceView) -> dict[str, Any]:
         "timeline": rows,
         "charts": timeline_charts(timeline),
         "pending": pending,
+        "pending_heading": heading,
+        "pending_note": note,
         "audit": audit,
         "registry_error": reg.get("error", ""),
     }

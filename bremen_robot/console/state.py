@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bremen_robot.campaign.status import STATUS_FILE
-from bremen_robot.console.candidate import GONE, candidate_after
+from bremen_robot.console.candidate import GONE, candidate_after, review_summary
 
 STALE_COLLECTING_S = 30.0  # during collection the campaign writes about once a second
 REVIEW_FILE = "review.html"
@@ -220,8 +220,26 @@ class WorkspaceView:
         wal = Path(f"{db_path}-wal")
         key = _stat_key(db_path, wal)
         reg: dict[str, Any] = self._cache.get("registry", key, lambda: self._read_registry(db_path, wal))
+        policies = reg.get("_policies") or []
+        # the evaluation and collection files change while the registry does not (a candidate is
+        # registered, then evaluated): the verdicts are keyed on both
+        verdicts = self._cache.get(
+            "verdicts",
+            (key, self._evidence_key()),
+            lambda: {
+                p.id: review_summary(self.root, p, policies) for p in policies if p.state == "candidate"
+            },
+        )
+        public = {k: v for k, v in reg.items() if k != "_policies"}
         # not cached: 'bremen review' writes the page without touching the registry
-        return {**reg, "pending": [self._review_link(p) for p in reg["pending"]]}
+        pending = [self._review_link({**p, **verdicts.get(p["id"], {})}) for p in reg["pending"]]
+        return {**public, "pending": pending}
+
+    def _evidence_key(self) -> tuple[Any, ...]:
+        """The files a verdict reads (registry/evidence.py), by name and (mtime, size)."""
+        names = ("eval.json", "eval_random.json", "collect.json", "selection.json", "collect.yaml")
+        paths = sorted(p for n in names for p in self.root.glob(f"d*/{n}"))
+        return (tuple(str(p) for p in paths), _stat_key(*paths))
 
     def _review_link(self, pending: dict[str, Any]) -> dict[str, Any]:
         review = self.root / "reviews" / pending["id"] / REVIEW_FILE
@@ -304,6 +322,7 @@ class WorkspaceView:
             "policies": len(policies),
             "states": states,
             "records": records,
+            "_policies": policies,  # for the verdicts; never sent
         }
 
     def review_file(self, policy_id: str) -> Path | None:

@@ -101,6 +101,8 @@
     text("campaign-name", v.campaign);
     fillTable("timeline", v.timeline);
     fillTable("pending", v.pending);
+    text("pending-heading", v.pending_heading);
+    text("pending-note", v.pending_note);
     fillTable("audit", v.audit);
     text("registry-error", v.registry_error);
     var empty = document.getElementById("pending-empty");
