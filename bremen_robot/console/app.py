@@ -25,7 +25,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bremen_robot.console.model import AUDIT_COLUMNS, PENDING_COLUMNS, TIMELINE_COLUMNS, view_model
+from bremen_robot.console.model import (
+    AUDIT_COLUMNS,
+    NOWRAP_COLUMNS,
+    PENDING_COLUMNS,
+    TIMELINE_COLUMNS,
+    view_model,
+)
 from bremen_robot.console.state import WorkspaceView
 
 HERE = Path(__file__).resolve().parent
@@ -107,6 +113,7 @@ def create_app(workspace: Path, host_names: Iterable[str] = ()) -> Any:
             timeline_columns=TIMELINE_COLUMNS,
             pending_columns=PENDING_COLUMNS,
             audit_columns=AUDIT_COLUMNS,
+            nowrap=NOWRAP_COLUMNS,
         )
         return HTMLResponse(html)
 

@@ -30,6 +30,7 @@ PENDING_COLUMNS = [
     ("selection", "selection"),
     ("review", "review"),
 ]
+NOWRAP_COLUMNS = ("at",)  # the audit log's time: one timestamp, never two lines
 AUDIT_COLUMNS = [
     ("seq", "#"),
     ("at", "time"),

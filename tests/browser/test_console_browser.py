@@ -194,3 +194,36 @@ def test_a_warning_written_while_the_page_is_open_appears_without_a_reload(
     write_json(tmp_path / "ws" / "status.json", status(stage="collecting", warning=None))
     wait_for("the warning cleared", lambda: browser.find_element("id", "st-warning").text == "", 15)
     assert console_errors(browser) == []
+
+
+def test_a_failure_turns_red_without_a_reload_and_audit_times_keep_one_line(
+    browser, served: str, tmp_path: Path
+) -> None:
+    """At the fixture's 1280 px the hostile notes make the audit log wide: its time column wrapped."""
+    from tests.console.console_helpers import status, write_json
+
+    browser.get(served)
+    wait_for("the audit log", lambda: len(browser.find_elements("css selector", "#audit tbody tr")) == 5, 15)
+
+    def color(id_: str) -> str:
+        return str(
+            browser.execute_script(
+                "return getComputedStyle(document.getElementById(arguments[0])).color", id_
+            )
+        )
+
+    assert color("st-stage") == "rgb(29, 29, 31)"  # the body's text colour while it waits
+    reason = "out of disk space while collecting deployment 2 into /runs/q/d2/bag; free space and re-run"
+    write_json(tmp_path / "ws" / "status.json", status(stage="failed", message=reason))
+    wait_for("the failed stage", lambda: browser.find_element("id", "st-stage").text == "failed", 15)
+    assert browser.find_element("id", "st-message").text == reason
+    assert color("st-stage") == color("st-message") == "rgb(176, 0, 32)"
+    # line boxes of each time cell's text, in the rows the script wrote from /api/view
+    lines = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#audit tbody tr')).map(function (tr) {"
+        "  var r = document.createRange(); r.selectNodeContents(tr.cells[1]);"
+        "  return r.getClientRects().length; });"
+    )
+    assert lines == [1, 1, 1, 1, 1]
+    assert browser.execute_script("return window.innerWidth") <= 1280
+    assert console_errors(browser) == []

@@ -110,6 +110,21 @@ def test_the_last_selection_warning_is_on_the_page_and_none_leaves_it_empty(tmp_
     assert client(tmp_path / "ws").get("/api/status").json()["warning"] == warning
 
 
+def test_a_failed_stage_and_its_reason_render_as_errors_and_audit_times_do_not_wrap(tmp_path, monkeypatch):
+    ws = tmp_path / "ws"
+    build_workspace(ws, monkeypatch)
+    reason = "interrupted (Ctrl-C or SIGTERM)"
+    write_json(ws / "status.json", status(stage="failed", message=reason))
+    html = client(ws).get("/").text
+    assert '<dd id="st-stage" class="error">failed</dd>' in html
+    assert f'<dd id="st-message" class="error">{reason}</dd>' in html
+    assert '<th data-key="at" class="nowrap">time</th>' in html
+    assert html.count('<td class="nowrap">') == 5  # the time of each of the 5 audit entries
+    write_json(ws / "status.json", status(stage="collecting"))
+    html = client(ws).get("/").text
+    assert '<dd id="st-stage">collecting</dd>' in html and '<dd id="st-message"></dd>' in html
+
+
 def test_hostile_names_notes_and_config_strings_are_sent_as_text(tmp_path, monkeypatch):
     build_workspace(tmp_path / "ws", monkeypatch, hostile=True)
     page = client(tmp_path / "ws").get("/")

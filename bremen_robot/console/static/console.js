@@ -21,6 +21,11 @@
     text("st-interventions", s.interventions);
     text("st-estop", s.estop);
     text("st-message", s.message);
+    // a failure is the one stage the operator must not miss
+    ["st-stage", "st-message"].forEach(function (id) {
+      var el = document.getElementById(id);
+      if (el) el.className = s.stage === "failed" ? "error" : "";
+    });
     text("st-warning", s.warning);
     text("liveness", s.liveness);
     var live = document.getElementById("liveness");
@@ -49,13 +54,15 @@
   function fillTable(id, rows) {
     var table = document.getElementById(id);
     if (!table) return;
-    var keys = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
-      return th.getAttribute("data-key");
-    });
+    var heads = Array.prototype.slice.call(table.querySelectorAll("thead th"));
     var body = document.createElement("tbody");
     rows.forEach(function (row) {
       var tr = document.createElement("tr");
-      keys.forEach(function (k) { tr.appendChild(cell(row[k])); });
+      heads.forEach(function (th) {
+        var td = cell(row[th.getAttribute("data-key")]);
+        td.className = th.className;  // a column's class (nowrap) holds for its cells
+        tr.appendChild(td);
+      });
       body.appendChild(tr);
     });
     table.replaceChild(body, table.tBodies[0]);
