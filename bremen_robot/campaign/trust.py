@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from bremen_robot.campaign.workspace import move_aside
 from bremen_robot.errors import BremenError
@@ -28,7 +29,6 @@ from bremen_robot.registry.signing import (
     check_operator_name,
     key_fingerprint,
     key_paths,
-    load_private_key,
     load_public_key,
 )
 from bremen_robot.robot_config import RobotConfig, load_robot_config
@@ -124,13 +124,14 @@ def _fingerprint(path: Path) -> str | None:
         return None  # a missing or broken key trusts nobody; verify_for_deployment names it
 
 
-def check_approver_trusted(ws: Path, operator: str, private_key: Path | None) -> None:
-    """Refuse, before anything is signed, an approval the workspace's robot could not deploy."""
+def check_approver_trusted(ws: Path, operator: str, public_key: Ed25519PublicKey) -> None:
+    """Refuse, before anything is signed, an approval the workspace's robot could not deploy.
+    ``Registry.approve(before_signing=...)`` runs it after the key-owner check, so ``operator``
+    is known to hold ``public_key``."""
     robot = workspace_robot(ws)
     if robot is None:
         return  # a plain registry: which robots will run it is not known here
-    key_path = Path(private_key) if private_key is not None else key_paths(operator)[0]
-    fp = key_fingerprint(load_private_key(key_path).public_key())
+    fp = key_fingerprint(public_key)
     if fp not in {_fingerprint(k) for k in robot.trusted_operator_keys}:
         raise ApprovalError(
             f"robot '{robot.name}' does not trust operator {operator} (key {fp[:12]}): "

@@ -14,8 +14,13 @@ def _run(args: argparse.Namespace) -> int:
     with open_registry(args, write=True) as reg:
         # a campaign workspace knows its robot: refuse an approval it could never deploy, before
         # anything is signed (a candidate is approved once; an untrusted approval would strand it)
-        check_approver_trusted(reg.workspace, args.operator, args.key)
-        rec = reg.approve(args.id, args.operator, args.key, args.note)
+        rec = reg.approve(
+            args.id,
+            args.operator,
+            args.key,
+            args.note,
+            before_signing=lambda key: check_approver_trusted(reg.workspace, args.operator, key),
+        )
         robot = workspace_robot(reg.workspace)
     assert rec.approval is not None
     trust = (

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from bremen_robot.registry import db
 from bremen_robot.registry.errors import ApprovalError, RegistryError
 from bremen_robot.registry.guard import GuardedConnection
 from bremen_robot.registry.hints import bremen_command
-from bremen_robot.registry.operators import check_and_bind
+from bremen_robot.registry.operators import check_and_bind, check_key_owner
 from bremen_robot.registry.records import RANDOM_POLICY_ID, PolicyRecord, short_id
 from bremen_robot.registry.signing import (
     canonical_payload,
@@ -158,14 +160,23 @@ class StateChanges:
 
     # ------------------------------------------------------------------ operator actions
     def approve(
-        self, id: str, operator_name: str, private_key_path: Path | None = None, note: str = ""
+        self,
+        id: str,
+        operator_name: str,
+        private_key_path: Path | None = None,
+        note: str = "",
+        before_signing: Callable[[Ed25519PublicKey], None] | None = None,
     ) -> PolicyRecord:
         """Sign and record an operator's approval of a candidate.
 
         The key defaults to ``<operator dir>/<operator_name>.key`` and must be that operator's
         (:mod:`.operators`). The signature covers (artifact sha256, manifest digest, operator, time,
         note). The store files are hashed first: a tampered artifact cannot be approved. Of two racing
-        approvals exactly one succeeds; the other raises ApprovalError ("already approved by")."""
+        approvals exactly one succeeds; the other raises ApprovalError ("already approved by").
+
+        ``before_signing(public_key)``: the caller's own refusal (``bremen approve``: the campaign
+        robot's trust), run once the key is known to be the operator's and before anything is
+        signed, so every refusal of one approval comes from here, in this order."""
         check_operator_name(operator_name)
         if not isinstance(note, str):
             raise RegistryError("the approval note must be text")
@@ -177,6 +188,9 @@ class StateChanges:
         self.verify_store(rec)
         key_path = Path(private_key_path) if private_key_path is not None else key_paths(operator_name)[0]
         key = load_private_key(key_path)
+        check_key_owner(self._conn, operator_name, key_path, key.public_key())
+        if before_signing is not None:
+            before_signing(key.public_key())
         time = _now()
         payload = canonical_payload(rec.sha256, rec.manifest_digest, operator_name, time, note)
         signature = sign_payload(key, payload)

@@ -96,14 +96,11 @@ def expected_key(
     return None
 
 
-def check_and_bind(
-    conn: GuardedConnection, name: str, key_path: Path, public_key: Ed25519PublicKey, at: str
-) -> None:
-    """Refuse ``public_key`` unless it is ``name``'s; bind the name at its first approval.
-
-    Call inside the approval's write transaction, so two first approvals cannot bind one name
-    to two keys.
-    """
+def check_key_owner(conn: GuardedConnection, name: str, key_path: Path, public_key: Ed25519PublicKey) -> None:
+    """Refuse ``public_key`` unless it is ``name``'s (module docstring). Reads only: the approval
+    runs it first, before any other check that names the operator (a trust refusal would name
+    alice for bob's key and send her to a fix that cannot help), and again in
+    :func:`check_and_bind`."""
     fp = key_fingerprint(public_key)
     d = default_operator_dir()
     expected = expected_key(conn, name, key_path, d)
@@ -124,6 +121,18 @@ def check_and_bind(
             f"({source}: fingerprint {want_fp[:12]}); "
             f"approve as the key's owner, or sign with {name}'s own key"
         )
+
+
+def check_and_bind(
+    conn: GuardedConnection, name: str, key_path: Path, public_key: Ed25519PublicKey, at: str
+) -> None:
+    """Refuse ``public_key`` unless it is ``name``'s; bind the name at its first approval.
+
+    Call inside the approval's write transaction, so two first approvals cannot bind one name
+    to two keys.
+    """
+    check_key_owner(conn, name, key_path, public_key)
+    fp = key_fingerprint(public_key)
     if _has_table(conn) and bound_key(conn, name) is None:
         other = _owner(conn, fp, None)
         if other is not None:

@@ -20,7 +20,7 @@ from bremen_robot.campaign.config import load_campaign_config
 from bremen_robot.campaign.runner import Campaign
 from bremen_robot.cli import main
 from bremen_robot.errors import BremenError
-from bremen_robot.registry import Registry, init_operator
+from bremen_robot.registry import Registry, init_operator, key_fingerprint, load_public_key
 from tests.campaign.test_campaign_logic import DirectCollector, write_campaign
 
 
@@ -87,6 +87,19 @@ def test_approve_refuses_an_untrusted_operator_before_signing(tmp_path, operator
     states: list[str] = []
 
     def act(pid: str) -> None:
+        # alice (trusted) named with bob's key: the key is not hers, whatever the robot trusts
+        codes["alice with bob.key"] = main(
+            [
+                "approve",
+                pid,
+                "--operator",
+                "alice",
+                "--key",
+                str(operators / "bob.key"),
+                "--workspace",
+                str(ws),
+            ]
+        )
         codes["bob"] = main(["approve", pid, "--operator", "bob", "--workspace", str(ws)])
         with Registry.open(ws, create=False) as reg:
             states.append(reg.get(pid).state)
@@ -96,10 +109,20 @@ def test_approve_refuses_an_untrusted_operator_before_signing(tmp_path, operator
     summary = Campaign(cfg, ws, collect_fn=DirectCollector(), log=messages.append).run()
     t.join()
     err = capsys.readouterr().err.strip().splitlines()
-    assert codes == {"bob": 2, "alice": 0}
-    assert states == ["candidate"]  # bob's refusal signed and changed nothing
-    assert len(err) == 1 and err[0].startswith("error: robot 'point' does not trust operator bob (key ")
-    assert err[0].endswith(
+    assert codes == {"alice with bob.key": 2, "bob": 2, "alice": 0}
+    assert states == ["candidate"]  # both refusals signed and changed nothing
+    bob_fp = key_fingerprint(load_public_key(operators / "bob.pub"))
+    alice_fp = key_fingerprint(load_public_key(operators / "alice.pub"))
+    assert len(err) == 2
+    # not "robot 'point' does not trust operator alice (key <bob's>)": its fix, 'bremen trust add
+    # alice', answers "already trusted"
+    assert err[0] == (
+        f"error: key '{operators / 'bob.key'}' (fingerprint {bob_fp[:12]}, operator 'bob') is not the key "
+        f"of operator 'alice' ({operators / 'alice.pub'}: fingerprint {alice_fp[:12]}); approve as the "
+        "key's owner, or sign with alice's own key"
+    )
+    assert err[1] == (
+        f"error: robot 'point' does not trust operator bob (key {bob_fp[:12]}): "
         f"run 'bremen trust add bob --workspace {ws}' (see bremen trust --help), then approve again; "
         "nothing was approved"
     )
