@@ -26,11 +26,29 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, exclusive: bool = False) -> None:
+def current_umask() -> int:
+    """The process's umask. Linux shows it in /proc (read without changing it); elsewhere it can
+    only be read by setting it, which another thread could see for an instant."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, exclusive: bool = False, mode: int | None = None) -> None:
     """Replace ``path`` with ``data`` atomically (temp file + fsync + rename + folder fsync).
 
     ``exclusive``: create it only if nothing is there (a hard link instead of the rename), so of two
     writers racing for one name the second gets ``FileExistsError`` rather than replacing the first.
+    ``mode``: the file's permissions; by default those of a file ``open()`` creates (0666 less the
+    umask, 0644 usually), not mkstemp's private 0600, which kept review pages, reports and
+    datasets from a console or colleague running as another user. Secrets (operator keys) are
+    written by their own code, never here.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +58,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, exclusive: bool = False) -> N
         raise _naming(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask() if mode is None else mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
