@@ -25,6 +25,7 @@ from bremen_robot.campaign.collecting import (  # re-exported: collectors and te
     shield_count,
 )
 from bremen_robot.campaign.config import CampaignConfig
+from bremen_robot.campaign.rejection import rejected_on, set_aside, training_seed, turned_down
 from bremen_robot.campaign.shadow import shadow_before_approval
 from bremen_robot.campaign.status import StatusWriter, waiting_message
 from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, write_json_atomic
@@ -36,22 +37,6 @@ from bremen_robot.progress import Reporter
 from bremen_robot.robot_config import load_robot_config
 
 DEMO_OPERATOR = "demo-operator"
-REJECTED_SEED_STEP = 1000  # seed + k never reaches it (k <= 50), so a retraining's seed is new
-
-
-def rejected_on(reg: Any, digests: list[str]) -> int:
-    """How many candidates trained on exactly these datasets an operator rejected."""
-    return sum(
-        1 for r in reg.policies() if r.state == "rejected" and r.lineage.get("data_digests") == digests
-    )
-
-
-def training_seed(seed: int, k: int, rejected: int) -> int:
-    """Deployment k's training seed. Training is deterministic, so the same seed would give a
-    rejected policy back under a new id: each rejection (``rejected_on``) moves it on."""
-    return seed + k + REJECTED_SEED_STEP * rejected
-
-
 Log = Callable[[str], None]
 
 
@@ -145,10 +130,14 @@ class Campaign:
         return robot_yaml
 
     # ---------------------------------------------------------------- stages
-    def _wait_for_approval(self, reg: Any, policy_id: str, k: int) -> None:
+    def _wait_for_approval(self, reg: Any, policy_id: str, k: int) -> bool:
+        """True once ``policy_id`` is approved; False when an operator turned it down (the
+        caller trains deployment k's candidate again: :mod:`bremen_robot.campaign.rejection`)."""
         rec = reg.get(policy_id)
         if rec.state in ("approved", "deployed"):
-            return
+            return True
+        if turned_down(rec):
+            return False
         if self.auto_approve and rec.state == "candidate":
             from bremen_robot.registry import key_paths
 
@@ -158,7 +147,7 @@ class Campaign:
                 key_paths(DEMO_OPERATOR, self.ws.root / "keys")[0],
                 note=f"auto-approved in simulation for deployment {k}",
             )
-            return
+            return True
         self._require_trust()
         self.status.stage(
             "waiting_for_approval", k, policy_id=policy_id, message=waiting_message(policy_id, self.ws.root)
@@ -169,7 +158,8 @@ class Campaign:
         self.log(
             f"waiting for approval of candidate {policy_id} for deployment {k}: "
             f"bremen review {policy_id} --workspace {self.ws.root}; then "
-            f"bremen approve {policy_id} --operator NAME --workspace {self.ws.root} "
+            f"bremen approve {policy_id} --operator NAME --workspace {self.ws.root}, or reject it "
+            f"and the campaign trains another "
             f"(trusted operators: {trusted}; Ctrl-C to stop; the same command resumes)"
         )
         while True:
@@ -178,12 +168,9 @@ class Campaign:
                 self.log(
                     f"candidate {policy_id} approved by {rec.approval.operator if rec.approval else '?'}"
                 )
-                return
-            if rec.state in ("rejected", "retired"):
-                raise BremenError(
-                    f"candidate {policy_id} was {rec.state}; the campaign stops before deployment {k}. Move "
-                    f"{self.ws.train_dir(k - 1)} aside and re-run to train a new candidate"
-                )
+                return True
+            if turned_down(rec):
+                return False
             time.sleep(self.cfg.approval_poll_seconds)
 
     def _collect(
@@ -299,6 +286,38 @@ class Campaign:
         )
         return out
 
+    def _candidate(
+        self, reg: Any, k: int, data: Dataset, digests: list[str], policy_id: str, deployed: Path | None
+    ) -> tuple[str, Path | None, Any, dict[str, Any]]:
+        """Train (or find) deployment k's candidate on ``data``, register and evaluate it:
+        ``(id, artifact, proposal, evaluation)``. A training whose candidate an operator turned
+        down is set aside and trained again (:mod:`bremen_robot.campaign.rejection`)."""
+        while True:
+            self.status.stage("training", k)
+            train_dir = self._train(k, data, deployed, rejected_on(reg, digests))
+            proposal = self._propose(k, train_dir, deployed)
+            if proposal.keep:  # no snapshot beats the deployed policy: it collects again
+                candidate, proposed = policy_id, deployed
+                break
+            lineage = {"data_digests": digests, "parent": policy_id, "deployment": k}
+            rec = reg.register(proposal.artifact, report=proposal.report, lineage=lineage)
+            if not turned_down(rec):
+                candidate, proposed = rec.id, proposal.artifact
+                break
+            self.log(set_aside(self.ws, k, reg, rec.id)[1])
+        # a selection decision's warning stays on the console until the next decision
+        warning = proposal.record.get("twin_warning") if proposal.record else None
+        self.status.stage("evaluating", k, candidate=candidate, warning=warning)
+        # the random policy kept (nothing beat it) is the one evaluation of it, not another
+        cand_seed = self.cfg.seed if proposed is None else self.cfg.seed + 7
+        cand_eval = self._evaluate(self.ws.eval_file(k), proposed, cand_seed)
+        success = f", success {100 * cand_eval['success_rate']:.0f}%" if "success_rate" in cand_eval else ""
+        self.log(
+            f"deployment {k}: candidate {candidate} evaluates to {cand_eval['mean']:.1f} ± "
+            f"{cand_eval['std']:.1f}{success} ({self.eval_env})"
+        )
+        return candidate, proposed, proposal, cand_eval
+
     def _propose(self, k: int, train_dir: Path, deployed: Path | None) -> Any:
         """What to propose from this training (issue 16; :mod:`bremen_robot.campaign.selection`)."""
         from bremen_robot.campaign.selection import propose
@@ -362,6 +381,7 @@ class Campaign:
         with Registry.open(self.ws.root) as reg:
             candidate: str | None = None
             proposed: Path | None = None  # the artifact of ``candidate`` (None: the random policy)
+            retrain: Callable[[], tuple[str, Path | None, Any, dict[str, Any]]] | None = None
             for k in range(1, self.cfg.deployments + 1):
                 if k == 1:
                     self.status.stage("evaluating", k, policy_id="random")
@@ -374,9 +394,13 @@ class Campaign:
                     if (done := read_json(self.ws.collect_marker(k))) is not None:
                         self._resume_past(reg, k, candidate, done)  # it was deployed: not asked again
                     else:
-                        if self.cfg.shadow.enabled:  # before the approval is asked: docs/ros.md
-                            shadow_before_approval(self, reg, k, candidate, policy_id)
-                        self._wait_for_approval(reg, candidate, k)
+                        while True:
+                            if self.cfg.shadow.enabled:  # before the approval is asked: docs/ros.md
+                                shadow_before_approval(self, reg, k, candidate, policy_id)
+                            if self._wait_for_approval(reg, candidate, k):
+                                break
+                            assert retrain is not None  # deployment k-1's candidate step
+                            candidate, proposed, _, _ = retrain()
                         robot_yaml = self._check_deployable(reg, candidate, k)
                     self.status.stage("evaluating", k, policy_id=candidate)
                     policy_id = candidate
@@ -393,25 +417,8 @@ class Campaign:
                 data = merge(datasets) if len(datasets) > 1 else datasets[0]
                 deployed = None if policy_id == "random" else reg.get(policy_id).artifact_dir
                 digests = [d.digest() for d in datasets]
-                self.status.stage("training", k)
-                train_dir = self._train(k, data, deployed, rejected_on(reg, digests))
-                lineage = {
-                    "data_digests": digests,
-                    "parent": policy_id,
-                    "deployment": k,
-                }
-                proposal = self._propose(k, train_dir, deployed)
-                if proposal.keep:  # no snapshot beats the deployed policy: it collects again
-                    candidate, proposed = policy_id, deployed
-                else:
-                    proposed = proposal.artifact
-                    candidate = reg.register(proposed, report=proposal.report, lineage=lineage).id
-                # a selection decision's warning stays on the console until the next decision
-                warning = proposal.record.get("twin_warning") if proposal.record else None
-                self.status.stage("evaluating", k, candidate=candidate, warning=warning)
-                # the random policy kept (nothing beat it) is the one evaluation of it, not another
-                cand_seed = self.cfg.seed if proposed is None else self.cfg.seed + 7
-                cand_eval = self._evaluate(self.ws.eval_file(k), proposed, cand_seed)
+                retrain = functools.partial(self._candidate, reg, k, data, digests, policy_id, deployed)
+                candidate, proposed, _, cand_eval = retrain()
                 rows.append(
                     {
                         "deployment": k,
@@ -435,10 +442,6 @@ class Campaign:
                     "state": reg.get(candidate).state,
                     **({"success_rate": cand_eval["success_rate"]} if "success_rate" in cand_eval else {}),
                 }
-                self.log(
-                    f"deployment {k}: candidate {candidate} evaluates to {cand_eval['mean']:.1f} ± "
-                    f"{cand_eval['std']:.1f} ({self.eval_env})"
-                )
             summary = {
                 "campaign": self.cfg.name,
                 "robot": self.robot.name,

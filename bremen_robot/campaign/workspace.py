@@ -20,6 +20,8 @@ directory is renamed aside (``*.incomplete-N``) before the stage is redone.
     <ws>/d<k>/bag/                   rosbag2 log of deployment k (collect.json when complete)
     <ws>/d<k>/data.npz               deployment k as a dataset
     <ws>/d<k>/train/                 candidate trained on d1..dk (manifest.json when complete)
+    <ws>/d<k>/train.rejected-N/      a training whose candidate an operator turned down, kept
+    <ws>/rejections.json             each such move: policy, who, why, where the training went
     <ws>/d<k>/eval.json              evaluation of that candidate
     <ws>/summary.json, summary.png   the campaign table and plot
 """

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from bremen_robot.campaign.runner import Campaign, CollectRequest, training_seed
+from bremen_robot.campaign.rejection import training_seed
+from bremen_robot.campaign.runner import Campaign, CollectRequest
 from bremen_robot.campaign.workspace import read_json, write_json_atomic
 from bremen_robot.cluster.ray_env import cluster_gpus, connect, robot_nodes, robot_resource
 from bremen_robot.data.dataset import Dataset, merge
