@@ -11,6 +11,7 @@ from bremen_robot.cli.policies_cmd import add_registry_options, open_registry
 
 def _run(args: argparse.Namespace) -> int:
     from bremen_robot.cli.common import terminal_safe
+    from bremen_robot.registry.page import decide_lines
     from bremen_robot.registry.reviewing import make_review
     from bremen_robot.registry.sessions import sessions
     from bremen_robot.registry.shadow_runs import review_lines
@@ -43,6 +44,8 @@ def _run(args: argparse.Namespace) -> int:
     if review.video_reason:
         print(review.video_reason)
     print(f"review page: {review.page} (open it in a browser; it signs nothing)")
+    for line in decide_lines(rec, workspace):
+        print(terminal_safe(line))
     return 0
 
 

@@ -280,7 +280,9 @@ def signature_state(ws: Path, rec: PolicyRecord) -> tuple[str, bool | None]:
     if a is None:
         if rec.state in ("approved", "deployed") and not rec.is_random:
             return f"MISSING: the registry says {rec.state} but holds no approval", False
-        return "not signed: approval is a signed command-line act (commands below)", None
+        if rec.state == "candidate":  # bremen review and the page end with the commands
+            return "not signed: approval is a signed command-line act (commands below)", None
+        return "not signed", None
     try:
         p = parse_payload(a.payload)
     except ApprovalError as exc:

@@ -105,11 +105,15 @@ with this policy: docs/cluster.md)</p>{% endif %}
 <tr><th>approval note</th><td id="approval-note">{{ rec.approval.note }}</td></tr>{% endif %}
 </table>
 
-<h2 id="commands">Decide (in a terminal, with your operator key)</h2>
+<h2 id="commands">Decide (in a terminal)</h2>
 <pre id="approve-cmd">{{ approve_cmd }}</pre>
 <pre id="reject-cmd">{{ reject_cmd }}</pre>
-<p class="note">Replace NAME with your operator name (<code>bremen operator init NAME</code>); the
-approval is signed with that operator's private key and recorded in the audit log.</p>
+<p class="note" id="decide-note">Replace NAME with your operator name (<code>bremen operator init
+NAME</code>). Approving signs with that operator's private key and is recorded in the audit log.
+Rejecting needs no key: a rejection can only stop a policy, never run one, so the name given is
+recorded in the audit log as typed, unverified. A campaign waiting for this candidate keeps its
+training aside (<code>d&lt;k&gt;/train.rejected-N</code>, listed in <code>rejections.json</code>)
+and trains another candidate with another seed (docs/registry.md, "Rejecting a candidate").</p>
 
 <h2 id="report">The full report (as <code>bremen review</code> prints it)</h2>
 <pre id="report-text">{{ text }}</pre>
@@ -143,6 +147,29 @@ def commands(rec: PolicyRecord, workspace: Path) -> tuple[str, str]:
         f"bremen approve {rec.id} --operator NAME --note 'what you checked' --workspace {ws}",
         f"bremen reject {rec.id} --reason 'why' --operator NAME --workspace {ws}",
     )
+
+
+DECIDE_NOTE = (
+    "approving signs with NAME's private key; rejecting needs no key (a rejection can only stop a "
+    "policy, never run one; the name is recorded as given) and a campaign waiting for this candidate "
+    "trains another (docs/registry.md, 'Rejecting a candidate')"
+)
+
+
+def decide_lines(rec: PolicyRecord, workspace: Path) -> list[str]:
+    """The page's commands for the terminal, for a policy still to decide on; ``--workspace``
+    only where it is not the default, as every other command a message names."""
+    from bremen_robot.registry.hints import bremen_command
+
+    if rec.is_random or rec.state not in ("candidate", "approved"):
+        return []
+    lines = ["decide (NAME: your operator name, from 'bremen operator init NAME'):"]
+    if rec.state == "candidate":
+        lines.append(
+            "  " + bremen_command(f"approve {rec.id} --operator NAME --note 'what you checked'", workspace)
+        )
+    lines.append("  " + bremen_command(f"reject {rec.id} --reason 'why' --operator NAME", workspace))
+    return [*lines, DECIDE_NOTE]
 
 
 def _pct(x: Any) -> str:
