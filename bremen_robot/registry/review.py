@@ -30,6 +30,16 @@ Series = dict[str, list[float]]
 _INDEX_KEYS = ("epoch", "epochs", "iteration", "iterations", "iter", "step", "steps")
 # per-member figures, not curves over time: shown in the holdout-per-member line and plot
 _MEMBER_KEYS = ("best_holdout_mse", "holdout_per_member", "member_holdout")
+# one value per ensemble member, among the section's curves: plotted over members, not epochs
+_PER_MEMBER_CURVES = {"best_epoch": "epoch of its best holdout loss"}
+_CURVE_X = {"ensemble": "epoch", "bc": "block of 1000 BC steps (mean loss)", "trpo": "TRPO iteration"}
+
+
+def curve_axes(section: str, key: str) -> tuple[str, str]:
+    """``(x label, y label)`` of the report curve ``section.key``."""
+    if section == "ensemble" and key in _PER_MEMBER_CURVES:
+        return "ensemble member", _PER_MEMBER_CURVES[key]
+    return _CURVE_X.get(section, "episode" if section in ("evaluation", "sim2real") else "step"), key
 
 
 def _num(x: Any) -> float | None:
@@ -419,9 +429,14 @@ def write_plots(record: PolicyRecord, out_dir: Path) -> list[Path]:
         fig.suptitle(f"{record.id} {section}")
         for i, (k, ys) in enumerate(curves.items()):
             ax = fig.add_subplot(rows, cols, i + 1)
-            ax.plot(range(len(ys)), ys)
+            xlabel, ylabel = curve_axes(section, k)
+            if xlabel == "ensemble member":
+                ax.bar([str(m) for m in range(len(ys))], ys)
+            else:
+                ax.plot(range(len(ys)), ys)
             ax.set_title(k)
-            ax.set_xlabel("iteration" if section == "trpo" else "epoch" if section == "ensemble" else "step")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
             ax.grid(True, alpha=0.3)
         save(fig, section)
 

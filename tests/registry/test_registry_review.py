@@ -131,3 +131,28 @@ def test_selection_lines_say_what_beating_the_deployed_policy_takes_under_a_marg
     assert not any(
         "beating the deployed policy" in line for line in selection_lines({"campaign_selection": older})
     )
+
+
+def test_each_curve_is_plotted_over_what_it_was_measured_on(
+    registry: Registry, artifact_factory: ArtifactFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ensemble.best_epoch`` holds one epoch per member, and was drawn over an axis labelled
+    "epoch"; BC's loss is logged once per 1000 steps, and was labelled "step"."""
+    from matplotlib.figure import Figure
+
+    axes: dict[str, list[tuple[str, str, str, int]]] = {}
+
+    def record(fig: Figure, path: Path, **kw: object) -> None:
+        axes[Path(path).stem.split("-", 1)[1]] = [
+            (a.get_title(), a.get_xlabel(), a.get_ylabel(), len(a.patches)) for a in fig.axes
+        ]
+
+    monkeypatch.setattr(Figure, "savefig", record)
+    report = {**SYNTHETIC_REPORT, "ensemble": {**SYNTHETIC_REPORT["ensemble"], "best_epoch": [3, 1]}}
+    write_plots(registry.register(artifact_factory(), report=report), tmp_path)
+    assert sorted(axes["ensemble"]) == [
+        ("best_epoch", "ensemble member", "epoch of its best holdout loss", 2),  # one bar per member
+        ("train_mse", "epoch", "train_mse", 0),
+    ]
+    assert axes["bc"] == [("loss", "block of 1000 BC steps (mean loss)", "loss", 0)]
+    assert {x for _, x, _, _ in axes["trpo"]} == {"TRPO iteration"}
