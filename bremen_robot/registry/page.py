@@ -35,7 +35,8 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 1.5em auto; max-width: 70e
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: .5em 0; } td, th { border: 1px solid #ccc; padding: .25em .6em;
 text-align: left; vertical-align: top; } th { background: #f3f3f3; }
-.flags li { color: #a00; font-weight: 600; } .ok { color: #070; font-weight: 600; }
+.flags li { color: #a00; font-weight: 600; } .flags .meaning { font-weight: normal; }
+.ok { color: #070; font-weight: 600; }
 .note { color: #555; font-size: .92em; } code, pre { background: #f6f6f6; padding: .1em .3em; }
 pre { padding: .6em; overflow-x: auto; white-space: pre-wrap; } img { max-width: 100%; }
 </style></head>
@@ -50,7 +51,9 @@ recorded evaluations. This page signs nothing: approval is the signed command at
 {% for r in v.rows %}<tr><th>{{ r.label }}</th><td>{{ r.candidate }}</td><td>{{ r.deployed }}</td></tr>
 {% endfor %}</table>
 {% if v.flags %}<ul class="flags" id="flags">{% for f in v.flags %}
-<li data-code="{{ f.code }}">RED FLAG: {{ f.text }}</li>{% endfor %}</ul>
+<li data-code="{{ f.code }}">RED FLAG: {{ f.text }}{% if f.meaning %}<br><span class="note meaning">means:
+{{ f.meaning }}</span>{% endif %}</li>{% endfor %}</ul>
+<p class="note" id="advisory">{{ v.advisory }}</p>
 {% else %}<p class="ok" id="flags">No red flag on the recorded evidence.</p>{% endif %}
 <ul class="note">{% for n in v.notes %}<li>{{ n }}</li>{% endfor %}</ul>
 {% if selection %}<pre id="selection">{{ selection }}</pre>{% endif %}

@@ -31,6 +31,37 @@ MAX_BEHAVIOR_SHIFT = 1.0
 # means the policy went where the models were not trained: its imagined return exploits model error.
 MAX_DISAGREEMENT_RATIO = 3.0
 
+# What each flag means, printed under it: a flag names evidence to look at, and its threshold is
+# fixed (not relative to the deployed policy, nor scaled to the episode's length or joint count).
+FLAG_MEANINGS = {
+    "regressing_return": (
+        f"the mean simulated return is more than {RETURN_REGRESSION_STD:g} std (of the deployed policy's "
+        "episodes) below the deployed policy's, or the success rate more than "
+        f"{100 * SUCCESS_REGRESSION:.0f} points lower"
+    ),
+    "many_interventions": (
+        f"more than {MAX_INTERVENTIONS_PER_EPISODE:g} shield intervention per episode on average, each joint "
+        "and reason code of a step counted once; a fixed count, whatever the deployed policy's (a candidate "
+        "that cuts it tenfold is still flagged) or the episode's length: compare the rows above and the "
+        "reason codes"
+    ),
+    "far_from_data": (
+        f"the candidate's mean action is more than {MAX_BEHAVIOR_SHIFT:g} collection-noise std from the "
+        f"deployed behavior, or the models disagree more than {MAX_DISAGREEMENT_RATIO:g}x more on its own "
+        "imagined states than on the data: its figures rest on states the data barely covers. A candidate "
+        "that improves much on the deployed policy usually moves this far; check it in simulation (or a "
+        "shadow run) before the robot"
+    ),
+    "twin_veto": "the simulated twin scored the proposed snapshot too far below the deployed policy",
+    "selection_warning": "the campaign proposed a snapshot that does not beat the deployed policy",
+    "signature": "the approval is missing or does not verify: a robot refuses this policy",
+    "not_evaluated": "a simulated return to compare is missing or not a finite number",
+}
+ADVISORY_NOTE = (
+    "red flags are advisory: 'bremen approve' signs a flagged candidate too; each says what to check "
+    "before signing (docs/registry.md, 'Red flags')"
+)
+
 OBSERVE_NOTE = (
     "interventions in evaluation: what the robot's shield would have changed on the mean-action "
     "rollout in simulation (observe mode: counted, not applied); in collection: what it changed "
@@ -323,7 +354,11 @@ def verdict_lines(v: Verdict) -> list[str]:
         lines.append(f"  {'':<{w}}  deployed:  {r.deployed}")
     lines += [f"  {n}" for n in v.notes]
     if v.flags:
-        lines += [f"  RED FLAG ({f.code}): {f.text}" for f in v.flags]
+        for f in v.flags:
+            lines.append(f"  RED FLAG ({f.code}): {f.text}")
+            if f.code in FLAG_MEANINGS:
+                lines.append(f"    means: {FLAG_MEANINGS[f.code]}")
+        lines.append(f"  {ADVISORY_NOTE}")
     else:
         lines.append("  no red flag on the recorded evidence")
     return lines
@@ -336,5 +371,6 @@ def as_dict(v: Verdict) -> dict[str, Any]:
         "deployed_id": v.deployed_id,
         "rows": [r.__dict__ for r in v.rows],
         "notes": list(v.notes),
-        "flags": [f.__dict__ for f in v.flags],
+        "flags": [{**f.__dict__, "meaning": FLAG_MEANINGS.get(f.code, "")} for f in v.flags],
+        "advisory": ADVISORY_NOTE,
     }

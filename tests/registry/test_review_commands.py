@@ -107,13 +107,20 @@ def test_in_a_campaign_workspace_reject_says_the_campaign_trains_another(
 def test_the_page_says_a_rejection_takes_no_key_and_is_readable_like_its_plots(
     capsys: pytest.CaptureFixture[str], workspace: Path, artifact_factory: ArtifactFactory, umask_022: None
 ) -> None:
-    pid = _register(capsys, artifact_factory(report=SYNTHETIC_REPORT))
+    unevaluated = {k: v for k, v in SYNTHETIC_REPORT.items() if k != "evaluation"}
+    pid = _register(capsys, artifact_factory(report=unevaluated))
     assert main(["review", pid, "--no-video", "--out", str(workspace / "r")]) == 0
     page = workspace / "r" / "review.html"
     html = page.read_text()
     assert '<h2 id="commands">Decide (in a terminal)</h2>' in html
     assert "with your operator key" not in html
     assert "Rejecting needs no key: a rejection can only stop a policy, never run one" in html
+    # no recorded evaluation: the not_evaluated flag, with what it means and that it is advisory
+    assert "means:\na simulated return to compare is missing or not a finite number</span>" in html
+    assert (
+        '<p class="note" id="advisory">red flags are advisory: &#39;bremen approve&#39; signs a flagged '
+        "candidate too; each says what to check before signing (docs/registry.md, &#39;Red flags&#39;)</p>"
+    ) in html
     pngs = sorted((workspace / "r").glob("*.png"))
     assert pngs
     assert {stat.S_IMODE(p.stat().st_mode) for p in [page, *pngs]} == {0o644}

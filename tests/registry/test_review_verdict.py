@@ -252,3 +252,54 @@ def test_many_interventions_without_a_complete_episode_raise_the_flag() -> None:
         GOOD, candidate=_cand(interventions=Interventions("collection of deployment 4", 0, 1, {"clip": 1}))
     )
     assert _codes(one) == []
+
+
+def test_a_flag_says_what_it_means_and_that_it_does_not_block_approval() -> None:
+    """The quickstart's operator saw many_interventions on a candidate that cut the shield's
+    corrections from 285 to 2.1 per episode, with nothing saying the count is absolute, nor
+    whether a flag stops 'bremen approve' (it does not)."""
+    # 42 in 20 episodes: 2.1 per episode; the deployed (random) policy 5707 in 20: 285.35
+    cand_iv = Interventions("d1/eval.json, observe mode", 20, 42, {"rate_limit": 42})
+    dep = dataclasses.replace(
+        DEPLOYED,
+        eval_interventions=Interventions("d1/eval_random.json, observe mode", 20, 5707, {"rate_limit": 5707}),
+    )
+    ev = dataclasses.replace(
+        GOOD, candidate=_cand(eval_interventions=cand_iv), deployed=dep, behavior_shift=1.4
+    )
+    lines = verdict_lines(build_verdict(ev))
+    flagged = lines[lines.index(next(x for x in lines if x.startswith("  RED FLAG"))) :]
+    assert flagged == [
+        "  RED FLAG (many_interventions): the safety shield would intervene 2.1 times per episode in its "
+        "simulation evaluation (more than 1): the policy leans on the shield",
+        "    means: more than 1 shield intervention per episode on average, each joint and reason code of a "
+        "step counted once; a fixed count, whatever the deployed policy's (a candidate that cuts it "
+        "tenfold is still flagged) or the episode's length: compare the rows above and the reason codes",
+        "  RED FLAG (far_from_data): far from its data: its actions moved 1.40 collection-noise std from "
+        "the deployed behavior",
+        "    means: the candidate's mean action is more than 1 collection-noise std from the deployed "
+        "behavior, or the models disagree more than 3x more on its own imagined states than on the data: "
+        "its figures rest on states the data barely covers. A candidate that improves much on the "
+        "deployed policy usually moves this far; check it in simulation (or a shadow run) before the robot",
+        "  red flags are advisory: 'bremen approve' signs a flagged candidate too; each says what to check "
+        "before signing (docs/registry.md, 'Red flags')",
+    ]
+    assert "red flags are advisory" not in "\n".join(verdict_lines(build_verdict(GOOD)))
+
+
+def test_every_flag_code_has_its_meaning_on_the_page() -> None:
+    from bremen_robot.registry.verdict import as_dict
+
+    ev = dataclasses.replace(GOOD, candidate=_cand(evaluation=None), behavior_shift=float("nan"))
+    flags = as_dict(build_verdict(ev))["flags"]
+    assert [(f["code"], f["meaning"]) for f in flags] == [
+        ("not_evaluated", "a simulated return to compare is missing or not a finite number"),
+        (
+            "far_from_data",
+            "the candidate's mean action is more than 1 collection-noise std from the deployed behavior, "
+            "or the models disagree more than 3x more on its own imagined states than on the data: its "
+            "figures rest on states the data barely covers. A candidate that improves much on the "
+            "deployed policy usually moves this far; check it in simulation (or a shadow run) before the "
+            "robot",
+        ),
+    ]
