@@ -1,4 +1,4 @@
-"""Figures of one trained policy for the operator's review (``report.json``; docs/registry.md).
+"""Figures of one trained policy for the operator's review (``report.json``; docs/review.md).
 
 How far the policy moved from BC (KL, and the mean-action shift in exploration-noise units) and
 how it fares in imagination (its imagined return, and the ensemble's disagreement on the states

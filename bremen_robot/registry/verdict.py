@@ -59,7 +59,7 @@ FLAG_MEANINGS = {
 }
 ADVISORY_NOTE = (
     "red flags are advisory: 'bremen approve' signs a flagged candidate too; each says what to check "
-    "before signing (docs/registry.md, 'Red flags')"
+    "before signing (docs/review.md, 'Red flags')"
 )
 
 OBSERVE_NOTE = (

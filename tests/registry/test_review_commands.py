@@ -119,7 +119,7 @@ def test_the_page_says_a_rejection_takes_no_key_and_is_readable_like_its_plots(
     assert "means:\na simulated return to compare is missing or not a finite number</span>" in html
     assert (
         '<p class="note" id="advisory">red flags are advisory: &#39;bremen approve&#39; signs a flagged '
-        "candidate too; each says what to check before signing (docs/registry.md, &#39;Red flags&#39;)</p>"
+        "candidate too; each says what to check before signing (docs/review.md, &#39;Red flags&#39;)</p>"
     ) in html
     pngs = sorted((workspace / "r").glob("*.png"))
     assert pngs

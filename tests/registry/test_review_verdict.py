@@ -282,7 +282,7 @@ def test_a_flag_says_what_it_means_and_that_it_does_not_block_approval() -> None
         "its figures rest on states the data barely covers. A candidate that improves much on the "
         "deployed policy usually moves this far; check it in simulation (or a shadow run) before the robot",
         "  red flags are advisory: 'bremen approve' signs a flagged candidate too; each says what to check "
-        "before signing (docs/registry.md, 'Red flags')",
+        "before signing (docs/review.md, 'Red flags')",
     ]
     assert "red flags are advisory" not in "\n".join(verdict_lines(build_verdict(GOOD)))
 
