@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bremen_robot.fsutil import current_umask
+
 STATUS_FILE = "status.json"
 STAGES = (
     "starting",
@@ -51,9 +53,11 @@ def waiting_message(policy_id: str, workspace: Path) -> str:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
+    # not fsutil.atomic_write_bytes: the status is rewritten at every progress update and needs no fsync
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())  # readable like any file, not mkstemp's 0600
             json.dump(data, f, indent=1)
         os.replace(tmp, path)
     except BaseException:

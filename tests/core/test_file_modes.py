@@ -59,3 +59,14 @@ def test_operator_keys_keep_their_own_modes_under_a_permissive_umask(tmp_path, u
     umask(0o000)
     priv, pub = init_operator("alice", tmp_path / "ops")
     assert (_mode(priv), _mode(pub)) == (0o600, 0o644)
+
+
+@pytest.mark.parametrize(("mask", "expected"), [(0o022, 0o644), (0o027, 0o640)])
+def test_the_campaign_status_file_follows_the_umask(tmp_path, umask, mask, expected):
+    """status.json has its own writer (no fsync): 'bremen console' as another user reads it too."""
+    from bremen_robot.campaign.status import STATUS_FILE, StatusWriter
+
+    umask(mask)
+    writer = StatusWriter(tmp_path, campaign="q", deployments=1, steps_target=10, log=print)
+    writer.stage("collecting", 1)
+    assert _mode(tmp_path / STATUS_FILE) == expected
