@@ -123,7 +123,6 @@ def test_the_step_count_starts_again_at_each_deployments_collection(tmp_path, mo
 
 
 def test_while_waiting_for_approval_the_status_message_says_what_to_do(tmp_path, monkeypatch):
-    from bremen_robot.errors import BremenError
     from bremen_robot.registry import Registry
     from tests.campaign.test_campaign_logic import _with_trusted_operator
 
@@ -132,22 +131,22 @@ def test_while_waiting_for_approval_the_status_message_says_what_to_do(tmp_path,
     messages: list[str] = []
     seen: dict = {}
 
-    def operator() -> None:  # another terminal: reads the status while asked, then rejects
+    def operator() -> None:  # another terminal: reads the status while asked, then approves
         for _ in range(600):
             time.sleep(0.1)
             if any("waiting for approval" in m for m in messages):
                 seen.update(json.loads((ws / "status.json").read_text()))
                 with Registry.open(ws) as reg:
                     seen["id"] = next(r.id for r in reg.policies() if r.state == "candidate")
-                    reg.reject(seen["id"], "joint 3 oscillates", operator="alice")
+                    reg.approve(seen["id"], "alice")
                 return
 
     t = threading.Thread(target=operator)
     t.start()
-    with pytest.raises(BremenError, match="was rejected"):
-        Campaign(cfg, ws, collect_fn=DirectCollector(), log=messages.append).run()
+    summary = Campaign(cfg, ws, collect_fn=DirectCollector(), log=messages.append).run()
     t.join()
     c, where = seen["id"], f"--workspace {ws.resolve()}"
+    assert [r["policy_id"] for r in summary["deployments"]][1] == c  # the approved one collected
     assert (seen["stage"], seen["policy_id"]) == ("waiting_for_approval", c)
     assert seen["message"] == (
         f"review candidate {c} (bremen review {c} {where}), then approve it "
