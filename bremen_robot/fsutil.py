@@ -6,6 +6,7 @@ the folder is fsynced, so a crash leaves either the old file or the new one, nev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tarfile
 import tempfile
@@ -58,7 +59,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, exclusive: bool = False, mode
         raise _naming(exc, path) from exc
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~current_umask() if mode is None else mode)
+            with contextlib.suppress(OSError):  # a filesystem without modes (vfat) keeps its own
+                os.fchmod(f.fileno(), 0o666 & ~current_umask() if mode is None else mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

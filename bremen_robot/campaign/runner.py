@@ -138,6 +138,7 @@ class Campaign:
             return True
         if turned_down(rec):
             return False
+        _refuse_retired_after_collecting(rec, k)
         if self.auto_approve and rec.state == "candidate":
             from bremen_robot.registry import key_paths
 
@@ -171,6 +172,7 @@ class Campaign:
                 return True
             if turned_down(rec):
                 return False
+            _refuse_retired_after_collecting(rec, k)
             time.sleep(self.cfg.approval_poll_seconds)
 
     def _collect(
@@ -455,3 +457,14 @@ class Campaign:
 
         plot_campaign(summary, self.ws.root / "summary.png")
         return summary
+
+
+def _refuse_retired_after_collecting(rec: Any, k: int) -> None:
+    """A policy retired after it collected can be neither approved nor trained again (its data
+    stays), so waiting for its approval would wait forever."""
+    if rec.state == "retired":
+        raise BremenError(
+            f"deployment {k}: policy {rec.id} was retired after it collected data, so it can never be "
+            "approved again; the campaign stops here (the workspace and its data are kept): start a "
+            "new campaign workspace to go on"
+        )

@@ -57,7 +57,8 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            os.fchmod(f.fileno(), 0o666 & ~current_umask())  # readable like any file, not mkstemp's 0600
+            with contextlib.suppress(OSError):  # readable like any file, not mkstemp's 0600
+                os.fchmod(f.fileno(), 0o666 & ~current_umask())
             json.dump(data, f, indent=1)
         os.replace(tmp, path)
     except BaseException:

@@ -173,3 +173,27 @@ def test_what_counts_as_turned_down(state, deployments, expected):
     from bremen_robot.campaign.rejection import turned_down
 
     assert turned_down(SimpleNamespace(state=state, deployments=list(deployments))) is expected
+
+
+def test_waiting_for_a_policy_retired_after_it_collected_stops_the_campaign(tmp_path, monkeypatch):
+    """Retired with deployments is not 'turned down' (its data stays) and can never be approved:
+    the wait used to poll for ever, telling the operator to approve it."""
+    from types import SimpleNamespace
+
+    from bremen_robot.errors import BremenError
+
+    cfg = _with_trusted_operator(tmp_path, monkeypatch)
+    states = iter(["candidate", "candidate", "retired"])
+
+    class StubRegistry:
+        def get(self, policy_id: str) -> SimpleNamespace:
+            return SimpleNamespace(id=policy_id, state=next(states), deployments=[2], approval=None)
+
+    campaign = Campaign(cfg, tmp_path / "ws", collect_fn=DirectCollector(), log=lambda m: None)
+    with pytest.raises(BremenError) as err:
+        campaign._wait_for_approval(StubRegistry(), "abcdef123456", 3)
+    assert str(err.value) == (
+        "deployment 3: policy abcdef123456 was retired after it collected data, so it can never be "
+        "approved again; the campaign stops here (the workspace and its data are kept): start a new "
+        "campaign workspace to go on"
+    )
