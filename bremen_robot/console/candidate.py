@@ -3,8 +3,8 @@
 A campaign registers deployment k's candidate with ``lineage.deployment = k`` and writes its
 evaluation to ``d<k>/eval.json`` with the artifact's ``policy_sha256``; summary.json names it
 only at the end. When selection keeps the deployed policy nothing new is registered and
-``d<k>/eval.json`` is the deployed policy's. After a rejection the operator moves ``d<k>/train``
-aside and the campaign trains and registers another candidate, while ``d<k>/eval.json`` still
+``d<k>/eval.json`` is the deployed policy's. After a rejection the campaign moves ``d<k>/train``
+aside (campaign/rejection.py), trains and registers another candidate, while ``d<k>/eval.json`` still
 holds the rejected one's figures until the new one is evaluated.
 """
 
