@@ -8,7 +8,12 @@ and approval"). So the campaign does what the operator would otherwise do by han
 
 Training is deterministic: on the same data with the same seed the "new" candidate would act
 bit-identically to the rejected one. Each candidate turned down on exactly this data moves the
-training seed on (:func:`training_seed`).
+training seed on (:func:`training_seed`); the count is the larger of the registry's (by lineage)
+and this workspace's own record, so a candidate registered with other lineage (by hand, before the
+campaign) still moves it on rather than coming back again and again.
+
+The record is written before the training is moved: an interrupt between the two leaves a record
+naming a folder not there yet, and the next run finishes that move instead of adding a second record.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, write_json_atomic
+from bremen_robot.campaign.workspace import Workspace, aside_name, read_json, write_json_atomic
 
 REJECTED_SEED_STEP = 1000  # seed + k never reaches it (k <= 50), so a retraining's seed is new
 REJECTIONS_FILE = "rejections.json"
@@ -33,36 +38,63 @@ def rejected_on(reg: Any, digests: list[str]) -> int:
     return sum(1 for r in reg.policies() if turned_down(r) and r.lineage.get("data_digests") == digests)
 
 
+def rejected_count(ws: Workspace, k: int, reg: Any, digests: list[str]) -> int:
+    """Candidates turned down on deployment k's data: the registry's count by lineage, or this
+    workspace's record of deployment k's moves, whichever is larger (see the module docstring)."""
+    recorded = {r["policy_id"] for r in read_json(ws.root / REJECTIONS_FILE) or [] if r["deployment"] == k}
+    return max(rejected_on(reg, digests), len(recorded))
+
+
 def training_seed(seed: int, k: int, rejected: int) -> int:
-    """Deployment k's training seed; each candidate turned down on this data (``rejected_on``)
+    """Deployment k's training seed; each candidate turned down on this data (``rejected_count``)
     moves it on. A resumed retraining finds the same count, so keeps its seed."""
     return seed + k + REJECTED_SEED_STEP * rejected
 
 
 def set_aside(ws: Workspace, k: int, reg: Any, policy_id: str) -> tuple[Path | None, str]:
     """Keep deployment k's training of the turned-down ``policy_id`` as ``train.rejected-N``,
-    record it in ``<ws>/rejections.json``; returns where it went and the line that says so."""
+    record it in ``<ws>/rejections.json``; returns where it went and the line that says so.
+
+    Recorded first, moved second: a record whose folder is missing is a move an interrupt cut
+    short, which this call finishes (one record per candidate and deployment, never two)."""
     rec = reg.get(policy_id)
     last = next((a for a in reversed(reg.audit(policy_id)) if a.to_state == rec.state), None)
     by = f" by {last.actor}" if last is not None else ""
     why = f" ({last.note})" if last is not None and last.note else ""
-    aside = move_aside(ws.train_dir(k), "rejected")
     path = ws.root / REJECTIONS_FILE
     records = read_json(path) or []
-    records.append(
-        {
-            "deployment": k,
-            "policy_id": rec.id,
-            "sha256": rec.sha256,
-            "state": rec.state,
-            "by": last.actor if last is not None else None,
-            "at": last.at if last is not None else None,
-            "reason": last.note if last is not None else None,
-            "training_kept_at": str(aside.relative_to(ws.root)) if aside is not None else None,
-            "moved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
+    source = ws.train_dir(k)
+    pending = next(
+        (
+            r
+            for r in records
+            if r["deployment"] == k
+            and r["policy_id"] == rec.id
+            and r["training_kept_at"] is not None
+            and not (ws.root / r["training_kept_at"]).exists()
+        ),
+        None,
     )
-    write_json_atomic(path, records)
+    aside: Path | None = None
+    if source.exists():
+        aside = ws.root / pending["training_kept_at"] if pending else aside_name(source, "rejected")
+    if pending is None:
+        records.append(
+            {
+                "deployment": k,
+                "policy_id": rec.id,
+                "sha256": rec.sha256,
+                "state": rec.state,
+                "by": last.actor if last is not None else None,
+                "at": last.at if last is not None else None,
+                "reason": last.note if last is not None else None,
+                "training_kept_at": str(aside.relative_to(ws.root)) if aside is not None else None,
+                "moved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
+        write_json_atomic(path, records)
+    if aside is not None:
+        source.rename(aside)
     kept = f"its training is kept at {aside}" if aside is not None else "its training was moved already"
     line = (
         f"deployment {k}: candidate {rec.id} was {rec.state}{by}{why}; {kept} ({path}); "

@@ -25,7 +25,7 @@ from bremen_robot.campaign.collecting import (  # re-exported: collectors and te
     shield_count,
 )
 from bremen_robot.campaign.config import CampaignConfig
-from bremen_robot.campaign.rejection import rejected_on, set_aside, training_seed, turned_down
+from bremen_robot.campaign.rejection import rejected_count, set_aside, training_seed, turned_down
 from bremen_robot.campaign.shadow import shadow_before_approval
 from bremen_robot.campaign.status import StatusWriter, waiting_message
 from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, write_json_atomic
@@ -266,7 +266,7 @@ class Campaign:
         return Dataset.load(path)
 
     def _train(self, k: int, data: Dataset, deployed: Path | None = None, rejected: int = 0) -> Path:
-        """Deployment k's candidate; ``rejected``: :func:`rejected_on` this data (see
+        """Deployment k's candidate; ``rejected``: :func:`rejected_count` on this data (see
         :func:`training_seed`; a resumed retraining finds the same count, so keeps its seed)."""
         out = self.ws.train_dir(k)
         if (out / MANIFEST_FILE).is_file():
@@ -296,7 +296,7 @@ class Campaign:
         down is set aside and trained again (:mod:`bremen_robot.campaign.rejection`)."""
         while True:
             self.status.stage("training", k)
-            train_dir = self._train(k, data, deployed, rejected_on(reg, digests))
+            train_dir = self._train(k, data, deployed, rejected_count(self.ws, k, reg, digests))
             proposal = self._propose(k, train_dir, deployed)
             if proposal.keep:  # no snapshot beats the deployed policy: it collects again
                 candidate, proposed = policy_id, deployed
@@ -331,8 +331,10 @@ class Campaign:
         sha = "random" if artifact is None else load_manifest(artifact).policy_sha256
         result = read_json(path)
         if result is not None and result.get("policy_sha256") != sha:
-            # a retrained candidate (e.g. after a rejection) must not inherit the old one's figures
-            move_aside(path)
+            # a retrained candidate (e.g. after a rejection) must not inherit the old one's figures;
+            # the old ones are kept, its sim2real report with them
+            move_aside(path, "replaced")
+            move_aside(path.parent / "sim2real", "replaced")
             result = None
         if result is None:
             result = evaluate_policy(

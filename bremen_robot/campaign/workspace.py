@@ -50,10 +50,16 @@ def move_aside(path: Path, tag: str = "incomplete") -> Path | None:
     """Rename an incomplete stage output to ``<name>.<tag>-N``; never deletes."""
     if not path.exists():
         return None
+    target = aside_name(path, tag)
+    path.rename(target)
+    return target
+
+
+def aside_name(path: Path, tag: str) -> Path:
+    """``<name>.<tag>-N`` for the first N not taken: where :func:`move_aside` renames ``path`` to."""
     n = 1
     while (target := path.with_name(f"{path.name}.{tag}-{n}")).exists():
         n += 1
-    path.rename(target)
     return target
 
 

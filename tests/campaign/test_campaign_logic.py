@@ -333,13 +333,17 @@ def test_an_evaluation_of_another_policy_is_not_reused(tmp_path):
     stale = json.loads(path.read_text())
     stale.update(policy_sha256="0" * 64, mean=12345.0)
     path.write_text(json.dumps(stale))
+    (tmp_path / "ws" / "d1" / "sim2real").mkdir()
+    (tmp_path / "ws" / "d1" / "sim2real" / "sim2real.json").write_text('{"of": "the stale policy"}')
     fresh = camp._evaluate(path, tmp_path / "ws" / "d1" / "train", seed=7)
     from bremen_robot.policy.artifact import load_manifest
 
     assert fresh["policy_sha256"] == load_manifest(tmp_path / "ws" / "d1" / "train").policy_sha256
     assert fresh["mean"] != 12345.0 and fresh["mean"] == pytest.approx(np.mean(fresh["returns"]))
     assert len(fresh["returns"]) == 2  # evaluation.episodes
-    assert (tmp_path / "ws" / "d1" / "eval.json.incomplete-1").is_file()  # kept, not deleted
+    assert json.loads((tmp_path / "ws" / "d1" / "eval.json.replaced-1").read_text())["mean"] == 12345.0
+    kept = tmp_path / "ws" / "d1" / "sim2real.replaced-1" / "sim2real.json"
+    assert json.loads(kept.read_text()) == {"of": "the stale policy"}  # its sim2real report goes with it
 
 
 def test_editing_a_file_the_campaign_names_changes_its_identity(tmp_path):

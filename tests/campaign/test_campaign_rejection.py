@@ -12,6 +12,7 @@ import re
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -197,3 +198,58 @@ def test_waiting_for_a_policy_retired_after_it_collected_stops_the_campaign(tmp_
         "approved again; the campaign stops here (the workspace and its data are kept): start a new "
         "campaign workspace to go on"
     )
+
+
+def _reject_the_first_run(tmp_path: Path) -> tuple[Any, Path, str, str]:
+    """One deployment run to its candidate, then rejected by alice: (config, ws, id, sha)."""
+    cfg = load_campaign_config(write_campaign(tmp_path, deployments=1))
+    ws = (tmp_path / "ws").resolve()
+    first = Campaign(cfg, ws, auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None).run()
+    pid = first["final_candidate"]["policy_id"]
+    with Registry.open(ws) as reg:
+        reg.reject(pid, "joint 3 oscillates", operator="alice")
+        return cfg, ws, pid, reg.get(pid).sha256
+
+
+def test_a_rejection_the_registry_count_misses_still_moves_the_seed_on(tmp_path, monkeypatch):
+    """A candidate registered with other lineage (by hand, before the campaign) is not counted by
+    lineage; retraining with the same seed would ask the operator about the policy they rejected."""
+    import bremen_robot.campaign.rejection as rejection
+
+    cfg, ws, first, sha = _reject_the_first_run(tmp_path)
+    monkeypatch.setattr(rejection, "rejected_on", lambda reg, digests: 0)
+    second = Campaign(cfg, ws, auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None).run()
+    assert second["final_candidate"]["policy_id"] != first  # every export has a new sha, even so:
+    kept = ws / "d1" / "train.rejected-1"
+    assert load_manifest(kept).policy_sha256 == sha
+    # the same seed would give a policy acting exactly as the rejected one, under a new id
+    assert not np.array_equal(load_artifact(ws / "d1" / "train").act(OBS), load_artifact(kept).act(OBS))
+    assert [r["policy_id"] for r in _recorded(ws)] == [first]
+
+
+def test_an_interrupt_between_recording_and_moving_a_rejection_is_finished_by_the_next_run(
+    tmp_path, monkeypatch
+):
+    cfg, ws, first, sha = _reject_the_first_run(tmp_path)
+    real_rename = Path.rename
+
+    def interrupted(self: Path, target: Any) -> Any:
+        if ".rejected-" in str(target):
+            raise KeyboardInterrupt
+        return real_rename(self, target)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "rename", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            Campaign(cfg, ws, auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None).run()
+    assert [r["training_kept_at"] for r in _recorded(ws)] == ["d1/train.rejected-1"]
+    assert not (ws / "d1" / "train.rejected-1").exists()  # recorded, not moved yet
+    messages: list[str] = []
+    second = Campaign(cfg, ws, auto_approve=True, collect_fn=DirectCollector(), log=messages.append).run()
+    assert second["final_candidate"]["policy_id"] != first
+    assert [m for m in messages if "was rejected" in m] == [_kept_line(ws, first)]
+    assert load_manifest(ws / "d1" / "train.rejected-1").policy_sha256 == sha
+    assert [(r["policy_id"], r["training_kept_at"]) for r in _recorded(ws)] == [
+        (first, "d1/train.rejected-1")
+    ]
+    assert not (ws / "d1" / "train.rejected-2").exists()
