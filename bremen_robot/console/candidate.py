@@ -16,21 +16,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the registry package is imported when the registry is first read
     from bremen_robot.registry.records import PolicyRecord
 
-GONE = ("rejected", "retired")  # no longer a candidate anyone could approve for this campaign
-
-
 def candidate_after(
     records: list[dict[str, Any]], k: int, evaluated_sha: str | None
 ) -> tuple[dict[str, Any] | None, bool]:
     """The candidate after deployment ``k`` and whether ``d<k>/eval.json`` (of ``evaluated_sha``)
-    is its evaluation. ``records``: ``{id, sha256, state, deployment}`` in registration order."""
+    is its evaluation. ``records``: ``{id, sha256, state, deployment, turned_down}`` in
+    registration order; ``turned_down`` is :func:`bremen_robot.campaign.rejection.turned_down`
+    (rejected, or retired before it collected: a policy retired after it collected keeps its row)."""
     order = {r["sha256"]: n for n, r in enumerate(records)}
     evaluated = next((r for r in records if evaluated_sha and r["sha256"] == evaluated_sha), None)
     proposed = [r for r in records if r.get("deployment") == k]
     if evaluated is not None:
         # registered after the evaluated one: a retraining whose evaluation has not landed yet
         proposed = [r for r in proposed if order[r["sha256"]] > order[evaluated["sha256"]]]
-    live = [r for r in proposed if r["state"] not in GONE]
+    live = [r for r in proposed if not r["turned_down"]]
     if live:
         return live[-1], False
     if evaluated is not None:

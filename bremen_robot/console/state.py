@@ -20,8 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from bremen_robot.campaign.rejection import turned_down
 from bremen_robot.campaign.status import STATUS_FILE
-from bremen_robot.console.candidate import GONE, candidate_after, review_summary
+from bremen_robot.console.candidate import candidate_after, review_summary
 
 STALE_COLLECTING_S = 30.0  # during collection the campaign writes about once a second
 REVIEW_FILE = "review.html"
@@ -146,6 +147,16 @@ class WorkspaceView:
 
         return self._cache.get(f"samples{k}", _stat_key(path), count)  # type: ignore[no-any-return]
 
+    def _deployment_started(self, k: int) -> bool:
+        """``d<k>`` holds deployment k once its collection starts; before that a shadow run of
+        the candidate waiting for approval (``shadow_bag``, ``shadow.json``) may have made the
+        folder, and the candidate after k-1 is still the last row. Deployment 1 starts with the
+        random policy's evaluation."""
+        d = self.root / f"d{k}"
+        if k == 1:
+            return d.is_dir()
+        return any((d / name).exists() for name in ("bag", "collect.json", "data.npz"))
+
     def timeline(self) -> dict[str, Any]:
         """Deployments as the campaign table has them (``bremen campaign``'s summary), built from
         the per-stage files so it grows while the campaign runs."""
@@ -153,7 +164,7 @@ class WorkspaceView:
         rows: list[dict[str, Any]] = []
         total = 0
         k = 1
-        while (self.root / f"d{k}").is_dir():
+        while self._deployment_started(k):
             collected = _dict(self.root / f"d{k}" / "collect.json")
             ev_path = (
                 self.root / "d1" / "eval_random.json" if k == 1 else self.root / f"d{k - 1}" / "eval.json"
@@ -199,13 +210,14 @@ class WorkspaceView:
             evaluated = True  # written before evaluations named their policy: cannot tell
         state = None if cand is None else cand["state"]
         # a rejected candidate's figures are history (its review, the audit log), not the candidate's
-        shown = ev if ev is not None and (cand is None or evaluated) and state not in GONE else {}
+        withheld = state if cand is not None and cand["turned_down"] else None
+        shown = ev if ev is not None and (cand is None or evaluated) and withheld is None else {}
         return {
             "after_deployment": k,
             "trained_on": last["samples"],
             "policy_id": None if cand is None else cand["id"],
             "state": state,
-            "withheld": state if state in GONE else None,
+            "withheld": withheld,
             "eval_return_mean": shown.get("mean"),
             "eval_return_std": shown.get("std"),
             "success_rate": shown.get("success_rate"),
@@ -312,6 +324,7 @@ class WorkspaceView:
                 "sha256": rec.sha256,
                 "state": str(rec.state),
                 "deployment": rec.lineage.get("deployment"),
+                "turned_down": turned_down(rec),
             }
             for rec in policies  # registration order: a retraining's candidate comes after the rejected one
         ]

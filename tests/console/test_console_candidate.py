@@ -101,3 +101,39 @@ def test_a_kept_deployed_policy_is_the_candidate_its_evaluation_names(ws, tmp_pa
         "-19.0 ± 2.5",
         "55%",
     )
+
+
+def test_a_shadow_run_before_the_approval_adds_no_deployment_row(ws):
+    """With shadow on, d3/ holds the waiting candidate's shadow run before anyone approves it:
+    the last row stays the candidate after 2, with its registry state and its own figures."""
+    root, ids = ws
+    (root / "d3" / "shadow_bag").mkdir(parents=True)
+    write_json(root / "d3" / "shadow.json", {"candidate": ids["second"]})
+    assert [r["deployment"] for r in _view(root)["timeline"]] == ["1", "2", "candidate after 2"]
+    row = _candidate_row(root)
+    assert (row["policy"], row["return"], row["success"]) == (
+        f"{ids['second']} (candidate)",
+        "-10.0 ± 1.0",
+        "80%",
+    )
+    (root / "d3" / "bag").mkdir()  # its collection started: now it is deployment 3
+    assert [r["deployment"] for r in _view(root)["timeline"]][-1] == "3"
+
+
+def test_a_candidate_retired_after_it_collected_keeps_its_figures(ws, tmp_path):
+    """Retired after a deployment is the end of a service, not a turned-down candidate."""
+    root, ids = ws
+    from bremen_robot.registry import key_paths
+
+    priv = key_paths("alice", tmp_path / "operators")[0]
+    with Registry.open(root) as reg:
+        reg.approve(ids["second"], "alice", priv)
+        reg.mark_deployed(ids["second"])
+        reg.retire(ids["second"], operator="alice", note="end of the campaign")
+    row = _candidate_row(root)
+    assert (row["policy"], row["return"], row["success"]) == (
+        f"{ids['second']} (retired)",
+        "-10.0 ± 1.0",
+        "80%",
+    )
+    assert _candidate_points(root) == 4
