@@ -14,6 +14,9 @@ difference, bridged or not.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,26 @@ from sim.errors import SimError
 from sim.robots import RobotSpec
 
 
+def import_pybullet() -> Any:
+    """``pybullet``, imported without its "pybullet build time: ..." line: the C extension prints it
+    to file descriptor 2 on import, into the middle of a command's own output (``bremen bench``).
+    An import error still raises (and is reported by whoever catches it, after fd 2 is back)."""
+    if "pybullet" in sys.modules:
+        return sys.modules["pybullet"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            import pybullet
+
+            ctypes.CDLL(None).fflush(None)  # anything C stdio still holds goes to /dev/null too
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return pybullet
+
+
 class PybulletBackend(RobotBackend):
     """A robot in PyBullet."""
 
@@ -33,8 +56,7 @@ class PybulletBackend(RobotBackend):
 
     def __init__(self, spec: RobotSpec, asset: Path | None = None) -> None:
         super().__init__(spec)
-        import pybullet
-
+        pybullet = import_pybullet()
         self.pb: Any = pybullet
         path = Path(asset) if asset is not None else spec.asset_path()
         if not path.is_file():
