@@ -75,8 +75,9 @@ class EpisodeFollower:
 
     The acting runner's ``start`` opens an episode with the same id (and a fresh shield: the
     shadow's own e-stop latch, e.g. from leaving the envelope, lasts one episode, since no one
-    can reset it); its ``stop`` ends it. ``sim_bridge``'s ``reset`` and ``end`` go to the core as
-    in the acting runner. Events of two publishers arrive in no fixed order, so a ``reset`` that
+    can reset it); its ``stop`` ends it. ``sim_bridge``'s ``reset`` and ``end``, and
+    ``reset_node``'s ``reset`` (scripted resets on hardware), go to the core as in the acting
+    runner. Events of two publishers arrive in no fixed order, so a ``reset`` that
     overtakes its ``start`` is kept until the start comes.
     """
 
@@ -106,7 +107,9 @@ class EpisodeFollower:
             elif kind == "stop" and core.episode is not None and core.episode.id == eid:
                 core.end_episode(str(evt.get("reason", "stopped")), now_ns)
             return False
-        evt = T.episode_event(data, "sim_bridge")
+        # the reset that starts the episode's motion: sim_bridge's, or reset_node's on a robot
+        # with scripted resets (without it the shadow episode never ran: 0 paired steps)
+        evt = T.episode_event(data, "sim_bridge") or T.episode_event(data, "reset_node")
         if evt is None:
             return False
         ep = core.episode
