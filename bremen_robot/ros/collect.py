@@ -187,6 +187,7 @@ def _plan(
             "no budget: pass --episodes N or --steps N (or set max_episodes/max_steps in the config)"
         )
     robot = load_robot_config(cfg.robot)
+    _check_limits(robot)
     if not random:
         _check_approval(pol, robot, cfg.workspace)
     if shadow:
@@ -209,6 +210,22 @@ def _plan(
         shadow=shadow or "",
     )
     return cfg, bag, specs, process_specs(cfg, specs)
+
+
+def _check_limits(robot: Any) -> None:
+    """The robot's limits file, as policy_runner loads it at configure: refused here, before the
+    bag folder is made (a failed run left one behind) and in ``--dry-run`` (it printed a plan)."""
+    import safety
+
+    if robot.safety is None:
+        raise ConfigError(
+            f"robot config {robot.source}: safety: no limits file; add safety: "
+            "../safety/<robot>.yaml (docs/safety.md) and check it with 'bremen safety check'"
+        )
+    try:
+        safety.load_limits(robot.safety, joint_names=list(robot.joints))
+    except safety.SafetyConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _run(

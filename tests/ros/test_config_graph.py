@@ -231,6 +231,53 @@ def test_collect_needs_a_budget_and_one_policy(tmp_path):
         collect(cfg, random=True, episodes=1, out=tmp_path / "full", dry_run=True)
 
 
+def _robot_with(tmp_path, **fields):
+    """configs/robots/halfcheetah.yaml with ``fields`` changed (None: removed), and a collect
+    config using it."""
+    data = yaml.safe_load((CONFIGS / "robots" / "halfcheetah.yaml").read_text())
+    data["safety"] = str(CONFIGS / "safety" / "halfcheetah.yaml")
+    for k, v in fields.items():
+        if v is None:
+            data.pop(k)
+        else:
+            data[k] = v
+    robot = tmp_path / "robot.yaml"
+    robot.write_text(yaml.safe_dump(data))
+    return robot, write_collect_config(tmp_path, robot=str(robot))
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_collect_refuses_a_robot_without_usable_limits_before_making_the_bag(tmp_path, capsys, dry_run):
+    """policy_runner refuses these at configure, but the dry run printed a plan for them and a
+    real run failed only after making the bag folder (metadata and a segment): the same --out
+    was then refused as not empty."""
+    from bremen_robot.cli import main
+
+    robot, cfg = _robot_with(tmp_path, safety=None)
+    out = tmp_path / "bag"
+    args = ["collect", "--config", str(cfg), "--random", "--episodes", "1", "--out", str(out)]
+    assert main(args + (["--dry-run"] if dry_run else [])) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: robot config {robot}: safety: no limits file; add safety: ../safety/<robot>.yaml "
+        "(docs/safety.md) and check it with 'bremen safety check'\n"
+    )
+    assert not out.exists()
+    missing = tmp_path / "nope.yaml"
+    robot, cfg = _robot_with(tmp_path, safety=str(missing))
+    with pytest.raises(ConfigError) as exc:
+        collect(cfg, random=True, episodes=1, out=out, dry_run=dry_run)
+    assert str(exc.value) == f"{missing}: file not found; pass an existing limits file"
+    robot, cfg = _robot_with(tmp_path, joints=["bthigh", "bshin", "bfoot", "fthigh", "fshin", "fankle"])
+    with pytest.raises(ConfigError) as exc:
+        collect(cfg, random=True, episodes=1, out=out, dry_run=dry_run)
+    assert str(exc.value) == (
+        f"{CONFIGS / 'safety' / 'halfcheetah.yaml'}: joints.ffoot: unknown joint for this robot (its "
+        "joints are bthigh, bshin, bfoot, fthigh, fshin, fankle); fix the name or remove it"
+    )
+    assert not out.exists()
+
+
 def test_cli_dry_run_and_bad_input(tmp_path, capsys):
     from bremen_robot.cli import main
 
