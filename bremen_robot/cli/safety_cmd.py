@@ -31,19 +31,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _check(args: argparse.Namespace) -> int:
     from bremen_robot.errors import ConfigError
+    from bremen_robot.limits_fit import degrees_problem, robot_problem
     from safety import SafetyConfigError, load_limits
 
-    joints = None
+    joints, robot = None, None
     if args.robot is not None:
         from bremen_robot.robot_config import load_robot_config
 
-        joints = list(load_robot_config(args.robot).joints)
+        robot = load_robot_config(args.robot)
+        joints = list(robot.joints)
     try:
         limits = load_limits(args.limits, joints)
     except SafetyConfigError as exc:  # a ValueError, not a BremenError: safety imports nothing of ours
         raise ConfigError(str(exc)) from None
+    why = degrees_problem(limits, args.limits)
+    if why is None and robot is not None:
+        why = robot_problem(limits, args.limits, robot, args.robot)
+    if why is not None:
+        raise ConfigError(why)
     names = limits.joint_names
-    matched = f"; its joints match {args.robot}" if args.robot is not None else ""
+    matched = (
+        f"; its joints, name and rate match {args.robot}, which uses this file"
+        if args.robot is not None
+        else ""
+    )
     print(
         f"{args.limits}: ok: robot {limits.robot}, {len(names)} joint(s) ({', '.join(names)}), "
         f"{limits.command_interface} commands, safe command {limits.safe_command}, "

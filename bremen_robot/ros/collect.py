@@ -222,10 +222,15 @@ def _check_limits(robot: Any) -> None:
             f"robot config {robot.source}: safety: no limits file; add safety: "
             "../safety/<robot>.yaml (docs/safety.md) and check it with 'bremen safety check'"
         )
+    from bremen_robot.limits_fit import degrees_problem
+
     try:
-        safety.load_limits(robot.safety, joint_names=list(robot.joints))
+        limits = safety.load_limits(robot.safety, joint_names=list(robot.joints))
     except safety.SafetyConfigError as exc:
         raise ConfigError(str(exc)) from None
+    why = degrees_problem(limits, robot.safety)
+    if why is not None:
+        raise ConfigError(why)
 
 
 def _run(

@@ -275,6 +275,18 @@ def test_collect_refuses_a_robot_without_usable_limits_before_making_the_bag(tmp
         f"{CONFIGS / 'safety' / 'halfcheetah.yaml'}: joints.ffoot: unknown joint for this robot (its "
         "joints are bthigh, bshin, bfoot, fthigh, fshin, fankle); fix the name or remove it"
     )
+    limits = yaml.safe_load((CONFIGS / "safety" / "halfcheetah.yaml").read_text())
+    limits["joints"]["bthigh"]["position"] = {"min": -30.0, "max": 60.0}  # degrees, from a datasheet
+    degrees = tmp_path / "degrees.yaml"
+    degrees.write_text(yaml.safe_dump(limits))
+    robot, cfg = _robot_with(tmp_path, safety=str(degrees))
+    with pytest.raises(ConfigError) as exc:
+        collect(cfg, random=True, episodes=1, out=out, dry_run=dry_run)
+    assert str(exc.value) == (
+        f"{degrees}: joints.bthigh.position.min: -30 is more than two turns (4π rad); positions are in "
+        "radians (metres for prismatic joints), so this looks like degrees: convert every angle with "
+        "x·π/180 (-30° = -0.5236 rad)"
+    )
     assert not out.exists()
 
 

@@ -32,7 +32,9 @@ def test_a_good_file_gets_a_one_line_summary(capsys: pytest.CaptureFixture[str])
 def test_with_the_robot_config_its_joints_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
     robot = CONFIGS / "robots" / "panda.yaml"
     code, out, _ = _run(capsys, str(CONFIGS / "safety" / "panda.yaml"), "--robot", str(robot))
-    assert code == 0 and out.endswith(f"control period 0.05 s; its joints match {robot}")
+    assert code == 0 and out.endswith(
+        f"control period 0.05 s; its joints, name and rate match {robot}, which uses this file"
+    )
     ant = CONFIGS / "safety" / "ant.yaml"
     assert _run(capsys, str(ant), "--robot", str(robot)) == (
         2,
@@ -72,3 +74,86 @@ def test_the_hardware_guide_runs_the_check_not_python() -> None:
     guide = (ROOT / "docs" / "hardware.md").read_text()
     assert "bremen safety check configs/safety/myarm.yaml --robot configs/robots/myarm.yaml" in guide
     assert "safety.load_limits(" not in guide
+
+
+def _myarm(tmp_path: Path, limits: dict | None = None, **robot_fields: object) -> tuple[Path, Path]:
+    """A robot folder as docs/hardware.md builds it: configs/robots/myarm.yaml (a copy of the
+    Panda's, without its reset) and configs/safety/myarm.yaml (``limits``, default the Panda's)."""
+    (tmp_path / "robots").mkdir(exist_ok=True)
+    (tmp_path / "safety").mkdir(exist_ok=True)
+    data = limits or yaml.safe_load((CONFIGS / "safety" / "panda.yaml").read_text())
+    data["robot"] = data.get("robot") if limits else "myarm"
+    lim = tmp_path / "safety" / "myarm.yaml"
+    lim.write_text(yaml.safe_dump(data))
+    robot = yaml.safe_load((CONFIGS / "robots" / "panda.yaml").read_text())
+    robot.pop("reset")
+    robot.update(name="myarm", simulated=False, safety="../safety/myarm.yaml")
+    robot.update(robot_fields)
+    robot = {k: v for k, v in robot.items() if v is not None}
+    path = tmp_path / "robots" / "myarm.yaml"
+    path.write_text(yaml.safe_dump(robot))
+    return lim, path
+
+
+def test_limits_in_degrees_are_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Docs: units are radians. Datasheets give degrees; ±166 loaded as ±166 rad (26 turns), so
+    the position limits and the envelope never acted, and the check said ok."""
+    data = yaml.safe_load((CONFIGS / "safety" / "panda.yaml").read_text())
+    for joint in data["joints"].values():
+        joint["position"] = {k: round(v * 180 / 3.141592653589793, 1) for k, v in joint["position"].items()}
+    lim, robot = _myarm(tmp_path, {**data, "robot": "myarm"})
+    assert _run(capsys, str(lim), "--robot", str(robot)) == (
+        2,
+        "",
+        f"error: {lim}: joints.panda_joint1.position.min: -166 is more than two turns (4π rad); "
+        "positions are in radians (metres for prismatic joints), so this looks like degrees: "
+        "convert every angle with x·π/180 (-166° = -2.8972 rad)",
+    )
+    assert _run(capsys, str(lim))[0] == 2  # without --robot too
+
+
+def test_the_robot_config_must_use_the_file_checked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`cp configs/robots/panda.yaml configs/robots/myarm.yaml` and forgetting to edit `safety:`
+    left the robot on the Panda's limits, while the check of myarm's file said its joints match."""
+    panda = CONFIGS / "safety" / "panda.yaml"
+    lim, robot = _myarm(tmp_path, safety=str(panda))
+    assert _run(capsys, str(lim), "--robot", str(robot)) == (
+        2,
+        "",
+        f"error: {robot}: safety: is {panda}, not {lim}: the robot runs "
+        f"with the other file; set safety: ../safety/myarm.yaml there, or check {panda}",
+    )
+    lim, robot = _myarm(tmp_path, safety=None)
+    assert _run(capsys, str(lim), "--robot", str(robot)) == (
+        2,
+        "",
+        f"error: {robot}: safety: not set, so the robot would run without these limits; "
+        "add safety: ../safety/myarm.yaml",
+    )
+
+
+def test_the_limits_must_name_the_robot_and_its_rate(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """docs/hardware.md: timing.control_period = 1 / control_rate_hz; the copied `robot: panda`."""
+    panda = yaml.safe_load((CONFIGS / "safety" / "panda.yaml").read_text())
+    lim, robot = _myarm(tmp_path, panda)
+    assert _run(capsys, str(lim), "--robot", str(robot)) == (
+        2,
+        "",
+        f"error: {lim}: robot: 'panda' but the robot config is 'myarm'; set robot: myarm",
+    )
+    lim, robot = _myarm(tmp_path, control_rate_hz=100)
+    assert _run(capsys, str(lim), "--robot", str(robot)) == (
+        2,
+        "",
+        f"error: {lim}: timing.control_period: 0.05 s but {robot} runs at 100 Hz; "
+        "set control_period: 0.01 (1 / control_rate_hz)",
+    )
+    lim, robot = _myarm(tmp_path)
+    code, out, err = _run(capsys, str(lim), "--robot", str(robot))
+    assert (code, err) == (0, "") and out.endswith(
+        f"its joints, name and rate match {robot}, which uses this file"
+    )
