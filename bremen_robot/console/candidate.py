@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the registry package is imported when the registry is first read
     from bremen_robot.registry.records import PolicyRecord
 
+
 def candidate_after(
     records: list[dict[str, Any]], k: int, evaluated_sha: str | None
 ) -> tuple[dict[str, Any] | None, bool]:
