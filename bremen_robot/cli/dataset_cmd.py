@@ -202,6 +202,14 @@ def ingest(args: argparse.Namespace) -> int:
         raise DatasetError(f"'{args.out}' already exists; choose another --out (nothing was written)")
     import sys
 
+    from bremen_robot.ros.bagfile import wait_until_unwritten
+
+    for bag in args.bags:  # a live logger (a running collection, or one outliving a killed one)
+        if not wait_until_unwritten(bag, 0.0):  # would still add episodes: read it when closed
+            raise DatasetError(
+                f"{bag}: a trajectory_logger is still writing this bag; wait until it closes it "
+                "(its collection ends, or the logger exits after a killed one), then ingest"
+            )
     d = ingest_dataset(args.bags, args.task, include_incomplete=args.include_incomplete)
     for bag in d.meta["bags"]:
         for line in bag.get("warnings", []):

@@ -226,3 +226,22 @@ def test_a_bag_given_twice_is_refused(tmp_path):
         ingest_bags([tmp_path / "bag", f"{tmp_path / 'bag'}/"])
     assert "\n" not in str(info.value)
     assert len(ingest_bags([tmp_path / "bag"])["obs"]) == 8
+
+
+def test_a_bag_still_being_written_is_refused_until_its_logger_closes_it(tmp_path, capsys):
+    """After `kill -9` of `bremen collect`, its trajectory_logger lives on for seconds and keeps
+    writing; an ingest then wrote a dataset of the episodes closed so far, without a word."""
+    from bremen_robot.cli import main
+
+    bag, out = tmp_path / "bag", tmp_path / "d.npz"
+    w = SegmentedBagWriter(bag, {"bremen.task": "halfcheetah", "bremen.mode": "lockstep"})
+    write_episode(w, 1, n=8)
+    assert main(["dataset", "ingest", str(bag), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {bag}: a trajectory_logger is still writing this bag; wait until it closes it "
+        "(its collection ends, or the logger exits after a killed one), then ingest\n"
+    )
+    assert not out.exists()
+    w.close()
+    assert main(["dataset", "ingest", str(bag), "--out", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote {out}: 8 transitions, 1 episodes from 1 bag(s)\n"
