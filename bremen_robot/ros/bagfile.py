@@ -269,7 +269,7 @@ def wait_until_unwritten(path: Path | str, timeout_s: float) -> bool:
     or never a bag) is unwritten."""
     lock = Path(path) / PARTIAL_DIR / WRITER_LOCK
     try:
-        fd = os.open(lock, os.O_RDWR)
+        fd = os.open(lock, os.O_RDONLY)  # flock needs no write access: a read-only copy is probed too
     except FileNotFoundError:
         return True
     try:
