@@ -373,3 +373,64 @@ def test_mlp_baseline_epoch_is_adam_steps_over_the_generators_shuffle_in_4096_ro
     bl.fit(obs, t, y)
     for a, b in zip(bl.net.parameters(), net.parameters()):
         torch.testing.assert_close(a, b)
+
+
+def test_gae_stops_at_a_done_that_is_not_terminal_but_still_bootstraps_there():
+    """gae's contract: ``dones`` (terminal, time limit or reset) cut the advantage, ``terminals``
+    only the bootstrap. A time-limit done after step 0: A_1 = 2 + 0.5 * 10 - 1 = 6 and
+    A_0 = 1 + 0.5 * 4 - 0 = 3, not 3 + gamma * lam * 6 (which masking by ``terminals`` gives)."""
+    adv, targets = gae(
+        torch.tensor([[1.0], [2.0]]),
+        torch.tensor([[0.0], [1.0]]),
+        torch.tensor([[4.0], [10.0]]),
+        torch.zeros(2, 1, dtype=torch.bool),
+        torch.tensor([[True], [True]]),
+        0.5,
+        0.5,
+    )
+    torch.testing.assert_close(adv, torch.tensor([[3.0], [6.0]]))
+    torch.testing.assert_close(targets, torch.tensor([[3.0], [7.0]]))
+
+
+def test_mean_kl_runs_from_the_old_policy_to_the_current_one():
+    """mean_s KL(pi_old || pi), in that direction: the old policy has std 1 and a mean 0.5 above
+    the current one (std e^-1), where KL(old || new) = -1 + 1.25 e^2 / 2 - 0.5 per dimension and
+    the reverse is 1 + (e^-2 + 0.25) / 2 - 0.5."""
+    pol, obs, _, _, mean, log_std = _trpo_batch(n=8)
+    old_mean, old_log_std = mean + 0.5, torch.zeros_like(log_std)
+    with torch.no_grad():
+        got = float(trpo_mod.mean_kl(pol, obs, old_mean, old_log_std))
+    per_dim = -1.0 + 1.25 * math.exp(2.0) / 2 - 0.5
+    assert got == pytest.approx(2 * per_dim, rel=1e-5)  # two action dimensions
+    assert got == pytest.approx(_kl_np(old_mean.numpy(), 0.0, mean.numpy(), log_std.numpy()).mean(), rel=1e-5)
+
+
+def test_trpo_checks_and_reports_the_kl_on_the_whole_batch_when_the_fisher_uses_a_subsample():
+    """fvp_subsample only thins the Fisher-vector products: the line search's KL (the one
+    reported) is the mean over all rows, recomputed here in numpy from the new policy's outputs."""
+    pol, obs, act, adv, mean, log_std = _trpo_batch(n=200)
+    cfg = TRPOConfig(horizon=1, steps_per_iteration=1, fvp_subsample=0.1, max_kl=0.05)
+    stats = trpo_step(pol, obs, act, adv, mean, log_std, cfg, generator=torch.Generator().manual_seed(4))
+    assert stats.step_fraction > 0
+    with torch.no_grad():
+        nm, nl = pol(obs)
+    per_row = _kl_np(mean.numpy(), log_std.numpy(), nm.numpy(), nl.numpy())  # (200,)
+    assert stats.kl == pytest.approx(per_row.mean(), rel=1e-4)
+    assert abs(per_row[:20].mean() - per_row.mean()) > 1e-3 * per_row.mean()  # rows differ enough
+
+
+def test_trpo_surrogate_weighs_by_the_ratio_to_the_batchs_old_policy():
+    """The ratio's denominator is the policy that collected the batch (old_mean, old_log_std),
+    not the current weights: with an old policy 0.2 off in mean and 0.1 lower in log-std the loss
+    before the step is -mean(exp(log p_now - log p_old) * A), both densities written out here."""
+    pol, obs, act, adv, mean, log_std = _trpo_batch(n=64)
+    old_mean, old_log_std = mean + 0.2, log_std - 0.1
+
+    def logpdf(m, ls):
+        m, ls, a = m.double().numpy(), ls.double().numpy(), act.double().numpy()
+        return (-0.5 * ((a - m) / np.exp(ls)) ** 2 - ls - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    ratio = np.exp(logpdf(mean, log_std) - logpdf(old_mean, old_log_std))
+    assert abs(ratio.mean() - 1.0) > 0.05  # far from the on-policy ratio 1
+    stats = trpo_step(pol, obs, act, adv, old_mean, old_log_std, TRPOConfig(horizon=1, steps_per_iteration=1))
+    assert stats.surrogate_before == pytest.approx(-float((ratio * adv.double().numpy()).mean()), rel=1e-5)
