@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import numpy as np
 import torch
 
 from bremen_robot.config.train import TrainConfig
@@ -90,3 +93,73 @@ def test_a_config_for_another_task_of_the_same_size_is_refused(tmp_path):
     # the data's own task, named in the config or left to the data, still trains
     same = cfg.model_copy(update={"task": "half-cheetah"})
     assert train(same, cheetah, tmp_path / "ok").manifest.task == "halfcheetah"
+
+
+class _StubBaseline:
+    """V(o, t) = o[0] + 10 t; records what it is fitted on."""
+
+    def __init__(self) -> None:
+        self.fits: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def predict(self, obs: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return obs[:, 0] + 10.0 * t.float()
+
+    def fit(self, obs: torch.Tensor, t: torch.Tensor, targets: torch.Tensor) -> None:
+        self.fits.append((obs.clone(), t.clone(), targets.clone()))
+
+
+def test_run_trpo_hands_trpo_normalized_gae_advantages_and_fits_the_baseline_on_the_gae_targets(monkeypatch):
+    """One iteration on a hand-made imagined batch (T = 3, B = 2, gamma 0.5, lambda 0.8), with a
+    baseline V(o, t) = o + 10 t. Rollout 0 runs to the horizon (bootstrapped there with
+    V(s_3) at t = 3); rollout 1 terminates after step 0 (no bootstrap, no carry) and restarts.
+      rollout 0: V = 1, 12, 23; V' = 12, 23, 34; deltas 6, 0.5, -5; A = 5.4, -1.5, -5
+      rollout 1: V = 5, 0, 11;  V' = 16, 11, 22; deltas -3, 8.5, 4;  A = -3, 10.1, 4
+    TRPO gets them time-major, minus their mean, over their (n - 1) std; the baseline is fitted
+    on A + V; and the BC policy reaches TRPO for the explicit KL term."""
+    from bremen_robot import trainer
+    from bremen_robot.imagination.model_env import ImaginedBatch
+    from bremen_robot.rl.trpo import TRPOStats
+
+    col = lambda *rows: torch.tensor(rows, dtype=torch.float32)  # noqa: E731  (T, B)
+    obs, nxt = col([1, 5], [2, 0], [3, 1]), col([2, 6], [3, 1], [4, 2])
+    batch = ImaginedBatch(
+        obs=obs[..., None],
+        actions=col([0.1, 0.2], [0.3, 0.4], [0.5, 0.6])[..., None],
+        rewards=col([1, 2], [1, 3], [1, 4]),
+        next_obs=nxt[..., None],
+        terminals=torch.tensor([[False, True], [False, False], [False, False]]),
+        dones=torch.tensor([[False, True], [False, False], [True, True]]),
+        timesteps=torch.tensor([[0, 0], [1, 0], [2, 1]]),
+        mean=col([0.0, 0.1], [0.2, 0.3], [0.4, 0.5])[..., None],
+        log_std=col([-1, -2], [-3, -4], [-5, -6])[..., None] / 10,
+    )
+    baseline, seen = _StubBaseline(), {}
+    monkeypatch.setattr(trainer, "imagine", lambda env, policy, n, horizon, gen: batch)
+    monkeypatch.setattr(trainer, "_make_baseline", lambda cfg, obs_dim, gen, device: baseline)
+
+    def fake_trpo_step(policy, o, a, adv, old_mean, old_log_std, tc, bc_policy=None, generator=None):
+        seen.update(
+            obs=o, actions=a, adv=adv, mean=old_mean, log_std=old_log_std, bc=bc_policy, gen=generator
+        )
+        return TRPOStats(0.0, 0.0, 0.0, 1.0, 0.0)
+
+    monkeypatch.setattr(trainer, "trpo_step", fake_trpo_step)
+    cfg = TrainConfig(
+        name="t",
+        task="point",
+        trpo={"iterations": 1, "steps_per_iteration": 6, "horizon": 3, "gamma": 0.5, "gae_lambda": 0.8},
+    )
+    env = SimpleNamespace(ensemble=SimpleNamespace(obs_dim=1), device=torch.device("cpu"))
+    bc, gen = object(), torch.Generator()
+    trainer.run_trpo(object(), env, cfg, gen, bc, Reporter(enabled=False))  # type: ignore[arg-type]
+
+    adv = np.array([5.4, -3.0, -1.5, 10.1, -5.0, 4.0])  # time-major: (t0 b0, t0 b1, t1 b0, ...)
+    np.testing.assert_allclose(seen["adv"].numpy(), (adv - adv.mean()) / adv.std(ddof=1), rtol=1e-5)
+    assert seen["obs"][:, 0].tolist() == [1, 5, 2, 0, 3, 1]
+    np.testing.assert_allclose(seen["actions"][:, 0].numpy(), [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], rtol=1e-6)
+    np.testing.assert_allclose(seen["mean"][:, 0].numpy(), [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], atol=1e-7)
+    np.testing.assert_allclose(seen["log_std"][:, 0].numpy(), [-0.1, -0.2, -0.3, -0.4, -0.5, -0.6], rtol=1e-6)
+    assert seen["bc"] is bc and seen["gen"] is gen
+    [(fit_obs, fit_t, targets)] = baseline.fits
+    assert fit_obs[:, 0].tolist() == [1, 5, 2, 0, 3, 1] and fit_t.tolist() == [0, 0, 1, 0, 2, 1]
+    np.testing.assert_allclose(targets.numpy(), adv + [1, 5, 12, 0, 23, 11], rtol=1e-5)
