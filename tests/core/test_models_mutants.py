@@ -5,15 +5,23 @@ bremen_robot/imagination and bremen_robot/policy/gaussian.py (docs/testing.md, M
 testing). Expectations are by hand or recomputed with numpy.
 """
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from bremen_robot.config.train import EnsembleConfig
 from bremen_robot.data.dataset import Dataset
-from bremen_robot.imagination.model_env import ImaginedBatch, ModelEnv
+from bremen_robot.imagination.model_env import ImaginedBatch, ModelEnv, imagine
 from bremen_robot.models.ensemble import BatchedLinear, DynamicsEnsemble
-from bremen_robot.models.ensemble_fit import ensemble_loss, fit_ensemble, member_mse, member_weight_l2
+from bremen_robot.models.ensemble_fit import (
+    ensemble_loss,
+    fit_ensemble,
+    holdout_mse,
+    member_mse,
+    member_weight_l2,
+)
 from bremen_robot.policy.gaussian import GaussianPolicy, gaussian_log_prob, mlp, reset_log_std
 from bremen_robot.tasks import Task, get_task
 
@@ -310,3 +318,95 @@ def test_fit_keeps_going_while_the_holdout_improves():
     cfg = EnsembleConfig(members=2, hidden=[16], lr=1e-2, batch_size=50, max_epochs=3, patience=1)
     hist = fit_ensemble(ens, _fit_data(200, 0), _fit_data(40, 1), cfg, torch.Generator().manual_seed(0))
     assert hist.best_epoch[0] >= 1 and hist.epochs >= 2
+
+
+def test_imagine_restarts_a_terminated_rollout_from_a_start_state_not_from_where_it_fell():
+    """Every member moves each coordinate by +1; the probe task terminates once x reaches 2 and
+    its start states are all 0. So x runs 0, 1 | 0, 1 | 0: each termination is followed by a
+    fresh start state at t = 0, never by the fallen state 2."""
+    probe = Task(
+        "probe",
+        ("x", "y"),
+        ("u", "v"),
+        (-1.0, -1.0),
+        (1.0, 1.0),
+        0.1,
+        10,
+        reward_fn=lambda o, a, n: n[..., 0],
+        termination_fn=lambda o, a, n: n[..., 0] >= 2,
+    )
+    gen = torch.Generator().manual_seed(0)
+    env = ModelEnv(_constant_ensemble(1.0), probe, gen, start_states=np.zeros((4, 2), np.float32))
+    pol = GaussianPolicy(2, probe.action_low, probe.action_high, (4,))
+    batch = imagine(env, pol, n_rollouts=1, horizon=5, generator=gen, deterministic=True)
+    assert batch.obs[:, 0, 0].tolist() == [0.0, 1.0, 0.0, 1.0, 0.0]
+    assert batch.next_obs[:, 0, 0].tolist() == [1.0, 2.0, 1.0, 2.0, 1.0]
+    assert batch.terminals[:, 0].tolist() == [False, True, False, True, False]
+    assert batch.timesteps[:, 0].tolist() == [0, 1, 0, 1, 0]
+
+
+def test_holdout_mse_weights_every_row_alike_across_uneven_chunks():
+    """A one-layer ensemble with zero weights predicts its bias: member 0 predicts 1, member 1
+    predicts -2 in both outputs. On targets t = 0, 1, 2, 3, 4 (both columns) in chunks of 2, 2
+    and 1 rows, the per-member MSE is mean((1 - t)^2) = 15 / 5 = 3 and mean((-2 - t)^2) =
+    90 / 5 = 18: the chunks' MSEs weighted by their rows, not averaged nor summed."""
+    ens = DynamicsEnsemble(1, 1, members=2, hidden=())
+    with torch.no_grad():
+        ens.layers[0].weight.zero_()
+        ens.layers[0].bias.copy_(torch.tensor([1.0, -2.0]).reshape(2, 1, 1))
+    z_in = torch.zeros(5, 2)
+    z_t = torch.arange(5.0)[:, None]
+    torch.testing.assert_close(holdout_mse(ens, z_in, z_t, chunk=2), torch.tensor([3.0, 18.0]))
+    torch.testing.assert_close(holdout_mse(ens, z_in, z_t), torch.tensor([3.0, 18.0]))
+
+
+def test_fit_restores_each_members_own_best_weights_when_only_one_got_worse(point_data):
+    """After epoch 2 only member 1's weights are wrecked; member 0 keeps improving. Each member's
+    best weights are saved on its own: the restored member 1 is its epoch-2 (or earlier) self,
+    not the wrecked weights saved along with member 0's later improvements."""
+    gen = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    ens = DynamicsEnsemble(2, 2, members=2, hidden=(16,))
+    train, hold = point_data.split_by_episode(0.2)
+    cfg = EnsembleConfig(members=2, hidden=[16], batch_size=256, max_epochs=8, patience=8, lr=3e-3)
+
+    def wreck(epoch, _train, _hold):
+        if epoch == 2:
+            with torch.no_grad():
+                for p in ens.parameters():
+                    p[1].add_(torch.randn(p[1].shape, generator=gen) * 5)
+
+    hist = fit_ensemble(ens, train, hold, cfg, gen, on_epoch=wreck)
+    assert hist.best_epoch[0] > 2 >= hist.best_epoch[1]
+    obs, act, nxt = (torch.as_tensor(x) for x in (hold.obs, hold.actions, hold.next_obs))
+    with torch.no_grad():
+        final = holdout_mse(ens, ens.normalize_inputs(obs, act), ens.normalize_targets(obs, nxt))
+    np.testing.assert_allclose(final.numpy(), hist.best_holdout_mse, rtol=1e-4)
+
+
+def test_imagine_acts_with_mean_plus_std_times_the_generators_normals():
+    """A stochastic imagined step acts with mean + exp(log_std) * eps, eps drawn (B, A) per step
+    from the generator imagine is given (the env's own generator draws the rest); replayed."""
+    env = ModelEnv(_constant_ensemble(0.5), get_task("point"), torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    pol = GaussianPolicy(2, (-1.0, -1.0), (1.0, 1.0), (4,))
+    reset_log_std(pol, -1.0)
+    start = torch.tensor([[0.1, 0.2], [0.3, -0.4], [0.0, 0.0]])
+    batch = imagine(env, pol, 3, 2, torch.Generator().manual_seed(7), start=start)
+    replay = torch.Generator().manual_seed(7)
+    for t in range(2):
+        eps = torch.randn((3, 2), generator=replay)
+        with torch.no_grad():
+            mean = pol(batch.obs[t])[0]
+        torch.testing.assert_close(batch.actions[t], mean + math.exp(-1.0) * eps)
+
+
+def test_episode_returns_start_each_segment_from_zero():
+    """One rollout that terminates after steps 1 and 2 and is cut at the horizon: whole segments
+    1 + 2 = 3 and 3; the last one (restarted, cut) is left out. Nothing carries across a done."""
+    rewards = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    terminals = torch.tensor([[False], [True], [True], [False]])
+    dones = torch.tensor([[False], [True], [True], [True]])
+    z = torch.zeros(4, 1, 1)
+    batch = ImaginedBatch(z, z, rewards, z, terminals, dones, torch.tensor([[0], [1], [0], [0]]), z, z)
+    assert batch.episode_returns().tolist() == [3.0, 3.0]
