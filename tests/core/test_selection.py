@@ -255,6 +255,17 @@ def test_action_shift_by_hand():
         action_shift(np.array([bc, near]), np.zeros((2, 2)), half)
 
 
+def test_action_spread_is_measured_around_bcs_mean_not_the_actions_own_mean():
+    """docs/algorithm.md: the spread is the RMS of the recorded actions around BC's mean, so a
+    biased BC widens the unit. Half range 2; BC says 0.5 where the data did -0.5 and 0.5:
+    spread = sqrt(((-1 / 2)^2 + 0^2) / 2) = sqrt(1 / 8) (around their own mean 0 it would be
+    0.25); a snapshot 1.0 off BC on one of the two states shifts sqrt(1 / 8) / sqrt(1 / 8) = 1."""
+    means = np.array([[[0.5], [0.5]], [[1.5], [0.5]]])
+    shifts, spread = action_shift(means, np.array([[-0.5], [0.5]]), np.array([2.0]))
+    assert spread == pytest.approx(np.sqrt(1 / 8))
+    np.testing.assert_allclose(shifts, [0.0, 1.0])
+
+
 def test_selection_keeps_within_the_action_shift_limit():
     rows = [
         SnapshotScore("bc", 0, [1.0], 1.0, shift=0.0),
