@@ -410,3 +410,40 @@ def test_episode_returns_start_each_segment_from_zero():
     z = torch.zeros(4, 1, 1)
     batch = ImaginedBatch(z, z, rewards, z, terminals, dones, torch.tensor([[0], [1], [0], [0]]), z, z)
     assert batch.episode_returns().tolist() == [3.0, 3.0]
+
+
+def _two_member_ensemble() -> DynamicsEnsemble:
+    """Member 0 predicts next = obs + 1, member 1 next = obs + 10 (zero weights, unit scales)."""
+    ens = _constant_ensemble(1.0)
+    with torch.no_grad():
+        ens.layers[-1].bias[1].fill_(10.0)
+    return ens
+
+
+def test_imagine_draws_a_member_for_every_step():
+    """DESIGN.md §4: one member drawn at random per imagined step, not one per batch. The env's
+    generator draws its numpy seed, then the T members; replayed, the steps are +1 or +10."""
+    env = ModelEnv(_two_member_ensemble(), get_task("point"), torch.Generator().manual_seed(3))
+    pol = GaussianPolicy(2, (-1.0, -1.0), (1.0, 1.0), (4,))
+    start = torch.zeros(2, 2)
+    batch = imagine(env, pol, 2, 8, torch.Generator().manual_seed(0), start=start, deterministic=True)
+    replay = torch.Generator().manual_seed(3)
+    torch.randint(2**31 - 1, (1,), generator=replay)
+    members = torch.randint(2, (8,), generator=replay).tolist()
+    assert 0 < sum(members) < 8  # both members take steps
+    steps = (batch.next_obs - batch.obs)[:, :, 0]  # (T, B): the same member for every rollout
+    assert steps.tolist() == [[10.0 if m else 1.0] * 2 for m in members]
+
+
+def test_model_env_ends_a_rollout_with_one_non_finite_entry():
+    """A member whose prediction is NaN in one coordinate only: that state is not finite, so the
+    rollout ends in place (next = obs, terminated); a finite prediction is kept."""
+    ens = _constant_ensemble(1.0)
+    with torch.no_grad():
+        ens.layers[-1].bias[0, 0, 0] = float("nan")
+    env = ModelEnv(ens, get_task("point"), torch.Generator().manual_seed(0))
+    obs = torch.tensor([[0.5, 0.25]])
+    nxt, _, term = env.step(obs, torch.zeros(1, 2), member=0)
+    assert term.tolist() == [True] and nxt.tolist() == [[0.5, 0.25]]
+    nxt, _, term = env.step(obs, torch.zeros(1, 2), member=1)
+    assert term.tolist() == [False] and nxt.tolist() == [[1.5, 1.25]]
