@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from bremen_robot.config.train import TrainConfig
@@ -163,3 +164,60 @@ def test_run_trpo_hands_trpo_normalized_gae_advantages_and_fits_the_baseline_on_
     [(fit_obs, fit_t, targets)] = baseline.fits
     assert fit_obs[:, 0].tolist() == [1, 5, 2, 0, 3, 1] and fit_t.tolist() == [0, 0, 1, 0, 2, 1]
     np.testing.assert_allclose(targets.numpy(), adv + [1, 5, 12, 0, 23, 11], rtol=1e-5)
+
+
+def _two_deployments():
+    from bremen_robot.data.dataset import Dataset
+
+    obs = np.arange(10, dtype=np.float32).reshape(5, 2)
+    cols = {
+        "obs": obs,
+        "actions": np.zeros((5, 2), np.float32),
+        "rewards": np.zeros(5),
+        "next_obs": obs + 1,
+        "episode_ids": np.array([0, 0, 1, 1, 1]),
+        "deployment_ids": np.array([1, 1, 2, 2, 2]),
+    }
+    return Dataset.from_columns("point", cols)
+
+
+def test_bc_clones_the_latest_deployment_by_default_and_all_data_when_asked():
+    """DESIGN.md §4: BC is trained on the latest deployment's data (option: all data)."""
+    from bremen_robot.trainer import behavior_data
+
+    data = _two_deployments()
+    latest = behavior_data(TrainConfig(name="t", task="point"), data)
+    assert latest.obs[:, 0].tolist() == [4.0, 6.0, 8.0]
+    every = behavior_data(TrainConfig(name="t", task="point", bc={"data": "all"}), data)
+    assert every.obs[:, 0].tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
+
+
+def test_imagination_starts_from_the_reset_distribution_when_auto_and_the_task_has_one():
+    """start_states auto and reset use the task's reset distribution (point has one); dataset
+    uses logged states."""
+    from bremen_robot.trainer import model_env_for
+
+    ens = DynamicsEnsemble(2, 2, members=2, hidden=(4,))
+    for mode, use_reset in (("auto", True), ("reset", True), ("dataset", False)):
+        cfg = TrainConfig(name="t", task="point", imagination={"start_states": mode})
+        env = model_env_for(cfg, get_task("point"), ens, _two_deployments(), torch.Generator())
+        assert env.use_reset is use_reset, mode
+
+
+def test_penalty_in_behavior_units_is_divided_by_the_disagreement_on_the_latest_deployment():
+    """docs/algorithm.md: lambda is divided by the ensemble's mean disagreement on the behavior
+    data (BC's: the latest deployment). A one-layer ensemble whose member 1 predicts (x0, x0) and
+    member 0 predicts 0 (unit normalizers) disagrees by std([0, x0]) = |x0| / sqrt(2) per row;
+    deployment 2 has x0 = 4, 6, 8, so lambda = 1.5 / (6 / sqrt(2)) (all the data: 4 / sqrt(2))."""
+    from bremen_robot.trainer import model_env_for
+
+    ens = DynamicsEnsemble(2, 2, members=2, hidden=())
+    with torch.no_grad():
+        ens.layers[0].weight.zero_()
+        ens.layers[0].bias.zero_()
+        ens.layers[0].weight[1, 0, :] = 1.0
+    cfg = TrainConfig(
+        name="t", task="point", imagination={"uncertainty_penalty": 1.5, "penalty_units": "behavior"}
+    )
+    env = model_env_for(cfg, get_task("point"), ens, _two_deployments(), torch.Generator())
+    assert env.uncertainty_penalty == pytest.approx(1.5 / (6.0 / np.sqrt(2.0)), rel=1e-5)
