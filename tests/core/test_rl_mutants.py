@@ -434,3 +434,22 @@ def test_trpo_surrogate_weighs_by_the_ratio_to_the_batchs_old_policy():
     assert abs(ratio.mean() - 1.0) > 0.05  # far from the on-policy ratio 1
     stats = trpo_step(pol, obs, act, adv, old_mean, old_log_std, TRPOConfig(horizon=1, steps_per_iteration=1))
     assert stats.surrogate_before == pytest.approx(-float((ratio * adv.double().numpy()).mean()), rel=1e-5)
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_trpo_line_search_tries_line_search_steps_halvings(monkeypatch, steps):
+    """With an acceptance ratio no step can meet, the line search evaluates the KL once per
+    trial, cfg.line_search_steps times, after the one call that builds the Fisher product."""
+    pol, obs, act, adv, mean, log_std = _trpo_batch()
+    calls = []
+    real_kl = trpo_mod.mean_kl
+
+    def kl_spy(*args):
+        calls.append(1)
+        return real_kl(*args)
+
+    monkeypatch.setattr(trpo_mod, "mean_kl", kl_spy)
+    cfg = TRPOConfig(horizon=1, steps_per_iteration=1, accept_ratio=1e9, line_search_steps=steps)
+    stats = trpo_step(pol, obs, act, adv, mean, log_std, cfg)
+    assert stats.step_fraction == 0.0
+    assert len(calls) == 1 + steps
