@@ -149,13 +149,29 @@ class WorkspaceView:
 
     def _deployment_started(self, k: int) -> bool:
         """``d<k>`` holds deployment k once its collection starts; before that a shadow run of
-        the candidate waiting for approval (``shadow_bag``, ``shadow.json``) may have made the
-        folder, and the candidate after k-1 is still the last row. Deployment 1 starts with the
-        random policy's evaluation."""
+        the candidate waiting for approval (``shadow_bag``, ``shadow-collect.yaml``,
+        ``shadow.json``) may have made the folder, and the candidate after k-1 is still the last
+        row. Anything else in it is the collection's (``collect.yaml``, ``bag``, a fleet's
+        ``shards``); the direct collector writes nothing until it ends, so an empty folder, or
+        one the status names as collecting, is started too. Deployment 1 starts with the random
+        policy's evaluation."""
         d = self.root / f"d{k}"
+        if not d.is_dir():
+            return False
         if k == 1:
-            return d.is_dir()
-        return any((d / name).exists() for name in ("bag", "collect.json", "data.npz"))
+            return True
+        try:
+            names = [p.name for p in d.iterdir()]
+        except OSError:
+            return False
+        if not names or any(not n.startswith("shadow") for n in names):
+            return True
+        st = _json(self.root / STATUS_FILE)
+        return (
+            isinstance(st, dict)
+            and st.get("deployment") == k
+            and st.get("stage") in ("collecting", "ingesting")
+        )
 
     def timeline(self) -> dict[str, Any]:
         """Deployments as the campaign table has them (``bremen campaign``'s summary), built from

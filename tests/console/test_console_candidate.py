@@ -137,3 +137,24 @@ def test_a_candidate_retired_after_it_collected_keeps_its_figures(ws, tmp_path):
         "80%",
     )
     assert _candidate_points(root) == 4
+
+
+def test_a_collection_that_writes_no_bag_yet_is_a_deployment_row(ws):
+    """The direct collector writes d3/data.npz only when it ends, a fleet d3/shards/ (never a
+    bag): while either collects, deployment 3 is a row, as it was before shadow runs existed."""
+    root, _ = ws
+    (root / "d3").mkdir()  # the runner makes d<k>, then the direct collector runs for minutes
+    assert [r["deployment"] for r in _view(root)["timeline"]][-1] == "3"
+    (root / "d3").rmdir()
+    (root / "d3" / "shards").mkdir(parents=True)
+    (root / "d3" / "collect.yaml").write_text("steps: 100\n")
+    assert [r["deployment"] for r in _view(root)["timeline"]][-1] == "3"
+
+
+def test_a_collection_after_a_shadow_run_is_a_row_while_the_status_says_so(ws):
+    root, _ = ws
+    (root / "d3" / "shadow_bag").mkdir(parents=True)
+    write_json(root / "d3" / "shadow.json", {"candidate": "x"})
+    assert [r["deployment"] for r in _view(root)["timeline"]][-1] == "candidate after 2"
+    write_json(root / "status.json", {"stage": "collecting", "deployment": 3})
+    assert [r["deployment"] for r in _view(root)["timeline"]][-1] == "3"
