@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bremen_robot.campaign.workspace import Workspace, aside_name, read_json, write_json_atomic
+from bremen_robot.errors import BremenError
 
 REJECTED_SEED_STEP = 1000  # seed + k never reaches it (k <= 50), so a retraining's seed is new
 REJECTIONS_FILE = "rejections.json"
@@ -38,10 +39,30 @@ def rejected_on(reg: Any, digests: list[str]) -> int:
     return sum(1 for r in reg.policies() if turned_down(r) and r.lineage.get("data_digests") == digests)
 
 
+def _records(path: Path) -> list[dict[str, Any]]:
+    """``rejections.json``'s records; a file edited into something else is one line naming it
+    (it is read before every training, so it must not end a campaign with a traceback)."""
+    try:
+        records = read_json(path)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise BremenError(
+            f"{path}: not valid JSON ({exc}); fix the edit (a list of records, one per rejected "
+            "candidate: deployment, policy_id, training_kept_at, ...); nothing was moved"
+        ) from None
+    if records is None:
+        return []
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise BremenError(
+            f"{path}: not a list of records; fix the edit (one object per rejected candidate: "
+            "deployment, policy_id, training_kept_at, ...); nothing was moved"
+        )
+    return records
+
+
 def rejected_count(ws: Workspace, k: int, reg: Any, digests: list[str]) -> int:
     """Candidates turned down on deployment k's data: the registry's count by lineage, or this
     workspace's record of deployment k's moves, whichever is larger (see the module docstring)."""
-    recorded = {r["policy_id"] for r in read_json(ws.root / REJECTIONS_FILE) or [] if r["deployment"] == k}
+    recorded = {r.get("policy_id") for r in _records(ws.root / REJECTIONS_FILE) if r.get("deployment") == k}
     return max(rejected_on(reg, digests), len(recorded))
 
 
@@ -62,15 +83,15 @@ def set_aside(ws: Workspace, k: int, reg: Any, policy_id: str) -> tuple[Path | N
     by = f" by {last.actor}" if last is not None else ""
     why = f" ({last.note})" if last is not None and last.note else ""
     path = ws.root / REJECTIONS_FILE
-    records = read_json(path) or []
+    records = _records(path)
     source = ws.train_dir(k)
     pending = next(
         (
             r
             for r in records
-            if r["deployment"] == k
-            and r["policy_id"] == rec.id
-            and r["training_kept_at"] is not None
+            if r.get("deployment") == k
+            and r.get("policy_id") == rec.id
+            and isinstance(r.get("training_kept_at"), str)
             and not (ws.root / r["training_kept_at"]).exists()
         ),
         None,

@@ -253,3 +253,27 @@ def test_an_interrupt_between_recording_and_moving_a_rejection_is_finished_by_th
         (first, "d1/train.rejected-1")
     ]
     assert not (ws / "d1" / "train.rejected-2").exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['[{"deployment": 1, "policy_id": "a"},', '{"note": "x"}', '[{"policy_id": "a", "note": "by hand"}]'],
+)
+def test_a_hand_edited_rejections_file_is_one_line_naming_it(tmp_path, text):
+    """rejections.json is read before every training: an edit that breaks it must say so in one
+    line (it ended every deployment with 'internal error JSONDecodeError', naming no file)."""
+    from bremen_robot.campaign.rejection import rejected_count
+    from bremen_robot.campaign.workspace import Workspace
+    from bremen_robot.errors import BremenError
+
+    class NoRegistry:
+        def policies(self) -> list[Any]:
+            return []
+
+    (tmp_path / "rejections.json").write_text(text)
+    try:
+        count = rejected_count(Workspace(tmp_path), 2, NoRegistry(), [])
+    except BremenError as exc:
+        assert str(exc).startswith(f"{tmp_path / 'rejections.json'}: ") and "\n" not in str(exc)
+    else:  # a record without a deployment is nobody's: it counts for no deployment
+        assert count == 0 and "deployment" not in text
