@@ -269,14 +269,16 @@ def wait_until_unwritten(path: Path | str, timeout_s: float) -> bool:
     or never a bag) is unwritten."""
     lock = Path(path) / PARTIAL_DIR / WRITER_LOCK
     try:
-        fd = os.open(lock, os.O_RDONLY)  # flock needs no write access: a read-only copy is probed too
-    except FileNotFoundError:
+        fd = os.open(lock, os.O_RDONLY)  # a read-only copy is probed too
+    except (FileNotFoundError, NotADirectoryError):  # no lock, or not a folder: whoever reads says so
         return True
     try:
         deadline = time.monotonic() + timeout_s
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # shared: the writer's exclusive lock still blocks it, and on NFS (flock emulated
+                # by fcntl locks) an exclusive one needs a file opened for writing (EBADF)
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 return True  # closed on return: the lock is only probed
             except BlockingIOError:
                 if time.monotonic() >= deadline:

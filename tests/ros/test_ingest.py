@@ -245,3 +245,38 @@ def test_a_bag_still_being_written_is_refused_until_its_logger_closes_it(tmp_pat
     w.close()
     assert main(["dataset", "ingest", str(bag), "--out", str(out)]) == 0
     assert capsys.readouterr().out == f"wrote {out}: 8 transitions, 1 episodes from 1 bag(s)\n"
+
+
+def test_the_writer_lock_probe_needs_no_write_access_where_flock_is_fcntl(tmp_path, monkeypatch):
+    """On NFS, flock is emulated by fcntl locks: an exclusive one on a file opened read-only is
+    EBADF (flock(2), NFS details). The probe opens the lock read-only, so it asks for a shared
+    lock, which a live writer's exclusive lock still refuses."""
+    import errno
+    import fcntl
+    import os
+
+    import bremen_robot.ros.bagfile as bagfile
+
+    real = fcntl.flock
+
+    def nfs_flock(fd: int, op: int) -> None:
+        read_only = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY
+        if op & fcntl.LOCK_EX and read_only:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        real(fd, op)
+
+    monkeypatch.setattr(bagfile.fcntl, "flock", nfs_flock)
+    w = SegmentedBagWriter(tmp_path / "bag", {"bremen.task": "halfcheetah", "bremen.mode": "lockstep"})
+    write_episode(w, 1, n=8)
+    assert bagfile.wait_until_unwritten(tmp_path / "bag", 0.0) is False
+    w.close()
+    assert bagfile.wait_until_unwritten(tmp_path / "bag", 0.0) is True
+
+
+def test_a_file_given_as_a_bag_is_named_as_not_a_bag_folder(tmp_path, capsys):
+    from bremen_robot.cli import main
+
+    (tmp_path / "metadata.yaml").write_text("x: 1\n")
+    assert main(["dataset", "ingest", str(tmp_path / "metadata.yaml"), "--out", str(tmp_path / "d.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a rosbag2 folder" in err and ".writer.lock" not in err
