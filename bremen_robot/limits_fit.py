@@ -37,7 +37,10 @@ def robot_problem(limits: Any, path: Path, robot: Any, robot_path: Path) -> str 
         return (
             f"{robot_path}: safety: not set, so the robot would run without these limits; add safety: {rel}"
         )
-    if Path(robot.safety).resolve() != Path(path).resolve():
+    reset = getattr(robot, "reset", None)  # the scripted reset's own limits fit the robot too
+    if reset is not None and Path(reset.limits).resolve() == Path(path).resolve():
+        pass
+    elif Path(robot.safety).resolve() != Path(path).resolve():
         return (
             f"{robot_path}: safety: is {robot.safety}, not {path}: the robot runs with the other file; "
             f"set safety: {rel} there, or check {robot.safety}"
@@ -50,6 +53,6 @@ def robot_problem(limits: Any, path: Path, robot: Any, robot_path: Path) -> str 
     if not math.isclose(limits.timing.control_period, period, rel_tol=1e-6):
         return (
             f"{path}: timing.control_period: {limits.timing.control_period:g} s but {robot_path} runs "
-            f"at {robot.control_rate_hz:g} Hz; set control_period: {period:g} (1 / control_rate_hz)"
+            f"at {robot.control_rate_hz:g} Hz; set control_period: {period:.12g} (1 / control_rate_hz)"
         )
     return None

@@ -157,3 +157,30 @@ def test_the_limits_must_name_the_robot_and_its_rate(
     assert (code, err) == (0, "") and out.endswith(
         f"its joints, name and rate match {robot}, which uses this file"
     )
+
+
+@pytest.mark.parametrize("rate", [6, 60, 7.5])
+def test_the_control_period_the_error_suggests_is_accepted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, rate: float
+) -> None:
+    """At 60 Hz the error said 'set control_period: 0.0166667', which was refused again."""
+    lim, robot = _myarm(tmp_path, control_rate_hz=rate)
+    code, _, err = _run(capsys, str(lim), "--robot", str(robot))
+    suggested = err.split("set control_period: ")[1].split(" ")[0]
+    assert code == 2 and abs(float(suggested) - 1 / rate) < 1e-9
+    data = yaml.safe_load(lim.read_text())
+    data["timing"]["control_period"] = float(suggested)
+    lim.write_text(yaml.safe_dump(data))
+    assert _run(capsys, str(lim), "--robot", str(robot))[0] == 0
+
+
+def test_the_robots_reset_limits_check_against_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """configs/robots/panda.yaml uses panda-reset.yaml as reset.limits: not 'another file' to
+    put in safety: (the advice was to point the robot's own limits at the reset's)."""
+    code, out, err = _run(
+        capsys,
+        str(CONFIGS / "safety" / "panda-reset.yaml"),
+        "--robot",
+        str(CONFIGS / "robots" / "panda.yaml"),
+    )
+    assert (code, err) == (0, ""), err
