@@ -8,24 +8,42 @@ import os
 from pathlib import Path
 from typing import Any
 
-# Two full turns each way: wider than any revolute joint's range in radians, and than any
-# prismatic joint's in metres. A bound past it is almost surely in degrees (±166 for ±2.9 rad).
+# Two full turns each way: wider than any revolute joint's range in radians. A bound past it is
+# almost surely in degrees (±166 for ±2.9 rad). Prismatic joints say ``unit: m`` and are not
+# checked (a linear track may run for tens of metres).
 MAX_PLAUSIBLE_POSITION = 4 * math.pi
 
 
+def _as_degrees(field: str, value: float, source: object) -> str:
+    return (
+        f"{source}: {field}: {value:g} is more than two turns (4π rad); positions are in radians, so "
+        f"this looks like degrees: convert every angle with x·π/180 ({value:g}° = "
+        f"{math.radians(value):.4f} rad), or, for a prismatic joint in metres, set unit: m in its "
+        "position limits"
+    )
+
+
 def degrees_problem(limits: Any, source: object) -> str | None:
-    """The first joint position bound that reads as degrees, as a one-line error; else None."""
+    """The first revolute joint position bound that reads as degrees, as a one-line error; else
+    None. Checked: each joint's ``position`` limits, and the ``envelope.positions`` bounds of the
+    joints those limits say are revolute (other envelope entries, e.g. a base's ``rootz`` in
+    metres, have no unit to go by)."""
+    revolute = set()
     for name, joint in limits.joints.items():
-        if joint.position is None:
+        if joint.position is None or joint.position.unit != "rad":
             continue
+        revolute.add(name)
         for key in ("min", "max"):
             value = getattr(joint.position, key)
             if abs(value) > MAX_PLAUSIBLE_POSITION:
-                return (
-                    f"{source}: joints.{name}.position.{key}: {value:g} is more than two turns (4π rad); "
-                    f"positions are in radians (metres for prismatic joints), so this looks like degrees: "
-                    f"convert every angle with x·π/180 ({value:g}° = {math.radians(value):.4f} rad)"
-                )
+                return _as_degrees(f"joints.{name}.position.{key}", value, source)
+    for name, bound in limits.envelope.positions.items():
+        if name not in revolute:
+            continue
+        for key in ("min", "max"):
+            value = getattr(bound, key)
+            if value is not None and abs(value) > MAX_PLAUSIBLE_POSITION:
+                return _as_degrees(f"envelope.positions.{name}.{key}", value, source)
     return None
 
 

@@ -80,6 +80,12 @@ class PositionLimits(BaseModel):
     max: Num = Field(description="hard upper limit (rad or m)")
     soft_min: Num | None = Field(None, description="soft lower limit, in [min, max]; default min")
     soft_max: Num | None = Field(None, description="soft upper limit, in [min, max]; default max")
+    unit: Literal["rad", "m"] = Field(
+        "rad",
+        description="'rad' (revolute) or 'm' (prismatic); a bound beyond two turns (4π) in 'rad' is "
+        "refused as degrees by 'bremen safety check' and 'bremen collect': a linear axis longer than "
+        "12.6 m says 'm'",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> PositionLimits:

@@ -332,9 +332,10 @@ class Campaign:
         result = read_json(path)
         if result is not None and result.get("policy_sha256") != sha:
             # a retrained candidate (e.g. after a rejection) must not inherit the old one's figures;
-            # the old ones are kept, its sim2real report with them
-            move_aside(path, "replaced")
+            # the old ones are kept, its sim2real report with them (that first: eval.json is the
+            # marker, so an interrupt between the two moves is finished by the next run)
             move_aside(path.parent / "sim2real", "replaced")
+            move_aside(path, "replaced")
             result = None
         if result is None:
             result = evaluate_policy(
@@ -342,6 +343,8 @@ class Campaign:
             )
             result["policy_sha256"] = sha
             if self.cfg.evaluation.sim2real and artifact is not None:
+                # a report without its eval.json is an earlier, interrupted one's: kept, not overwritten
+                move_aside(path.parent / "sim2real", "replaced")
                 result["sim2real"] = self._sim2real(artifact, path.parent)
             write_json_atomic(path, result)
         return dict(result)

@@ -346,6 +346,32 @@ def test_an_evaluation_of_another_policy_is_not_reused(tmp_path):
     assert json.loads(kept.read_text()) == {"of": "the stale policy"}  # its sim2real report goes with it
 
 
+def test_a_sim2real_report_without_its_evaluation_is_kept_not_overwritten(tmp_path, monkeypatch):
+    """An interrupt after an evaluation's sim2real report was written (or after a replaced
+    evaluation was moved aside) left d1/sim2real without its eval.json; the next evaluation wrote
+    its report over it."""
+    cfg = load_campaign_config(write_campaign(tmp_path, deployments=1))
+    camp = Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None)
+    camp.run()
+    d1 = tmp_path / "ws" / "d1"
+    (d1 / "eval.json").unlink()
+    (d1 / "sim2real").mkdir()
+    (d1 / "sim2real" / "sim2real.json").write_text('{"of": "the interrupted evaluation"}')
+    camp.cfg = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"sim2real": True})})
+
+    def fake_sim2real(artifact: Path, out: Path) -> dict:
+        (out / "sim2real").mkdir()
+        (out / "sim2real" / "sim2real.json").write_text('{"of": "this evaluation"}')
+        return {"of": "this evaluation"}
+
+    monkeypatch.setattr(camp, "_sim2real", fake_sim2real)
+    fresh = camp._evaluate(d1 / "eval.json", d1 / "train", seed=7)
+    assert fresh["sim2real"] == {"of": "this evaluation"}
+    assert json.loads((d1 / "sim2real" / "sim2real.json").read_text()) == {"of": "this evaluation"}
+    kept = d1 / "sim2real.replaced-1" / "sim2real.json"
+    assert json.loads(kept.read_text()) == {"of": "the interrupted evaluation"}
+
+
 def test_editing_a_file_the_campaign_names_changes_its_identity(tmp_path):
     cfg = load_campaign_config(write_campaign(tmp_path))
     before = cfg.digest()

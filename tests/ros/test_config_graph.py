@@ -284,8 +284,8 @@ def test_collect_refuses_a_robot_without_usable_limits_before_making_the_bag(tmp
         collect(cfg, random=True, episodes=1, out=out, dry_run=dry_run)
     assert str(exc.value) == (
         f"{degrees}: joints.bthigh.position.min: -30 is more than two turns (4π rad); positions are in "
-        "radians (metres for prismatic joints), so this looks like degrees: convert every angle with "
-        "x·π/180 (-30° = -0.5236 rad)"
+        "radians, so this looks like degrees: convert every angle with x·π/180 (-30° = -0.5236 rad), "
+        "or, for a prismatic joint in metres, set unit: m in its position limits"
     )
     assert not out.exists()
 

@@ -106,10 +106,33 @@ def test_limits_in_degrees_are_refused(capsys: pytest.CaptureFixture[str], tmp_p
         2,
         "",
         f"error: {lim}: joints.panda_joint1.position.min: -166 is more than two turns (4π rad); "
-        "positions are in radians (metres for prismatic joints), so this looks like degrees: "
-        "convert every angle with x·π/180 (-166° = -2.8972 rad)",
+        "positions are in radians, so this looks like degrees: convert every angle with x·π/180 "
+        "(-166° = -2.8972 rad), or, for a prismatic joint in metres, set unit: m in its position limits",
     )
     assert _run(capsys, str(lim))[0] == 2  # without --robot too
+
+
+def test_a_long_prismatic_axis_in_metres_passes_and_an_envelope_in_degrees_does_not(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A linear track of 20 m was refused as degrees, with no way to say it is in metres; an
+    envelope bound in degrees on a revolute joint passed (it would never latch the e-stop)."""
+    data = yaml.safe_load((CONFIGS / "safety" / "panda.yaml").read_text())
+    data["joints"]["panda_joint1"]["position"] = {"min": 0.0, "max": 20.0, "unit": "m"}
+    data["joints"]["panda_joint1"]["command"] = {"min": 0.0, "max": 20.0}
+    lim, robot = _myarm(tmp_path, {**data, "robot": "myarm"})
+    code, out, err = _run(capsys, str(lim), "--robot", str(robot))
+    assert (code, err) == (0, "") and out.startswith(f"{lim}: ok: robot myarm, 7 joint(s)")
+    # a 20 m envelope on the track is metres too; 170 on revolute joint 2 is degrees
+    data["envelope"] = {"positions": {"panda_joint1": {"max": 20.0}, "panda_joint2": {"min": -170.0}}}
+    lim, robot = _myarm(tmp_path, {**data, "robot": "myarm"})
+    assert _run(capsys, str(lim), "--robot", str(robot)) == (
+        2,
+        "",
+        f"error: {lim}: envelope.positions.panda_joint2.min: -170 is more than two turns (4π rad); "
+        "positions are in radians, so this looks like degrees: convert every angle with x·π/180 "
+        "(-170° = -2.9671 rad), or, for a prismatic joint in metres, set unit: m in its position limits",
+    )
 
 
 def test_the_robot_config_must_use_the_file_checked(
