@@ -68,7 +68,20 @@ def run_flags(result: dict[str, Any]) -> str:
     steps = o.get("td3bc_steps")
     if TD3BC in result["methods"] and steps is not None and steps != td3bc_steps_for(result["campaign"]):
         flags.append(f"--td3bc-steps {steps}")
+    # run with --td3bc-seconds none (a smoke run, a budget by steps): its record says so with a
+    # None budget. Without the flag reproduce.py refuses the command (or, once BREMEN's seeds
+    # are complete, runs the seeds with another budget than the file's); a file from before the
+    # budget existed has no such key and resumes with the default
+    if td3bc_by_steps(result):
+        flags.append("--td3bc-seconds none")
     return "".join(f" {f}" for f in flags)
+
+
+def td3bc_by_steps(result: dict[str, Any]) -> bool:
+    """Whether the file's TD3+BC ran with ``--td3bc-seconds none``: its training summary holds
+    a budget of None (a file from before the budget existed holds no budget at all)."""
+    train = result["methods"].get(TD3BC, {}).get("train") or {}
+    return "min_seconds" in train and train["min_seconds"] is None
 
 
 def parked_deployments(parked: Path | None, name: str, method: str, seed: int) -> int | None:
@@ -159,7 +172,7 @@ def remaining(
                 f"python benchmarks/reproduce.py --campaign {result['campaign']} "
                 f"--seeds {' '.join(map(str, todo))} --methods {m} --jobs 1{run_flags(result)}"
             )
-            if m == TD3BC and not bremen_done:  # reproduce.py refuses it until then
+            if m == TD3BC and not bremen_done and not td3bc_by_steps(result):  # refused until then
                 commands[-1] += (
                     " (once BREMEN's and selection's seeds are complete: their training time is its budget)"
                 )

@@ -109,6 +109,22 @@ def test_a_variant_lists_only_its_own_methods_and_resumes_with_its_name_and_over
         "python benchmarks/reproduce.py --campaign hopper-cpu --seeds 2 --methods td3bc --jobs 1 "
         "--name hopper-cpu-td3bc-5k --td3bc-steps 5000",
     ]
+    # run with --td3bc-seconds none (the smoke run of docs/results.md): the command says so,
+    # or reproduce.py refuses it for want of BREMEN's times
+    smoke = suite_result("halfcheetah", {"td3bc": {"0": done}}, 2)
+    smoke |= {"name": "halfcheetah-cpu-smoke", "smoke": True}
+    smoke["overrides"] = {"train": {}, "campaign": {}, "td3bc_steps": 200}
+    smoke["methods"]["td3bc"]["train"] = {"steps": 200, "min_seconds": None}
+    assert suite.remaining(smoke)[-1] == (
+        "python benchmarks/reproduce.py --campaign halfcheetah-cpu --seeds 1 2 --methods td3bc "
+        "--jobs 1 --name halfcheetah-cpu-smoke --td3bc-steps 200 --td3bc-seconds none"
+    )
+    smoke["methods"]["td3bc"]["train"]["min_seconds"] = [10.0, 20.0]  # a budget: the default
+    assert suite.remaining(smoke)[-1].endswith("--td3bc-steps 200")
+    # with BREMEN unfinished beside it, a budget by steps does not wait for BREMEN's times
+    smoke["methods"]["td3bc"]["train"]["min_seconds"] = None
+    smoke["methods"]["bremen"] = {"seeds": {"0": {"returns": [0.0, 1.0], "complete": False}}}
+    assert suite.remaining(smoke)[-1].endswith("--td3bc-steps 200 --td3bc-seconds none")
     # a robot's own file at its preset: every method, no flags (ant-cpu's own 50,000 steps)
     own_ant = suite_result("ant", {"td3bc": {"0": done, "1": done}}, 2)
     own_ant["overrides"] = {"train": {}, "campaign": {}, "td3bc_steps": 50000}
