@@ -290,6 +290,22 @@ def td3bc_budget(args: argparse.Namespace) -> tuple[list[float] | None, str]:
     return bremen_seconds(read_json(args.results_dir / f"{Path(args.campaign).stem}.json"), K)
 
 
+def budget_hint(args: argparse.Namespace, why: str) -> str:
+    """What to do when TD3+BC has no seconds budget (``why``): run BREMEN's seeds first, unless
+    that cannot give one (a run at another size than the campaign's results file, whose times
+    were measured at the campaign's size; or seeds already complete without times, which a
+    rerun skips); then only ``--td3bc-seconds none`` does."""
+    none = "pass --td3bc-seconds none for a budget by --td3bc-steps alone"
+    if args.steps_per_deployment is not None:
+        return f"{none} (BREMEN's times at the campaign's size do not fit --steps-per-deployment)"
+    if "no training time" in why:
+        return f"{none} (those seeds are complete: running them again adds no times)"
+    return (
+        f"run 'python benchmarks/reproduce.py --campaign {args.campaign} --seeds 0 1 2 --methods bremen "
+        f"bremen_select' first, or {none}"
+    )
+
+
 def plan_jobs(
     args: argparse.Namespace, campaigns: dict[str, tuple[str, Any]], out: Path
 ) -> tuple[list[Job], dict[str, Any]]:
@@ -427,9 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     budget, why = td3bc_budget(args)
     if "td3bc" in args.methods and not args.aggregate_only and args.td3bc_seconds == "bremen" and not budget:
         print(
-            f"error: TD3+BC trains at least BREMEN's time per deployment, but {why}; run "
-            f"'python benchmarks/reproduce.py --campaign {args.campaign} --seeds 0 1 2 --methods bremen "
-            "bremen_select' first, or pass --td3bc-seconds none for a budget by --td3bc-steps alone",
+            f"error: TD3+BC trains at least BREMEN's time per deployment, but {why}; {budget_hint(args, why)}",
             file=sys.stderr,
         )
         return 2

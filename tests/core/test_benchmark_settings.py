@@ -305,6 +305,23 @@ def test_td3bc_will_not_start_before_bremens_seconds_are_known(tmp_path: Path, c
     assert "TD3+BC trains at least BREMEN's time per deployment, but the campaign has no results" in err
     assert "--methods bremen bremen_select' first, or pass --td3bc-seconds none" in err
     assert not (tmp_path / "runs").exists()
+    # a smoke run (docs/results.md): BREMEN's times at the campaign's size cannot be its budget,
+    # so running BREMEN's 3 full seeds first is no advice
+    smoke = [*argv, "--out", str(tmp_path / "runs"), "--deployments", "2", "--steps-per-deployment", "2000"]
+    assert harness.main(smoke) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "first" not in err
+    assert "pass --td3bc-seconds none for a budget by --td3bc-steps alone (BREMEN's times" in err
+    # BREMEN's seeds complete but without times (halfcheetah-cpu.json): a rerun skips them
+    import json
+
+    timeless = _bremen_results({s: [] for s in ("0", "1", "2")})
+    (tmp_path / "hopper-cpu.json").write_text(json.dumps(timeless))
+    assert harness.main([*argv, "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "no training time for deployment 1" in err and "first" not in err
+    assert "pass --td3bc-seconds none" in err
+    assert not (tmp_path / "runs").exists()
 
 
 def _td3bc_module() -> tuple[ModuleType, ModuleType, None]:
