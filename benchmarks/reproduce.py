@@ -62,6 +62,7 @@ from reproduce_common import (  # noqa: E402  (re-exported: trpo_probe.py and ot
     TD3BC_STEPS,
     TD3BC_STEPS_FOR,
     Job,
+    apply_campaign_overrides,
     apply_overrides,
     campaign_task,
     campaign_update,
@@ -314,6 +315,9 @@ def plan_jobs(
     from bremen_robot.campaign.config import data_engine
     from bremen_robot.selection import twin_engine
 
+    # every key, also selection.* that only bremen_select's runs get: a misspelt one would
+    # otherwise pass unnoticed (and be recorded) whenever bremen_select is not among the methods
+    apply_campaign_overrides(campaigns["bremen"][1], args.campaign_overrides)
     td3bc = {
         "steps": args.td3bc_steps,
         "device": args.td3bc_device,

@@ -159,6 +159,14 @@ def test_campaign_overrides_reach_every_method_but_selection_only_the_selecting_
         tmp_path, "--methods", "bremen", "--campaign-override", "exploration_sigma=0.25"
     )
     assert harness.job_record(jobs[("bremen", 0)]) == harness_b.job_record(jobs_b[("bremen", 0)])
+    # ... but a misspelt selection key is refused before anything runs, with or without bremen_select
+    import pytest
+
+    for methods in (["bremen"], ["bc", "td3bc"], ["bremen", "bremen_select"]):
+        with pytest.raises(SystemExit, match="selection.twin_episode: unknown field 'twin_episode'"):
+            plan_harness(tmp_path, "--methods", *methods, "--campaign-override", "selection.twin_episode=1")
+        with pytest.raises(SystemExit, match="selection.twin_episodes"):
+            plan_harness(tmp_path, "--methods", *methods, "--campaign-override", "selection.twin_episodes=x")
 
 
 def test_a_campaign_without_a_bc_preset_clones_with_its_own_preset(tmp_path: Path) -> None:
