@@ -377,6 +377,27 @@ def parked_not_unparked(jobs: list[Job], out: Path) -> list[Path]:
     ]
 
 
+def previous_results(path: Path) -> dict[str, Any] | None:
+    """The results file ``path`` as the harness last wrote it, None if there is none yet. One line
+    (BremenError) when the file is something else, which the harness would otherwise write over
+    without a copy (a study's JSON in benchmarks/results/ under the same --name), or is not JSON."""
+    from bremen_robot.campaign.workspace import read_json
+    from bremen_robot.errors import BremenError
+
+    try:
+        data = read_json(path)
+    except ValueError as exc:
+        raise BremenError(
+            f"{path} is not JSON ({exc}); move it aside, or pick another --name or --results-dir"
+        ) from None
+    if data is not None and not (isinstance(data, dict) and isinstance(data.get("methods"), dict)):
+        raise BremenError(
+            f"{path} is not a results file of reproduce.py and would be written over; "
+            "pick another --name or --results-dir"
+        )
+    return data
+
+
 def carry_sources(paths: list[Path]) -> list[dict[str, Any]]:
     """The ``--carry-from`` results files, read; one line naming a file that is not one."""
     from bremen_robot.campaign.workspace import read_json
@@ -418,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     except BremenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from bremen_robot.campaign.workspace import read_json, write_json_atomic
+    from bremen_robot.campaign.workspace import write_json_atomic
 
     base = campaigns["bremen"][1]
     name = default_name(args, base.name)
@@ -427,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jobs, trains = plan_jobs(args, campaigns, out)
         extra = carry_sources(args.carry_from)
-        previous = read_json(json_path)
+        previous = previous_results(json_path)
         sources = [previous, *extra] if previous else extra
         plan_scope(args, out, sources)  # fails now, not after hours of runs
     except BremenError as exc:
@@ -446,9 +467,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     budget, why = td3bc_budget(args)
     if "td3bc" in args.methods and not args.aggregate_only and args.td3bc_seconds == "bremen" and not budget:
+        hint = budget_hint(args, why)
         print(
-            f"error: TD3+BC trains at least BREMEN's time per deployment, but {why}; {budget_hint(args, why)}",
-            file=sys.stderr,
+            f"error: TD3+BC trains at least BREMEN's time per deployment, but {why}; {hint}", file=sys.stderr
         )
         return 2
     if "td3bc" in args.methods and not args.aggregate_only and not args.td3bc_python.is_file():
@@ -480,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         failed = [f"{j.tag} {r['error']}" for j, r in zip(jobs, results) if not r["ok"]]
     with results_file_lock(json_path):  # read again: another harness may have rewritten it meanwhile
-        previous = read_json(json_path)
+        previous = previous_results(json_path)
         sources = [previous, *extra] if previous else extra
         scope, scope_jobs, scope_campaigns, scope_trains = plan_scope(args, out, sources)
         result = aggregate(scope, name, scope_jobs, scope_campaigns, scope_trains, sources)

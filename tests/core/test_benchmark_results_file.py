@@ -270,3 +270,21 @@ def test_an_older_record_is_carried_though_its_training_summary_predates_later_f
     result = aggregate_only(harness, tmp_path, "empty", *argv)
     assert result["methods"]["bremen_select"]["seeds"].get("0", {}).get("returns", []) == []
     assert result["methods"]["td3bc"]["seeds"]["0"]["returns"] == [-280.0, 700.0, 800.0]
+
+
+def test_a_file_that_is_not_a_results_file_is_never_written_over(tmp_path: Path, capsys: Any) -> None:
+    """--name selection-study-ant (or any name of another script's JSON in benchmarks/results/)
+    must not replace that file with an aggregate, nor a broken file end in a traceback."""
+    from tests.benchmark_scripts import reproduce_harness
+
+    harness = reproduce_harness()
+    study = tmp_path / "study.json"
+    for text in ('{"pairs": [1, 2]}', "[1, 2]", '{"broken'):
+        study.write_text(text)
+        argv = ["--deployments", "2", "--aggregate-only", "--name", "study", "--out", str(tmp_path / "runs")]
+        assert harness.main([*argv, "--results-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {study} is not") and err.count("\n") == 1
+        assert "pick another --name or --results-dir" in err
+        assert study.read_text() == text
+        assert not (tmp_path / "study.png").exists()
