@@ -41,6 +41,7 @@ from suite_left import (  # noqa: E402
     training_left,
 )
 
+RESULT_KEYS = ("campaign", "deployments", "methods", "per_deployment")  # what every results file holds
 REGRESSION_TOLERANCE = 0.10  # a candidate may lose at most 10 % of its predecessor's return
 HALFCHEETAH_TARGET = 4000.0
 HALFCHEETAH_TARGET_DEPLOYMENTS = 5
@@ -289,10 +290,18 @@ def main(argv: list[str] | None = None) -> int:
             total.unmeasured.append(path.stem)
             continue
         try:
-            results.append(json.loads(path.read_text(encoding="utf-8")))
+            result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             print(f"{path}: cannot read a reproduce.py result ({exc}); run benchmarks/reproduce.py first")
             return 2
+        if not (isinstance(result, dict) and all(k in result for k in RESULT_KEYS)):
+            # e.g. a selection study's or twin-episodes JSON beside them in benchmarks/results/
+            print(
+                f"{path}: not a results file of benchmarks/reproduce.py (no {', '.join(RESULT_KEYS)}); "
+                "pass benchmarks/results/<campaign>.json files"
+            )
+            return 2
+        results.append(result)
         sections.append(markdown_table(results[-1], args.parked, args.runs))
         total.add(training_left(results[-1], parked=args.parked, runs=args.runs))
     if total.seconds or total.unknown or total.unmeasured:

@@ -101,6 +101,16 @@ def test_a_robot_without_results_is_listed_with_its_command_not_an_error(
     assert "### hopper (`hopper-cpu`" in text
     (tmp_path / "broken.json").write_text("{")
     assert suite.main([str(tmp_path / "broken.json")]) == 2
+    # another script's JSON (selection-study-*.json sits beside the results): one line, no traceback
+    capsys.readouterr()
+    for other in ('{"pairs": []}', "[1, 2]"):
+        (tmp_path / "study.json").write_text(other)
+        assert suite.main([str(done), str(tmp_path / "study.json"), *no_runs]) == 2
+        out = capsys.readouterr().out
+        assert out.endswith(
+            "study.json: not a results file of benchmarks/reproduce.py (no campaign, deployments, "
+            "methods, per_deployment); pass benchmarks/results/<campaign>.json files\n"
+        )
 
 
 def test_the_report_says_where_td3bc_trained_less_than_bremen(suite: ModuleType) -> None:
