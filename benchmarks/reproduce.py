@@ -398,6 +398,20 @@ def previous_results(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def other_settings(jobs: list[Job]) -> list[Job]:
+    """The jobs whose workspace was run with other settings. Each run refuses its own (``_guard``),
+    but only once it starts, after the others have run, and the results file is then rewritten
+    without that run's records; so the command refuses before anything runs."""
+    from bremen_robot.campaign.workspace import read_json
+
+    return [
+        j
+        for j in jobs
+        if (have := read_json(j.workspace / "harness.json")) is not None
+        and not same_settings(have, job_record(j))
+    ]
+
+
 def carry_sources(paths: list[Path]) -> list[dict[str, Any]]:
     """The ``--carry-from`` results files, read; one line naming a file that is not one."""
     from bremen_robot.campaign.workspace import read_json
@@ -462,6 +476,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"error: {unparked[0]} holds a parked run that is not unparked; run 'python "
             "benchmarks/park_runs.py unpark' first, or remove that file to start the seed over",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.aggregate_only and (clash := other_settings(jobs)):
+        print(
+            f"error: workspace '{clash[0].workspace}' was run with other settings (see its "
+            "harness.json); use the options it was run with, or another --name or --out",
             file=sys.stderr,
         )
         return 2

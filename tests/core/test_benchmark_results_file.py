@@ -288,3 +288,29 @@ def test_a_file_that_is_not_a_results_file_is_never_written_over(tmp_path: Path,
         assert "pick another --name or --results-dir" in err
         assert study.read_text() == text
         assert not (tmp_path / "study.png").exists()
+
+
+def test_a_workspace_of_other_settings_is_refused_before_anything_runs(tmp_path: Path, capsys: Any) -> None:
+    """Re-running into a workspace with another --train-override must stop at once: refused only
+    by its own run, the others ran first and the results file lost that method's records."""
+    import json
+
+    harness, jobs, _ = plan_harness(tmp_path / "runs", "--methods", "bremen", "bc", "--deployments", "1")
+    for job in jobs.values():
+        write_harness_workspace(harness, job, [-280.0, 1000.0])
+    argv = ["--seeds", "0", "1", "--methods", "bremen", "bc", "--deployments", "1"]
+    argv += ["--name", "kept", "--out", str(tmp_path / "runs"), "--results-dir", str(tmp_path)]
+    assert harness.main([*argv, "--aggregate-only"]) == 0
+    before = (tmp_path / "kept.json").read_text()
+    assert json.loads(before)["methods"]["bremen"]["seeds"]["0"]["returns"] == [-280.0, 1000.0]
+    capsys.readouterr()
+
+    def run_jobs(*_: Any, **__: Any) -> Any:
+        raise AssertionError("no run may start")
+
+    harness.run_jobs = run_jobs
+    assert harness.main([*argv, "--train-override", "trpo.iterations=3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bremen/seed0' was run with other settings" in err
+    assert (tmp_path / "kept.json").read_text() == before
+    assert not list(tmp_path.glob("kept.replaced-*"))
