@@ -479,6 +479,13 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.aggregate_only and not sources and not any(out.glob("*/seed*/harness.json")):
+        print(
+            f"error: nothing to aggregate: no workspace under {out} and no results file {json_path}; "
+            "check --campaign, --name, --out and --results-dir (as the runs were started with)",
+            file=sys.stderr,
+        )
+        return 2
     if not args.aggregate_only and (clash := other_settings(jobs)):
         print(
             f"error: workspace '{clash[0].workspace}' was run with other settings (see its "

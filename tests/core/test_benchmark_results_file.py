@@ -314,3 +314,16 @@ def test_a_workspace_of_other_settings_is_refused_before_anything_runs(tmp_path:
     assert err.count("\n") == 1 and "bremen/seed0' was run with other settings" in err
     assert (tmp_path / "kept.json").read_text() == before
     assert not list(tmp_path.glob("kept.replaced-*"))
+
+
+def test_aggregating_nothing_is_refused_not_an_empty_table(tmp_path: Path, capsys) -> None:
+    """A wrong --name or --out used to write an empty table, JSON and PNG and exit 0."""
+    harness, _, _ = plan_harness(tmp_path / "runs", "--methods", "bremen", "--deployments", "2")
+    argv = ["--deployments", "2", "--aggregate-only", "--name", "typo", "--out", str(tmp_path / "nowhere")]
+    assert harness.main([*argv, "--methods", "bremen", "--results-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: nothing to aggregate: no workspace under {tmp_path / 'nowhere'} and no results file "
+        f"{tmp_path / 'typo.json'}; check --campaign, --name, --out and --results-dir (as the runs were "
+        "started with)\n"
+    )
+    assert list(tmp_path.iterdir()) == []  # nothing written
