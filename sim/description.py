@@ -26,6 +26,10 @@ import numpy as np
 from sim._math import mat_to_rpy, quat_to_mat
 from sim.errors import SimError
 
+# what a refusal of the PyBullet translation tells the user to do instead (no command has a
+# --backend flag: collect's --sim, a collect config's sim: and an env id name the engine)
+_USE_MUJOCO = "use the mujoco backend (bremen collect --sim mujoco, env sim:<robot>/mujoco)"
+
 _JOINT_TYPES = {0: "free", 1: "ball", 2: "slide", 3: "hinge"}
 _GEOM_TYPES = {
     0: "plane",
@@ -149,7 +153,7 @@ def describe_model(model: Any, path: Path) -> MjcfDescription:
     if model.neq or model.ntendon:
         raise SimError(
             f"{path}: {model.neq} equality constraint(s) and {model.ntendon} tendon(s), which the "
-            "PyBullet backend cannot translate; use --backend mujoco or remove them"
+            f"PyBullet backend cannot translate; {_USE_MUJOCO} or remove them"
         )
     joints: list[JointDesc] = []
     for j in range(model.njnt):
@@ -159,7 +163,7 @@ def describe_model(model: Any, path: Path) -> MjcfDescription:
         if jtype in ("slide", "hinge") and model.dof_frictionloss[dof] > 0:
             raise SimError(
                 f"{path}: joint '{model.joint(j).name}' has frictionloss, which the PyBullet backend "
-                "cannot translate; use --backend mujoco or remove it"
+                f"cannot translate; {_USE_MUJOCO} or remove it"
             )
         joints.append(
             JointDesc(
@@ -211,7 +215,7 @@ def describe_model(model: Any, path: Path) -> MjcfDescription:
             )
             raise SimError(
                 f"{path}: actuator {a} on joint '{jname}' {what}, which the PyBullet backend cannot "
-                "translate; use --backend mujoco or make it a <motor> without forcerange"
+                f"translate; {_USE_MUJOCO} or make it a <motor> without forcerange"
             )
         limited = bool(model.actuator_ctrllimited[a])
         actuators.append(
@@ -262,7 +266,7 @@ def _geometry(g: GeomDesc, source: Path) -> str:
         return f'<box size="{_fmt(2 * s[:3])}"/>'
     raise SimError(
         f"{source}: geom '{g.name}' has type '{g.type}', which the PyBullet backend cannot translate "
-        "(supported: sphere, capsule, cylinder, box); use --backend mujoco or simplify the geom"
+        f"(supported: sphere, capsule, cylinder, box); {_USE_MUJOCO} or simplify the geom"
     )
 
 

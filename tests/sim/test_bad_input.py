@@ -117,7 +117,7 @@ def test_pybullet_refuses_mjcf_physics_it_would_drop(tmp_path, old, new, words):
     with pytest.raises(SimError, match=words) as err:
         sim.create_backend("hopper", "pybullet", asset=custom)
     msg = str(err.value)
-    assert "\n" not in msg and "use --backend mujoco" in msg
+    assert "\n" not in msg and "use the mujoco backend (bremen collect --sim mujoco" in msg
 
 
 @pytest.mark.parametrize("backend", ["mujoco", "pybullet"])
