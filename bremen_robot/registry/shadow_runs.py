@@ -187,7 +187,15 @@ def record_from_bag(workspace: Path | None, candidate: str, bag: Path) -> dict[s
     summary = summarize_bag(bag)
     with Registry.open(Path(workspace) if workspace else default_workspace()) as reg:
         seq = record_shadow_run(reg, candidate, summary.get("acting_policy") or "?", bag, summary)
-    return {**summary, "seq": seq, "policy": candidate}
+    from bremen_robot.registry.hints import bremen_command
+
+    # the summary's hint: with --workspace W, 'bremen review ID' alone looks in the default registry
+    return {
+        **summary,
+        "seq": seq,
+        "policy": candidate,
+        "review": bremen_command(f"review {candidate}", workspace),
+    }
 
 
 def review_lines(reg: Registry, sha256: str) -> list[str]:

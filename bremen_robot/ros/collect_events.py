@@ -124,7 +124,7 @@ class CollectResult:
         if self.shadow is not None:
             lines.append(
                 f"shadow run {self.shadow['seq']} of {self.shadow['policy']} recorded (not a deployment): "
-                f"{self.shadow['paired_steps']} paired steps; see 'bremen review {self.shadow['policy']}'"
+                f"{self.shadow['paired_steps']} paired steps; see '{self.shadow['review']}'"
             )
         lines.append(f"bag: {self.bag}")
         if self.registry:

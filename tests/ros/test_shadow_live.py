@@ -150,6 +150,8 @@ def test_collect_with_shadow_logs_both_streams_and_counts_no_deployment(tmp_path
     assert s["acting_steps"] == 200 and s["paired_steps"] == len(in_ep & shadow_tags)
     assert s["ood"]["mean"] > 0 and s["command_difference"]["max_abs_all"] > 0
     assert res.shadow is not None and res.shadow["seq"] == runs[0].seq
+    # its hint names this workspace: 'bremen review ID' alone would look in the default registry
+    assert f"paired steps; see 'bremen review {cand.id} --workspace {ws}'" in res.summary()
 
 
 def test_cli_refuses_an_unknown_shadow_id_and_the_acting_policy_itself(tmp_path, approved, capsys):
