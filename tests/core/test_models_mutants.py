@@ -6,6 +6,7 @@ testing). Expectations are by hand or recomputed with numpy.
 """
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -286,17 +287,16 @@ def test_model_env_ends_only_the_rollout_that_diverged():
     torch.testing.assert_close(nxt[[0, 2]], torch.tensor([[1.0, 1.0], [3.0, 3.0]]))
 
 
+def _probe_task(**fns: Any) -> Task:
+    """A 2-D task with a unit action box and the given ``reward_fn``/``termination_fn`` (and any
+    other Task keyword)."""
+    return Task("probe", ("x", "y"), ("u", "v"), (-1.0, -1.0), (1.0, 1.0), 0.1, 10, **fns)
+
+
 def test_model_env_scores_with_the_task_on_obs_clipped_action_and_next_obs():
     """A task whose reward and termination read all three arguments: the env hands them the
     state, the action clipped into the box, and the imagined next state, in that order."""
-    probe = Task(
-        "probe",
-        ("x", "y"),
-        ("u", "v"),
-        (-1.0, -1.0),
-        (1.0, 1.0),
-        0.1,
-        10,
+    probe = _probe_task(
         reward_fn=lambda o, a, n: o[..., 0] + 10 * a[..., 0] + 100 * n[..., 0],
         termination_fn=lambda o, a, n: (o[..., 1] > 0) | (a[..., 1] > 0.5) | (n[..., 1] > 10),
     )
@@ -324,14 +324,7 @@ def test_imagine_restarts_a_terminated_rollout_from_a_start_state_not_from_where
     """Every member moves each coordinate by +1; the probe task terminates once x reaches 2 and
     its start states are all 0. So x runs 0, 1 | 0, 1 | 0: each termination is followed by a
     fresh start state at t = 0, never by the fallen state 2."""
-    probe = Task(
-        "probe",
-        ("x", "y"),
-        ("u", "v"),
-        (-1.0, -1.0),
-        (1.0, 1.0),
-        0.1,
-        10,
+    probe = _probe_task(
         reward_fn=lambda o, a, n: n[..., 0],
         termination_fn=lambda o, a, n: n[..., 0] >= 2,
     )
