@@ -76,8 +76,11 @@ def shadow_before_approval(
     write_json_atomic(marker, {**summary, "candidate": candidate})
     mean_abs = (summary.get("command_difference") or {}).get("mean_abs_all")
     diff = "no paired step" if mean_abs is None else f"mean command difference {float(mean_abs):.3g}"
+    from bremen_robot.registry.hints import bremen_command
+
+    # the campaign's registry is its workspace's, never the default one 'bremen review' opens
     campaign.log(
         f"deployment {k}: shadow run recorded ({summary.get('paired_steps', 0)} paired steps, {diff}); "
-        f"see bremen review {candidate}"
+        f"see {bremen_command(f'review {candidate}', campaign.ws.root)}"
     )
     return dict(summary)

@@ -99,3 +99,14 @@ def test_a_candidate_trained_again_after_a_rejection_runs_in_shadow_too(tmp_path
     with Registry.open(ws) as reg:
         assert reg.get(calls[1]).deployments == [2]  # the candidate that ran in shadow was deployed
     assert (ws / "d2" / "shadow.json.other-candidate-1").is_file()  # the rejected one's run is kept
+
+
+def test_the_shadow_log_line_names_the_campaigns_registry(tmp_path):
+    """'see bremen review ID' alone opened the default registry, not the campaign's workspace."""
+    cfg = load_campaign_config(_enable(write_campaign(tmp_path), 7))
+    lines: list[str] = []
+    camp = Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector(), log=lines.append)
+    camp.shadow_fn = lambda *a: {"paired_steps": 7, "command_difference": {"mean_abs_all": 0.1}}
+    camp.run()
+    (line,) = [m for m in lines if "shadow run recorded" in m]
+    assert line.endswith(f"--workspace {tmp_path / 'ws'}")
