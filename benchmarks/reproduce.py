@@ -486,18 +486,18 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    if not args.aggregate_only and (clash := other_settings(jobs)):
-        print(
-            f"error: workspace '{clash[0].workspace}' was run with other settings (see its "
-            "harness.json); use the options it was run with, or another --name or --out",
-            file=sys.stderr,
-        )
-        return 2
     budget, why = td3bc_budget(args)
     if "td3bc" in args.methods and not args.aggregate_only and args.td3bc_seconds == "bremen" and not budget:
         hint = budget_hint(args, why)
         print(
             f"error: TD3+BC trains at least BREMEN's time per deployment, but {why}; {hint}", file=sys.stderr
+        )
+        return 2
+    if not args.aggregate_only and (clash := other_settings(jobs)):
+        print(
+            f"error: workspace '{clash[0].workspace}' was run with other settings (see its "
+            "harness.json); use the options it was run with, or another --name or --out",
+            file=sys.stderr,
         )
         return 2
     if "td3bc" in args.methods and not args.aggregate_only and not args.td3bc_python.is_file():
@@ -529,7 +529,14 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         failed = [f"{j.tag} {r['error']}" for j, r in zip(jobs, results) if not r["ok"]]
     with results_file_lock(json_path):  # read again: another harness may have rewritten it meanwhile
-        previous = previous_results(json_path)
+        try:
+            previous = previous_results(json_path)
+        except BremenError as exc:  # replaced while the runs ran: the workspaces keep every result
+            print(
+                f"error: {exc}; the runs' workspaces are kept: aggregate them with --aggregate-only",
+                file=sys.stderr,
+            )
+            return 2
         sources = [previous, *extra] if previous else extra
         scope, scope_jobs, scope_campaigns, scope_trains = plan_scope(args, out, sources)
         result = aggregate(scope, name, scope_jobs, scope_campaigns, scope_trains, sources)
