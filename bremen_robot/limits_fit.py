@@ -73,4 +73,45 @@ def robot_problem(limits: Any, path: Path, robot: Any, robot_path: Path) -> str 
             f"{path}: timing.control_period: {limits.timing.control_period:g} s but {robot_path} runs "
             f"at {robot.control_rate_hz:g} Hz; set control_period: {period:.12g} (1 / control_rate_hz)"
         )
+    return unit_problem(limits, path, robot.sim_model)
+
+
+def joint_kinds(sim_model: str) -> dict[str, str]:
+    """``{joint: 'rad' | 'm'}`` from the sim model's description file (MJCF hinge/slide, URDF
+    revolute/continuous/prismatic); empty when it cannot be read (nothing to check against)."""
+    from sim.robots import get_robot
+
+    try:
+        spec = get_robot(sim_model)
+        if spec.kind == "urdf":  # read as XML: MuJoCo needs the meshes of a URDF to compile it
+            import xml.etree.ElementTree as ET
+
+            kinds = {"revolute": "rad", "continuous": "rad", "prismatic": "m"}
+            root = ET.parse(spec.asset_path()).getroot()
+            return {
+                j.get("name", ""): kinds[j.get("type", "")]
+                for j in root.iter("joint")
+                if j.get("type") in kinds
+            }
+        from sim.description import load_description
+
+        kinds = {"hinge": "rad", "slide": "m"}
+        return {j.name: kinds[j.type] for j in load_description(spec.asset_path()).joints if j.type in kinds}
+    except Exception:  # no model, an unreadable file: the unit is the file's word alone
+        return {}
+
+
+def unit_problem(limits: Any, path: Path, sim_model: str | None) -> str | None:
+    """A joint whose ``position.unit`` contradicts the robot's sim model (``unit: m`` on a hinge
+    would silence the degrees check on an angle); else None."""
+    kinds = joint_kinds(sim_model) if sim_model else {}
+    for name, joint in limits.joints.items():
+        if joint.position is None or name not in kinds or joint.position.unit == kinds[name]:
+            continue
+        what = "revolute (an angle, in rad)" if kinds[name] == "rad" else "prismatic (a length, in m)"
+        return (
+            f"{path}: joints.{name}.position.unit: {joint.position.unit} but the sim model "
+            f"'{sim_model}' has {name} {what}; set unit: {kinds[name]}"
+        )
+    return None
     return None

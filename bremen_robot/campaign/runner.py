@@ -334,7 +334,8 @@ class Campaign:
             # a retrained candidate (e.g. after a rejection) must not inherit the old one's figures;
             # the old ones are kept, its sim2real report with them (that first: eval.json is the
             # marker, so an interrupt between the two moves is finished by the next run)
-            move_aside(path.parent / "sim2real", "replaced")
+            if artifact is not None:  # eval_random.json has no report; d1/sim2real is d1/eval.json's
+                move_aside(path.parent / "sim2real", "replaced")
             move_aside(path, "replaced")
             result = None
         if result is None:

@@ -120,12 +120,13 @@ def test_a_long_prismatic_axis_in_metres_passes_and_an_envelope_in_degrees_does_
     data = yaml.safe_load((CONFIGS / "safety" / "panda.yaml").read_text())
     data["joints"]["panda_joint1"]["position"] = {"min": 0.0, "max": 20.0, "unit": "m"}
     data["joints"]["panda_joint1"]["command"] = {"min": 0.0, "max": 20.0}
-    lim, robot = _myarm(tmp_path, {**data, "robot": "myarm"})
+    # a robot of its own (no sim model: the Panda's joint 1 is revolute, see the next test)
+    lim, robot = _myarm(tmp_path, {**data, "robot": "myarm"}, sim_model=None)
     code, out, err = _run(capsys, str(lim), "--robot", str(robot))
     assert (code, err) == (0, "") and out.startswith(f"{lim}: ok: robot myarm, 7 joint(s)")
     # a 20 m envelope on the track is metres too; 170 on revolute joint 2 is degrees
     data["envelope"] = {"positions": {"panda_joint1": {"max": 20.0}, "panda_joint2": {"min": -170.0}}}
-    lim, robot = _myarm(tmp_path, {**data, "robot": "myarm"})
+    lim, robot = _myarm(tmp_path, {**data, "robot": "myarm"}, sim_model=None)
     assert _run(capsys, str(lim), "--robot", str(robot)) == (
         2,
         "",
@@ -207,3 +208,22 @@ def test_the_robots_reset_limits_check_against_it(capsys: pytest.CaptureFixture[
         str(CONFIGS / "robots" / "panda.yaml"),
     )
     assert (code, err) == (0, ""), err
+
+
+def test_a_unit_that_contradicts_the_sim_model_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """'unit: m' silences the degrees check, so on a revolute joint (the Panda's URDF says
+    panda_joint2 is one) it would let ±170 through as 170 m."""
+    data = yaml.safe_load((CONFIGS / "safety" / "panda.yaml").read_text())
+    data["joints"]["panda_joint2"]["position"]["unit"] = "m"
+    lim, robot = _myarm(tmp_path, {**data, "robot": "myarm"}, sim_model="panda")
+    assert _run(capsys, str(lim), "--robot", str(robot)) == (
+        2,
+        "",
+        f"error: {lim}: joints.panda_joint2.position.unit: m but the sim model 'panda' has "
+        "panda_joint2 revolute (an angle, in rad); set unit: rad",
+    )
+    data["joints"]["panda_joint2"]["position"]["unit"] = "rad"
+    lim, robot = _myarm(tmp_path, {**data, "robot": "myarm"}, sim_model="panda")
+    assert _run(capsys, str(lim), "--robot", str(robot))[0] == 0
