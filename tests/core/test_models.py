@@ -118,7 +118,7 @@ def test_fit_learns_point_dynamics_and_restores_best(point_data):
     np.testing.assert_allclose(final.numpy(), hist.best_holdout_mse, rtol=1e-4)
     assert max(hist.best_holdout_mse) < 0.05
     pred = ens.predict(obs[:100], act[:100]).mean(0)
-    assert float((pred - nxt[:100]).abs().max()) < 0.05
+    assert float((pred - nxt[:100]).abs().max().detach()) < 0.05
 
 
 def test_bc_recovers_linear_gaussian_behavior():

@@ -60,9 +60,9 @@ def test_trpo_step_respects_kl_and_improves_surrogate():
     assert 0 < stats.kl <= 0.01 + 1e-6
     if stats.step_fraction == 1.0:  # the natural-gradient step is scaled to the trust region
         assert stats.kl > 0.005
-    assert float(mean_kl(pol, obs, mean, log_std)) <= 0.01 + 1e-6
+    assert float(mean_kl(pol, obs, mean, log_std).detach()) <= 0.01 + 1e-6
     assert stats.surrogate_after < stats.surrogate_before
-    moved = sum(float((p - b).abs().sum()) for p, b in zip(pol.parameters(), before))
+    moved = sum(float((p - b).abs().sum().detach()) for p, b in zip(pol.parameters(), before))
     assert moved > 0
     with torch.no_grad():
         new_mean, _ = pol(obs)
