@@ -104,7 +104,7 @@ def test_surrogate_is_minus_mean_advantage_at_old_policy():
     adv = adv + 2.0
     loss = surrogate_loss(pol, obs, act, adv, gaussian_log_prob(mean, log_std, act))
     assert float(loss.detach()) == pytest.approx(-float(adv.mean()), abs=1e-5)
-    assert float(loss) == pytest.approx(-2.0, abs=1e-4)
+    assert float(loss.detach()) == pytest.approx(-2.0, abs=1e-4)
 
 
 def test_surrogate_weights_each_advantage_by_its_probability_ratio():
@@ -115,7 +115,7 @@ def test_surrogate_weights_each_advantage_by_its_probability_ratio():
         logp = pol.log_prob(obs, act)
     old = logp - torch.tensor([np.log(2.0), np.log(2.0), -np.log(4.0), -np.log(4.0)], dtype=logp.dtype)
     adv = torch.tensor([3.0, 3.0, -1.0, -1.0])
-    assert float(surrogate_loss(pol, obs, act, adv, old)) == pytest.approx(-2.875, rel=1e-5)
+    assert float(surrogate_loss(pol, obs, act, adv, old).detach()) == pytest.approx(-2.875, rel=1e-5)
 
 
 def test_gaussian_kl_zero_for_equal_and_positive_otherwise():
@@ -132,13 +132,13 @@ def test_gaussian_kl_matches_the_closed_form_of_a_2d_case():
     mq, sq = torch.tensor([[1.0, 0.4]]), torch.tensor([[1.5, 0.8]])
     kl = gaussian_kl(mp, sp.log(), mq, sq.log())
     assert kl.shape == (1,)
-    assert float(kl[0]) == pytest.approx(0.763057 + 1.989959, abs=1e-5)  # summed, not averaged
+    assert float(kl[0].detach()) == pytest.approx(0.763057 + 1.989959, abs=1e-5)  # summed, not averaged
     # and torch's own (full-covariance) implementation agrees
     ref = torch.distributions.kl_divergence(
         torch.distributions.MultivariateNormal(mp[0], torch.diag(sp[0] ** 2)),
         torch.distributions.MultivariateNormal(mq[0], torch.diag(sq[0] ** 2)),
     )
-    assert float(kl[0]) == pytest.approx(float(ref), rel=1e-5)
+    assert float(kl[0].detach()) == pytest.approx(float(ref), rel=1e-5)
 
 
 def test_linear_baseline_fits_linear_values():
