@@ -44,13 +44,18 @@ NOT_TARGETS = {"test-slow"}  # docs/testing.md explains why it was dropped
 def _fenced_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, command) of each shell line in the fenced blocks, continuations joined."""
     lang: str | None = None
+    indent = 0  # a fence inside a list item is indented; its lines are, by the same amount
     pending: tuple[int, str] | None = None
-    for number, raw in enumerate(path.read_text().splitlines(), 1):
-        if raw.lstrip().startswith("```"):
-            lang = raw.strip()[3:].strip() if lang is None else None
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.lstrip().startswith("```"):
+            if lang is None:
+                lang, indent = line.strip()[3:].strip(), len(line) - len(line.lstrip())
+            else:
+                lang = None
             continue
         if lang not in SHELL_FENCES:
             continue
+        raw = line[indent:] if not line[:indent].strip() else line
         if pending is not None:
             pending = (pending[0], pending[1] + " " + raw.strip())
         elif raw.startswith(("bremen ", "$ bremen ")) or re.match(r"make( |$)", raw):
@@ -245,3 +250,25 @@ def test_every_flag_a_message_tells_the_user_to_pass_exists():
 def test_the_check_itself_catches_each_kind_of_mistake(cmd, whole, complaint):
     message = parse_error(_variants(cmd)[0], whole)
     assert message and complaint in message
+
+
+def test_commands_in_a_list_items_indented_fence_are_found(tmp_path):
+    """README.md's hardware steps put their fences inside numbered items (indented 3 spaces)."""
+    doc = tmp_path / "doc.md"
+    doc.write_text(
+        "1. Collect:\n"
+        "   ```bash\n"
+        "   bremen collect --config c.yaml \\\n"
+        "     --random --steps 5\n"
+        "   ```\n"
+        "```\n"
+        "make check\n"
+        "```\n"
+        "   ```yaml\n"
+        "   bremen: not a command\n"
+        "   ```\n"
+    )
+    assert list(_fenced_lines(doc)) == [
+        (3, "bremen collect --config c.yaml --random --steps 5"),
+        (7, "make check"),
+    ]
