@@ -73,7 +73,10 @@ def shadow_before_approval(
     )
     run: ShadowFn = getattr(campaign, "shadow_fn", None) or shadow_through_graph
     summary = run(campaign, k, candidate, acting, bag)
-    write_json_atomic(marker, {**summary, "candidate": candidate})
+    # not the summary's review hint: it names the workspace's absolute path, which a moved
+    # workspace makes wrong, and the registry's shadow run and the log line carry it anyway
+    kept = {key: value for key, value in summary.items() if key != "review"}
+    write_json_atomic(marker, {**kept, "candidate": candidate})
     mean_abs = (summary.get("command_difference") or {}).get("mean_abs_all")
     diff = "no paired step" if mean_abs is None else f"mean command difference {float(mean_abs):.3g}"
     from bremen_robot.registry.hints import bremen_command

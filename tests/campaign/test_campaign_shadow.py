@@ -3,6 +3,7 @@ new candidate runs in shadow beside the deployed policy before its approval is a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,11 @@ def test_a_candidate_runs_in_shadow_before_its_approval_once(tmp_path):
             calls.append(
                 (k, candidate, acting, reg.get(candidate).state, campaign.cfg.shadow.steps, bag.name)
             )
-        return {"paired_steps": 123, "command_difference": {"mean_abs_all": 0.5}}
+        return {
+            "paired_steps": 123,
+            "command_difference": {"mean_abs_all": 0.5},
+            "review": f"bremen review {candidate} --workspace {campaign.ws.root}",
+        }
 
     camp = Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None)
     camp.shadow_fn = fake_shadow
@@ -53,7 +58,12 @@ def test_a_candidate_runs_in_shadow_before_its_approval_once(tmp_path):
     with Registry.open(tmp_path / "ws") as reg:
         first = next(r for r in reg.policies() if not r.is_random and 2 in r.deployments)
     assert calls == [(2, first.id, "random", "candidate", 123, "shadow_bag")]
-    assert (tmp_path / "ws" / "d2" / "shadow.json").is_file()
+    # the marker keeps no absolute path: a moved workspace would make the review hint wrong
+    assert json.loads((tmp_path / "ws" / "d2" / "shadow.json").read_text()) == {
+        "paired_steps": 123,
+        "command_difference": {"mean_abs_all": 0.5},
+        "candidate": first.id,
+    }
     again = Campaign(
         cfg, tmp_path / "ws", auto_approve=True, collect_fn=DirectCollector(), log=lambda m: None
     )
