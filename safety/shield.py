@@ -107,8 +107,9 @@ class SafetyShield:
     """Turns policy actions into safe commands for one robot (see the module docstring).
 
     ``ood_score`` and ``fallback_policy`` are injected callables (the dynamics ensemble's
-    disagreement and, e.g., the behavior-cloned policy); they are used only when the limits
-    have an ``ood`` section.
+    disagreement and, e.g., the behavior-cloned policy); limits with an ``ood`` section need an
+    ``ood_score`` (without one the gate the file asks for would silently be off), and limits
+    without one take none.
     """
 
     def __init__(
@@ -123,6 +124,11 @@ class SafetyShield:
             raise TypeError("limits must be a SafetyLimits; load one with safety.load_limits(path)")
         if ood_score is not None and limits.ood is None:
             raise ValueError("an ood_score was given but the limits have no 'ood' section; add ood.threshold")
+        if limits.ood is not None and ood_score is None:
+            raise ValueError(
+                "the limits have an 'ood' section but no ood_score was given, so the gate would be "
+                "off; pass ood_score (e.g. the dynamics ensemble's disagreement) or remove the ood section"
+            )
         if limits.ood is not None and limits.ood.fallback == "policy" and fallback_policy is None:
             raise ValueError("limits say ood.fallback: policy but no fallback_policy was given; pass one")
         self.limits = limits

@@ -342,9 +342,7 @@ def test_ood_gate_switches_to_the_safe_command() -> None:
         seen.append((obs, act))
         return float(np.abs(act).sum())
 
-    sh = shield_for("effort", ood={"threshold": 0.5}).__class__(
-        parse_limits(limits_dict("effort", ood={"threshold": 0.5})), ood_score=score
-    )
+    sh = SafetyShield(parse_limits(limits_dict("effort", ood={"threshold": 0.5})), ood_score=score)
     assert not step(sh, np.array([0.2, 0.2])).safe
     np.testing.assert_array_equal(seen[0][0], [0.0, 0.0, 0.0, 0.0])  # positions then velocities
     out = step(sh, np.array([0.4, 0.4]), stamp=1.01, now=1.011)
@@ -377,7 +375,12 @@ def test_ood_needs_matching_configuration() -> None:
     with pytest.raises(ValueError, match="no 'ood' section"):
         SafetyShield(parse_limits(limits_dict("effort")), ood_score=lambda o, a: 0.0)
     with pytest.raises(ValueError, match="fallback_policy"):
-        SafetyShield(parse_limits(limits_dict("effort", ood={"threshold": 1.0, "fallback": "policy"})))
+        SafetyShield(
+            parse_limits(limits_dict("effort", ood={"threshold": 1.0, "fallback": "policy"})),
+            ood_score=lambda o, a: 0.0,
+        )
+    with pytest.raises(ValueError, match="no ood_score was given"):
+        SafetyShield(parse_limits(limits_dict("effort", ood={"threshold": 1.0})))
 
 
 def test_every_reason_code_has_a_test_here() -> None:

@@ -285,14 +285,22 @@ def test_construction_errors_say_what_to_do() -> None:
         SafetyShield(parse_limits(_data()), ood_score=lambda o, a: 0.0)
     assert str(e.value) == "an ood_score was given but the limits have no 'ood' section; add ood.threshold"
     with pytest.raises(ValueError) as e:
-        SafetyShield(parse_limits(_data(ood={"threshold": 1.0, "fallback": "policy"})))
+        SafetyShield(
+            parse_limits(_data(ood={"threshold": 1.0, "fallback": "policy"})), ood_score=lambda o, a: 0.0
+        )
     assert str(e.value) == "limits say ood.fallback: policy but no fallback_policy was given; pass one"
 
 
-def test_an_ood_section_without_a_score_gates_nothing() -> None:
-    sh = SafetyShield(parse_limits(_data(ood={"threshold": 1.0})))
-    out = sh.filter(_js(), np.array([0.5, -0.5]), 0.0)
-    assert out.command.tolist() == [0.5, -0.5] and not out.interventions
+@pytest.mark.parametrize("fallback", ["safe", "policy"])
+def test_an_ood_section_without_a_score_is_refused_rather_than_silently_off(fallback: str) -> None:
+    """It used to build a shield whose gate never ran: bremen's own nodes inject no scorer, so a
+    robot's file asking for the gate got none, and nothing said so."""
+    with pytest.raises(ValueError) as e:
+        SafetyShield(parse_limits(_data(ood={"threshold": 1.0, "fallback": fallback})))
+    assert str(e.value) == (
+        "the limits have an 'ood' section but no ood_score was given, so the gate would be off; pass "
+        "ood_score (e.g. the dynamics ensemble's disagreement) or remove the ood section"
+    )
 
 
 def test_fallback_safe_sends_the_safe_command_even_when_a_fallback_policy_is_given() -> None:
