@@ -47,6 +47,22 @@ def degrees_problem(limits: Any, source: object) -> str | None:
     return None
 
 
+def ood_problem(limits: Any, source: object) -> str | None:
+    """An ``ood`` section, which nothing of bremen's can honour, as a one-line error; else None.
+
+    The gate needs a scorer injected through the Python API (``safety.SafetyShield(limits,
+    ood_score=...)``); policy_runner, reset_node and the evaluations have none to give (a policy
+    artifact does not carry the dynamics ensemble), so on a robot the section would be a gate the
+    file promises and nobody runs."""
+    if limits.ood is None:
+        return None
+    return (
+        f"{source}: ood: policy_runner, reset_node and the evaluations inject no OOD scorer (a policy "
+        "artifact carries no dynamics ensemble), so this gate would never run; remove the ood section "
+        "(every other limit still applies) or use it through the Python API with an ood_score"
+    )
+
+
 def robot_problem(limits: Any, path: Path, robot: Any, robot_path: Path) -> str | None:
     """What ``--robot`` shows the limits do not fit beyond their joints: the robot config loads
     another file (or none), names another robot, or runs at another rate; else None."""
@@ -73,7 +89,7 @@ def robot_problem(limits: Any, path: Path, robot: Any, robot_path: Path) -> str 
             f"{path}: timing.control_period: {limits.timing.control_period:g} s but {robot_path} runs "
             f"at {robot.control_rate_hz:g} Hz; set control_period: {period:.12g} (1 / control_rate_hz)"
         )
-    return unit_problem(limits, path, robot.sim_model)
+    return ood_problem(limits, path) or unit_problem(limits, path, robot.sim_model)
 
 
 def joint_kinds(sim_model: str) -> dict[str, str]:

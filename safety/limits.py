@@ -223,7 +223,11 @@ class SafetyLimits(BaseModel):
         default_factory=Envelope, description="state envelope; leaving it latches the e-stop"
     )
     timing: Timing = Field(description="control period and watchdog")
-    ood: OodGate | None = Field(None, description="out-of-distribution gate; off when absent")
+    ood: OodGate | None = Field(
+        None,
+        description="out-of-distribution gate; off when absent. Needs an ood_score injected through "
+        "the Python API (SafetyShield refuses the section without one; bremen's nodes inject none)",
+    )
 
     @field_validator("max_step", mode="plain")
     @classmethod

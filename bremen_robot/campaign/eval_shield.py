@@ -144,6 +144,10 @@ def observe(env: Any, task: Task, robot: RobotConfig) -> tuple[Any, dict[str, An
         return env, not_measured("the 'safety' package is not installed")
     except ValueError as exc:  # SafetyConfigError: one line naming the field and the fix
         return env, not_measured(f"limits not loaded: {exc}")
+    from bremen_robot.limits_fit import ood_problem
+
+    if (why := ood_problem(limits, robot.safety)) is not None:
+        return env, not_measured(why)
     period = float(limits.timing.control_period)
     if abs(period - task.dt) > 1e-9:
         return env, not_measured(

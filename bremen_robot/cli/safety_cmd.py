@@ -58,6 +58,17 @@ def _check(args: argparse.Namespace) -> int:
     print(
         f"{args.limits}: ok: robot {limits.robot}, {len(names)} joint(s) ({', '.join(names)}), "
         f"{limits.command_interface} commands, safe command {limits.safe_command}, "
-        f"control period {limits.timing.control_period:g} s{matched}"
+        f"control period {limits.timing.control_period:g} s{matched}{_ood_note(limits)}"
     )
     return 0
+
+
+def _ood_note(limits: object) -> str:
+    """Without --robot the file may be for the Python API, where an ood_score is injected."""
+    ood = getattr(limits, "ood", None)
+    if ood is None:
+        return ""
+    return (
+        f"; its ood gate (threshold {ood.threshold:g}, fallback {ood.fallback}) runs only through the "
+        "Python API with an ood_score: bremen's nodes refuse the file"
+    )

@@ -68,6 +68,10 @@ def _shield_filter_factory(path: Path, joint_names: tuple[str, ...], dt: float) 
         limits = safety.load_limits(path, joint_names=list(joint_names))
     except ValueError as exc:  # safety.SafetyConfigError: one line naming the field and the fix
         raise BremenError(str(exc)) from None
+    from bremen_robot.limits_fit import ood_problem
+
+    if (why := ood_problem(limits, path)) is not None:
+        raise BremenError(why)
     period = float(limits.timing.control_period)
     if abs(period - dt) > 1e-9:
         raise BremenError(

@@ -222,13 +222,17 @@ def _check_limits(robot: Any) -> None:
             f"robot config {robot.source}: safety: no limits file; add safety: "
             "../safety/<robot>.yaml (docs/safety.md) and check it with 'bremen safety check'"
         )
-    from bremen_robot.limits_fit import degrees_problem, unit_problem
+    from bremen_robot.limits_fit import degrees_problem, ood_problem, unit_problem
 
     try:
         limits = safety.load_limits(robot.safety, joint_names=list(robot.joints))
     except safety.SafetyConfigError as exc:
         raise ConfigError(str(exc)) from None
-    why = degrees_problem(limits, robot.safety) or unit_problem(limits, robot.safety, robot.sim_model)
+    why = (
+        degrees_problem(limits, robot.safety)
+        or ood_problem(limits, robot.safety)
+        or unit_problem(limits, robot.safety, robot.sim_model)
+    )
     if why is not None:
         raise ConfigError(why)
 

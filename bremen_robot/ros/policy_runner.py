@@ -141,6 +141,10 @@ class PolicyRunner(ManagedRunner):
                 f"robot config {robot.source}: safety: no limits file; add configs/safety/<robot>.yaml"
             )
         limits = safety.load_limits(robot.safety, joint_names=pol["joint_order"])
+        from bremen_robot.limits_fit import ood_problem
+
+        if (why := ood_problem(limits, robot.safety)) is not None:
+            raise ConfigError(why)
         self.lockstep = p["mode"] == "lockstep"
         self.rate = p["control_rate_hz"] or pol["rate"]
         period = limits.timing.control_period

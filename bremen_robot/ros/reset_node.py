@@ -88,6 +88,10 @@ class ResetNode:
         self.cfg = robot.reset
         self.joints = list(robot.joints)
         self.limits = safety.load_limits(self.cfg.limits, joint_names=self.joints)
+        from bremen_robot.limits_fit import ood_problem
+
+        if (why := ood_problem(self.limits, self.cfg.limits)) is not None:
+            raise ConfigError(why)
         self._safety = safety
         self.task = get_task(p["task"] or robot.task)
         self.rate = float(p["control_rate_hz"] or robot.control_rate_hz)

@@ -136,6 +136,21 @@ def test_where_nothing_can_be_measured_the_record_says_why() -> None:
     }
 
 
+def test_limits_with_an_ood_gate_are_not_counted_as_if_the_gate_ran(tmp_path: Path) -> None:
+    """The evaluation's shield gets no ood_score; it built one anyway and counted without the gate."""
+    gated = tmp_path / "gated.yaml"
+    gated.write_text(PANDA_LIMITS.read_text() + "\nood: {threshold: 2.0, fallback: safe}\n")
+    panda = load_robot_config(ROOT / "configs" / "robots" / "panda.yaml")
+    env = _Env([[0.0]])
+    observed, why = observe(env, get_task("panda_reach"), panda.model_copy(update={"safety": gated}))
+    assert observed is env and why == {
+        "mode": "observe",
+        "not_measured": f"{gated}: ood: policy_runner, reset_node and the evaluations inject no OOD scorer "
+        "(a policy artifact carries no dynamics ensemble), so this gate would never run; remove the ood "
+        "section (every other limit still applies) or use it through the Python API with an ood_score",
+    }
+
+
 def test_evaluation_returns_are_bit_identical_with_the_counting_on() -> None:
     pytest.importorskip("mujoco")
     from bremen_robot.campaign.runner import evaluate_policy

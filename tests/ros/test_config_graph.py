@@ -288,6 +288,14 @@ def test_collect_refuses_a_robot_without_usable_limits_before_making_the_bag(tmp
         "or, for a prismatic joint in metres, set unit: m in its position limits"
     )
     assert not out.exists()
+    limits = yaml.safe_load((CONFIGS / "safety" / "halfcheetah.yaml").read_text())
+    limits["ood"] = {"threshold": 1.0, "fallback": "safe"}  # policy_runner would run without it
+    gated = tmp_path / "gated.yaml"
+    gated.write_text(yaml.safe_dump(limits))
+    robot, cfg = _robot_with(tmp_path, safety=str(gated))
+    with pytest.raises(ConfigError, match=rf"^{gated}: ood: policy_runner, reset_node and the evaluations"):
+        collect(cfg, random=True, episodes=1, out=out, dry_run=dry_run)
+    assert not out.exists()
 
 
 def test_cli_dry_run_and_bad_input(tmp_path, capsys):

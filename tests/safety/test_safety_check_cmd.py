@@ -227,3 +227,24 @@ def test_a_unit_that_contradicts_the_sim_model_is_refused(
     data["joints"]["panda_joint2"]["position"]["unit"] = "rad"
     lim, robot = _myarm(tmp_path, {**data, "robot": "myarm"}, sim_model="panda")
     assert _run(capsys, str(lim), "--robot", str(robot))[0] == 0
+
+
+def test_an_ood_section_is_refused_for_a_robot_and_named_for_the_python_api(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The shield built by policy_runner got no ood_score, so a robot file's ood gate was off
+    and the check said ok."""
+    data = yaml.safe_load((CONFIGS / "safety" / "panda.yaml").read_text())
+    lim, robot = _myarm(tmp_path, {**data, "robot": "myarm", "ood": {"threshold": 2.0, "fallback": "safe"}})
+    assert _run(capsys, str(lim), "--robot", str(robot)) == (
+        2,
+        "",
+        f"error: {lim}: ood: policy_runner, reset_node and the evaluations inject no OOD scorer (a policy "
+        "artifact carries no dynamics ensemble), so this gate would never run; remove the ood section "
+        "(every other limit still applies) or use it through the Python API with an ood_score",
+    )
+    code, out, err = _run(capsys, str(lim))
+    assert (code, err) == (0, "") and out.endswith(
+        "control period 0.05 s; its ood gate (threshold 2, fallback safe) runs only through the Python "
+        "API with an ood_score: bremen's nodes refuse the file"
+    )

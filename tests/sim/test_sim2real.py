@@ -129,6 +129,20 @@ def test_shield_with_another_control_period_is_refused(tmp_path, capsys):
     assert code == 2 and "control_period" in capsys.readouterr().err
 
 
+def test_shield_with_an_ood_gate_is_refused(tmp_path, capsys):
+    """sim2real's shield gets no ood_score: its report would have counted without the gate."""
+    shipped = CONFIGS / "safety" / "panda.yaml"
+    if not shipped.is_file():
+        pytest.skip("configs/safety/panda.yaml is not in this checkout")
+    shield = tmp_path / "panda-ood.yaml"
+    shield.write_text(shipped.read_text() + "\nood: {threshold: 2.0, fallback: safe}\n")
+    art = tiny_artifact(tmp_path / "pol", "panda", "panda_reach")
+    code = main(["sim2real", str(art), "--shield", str(shield), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: {shield}: ood: policy_runner, reset_node and the")
+    assert not (tmp_path / "r").exists()
+
+
 def _reach_policy(first_episode_toward: bool, second_episode_toward: bool):
     """Resolved-rate control to the goal (pseudo-inverse of a finite-difference Jacobian of the
     kinematics), or the same command negated to drive away; episodes last 100 steps."""
