@@ -148,8 +148,18 @@ class FrozenPolicy:
         return out[0] if single else out
 
 
-def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
-    """Load and (by default) hash-check a frozen policy artifact."""
+def load_artifact(
+    path: Path,
+    verify: bool = True,
+    expect_sha256: str | None = None,
+    expect_manifest_digest: str | None = None,
+) -> FrozenPolicy:
+    """Load and (by default) hash-check a frozen policy artifact.
+
+    ``expect_sha256`` / ``expect_manifest_digest``: the registry's record of what was approved.
+    When given, the bytes read here are compared with them *before* torch parses anything, so a
+    folder whose files were both replaced (consistently) after the approval check is refused
+    without its TorchScript ever being opened."""
     d, manifest = checked_artifact(path, verify)
     ppath = d / POLICY_FILE
     data = ppath.read_bytes()  # read once: the bytes hashed are the bytes loaded
@@ -158,6 +168,19 @@ def load_artifact(path: Path, verify: bool = True) -> FrozenPolicy:
         raise ArtifactError(
             f"{ppath}: sha256 {sha[:12]} does not match the manifest's {manifest.policy_sha256[:12]}; "
             "the file changed while it was loaded, re-export or re-download it"
+        )
+    changed = [
+        name
+        for name, actual, expected in (
+            (POLICY_FILE, sha, expect_sha256),
+            (MANIFEST_FILE, manifest_digest(manifest), expect_manifest_digest),
+        )
+        if expected is not None and actual != expected
+    ]
+    if changed:
+        raise ArtifactError(
+            f"{' and '.join(changed)} in '{d}' changed after the registry check, before loading; "
+            "refusing to run them (check who writes to that folder, then start again)"
         )
     try:
         with warnings.catch_warnings():

@@ -70,7 +70,12 @@ def verify_for_shadow(policy_id_or_path: str | Path, robot: RobotConfig, registr
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            return load_artifact(rec.artifact_dir, verify=True)
+            return load_artifact(
+                rec.artifact_dir,
+                verify=True,
+                expect_sha256=rec.sha256,
+                expect_manifest_digest=rec.manifest_digest,
+            )
     except ArtifactError as exc:
         raise ApprovalError(f"policy {rec.id}: {exc}") from None
 

@@ -139,20 +139,17 @@ def verify_for_deployment(
     pid, d = check_for_deployment(policy_id_or_path, robot, registry)
     from bremen_robot.policy import artifact  # torch, only once every check has passed
 
+    # the files are read again to load them: what torch parses must be what was checked and
+    # signed, so the registry's record is compared with the bytes before they are parsed
+    rec = registry.get(pid)
     try:
         with warnings.catch_warnings():  # torch.jit.load's deprecation notice is not the operator's concern
             warnings.simplefilter("ignore", DeprecationWarning)
-            loaded = artifact.load_artifact(d, verify=True)
+            return artifact.load_artifact(
+                d, verify=True, expect_sha256=rec.sha256, expect_manifest_digest=rec.manifest_digest
+            )
     except ArtifactError as exc:
         raise ApprovalError(f"policy {pid}: {exc}") from None
-    # the files are read again to load them: what was loaded must be what was checked and signed
-    rec = registry.get(pid)
-    if loaded.sha256 != rec.sha256 or manifest_digest(loaded.manifest) != rec.manifest_digest:
-        raise ApprovalError(
-            f"policy {pid}: the files in '{d}' changed between the approval check and loading; "
-            "refusing to run them (check who writes to that folder, then start again)"
-        )
-    return loaded
 
 
 def check_for_deployment(

@@ -342,12 +342,24 @@ def test_files_swapped_between_the_approval_check_and_the_load_are_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The check hashes policy.pt and reads manifest.json; loading reads them again. Whatever is
-    in the folder by then (here another, self-consistent artifact) must not run."""
+    in the folder by then (here another, self-consistent artifact) must not run, and torch must
+    not even parse it: its bytes are compared with the registry's record first."""
+    import hashlib
     import shutil
+
+    import torch
 
     import bremen_robot.registry.trust as trust
 
     other = artifact_factory(seed=99)
+    other_sha = hashlib.sha256((other / "policy.pt").read_bytes()).hexdigest()
+    parsed: list[str] = []
+    real_load = torch.jit.load
+    monkeypatch.setattr(
+        torch.jit,
+        "load",
+        lambda f, **kw: parsed.append(hashlib.sha256(f.getvalue()).hexdigest()) or real_load(f, **kw),
+    )
     real_check = trust.check_for_deployment
 
     def check_then_swap(*args: Any) -> Any:
@@ -358,8 +370,16 @@ def test_files_swapped_between_the_approval_check_and_the_load_are_refused(
 
     assert verify_for_deployment(approved.id, robot, registry).sha256 == approved.sha256  # unswapped
     monkeypatch.setattr(trust, "check_for_deployment", check_then_swap)
-    with pytest.raises(ApprovalError, match="changed between the approval check and loading"):
+    with pytest.raises(ApprovalError) as info:
         verify_for_deployment(approved.id, robot, registry)
+    folder = approved.artifact_dir
+    assert str(info.value) == (
+        f"policy {approved.id}: policy.pt and manifest.json in '{folder}' changed after the "
+        "registry check, before loading; refusing to run them (check who writes to that folder, "
+        "then start again)"
+    )
+    assert parsed == [approved.sha256]  # the unswapped load above, and nothing of the swap
+    assert other_sha not in parsed
 
 
 def test_a_policys_robot_and_task_cannot_be_relabelled(workspace: Path, approved: Any) -> None:

@@ -58,7 +58,7 @@ def test_a_manifest_swapped_in_after_the_check_is_refused(
     data = json.loads((approved.artifact_dir / "manifest.json").read_text())
     data["action_high"] = [x * 2 for x in data["action_high"]]
     _swap_after_check(monkeypatch, {"manifest.json": json.dumps(data).encode()})
-    with pytest.raises(ApprovalError, match="changed between the approval check and loading"):
+    with pytest.raises(ApprovalError, match="changed after the registry check, before loading"):
         verify_for_deployment(approved.id, robot, registry)
 
 
@@ -70,8 +70,8 @@ def test_a_policy_file_swapped_alone_after_the_check_never_reaches_torch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Its hash no longer matches the manifest, so ``load_artifact(verify=True)`` refuses it before
-    torch parses it. (A swap of both files, self-consistent, is parsed by torch and then refused
-    by the post-load comparison with the registry: see the test in test_registry_damage.py.)"""
+    torch parses it. (A swap of both files, self-consistent, is refused by the comparison with the
+    registry's record, also before torch parses it: see the test in test_registry_damage.py.)"""
     import torch
 
     other = (artifact_factory(seed=99) / "policy.pt").read_bytes()
@@ -151,3 +151,47 @@ def test_the_runner_refuses_a_policy_of_another_task_than_its_graph_runs(
     assert (pol["sha256"], pol["joint_order"]) == (approved.sha256, ["vel.x", "vel.y"])
     with pytest.raises(ConfigError, match="trained for task 'point' but the graph runs 'hopper'"):
         load_policy(params, robot, get_task("hopper"))
+
+
+def test_a_shadow_candidates_files_swapped_after_the_store_check_never_reach_torch(
+    registry: Registry,
+    artifact_factory: ArtifactFactory,
+    robot: RobotConfig,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A shadow run moves nothing, but it still loads a TorchScript on the robot PC: another
+    self-consistent artifact copied over the stored one after ``verify_store`` is refused by the
+    comparison with the registry's record before torch opens it."""
+    import torch
+
+    rec = registry.register(artifact_factory())
+    assert rec.artifact_dir is not None
+    other = artifact_factory(seed=77)
+    other_sha = hashlib.sha256((other / "policy.pt").read_bytes()).hexdigest()
+    parsed: list[str] = []
+    real_load = torch.jit.load
+    monkeypatch.setattr(
+        torch.jit,
+        "load",
+        lambda f, **kw: parsed.append(hashlib.sha256(f.getvalue()).hexdigest()) or real_load(f, **kw),
+    )
+    real_verify = Registry.verify_store
+
+    def verify_then_swap(self: Registry, r: PolicyRecord) -> Any:
+        out = real_verify(self, r)
+        assert r.artifact_dir is not None
+        os.chmod(r.artifact_dir, 0o755)
+        for name in ("policy.pt", "manifest.json"):
+            (r.artifact_dir / name).unlink()
+            shutil.copyfile(other / name, r.artifact_dir / name)
+        return out
+
+    monkeypatch.setattr(Registry, "verify_store", verify_then_swap)
+    with pytest.raises(ApprovalError) as info:
+        verify_for_shadow(rec.id, robot, registry)
+    assert str(info.value) == (
+        f"policy {rec.id}: policy.pt and manifest.json in '{rec.artifact_dir}' changed after the "
+        "registry check, before loading; refusing to run them (check who writes to that folder, "
+        "then start again)"
+    )
+    assert other_sha not in parsed
