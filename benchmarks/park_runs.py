@@ -45,6 +45,10 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(HERE) not in sys.path:  # loaded by file path (the tests): its sibling modules must import
     sys.path.insert(0, str(HERE))
+from reproduce_common import stored_campaign  # noqa: E402
+
+from bremen_robot.campaign.seeds import SeedLayout, collection_seed  # noqa: E402
+
 RECIPE_FILE = "parked.json"
 UNPARKED_FILE = "unparked.json"  # in an unparked workspace whose re-collected data differ
 _DEPLOYMENT = re.compile(r"^d(\d+)$")
@@ -82,7 +86,13 @@ def artifacts_by_sha(ws: Path) -> dict[str, Path]:
 
 
 def recipe(
-    ws: Path, k: int, robot_model: str, seed: int, sigma: float, policies: dict[str, Path]
+    ws: Path,
+    k: int,
+    robot_model: str,
+    seed: int,
+    sigma: float,
+    policies: dict[str, Path],
+    layout: SeedLayout = "sliding",
 ) -> dict[str, Any] | None:
     """How to re-collect ``d<k>/data.npz`` exactly, or None when it cannot be (no collect record,
     not collected directly, or the policy that collected it is not in the workspace)."""
@@ -106,7 +116,7 @@ def recipe(
         "env": f"sim:{robot_model}/mujoco",
         "deployment": k,
         "steps": len(data),
-        "seed": seed * 1000 + k,  # the campaign's convention (runner._collect, td3bc_collect)
+        "seed": collection_seed(seed, k, layout),  # as runner._collect and td3bc_collect
         "sigma": 0.0 if sha == "random" else sigma,
         "policy_sha256": sha,
         "policy": None if sha == "random" else str(policies[sha]),
@@ -163,7 +173,7 @@ def park_one(ws: Path, target: Path) -> dict[str, Any]:
     from bremen_robot.workspace_lock import LOCK_FILE
 
     harness = json.loads((ws / "harness.json").read_text())
-    campaign = harness["campaign"]
+    campaign = stored_campaign(harness["campaign"])
     robot = load_robot_config(Path(campaign["robot"]))
     policies = artifacts_by_sha(ws)
     items = []
@@ -175,6 +185,7 @@ def park_one(ws: Path, target: Path) -> dict[str, Any]:
             int(campaign["seed"]),
             float(campaign["exploration_sigma"]),
             policies,
+            campaign["seed_layout"],
         )
         if item is not None:
             items.append(item)

@@ -239,7 +239,7 @@ def _normalized(side: dict[str, Any]) -> dict[str, Any]:
     out = dict(side)
     if not isinstance(out["campaign"], dict):  # as before the refactor: no settings, no match
         raise ValueError("the record's campaign is not a config")
-    campaign = dict(out["campaign"])
+    campaign = stored_campaign(out["campaign"])
     for key in ("robot", "collect"):  # another checkout's config paths, as in this one
         if key in campaign:
             campaign[key] = _in_this_checkout(campaign[key])
@@ -249,6 +249,13 @@ def _normalized(side: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("td3bc"), dict):
         out["td3bc"] = with_td3bc_budget(out["td3bc"])
     return out
+
+
+def stored_campaign(campaign: dict[str, Any]) -> dict[str, Any]:
+    """A campaign config as a harness record stored it, with ``seed_layout: sliding`` where the
+    record predates the field: every run made before it was collected with those seeds, and
+    reading it as the new default (spaced) would re-collect or compare it with other seeds."""
+    return {"seed_layout": "sliding", **campaign}
 
 
 def with_td3bc_budget(td3bc: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from reproduce_common import HERE, Job, _guard, _log, job_campaign
 
+from bremen_robot.campaign.seeds import collection_seed, evaluation_seed
 from bremen_robot.child_process import die_with_parent
 
 
@@ -30,7 +31,7 @@ def td3bc_collect(job: Job, cfg: Any, robot: Any, k: int, prev_policy: Path | No
     marker = d / "collect.json"
     if (done := read_json(marker)) is not None:
         return dict(done)
-    seed = cfg.seed * 1000 + k  # the campaign's convention: equal seeds, equal random first deployment
+    seed = collection_seed(cfg.seed, k, cfg.seed_layout)  # the campaign's: equal random first deployment
     move_aside(d / "data.npz")  # from an attempt killed before its marker: kept aside, collected again
     if prev_policy is None:
         req = CollectRequest(
@@ -281,15 +282,17 @@ def _run_td3bc_locked(job: Job) -> None:
     rows: list[dict[str, Any]] = []
     digests: list[str] = []
     prev: Path | None = None
-    deployed = evaluate(job.workspace / "d1" / "eval_random.json", None, cfg.seed)
+    random_seed = evaluation_seed(cfg.seed, cfg.seed_layout, random_policy=True)
+    eval_seed = evaluation_seed(cfg.seed, cfg.seed_layout, random_policy=False)
+    deployed = evaluate(job.workspace / "d1" / "eval_random.json", None, random_seed)
     for k in range(1, cfg.deployments + 1):
         if k > 1:
-            deployed = evaluate(job.workspace / f"d{k - 1}" / "eval.json", prev, cfg.seed + 7)
+            deployed = evaluate(job.workspace / f"d{k - 1}" / "eval.json", prev, eval_seed)
         collected = td3bc_collect(job, cfg, robot, k, prev)
         digests.append(Dataset.load(job.workspace / f"d{k}" / "data.npz").digest())
         weights = td3bc_train(job, task, k)
         prev = td3bc_export(weights, job.workspace / f"d{k}" / "policy", task, robot, list(digests))
-        cand = evaluate(job.workspace / f"d{k}" / "eval.json", prev, cfg.seed + 7)
+        cand = evaluate(job.workspace / f"d{k}" / "eval.json", prev, eval_seed)
         rows.append(
             {
                 "deployment": k,

@@ -28,6 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.reproduce_common import stored_campaign  # noqa: E402
 from benchmarks.selection_study import REGRESSION, load, run_arguments, save  # noqa: E402
 
 
@@ -49,13 +50,14 @@ def deployed_artifact(ws: Path, k: int) -> Path:
 def twin_returns(artifact: Path, campaign: dict[str, Any], k: int, episodes: int) -> list[float]:
     """The campaign's twin (bremen_robot.campaign.selection), with ``episodes`` episodes."""
     from bremen_robot.campaign.config import CampaignConfig, data_engine
+    from bremen_robot.campaign.seeds import twin_seed
     from bremen_robot.campaign.selection import _act, _randomization
     from bremen_robot.selection import twin_engine
     from sim.sim2real import evaluate
 
-    cfg = CampaignConfig.model_validate(campaign)
+    cfg = CampaignConfig.model_validate(stored_campaign(campaign))
     engine = twin_engine(data_engine(cfg), cfg.selection.twin_engine)
-    seed = cfg.seed * 1000 + 500 + k
+    seed = twin_seed(cfg.seed, k, cfg.seed_layout)
     task = str(load(artifact / "manifest.json")["task"])
     res = evaluate(
         _act(artifact, task, seed), task, task, engine, episodes, seed, _randomization(cfg), label="twin"

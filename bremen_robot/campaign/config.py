@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bremen_robot.campaign.seeds import SeedLayout
 from bremen_robot.config.loading import load_yaml_model
 from bremen_robot.config.train import load_train_config
 from bremen_robot.errors import ConfigError
@@ -113,8 +114,15 @@ class CampaignConfig(_Strict):
         0,
         ge=0,
         le=1_000_000,
-        description="campaign seed (collection resets use seed * 1000 + deployment + episode, which "
-        "simulators need non-negative and below 2**32)",
+        description="campaign seed: every collection, twin check, shadow run and evaluation derives "
+        "its reset seeds from it (seed_layout)",
+    )
+    seed_layout: SeedLayout = Field(
+        "spaced",
+        description="spaced: each deployment's collection, each twin check and the evaluation reset "
+        "from their own block of seeds, never another's; sliding: seed * 1000 + deployment + "
+        "episode, the layout before 2026-12-07, whose deployments share start states: only to "
+        "resume a workspace made with it (bremen_robot/campaign/seeds.py)",
     )
     approval_poll_seconds: float = Field(2.0, gt=0, description="how often to check for an approval")
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig, description="candidate evaluation")
@@ -204,6 +212,8 @@ class CampaignConfig(_Strict):
         for field in _CLUSTER_FIELDS:  # absent when unset: a workspace from before issue 17 resumes
             if dump[field] == CampaignConfig.model_fields[field].get_default(call_default_factory=True):
                 dump.pop(field)
+        if dump["seed_layout"] == "sliding":  # every workspace made before the field was sliding
+            dump.pop("seed_layout")
         return dump
 
     def identities(self) -> list[str]:

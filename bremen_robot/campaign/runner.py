@@ -26,6 +26,7 @@ from bremen_robot.campaign.collecting import (  # re-exported: collectors and te
 )
 from bremen_robot.campaign.config import CampaignConfig
 from bremen_robot.campaign.rejection import rejected_count, set_aside, training_seed, turned_down
+from bremen_robot.campaign.seeds import collection_seed, evaluation_seed
 from bremen_robot.campaign.shadow import shadow_before_approval
 from bremen_robot.campaign.status import StatusWriter, waiting_message
 from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, write_json_atomic
@@ -196,7 +197,7 @@ class Campaign:
             policy_id=policy_id,
             steps=self.cfg.steps_per_deployment,
             out_bag=self.ws.bag(k),
-            seed=self.cfg.seed * 1000 + k,
+            seed=collection_seed(self.cfg.seed, k, self.cfg.seed_layout),
             sigma=self.cfg.exploration_sigma if k > 1 else 0.0,
             robot_config=robot_yaml,
             collect_config=self.cfg.collect,
@@ -311,7 +312,7 @@ class Campaign:
         warning = proposal.record.get("twin_warning") if proposal.record else None
         self.status.stage("evaluating", k, candidate=candidate, warning=warning)
         # the random policy kept (nothing beat it) is the one evaluation of it, not another
-        cand_seed = self.cfg.seed if proposed is None else self.cfg.seed + 7
+        cand_seed = evaluation_seed(self.cfg.seed, self.cfg.seed_layout, random_policy=proposed is None)
         cand_eval = self._evaluate(self.ws.eval_file(k), proposed, cand_seed)
         success = f", success {100 * cand_eval['success_rate']:.0f}%" if "success_rate" in cand_eval else ""
         self.log(
@@ -374,9 +375,24 @@ class Campaign:
         with self.ws.lock():
             # which campaign owns the workspace is the first question; another's status stays as it is
             current, *earlier = self.cfg.identities()
+            self._refuse_other_seed_layout()
             self.ws.claim(self.cfg.name, current, legacy_digests=earlier)
             with self.status.running():
                 return self._run_locked()
+
+    def _refuse_other_seed_layout(self) -> None:
+        """A workspace collected with the sliding seeds, resumed by its config without
+        ``seed_layout`` (spaced since 2026-12-07): refused in one line that names the setting,
+        not as "another campaign", and never continued with other seeds."""
+        if self.cfg.seed_layout == "sliding":
+            return
+        sliding = self.cfg.model_copy(update={"seed_layout": "sliding"})
+        if self.ws.claimed_digest() in sliding.identities():
+            raise BremenError(
+                f"workspace '{self.ws.root}' was collected with the sliding seed layout (campaigns "
+                "made before 2026-12-07); add 'seed_layout: sliding' to the campaign config to resume "
+                "it, or start a new --workspace"
+            )
 
     def _run_locked(self) -> dict[str, Any]:
         from bremen_robot.registry import Registry
@@ -395,7 +411,11 @@ class Campaign:
                     self.status.stage("evaluating", k, policy_id="random")
                     policy_id, evaluation = (
                         "random",
-                        self._evaluate(self.ws.deployment_dir(1) / "eval_random.json", None, self.cfg.seed),
+                        self._evaluate(
+                            self.ws.deployment_dir(1) / "eval_random.json",
+                            None,
+                            evaluation_seed(self.cfg.seed, self.cfg.seed_layout, random_policy=True),
+                        ),
                     )
                 else:
                     assert candidate is not None
@@ -412,7 +432,11 @@ class Campaign:
                         robot_yaml = self._check_deployable(reg, candidate, k)
                     self.status.stage("evaluating", k, policy_id=candidate)
                     policy_id = candidate
-                    evaluation = self._evaluate(self.ws.eval_file(k - 1), proposed, self.cfg.seed + 7)
+                    evaluation = self._evaluate(
+                        self.ws.eval_file(k - 1),
+                        proposed,
+                        evaluation_seed(self.cfg.seed, self.cfg.seed_layout, random_policy=False),
+                    )
                 count = functools.partial(self._count_deployment, reg, k, policy_id)
                 collected = self._collect(k, policy_id, robot_yaml, count)
                 counts = {

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from bremen_robot.campaign.config import CampaignConfig, data_engine
+from bremen_robot.campaign.seeds import twin_seed
 from bremen_robot.campaign.workspace import move_aside, read_json, write_json_atomic
 from bremen_robot.review_figures import with_figures_of
 from bremen_robot.selection import (
@@ -180,7 +181,7 @@ def _decide(
     evidence = "offline lower bound"
     if sc.twin:
         engine = twin_engine(data_engine(cfg), sc.twin_engine)
-        rand, seed = _randomization(cfg), cfg.seed * 1000 + 500 + k
+        rand, seed = _randomization(cfg), twin_seed(cfg.seed, k, cfg.seed_layout)
 
         def run(art: Path | None) -> tuple[float, int]:
             return twin_score(_act(art, task, seed), sim_robot, task, engine, sc.twin_episodes, seed, rand)

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from bremen_robot.campaign.seeds import twin_seed
 from bremen_robot.campaign.workspace import move_aside, read_json, write_json_atomic
 
 ShadowFn = Callable[[Any, int, str, str, Path], dict[str, Any]]
@@ -29,7 +30,7 @@ def shadow_through_graph(campaign: Any, k: int, candidate: str, acting: str, bag
     sigma = campaign.cfg.exploration_sigma if k - 1 > 1 else 0.0  # as the deployed policy collected
     cfg.update(
         robot=str(campaign._robot_config_for_graph()),
-        seed=campaign.cfg.seed * 1000 + 500 + k,
+        seed=twin_seed(campaign.cfg.seed, k, campaign.cfg.seed_layout),
         noise_sigma=sigma,
         workspace=str(campaign.ws.root),
     )

@@ -93,6 +93,11 @@ class Workspace:
     def eval_file(self, k: int) -> Path:
         return self.deployment_dir(k) / "eval.json"
 
+    def claimed_digest(self) -> str | None:
+        """The config digest this workspace is bound to (None: not claimed yet)."""
+        meta = read_json(self.root / "campaign.json")
+        return None if meta is None else str(meta.get("config_digest"))
+
     def claim(self, name: str, digest: str, legacy_digests: Sequence[str] = ()) -> None:
         """Bind the workspace to one campaign config, or refuse if it belongs to another.
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from bremen_robot.campaign.rejection import training_seed
 from bremen_robot.campaign.runner import Campaign, CollectRequest
+from bremen_robot.campaign.seeds import fleet_robot_seed
 from bremen_robot.campaign.workspace import read_json, write_json_atomic
 from bremen_robot.cluster.ray_env import cluster_gpus, connect, robot_nodes, robot_resource
 from bremen_robot.data.dataset import Dataset, merge
@@ -127,7 +128,8 @@ class FleetCollector:
                 )
             task = ray.remote(num_cpus=0, resources={robot_resource(name): 1}, max_retries=0)(collect_on_node)
             c.log(f"deployment {req.deployment}: robot {name} collects {budget[name]} steps")
-            pending[name] = task.remote({**job, "steps": budget[name], "seed": req.seed * 100 + i})
+            seed = fleet_robot_seed(req.seed, i, c.cfg.seed_layout)
+            pending[name] = task.remote({**job, "steps": budget[name], "seed": seed})
         failures = self._gather(pending, shard_dir)
         if failures and c.cfg.fleet_on_robot_loss == "finish_with_others":
             failures = self._salvage(failures, job, shard_dir)

@@ -34,10 +34,14 @@ SELECTION = {
 }
 
 
-@pytest.mark.parametrize("preset", ["quickstart", "ant-cpu"])
-def test_the_identity_hashes_exactly_the_settings_listed_here(preset):
+@pytest.mark.parametrize(
+    "preset, layout",
+    # seed_layout counts only when spaced: every workspace made before it was collected sliding
+    [("quickstart", {"seed_layout"}), ("ant-cpu", set())],
+)
+def test_the_identity_hashes_exactly_the_settings_listed_here(preset, layout):
     fields = load_campaign_config(preset).identity_fields()
-    assert set(fields) == IDENTITY
+    assert set(fields) == IDENTITY | layout
     assert set(fields["evaluation"]) == EVALUATION
     assert set(fields["selection"]) == SELECTION
 
@@ -50,3 +54,9 @@ def test_when_to_warn_the_operator_is_not_part_of_the_identity_but_a_twin_settin
     assert warn_later.digest() == cfg.digest()
     stricter = cfg.model_copy(update={"selection": SelectionPolicy(twin=False, twin_tolerance=0.05)})
     assert stricter.digest() != cfg.digest()
+
+
+def test_the_spaced_seed_layout_is_another_campaign_than_the_sliding_one():
+    cfg = load_campaign_config("ant-cpu")
+    assert cfg.seed_layout == "sliding"
+    assert cfg.model_copy(update={"seed_layout": "spaced"}).digest() != cfg.digest()

@@ -126,8 +126,11 @@ def test_twin_vetoes_snapshots_below_the_deployed_policy_and_counts_its_steps(tm
     def fake_act(artifact, task, seed):
         return "random" if artifact is None else Path(artifact).name
 
+    seeds: set[int] = set()
+
     def fake_twin(act, robot, task, engine, episodes, seed, rand):
         calls.append((act, engine))
+        seeds.add(seed)
         # every TRPO snapshot falls in the twin; BC holds the deployed (random) policy's score
         score = {"random": 10.0, "bc": 9.5}.get(act, -50.0)
         return score, 7 * episodes
@@ -139,6 +142,7 @@ def test_twin_vetoes_snapshots_below_the_deployed_policy_and_counts_its_steps(tm
     rec = json.loads((tmp_path / "ws" / "d1" / "selection.json").read_text())
     assert {engine for _, engine in calls} == {"pybullet"}  # never the engine that collected the data
     assert [a for a, _ in calls] == ["random", "bc", "trpo-0002", "trpo-0003"]
+    assert seeds == {17_448_304_640}  # seed 0, deployment 1's twin stream: (64 + 1) << 28
     assert rec["twin_steps"] == 4 * 14
     assert rec["proposed"] == "bc"
     assert [(r["snapshot"], r["twin"], r["chosen"]) for r in rec["table"]] == [

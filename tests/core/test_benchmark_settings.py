@@ -60,6 +60,19 @@ def test_two_records_from_before_a_new_config_field_still_match() -> None:
     assert not harness.same_settings(old, changed) and not harness.same_settings(changed, old)
 
 
+def test_a_record_from_before_the_seed_layout_is_a_sliding_run() -> None:
+    """Every run made before ``seed_layout`` (2026-12-07) was collected with the sliding seeds:
+    its harness.json, without the field, is the same run as the suite preset that names it
+    (``halfcheetah-cpu``) and not one with the spaced seeds, whichever side is old."""
+    harness = reproduce_harness()
+    now = _record()
+    assert now["campaign"]["seed_layout"] == "sliding"
+    old = {**now, "campaign": {k: v for k, v in now["campaign"].items() if k != "seed_layout"}}
+    assert harness.same_settings(old, now) and harness.same_settings(now, old)
+    spaced = {**now, "campaign": {**now["campaign"], "seed_layout": "spaced"}}
+    assert not harness.same_settings(old, spaced) and not harness.same_settings(spaced, old)
+
+
 def test_a_changed_setting_orphans_the_workspace() -> None:
     harness = reproduce_harness()
     preset = load_train_config("halfcheetah-cpu")
