@@ -213,6 +213,8 @@ def plan_jobs(
         for s in args.seeds
         for m in args.methods
     ]
+    for job in jobs:  # --deployments and --seeds within the campaign config's bounds, before any run
+        job_campaign(job)
     trains: dict[str, Any] = {}
     for job in jobs:
         if job.method in trains:

@@ -185,7 +185,27 @@ def job_campaign(job: Job) -> Any:
     from bremen_robot.campaign.config import load_campaign_config
 
     cfg = apply_campaign_overrides(load_campaign_config(job.campaign_path), job.campaign_overrides)
-    return cfg.model_copy(update=job.campaign_update)
+    out = cfg.model_copy(update=job.campaign_update)
+    _check_campaign_update(out)
+    return out
+
+
+def _check_campaign_update(cfg: Any) -> None:
+    """``--deployments``, ``--steps-per-deployment``, ``--eval-episodes`` and ``--seeds`` reach the
+    campaign through ``model_copy``, which does not validate: one line (SystemExit) for a value
+    the campaign config refuses (deployments <= 50, seed 0..1,000,000), before any run, instead of
+    a ValueError from campaign/seeds.py at deployment 64 or a negative simulator seed."""
+    from pydantic import ValidationError
+
+    from bremen_robot.campaign.config import CampaignConfig
+    from bremen_robot.config.loading import describe_validation_error
+
+    try:
+        CampaignConfig.model_validate(cfg.model_dump())
+    except ValidationError as exc:
+        raise SystemExit(
+            describe_validation_error(exc, "--deployments/--steps-per-deployment/--eval-episodes/--seeds")
+        ) from None
 
 
 def job_train(job: Job) -> Any:

@@ -32,6 +32,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.reproduce_common import stored_campaign  # noqa: E402
+from bremen_robot.campaign.seeds import evaluation_seed  # noqa: E402
+
 REGRESSION = 0.10  # docs/results.md: a candidate may lose at most 10 % of its predecessor's return
 
 
@@ -166,7 +169,10 @@ def study_case(
     sel = load(ws / f"d{k}" / "selection.json")
     report = load(ws / f"d{k}" / "train" / "report.json")
     prev = load(ws / f"d{k - 1}" / "eval.json")  # the deployed policy: the candidate proposed after k-1
-    env, episodes, eval_seed = prev["env"], int(camp["evaluation"]["episodes"]), int(camp["seed"]) + 7
+    # the run's own candidates' evaluation seed: its layout's (a harness.json without the field is sliding)
+    layout = stored_campaign(camp)["seed_layout"]
+    eval_seed = evaluation_seed(int(camp["seed"]), layout, random_policy=False)
+    env, episodes = prev["env"], int(camp["evaluation"]["episodes"])
     key = f"seed{seed}/d{k}"
     case = cache.setdefault(key, {"snapshots": {}})
     snaps = ws / f"d{k}" / "train" / "snapshots"
