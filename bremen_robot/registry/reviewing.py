@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bremen_robot.errors import ArtifactError
 from bremen_robot.registry.evidence import deployed_now, gather
 from bremen_robot.registry.page import PageData, write_page
 from bremen_robot.registry.records import PolicyRecord
@@ -75,10 +76,13 @@ def _video(rec: PolicyRecord, deployed: PolicyRecord | None, env_spec: str) -> V
     if rec.artifact_dir is None:
         return Video(None, "no video: the random policy has no artifact to render")
     try:
-        left = policy_act(rec.artifact_dir, env_spec, 0)
+        # the stored files must be the record's: the operator approves the record, not the folder
+        left = policy_act(rec.artifact_dir, env_spec, 0, rec.sha256, rec.manifest_digest)
         right = None
         if deployed is not None:
-            right = policy_act(deployed.artifact_dir, env_spec, 0)
+            right = policy_act(deployed.artifact_dir, env_spec, 0, deployed.sha256, deployed.manifest_digest)
+    except ArtifactError as exc:  # ours, one line: in full, its reason comes after the folder
+        return Video(None, f"no video: cannot load the policy ({exc})")
     except Exception as exc:  # an unloadable artifact: the rest of the review still stands
         return Video(None, f"no video: cannot load the policy ({type(exc).__name__}: {str(exc)[:120]})")
     return side_by_side(env_spec, left, right, seed=0)

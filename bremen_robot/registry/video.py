@@ -33,15 +33,25 @@ class Video:
     fps: float = 0.0
 
 
-def policy_act(artifact: Path | None, env_spec: str, seed: int) -> Act:
-    """The artifact's mean action, or the uniform random policy when ``artifact`` is None."""
+def policy_act(
+    artifact: Path | None,
+    env_spec: str,
+    seed: int,
+    expect_sha256: str | None = None,
+    expect_manifest_digest: str | None = None,
+) -> Act:
+    """The artifact's mean action, or the uniform random policy when ``artifact`` is None.
+    ``expect_*``: the registry's record of a stored artifact, compared with the bytes before torch
+    parses them (``load_artifact``), so a review never shows a policy other than the record's."""
     if artifact is None:
         from bremen_robot.data.real_rollout import task_for_env_spec, uniform_policy
 
         return uniform_policy(task_for_env_spec(env_spec), np.random.default_rng(seed))
     from bremen_robot.policy.artifact import load_artifact
 
-    return load_artifact(artifact).act
+    return load_artifact(
+        artifact, expect_sha256=expect_sha256, expect_manifest_digest=expect_manifest_digest
+    ).act
 
 
 def _episode(env: Any, act: Act, seed: int, max_frames: int) -> list[np.ndarray]:
