@@ -153,3 +153,24 @@ def test_a_sliding_workspace_resumed_without_the_setting_is_refused_naming_it(tm
     )
     assert collector.calls == []
     assert (tmp_path / "ws" / "d1").exists() is False
+
+
+# ---------------------------------------------------------------- review (s25): bounds in the config
+
+
+@pytest.mark.parametrize("layout", ["spaced", "sliding"])
+def test_a_fleet_larger_than_the_robot_blocks_is_a_config_error_not_a_late_value_error(
+    tmp_path: Path, layout: str
+) -> None:
+    """fleet_robot_seed refuses robot index 256 (both layouts), but the config took any fleet: the
+    ValueError came from FleetCollector.collect, at deployment 1, as a traceback. The config says
+    it first, in one line."""
+    from bremen_robot.errors import ConfigError
+
+    camp = _with_layout(write_campaign(tmp_path), layout)
+    data = yaml.safe_load(camp.read_text())
+    data["fleet"] = [f"r{i}" for i in range(257)]
+    camp.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as info:
+        load_campaign_config(camp)
+    assert "fleet" in str(info.value) and "\n" not in str(info.value)
