@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from bremen_robot.campaign.seeds import SeedLayout
+from bremen_robot.campaign.seeds import MAX_FLEET, SeedLayout
 from bremen_robot.config.loading import load_yaml_model
 from bremen_robot.config.train import load_train_config
 from bremen_robot.errors import ConfigError
@@ -160,6 +160,8 @@ class CampaignConfig(_Strict):
         dup = sorted({r for r in v if v.count(r) > 1})
         if dup:
             raise ValueError(f"robot '{dup[0]}' appears twice; name each robot node once")
+        if len(v) > MAX_FLEET:  # each robot's share resets from its own block (campaign/seeds.py)
+            raise ValueError(f"a fleet has at most {MAX_FLEET} robots (got {len(v)}); split the campaign")
         return v
 
     @model_validator(mode="after")

@@ -32,6 +32,7 @@ STREAM_BITS = 8  # runs per campaign seed
 TWIN_STREAM = 64  # + k: the twin check and the shadow run of deployment k's candidate
 EVALUATION_STREAM = 128
 MAX_STREAM_DEPLOYMENT = TWIN_STREAM - 1  # deployments whose streams stay apart (the config allows 50)
+MAX_FLEET = 2**ROBOT_BITS  # robots whose shares of a collection stay apart (the config's limit)
 
 
 def _spaced(seed: int, stream: int) -> int:
@@ -62,8 +63,8 @@ def evaluation_seed(seed: int, layout: SeedLayout, *, random_policy: bool) -> in
 
 def fleet_robot_seed(base: int, index: int, layout: SeedLayout) -> int:
     """Base seed of fleet robot ``index``'s share of a collection whose base seed is ``base``."""
-    if not 0 <= index < 2**ROBOT_BITS:
-        raise ValueError(f"a fleet has at most {2**ROBOT_BITS} robots (index {index})")
+    if not 0 <= index < MAX_FLEET:
+        raise ValueError(f"a fleet has at most {MAX_FLEET} robots (index {index})")
     return base * 100 + index if layout == "sliding" else base + (index << EPISODE_BITS)
 
 
