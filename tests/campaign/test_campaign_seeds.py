@@ -174,3 +174,33 @@ def test_a_fleet_larger_than_the_robot_blocks_is_a_config_error_not_a_late_value
     with pytest.raises(ConfigError) as info:
         load_campaign_config(camp)
     assert "fleet" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_candidates_shadow_run_starts_where_its_twin_check_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """seeds.twin_seed: "the twin check of deployment k's training and of its candidate's shadow
+    run". The candidate of deployment 2's training is twin-checked with twin_seed(2) (selection
+    ._decide(k=2)) and shadowed before deployment 3 (shadow_before_approval(k=3)): its shadow run
+    must reset from twin_seed(2) as well, not from twin_seed(3), the next candidate's twin check."""
+    from types import SimpleNamespace
+
+    import bremen_robot.ros.collect as ros_collect
+    from bremen_robot.campaign.shadow import shadow_through_graph
+
+    cfg = load_campaign_config(_with_layout(write_campaign(tmp_path), "spaced"))
+    seen: list[int] = []
+
+    def collect(config: Path, **kw: Any) -> Any:
+        seen.append(int(yaml.safe_load(Path(config).read_text())["seed"]))
+        return SimpleNamespace(shadow={"steps": 1})
+
+    monkeypatch.setattr(ros_collect, "collect", collect)
+    campaign = SimpleNamespace(
+        cfg=cfg,
+        ws=SimpleNamespace(root=tmp_path / "ws"),
+        _robot_config_for_graph=lambda: tmp_path / "robot.yaml",
+    )
+    (tmp_path / "ws" / "d3").mkdir(parents=True)
+    shadow_through_graph(campaign, 3, "cand", "deployed", tmp_path / "ws" / "d3" / "shadow_bag")
+    assert seen == [twin_seed(cfg.seed, 2, "spaced")]
