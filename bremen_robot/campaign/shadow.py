@@ -28,9 +28,12 @@ def shadow_through_graph(campaign: Any, k: int, candidate: str, acting: str, bag
 
     cfg = read_yaml(campaign.cfg.collect)
     sigma = campaign.cfg.exploration_sigma if k - 1 > 1 else 0.0  # as the deployed policy collected
+    # the candidate was trained on deployment k - 1's data: its shadow run starts where its twin
+    # check did (spaced); sliding keeps the seed its campaigns shadowed with (k's)
+    layout = campaign.cfg.seed_layout
     cfg.update(
         robot=str(campaign._robot_config_for_graph()),
-        seed=twin_seed(campaign.cfg.seed, k, campaign.cfg.seed_layout),
+        seed=twin_seed(campaign.cfg.seed, k - 1 if layout == "spaced" else k, layout),
         noise_sigma=sigma,
         workspace=str(campaign.ws.root),
     )
