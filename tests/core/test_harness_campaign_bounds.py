@@ -35,3 +35,27 @@ def test_a_campaign_value_the_config_refuses_is_refused_before_any_run(
 def test_the_suites_own_values_still_plan(tmp_path: Path) -> None:
     harness, jobs, _ = plan_harness(tmp_path, "--methods", "bremen", "--deployments", "50")
     assert {harness.job_campaign(j).deployments for j in jobs.values()} == {50}
+
+
+def test_a_workspace_from_before_the_seed_layout_under_a_spaced_campaign_names_the_setting(
+    tmp_path: Path,
+) -> None:
+    """A harness run of a campaign that does not name ``seed_layout`` (every preset but the suite's
+    -cpu ones, any campaign YAML of the user's) made before 2026-12-07 was collected sliding; the
+    harness refuses it before Campaign.run can, so its line must say how to resume it, as the
+    campaign's own refusal does."""
+    import sys
+
+    from bremen_robot.campaign.workspace import write_json_atomic
+
+    harness, jobs, _ = plan_harness(
+        tmp_path, "--methods", "bremen", "--campaign-override", "seed_layout=spaced"
+    )
+    job = jobs[("bremen", 0)]
+    old = harness.job_record(job)
+    del old["campaign"]["seed_layout"]  # a harness.json from before the field
+    write_json_atomic(job.workspace / "harness.json", old)
+    with pytest.raises(SystemExit) as info:
+        sys.modules["reproduce_common"]._guard(job)
+    message = str(info.value)
+    assert "seed_layout=sliding" in message and "\n" not in message
