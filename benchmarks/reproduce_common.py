@@ -315,6 +315,13 @@ def _guard(job: Job) -> None:
     if have is None:
         write_json_atomic(path, record)
     elif not same_settings(have, record):
+        sliding = {**record, "campaign": {**record["campaign"], "seed_layout": "sliding"}}
+        if same_settings(have, sliding):  # a run from before 2026-12-07, of a campaign now spaced
+            raise SystemExit(
+                f"workspace '{job.workspace}' was collected with the sliding seed layout (see {path}); "
+                "resume it with a campaign config that sets 'seed_layout: sliding' (or with "
+                "--campaign-override seed_layout=sliding --name NAME), or use another --out"
+            )
         raise SystemExit(
             f"workspace '{job.workspace}' was run with other settings (see {path}); "
             "use another --out or the original options"
