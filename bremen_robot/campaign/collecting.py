@@ -116,6 +116,7 @@ def evaluate_policy(
     returns = [float(r) for r in data.episode_returns()]
     result: dict[str, Any] = {
         "env": env_spec,
+        "seed": seed,  # episode i reset with seed + i
         "returns": returns,
         "mean": float(np.mean(returns)),
         "std": float(np.std(returns)),

@@ -215,7 +215,9 @@ class Campaign:
                     "re-run the same command (the partial bag is kept, earlier deployments are untouched)"
                 ) from None
             raise
-        summary = {**summary, "policy_id": policy_id, "deployment": k}
+        # the base reset seed and its layout: what a later reader needs to repeat or compare it
+        summary = {**summary, "policy_id": policy_id, "deployment": k, "seed": req.seed}
+        summary["seed_layout"] = self.cfg.seed_layout
         count(summary)
         write_json_atomic(marker, summary)
         return summary

@@ -4,6 +4,7 @@ for the spaced layout, ``seed * 1000 + k`` and the rest for the sliding one."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,11 @@ def test_a_campaign_collects_and_evaluates_with_its_layouts_seeds(
     Campaign(cfg, tmp_path / "ws", auto_approve=True, collect_fn=collector, log=lambda m: None).run()
     assert collector.seeds == collected
     assert seen == evaluated
+    # the workspace records them: collect.json its base seed and layout, eval.json its seed
+    for k in (1, 2):
+        marker = json.loads((tmp_path / "ws" / f"d{k}" / "collect.json").read_text())
+        assert (marker["seed"], marker["seed_layout"]) == (collected[k - 1], layout or "spaced")
+        assert json.loads((tmp_path / "ws" / f"d{k}" / "eval.json").read_text())["seed"] == evaluated[k]
 
 
 def test_a_sliding_workspace_resumed_without_the_setting_is_refused_naming_it(tmp_path: Path) -> None:
