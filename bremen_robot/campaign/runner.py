@@ -29,7 +29,13 @@ from bremen_robot.campaign.rejection import rejected_count, set_aside, training_
 from bremen_robot.campaign.seeds import collection_seed, evaluation_seed
 from bremen_robot.campaign.shadow import shadow_before_approval
 from bremen_robot.campaign.status import StatusWriter, waiting_message
-from bremen_robot.campaign.workspace import Workspace, move_aside, read_json, write_json_atomic
+from bremen_robot.campaign.workspace import (
+    Workspace,
+    move_aside,
+    read_json,
+    refuse_other_seed_layout,
+    write_json_atomic,
+)
 from bremen_robot.config.train import load_train_config
 from bremen_robot.data.dataset import Dataset, merge
 from bremen_robot.errors import BremenError
@@ -377,24 +383,10 @@ class Campaign:
         with self.ws.lock():
             # which campaign owns the workspace is the first question; another's status stays as it is
             current, *earlier = self.cfg.identities()
-            self._refuse_other_seed_layout()
+            refuse_other_seed_layout(self.ws, self.cfg)
             self.ws.claim(self.cfg.name, current, legacy_digests=earlier)
             with self.status.running():
                 return self._run_locked()
-
-    def _refuse_other_seed_layout(self) -> None:
-        """A workspace collected with the sliding seeds, resumed by its config without
-        ``seed_layout`` (spaced since 2026-12-07): refused in one line that names the setting,
-        not as "another campaign", and never continued with other seeds."""
-        if self.cfg.seed_layout == "sliding":
-            return
-        sliding = self.cfg.model_copy(update={"seed_layout": "sliding"})
-        if self.ws.claimed_digest() in sliding.identities():
-            raise BremenError(
-                f"workspace '{self.ws.root}' was collected with the sliding seed layout (campaigns "
-                "made before 2026-12-07); add 'seed_layout: sliding' to the campaign config to resume "
-                "it, or start a new --workspace"
-            )
 
     def _run_locked(self) -> dict[str, Any]:
         from bremen_robot.registry import Registry

@@ -32,10 +32,13 @@ import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bremen_robot.errors import BremenError
 from bremen_robot.fsutil import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from bremen_robot.campaign.config import CampaignConfig
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -116,3 +119,18 @@ class Workspace:
                 f"(digest {str(meta.get('config_digest'))[:12]}); "
                 "use a new --workspace or the original config"
             )
+
+
+def refuse_other_seed_layout(ws: Workspace, cfg: CampaignConfig) -> None:
+    """A workspace collected with the sliding seeds, resumed by its config without
+    ``seed_layout`` (spaced since 2026-12-07): refused in one line that names the setting,
+    not as "another campaign", and never continued with other seeds."""
+    if cfg.seed_layout == "sliding":
+        return
+    sliding = cfg.model_copy(update={"seed_layout": "sliding"})
+    if ws.claimed_digest() in sliding.identities():
+        raise BremenError(
+            f"workspace '{ws.root}' was collected with the sliding seed layout (campaigns "
+            "made before 2026-12-07); add 'seed_layout: sliding' to the campaign config to resume "
+            "it, or start a new --workspace"
+        )
