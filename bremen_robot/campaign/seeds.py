@@ -68,6 +68,24 @@ def fleet_robot_seed(base: int, index: int, layout: SeedLayout) -> int:
     return base * 100 + index if layout == "sliding" else base + (index << EPISODE_BITS)
 
 
+RETRY_BITS = 16  # a fleet robot's retried share starts 2**16 episode seeds after the one before
+MAX_RETRIES = 2 ** (EPISODE_BITS - RETRY_BITS) - 1
+
+
+def retry_seed(base: int, attempt: int, layout: SeedLayout) -> int:
+    """Base seed of a fleet robot's ``attempt``-th retry of its share (0: the first try), so a
+    retry never replays the episodes an earlier try kept. Spaced: inside the robot's own block,
+    2**16 episodes per try; sliding: ``base + 7919 * attempt``, as before."""
+    if layout == "sliding":
+        return base + 7919 * attempt
+    if not 0 <= attempt <= MAX_RETRIES:
+        raise ValueError(
+            f"{attempt} retries of one robot's share is more than its seed block holds ({MAX_RETRIES}); "
+            "start the round again under a new campaign seed"
+        )
+    return base + (attempt << RETRY_BITS)
+
+
 def _check_deployment(k: int) -> None:
     if not 1 <= k <= MAX_STREAM_DEPLOYMENT:
         raise ValueError(f"deployment {k} is outside 1..{MAX_STREAM_DEPLOYMENT}")

@@ -115,6 +115,7 @@ class FleetCollector:
             "sigma": req.sigma,
             "kind": {"name": c.robot.name, "task": c.robot.task, "joints": list(c.robot.joints)},
             "salvage_only": False,
+            "seed_layout": c.cfg.seed_layout,  # how the node spaces a retried share
         }
         pending = {}
         for i, name in enumerate(fleet):

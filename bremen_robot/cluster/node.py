@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bremen_robot.campaign.config import CAMPAIGN_NAME
+from bremen_robot.campaign.seeds import retry_seed
 from bremen_robot.child_process import die_with_parent
 from bremen_robot.cluster.ray_env import NODE_DIR_ENV
 from bremen_robot.errors import BremenError
@@ -227,7 +228,9 @@ def _share(
             policy_id=policy_id,
             steps=remaining,
             out_bag=bag,
-            seed=int(job["seed"]) + 7919 * len(parts),  # a re-run does not replay the same episodes
+            # a re-run does not replay the same episodes; a job of a workstation from before the
+            # seed layouts has none and was sliding
+            seed=retry_seed(int(job["seed"]), len(parts), job.get("seed_layout", "sliding")),
             sigma=float(job["sigma"]),
             robot_config=Path(info["robot_config"]),
             collect_config=source,

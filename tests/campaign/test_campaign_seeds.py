@@ -19,6 +19,7 @@ from bremen_robot.campaign.seeds import (
     collection_seed,
     evaluation_seed,
     fleet_robot_seed,
+    retry_seed,
     twin_seed,
 )
 from bremen_robot.errors import BremenError
@@ -72,6 +73,14 @@ def test_no_two_spaced_runs_of_a_campaign_share_an_episode_seed(seed: int, robot
 def test_a_deployment_outside_the_streams_is_refused(bad: int) -> None:
     with pytest.raises(ValueError, match=f"deployment {bad} is outside 1..63"):
         collection_seed(0, bad, "spaced")
+
+
+def test_a_retried_fleet_share_moves_on_by_a_block_of_its_own() -> None:
+    assert retry_seed(1_000, 0, "spaced") == 1_000
+    assert retry_seed(1_000, 3, "spaced") == 1_000 + 3 * 65_536
+    assert retry_seed(1_000, 3, "sliding") == 1_000 + 3 * 7_919
+    with pytest.raises(ValueError, match="16 retries of one robot's share is more than its seed block"):
+        retry_seed(1_000, 16, "spaced")
 
 
 def test_a_fleet_of_more_robots_than_blocks_is_refused() -> None:

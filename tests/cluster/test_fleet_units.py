@@ -326,3 +326,40 @@ def test_a_workspace_keeps_one_campaign_id(tmp_path: Path) -> None:
     other.mkdir()
     (other / "campaign.json").write_text('{"name": "q", "config_digest": "00"}')
     assert campaign_id(other) != got
+
+
+@pytest.mark.parametrize(
+    "layout, expected",
+    # a share retried after 2 kept parts: spaced 2 << 16 = 131,072 on; sliding 2 * 7919 = 15,838
+    [
+        ({"seed_layout": "spaced"}, 5_000 + 131_072),
+        ({"seed_layout": "sliding"}, 5_000 + 15_838),
+        ({}, 5_000 + 15_838),
+    ],
+)
+def test_a_retried_share_starts_past_the_episodes_its_kept_parts_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: dict[str, str], expected: int
+) -> None:
+    """A job from a workstation without the field (before the seed layouts) retries as sliding."""
+    from types import SimpleNamespace
+
+    import bremen_robot.campaign.runner as runner
+    import bremen_robot.cluster.node as node
+    import bremen_robot.cluster.salvage as salvage
+
+    seeds: list[int] = []
+
+    def fake_collect(req: runner.CollectRequest) -> dict[str, int]:
+        seeds.append(req.seed)
+        return {"steps": 0, "interventions": 0}
+
+    kept = [_data(2, action_dim=2), _data(2, seed=1, action_dim=2)]
+    monkeypatch.setattr(salvage, "salvage_kept", lambda *a: (kept, []))
+    monkeypatch.setattr(node, "_collect_in_child", fake_collect)
+    monkeypatch.setattr(runner, "ingest_bag", lambda bag, k, task: _data(2, seed=2, action_dim=2))
+    job = {"round": 1, "steps": 10, "collect_yaml": "{}", "seed": 5_000, "sigma": 0.1, **layout}
+    info = {"name": "panda-a", "robot_config": str(tmp_path / "panda-a.yaml")}
+    ddir = tmp_path / "d1"
+    ddir.mkdir()
+    node._share(job, info, SimpleNamespace(task="point", name="pt"), tmp_path, ddir, "random")  # type: ignore[arg-type]
+    assert seeds == [expected]
