@@ -83,3 +83,19 @@ def robot_config(trusted: list[Path], **overrides: Any) -> RobotConfig:
     }
     fields.update(overrides)
     return RobotConfig(**fields)
+
+
+def record_torch_parses(monkeypatch: Any) -> list[str]:
+    """Patch ``torch.jit.load`` to record the sha256 of every buffer it is given (then load it as
+    before): the list a test asserts a swapped file's hash is absent from (never parsed)."""
+    import hashlib
+
+    parsed: list[str] = []
+    real_load = torch.jit.load
+
+    def load(f: Any, **kw: Any) -> Any:
+        parsed.append(hashlib.sha256(f.getvalue()).hexdigest())
+        return real_load(f, **kw)
+
+    monkeypatch.setattr(torch.jit, "load", load)
+    return parsed

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import ArtifactFactory, robot_config
+from registry_helpers import ArtifactFactory, record_torch_parses, robot_config
 
 from bremen_robot.cli import main
 from bremen_robot.errors import BremenError
@@ -347,19 +347,11 @@ def test_files_swapped_between_the_approval_check_and_the_load_are_refused(
     import hashlib
     import shutil
 
-    import torch
-
     import bremen_robot.registry.trust as trust
 
     other = artifact_factory(seed=99)
     other_sha = hashlib.sha256((other / "policy.pt").read_bytes()).hexdigest()
-    parsed: list[str] = []
-    real_load = torch.jit.load
-    monkeypatch.setattr(
-        torch.jit,
-        "load",
-        lambda f, **kw: parsed.append(hashlib.sha256(f.getvalue()).hexdigest()) or real_load(f, **kw),
-    )
+    parsed = record_torch_parses(monkeypatch)
     real_check = trust.check_for_deployment
 
     def check_then_swap(*args: Any) -> Any:

@@ -10,7 +10,7 @@ import os
 import shutil
 
 import pytest
-from registry_helpers import ArtifactFactory
+from registry_helpers import ArtifactFactory, record_torch_parses
 
 from bremen_robot.registry import Registry, reviewing
 from bremen_robot.registry.video import Video
@@ -19,7 +19,6 @@ from bremen_robot.registry.video import Video
 def test_a_store_swapped_after_registration_gives_no_video_of_the_other_policy(
     registry: Registry, artifact_factory: ArtifactFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import torch
 
     rec = registry.register(artifact_factory())
     assert rec.artifact_dir is not None
@@ -29,13 +28,7 @@ def test_a_store_swapped_after_registration_gives_no_video_of_the_other_policy(
     for name in ("policy.pt", "manifest.json"):
         (rec.artifact_dir / name).unlink()
         shutil.copyfile(other / name, rec.artifact_dir / name)
-    parsed: list[str] = []
-    real_load = torch.jit.load
-    monkeypatch.setattr(
-        torch.jit,
-        "load",
-        lambda f, **kw: parsed.append(hashlib.sha256(f.getvalue()).hexdigest()) or real_load(f, **kw),
-    )
+    parsed = record_torch_parses(monkeypatch)
     rendered: list[object] = []
 
     def side_by_side(env_spec: str, left: object, right: object, seed: int = 0) -> Video:

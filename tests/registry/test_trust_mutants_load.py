@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import ArtifactFactory
+from registry_helpers import ArtifactFactory, record_torch_parses
 
 from bremen_robot.errors import ConfigError
 from bremen_robot.registry import (
@@ -72,16 +72,9 @@ def test_a_policy_file_swapped_alone_after_the_check_never_reaches_torch(
     """Its hash no longer matches the manifest, so ``load_artifact(verify=True)`` refuses it before
     torch parses it. (A swap of both files, self-consistent, is refused by the comparison with the
     registry's record, also before torch parses it: see the test in test_registry_damage.py.)"""
-    import torch
 
     other = (artifact_factory(seed=99) / "policy.pt").read_bytes()
-    parsed: list[str] = []
-    real_load = torch.jit.load
-    monkeypatch.setattr(
-        torch.jit,
-        "load",
-        lambda f, **kw: parsed.append(hashlib.sha256(f.getvalue()).hexdigest()) or real_load(f, **kw),
-    )
+    parsed = record_torch_parses(monkeypatch)
     _swap_after_check(monkeypatch, {"policy.pt": other})
     with pytest.raises(ApprovalError, match="does not match the manifest's"):
         verify_for_deployment(approved.id, robot, registry)
@@ -162,19 +155,12 @@ def test_a_shadow_candidates_files_swapped_after_the_store_check_never_reach_tor
     """A shadow run moves nothing, but it still loads a TorchScript on the robot PC: another
     self-consistent artifact copied over the stored one after ``verify_store`` is refused by the
     comparison with the registry's record before torch opens it."""
-    import torch
 
     rec = registry.register(artifact_factory())
     assert rec.artifact_dir is not None
     other = artifact_factory(seed=77)
     other_sha = hashlib.sha256((other / "policy.pt").read_bytes()).hexdigest()
-    parsed: list[str] = []
-    real_load = torch.jit.load
-    monkeypatch.setattr(
-        torch.jit,
-        "load",
-        lambda f, **kw: parsed.append(hashlib.sha256(f.getvalue()).hexdigest()) or real_load(f, **kw),
-    )
+    parsed = record_torch_parses(monkeypatch)
     real_verify = Registry.verify_store
 
     def verify_then_swap(self: Registry, r: PolicyRecord) -> Any:
