@@ -179,3 +179,23 @@ def test_a_training_redone_with_the_same_choice_and_estimates_is_decided_again(t
     assert (train_dir.parent / "selection.json.other-training-1").is_file()
     assert any("was for another training (kept at" in m for m in messages)
     assert rec is not None and [r["shift"] for r in rec["table"]] == [0.0, 0.4]
+
+
+def test_a_decision_matches_its_training_whatever_the_order_of_the_reports_keys(tmp_path):
+    """Mutant: the training digest without ``sort_keys``. The registry stores a report with its
+    keys sorted (registry/jsonio.py), so the selection it hands back lists ``beats_deployed``
+    before ``snapshots``; ``registry/evidence.py`` asks :func:`decided_on` whether
+    ``d<k>/selection.json`` was decided on that same training, and the answer must be yes."""
+    from bremen_robot.campaign.selection import decided_on
+
+    cfg = load_campaign_config(selecting_campaign(tmp_path))
+    train_dir = tmp_path / "ws" / "d1" / "train"
+    train_dir.mkdir(parents=True)
+    report = _hand_report({"bc": 1.0, "trpo-0002": 5.0}, "trpo-0002")
+    (train_dir / "report.json").write_text(json.dumps(report))
+    record = propose(cfg, 1, train_dir, None, "tiny", "tiny", lambda m: None).record
+    assert record is not None
+    reordered = dict(reversed(list(report["selection"].items())))
+    assert list(reordered) != list(report["selection"])
+    assert decided_on(record, reordered)
+    assert not decided_on(record, {**reordered, "chosen": "bc"})

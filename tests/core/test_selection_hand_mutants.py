@@ -218,22 +218,3 @@ def test_shifts_are_refused_when_the_first_snapshot_is_not_bc() -> None:
     obs, acts = np.zeros((4, 1), np.float32), np.array([[0.1], [-0.1], [0.1], [-0.1]])
     with pytest.raises(ValueError, match="the first snapshot must be BC"):
         snapshot_shifts(snaps, obs, acts, task, "cpu")  # type: ignore[arg-type]
-
-
-def test_without_a_shift_limit_data_without_exploration_is_still_scored() -> None:
-    """Mutant: shifts measured whenever the actions are passed (the trainer always passes them)
-    instead of when ``max_action_shift`` is set. Data recorded by BC's own mean has no spread
-    to measure a shift in; with no limit that must not stop the selection, and no shift or
-    spread is recorded. Members move x by 1: bc (a = 0.2) returns 2, trpo-0010 (a = 0.5) 5."""
-    ens = _fake_ensemble(forward=[1.0, 1.0], backward=[0.0, 0.0])
-    cfg = SelectionConfig(enabled=True, start_states=2, horizon=10)
-    snaps = [Snapshot("bc", 0, ConstantPolicy(0.2)), Snapshot("trpo-0010", 10, ConstantPolicy(0.5))]  # type: ignore[arg-type]
-    obs, acts = np.zeros((3, 1), np.float32), np.full((3, 1), 0.2)
-    sel, chosen = offline_selection(
-        cfg, 99, ens, _line_task(), obs, snaps, None, torch.Generator(), behavior_actions=acts
-    )
-    assert chosen.name == "trpo-0010" and sel.action_spread is None
-    assert [(s.estimate, s.shift) for s in sel.snapshots] == [
-        (pytest.approx(2.0), 0.0),
-        (pytest.approx(5.0), 0.0),
-    ]
