@@ -48,3 +48,17 @@ def with_train_seconds(
         record["train_s"] = secs
         record["train_flushed"] = [False] + [flushed] * (len(secs) - 1)
     return result
+
+
+def budget_case(td3bc_seconds: tuple[float | None, float | None]) -> dict[str, Any]:
+    """A 2-deployment Hopper result whose BREMEN seeds trained (300 + 400 + 500) / 3 = 400 s at
+    deployment 1 and (800 + 900 + 1000) / 3 = 900 s at 2, and TD3+BC ``td3bc_seconds`` there."""
+    done = [0.0, 1.0, 2.0]
+    three = {"0": done, "1": done, "2": done}
+    result = suite_result("hopper", {"bremen": three, "bremen_select": three, "td3bc": {"0": done}}, 2)
+    with_train_seconds(
+        result, "bremen", {"0": [None, 300.0, 800.0], "1": [None, 400.0, 900.0], "2": [None, 500.0, 1000.0]}
+    )
+    rows = result["per_deployment"]
+    rows[1]["td3bc"]["train_s"]["mean"], rows[2]["td3bc"]["train_s"]["mean"] = td3bc_seconds
+    return result
