@@ -150,9 +150,15 @@ def aggregation_scope(
     return argparse.Namespace(**{**vars(args), "methods": methods, "seeds": sorted(seeds)})
 
 
+def budget_file(args: argparse.Namespace) -> Path:
+    """The results file TD3+BC's seconds budget is read from: ``--td3bc-seconds-from``, else the
+    campaign's own (``<results-dir>/<campaign>.json``)."""
+    return args.td3bc_seconds_from or args.results_dir / f"{Path(args.campaign).stem}.json"
+
+
 def td3bc_budget(args: argparse.Namespace) -> tuple[list[float] | None, str]:
-    """TD3+BC's seconds per deployment (:func:`bremen_seconds` of the campaign's own results
-    file) with ``--td3bc-seconds bremen``, and why there are none; ``(None, "")`` with ``none``."""
+    """TD3+BC's seconds per deployment (:func:`bremen_seconds` of :func:`budget_file`) with
+    ``--td3bc-seconds bremen``, and why there are none; ``(None, "")`` with ``none``."""
     if args.td3bc_seconds == "none" or "td3bc" not in args.methods:
         return None, ""
     from bremen_robot.campaign.config import load_campaign_config
@@ -160,19 +166,29 @@ def td3bc_budget(args: argparse.Namespace) -> tuple[list[float] | None, str]:
 
     campaign = load_campaign_config(args.campaign)
     K = args.deployments or campaign.deployments
-    return bremen_seconds(read_json(args.results_dir / f"{Path(args.campaign).stem}.json"), K)
+    return bremen_seconds(read_json(budget_file(args)), K)
 
 
 def budget_hint(args: argparse.Namespace, why: str) -> str:
     """What to do when TD3+BC has no seconds budget (``why``): run BREMEN's seeds first, unless
     that cannot give one (a run at another size than the campaign's results file, whose times
     were measured at the campaign's size; or seeds already complete without times, which a
-    rerun skips); then only ``--td3bc-seconds none`` does."""
+    rerun skips: those get their times from a rerun under another ``--name``, passed as
+    ``--td3bc-seconds-from``); else ``--td3bc-seconds none``."""
     none = "pass --td3bc-seconds none for a budget by --td3bc-steps alone"
     if args.steps_per_deployment is not None:
         return f"{none} (BREMEN's times at the campaign's size do not fit --steps-per-deployment)"
     if "no training time" in why:
-        return f"{none} (those seeds are complete: running them again adds no times)"
+        return (
+            f"rerun BREMEN under another --name (the seeds of {budget_file(args)} are complete without "
+            "times, so a rerun skips them) and pass that name's results file as --td3bc-seconds-from, "
+            f"or {none} (docs/results.md, 'A fair budget for TD3+BC')"
+        )
+    if args.td3bc_seconds_from is not None:
+        return (
+            f"complete BREMEN's and selection's seeds 0-2 in {args.td3bc_seconds_from} first (a method run "
+            f"under another name joins it with --carry-from), or {none}"
+        )
     return (
         f"run 'python benchmarks/reproduce.py --campaign {args.campaign} --seeds 0 1 2 --methods bremen "
         f"bremen_select' first, or {none}"

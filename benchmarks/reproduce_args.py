@@ -77,6 +77,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "with subnormals flushed, else BREMEN's mean; their 3 seeds must be complete); "
         "none: --td3bc-steps only (a smoke run, or a budget by steps)",
     )
+    p.add_argument(
+        "--td3bc-seconds-from",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the results file --td3bc-seconds bremen reads BREMEN's and selection's times from; "
+        "none means <results-dir>/<campaign>.json (a rerun of BREMEN under another --name, whose "
+        "seeds recorded their times, passes its own file)",
+    )
     p.add_argument("--td3bc-device", default="cpu", help="torch device for d3rlpy (cpu, cuda:0)")
     p.add_argument(
         "--td3bc-python", type=Path, default=TD3BC_PYTHON, help="python of the d3rlpy venv (setup_d3rlpy.sh)"

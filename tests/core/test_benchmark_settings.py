@@ -342,6 +342,37 @@ def test_td3bc_will_not_start_before_bremens_seconds_are_known(tmp_path: Path, c
     err = capsys.readouterr().err
     assert "no training time for deployment 1" in err and "first" not in err
     assert "pass --td3bc-seconds none" in err
+    campaign_file = tmp_path / "hopper-cpu.json"
+    assert f"rerun BREMEN under another --name (the seeds of {campaign_file} are complete" in err
+    assert "pass that name's results file as --td3bc-seconds-from" in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_td3bc_budget_from_a_named_rerun_of_bremen(tmp_path: Path, capsys: Any) -> None:
+    """A campaign whose BREMEN seeds are complete without times (HalfCheetah's, from before times
+    were recorded) gets them from a rerun under another --name: ``--td3bc-seconds-from`` reads
+    that file's times, and without it the campaign's file is read as before."""
+    import json
+
+    timeless = _bremen_results({s: [] for s in ("0", "1", "2")})
+    (tmp_path / "hopper-cpu.json").write_text(json.dumps(timeless))
+    times = {"0": [None, 100.0, 400.0], "1": [None, 200.0, 500.0], "2": [None, 300.0, 900.0]}
+    timed = tmp_path / "hopper-cpu-timed.json"
+    timed.write_text(json.dumps(_bremen_results(times)))
+    base = ["--campaign", "hopper-cpu", "--deployments", "2", "--results-dir", str(tmp_path)]
+    base += ["--methods", "td3bc", "--name", "hopper-cpu-timed"]
+    _, named, _ = plan_harness(tmp_path, *base, "--td3bc-seconds-from", str(timed))
+    assert named[("td3bc", 0)].td3bc["min_seconds"] == [200.0, 600.0]  # (100+200+300)/3, (400+500+900)/3
+    _, own, _ = plan_harness(tmp_path, *base)
+    assert own[("td3bc", 0)].td3bc["min_seconds"] is None  # the campaign's file, without times
+    harness = reproduce_harness()
+    partial = _bremen_results(times, complete=False)
+    timed.write_text(json.dumps(partial))
+    argv = [*base[:2], "--seeds", "0", *base[4:], "--td3bc-seconds-from", str(timed)]
+    assert harness.main([*argv, "--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert "but 0 of 3 BREMEN seeds are complete in its results file; complete BREMEN's and" in err
+    assert f"seeds 0-2 in {timed} first (a method run under another name joins it with --carry-from)" in err
     assert not (tmp_path / "runs").exists()
 
 
