@@ -130,4 +130,3 @@ def unit_problem(limits: Any, path: Path, sim_model: str | None) -> str | None:
             f"'{sim_model}' has {name} {what}; set unit: {kinds[name]}"
         )
     return None
-    return None
