@@ -112,8 +112,10 @@ def read_seed(job: Job, deployments: int) -> dict[str, Any]:
 
 
 def overrides_record(args: argparse.Namespace) -> dict[str, Any]:
-    """The command's overrides as the results file records them (``overrides``)."""
-    return {
+    """The command's overrides as the results file records them (``overrides``); the file TD3+BC's
+    budget came from only when ``--td3bc-seconds-from`` named one (so a file without it reads as
+    before), for the command the suite report prints to resume it."""
+    out = {
         "deployments": args.deployments,
         "steps_per_deployment": args.steps_per_deployment,
         "eval_episodes": args.eval_episodes,
@@ -121,6 +123,9 @@ def overrides_record(args: argparse.Namespace) -> dict[str, Any]:
         "campaign": getattr(args, "campaign_overrides", {}),
         "td3bc_steps": args.td3bc_steps,
     }
+    if getattr(args, "td3bc_seconds_from", None) is not None:
+        out["td3bc_seconds_from"] = str(args.td3bc_seconds_from)
+    return out
 
 
 def finished_elsewhere(

@@ -74,6 +74,8 @@ def run_flags(result: dict[str, Any]) -> str:
     # budget existed has no such key and resumes with the default
     if td3bc_by_steps(result):
         flags.append("--td3bc-seconds none")
+    elif o.get("td3bc_seconds_from"):  # a named rerun's own times (reproduce.py --td3bc-seconds-from)
+        flags.append(f"--td3bc-seconds-from {shlex.quote(o['td3bc_seconds_from'])}")
     return "".join(f" {f}" for f in flags)
 
 

@@ -374,6 +374,11 @@ def test_td3bc_budget_from_a_named_rerun_of_bremen(tmp_path: Path, capsys: Any) 
     assert "but 0 of 3 BREMEN seeds are complete in its results file; complete BREMEN's and" in err
     assert f"seeds 0-2 in {timed} first (a method run under another name joins it with --carry-from)" in err
     assert not (tmp_path / "runs").exists()
+    # the results file records where the budget came from (suite_left prints it in the command
+    # that resumes the runs); a file made without the flag keeps the keys it always had
+    recorded = harness.overrides_record(harness.parse_args(argv))
+    assert recorded["td3bc_seconds_from"] == str(timed)
+    assert "td3bc_seconds_from" not in harness.overrides_record(harness.parse_args(argv[:-2]))
 
 
 def _td3bc_module() -> tuple[ModuleType, ModuleType, None]:

@@ -125,6 +125,17 @@ def test_a_variant_lists_only_its_own_methods_and_resumes_with_its_name_and_over
     smoke["methods"]["td3bc"]["train"]["min_seconds"] = None
     smoke["methods"]["bremen"] = {"seeds": {"0": {"returns": [0.0, 1.0], "complete": False}}}
     assert suite.remaining(smoke)[-1].endswith("--td3bc-steps 200 --td3bc-seconds none")
+    # a named rerun whose TD3+BC budget came from its own file (--td3bc-seconds-from): the
+    # command names that file, or reproduce.py reads the campaign's and refuses it
+    timed = suite_result("halfcheetah", {"td3bc": {"0": done}}, 2)
+    timed |= {"name": "halfcheetah-cpu-timed"}
+    timed["overrides"] = {"train": {}, "campaign": {}, "td3bc_steps": 50000}
+    timed["overrides"]["td3bc_seconds_from"] = "benchmarks/results/halfcheetah-cpu-timed.json"
+    timed["methods"]["td3bc"]["train"] = {"steps": 50000, "min_seconds": [10.0, 20.0]}
+    assert suite.remaining(timed)[-1] == (
+        "python benchmarks/reproduce.py --campaign halfcheetah-cpu --seeds 1 2 --methods td3bc --jobs 1 "
+        "--name halfcheetah-cpu-timed --td3bc-seconds-from benchmarks/results/halfcheetah-cpu-timed.json"
+    )
     # a robot's own file at its preset: every method, no flags (ant-cpu's own 50,000 steps)
     own_ant = suite_result("ant", {"td3bc": {"0": done, "1": done}}, 2)
     own_ant["overrides"] = {"train": {}, "campaign": {}, "td3bc_steps": 50000}
