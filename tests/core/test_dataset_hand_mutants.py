@@ -34,6 +34,12 @@ def _columns(d: Dataset) -> dict:
     return {k: getattr(d, k) for k in (*names, "deployment_ids", "policy_sha256", "interventions")}
 
 
+def _three_wide_actions(n: int) -> Dataset:
+    """``n`` zero rows of the point task whose actions have 3 entries (the task has 2)."""
+    zeros = {"obs": np.zeros((n, 2)), "rewards": np.zeros(n), "next_obs": np.zeros((n, 2))}
+    return Dataset.from_columns("point", {**zeros, "actions": np.zeros((n, 3))})
+
+
 # ------------------------------------------------------------------ construction and validation
 def test_a_column_with_another_row_count_or_shape_is_refused_at_construction():
     """Mutants: the robot column's row check dropped; the row check run over obs, actions and
@@ -54,15 +60,7 @@ def test_a_column_with_another_row_count_or_shape_is_refused_at_construction():
 def test_validate_names_the_action_size_a_nan_reward_and_the_first_bad_row():
     """Mutants: the action-size check dropped; rewards left out of the finite check; the first
     bad row read from the last hit (``argwhere(bad)[-1]``)."""
-    three = Dataset.from_columns(
-        "point",
-        {
-            "obs": np.zeros((2, 2)),
-            "actions": np.zeros((2, 3)),
-            "rewards": np.zeros(2),
-            "next_obs": np.zeros((2, 2)),
-        },
-    )
+    three = _three_wide_actions(2)
     with pytest.raises(DatasetError, match="dataset actions have size 3 but task 'point' expects 2"):
         three.validate(get_task("point"))
     rewards = np.arange(5, dtype=np.float32)
@@ -269,14 +267,6 @@ def test_merge_takes_one_recording_per_deployment_and_refuses_other_sizes():
     d1 = _rows(3)
     d2 = Dataset(task="point", **{**_columns(d1), "deployment_ids": np.full(3, 2)})
     assert merge([d1, d2]).deployment_ids.tolist() == [1, 1, 1, 2, 2, 2]
-    wide = Dataset.from_columns(
-        "point",
-        {
-            "obs": np.zeros((1, 2)),
-            "actions": np.zeros((1, 3)),
-            "rewards": np.zeros(1),
-            "next_obs": np.zeros((1, 2)),
-        },
-    )
+    wide = _three_wide_actions(1)
     with pytest.raises(DatasetError, match=r"different \(obs, action\) sizes: \[\(2, 2\), \(2, 3\)\]"):
         merge([d1, wide])
