@@ -7,7 +7,10 @@ return and termination from the task's known functions, the time limit, interven
 and the JSON events published on ``bremen/episode``.
 
 Bad input never raises here: a NaN / wrong-length / unknown-joint observation, a missing
-odometry, or a policy that throws all lead to the shield's safe command and an intervention.
+odometry, or a policy that throws all lead to the shield's safe command and an intervention,
+once the episode has its first readable state. Before it (no episode running, or its first
+state unreadable) nothing is filtered: lockstep answers with no command (the simulator waits, the
+watchdog covers the gap) and realtime sends the safe command only with idle commands on.
 """
 
 from __future__ import annotations
