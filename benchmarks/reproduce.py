@@ -163,10 +163,23 @@ def td3bc_budget(args: argparse.Namespace) -> tuple[list[float] | None, str]:
         return None, ""
     from bremen_robot.campaign.config import load_campaign_config
     from bremen_robot.campaign.workspace import read_json
+    from bremen_robot.errors import BremenError
 
     campaign = load_campaign_config(args.campaign)
     K = args.deployments or campaign.deployments
-    return bremen_seconds(read_json(budget_file(args)), K)
+    path = budget_file(args)
+    fix = (
+        "pass a benchmarks/results/<name>.json of reproduce.py as --td3bc-seconds-from"
+        if args.td3bc_seconds_from is not None
+        else "move it aside, or pass --td3bc-seconds none"
+    )
+    try:
+        result = read_json(path)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BremenError(f"{path} is not JSON ({type(exc).__name__}); {fix}") from None
+    if result is not None and not (isinstance(result, dict) and isinstance(result.get("methods"), dict)):
+        raise BremenError(f"{path} is not a results file of reproduce.py; {fix}")
+    return bremen_seconds(result, K)
 
 
 def budget_hint(args: argparse.Namespace, why: str) -> str:

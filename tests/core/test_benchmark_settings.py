@@ -379,6 +379,14 @@ def test_td3bc_budget_from_a_named_rerun_of_bremen(tmp_path: Path, capsys: Any) 
     recorded = harness.overrides_record(harness.parse_args(argv))
     assert recorded["td3bc_seconds_from"] == str(timed)
     assert "td3bc_seconds_from" not in harness.overrides_record(harness.parse_args(argv[:-2]))
+    # a file that is not a results file: one line naming it and the fix, nothing run
+    for text in ("{not json", "[1, 2]"):
+        timed.write_text(text)
+        assert harness.main([*argv, "--out", str(tmp_path / "runs")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"error: {timed} is not " in err
+        assert err.endswith("pass a benchmarks/results/<name>.json of reproduce.py as --td3bc-seconds-from\n")
+    assert not (tmp_path / "runs").exists()
 
 
 def _td3bc_module() -> tuple[ModuleType, ModuleType, None]:
