@@ -119,8 +119,8 @@ def track_command(
 def arrived_and_still(
     q: np.ndarray, qd: np.ndarray, target: np.ndarray, position_tolerance: float, velocity_tolerance: float
 ) -> bool:
-    """Every joint within ``position_tolerance`` of ``target`` and slower than
-    ``velocity_tolerance`` (a NaN anywhere: not arrived)."""
+    """Every joint within ``position_tolerance`` of ``target`` and no faster than
+    ``velocity_tolerance``, both bounds inclusive (a NaN anywhere: not arrived)."""
     q, qd, target = np.asarray(q), np.asarray(qd), np.asarray(target)
     if q.shape != target.shape or qd.shape != target.shape:
         return False
