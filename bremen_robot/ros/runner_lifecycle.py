@@ -183,8 +183,14 @@ class ManagedRunner:
         if not self.lockstep:
             self._stop_loop.clear()
             self._loop = threading.Thread(target=self._control_loop, name="bremen_control", daemon=True)
-            self._loop.start()
-            self.tick_wd.start()  # sends the safe command if a tick hangs (tick_watchdog)
+            try:
+                self._loop.start()
+                self.tick_wd.start()  # sends the safe command if a tick hangs (tick_watchdog)
+            except BaseException:
+                # on_error deactivates only a node that became active, and this one did not: the
+                # control loop would go on ticking unguarded. Stop it and hold the safe command.
+                self.deactivate("activation failed")
+                raise
 
     def deactivate(self, reason: str) -> None:
         """Stop commanding: end the episode, hold the safe command, then publish none."""

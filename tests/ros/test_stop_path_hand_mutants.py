@@ -428,6 +428,28 @@ def test_deactivate_ends_the_realtime_loop_and_stops_the_watchdog_before_the_hal
     assert (r.publishing, r._lock.locked()) == (False, False)
 
 
+class _WatchdogThatCannotStart(_Watchdog):
+    def start(self) -> None:
+        raise RuntimeError("can't start new thread")
+
+
+def test_an_activation_that_fails_after_the_loop_started_stops_it_and_holds_the_safe_command():
+    """The lifecycle's on_error deactivates only a node that became active; a watchdog thread
+    that cannot start fails the activation after the control loop is already ticking. Before
+    2026-12-07 the loop went on unguarded and no safe command was held."""
+    r = Halting(lockstep=False)
+    r.tick_wd = _WatchdogThatCannotStart(r.order)
+    with pytest.raises(RuntimeError, match="^can't start new thread$"):
+        r.activate()
+    assert r.order == [
+        "loop started",
+        "loop ended",
+        "watchdog stopped",
+        ("halt", True, "activation failed", True),
+    ]
+    assert (r.publishing, r._loop.is_alive()) == (False, False)
+
+
 def test_deactivate_of_a_lockstep_runner_without_a_loop_thread_still_halts():
     """Mutant: the `self._loop is not None` check dropped (AttributeError on None: no safe command
     at all on a lockstep runner's deactivate or close)."""
