@@ -35,7 +35,19 @@ def _read(path: Path) -> Any:
 
 
 def _num(x: Any) -> float | None:
-    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+    if not isinstance(x, int | float) or isinstance(x, bool):
+        return None
+    try:
+        return float(x)
+    except OverflowError:  # an integer literal past a float's range
+        return None
+
+
+def _count(x: Any) -> int | None:
+    """A count recorded as a JSON number; NaN and the infinities (which Python's json reads) are
+    no count, like a string: ``int()`` of them would stop the review instead."""
+    v = _num(x)
+    return int(v) if v is not None and math.isfinite(v) else None
 
 
 def deployment_dirs(ws: Path) -> list[tuple[int, Path]]:
@@ -83,28 +95,28 @@ def eval_interventions(source: str, data: dict[str, Any]) -> tuple[Interventions
         return None, f"unreadable in {source}"
     if iv.get("not_measured"):
         return None, f"not measured in this evaluation: {iv['not_measured']}"
-    episodes, total = _num(iv.get("episodes")), _num(iv.get("total"))
+    episodes, total = _count(iv.get("episodes")), _count(iv.get("total"))
     reasons = iv.get("by_reason")
     if episodes is None or total is None:
         return None, f"unreadable in {source}"
     by = (
-        {str(k): int(v) for k, v in reasons.items() if _num(v) is not None}
+        {str(k): c for k, v in reasons.items() if (c := _count(v)) is not None}
         if isinstance(reasons, dict)
         else None
     )
     mode = f", {iv['mode']} mode" if iv.get("mode") else ""
-    return Interventions(f"{source}{mode}", int(episodes), int(total), by), ""
+    return Interventions(f"{source}{mode}", episodes, total, by), ""
 
 
 def _report_interventions(ev: Any) -> Interventions | None:
     """The trainer report's evaluation figure (a policy registered outside a campaign)."""
     si = ev.get("safety_interventions", ev.get("interventions")) if isinstance(ev, dict) else None
-    episodes = int(_num(ev.get("episodes")) or 0) if isinstance(ev, dict) else 0
+    episodes = (_count(ev.get("episodes")) or 0) if isinstance(ev, dict) else 0
     if isinstance(si, dict):
-        counts = {str(k): int(v) for k, v in si.items() if _num(v) is not None}
+        counts = {str(k): c for k, v in si.items() if (c := _count(v)) is not None}
         return Interventions("training report", episodes, sum(counts.values()), counts)
-    if _num(si) is not None:
-        return Interventions("training report", episodes, int(si))  # type: ignore[arg-type]
+    if (n := _count(si)) is not None:
+        return Interventions("training report", episodes, n)
     return None
 
 
@@ -151,7 +163,7 @@ def _evaluation(ws: Path, rec: PolicyRecord) -> EvaluationEvidence:
                 Evaluation(
                     source="training report",
                     env=str(ev.get("env", "")),
-                    episodes=int(_num(ev.get("episodes")) or 0),
+                    episodes=_count(ev.get("episodes")) or 0,
                     return_mean=mean,
                     return_std=_num(ev.get("return_std", ev.get("std"))) or 0.0,
                     success_rate=_num(ev.get("success_rate")),
@@ -206,16 +218,15 @@ def recorded_interventions(ws: Path, rec: PolicyRecord) -> tuple[Interventions |
         if col.get("shielded") is False or col.get("collector") == "direct":
             by = col.get("collector", "direct")
             return None, f"not shielded (deployment {k} was collected by the {by} collector)"
-        count = _num(col.get("interventions"))
-        if count is None or not math.isfinite(count):  # no count is not zero interventions
+        total = _count(col.get("interventions"))
+        if total is None:  # no count is not zero interventions
             return None, f"no intervention count in d{k}/collect.json"
-        total = int(count)
         reasons = bag_interventions(d / "bag") if total else Counter()
         if reasons is not None and sum(reasons.values()) != total:
             reasons = None  # the bag and the summary disagree: show the summary's total only
         return Interventions(
             source=f"collection of deployment {k}",
-            episodes=int(_num(col.get("episodes")) or 0),
+            episodes=_count(col.get("episodes")) or 0,
             total=total,
             by_reason=dict(reasons) if reasons is not None else None,
         ), ""
