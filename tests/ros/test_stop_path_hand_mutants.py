@@ -23,16 +23,7 @@ from bremen_robot.ros.safe_stop import hold_safe
 from bremen_robot.ros.stop_signals import stop_on_signals, unblock_stop_signals
 from bremen_robot.ros.tick_stats import RING, MissedTick, TickStats
 from bremen_robot.ros.tick_watchdog import TickWatchdog
-
-SAFE = np.array([0.0, 0.0])
-
-
-class Clock:
-    def __init__(self, t: float = 10.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
+from tests.ros.test_tick_watchdog import SAFE, Clock  # SAFE: [0, 0]; Clock: starts at 10.0 s
 
 
 def watchdog(timeout: float, send=None):
