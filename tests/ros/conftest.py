@@ -170,6 +170,19 @@ def held_over_grace(times: list[float], grace_s: float, rate_hz: float) -> bool:
     return max(times) - min(times) >= 0.6 * grace_s or len(times) >= 0.6 * grace_s * rate_hz
 
 
+def log_tails(*paths: Path, lines: int = 60) -> str:
+    """The last ``lines`` of each log file under ``paths`` (files, or folders of ``*.log``), for a
+    failure message: a graph that never acted must say which node waited for what."""
+    files: list[Path] = []
+    for path in paths:
+        files += sorted(path.glob("*.log")) if path.is_dir() else [path]
+    out = []
+    for f in files:
+        text = f.read_text(errors="replace").splitlines()[-lines:] if f.exists() else ["(no file)"]
+        out.append(f"--- {f}\n" + "\n".join(text))
+    return "\n".join(out)
+
+
 def finite(a: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(a)))
 

@@ -24,7 +24,14 @@ from bremen_robot.ros.bagfile import read_custom
 from bremen_robot.ros.collect import collect
 from bremen_robot.ros.graph import collect_specs
 from bremen_robot.ros.topics import parse_tag
-from tests.ros.conftest import REPO, held_over_grace, require_mujoco, requires_rclpy, write_collect_config
+from tests.ros.conftest import (
+    REPO,
+    held_over_grace,
+    log_tails,
+    require_mujoco,
+    requires_rclpy,
+    write_collect_config,
+)
 
 pytestmark = [requires_rclpy, pytest.mark.ros]
 GRACE = 0.5
@@ -311,7 +318,15 @@ def panda_collect(request, tmp_path, procs, probe):
             preexec_fn=lambda: _inherit(inherited),
         )
     procs.append(proc)
-    assert probe.spin_until(lambda: acted(cmds) and len(cmds) > 25, 60), "the graph never acted"
+    # longer than collect's own waits (bring-up, then the logger's first state: 60 s each), so a
+    # graph that never acts fails with collect's one-line error and every node's log
+    up = probe.spin_until(lambda: (acted(cmds) and len(cmds) > 25) or proc.poll() is not None, 150)
+    if not up or proc.poll() is not None:
+        if proc.poll() is None:  # the CLI prints every thread's stack on SIGUSR1
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2.0)
+        logs = log_tails(log, tmp_path / "bag" / "logs")
+        pytest.fail(f"the graph never acted (exit {proc.poll()}):\n{logs}")
     return {"proc": proc, "cmds": cmds, "bag": tmp_path / "bag", "log": log}
 
 
