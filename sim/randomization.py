@@ -19,6 +19,7 @@ from sim.backends.base import PhysicsScales, RobotBackend
 from sim.errors import SimError
 
 Range = tuple[float, float]
+MAX_ACTION_DELAY = 1000  # control steps: the longest task episode (locomotion, 1000 steps)
 
 
 def _check_range(name: str, value: Range, allow_zero: bool = False) -> Range:
@@ -56,6 +57,7 @@ class Randomization(BaseModel):
     obs_noise_std: float = Field(
         default=0.0,
         ge=0.0,
+        allow_inf_nan=False,
         description="std of Gaussian noise added to every observation entry the policy sees",
     )
     action_delay: tuple[int, int] = Field(
@@ -82,6 +84,13 @@ class Randomization(BaseModel):
             raise ValueError(f"action_delay range [{low}, {high}] is empty; write [min, max] with min <= max")
         if low < 0:
             raise ValueError(f"action_delay range [{low}, {high}] is negative; delays are >= 0 control steps")
+        if high > MAX_ACTION_DELAY:
+            # the delay queue holds one command per step of delay: a typo's billion steps would
+            # fill the memory at the first reset instead of failing here
+            raise ValueError(
+                f"action_delay range [{low}, {high}] is longer than any episode; delays are at most "
+                f"{MAX_ACTION_DELAY} control steps (a robot's latency is a few)"
+            )
         return (int(low), int(high))
 
     @property
