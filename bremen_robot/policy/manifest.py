@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bremen_robot.errors import ArtifactError
 
@@ -35,7 +37,7 @@ class PolicyManifest(BaseModel):
     joint_order: list[str] = Field(description="actuated joints, in command order")
     action_low: list[float] = Field(description="lower action bound per entry")
     action_high: list[float] = Field(description="upper action bound per entry")
-    control_rate_hz: float = Field(gt=0, description="rate the policy must run at")
+    control_rate_hz: float = Field(gt=0, allow_inf_nan=False, description="rate the policy must run at")
     policy_sha256: str = Field(description="sha256 of policy.pt (the content address)")
     data_digests: list[str] = Field(default_factory=list, description="sha256 of each training dataset")
     kind: str = Field("bremen", description="bremen | bc | scripted: what produced the policy")
@@ -43,6 +45,32 @@ class PolicyManifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict, description="training/evaluation figures")
     created_at: str = Field(description="UTC ISO-8601 time of export")
     torch_version: str = Field(description="torch version that wrote policy.pt")
+
+    @field_validator("policy_sha256")
+    @classmethod
+    def _is_sha256(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{64}", v):
+            raise ValueError(f"'{v[:20]}' is not a sha256 (64 lowercase hex digits); re-export the artifact")
+        return v
+
+    @model_validator(mode="after")
+    def _bounds_fit_the_actions(self) -> PolicyManifest:
+        # the runner clips the policy's output to these bounds before the shield: a NaN, an
+        # inverted or a missing bound must stop the artifact at load, not on the robot
+        n = len(self.action_names)
+        lengths = (len(self.joint_order), len(self.action_low), len(self.action_high))
+        if lengths != (n, n, n):
+            raise ValueError(
+                f"{n} action_names but {lengths[0]} joint_order entries and {lengths[1]}/{lengths[2]} "
+                "action_low/action_high bounds; re-export the artifact"
+            )
+        for i, (lo, hi) in enumerate(zip(self.action_low, self.action_high, strict=True)):
+            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+                raise ValueError(
+                    f"action '{self.action_names[i]}' has bounds [{lo:g}, {hi:g}]; each needs finite "
+                    "low < high: re-export the artifact"
+                )
+        return self
 
 
 def sha256_file(path: Path) -> str:
@@ -83,10 +111,22 @@ def load_manifest(path: Path) -> PolicyManifest:
     if not mpath.is_file():
         raise ArtifactError(f"artifact '{d}' has no {MANIFEST_FILE}; re-export it with 'bremen train'")
     try:
-        return PolicyManifest.model_validate_json(mpath.read_text())
-    except (ValidationError, ValueError) as exc:
-        first = str(exc).splitlines()[0]
-        raise ArtifactError(f"{mpath}: invalid manifest ({first}); re-export the artifact") from None
+        data = json.loads(mpath.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"cannot read {mpath} ({exc}); check the file, re-export the artifact") from None
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(
+            f"{mpath}: not valid JSON (line {exc.lineno} column {exc.colno}); re-export the artifact"
+        ) from None
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{mpath}: not a JSON object of manifest fields; re-export the artifact")
+    try:
+        return PolicyManifest.model_validate(data)
+    except ValidationError as exc:
+        from bremen_robot.config.loading import describe_validation_error
+
+        what = describe_validation_error(exc, f"{mpath}: invalid manifest", PolicyManifest)
+        raise ArtifactError(what) from None
 
 
 def checked_artifact(path: Path, verify: bool = True) -> tuple[Path, PolicyManifest]:

@@ -58,6 +58,42 @@ def test_tampered_or_broken_artifacts_are_refused(artifact):
         load_artifact(path / "missing")
 
 
+BAD_MANIFESTS = [
+    # (change to the exported manifest.json's text, what the one line must say)
+    (lambda m: {**m, "action_low": [-2.0]}, "2 action_names but 2 joint_order entries and 1/2 action_low"),
+    (lambda m: {**m, "joint_order": ["j1"]}, "2 action_names but 1 joint_order entries and 2/2 action_low"),
+    (
+        lambda m: {**m, "action_high": [2.0, 0.0]},
+        "'j2' has bounds [0, 0]; each needs finite low < high",
+    ),
+    (lambda m: {**m, "action_low": [float("nan"), 0.0]}, "action 'j1' has bounds [nan, 2]"),
+    (lambda m: {**m, "action_high": [float("inf"), 1.0]}, "action 'j1' has bounds [-2, inf]"),
+    (lambda m: {**m, "control_rate_hz": float("inf")}, "control_rate_hz: Input should be a finite number"),
+    (lambda m: {**m, "policy_sha256": "ABC"}, "policy_sha256: 'ABC' is not a sha256 (64 lowercase hex"),
+    (
+        lambda m: {k: v for k, v in m.items() if k != "task"},
+        "manifest: task: required field is missing",
+    ),
+    (lambda m: "{" + json.dumps(m)[1:-1], "not valid JSON (line 1 column"),
+    (lambda m: [m], "not a JSON object of manifest fields"),
+]
+
+
+@pytest.mark.parametrize("change,says", BAD_MANIFESTS)
+def test_a_bad_manifest_is_refused_at_load_in_one_line_naming_the_field(artifact, change, says):
+    """The runner clips the policy's actions to the manifest's bounds before the shield: a NaN,
+    an inverted or a missing bound is refused when the artifact loads, and the line names it
+    (it used to say only '1 validation error for PolicyManifest', and accepted NaN bounds)."""
+    _, path, _ = artifact
+    changed = change(json.loads((path / "manifest.json").read_text()))
+    (path / "manifest.json").write_text(changed if isinstance(changed, str) else json.dumps(changed))
+    with pytest.raises(ArtifactError) as err:
+        load_artifact(path)
+    line = str(err.value)
+    assert says in line and "\n" not in line
+    assert line.startswith(f"{path / 'manifest.json'}: ")
+
+
 def test_wrong_observation_size_is_one_line(artifact):
     _, path, _ = artifact
     with pytest.raises(ArtifactError, match="expects 3"):

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from registry_helpers import ArtifactFactory, robot_config
 
+from bremen_robot.errors import ArtifactError
+from bremen_robot.policy.manifest import PolicyManifest
 from bremen_robot.registry import (
     ApprovalError,
     PolicyRecord,
@@ -38,6 +40,7 @@ from bremen_robot.registry import (
     verify_for_deployment,
     verify_signature,
 )
+from bremen_robot.registry.trust import check_compatibility
 from bremen_robot.robot_config import RobotConfig
 
 SHA_A, DIGEST_B = "a" * 64, "b" * 64
@@ -310,18 +313,11 @@ def _edit_manifest(export: Path, **fields: Any) -> Path:
 @pytest.mark.parametrize(
     ("edit", "robot_kw", "match"),
     [
-        ({"action_low": [-1.0, -1.0, -1.0]}, {}, r"policy has 2 actions \(3/2 bounds\)"),
-        ({"action_high": [1.0]}, {}, r"policy has 2 actions \(2/1 bounds\)"),
-        (
-            {"joint_order": ["vel.x", "vel.y", "vel.z"]},
-            {"joints": ["vel.x", "vel.y", "vel.z"]},
-            "policy has 2 actions .* but robot 'pointbot' has 3 joints",
-        ),
         ({"action_names": ["vel.y", "vel.x"]}, {}, "action layout differs at position 0: policy 'vel.y'"),
         ({"control_rate_hz": 10.01}, {}, "control rate 10.01 Hz differs from the robot's 10 Hz"),
         ({"control_rate_hz": 10.4}, {}, "control rate 10.4 Hz differs"),
     ],
-    ids=["low-3", "high-1", "3-joints-2-actions", "action-names", "rate-0.1%", "rate-4%"],
+    ids=["action-names", "rate-0.1%", "rate-4%"],
 )
 def test_a_manifest_the_robot_config_cannot_run_is_refused(
     registry: Registry,
@@ -335,3 +331,46 @@ def test_a_manifest_the_robot_config_cannot_run_is_refused(
     registry.approve(rec.id, "alice")
     with pytest.raises(ApprovalError, match=match):
         check_for_deployment(rec.id, robot_config([alice[1]], **robot_kw), registry)
+
+
+SHAPE_EDITS = [
+    ({"action_low": [-1.0, -1.0, -1.0]}, {}, r"policy has 2 actions \(3/2 bounds\)"),
+    ({"action_high": [1.0]}, {}, r"policy has 2 actions \(2/1 bounds\)"),
+    (
+        {"joint_order": ["vel.x", "vel.y", "vel.z"]},
+        {"joints": ["vel.x", "vel.y", "vel.z"]},
+        "policy has 2 actions .* but robot 'pointbot' has 3 joints",
+    ),
+]
+SHAPE_IDS = ["low-3", "high-1", "3-joints-2-actions"]
+
+
+@pytest.mark.parametrize(("edit", "robot_kw", "match"), SHAPE_EDITS, ids=SHAPE_IDS)
+def test_a_manifest_whose_bounds_do_not_fit_its_actions_is_not_registered(
+    registry: Registry,
+    artifact_factory: ArtifactFactory,
+    edit: dict[str, Any],
+    robot_kw: dict[str, Any],
+    match: str,
+) -> None:
+    """Such a manifest is refused when it is first read (the manifest's own check), so it never
+    reaches a review, let alone a robot."""
+    with pytest.raises(ArtifactError, match="invalid manifest: .*action_low/action_high bounds"):
+        registry.register(_edit_manifest(artifact_factory(), **edit))
+    assert registry.policies() == []
+
+
+@pytest.mark.parametrize(("edit", "robot_kw", "match"), SHAPE_EDITS, ids=SHAPE_IDS)
+def test_the_robot_side_check_refuses_the_same_shapes_on_its_own(
+    artifact_factory: ArtifactFactory,
+    alice: tuple[Path, Path],
+    edit: dict[str, Any],
+    robot_kw: dict[str, Any],
+    match: str,
+) -> None:
+    """The robot's compatibility check does not rely on the manifest's: built without it (as an
+    older bremen's manifest class would have read it), the same manifest is refused there."""
+    data = json.loads((artifact_factory() / "manifest.json").read_text())
+    unchecked = PolicyManifest.model_construct(**{**data, **edit})
+    with pytest.raises(ApprovalError, match=match):
+        check_compatibility(unchecked, robot_config([alice[1]], **robot_kw), "p")
