@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from bremen_robot.errors import ArtifactError
 
@@ -49,28 +49,40 @@ class PolicyManifest(BaseModel):
     @field_validator("policy_sha256")
     @classmethod
     def _is_sha256(cls, v: str) -> str:
+        if v == "random":
+            raise ValueError(
+                "'random' names the random policy, which is no artifact; start it with --random "
+                "(no approval needed)"
+            )
         if not re.fullmatch(r"[0-9a-f]{64}", v):
-            raise ValueError(f"'{v[:20]}' is not a sha256 (64 lowercase hex digits); re-export the artifact")
+            raise ValueError(f"{v[:70]!r} is not a sha256 (64 lowercase hex digits); re-export the artifact")
         return v
 
-    @model_validator(mode="after")
-    def _bounds_fit_the_actions(self) -> PolicyManifest:
-        # the runner clips the policy's output to these bounds before the shield: a NaN, an
-        # inverted or a missing bound must stop the artifact at load, not on the robot
-        n = len(self.action_names)
-        lengths = (len(self.joint_order), len(self.action_low), len(self.action_high))
-        if lengths != (n, n, n):
+    # The runner clips the policy's output to the bounds before the shield: a NaN, an inverted or
+    # a missing bound must stop the artifact at load, not on the robot. Fields validate in
+    # declaration order, so action_names (and action_low, for action_high) are in info.data.
+    @field_validator("joint_order", "action_low", "action_high")
+    @classmethod
+    def _one_per_action(cls, v: list[Any], info: ValidationInfo) -> list[Any]:
+        names = info.data.get("action_names")
+        if names is not None and len(v) != len(names):
             raise ValueError(
-                f"{n} action_names but {lengths[0]} joint_order entries and {lengths[1]}/{lengths[2]} "
-                "action_low/action_high bounds; re-export the artifact"
+                f"holds {len(v)} for {len(names)} action_names; one per action: re-export the artifact"
             )
-        for i, (lo, hi) in enumerate(zip(self.action_low, self.action_high, strict=True)):
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-                raise ValueError(
-                    f"action '{self.action_names[i]}' has bounds [{lo:g}, {hi:g}]; each needs finite "
-                    "low < high: re-export the artifact"
-                )
-        return self
+        if info.field_name == "joint_order":
+            return v
+        for i, x in enumerate(v):
+            if not math.isfinite(x):
+                raise ValueError(f"entry {i} is {x:g}; bounds are finite numbers: re-export the artifact")
+        low = info.data.get("action_low")
+        if info.field_name == "action_high" and names is not None and low is not None:
+            for i, (lo, hi) in enumerate(zip(low, v, strict=True)):
+                if not lo < hi:
+                    raise ValueError(
+                        f"entry {i} (action {names[i]!r}) is {hi:g}, not above action_low's {lo:g}; "
+                        "each action needs low < high: re-export the artifact"
+                    )
+        return v
 
 
 def sha256_file(path: Path) -> str:
@@ -126,7 +138,7 @@ def load_manifest(path: Path) -> PolicyManifest:
         from bremen_robot.config.loading import describe_validation_error
 
         what = describe_validation_error(exc, f"{mpath}: invalid manifest", PolicyManifest)
-        raise ArtifactError(what) from None
+        raise ArtifactError(" ".join(what.split())) from None  # a hand-edited key may hold a newline
 
 
 def checked_artifact(path: Path, verify: bool = True) -> tuple[Path, PolicyManifest]:

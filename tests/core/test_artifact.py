@@ -59,21 +59,21 @@ def test_tampered_or_broken_artifacts_are_refused(artifact):
 
 
 BAD_MANIFESTS = [
-    # (change to the exported manifest.json's text, what the one line must say)
-    (lambda m: {**m, "action_low": [-2.0]}, "2 action_names but 2 joint_order entries and 1/2 action_low"),
-    (lambda m: {**m, "joint_order": ["j1"]}, "2 action_names but 1 joint_order entries and 2/2 action_low"),
+    # (change to the exported manifest.json's text, what the one line must say after the file name)
+    (lambda m: {**m, "action_low": [-2.0]}, "action_low: holds 1 for 2 action_names; one per action"),
+    (lambda m: {**m, "joint_order": ["j1"]}, "joint_order: holds 1 for 2 action_names; one per action"),
     (
         lambda m: {**m, "action_high": [2.0, 0.0]},
-        "'j2' has bounds [0, 0]; each needs finite low < high",
+        "action_high: entry 1 (action 'j2') is 0, not above action_low's 0; each action needs low < high",
     ),
-    (lambda m: {**m, "action_low": [float("nan"), 0.0]}, "action 'j1' has bounds [nan, 2]"),
-    (lambda m: {**m, "action_high": [float("inf"), 1.0]}, "action 'j1' has bounds [-2, inf]"),
+    (lambda m: {**m, "action_low": [float("nan"), 0.0]}, "action_low: entry 0 is nan; bounds are finite"),
+    (lambda m: {**m, "action_high": [float("inf"), 1.0]}, "action_high: entry 0 is inf; bounds are finite"),
     (lambda m: {**m, "control_rate_hz": float("inf")}, "control_rate_hz: Input should be a finite number"),
     (lambda m: {**m, "policy_sha256": "ABC"}, "policy_sha256: 'ABC' is not a sha256 (64 lowercase hex"),
-    (
-        lambda m: {k: v for k, v in m.items() if k != "task"},
-        "manifest: task: required field is missing",
-    ),
+    (lambda m: {**m, "policy_sha256": "random"}, "policy_sha256: 'random' names the random policy"),
+    (lambda m: {**m, "policy_sha256": "a\nb"}, "policy_sha256: 'a\\nb' is not a sha256"),
+    (lambda m: {**m, "bad\nkey": 1}, "invalid manifest: bad key: unknown field"),
+    (lambda m: {k: v for k, v in m.items() if k != "task"}, "manifest: task: required field is missing"),
     (lambda m: "{" + json.dumps(m)[1:-1], "not valid JSON (line 1 column"),
     (lambda m: [m], "not a JSON object of manifest fields"),
 ]

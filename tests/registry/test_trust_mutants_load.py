@@ -116,9 +116,13 @@ def test_a_folder_whose_manifest_names_the_random_policy_is_refused_as_random(
     data = json.loads((folder / "manifest.json").read_text())
     data["policy_sha256"] = "random"
     (folder / "manifest.json").write_text(json.dumps(data))
-    # refused when the manifest is read: 'random' is no sha256 (before 2026-12-07 the registry's
-    # random record was found by that name and refused as "not an artifact")
-    with pytest.raises(ApprovalError, match="invalid manifest: policy_sha256: 'random' is not a sha256"):
+    # refused when the manifest is read (before 2026-12-07 the registry's random record was found
+    # by that name and refused by the trust check), with the same advice
+    with pytest.raises(
+        ApprovalError,
+        match="invalid manifest: policy_sha256: 'random' names the random policy, which is no artifact; "
+        "start it with --random",
+    ):
         check_for_deployment(folder, robot, registry)
 
 
