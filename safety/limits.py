@@ -27,6 +27,7 @@ from pydantic import (
 
 from safety.errors import SafetyConfigError
 from safety.misspelling import describe_misspelling
+from safety.strict_text import DuplicateKeyError, json_loads_unique, yaml_load_unique
 
 CommandInterface = Literal["effort", "velocity", "position"]
 SafeCommandMode = Literal["zero", "hold"]
@@ -235,7 +236,10 @@ class SafetyLimits(BaseModel):
         def number(x: Any, where: str) -> float:
             if isinstance(x, bool) or not isinstance(x, (int, float)):
                 raise ValueError(f"{where}must be a number, got {x!r}; give a positive number")
-            return float(x)
+            try:
+                return float(x)
+            except OverflowError:  # an int past float's range: pydantic passes this one through
+                raise ValueError(f"{where}is too large to be a number; give a positive number") from None
 
         if v is None:
             return None
@@ -252,10 +256,11 @@ class SafetyLimits(BaseModel):
                 f"safe_command: '{self.safe_command}' does not fit command_interface '{iface}'; "
                 f"use '{allowed}'"
             )
-        steps = self.max_step if isinstance(self.max_step, dict) else {"": self.max_step}
-        for name, step in steps.items():
-            where = f"max_step.{name}" if name else "max_step"
-            if name and name not in self.joints:
+        # a per-joint mapping, or one step for every joint (name None; "" is a mapping's key)
+        steps = list(self.max_step.items()) if isinstance(self.max_step, dict) else [(None, self.max_step)]
+        for name, step in steps:
+            where = f"max_step.{name}" if name is not None else "max_step"
+            if name is not None and name not in self.joints:
                 raise ValueError(
                     f"{where}: unknown joint (the joints are {', '.join(self.joints)}); "
                     "fix the name or remove it"
@@ -422,18 +427,22 @@ def load_limits(path: str | Path, joint_names: Sequence[str] | None = None) -> S
         raise SafetyConfigError(f"{source}: is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(text)
+            data = json_loads_unique(text)
         except json.JSONDecodeError as exc:
             raise SafetyConfigError(
                 f"{source}: line {exc.lineno} is not valid JSON; fix the syntax"
             ) from None
+        except DuplicateKeyError as exc:
+            raise SafetyConfigError(f"{source}: {exc}") from None
     else:
         # PyYAML is the one import outside numpy/pydantic, and only here: a robot that must run
         # the shield alone can keep its limits as JSON.
         import yaml
 
         try:
-            data = yaml.safe_load(text)
+            data = yaml_load_unique(text)
+        except DuplicateKeyError as exc:
+            raise SafetyConfigError(f"{source}: {exc}") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark is not None else ""

@@ -223,7 +223,12 @@ class SafetyShield:
                     last, prev = st.last_command, st.prev_command
                     cmd[j], explained = self._joints.explain(j, act[j], pos[j], vel[j], last, prev)
                     ivs.extend(explained)
-            st.prev_command = st.last_command
+            # after rest, a position command started from the measured position: that is this
+            # step's "previous command", so the next step's acceleration limit sees this movement
+            if st.last_command is None and self.interface == "position":
+                st.prev_command = list(pos)
+            else:
+                st.prev_command = st.last_command
             st.last_command = cmd
             st.hold_target = None
             st.steps += 1
@@ -268,8 +273,12 @@ class SafetyShield:
             pos = [pos_all[i] for i in idx]
             vel = [vel_all[i] for i in idx]
         # finite observation
+        # a float sum is finite iff every value is; any other type (int, numpy scalar, complex)
+        # takes the per-value check, where a complex value raises (-> shape_mismatch)
         s = sum(pos) + sum(vel)
-        if s - s != 0.0 and not (all(map(math.isfinite, pos)) and all(map(math.isfinite, vel))):
+        if (type(s) is not float or s - s != 0.0) and not (
+            all(map(math.isfinite, pos)) and all(map(math.isfinite, vel))
+        ):
             bad = next(
                 n
                 for n, p, v in zip(self.names, pos, vel, strict=True)

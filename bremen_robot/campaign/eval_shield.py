@@ -53,6 +53,9 @@ def observe_step(shield: Any, state: Any, action: np.ndarray, now: float, extras
     out = shield.filter(state, action, now, extras=extras)
     # the shield remembers its own command; the robot was sent the action, so a rate limit on
     # the next step must compare with that
+    # from rest a position command starts at the measured position (the shield's own rule)
+    if sent_before is None and shield.interface == "position" and st.last_position is not None:
+        sent_before = list(st.last_position)
     st.prev_command = sent_before
     st.last_command = [float(a) for a in np.asarray(action, dtype=np.float64).reshape(-1)]
     return [str(iv.reason) for iv in out.interventions]

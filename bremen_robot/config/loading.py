@@ -18,6 +18,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticUndefined
 
 from bremen_robot.errors import ConfigError
+from safety.strict_text import DuplicateKeyError, yaml_load_unique
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -161,7 +162,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file '{path}' not found; pass an existing YAML file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml_load_unique(path.read_text())
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file (not UTF-8); pass a YAML config file") from None
     except yaml.YAMLError as exc:

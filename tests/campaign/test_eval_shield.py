@@ -55,6 +55,27 @@ def test_a_push_past_the_hard_limit_is_counted_and_the_rate_limit_compares_with_
     assert observe_step(shield, _state(MID, 0.15), _push(-0.5), 0.15) == []
 
 
+def test_observe_mode_counts_the_first_steps_movement_from_rest_against_the_acceleration_limit() -> None:
+    """Position interface, acceleration 100 at T = 0.01: the displacement may change by 0.01 per
+    step. From measured 0, the applied 0.01 is a displacement of +0.01; going back to 0 next is
+    a displacement of -0.01, a change of 0.02: the robot's shield would clip it (rate_limit).
+    Until 2026-12-07 observe mode forgot where the first step started, and counted nothing."""
+    limits = safety.parse_limits(
+        {
+            "robot": "arm",
+            "command_interface": "position",
+            "safe_command": "hold",
+            "command_box": {"min": -1.0, "max": 1.0},
+            "joints": {"j": {"position": {"min": -1.0, "max": 1.0}, "acceleration": 100.0}},
+            "timing": {"control_period": 0.01, "max_observation_age": 0.05},
+        }
+    )
+    shield = safety.SafetyShield(limits)
+    at = [safety.JointState(("j",), np.zeros(1), np.zeros(1), 0.01 * k) for k in range(2)]
+    assert observe_step(shield, at[0], np.array([0.01]), 0.0) == []
+    assert observe_step(shield, at[1], np.array([0.0]), 0.01) == ["rate_limit"]
+
+
 class _Backend:
     joint_names = JOINTS
 

@@ -33,6 +33,9 @@ def test_paper_presets_carry_the_published_figures():
         ("trpo: {horizon: 500, steps_per_iteration: 100}\n", "must be >= horizon"),
         ("device: tpu\n", "device: Input should be 'auto', 'cpu' or 'cuda'"),
         ("ensemble: [1, 2\n", "is not valid YAML"),
+        # YAML keeps the last of two equal keys: which learning rate trained would depend on order
+        ("ensemble: {lr: 0.001}\nseed: 1\nensemble: {lr: 0.1}\n", "line 3: key 'ensemble' is given twice"),
+        ("ensemble: {lr: 0.001, lr: 0.1}\n", "line 1: key 'lr' is given twice in one mapping; keep one"),
     ],
 )
 def test_config_errors_are_one_line_naming_the_field(tmp_path, yaml_text, expected):

@@ -336,9 +336,14 @@ class Model:
             out.append(clip(clip(a, last - d, last + d), lo, hi))
         return out
 
-    def sent(self, command: list[float], safe: bool) -> None:
+    def sent(self, command: list[float], safe: bool, pos: list[float] | None = None) -> None:
+        """Remember a sent command. ``pos``: the measured positions of the step, which were the
+        reference ("last") of a position command sent from rest, and so become "prev"."""
         if safe:
             self.last = self.prev = list(command)
+        elif self.last is None and self.lim.command_interface == "position":
+            assert pos is not None, "a position command from rest needs the measured positions"
+            self.prev, self.last = list(pos), list(command)
         else:
             self.prev, self.last = self.last, list(command)
 

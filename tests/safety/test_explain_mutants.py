@@ -86,14 +86,16 @@ def test_position_acceleration_limit_bounds_the_change_of_the_step() -> None:
         assert [(iv.reason, iv.joint) for iv in out.interventions] == [("rate_limit", "a")]
         sent.append(out.command[0])
         details.append(out.interventions[0].detail)
-    # from rest at 0 (the measured position): steps of 0.01, 0.01 (no step before to extend),
-    # then 0.01 + 0.01 = 0.02 from the step before; then it cannot even reverse: 0.02 - 0.01
-    assert sent == pytest.approx([0.01, 0.02, 0.04, 0.05], abs=1e-12)
+    # from rest at 0 (the measured position): displacements 0.01, 0.02, 0.03, each 0.01 more
+    # than the step before (the first one's from the measured 0 counts: until 2026-12-07 the
+    # second step forgot it and moved 0.01 again); then it cannot even reverse: 0.03 - 0.01.
+    # The centre is last + (last - prev): 0, 0.01 + 0.01, 0.03 + 0.02, 0.06 + 0.03
+    assert sent == pytest.approx([0.01, 0.03, 0.06, 0.08], abs=1e-12)
     assert details == [
         "acceleration: within 0.01 of 0",
-        "acceleration: within 0.01 of 0.01",
-        "acceleration: within 0.01 of 0.03",
-        "acceleration: within 0.01 of 0.06",
+        "acceleration: within 0.01 of 0.02",
+        "acceleration: within 0.01 of 0.05",
+        "acceleration: within 0.01 of 0.09",
     ]
 
 

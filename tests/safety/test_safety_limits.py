@@ -259,6 +259,44 @@ def test_unreadable_files(tmp_path: Path, text: str, what: str) -> None:
         load_limits(write(tmp_path, text))
 
 
+# bthigh's limits given twice: YAML and JSON both keep the last silently, which drops its
+# velocity limit and position range
+_TWICE_YAML = """robot: cheetah
+command_interface: effort
+safe_command: zero
+command_box: {min: -1.0, max: 1.0}
+joints:
+  bthigh: {position: {min: -0.52, max: 1.05}, velocity: 30.0}
+  bshin: {position: {min: -0.785, max: 0.785}}
+  bthigh: {}
+timing: {control_period: 0.05, max_observation_age: 0.15}
+"""
+
+
+def test_a_key_given_twice_is_refused_naming_it_and_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, _TWICE_YAML)
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(path)
+    assert str(err.value) == f"{path}: line 8: key 'bthigh' is given twice in one mapping; keep one of them"
+    text = json.dumps(GOOD).replace('"bshin":', '"bthigh": {}, "bshin":')
+    path = write(tmp_path, text, "limits.json")
+    with pytest.raises(SafetyConfigError) as err:
+        load_limits(path)
+    assert str(err.value) == f"{path}: key 'bthigh' is given twice in one mapping; keep one of them"
+
+
+def test_a_merge_key_may_be_overridden_by_a_key_written_out(tmp_path: Path) -> None:
+    """YAML's merge (``<<``) is not a duplicate: bshin takes bthigh's limits, then its own range."""
+    text = (
+        _TWICE_YAML.replace("  bthigh: {}\n", "")
+        .replace("  bthigh: {position", "  bthigh: &thigh {position")
+        .replace("  bshin: {position", "  bshin: {<<: *thigh, position")
+    )
+    limits = load_limits(write(tmp_path, text))
+    assert limits.joints["bshin"].velocity == 30.0
+    assert limits.joints["bshin"].position is not None and limits.joints["bshin"].position.max == 0.785
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SafetyConfigError, match="file not found"):
         load_limits(tmp_path / "nope.yaml")
@@ -332,6 +370,9 @@ MORE_BAD = [
     edited(command_interface=None),
     edited(timing__control_period="1e-3x"),
     edited(joints__bthigh__velocity=10**400),
+    edited(max_step=10**400),  # float() overflows: pydantic let OverflowError through
+    edited(max_step={"bthigh": 10**400}),
+    edited(max_step={"": 0.1}),  # the empty name skipped the unknown-joint check
 ]
 
 
@@ -349,9 +390,7 @@ def test_every_limits_message_is_one_line_ending_in_a_fix(tmp_path: Path, data: 
 
 def test_a_yes_no_value_is_not_a_number(tmp_path: Path) -> None:
     with pytest.raises(SafetyConfigError) as err:
-        load_limits(
-            write(tmp_path, "robot: cheetah\n" + yaml.safe_dump(edited(joints__bthigh__velocity=True)))
-        )
+        load_limits(write(tmp_path, yaml.safe_dump(edited(joints__bthigh__velocity=True))))
     assert "joints.bthigh.velocity: must be a number, got True (a yes/no value); write a number" in str(
         err.value
     )

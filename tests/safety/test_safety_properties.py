@@ -109,7 +109,7 @@ def run_sequence(lim: SafetyLimits, steps: list, shield: SafetyShield) -> None:
             mine = [iv for iv in out.interventions if iv.joint == name]
             j = lim.joint_names.index(name)
             assert mine[0].requested == action[j] and mine[-1].sent == cmd[j]
-        model.sent(cmd.tolist(), safe=False)
+        model.sent(cmd.tolist(), safe=False, pos=pos)
     summary = shield.summary()
     assert summary["steps"] == len(steps)
     assert 0.0 <= summary["fraction_intervened"] <= 1.0

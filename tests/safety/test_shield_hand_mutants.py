@@ -83,8 +83,8 @@ def test_forget_commands_drops_the_previous_command_so_the_acceleration_limit_st
     sh = SafetyShield(parse_limits(_limits(joint=joint)))
     # step 1: last = prev = measured 0, window 0 +- 0.01: 0.005 passes
     assert sh.filter(_js((0.0, 0.0), 0.0), [0.005, 0.005], 0.0).command.tolist() == [0.005, 0.005]
-    # step 2: last 0.005, no prev (the first step had no last command): prev = last, window
-    # 0.005 +- 0.01: 0.01 passes; the state now remembers prev 0.005, last 0.01
+    # step 2: last 0.005, prev the measured 0 the first step started from: centre 0.01, window
+    # 0.01 +- 0.01: 0.01 passes; the state now remembers prev 0.005, last 0.01
     assert sh.filter(_js((0.005, 0.005), 0.01), [0.01, 0.01], 0.01).command.tolist() == [0.01, 0.01]
     assert sh.state.prev_command == [0.005, 0.005]
     sh.forget_commands()  # a reset motion moves both joints to 0.5
@@ -93,6 +93,46 @@ def test_forget_commands_drops_the_previous_command_so_the_acceleration_limit_st
     # prev 0.005 kept: centre 0.5 + (0.5 - 0.005) = 0.995, and 0.5 would be moved to 0.985.
     out = sh.filter(_js((0.5, 0.5), 0.02), [0.5, 0.5], 0.02)
     assert out.command.tolist() == [0.5, 0.5] and out.interventions == ()
+
+
+def test_the_second_step_from_rest_counts_the_first_steps_movement_against_the_acceleration_limit():
+    """Mutant (the shipped code until 2026-12-07): after the first step from rest, prev was None,
+    so the second step took last as prev, i.e. the joint at rest at the first command, and allowed
+    twice the change of displacement. Acceleration 100 at T = 0.01: rate 0.01 per step.
+    Step 1 from measured 0: last = prev = 0, +5 is clipped to 0.01 (a displacement of +0.01).
+    Step 2, still measured 0, asks -0.3 (inside every hard bound): the displacement may change
+    by 0.01 at most, from +0.01 to 0, so the command stays at 0.01 (centre 0.01 + (0.01 - 0) =
+    0.02, window [0.01, 0.03]). The mutant's window, centred on 0.01, let it go to 0.0: a change
+    of -0.02, twice the limit."""
+    joint = {"position": {"min": -0.5, "max": 2.0}, "acceleration": 100.0}
+    for _ in range(2):  # the first episode, then the next one after forget_commands
+        sh = SafetyShield(parse_limits(_limits(joint=joint)))
+        out = sh.filter(_js((0.0, 0.0), 0.0), [5.0, 5.0], 0.0)
+        assert out.command.tolist() == [0.01, 0.01]
+        assert sh.state.prev_command == [0.0, 0.0]
+        out = sh.filter(_js((0.0, 0.0), 0.01), [-0.3, -0.3], 0.01)
+        assert out.command.tolist() == [0.01, 0.01]
+        assert {iv.reason for iv in out.interventions} == {"rate_limit"}
+        sh.forget_commands()
+
+
+def test_a_complex_joint_state_is_refused_and_leaves_no_trace_in_the_shields_state():
+    """Mutant (the shipped code until 2026-12-07): the finite check on the sum let a complex value
+    with zero imaginary part through (``0j - 0j == 0.0``); it became the last accepted position,
+    and every later stop raised comparing it with a float. Now the step sends the safe command
+    (``shape_mismatch``), the hold stays where the last real observation was, and the watchdog
+    and the next real observation work."""
+    sh = SafetyShield(parse_limits(_limits()))
+    assert sh.filter(_js((0.2, 0.3), 0.0), [0.2, 0.3], 0.0).command.tolist() == [0.2, 0.3]
+    odd = JointState(("a", "b"), np.array([0.4 + 0j, 0.3]), np.zeros(2), 0.01)
+    out = sh.filter(odd, [0.4, 0.3], 0.01)
+    assert out.safe and [iv.reason for iv in out.interventions] == ["shape_mismatch"]
+    assert out.command.tolist() == [0.2, 0.3]  # hold: the last real positions
+    assert sh.state.last_position == [0.2, 0.3]
+    wd = sh.watchdog(1.0)
+    assert wd is not None and wd.command.tolist() == [0.2, 0.3]
+    sh.forget_commands()
+    assert sh.filter(_js((0.25, 0.3), 1.0), [0.25, 0.3], 1.0).command.tolist() == [0.25, 0.3]
 
 
 def test_hold_is_clipped_into_the_hard_range_not_the_soft_one():
