@@ -120,13 +120,13 @@ def _array_tag(msg: Any) -> Key | None:
 
 def read_streams(bag: Path) -> dict[str, Any]:
     """The acting and shadow streams of a bag, keyed by tag, and its episode events."""
-    from bremen_robot.data.bag_ingest import _listed_files
+    from bremen_robot.data.bag_contents import listed_files
     from bremen_robot.data.mcap_salvage import read_segment
     from bremen_robot.ros import topics as T
-    from bremen_robot.ros.bagfile import deserialize, read_custom
+    from bremen_robot.ros.bagfile import deserialize, read_custom, recorded_topics
 
     custom = read_custom(bag)
-    roles = json.loads(custom.get("bremen.topics", "{}") or "{}")
+    roles = recorded_topics(bag, custom)
     by_name = {name: role for role, name in roles.items()}
     for role in T.MSG_TYPES:
         by_name.setdefault("/" + role.lstrip("/"), role)
@@ -135,7 +135,7 @@ def read_streams(bag: Path) -> dict[str, Any]:
     }
     reasons: dict[str, list[str]] = {T.SAFETY: [], T.SHADOW_SAFETY: []}
     events: list[dict[str, Any]] = []
-    files, _ = _listed_files(bag)
+    files, _ = listed_files(bag)
     for name in files:
         seg = bag / name
         if not seg.is_file():

@@ -163,11 +163,14 @@ def convert(args: argparse.Namespace) -> int:
 
 
 def collect(args: argparse.Namespace) -> int:
+    from bremen_robot.data.dataset import Dataset
     from bremen_robot.data.real_rollout import make_env, noisy_policy, rollout, uniform_policy
     from bremen_robot.policy.artifact import load_artifact
 
-    if args.out.exists():
-        raise DatasetError(f"'{args.out}' already exists; choose another --out (nothing was written)")
+    if Dataset.npz_path(args.out).exists():
+        raise DatasetError(
+            f"'{Dataset.npz_path(args.out)}' already exists; choose another --out (nothing was written)"
+        )
     if args.steps < 1:
         raise DatasetError(f"--steps must be at least 1 (got {args.steps})")
     if args.seed < 0:  # numpy's generators take no negative seed
@@ -197,9 +200,12 @@ def collect(args: argparse.Namespace) -> int:
 
 def ingest(args: argparse.Namespace) -> int:
     from bremen_robot.data.bag_ingest import ingest_dataset
+    from bremen_robot.data.dataset import Dataset
 
-    if args.out.exists():
-        raise DatasetError(f"'{args.out}' already exists; choose another --out (nothing was written)")
+    if Dataset.npz_path(args.out).exists():
+        raise DatasetError(
+            f"'{Dataset.npz_path(args.out)}' already exists; choose another --out (nothing was written)"
+        )
     import sys
 
     from bremen_robot.ros.bagfile import wait_until_unwritten

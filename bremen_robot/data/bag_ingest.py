@@ -27,16 +27,16 @@ observation is unusable (NaN, wrong length: the shield sent the safe command) ar
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bremen_robot.data.bag_contents import BagContents
 from bremen_robot.data.dataset import Dataset
 from bremen_robot.errors import DatasetError
+from bremen_robot.ros.bagfile import listed_episode_records
 from bremen_robot.tasks import Task, get_task
 
 COLUMNS = (
@@ -56,157 +56,8 @@ COLUMNS = (
 TIMEOUT_REASONS = ("time_limit", "budget", "stopped", "interrupted", "stamp_went_back")
 
 
-def _stamp(s: Any) -> int:
-    return int(s.sec) * 1_000_000_000 + int(s.nanosec)
-
-
-def _rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    from sim.observation import rotate
-
-    return rotate(q, v)
-
-
-class _Bag:
-    """Everything one bag holds, indexed for pairing.
-
-    Each segment is read on its own, so one damaged segment costs only what it held: the
-    others are read whole, and the damaged one is salvaged up to the damage
-    (:mod:`bremen_robot.data.mcap_salvage`). ``damaged`` names each such segment and what
-    became of it; ``segment_of`` maps an episode to the segment its start was logged in.
-    """
-
-    def __init__(self, path: Path, include_unfinished: bool = False) -> None:
-        from bremen_robot.ros.bagfile import read_custom
-
-        self.path = path
-        self.custom = read_custom(path)
-        self.states: dict[int, tuple[tuple[str, ...], np.ndarray, np.ndarray]] = {}
-        self.odom: dict[int, tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
-        self.commands: list[tuple[int, int, int | None, np.ndarray]] = []  # episode, stamp, seq, data
-        # lockstep: episode -> state stamp -> sequence number of the command the simulator stepped
-        # that state with, from the tag it echoes in the header of the state the step produced
-        self.stepped_with: dict[int, dict[int, int]] = {}
-        self.safety: Counter[tuple[int, int]] = Counter()
-        self.events: list[dict[str, Any]] = []
-        self.damaged: list[dict[str, Any]] = []
-        self.segment_of: dict[int, str] = {}
-        roles = json.loads(self.custom.get("bremen.topics", "{}") or "{}")
-        self._by_name = {name: role for role, name in roles.items()}
-        from bremen_robot.ros import topics as T
-
-        for role in T.MSG_TYPES:  # bags without the mapping: default names
-            self._by_name.setdefault("/" + role.lstrip("/"), role)
-        files, storage = _listed_files(path)
-        if storage != "mcap":
-            self._read_whole(path)
-            return
-        from bremen_robot.data.mcap_salvage import SegmentRead, read_segment, scan_segment
-
-        reads: list[SegmentRead] = []
-        for name in files:
-            seg = path / name
-            if not seg.is_file():
-                self.damaged.append({"segment": name, "problem": "is missing", "recovered_messages": 0})
-                continue
-            reads.append(read_segment(seg))
-        if include_unfinished:  # segments a crash left open under .partial/: salvage them too
-            reads += [scan_segment(p) for p in sorted(path.glob(".partial/*/*.mcap"))]
-        for r in reads:
-            name = str(r.path.relative_to(path))
-            if r.problem is not None:
-                self.damaged.append(
-                    {"segment": name, "problem": r.problem, "recovered_messages": len(r.messages)}
-                )
-            for topic, msgtype, raw in r.messages:
-                try:
-                    self._take(topic, msgtype, raw, name)
-                except DatasetError:
-                    if r.problem is None:
-                        raise
-                    self.damaged[-1]["undecodable_messages"] = (
-                        self.damaged[-1].get("undecodable_messages", 0) + 1
-                    )
-
-    def _read_whole(self, path: Path) -> None:
-        from rosbags.rosbag2 import Reader
-
-        try:
-            reader = Reader(path)
-            reader.open()
-        except Exception as exc:
-            raise DatasetError(f"{path}: cannot open the bag ({type(exc).__name__}: {exc})") from None
-        try:
-            for conn, _, raw in reader.messages():
-                self._take(conn.topic, conn.msgtype, raw, "")
-        finally:
-            reader.close()
-
-    def _take(self, topic: str, msgtype: str, raw: bytes | memoryview, segment: str) -> None:
-        from bremen_robot.ros import topics as T
-        from bremen_robot.ros.bagfile import deserialize
-
-        role = self._by_name.get(topic, "")
-        if role == T.JOINT_STATES:
-            m = deserialize(raw, msgtype)
-            st = _stamp(m.header.stamp)
-            if st not in self.states:
-                self.states[st] = (
-                    tuple(m.name),
-                    np.asarray(m.position, dtype=np.float64),
-                    np.asarray(m.velocity, dtype=np.float64),
-                )
-                echo = T.parse_command_id(m.header.frame_id)
-                if echo is not None and echo[2] is not None:
-                    self.stepped_with.setdefault(echo[0], {}).setdefault(echo[1], echo[2])
-        elif role == T.ODOM:
-            m = deserialize(raw, msgtype)
-            p, o = m.pose.pose.position, m.pose.pose.orientation
-            q = np.array([o.w, o.x, o.y, o.z])
-            lin, ang = m.twist.twist.linear, m.twist.twist.angular
-            self.odom[_stamp(m.header.stamp)] = (
-                (np.array([p.x, p.y, p.z]), q),
-                (
-                    _rotate(q, np.array([lin.x, lin.y, lin.z])),
-                    _rotate(q, np.array([ang.x, ang.y, ang.z])),
-                ),
-            )
-        elif role == T.COMMAND:
-            m = deserialize(raw, msgtype)
-            cid = T.parse_command_id(m.layout.dim[0].label) if len(m.layout.dim) else None
-            if cid is not None:
-                self.commands.append((cid[0], cid[1], cid[2], np.asarray(m.data, dtype=np.float64)))
-        elif role == T.SAFETY:
-            m = deserialize(raw, msgtype)
-            tag = T.parse_tag(m.header.frame_id)
-            if tag is not None:
-                self.safety[tag] += len(m.status)
-        elif role == T.EPISODE:
-            m = deserialize(raw, msgtype)
-            try:
-                evt = json.loads(m.data)
-            except ValueError:
-                return
-            if isinstance(evt, dict):
-                self.events.append(evt)
-                eid = evt.get("id")
-                if evt.get("event") == "start" and isinstance(eid, int):
-                    self.segment_of.setdefault(eid, segment)
-
-
-def _listed_files(path: Path) -> tuple[list[str], str]:
-    """The segment files metadata.yaml lists, and its storage plugin."""
-    import yaml
-
-    try:
-        info = yaml.safe_load((path / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-        files = [Path(str(f)).name for f in info.get("relative_file_paths") or []]
-        return files, str(info.get("storage_identifier", ""))
-    except Exception:
-        raise DatasetError(f"{path}/metadata.yaml: unreadable rosbag2 metadata; the bag is corrupt") from None
-
-
 def _observe(
-    bag: _Bag, builders: dict[tuple[str, ...], Any], task: Task, extras: dict[str, float], stamp: int
+    bag: BagContents, builders: dict[tuple[str, ...], Any], task: Task, extras: dict[str, float], stamp: int
 ) -> np.ndarray | None:
     """The task observation of the state stamped ``stamp``, or None when missing or unusable."""
     from sim.observation import ObservationBuilder
@@ -227,7 +78,20 @@ def _observe(
         o = b(q, qd, base[0] if base else None, base[1] if base else None, extras or None)
     except Exception:
         return None
-    return o if np.all(np.isfinite(o)) else None
+    return o if _finite_as_stored(o).all() else None
+
+
+def _usable_action(a: np.ndarray, action_dim: int) -> bool:
+    return a.shape[0] == action_dim and bool(_finite_as_stored(a).all())
+
+
+def _finite_as_stored(x: np.ndarray) -> np.ndarray:
+    """Elementwise: finite in the dataset's float32, not only here in float64 (a glitching
+    sensor's 1e300 is finite now and would be written as inf)."""
+    return np.isfinite(x) & (np.abs(x) <= _FLOAT32_MAX)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _episode_steps(
@@ -274,7 +138,7 @@ def _choose(
     return steps
 
 
-def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
+def _episode_plan(bag: BagContents) -> list[dict[str, Any]]:
     """One record per episode the runner started: start event, stop event (or None), extras."""
     recs: dict[int, dict[str, Any]] = {}
     # the simulator's reset and the runner's start come from two processes: the logger may store
@@ -292,7 +156,7 @@ def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
             resets[eid] = evt.get("extras") or {}
     for eid, rec in recs.items():
         rec["extras"] = resets.get(eid, {})
-    listed = {int(r["id"]): r for r in json.loads(bag.custom.get("bremen.episodes", "[]") or "[]")}
+    listed = {r["id"]: r for r in listed_episode_records(bag.path, bag.custom)}
     for eid, rec in recs.items():
         stop = rec["stop"]
         status = listed.get(eid, {}).get("status")
@@ -300,12 +164,14 @@ def _episode_plan(bag: _Bag) -> list[dict[str, Any]]:
     return [recs[k] for k in sorted(recs)]
 
 
-def _damage_report(bag: _Bag, used: set[int]) -> dict[str, Any]:
-    """What damaged segments cost: each one named, and the complete episodes that were lost."""
+def _damage_report(bag: BagContents, used: set[int], unusable: Sequence[int] = ()) -> dict[str, Any]:
+    """What damaged segments cost: each one named, and the complete episodes that were lost
+    (neither used nor read whole and found ``unusable``, which is reported as such)."""
     if not bag.damaged:
         return {}
-    listed = json.loads(bag.custom.get("bremen.episodes", "[]") or "[]")
-    lost = sorted(int(r["id"]) for r in listed if r.get("status") == "complete" and int(r["id"]) not in used)
+    listed = listed_episode_records(bag.path, bag.custom)
+    accounted = used | set(unusable)
+    lost = sorted(r["id"] for r in listed if r.get("status") == "complete" and r["id"] not in accounted)
     warnings = [
         f"{bag.path}: segment {d['segment']} {d['problem']}; "
         f"recovered {d['recovered_messages']} messages from it"
@@ -342,7 +208,7 @@ def ingest_bags(
     report: list[dict[str, Any]] = []
     next_episode = 0
     for path in map(Path, bag_paths):
-        bag = _Bag(path, include_unfinished=include_incomplete)
+        bag = BagContents(path, include_unfinished=include_incomplete)
         bag_task = bag.custom.get("bremen.task", "")
         if the_task is None:
             if not bag_task:
@@ -381,40 +247,46 @@ def ingest_bags(
             extras = {k: float(v) for k, v in rec["extras"].items()}
 
             obs_list = [_observe(bag, builders, t, extras, s) for s in stamps]
-            rows = []
-            for k in range(len(steps)):
-                if k + 1 >= len(stamps):
-                    break
+            rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, int]] = []
+            kept: list[int] = []
+            # the last command's next state may be missing: then it makes no transition
+            for k in range(min(len(steps), len(stamps) - 1)):
                 o, o2, a = obs_list[k], obs_list[k + 1], steps[k][1]
-                if (
-                    o is None
-                    or o2 is None
-                    or a is None
-                    or a.shape[0] != t.action_dim
-                    or not np.all(np.isfinite(a))
-                ):
+                if o is None or o2 is None or a is None or not _usable_action(a, t.action_dim):
                     counts["dropped_transitions"] += 1
                     continue
                 rows.append((o, a, o2, bag.safety.get((rec["id"], stamps[k]), 0)))
+                kept.append(k)
+            if rows:  # rewards too must survive float32 (finite observations can square past it)
+                o = np.stack([r[0] for r in rows])  # (n, obs_dim)
+                a = np.stack([r[1] for r in rows])  # (n, action_dim)
+                o2 = np.stack([r[2] for r in rows])  # (n, obs_dim)
+                rew = np.asarray(t.reward(o, a, o2), dtype=np.float64)
+                ok = _finite_as_stored(rew)
+                if not ok.all():
+                    counts["dropped_transitions"] += int((~ok).sum())
+                    rows = [r for r, keep in zip(rows, ok, strict=True) if keep]
+                    kept = [k for k, keep in zip(kept, ok, strict=True) if keep]
+                    o, a, o2, rew = o[ok], a[ok], o2[ok], rew[ok]
             if not rows:
                 if rec["complete"]:
                     unusable.append(rec["id"])
                 continue
-            o = np.stack([r[0] for r in rows])
-            a = np.stack([r[1] for r in rows])
-            o2 = np.stack([r[2] for r in rows])
             n = len(rows)
             term = np.asarray(t.terminated(o, a, o2), dtype=bool)
             timeouts = np.zeros(n, dtype=bool)
             reason = stop.get("reason", "interrupted") if rec["complete"] else "interrupted"
             if went_back:
                 reason = "stamp_went_back"
-            if reason in TIMEOUT_REASONS and not term[-1]:
+            # the episode's own end was dropped: the data stops before it, like a time limit
+            # (an unflagged last row would read as the episode going on)
+            tail_dropped = kept[-1] != len(steps) - 1
+            if (reason in TIMEOUT_REASONS or tail_dropped) and not term[-1]:
                 timeouts[-1] = True
             cols["obs"].append(o)
             cols["actions"].append(a)
             cols["next_obs"].append(o2)
-            cols["rewards"].append(np.asarray(t.reward(o, a, o2), dtype=np.float64))
+            cols["rewards"].append(rew)
             cols["terminals"].append(term)
             cols["timeouts"].append(timeouts)
             cols["episode_ids"].append(np.full(n, next_episode, dtype=np.int64))
@@ -427,7 +299,7 @@ def ingest_bags(
             next_episode += 1
             counts["episodes"] += 1
             used.add(rec["id"])
-        entry: dict[str, Any] = {"bag": str(path), **counts, **_damage_report(bag, used)}
+        entry: dict[str, Any] = {"bag": str(path), **counts, **_damage_report(bag, used, unusable)}
         if cut:
             entry["cut_episodes"] = cut
             entry["warnings"] = [

@@ -206,8 +206,7 @@ class Dataset:
         path = Path(path)
         if path.is_dir():  # else it became <folder>.npz beside the folder, not the file asked for
             raise DatasetError(f"'{path}' is a folder; give a file name, e.g. '{path / 'data.npz'}'")
-        if path.suffix != ".npz":
-            path = path.with_suffix(".npz")
+        path = Dataset.npz_path(path)
         if path.exists() and not overwrite:
             return self._same_as_existing(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -227,6 +226,13 @@ class Dataset:
             return self._same_as_existing(path)
         return path
 
+    @staticmethod
+    def npz_path(path: Path) -> Path:
+        """Where :meth:`save` writes ``path``: as given when it ends in ``.npz``, else with
+        ``.npz`` appended (numpy's rule; replacing the suffix made ``data.2026.12`` ``data.2026.npz``)."""
+        path = Path(path)
+        return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
     def _same_as_existing(self, path: Path) -> Path:
         """``path`` when the file there holds this very data; otherwise refuse, in one line."""
         try:
@@ -243,7 +249,13 @@ class Dataset:
         if not path.is_file():
             raise DatasetError(f"dataset '{path}' not found; pass a .npz written by 'bremen dataset'")
         try:
-            with np.load(path, allow_pickle=False) as z:
+            loaded = np.load(path, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):  # a lone .npy array
+                raise DatasetError(
+                    f"dataset '{path}' is a single numpy array, not a dataset .npz; pass a file written "
+                    "by 'bremen dataset' (or convert a D4RL-style .npz with 'bremen dataset convert')"
+                )
+            with loaded as z:
                 header = json.loads(str(z["header"]))
                 cols = {name: z[name] for name in COLUMNS}
                 cols.update({name: z[name] for name in OPTIONAL_COLUMNS if name in z.files})
@@ -287,6 +299,9 @@ class Dataset:
         task: str, columns: dict[str, np.ndarray], meta: dict[str, Any] | None = None
     ) -> Dataset:
         """Build from a mapping of columns; optional columns default sensibly."""
+        missing = [c for c in ("obs", "actions", "rewards", "next_obs") if c not in columns]
+        if missing:
+            raise DatasetError(f"missing required column(s) {', '.join(missing)}")
         n = len(columns["obs"])
         defaults: dict[str, Any] = {
             "terminals": np.zeros(n, bool),
@@ -296,9 +311,6 @@ class Dataset:
             "policy_sha256": np.full(n, "unknown"),
             "interventions": np.zeros(n, np.int32),
         }
-        missing = [c for c in ("obs", "actions", "rewards", "next_obs") if c not in columns]
-        if missing:
-            raise DatasetError(f"missing required column(s) {', '.join(missing)}")
         cols: dict[str, Any] = {name: columns.get(name, defaults.get(name)) for name in COLUMNS}
         return Dataset(task=task, meta=meta or {}, **cols)
 

@@ -185,10 +185,10 @@ def bag_interventions(bag: Path) -> Counter[str] | None:
 
         from bremen_robot.data.mcap_salvage import read_segment
         from bremen_robot.ros import topics as T
-        from bremen_robot.ros.bagfile import deserialize, read_custom
+        from bremen_robot.ros.bagfile import deserialize, read_custom, recorded_topics
 
         info = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
-        roles = json.loads(read_custom(bag).get("bremen.topics", "{}") or "{}")
+        roles = recorded_topics(bag, read_custom(bag))
         topic = roles.get(T.SAFETY, "/" + T.SAFETY)
         counts: Counter[str] = Counter()
         for name in info.get("relative_file_paths") or []:

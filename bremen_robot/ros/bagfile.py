@@ -304,6 +304,42 @@ def read_custom(path: Path | str) -> dict[str, str]:
     return dict(info.get("custom_data") or {})
 
 
+def _custom_json(path: Path | str, custom: Mapping[str, str], key: str, default: str) -> Any:
+    try:
+        return json.loads(custom.get(key, default) or default)
+    except ValueError:
+        return _BAD_JSON
+
+
+_BAD_JSON = object()
+
+
+def recorded_topics(path: Path | str, custom: Mapping[str, str]) -> dict[str, str]:
+    """``bremen.topics`` of a bag's ``custom``: role -> recorded topic name ({} when absent)."""
+    roles = _custom_json(path, custom, "bremen.topics", "{}")
+    if not (isinstance(roles, dict) and all(isinstance(v, str) for v in roles.values())):
+        raise DatasetError(
+            f"{Path(path) / METADATA}: custom_data bremen.topics is not a JSON map of role to topic "
+            "name; the metadata is damaged: delete that entry to read the bag with the default topic names"
+        )
+    return {str(k): v for k, v in roles.items()}
+
+
+def listed_episode_records(path: Path | str, custom: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``bremen.episodes`` of a bag's ``custom``: the logger's records, each with an int ``id``
+    ([] when absent)."""
+    records = _custom_json(path, custom, "bremen.episodes", "[]")
+    if not (
+        isinstance(records, list) and all(isinstance(r, dict) and type(r.get("id")) is int for r in records)
+    ):
+        raise DatasetError(
+            f"{Path(path) / METADATA}: custom_data bremen.episodes is not a JSON list of episode "
+            "records with an integer id; the metadata is damaged: delete that entry, and the "
+            "episodes' own start and stop events decide which are complete"
+        )
+    return records
+
+
 def partial_segments(path: Path | str) -> list[str]:
     """Segments a crash left unfinished (not listed in metadata.yaml)."""
     d = Path(path) / PARTIAL_DIR

@@ -30,6 +30,33 @@ def test_truncated_and_corrupt_files_give_one_line(tmp_path, point_data):
         assert "\n" not in str(info.value)
 
 
+def test_a_lone_npy_array_is_refused_in_one_line_not_a_crash(tmp_path, point_data):
+    """np.load returns a plain array for .npy, which the loader used as an archive (TypeError)."""
+    np.save(tmp_path / "obs.npy", point_data.obs)
+    with pytest.raises(DatasetError) as info:
+        Dataset.load(tmp_path / "obs.npy")
+    assert str(info.value).startswith(f"dataset '{tmp_path / 'obs.npy'}' is a single numpy array, not a")
+    assert "\n" not in str(info.value)
+
+
+def test_save_appends_npz_to_a_name_with_dots_and_writes_where_it_says(tmp_path, point_data):
+    """Until 2026-12-07 the last dotted part was replaced: 'data.2026.12.07' was written as
+    'data.2026.12.npz', and loading the name given found nothing."""
+    written = point_data.save(tmp_path / "data.2026.12.07")
+    assert written == tmp_path / "data.2026.12.07.npz"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.2026.12.07.npz"]
+    assert Dataset.npz_path(tmp_path / "data") == tmp_path / "data.npz"
+    assert Dataset.npz_path(tmp_path / "d.npz") == tmp_path / "d.npz"
+    assert Dataset.load(written).digest() == point_data.digest()
+
+
+def test_from_columns_names_a_missing_obs_column():
+    cols = {"actions": np.zeros((3, 2)), "rewards": np.zeros(3), "next_obs": np.zeros((3, 4))}
+    with pytest.raises(DatasetError) as info:
+        Dataset.from_columns("point", cols)
+    assert str(info.value) == "missing required column(s) obs"
+
+
 def test_save_refuses_to_overwrite_different_data(tmp_path, point_data):
     path = point_data.save(tmp_path / "d.npz")
     before = path.read_bytes()

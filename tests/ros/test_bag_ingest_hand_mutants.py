@@ -299,7 +299,7 @@ def test_the_episode_plan_orders_by_id_and_reads_completeness_from_stop_and_list
         {**runner, "event": "stop", "id": 7, "complete": True},
     ]
     listed = json.dumps([{"id": 2, "status": "complete"}, {"id": 7, "status": "incomplete"}])
-    plan = _episode_plan(SimpleNamespace(events=events, custom={"bremen.episodes": listed}))
+    plan = _episode_plan(SimpleNamespace(events=events, custom={"bremen.episodes": listed}, path=Path("bag")))
     assert [(r["id"], r["complete"]) for r in plan] == [(2, True), (5, False), (7, False)]
 
 

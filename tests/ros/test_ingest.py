@@ -198,7 +198,7 @@ def test_an_episodes_extras_are_kept_when_the_simulators_reset_was_logged_before
         {**runner, "event": "stop", "id": 8, "complete": True},
     ]
     listed = json.dumps([{"id": 7, "status": "complete"}, {"id": 8, "status": "complete"}])
-    plan = _episode_plan(SimpleNamespace(events=events, custom={"bremen.episodes": listed}))
+    plan = _episode_plan(SimpleNamespace(events=events, custom={"bremen.episodes": listed}, path=Path("bag")))
     assert [(r["id"], r["complete"], r["extras"]) for r in plan] == [
         (7, True, goal),
         (8, True, {"goal_x": 0.1}),
