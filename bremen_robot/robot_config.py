@@ -75,6 +75,28 @@ class RobotConfig(BaseModel):
         return f"add {operator}'s .pub (bremen operator init {operator}) to trusted_operator_keys{where}"
 
 
+def joint_order_problem(robot: RobotConfig, task_name: str) -> str | None:
+    """Why the robot's joints are not the task's actions in the task's order, or None.
+
+    Policies act in the task's order and bags and datasets store commands as sent, so any other
+    order (sim_bridge alone maps it) would mislabel every logged action, silently.
+    """
+    from bremen_robot.tasks import get_task
+
+    task = get_task(task_name)
+    want = list(task.action_names)
+    if list(robot.joints) == want:
+        return None
+    if sorted(robot.joints) == sorted(want):
+        what = f"the actions of task '{task.name}' in another order (the task's: {want})"
+    else:
+        what = f"not the actions of task '{task.name}' ({want})"
+    return (
+        f"joints {list(robot.joints)} are {what}; policies act and datasets store commands in the "
+        "task's order: list the joints so, and map them to your controller's order in its driver"
+    )
+
+
 def load_robot_config(path: Path) -> RobotConfig:
     """Load a robot config and resolve its relative paths against the file's folder."""
     cfg = load_yaml_model(RobotConfig, Path(path))

@@ -14,7 +14,7 @@ from bremen_robot.campaign.seeds import MAX_FLEET, SeedLayout
 from bremen_robot.config.loading import load_yaml_model
 from bremen_robot.config.train import load_train_config
 from bremen_robot.errors import ConfigError
-from bremen_robot.robot_config import load_robot_config
+from bremen_robot.robot_config import joint_order_problem, load_robot_config
 from bremen_robot.tasks import get_task
 
 REPO_CAMPAIGNS = Path(__file__).resolve().parents[2] / "configs" / "campaigns"
@@ -273,6 +273,9 @@ def load_campaign_config(name_or_path: str | Path) -> CampaignConfig:
     task = get_task(train.task or robot.task)
     if task.name != get_task(robot.task).name:
         raise ConfigError(f"{path}: train preset task '{task.name}' differs from robot task '{robot.task}'")
+    why = joint_order_problem(robot, task.name)
+    if why:
+        raise ConfigError(f"{path}: robot config {cfg.robot}: {why}")
     if cfg.evaluation.env is not None:  # else first used after deployment 1's training
         from bremen_robot.data.real_rollout import check_env_spec
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from bremen_robot.errors import ConfigError
-from bremen_robot.robot_config import load_robot_config
+from bremen_robot.robot_config import joint_order_problem, load_robot_config
 from bremen_robot.ros.config import CollectConfig
 from bremen_robot.ros.topics import COMMAND, JOINT_STATES, SHADOW_TOPICS
 
@@ -137,6 +137,9 @@ def node_specs(
         raise ConfigError("no policy given; pass a registry id or artifact folder, or 'random'")
     robot = load_robot_config(cfg.robot)
     task = cfg.task or robot.task
+    why = joint_order_problem(robot, task)
+    if why:
+        raise ConfigError(f"robot config {cfg.robot}: {why}")
     common: dict[str, ParamValue] = {
         "robot_config": str(cfg.robot),
         "task": task,

@@ -97,6 +97,30 @@ def test_a_bad_train_preset_or_evaluation_env_is_named_when_the_config_loads(tmp
         load_campaign_config(camp)
 
 
+def test_a_robot_whose_joints_are_not_the_tasks_actions_in_order_is_refused_when_the_config_loads(tmp_path):
+    """Until 2026-12-07 a campaign on it collected deployment 1 with its commands stored as another
+    joint's actions, and was refused a trained policy only at deployment 2."""
+    camp = write_campaign(tmp_path)
+    robot = tmp_path / "robot.yaml"
+    for joints, what in (
+        (
+            ["vel.y", "vel.x"],
+            "are the actions of task 'point' in another order (the task's: ['vel.x', 'vel.y'])",
+        ),
+        (["x", "y"], "are not the actions of task 'point' (['vel.x', 'vel.y'])"),
+    ):
+        data = yaml.safe_load(robot.read_text())
+        data["joints"] = joints
+        robot.write_text(yaml.safe_dump(data))
+        with pytest.raises(ConfigError) as info:
+            load_campaign_config(camp)
+        assert str(info.value) == (
+            f"{camp}: robot config {robot}: joints {joints} {what}; policies act and datasets store "
+            "commands in the task's order: list the joints so, and map them to your controller's "
+            "order in its driver"
+        )
+
+
 @pytest.mark.parametrize("name", ["../up", "a/b", "with space", "", "-dash-first", "x" * 65])
 def test_a_campaign_name_that_is_not_a_plain_folder_name_is_refused(tmp_path, name):
     """Robot nodes keep a campaign's files in a folder of its name."""

@@ -314,3 +314,22 @@ def test_cli_dry_run_and_bad_input(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "mode" in err and "\n" not in err
     assert main(["collect", "--config", cfg, "--random", "--episodes", "-3", "--out", out]) == 2
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_collect_refuses_a_robot_whose_joints_are_the_tasks_actions_in_another_order(tmp_path, dry_run):
+    """Until 2026-12-07 this ran with --random: sim_bridge mapped the commands to the task's order
+    for the physics, but ingest stored them as sent, so every dataset column was another joint's
+    action (silently; a trained policy was refused only at deployment 2)."""
+    order = ["ffoot", "fshin", "fthigh", "bfoot", "bshin", "bthigh"]
+    robot, cfg = _robot_with(tmp_path, joints=order)
+    out = tmp_path / "bag"
+    with pytest.raises(ConfigError) as exc:
+        collect(cfg, random=True, episodes=1, out=out, dry_run=dry_run)
+    task_order = ["bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot"]
+    assert str(exc.value) == (
+        f"robot config {robot}: joints {order} are the actions of task 'halfcheetah' in another order "
+        f"(the task's: {task_order}); policies act and datasets store commands in the task's order: "
+        "list the joints so, and map them to your controller's order in its driver"
+    )
+    assert not out.exists()
