@@ -87,14 +87,15 @@ class ResetNode:
             )
         self.cfg = robot.reset
         self.joints = list(robot.joints)
-        self.limits = safety.load_limits(self.cfg.limits, joint_names=self.joints)
+        self.rate = float(p["control_rate_hz"] or robot.control_rate_hz)
         from bremen_robot.limits_fit import ood_problem
+        from bremen_robot.ros.runner_wiring import reset_limits
 
+        self.limits = reset_limits(robot, self.rate)  # per the period it commands at
         if (why := ood_problem(self.limits, self.cfg.limits)) is not None:
             raise ConfigError(why)
         self._safety = safety
         self.task = get_task(p["task"] or robot.task)
-        self.rate = float(p["control_rate_hz"] or robot.control_rate_hz)
         self._String, self._Array, self._Dim = String, Float64MultiArray, MultiArrayDimension
         self.pub_cmd = node.create_publisher(Float64MultiArray, T.COMMAND, T.qos("command"))
         self.pub_reset = node.create_publisher(String, T.RESET, T.qos("episode"))

@@ -1,5 +1,6 @@
 """Small pure pieces of ``policy_runner``'s wiring, without rclpy: its log line for a stop,
-the e-stop callback that flags a running tick, the safety limits per control rate, and the
+the e-stop callback that flags a running tick, the safety limits per control rate (the
+runner's and the reset node's), and the
 accounting of a control tick against its deadline (the control step itself: :mod:`.runner_core`).
 """
 
@@ -60,6 +61,32 @@ def runner_limits(limits: Any, rate_hz: float, lockstep: bool, observation_timeo
     if not update:
         return limits
     return limits.model_copy(update={"timing": timing.model_copy(update=update)})
+
+
+def reset_limits(robot: Any, rate_hz: float) -> Any:
+    """The safety limits of ``reset_node``'s shield when it commands at ``rate_hz``: the reset's
+    own file per that period, as :func:`runner_limits` does for the runner (a reset at 100 Hz
+    under limits written for 20 Hz was let through 5x the acceleration limit; at 10 Hz every
+    reset failed on the rate limit). At another rate than the file's, the reset must still fit
+    (``check_reset_limits`` on both files per that period), or it is refused in one line."""
+    import safety
+    from bremen_robot.errors import ConfigError
+    from bremen_robot.reset_config import check_reset_limits
+
+    reset = robot.reset
+    own = safety.load_limits(reset.limits, joint_names=list(robot.joints))
+    scaled = runner_limits(own, rate_hz, lockstep=False, observation_timeout_s=0.0)
+    if scaled is own:
+        return own
+    assert robot.safety is not None  # load_robot_config refuses a reset without the robot's limits
+    theirs = runner_limits(
+        safety.load_limits(robot.safety, joint_names=list(robot.joints)), rate_hz, False, 0.0
+    )
+    try:
+        check_reset_limits(reset, theirs, scaled, where=f"reset at control_rate_hz {rate_hz:g}")
+    except ValueError as exc:
+        raise ConfigError(f"{robot.source}: {exc}") from None
+    return scaled
 
 
 def tick_accounting(deadline: float, start: float, period: float) -> tuple[int, bool, float]:

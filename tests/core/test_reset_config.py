@@ -302,3 +302,49 @@ def test_a_position_reset_keeps_within_the_acceleration_limit():
         "lower max_acceleration"
     )
     check_reset_limits(_panda_reset(max_acceleration=1.5), robot, own)
+
+
+def test_the_reset_nodes_limits_follow_its_control_rate():
+    """Until 2026-12-07 reset_node's shield applied panda-reset.yaml's per-second limits per the
+    file's 0.05 s whatever rate it commanded at: at 100 Hz it let the velocity command change by
+    1.5 x 0.05 = 0.075 rad/s per 0.01 s, 5x the acceleration limit (7.5 rad/s^2 against 1.5);
+    now 1.5 x 0.01 = 0.015 per step."""
+    import numpy as np
+
+    import safety
+    from bremen_robot.ros.runner_wiring import reset_limits
+
+    robot = load_robot_config(CONFIGS / "robots" / "panda.yaml")
+    assert reset_limits(robot, 20.0).timing.control_period == 0.05  # the file's own rate
+    limits = reset_limits(robot, 100.0)
+    assert limits.timing.control_period == 0.01
+    shield = safety.SafetyShield(limits)
+    names = tuple(robot.joints)
+    still = safety.JointState(names, np.array(robot.reset.home), np.zeros(7), 0.0)
+    out = shield.filter(still, np.full(7, 0.075), 0.0)
+    np.testing.assert_allclose(out.command, np.full(7, 0.015), rtol=1e-12)
+    assert {iv.reason for iv in out.interventions} == {"rate_limit"}
+
+
+def test_a_reset_that_no_longer_fits_its_step_limit_at_the_control_rate_is_refused(tmp_path):
+    """max_step 0.05 holds max_acceleration 1.0 x 0.05 s at the file's 20 Hz; at 10 Hz a step
+    changes the velocity command by 0.1: every reset would fail on its first correction."""
+    from bremen_robot.ros.runner_wiring import reset_limits
+
+    lim = yaml.safe_load((CONFIGS / "safety" / "panda-reset.yaml").read_text())
+    lim["max_step"] = 0.05
+    (tmp_path / "reset-limits.yaml").write_text(yaml.safe_dump(lim))
+    data = yaml.safe_load((CONFIGS / "robots" / "panda.yaml").read_text())
+    data["safety"] = str(CONFIGS / "safety" / "panda.yaml")
+    data["reset"]["limits"] = str(tmp_path / "reset-limits.yaml")
+    path = tmp_path / "panda.yaml"
+    path.write_text(yaml.safe_dump(data))
+    robot = load_robot_config(path)
+    assert reset_limits(robot, 20.0).max_step == 0.05
+    with pytest.raises(ConfigError) as err:
+        reset_limits(robot, 10.0)
+    assert str(err.value) == (
+        f"{path}: reset at control_rate_hz 10: max_acceleration 1.0 changes the command by 0.1 per "
+        "control period, more than limits max_step for panda_joint1 0.05; lower max_acceleration or "
+        "raise max_step"
+    )
