@@ -70,6 +70,9 @@ def plan_reset(
     distance = float(np.max(np.abs(delta))) if delta.size else 0.0
     if distance == 0.0:
         return ResetPlan(q1[None].copy(), np.zeros((0, q1.size)), dt)
+    if distance < 1e-12:  # one step: a subnormal distance made the profile's peak speed 0 (x / 0)
+        positions = np.stack([q0, q1])  # (2, n)
+        return ResetPlan(positions, np.diff(positions, axis=0) / dt, dt)
     t_acc = max_speed / max_acceleration
     if distance < max_speed * t_acc:  # never reaches max_speed: a triangle
         v_peak = math.sqrt(distance * max_acceleration)
@@ -214,11 +217,16 @@ class ResetMotion:
         if late is not None:
             return late
         st = self.shield.state
+        key = tuple(names)
         if st.estop_latched:  # the standing cause: a late or odd observation must not hide it
+            # the shield sees the state first: a position hold then holds where the robot is, not
+            # the middle of its range (a fresh shield knows no position)
+            self.shield.filter(
+                JointState(key, np.asarray(position), np.asarray(velocity), arrival), None, now
+            )
             return self._end(
                 False, f"the reset's shield intervened (estop: e-stop latched ({st.estop_reason}))", now
             )
-        key = tuple(names)
         q, qd = self._pick(key, position), self._pick(key, velocity)
         if q is None or qd is None or not (np.all(np.isfinite(q)) and np.all(np.isfinite(qd))):
             return self._end(False, f"joint_states do not carry finite values for {list(self.joints)}", now)

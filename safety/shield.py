@@ -79,6 +79,9 @@ class ShieldState:
     """Actuated joint positions of the newest accepted observation."""
     hold_target: list[float] | None = None
     """Position held while the safe command is active ('hold' mode); latched on entry."""
+    last_measured: list[float] | None = None
+    """Actuated joint positions of the newest finite observation, accepted or rejected for its
+    timing (stale, future, out of order): where a hold goes when nothing was ever accepted."""
     estop_latched: bool = False
     estop_reason: str = ""
     obs_ok: bool = False
@@ -99,6 +102,7 @@ class ShieldState:
             prev_command=cp(self.prev_command),
             last_position=cp(self.last_position),
             hold_target=cp(self.hold_target),
+            last_measured=cp(self.last_measured),
             counts=dict(self.counts),
         )
 
@@ -155,7 +159,13 @@ class SafetyShield:
         self._layout = make_layout(limits, tuple(self.names))
         self._layout_src: object = None
         if state is not None:  # a state from another robot would index past its joints
-            for field_name in ("last_command", "prev_command", "last_position", "hold_target"):
+            for field_name in (
+                "last_command",
+                "prev_command",
+                "last_position",
+                "hold_target",
+                "last_measured",
+            ):
                 v = getattr(state, field_name)
                 if v is not None and len(v) != self.n:
                     raise ValueError(
@@ -285,6 +295,7 @@ class SafetyShield:
                 if not (math.isfinite(p) and math.isfinite(v))
             )
             return self._refuse("nan_observation", f"joint '{bad}' position/velocity is not finite")
+        st.last_measured = pos
         # timing
         stamp = js.stamp
         age = now - stamp
@@ -418,10 +429,11 @@ class SafetyShield:
 
     def _hold_position(self, pos: list[float] | None) -> list[float]:
         """Where 'hold' holds when stopped now: ``pos`` (only ever an accepted observation's
-        positions), else the last accepted positions, else the last command, else the middle of
-        the range; clipped into the hard range and the box."""
+        positions), else the last accepted positions, else the last command, else the newest
+        finite measurement (rejected for its timing: late, but where the robot was), else the
+        middle of the range; clipped into the hard range and the box."""
         st = self.state
-        src = pos if pos is not None else st.last_position or st.last_command
+        src = pos if pos is not None else st.last_position or st.last_command or st.last_measured
         if src is None:
             src = [0.5 * (lo + hi) for lo, hi in zip(self._hold_lo, self._hold_hi, strict=True)]
         return [

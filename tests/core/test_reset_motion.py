@@ -301,3 +301,48 @@ def test_a_reset_stops_where_the_robots_own_envelope_would():
     assert out is not None and not out.success
     assert out.reason == "the reset's shield intervened (envelope: panda_joint1 position 2.96 > max 2.9473)"
     assert np.all(cmd == 0.0)
+
+
+_POSITION_LIMITS = {
+    "robot": "arm",
+    "command_interface": "position",
+    "safe_command": "hold",
+    "max_step": 0.05,
+    "timing": {"control_period": 0.05, "max_observation_age": 0.25},
+    "joints": {
+        "j1": {"position": {"min": -2.9, "max": 2.9}, "velocity": 0.6, "acceleration": 1.5},
+        "j2": {"position": {"min": -3.0, "max": -0.07}, "velocity": 0.6, "acceleration": 1.5},
+    },
+    "command_box": {"min": -3.0, "max": 3.0},
+}
+
+
+@pytest.mark.parametrize(("case", "reason"), [("estop", "estop"), ("stale", "stale_observation")])
+def test_a_position_reset_that_fails_on_its_first_step_holds_where_the_robot_is(case, reason):
+    """Until 2026-12-07 it held the middle of each range, [0, -1.535], on a fresh shield that had
+    accepted no state: an arm left at [2.0, -2.5] by its episode was driven across its range
+    while e-stopped, or because the newest state was 1 s old when the reset began."""
+    cfg = ResetConfig(
+        home=[0.0, -1.0],
+        max_speed=0.5,
+        max_acceleration=1.0,
+        position_tolerance=0.02,
+        velocity_tolerance=0.02,
+        timeout_s=20,
+        limits=Path("x.yaml"),
+    )
+    shield = safety.SafetyShield(safety.parse_limits(_POSITION_LIMITS))
+    motion = ResetMotion(cfg, shield, ["j1", "j2"], np.array(cfg.home), 0.05, 100.0)
+    if case == "estop":
+        shield.estop("bremen/estop")
+    arrival = 99.0 if case == "stale" else 100.0
+    cmd, outcome = motion.step(("j1", "j2"), np.array([2.0, -2.5]), np.zeros(2), arrival, 100.0)
+    assert outcome is not None and not outcome.success and f"intervened ({reason}" in outcome.reason
+    np.testing.assert_array_equal(cmd, [2.0, -2.5])
+
+
+def test_a_subnormal_distance_is_one_step_not_a_division_by_zero():
+    """Hypothesis found it (2026-12-07): 5e-324 x max_acceleration 0.5 underflows to 0, so the
+    triangle's peak speed was 0 and the profile divided by it."""
+    plan = plan_reset([0.0], [5e-324], 1.0, 0.5, 0.0625)
+    assert plan.positions.tolist() == [[0.0], [5e-324]] and plan.steps == 1

@@ -211,12 +211,20 @@ def test_hold_target_ignores_an_observation_rejected_for_a_non_finite_envelope_v
     np.testing.assert_array_equal(out.command, [0.3, -0.2])
 
 
-def test_hold_before_any_accepted_observation_is_the_middle_of_the_range() -> None:
+def test_hold_before_any_accepted_observation_is_where_a_rejected_one_measured_the_joint() -> None:
+    """Until 2026-12-07 a stale first observation left the hold at the middle of the range
+    (-1.5708 here): a position robot at -1.0 was driven across its range while stopped. A late
+    measurement is still where the robot was; the middle is only for a shield that never saw a
+    finite one."""
     sh = SafetyShield(parse_limits(panda_position_limits()))
     state = JointState(("panda_joint4",), np.array([-1.0]), np.zeros(1), 0.5)  # stale at now=2
     out = sh.filter(state, np.array([-1.0]), 2.0)
-    assert out.safe
-    np.testing.assert_allclose(out.command, [0.5 * (-3.0718 - 0.0698)])
+    assert out.safe and out.interventions[0].reason == "stale_observation"
+    np.testing.assert_array_equal(out.command, [-1.0])
+    fresh = SafetyShield(parse_limits(panda_position_limits()))
+    nan = JointState(("panda_joint4",), np.array([np.nan]), np.zeros(1), 2.0)
+    out = fresh.filter(nan, np.array([-1.0]), 2.0)
+    np.testing.assert_allclose(out.command, [0.5 * (-3.0718 - 0.0698)])  # nothing finite ever seen
 
 
 # --- the watchdog's clock ----------------------------------------------------------------------
