@@ -259,7 +259,7 @@ class SafetyLimits(BaseModel):
         # a per-joint mapping, or one step for every joint (name None; "" is a mapping's key)
         steps = list(self.max_step.items()) if isinstance(self.max_step, dict) else [(None, self.max_step)]
         for name, step in steps:
-            where = f"max_step.{name}" if name is not None else "max_step"
+            where = "max_step" if name is None else f"max_step.{name or repr(name)}"
             if name is not None and name not in self.joints:
                 raise ValueError(
                     f"{where}: unknown joint (the joints are {', '.join(self.joints)}); "

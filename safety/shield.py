@@ -23,6 +23,7 @@ explains a change live in :mod:`safety.explain`, the name layout and envelope in
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -61,6 +62,10 @@ __all__ = [
 ]
 
 
+def _finite_real(x: object) -> bool:
+    return isinstance(x, numbers.Real) and math.isfinite(x)
+
+
 def _zero_counts() -> dict[str, int]:
     return dict.fromkeys(REASONS, 0)
 
@@ -80,8 +85,9 @@ class ShieldState:
     hold_target: list[float] | None = None
     """Position held while the safe command is active ('hold' mode); latched on entry."""
     last_measured: list[float] | None = None
-    """Actuated joint positions of the newest finite observation, accepted or rejected for its
-    timing (stale, future, out of order): where a hold goes when nothing was ever accepted."""
+    """Actuated joint positions of the newest observation with finite joint values, accepted or
+    rejected later (timing, envelope extras), or noted (:meth:`SafetyShield.note_measurement`):
+    where a hold goes when nothing was ever accepted."""
     estop_latched: bool = False
     estop_reason: str = ""
     obs_ok: bool = False
@@ -284,15 +290,16 @@ class SafetyShield:
             vel = [vel_all[i] for i in idx]
         # finite observation
         # a float sum is finite iff every value is; any other type (int, numpy scalar, complex)
-        # takes the per-value check, where a complex value raises (-> shape_mismatch)
+        # takes the per-value check, which also refuses a complex value (numpy's with zero
+        # imaginary part would pass math.isfinite)
         s = sum(pos) + sum(vel)
         if (type(s) is not float or s - s != 0.0) and not (
-            all(map(math.isfinite, pos)) and all(map(math.isfinite, vel))
+            all(map(_finite_real, pos)) and all(map(_finite_real, vel))
         ):
             bad = next(
                 n
                 for n, p, v in zip(self.names, pos, vel, strict=True)
-                if not (math.isfinite(p) and math.isfinite(v))
+                if not (_finite_real(p) and _finite_real(v))
             )
             return self._refuse("nan_observation", f"joint '{bad}' position/velocity is not finite")
         st.last_measured = pos
@@ -440,6 +447,35 @@ class SafetyShield:
             hi if x > hi else lo if x < lo else x
             for x, lo, hi in zip(src, self._hold_lo, self._hold_hi, strict=True)
         ]
+
+    def note_measurement(self, joint_state: JointState) -> None:
+        """Remember where the actuated joints were measured (finite real positions; velocities
+        are not needed) for a hold, without a step: a node that stops the robot before its
+        shield has stepped (a reset e-stopped before its first command) then holds there, not
+        at the middle of the range. Never raises; an unreadable state is ignored."""
+        try:
+            names = tuple(joint_state.names)
+            layout = self._layout if names == self._layout.key else make_layout(self.limits, names)
+            values = np.asarray(joint_state.position)
+            if layout.error is not None or values.dtype.kind not in "fiu" or values.shape != (len(names),):
+                return
+            pos_all = values.astype(np.float64).tolist()
+            pos = pos_all if layout.act_idx is None else [pos_all[i] for i in layout.act_idx]
+            if all(map(math.isfinite, pos)):
+                self.state.last_measured = pos
+        except Exception:
+            return
+
+    def hold_is_a_guess(self) -> bool:
+        """True when a stop now would hold the middle of each range: 'hold' mode, nothing latched,
+        and no position ever accepted, commanded or measured. Then sending nothing is safer (a
+        position controller holds on silence) than a target the robot may be far from."""
+        st = self.state
+        return (
+            self.hold
+            and st.hold_target is None
+            and not (st.last_position or st.last_command or st.last_measured)
+        )
 
     def safe_command(self) -> np.ndarray:
         """What a stop sends now: zeros, or the hold position (latched, or the one a stop would latch)."""

@@ -162,15 +162,23 @@ def convert(args: argparse.Namespace) -> int:
     return 0
 
 
-def collect(args: argparse.Namespace) -> int:
+def _refuse_existing_out(out: Path) -> None:
+    """Before the work: ``--out`` is a folder, or the file it names (``.npz`` appended) exists."""
     from bremen_robot.data.dataset import Dataset
+
+    if out.is_dir():
+        raise DatasetError(f"--out '{out}' is a folder; give a file name, e.g. '{out / 'data.npz'}'")
+    if Dataset.npz_path(out).exists():
+        raise DatasetError(
+            f"'{Dataset.npz_path(out)}' already exists; choose another --out (nothing was written)"
+        )
+
+
+def collect(args: argparse.Namespace) -> int:
     from bremen_robot.data.real_rollout import make_env, noisy_policy, rollout, uniform_policy
     from bremen_robot.policy.artifact import load_artifact
 
-    if Dataset.npz_path(args.out).exists():
-        raise DatasetError(
-            f"'{Dataset.npz_path(args.out)}' already exists; choose another --out (nothing was written)"
-        )
+    _refuse_existing_out(args.out)
     if args.steps < 1:
         raise DatasetError(f"--steps must be at least 1 (got {args.steps})")
     if args.seed < 0:  # numpy's generators take no negative seed
@@ -200,12 +208,8 @@ def collect(args: argparse.Namespace) -> int:
 
 def ingest(args: argparse.Namespace) -> int:
     from bremen_robot.data.bag_ingest import ingest_dataset
-    from bremen_robot.data.dataset import Dataset
 
-    if Dataset.npz_path(args.out).exists():
-        raise DatasetError(
-            f"'{Dataset.npz_path(args.out)}' already exists; choose another --out (nothing was written)"
-        )
+    _refuse_existing_out(args.out)
     import sys
 
     from bremen_robot.ros.bagfile import wait_until_unwritten

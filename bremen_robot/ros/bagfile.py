@@ -299,14 +299,22 @@ def read_custom(path: Path | str) -> dict[str, str]:
         )
     try:
         info = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+        custom = info.get("custom_data") or {}
+        if not isinstance(custom, dict):
+            raise TypeError("custom_data is not a mapping")
     except Exception:
         raise DatasetError(f"{meta}: unreadable rosbag2 metadata; the bag is corrupt") from None
-    return dict(info.get("custom_data") or {})
+    return dict(custom)
 
 
-def _custom_json(path: Path | str, custom: Mapping[str, str], key: str, default: str) -> Any:
+def _custom_json(custom: Mapping[str, Any], key: str, default: str) -> Any:
+    """The JSON value of ``custom[key]``, or ``_BAD_JSON`` when it is not a JSON string (YAML may
+    have read a hand-edited entry as a map or a number)."""
+    raw = custom.get(key, default) or default
+    if not isinstance(raw, str):
+        return _BAD_JSON
     try:
-        return json.loads(custom.get(key, default) or default)
+        return json.loads(raw)
     except ValueError:
         return _BAD_JSON
 
@@ -316,7 +324,7 @@ _BAD_JSON = object()
 
 def recorded_topics(path: Path | str, custom: Mapping[str, str]) -> dict[str, str]:
     """``bremen.topics`` of a bag's ``custom``: role -> recorded topic name ({} when absent)."""
-    roles = _custom_json(path, custom, "bremen.topics", "{}")
+    roles = _custom_json(custom, "bremen.topics", "{}")
     if not (isinstance(roles, dict) and all(isinstance(v, str) for v in roles.values())):
         raise DatasetError(
             f"{Path(path) / METADATA}: custom_data bremen.topics is not a JSON map of role to topic "
@@ -328,7 +336,7 @@ def recorded_topics(path: Path | str, custom: Mapping[str, str]) -> dict[str, st
 def listed_episode_records(path: Path | str, custom: Mapping[str, str]) -> list[dict[str, Any]]:
     """``bremen.episodes`` of a bag's ``custom``: the logger's records, each with an int ``id``
     ([] when absent)."""
-    records = _custom_json(path, custom, "bremen.episodes", "[]")
+    records = _custom_json(custom, "bremen.episodes", "[]")
     if not (
         isinstance(records, list) and all(isinstance(r, dict) and type(r.get("id")) is int for r in records)
     ):
@@ -359,7 +367,7 @@ def recover_bag(path: Path | str) -> list[int]:
     doc = y.load(meta.read_text())
     info = doc["rosbag2_bagfile_information"]
     custom = dict(info.get("custom_data") or {})
-    episodes = json.loads(custom.get("bremen.episodes", "[]"))
+    episodes = listed_episode_records(path, custom)
     marked = []
     for rec in episodes:
         if rec.get("status") == "open":

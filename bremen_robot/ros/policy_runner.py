@@ -395,7 +395,7 @@ class PolicyRunner(ManagedRunner):
                 # interleave with the reset's, a jump of the reset speed every period
                 return
             self.node.get_logger().warning(
-                f"no {T.JOINT_STATES} received yet: sending the safe command", throttle_duration_sec=5.0
+                f"no {T.JOINT_STATES} yet: safe command (none on a position robot)", throttle_duration_sec=5.0
             )
             out = self.core.watchdog(start)
             if out is not None:

@@ -164,7 +164,9 @@ class ResetNode:
             self.state = "done" if evt.get("finished") else "next"
 
     # ------------------------------------------------------------------ outputs
-    def _send(self, command: np.ndarray, label: str) -> None:
+    def _send(self, command: np.ndarray | None, label: str) -> None:
+        if command is None:  # a position hold nobody measured: silence, the controller holds
+            return
         msg = self._Array()
         msg.layout.dim = [self._Dim(label=label, size=len(command), stride=len(command))]
         msg.data = [float(x) for x in command]
@@ -192,8 +194,13 @@ class ResetNode:
         if self.state == "resetting":
             self._reset_tick(now)
 
-    def _shield_safe(self) -> np.ndarray:
-        return np.asarray(self.motion.shield.safe_command() if self.motion else np.zeros(len(self.joints)))
+    def _shield_safe(self) -> np.ndarray | None:
+        """The reset's safe command; None where it would be a guess (a position hold before any
+        position was measured: the middle of each range, possibly far from the robot)."""
+        if self.motion is None:
+            return np.zeros(len(self.joints))
+        shield = self.motion.shield
+        return None if shield.hold_is_a_guess() else np.asarray(shield.safe_command())
 
     def _begin(self, now: float) -> None:
         from bremen_robot.reset_motion import ResetMotion, start_pose
@@ -201,6 +208,9 @@ class ResetNode:
         self.number += 1
         target = start_pose(self.cfg, self.number, int(self.params["seed"]))
         shield = self._safety.SafetyShield(self.limits)
+        if self.latest is not None:  # a stop before the first step holds here (position)
+            names, pos, vel, arrival = self.latest
+            shield.note_measurement(self._safety.JointState(names, pos, vel, arrival))
         if self.estopped:  # the reset fails on its first step, with the reason
             shield.estop("bremen/estop")
         self.motion = ResetMotion(self.cfg, shield, self.joints, target, 1.0 / self.rate, now)
@@ -216,7 +226,8 @@ class ResetNode:
             return
         names, pos, vel, arrival = self.latest
         cmd, outcome = m.step(names, pos, vel, arrival, now)
-        self._send(cmd, f"{T.RESET_LABEL_PREFIX}{self.number}")
+        if outcome is None or not m.shield.hold_is_a_guess():  # never a guessed hold
+            self._send(cmd, f"{T.RESET_LABEL_PREFIX}{self.number}")
         if outcome is not None:
             self._finish(outcome)
 

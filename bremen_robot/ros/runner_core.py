@@ -360,6 +360,8 @@ class RunnerCore:
             tag = self._tag(-1, stamp_ns)
             if self.lockstep or not (self.idle_commands or events):
                 return StepOutput(None, None, (), tag, events)
+            if self.shield.hold_is_a_guess():  # a position hold: at this state, not mid-range
+                self.shield.note_measurement(JointState(names, position, velocity, arrival))
             return StepOutput(self.sent_outside_filter(), None, (), tag, events, safe=True)
         action = self._action(obs) if obs is not None else None
         js = JointState(names, position, velocity, arrival)
@@ -432,7 +434,11 @@ class RunnerCore:
         return replace(out, command=cmd, interventions=(*out.interventions, iv), safe=True)
 
     def watchdog(self, now: float) -> StepOutput | None:
-        """The safe command when observations stopped arriving (None while they are fresh)."""
+        """The safe command when observations stopped arriving (None while they are fresh, and
+        where a position hold would be a guess: no pose measured yet, so it would be the middle of
+        each range; the position controller holds on silence)."""
+        if self.shield.hold_is_a_guess():
+            return None
         out = self.shield.watchdog(now)
         if out is None:
             return None

@@ -78,7 +78,8 @@ def reset_limits(robot: Any, rate_hz: float) -> Any:
     scaled = runner_limits(own, rate_hz, lockstep=False, observation_timeout_s=0.0)
     if scaled is own:
         return own
-    assert robot.safety is not None  # load_robot_config refuses a reset without the robot's limits
+    if robot.safety is None:  # load_robot_config refuses this; a config built in code may not
+        raise ConfigError(f"{robot.source}: reset: needs the robot's safety limits; set safety:")
     theirs = runner_limits(
         safety.load_limits(robot.safety, joint_names=list(robot.joints)), rate_hz, False, 0.0
     )

@@ -254,6 +254,9 @@ class _TwoInterventions:
     def safe_command(self) -> np.ndarray:
         return np.zeros(7)
 
+    def note_measurement(self, js: Any) -> None:
+        pass
+
     def filter(self, js: Any, cmd: Any, now: float) -> Any:
         from safety.types import Intervention
 

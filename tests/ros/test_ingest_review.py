@@ -74,7 +74,7 @@ def test_a_terminated_episode_whose_last_transition_was_dropped_ends_in_a_timeou
     assert d["timeouts"].tolist() == [True]
 
 
-def _set_custom(bag: Path, key: str, value: str) -> None:
+def _set_custom(bag: Path, key: str, value: object) -> None:
     meta = bag / "metadata.yaml"
     doc = yaml.safe_load(meta.read_text())
     doc["rosbag2_bagfile_information"]["custom_data"][key] = value
@@ -89,6 +89,9 @@ def _set_custom(bag: Path, key: str, value: str) -> None:
         ("bremen.episodes", '[{"id": 1, "status": "comp', "a JSON list of episode records"),
         ("bremen.episodes", '[{"status": "complete"}]', "a JSON list of episode records"),
         ("bremen.episodes", '{"1": "complete"}', "a JSON list of episode records"),
+        # hand-edited so that YAML reads a map or a number, not a JSON string (TypeError before)
+        ("bremen.topics", {"joint_states": "/js"}, "a JSON map of role to topic name"),
+        ("bremen.episodes", 5, "a JSON list of episode records"),
     ],
 )
 def test_damaged_json_in_the_bags_metadata_is_one_line_naming_the_entry(tmp_path, key, value, what):
@@ -133,3 +136,7 @@ def test_the_dataset_commands_refuse_an_out_path_whose_npz_exists(tmp_path, poin
     err = capsys.readouterr().err
     assert f"'{tmp_path / 'data.npz'}' already exists; choose another --out (nothing was written)" in err
     assert (tmp_path / "data.npz").read_bytes() == before
+    (tmp_path / "folder").mkdir()  # refused up front too (a second read found it refused only after)
+    rc = main(["dataset", "collect", "--env", "point", "--steps", "10", "--out", str(tmp_path / "folder")])
+    assert rc == 2
+    assert f"--out '{tmp_path / 'folder'}' is a folder; give a file name" in capsys.readouterr().err

@@ -306,3 +306,36 @@ def test_a_failed_dry_reset_gives_its_line_to_the_process():
     node._fail("boom")
     assert (node.state, node.done, node.failed) == ("failed", True, failure_line(1, "boom"))
     assert sent(node) == [("safe", [0.0] * 7)]
+
+
+def _position_limits() -> Any:
+    """The Panda's joints on a position interface (hold), each range [-2, 2]."""
+    return safety.parse_limits(
+        {
+            "robot": "panda",
+            "command_interface": "position",
+            "safe_command": "hold",
+            "command_box": {"min": -3.0, "max": 3.0},
+            "max_step": 0.05,
+            "joints": {j: {"position": {"min": -2.0, "max": 2.0}} for j in JOINTS},
+            "timing": {"control_period": 0.05, "max_observation_age": 0.25},
+        }
+    )
+
+
+def test_a_position_reset_never_sends_a_hold_nobody_measured():
+    """Until 2026-12-07 a reset stopped before its shield saw a state (an e-stop, the runner's
+    halt in the tick between _begin and the first step) held the middle of each range, [0] * 7
+    here, wherever the arm was. Now: nothing is sent while nothing was measured, and a state
+    noted at _begin is held."""
+    node = make_node("resetting")
+    node.motion = SimpleNamespace(shield=safety.SafetyShield(_position_limits()))
+    node._fail("the reset's shield intervened (estop: e-stop latched (bremen/estop))")
+    assert sent(node) == []
+    node = make_node("waiting")
+    node.limits = _position_limits()
+    at = [0.5, -0.7854, 0.0, -1.9, 0.0, 1.5708, 0.7854]
+    node.latest = (JOINTS, at, [0.0] * 7, time.monotonic())
+    node._begin(time.monotonic())
+    node._fail("stopped")
+    assert sent(node) == [("safe", at)]

@@ -333,3 +333,35 @@ def test_the_resets_extras_replace_the_configured_ones_in_the_observation():
     goal = {"goal.x": 0.7, "goal.y": -0.2, "goal.z": 0.3}
     assert core.on_sim_event({"event": "reset", "id": 1, "stamp_ns": 10**9, "extras": goal}, 0)[0]
     assert np.allclose(core.observe(PANDA_NAMES, q, qd)[14:17], [0.7, -0.2, 0.3])
+
+
+def test_the_watchdog_sends_no_position_hold_before_any_pose_was_measured():
+    """Until 2026-12-07 a runner on a position robot, active before its first joint states, sent
+    the middle of each joint's range every tick ("no joint_states received yet"). Now nothing
+    (the position controller holds on silence); a velocity robot still gets its zero command."""
+    limits = safety.parse_limits(
+        {
+            "robot": "arm",
+            "command_interface": "position",
+            "safe_command": "hold",
+            "command_box": {"min": -3.0, "max": 3.0},
+            "joints": {j: {"position": {"min": -2.0, "max": 1.0}} for j in HOPPER.action_names},
+            "timing": {"control_period": 0.008, "max_observation_age": 0.05},
+        }
+    )
+    core = RunnerCore(
+        task=HOPPER,
+        joint_order=HOPPER.action_names,
+        shield=safety.SafetyShield(limits),
+        policy=lambda o: np.zeros(3),
+        action_low=HOPPER.action_low,
+        action_high=HOPPER.action_high,
+        lockstep=False,
+    )
+    assert core.watchdog(10.0) is None
+    core.shield.state.last_measured = [0.5, -1.5, 0.25]
+    out = core.watchdog(10.0)
+    assert out is not None and out.command.tolist() == [0.5, -1.5, 0.25]
+    effort = hopper_core()  # its safe command, zero, is never a guess
+    out = effort.watchdog(10.0)
+    assert out is not None and out.command.tolist() == [0.0, 0.0, 0.0]

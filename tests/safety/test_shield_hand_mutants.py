@@ -120,15 +120,19 @@ def test_a_complex_joint_state_is_refused_and_leaves_no_trace_in_the_shields_sta
     """Mutant (the shipped code until 2026-12-07): the finite check on the sum let a complex value
     with zero imaginary part through (``0j - 0j == 0.0``); it became the last accepted position,
     and every later stop raised comparing it with a float. Now the step sends the safe command
-    (``shape_mismatch``), the hold stays where the last real observation was, and the watchdog
-    and the next real observation work."""
+    (``nan_observation``: not a finite real number), the hold stays where the last real
+    observation was, and the watchdog and the next real observation work. numpy's complex
+    scalars in a plain list passed ``math.isfinite`` (with a warning) too."""
     sh = SafetyShield(parse_limits(_limits()))
     assert sh.filter(_js((0.2, 0.3), 0.0), [0.2, 0.3], 0.0).command.tolist() == [0.2, 0.3]
-    odd = JointState(("a", "b"), np.array([0.4 + 0j, 0.3]), np.zeros(2), 0.01)
-    out = sh.filter(odd, [0.4, 0.3], 0.01)
-    assert out.safe and [iv.reason for iv in out.interventions] == ["shape_mismatch"]
-    assert out.command.tolist() == [0.2, 0.3]  # hold: the last real positions
-    assert sh.state.last_position == [0.2, 0.3]
+    for k, odd_position in enumerate(([0.4 + 0j, 0.3], [np.complex128(0.4 + 1j), 0.3])):
+        odd = JointState(("a", "b"), np.array(odd_position), np.zeros(2), 0.01 + 0.001 * k)
+        if k:  # a plain list of numpy scalars, not an array
+            odd = JointState(("a", "b"), odd_position, [0.0, 0.0], 0.01 + 0.001 * k)
+        out = sh.filter(odd, [0.4, 0.3], 0.01 + 0.001 * k)
+        assert out.safe and [iv.reason for iv in out.interventions] == ["nan_observation"]
+        assert out.command.tolist() == [0.2, 0.3]  # hold: the last real positions
+        assert sh.state.last_position == [0.2, 0.3] and sh.state.last_measured == [0.2, 0.3]
     wd = sh.watchdog(1.0)
     assert wd is not None and wd.command.tolist() == [0.2, 0.3]
     sh.forget_commands()

@@ -41,6 +41,7 @@ def test_state_copy_is_equal_and_independent():
         last_stamp=7.5,
         last_position=[0.5, 0.6],
         hold_target=[0.7, 0.8],
+        last_measured=[0.9, 1.0],
         estop_latched=True,
         estop_reason="button",
         obs_ok=True,
@@ -52,7 +53,7 @@ def test_state_copy_is_equal_and_independent():
     st.counts["rate"] = 3
     cp = st.copy()
     assert cp == st
-    for name in ("last_command", "prev_command", "last_position", "hold_target", "counts"):
+    for name in ("last_command", "prev_command", "last_position", "hold_target", "last_measured", "counts"):
         assert getattr(cp, name) is not getattr(st, name), name
     cp.last_command[0] = 9.0
     cp.counts["rate"] = 0
@@ -207,7 +208,9 @@ def test_the_soft_margin_scales_an_outward_velocity_and_says_where_the_joint_is(
     assert iv.detail == "in the soft margin above 0.5 (q=0.75); outward command scaled down"
 
 
-@pytest.mark.parametrize("field", ["last_command", "prev_command", "last_position", "hold_target"])
+@pytest.mark.parametrize(
+    "field", ["last_command", "prev_command", "last_position", "hold_target", "last_measured"]
+)
 def test_a_state_of_another_joint_count_is_refused_at_construction(field: str) -> None:
     """Two joints: a remembered list of three (a state copied from another robot) is refused in one
     line naming the field, before any step could index past the joints or send three commands."""
