@@ -8,6 +8,7 @@ next state's rootz is at most 0.7."""
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -64,8 +65,10 @@ HOPPER = get_task("hopper")
 HOPPER_NAMES = ("rootx", "rootz", "rooty") + tuple(HOPPER.action_names)
 
 
-def hopper_core(**kw) -> RunnerCore:
-    limits = safety.load_limits(CONFIGS / "safety" / "hopper.yaml", joint_names=list(HOPPER.action_names))
+def hopper_core(limits: Any = None, lockstep: bool = True, **kw) -> RunnerCore:
+    """A runner for Hopper's joints under ``limits`` (default: configs/safety/hopper.yaml)."""
+    if limits is None:
+        limits = safety.load_limits(CONFIGS / "safety" / "hopper.yaml", joint_names=list(HOPPER.action_names))
     return RunnerCore(
         task=HOPPER,
         joint_order=HOPPER.action_names,
@@ -73,7 +76,7 @@ def hopper_core(**kw) -> RunnerCore:
         policy=lambda o: np.zeros(3),
         action_low=HOPPER.action_low,
         action_high=HOPPER.action_high,
-        lockstep=True,
+        lockstep=lockstep,
         **kw,
     )
 
@@ -338,7 +341,7 @@ def test_the_resets_extras_replace_the_configured_ones_in_the_observation():
 def test_the_watchdog_sends_no_position_hold_before_any_pose_was_measured():
     """Until 2026-12-07 a runner on a position robot, active before its first joint states, sent
     the middle of each joint's range every tick ("no joint_states received yet"). Now nothing
-    (the position controller holds on silence); a velocity robot still gets its zero command."""
+    (the position controller holds on silence); an effort robot still gets its zero command."""
     limits = safety.parse_limits(
         {
             "robot": "arm",
@@ -349,15 +352,7 @@ def test_the_watchdog_sends_no_position_hold_before_any_pose_was_measured():
             "timing": {"control_period": 0.008, "max_observation_age": 0.05},
         }
     )
-    core = RunnerCore(
-        task=HOPPER,
-        joint_order=HOPPER.action_names,
-        shield=safety.SafetyShield(limits),
-        policy=lambda o: np.zeros(3),
-        action_low=HOPPER.action_low,
-        action_high=HOPPER.action_high,
-        lockstep=False,
-    )
+    core = hopper_core(limits, lockstep=False)
     assert core.watchdog(10.0) is None
     core.shield.state.last_measured = [0.5, -1.5, 0.25]
     out = core.watchdog(10.0)
