@@ -85,9 +85,9 @@ class ShieldState:
     hold_target: list[float] | None = None
     """Position held while the safe command is active ('hold' mode); latched on entry."""
     last_measured: list[float] | None = None
-    """Actuated joint positions of the newest observation with finite joint values, accepted or
-    rejected later (timing, envelope extras), or noted (:meth:`SafetyShield.note_measurement`):
-    where a hold goes when nothing was ever accepted."""
+    """Actuated joint positions of the newest observation with finite joint values and a stamp
+    no older than the last accepted one, accepted or rejected later (late, from the future,
+    envelope extras), or noted (:meth:`SafetyShield.note_measurement`): where a hold goes."""
     estop_latched: bool = False
     estop_reason: str = ""
     obs_ok: bool = False
@@ -302,9 +302,10 @@ class SafetyShield:
                 if not (_finite_real(p) and _finite_real(v))
             )
             return self._refuse("nan_observation", f"joint '{bad}' position/velocity is not finite")
-        st.last_measured = pos
         # timing
         stamp = js.stamp
+        if not stamp < st.last_stamp:  # a measurement no older than the last accepted one
+            st.last_measured = pos
         age = now - stamp
         if not age <= self._max_age:
             what = (
@@ -437,8 +438,9 @@ class SafetyShield:
     def _hold_position(self, pos: list[float] | None) -> list[float]:
         """Where 'hold' holds when stopped now: ``pos`` (only ever an accepted observation's
         positions), else the last accepted positions, else the last command, else the newest
-        finite measurement (rejected for its timing: late, but where the robot was), else the
-        middle of the range; clipped into the hard range and the box."""
+        finite measurement (rejected as late or from the future, but where the robot was), else
+        the middle of the range; clipped into the hard range and the box. After commands outside
+        the shield (:meth:`forget_commands`) only what was measured since counts."""
         st = self.state
         src = pos if pos is not None else st.last_position or st.last_command or st.last_measured
         if src is None:
@@ -528,12 +530,16 @@ class SafetyShield:
         """The robot was commanded outside :meth:`filter` (the safe command sent between episodes,
         on a stop or a failed tick; a reset motion by another node): the next step's rate and
         acceleration limits start from rest, i.e. zero for velocity and effort and the measured
-        position for the position interface, not from the last filtered command. The e-stop
-        latch, the newest observation and the counters stay."""
+        position for the position interface, not from the last filtered command. Where the joints
+        were is forgotten too (a reset motion may have moved them far): a hold goes where they are
+        measured next, and is a guess until then (:meth:`hold_is_a_guess`). The e-stop latch, the
+        newest accepted stamp and the counters stay."""
         st = self.state
         st.last_command = None
         st.prev_command = None
         st.hold_target = None
+        st.last_position = None
+        st.last_measured = None
 
     # --- bookkeeping -------------------------------------------------------------------
 

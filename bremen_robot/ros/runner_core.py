@@ -384,9 +384,13 @@ class RunnerCore:
                 ep.answers, ep.answered_stamp = {self._seq: out.command}, stamp_ns
         return StepOutput(out.command, action, out.interventions, tag, events, out.safe)
 
-    def sent_outside_filter(self) -> np.ndarray:
+    def sent_outside_filter(self) -> np.ndarray | None:
         """The safe command for a caller that sends it without a shield step (between episodes, a
-        stop, a failed tick, the halt); the shield's rate limits then start from it."""
+        stop, a failed tick, the halt); the shield's rate limits then start from it. None where
+        it would be a guessed position hold (no pose measured: the middle of each range): send
+        nothing then, the position controller holds on silence."""
+        if self.shield.hold_is_a_guess():
+            return None
         cmd = np.asarray(self.shield.safe_command(), dtype=np.float64)
         self.shield.forget_commands()
         return cmd

@@ -107,9 +107,11 @@ class RunnerPublishers:
         msg.data = array.array("d", values.tolist())
         return msg
 
-    def safe(self, values: np.ndarray) -> None:
-        """The safe command, labelled ``safe``: it answers no state, so ingest pairs nothing with it."""
-        self.cmd.publish(self.array(values, "safe"))
+    def safe(self, values: np.ndarray | None) -> None:
+        """The safe command, labelled ``safe``: it answers no state, so ingest pairs nothing with
+        it. None (a position hold nobody measured) sends nothing."""
+        if values is not None:
+            self.cmd.publish(self.array(values, "safe"))
 
     def event(self, evt: dict[str, Any]) -> None:
         """One JSON event on ``bremen/episode`` (none from a shadow runner)."""

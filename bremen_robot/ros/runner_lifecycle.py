@@ -296,9 +296,14 @@ class ManagedRunner:
             with contextlib.suppress(Exception):
                 evt = self.core.end_episode("interrupted", self._now_ns(), complete=False)
                 self._publish_events([evt] if evt else [])
-        cmd = self.out.array(self.core.sent_outside_filter(), "safe")
-        halt = {"event": "halt", "reason": reason, "command": list(cmd.data)}
+        safe = self.core.sent_outside_filter()
+        halt = {"event": "halt", "reason": reason, "command": None if safe is None else safe.tolist()}
         halt.update(grace_s=self.params["stop_grace_s"], source="policy_runner")
+        if safe is None:  # a position hold nobody measured: silence, the controller holds
+            self.out.event(halt)
+            self.node.get_logger().info(f"policy_runner: no safe command sent, no pose measured ({reason})")
+            return
+        cmd = self.out.array(safe, "safe")
         sent = hold_safe(
             lambda: self.out.cmd.publish(cmd),
             1.0 / self.rate,

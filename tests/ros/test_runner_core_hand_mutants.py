@@ -357,6 +357,12 @@ def test_the_watchdog_sends_no_position_hold_before_any_pose_was_measured():
     core.shield.state.last_measured = [0.5, -1.5, 0.25]
     out = core.watchdog(10.0)
     assert out is not None and out.command.tolist() == [0.5, -1.5, 0.25]
+    # between episodes (idle commands on) a state that cannot be read leaves nothing measured:
+    # nothing is sent, where the middle of each range, [-0.5] * 3, went out every tick before
+    idle = hopper_core(limits, lockstep=False, idle_commands=True)
+    nan = np.full(6, np.nan)
+    assert idle.step(HOPPER_NAMES, nan, np.zeros(6), 10**9, 1.0, 1.0, 0).command is None
+    assert idle.sent_outside_filter() is None  # the halt and the stops send nothing either
     effort = hopper_core()  # its safe command, zero, is never a guess
     out = effort.watchdog(10.0)
     assert out is not None and out.command.tolist() == [0.0, 0.0, 0.0]

@@ -244,3 +244,22 @@ def test_a_soft_limit_at_zero_is_a_soft_limit():
             "soft_limit", "b", -0.9, -0.5, "in the soft margin below 0 (q=-0.5); outward command scaled down"
         ),
     )
+
+
+def test_a_hold_after_commands_outside_the_shield_goes_to_the_newest_measurement():
+    """Found by a second read (2026-12-07): the hold took the last *accepted* position before
+    any newer measurement. An episode ends at 0.9; a reset motion (outside the shield) moves the
+    arm to -0.4; the next episode's first state is stale (measured at -0.4, stamp 2.0, judged at
+    5.0). The hold went to 0.9, 1.3 rad from the arm; now it holds -0.4. An out-of-order state
+    (stamp 1.5, older than the accepted 2.5) is no newer measurement and moves nothing."""
+    sh = SafetyShield(parse_limits(_limits()))
+    assert sh.filter(_js((0.9, 0.9), 1.0), [0.9, 0.9], 1.0).command.tolist() == [0.9, 0.9]
+    sh.forget_commands()
+    out = sh.filter(_js((-0.4, -0.4), 2.0), [-0.4, -0.4], 5.0)
+    assert out.safe and out.interventions[0].reason == "stale_observation"
+    assert out.command.tolist() == [-0.4, -0.4]
+    sh = SafetyShield(parse_limits(_limits()))
+    assert sh.filter(_js((0.2, 0.2), 2.5), [0.2, 0.2], 2.5).command.tolist() == [0.2, 0.2]
+    out = sh.filter(_js((0.7, 0.7), 1.5), [0.7, 0.7], 2.5)
+    assert out.safe and out.interventions[0].reason == "stale_observation"
+    assert out.command.tolist() == [0.2, 0.2]
