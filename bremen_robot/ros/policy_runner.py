@@ -39,44 +39,27 @@ from bremen_robot.errors import ConfigError
 from bremen_robot.ros import _node
 from bremen_robot.ros import topics as T
 from bremen_robot.ros.deployment import DeploymentCounter, load_policy
-from bremen_robot.ros.graph import RANDOM_POLICY
 from bremen_robot.ros.runner_core import RunnerCore, StepOutput
 from bremen_robot.ros.runner_diagnostics import DiagnosticsPublisher, runner_health
-from bremen_robot.ros.runner_io import BaseSample, JointSample, RunnerPublishers, base_sample, joint_sample
+from bremen_robot.ros.runner_io import (
+    BaseSample,
+    JointSample,
+    RunnerPublishers,
+    base_for,
+    base_sample,
+    joint_sample,
+)
 from bremen_robot.ros.runner_lifecycle import LifecycleStatus, ManagedRunner, make_node
-from bremen_robot.ros.runner_wiring import flag_first, runner_limits, stop_log, tick_accounting
+from bremen_robot.ros.runner_wiring import (
+    RUNNER_PARAMETERS,
+    flag_first,
+    runner_limits,
+    stop_log,
+    tick_accounting,
+)
 from bremen_robot.ros.shadow import EpisodeFollower, NoDeployment, load_shadow_policy
 from bremen_robot.ros.tick_stats import TickStats
 from bremen_robot.ros.tick_watchdog import TickWatchdog, tick_timeout
-
-DEFAULTS: dict[str, Any] = {
-    "use_sim_time": False,
-    "robot_config": "",
-    "task": "",
-    "mode": "realtime",
-    "executor": "events",
-    "policy": RANDOM_POLICY,
-    "workspace": "",
-    "noise_sigma": 0.1,
-    "seed": 0,
-    "control_rate_hz": 0.0,
-    "episode_steps": 0,
-    "observation_timeout_s": 0.0,
-    "wait_for_reset": False,
-    "auto_start": False,
-    "max_episodes": 0,
-    "max_steps": 0,
-    "ready_command_subscribers": 0,
-    "ready_state_subscribers": 0,
-    "progress_period_s": 0.5,
-    "realtime_priority": 0,
-    "latency_log": "",
-    "stop_grace_s": 0.5,
-    "shadow": False,
-    "idle_commands": True,
-    "autostart": False,
-}
-
 
 MAX_FAILED_TICKS = 50  # consecutive failed control ticks (safe command each) before the node stops
 
@@ -86,7 +69,7 @@ class PolicyRunner(ManagedRunner):
         self.lc = LifecycleStatus()
         self._lock = threading.Lock()  # see _init_runtime_state
         self.node = make_node("policy_runner", self, self.lc, self._on_transition, lambda: self._autostarting)
-        self.params = _node.declare(self.node, DEFAULTS)
+        self.params = _node.declare(self.node, RUNNER_PARAMETERS)
         self.executor_kind = self.params["executor"]
         warning = _node.request_fifo_priority(int(self.params["realtime_priority"]))
         if warning:
@@ -322,7 +305,8 @@ class PolicyRunner(ManagedRunner):
     def _step(self, item: JointSample, start: float) -> None:
         if not self.publishing:  # unconfigured/inactive: no step, no command
             return
-        base = self._odom.base if (self.needs_base and self._odom is not None) else None
+        age = self.shield.limits.timing.max_observation_age
+        base = base_for(self._odom, item.stamp_ns, age) if self.needs_base else None
         out = self.core.step(
             item.names,
             item.position,

@@ -70,6 +70,17 @@ def base_sample(msg: Any) -> BaseSample:
     return BaseSample(stamp_ns(msg), ((np.array([p.x, p.y, p.z]), quat), (lin, ang)))
 
 
+def base_for(odom: BaseSample | None, state_stamp_ns: int, max_age_s: float) -> Base | None:
+    """The base state to observe with the joint states stamped ``state_stamp_ns``: the newest
+    odometry, or None when there is none or its stamp lies more than ``max_age_s`` (the limits'
+    ``max_observation_age``) from theirs: a stalled estimator's last pose and body height would
+    otherwise feed the policy and the envelope as if current. None makes the step's observation
+    unreadable, so the shield sends the safe command (``nan_observation``)."""
+    if odom is None or abs(state_stamp_ns - odom.stamp_ns) > max_age_s * 1e9:
+        return None
+    return odom.base
+
+
 class RunnerPublishers:
     """The runner's publishers: command, raw action, interventions, episode events.
 

@@ -1,13 +1,44 @@
-"""Small pure pieces of ``policy_runner``'s wiring, without rclpy: its log line for a stop,
-the e-stop callback that flags a running tick, the safety limits per control rate (the
-runner's and the reset node's), and the
-accounting of a control tick against its deadline (the control step itself: :mod:`.runner_core`).
+"""Small pure pieces of ``policy_runner``'s wiring, without rclpy: its ROS parameters, its log
+line for a stop, the e-stop callback that flags a running tick, the safety limits per control
+rate (the runner's and the reset node's), and the accounting of a control tick against its
+deadline (the control step itself: :mod:`.runner_core`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from bremen_robot.ros.graph import RANDOM_POLICY
+
+# policy_runner's ROS parameters and their defaults (docs/ros.md lists what each does)
+RUNNER_PARAMETERS: dict[str, Any] = {
+    "use_sim_time": False,
+    "robot_config": "",
+    "task": "",
+    "mode": "realtime",
+    "executor": "events",
+    "policy": RANDOM_POLICY,
+    "workspace": "",
+    "noise_sigma": 0.1,
+    "seed": 0,
+    "control_rate_hz": 0.0,
+    "episode_steps": 0,
+    "observation_timeout_s": 0.0,
+    "wait_for_reset": False,
+    "auto_start": False,
+    "max_episodes": 0,
+    "max_steps": 0,
+    "ready_command_subscribers": 0,
+    "ready_state_subscribers": 0,
+    "progress_period_s": 0.5,
+    "realtime_priority": 0,
+    "latency_log": "",
+    "stop_grace_s": 0.5,
+    "shadow": False,
+    "idle_commands": True,
+    "autostart": False,
+}
 
 
 def stop_log(evt: dict[str, Any]) -> tuple[str, str]:
