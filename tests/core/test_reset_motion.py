@@ -346,3 +346,45 @@ def test_a_subnormal_distance_is_one_step_not_a_division_by_zero():
     triangle's peak speed was 0 and the profile divided by it."""
     plan = plan_reset([0.0], [5e-324], 1.0, 0.5, 0.0625)
     assert plan.positions.tolist() == [[0.0], [5e-324]] and plan.steps == 1
+
+
+@pytest.mark.parametrize("interface", ["position", "velocity"])
+def test_a_reset_arrives_when_max_step_is_exactly_the_motions_bound(interface):
+    """Until 2026-12-07 an ideal robot failed every such reset: the config check accepts
+    max_step = max_speed x period (position) or max_acceleration x period (velocity), but the
+    plan stepped 0.025000000000000133 > 0.5 x 0.05 and the tracker allowed 0.4 x 0.05 =
+    0.020000000000000004 > 0.02, and the shield counts any excess. The robot here follows each
+    command exactly (position: it is at the command next period; velocity: it moves by it)."""
+    from bremen_robot.reset_config import check_reset_limits
+
+    speed, acceleration = (0.5, 1.0) if interface == "position" else (0.5, 0.4)
+    step = 0.025 if interface == "position" else 0.02  # written as a user would, not computed
+    data = {
+        **_POSITION_LIMITS,
+        "max_step": step,
+        "command_interface": interface,
+        "safe_command": "hold" if interface == "position" else "zero",
+    }
+    limits = safety.parse_limits(data)
+    cfg = ResetConfig(
+        home=[0.0, -1.0],
+        max_speed=speed,
+        max_acceleration=acceleration,
+        position_tolerance=0.02,
+        velocity_tolerance=0.02,
+        timeout_s=60,
+        limits=Path("x.yaml"),
+    )
+    check_reset_limits(cfg, limits, limits)
+    motion = ResetMotion(cfg, safety.SafetyShield(limits), ["j1", "j2"], np.array(cfg.home), 0.05, 0.0)
+    q, qd, t = np.array([1.0, -1.0]), np.zeros(2), 0.0
+    for _ in range(2000):
+        cmd, outcome = motion.step(("j1", "j2"), q.copy(), qd.copy(), t, t)
+        if outcome is not None:
+            break
+        if interface == "position":
+            q, qd = cmd.copy(), (cmd - q) / 0.05
+        else:
+            q, qd = q + cmd * 0.05, cmd.copy()
+        t += 0.05
+    assert outcome is not None and (outcome.success, outcome.reason) == (True, "arrived")
