@@ -140,13 +140,6 @@ def start_pose(cfg: ResetConfig, number: int, seed: int) -> np.ndarray:
     return np.asarray(cfg.home, dtype=np.float64)
 
 
-# The motion keeps a millionth inside max_speed and max_acceleration: its steps are sums and
-# products of floats, a few ulps past the exact bound (0.4 x 0.05 is 0.020000000000000004), and
-# the shield, whose max_step the config check lets equal max_speed x period (or
-# max_acceleration x period), counts even that as an intervention and fails the reset.
-INSIDE = 1.0 - 1e-6
-
-
 @dataclass(frozen=True)
 class ResetOutcome:
     success: bool
@@ -238,9 +231,7 @@ class ResetMotion:
         self.error = float(np.max(np.abs(q - self.target)))
         if self.plan is None:
             cfg = self.cfg
-            self.plan = plan_reset(
-                q, self.target, cfg.max_speed * INSIDE, cfg.max_acceleration * INSIDE, self.dt
-            )
+            self.plan = plan_reset(q, self.target, cfg.max_speed, cfg.max_acceleration, self.dt)
         # arrival is judged on fresh states only, and settle_s is measured over the states'
         # arrival times, not over ticks: a stream that stops at the pose must not look still on one
         # old sample re-read every tick (the shield below fails the reset on it instead)
@@ -259,8 +250,8 @@ class ResetMotion:
             self.last,
             interface=self.interface,
             gain=self.cfg.gain,
-            max_speed=self.cfg.max_speed * INSIDE,
-            max_acceleration=self.cfg.max_acceleration * INSIDE,
+            max_speed=self.cfg.max_speed,
+            max_acceleration=self.cfg.max_acceleration,
         )
         self.k += 1
         out = self.shield.filter(
