@@ -441,14 +441,19 @@ class SafetyShield:
         finite measurement (rejected as late or from the future, but where the robot was), else
         the middle of the range; clipped into the hard range and the box. After commands outside
         the shield (:meth:`forget_commands`) only what was measured since counts."""
-        st = self.state
-        src = pos if pos is not None else st.last_position or st.last_command or st.last_measured
+        src = pos if pos is not None else self._known_position()
         if src is None:
             src = [0.5 * (lo + hi) for lo, hi in zip(self._hold_lo, self._hold_hi, strict=True)]
         return [
             hi if x > hi else lo if x < lo else x
             for x, lo, hi in zip(src, self._hold_lo, self._hold_hi, strict=True)
         ]
+
+    def _known_position(self) -> list[float] | None:
+        """Where the joints are best known to be without a step: the last accepted positions,
+        else the last command, else the newest finite measurement (None: nothing known)."""
+        st = self.state
+        return st.last_position or st.last_command or st.last_measured
 
     def note_measurement(self, joint_state: JointState) -> None:
         """Remember where the actuated joints were measured (finite real positions; velocities
@@ -472,12 +477,7 @@ class SafetyShield:
         """True when a stop now would hold the middle of each range: 'hold' mode, nothing latched,
         and no position ever accepted, commanded or measured. Then sending nothing is safer (a
         position controller holds on silence) than a target the robot may be far from."""
-        st = self.state
-        return (
-            self.hold
-            and st.hold_target is None
-            and not (st.last_position or st.last_command or st.last_measured)
-        )
+        return self.hold and self.state.hold_target is None and self._known_position() is None
 
     def safe_command(self) -> np.ndarray:
         """What a stop sends now: zeros, or the hold position (latched, or the one a stop would latch)."""
