@@ -218,9 +218,9 @@ class ResetMotion:
             return late
         st = self.shield.state
         key = tuple(names)
-        # a fresh shield knows no position: noted first, a stop below holds where the robot is,
-        # not the middle of its range (position interface), whatever else is wrong with the state
-        self.shield.note_measurement(JointState(key, position, velocity, arrival))
+        if self.shield.hold_is_a_guess():  # a fresh shield: a stop below then holds where the
+            # robot is, not the middle of its range (position), whatever else is wrong with the state
+            self.shield.note_measurement(JointState(key, position, velocity, arrival))
         if st.estop_latched:  # the standing cause: a late or odd observation must not hide it
             return self._end(
                 False, f"the reset's shield intervened (estop: e-stop latched ({st.estop_reason}))", now

@@ -314,9 +314,10 @@ class ResetNode:
         # a reset cut short (Ctrl-C, bremen collect stopping) leaves the robot at rest
         if self.state == "resetting" or (self.state == "failed" and self.dry_run):
             cmd = self._shield_safe()
-            for _ in range(max(1, int(self.params["stop_grace_s"] * self.rate)) if cmd is not None else 0):
-                self._send(cmd, "safe")
-                time.sleep(1.0 / self.rate)
+            if cmd is not None:  # else nothing measured to hold: silence
+                for _ in range(max(1, int(self.params["stop_grace_s"] * self.rate))):
+                    self._send(cmd, "safe")
+                    time.sleep(1.0 / self.rate)
         if self.state == "resetting":
             self._log({"event": "end", "reset": self.number, "success": False, "reason": "interrupted"})
         if self.dry_run:

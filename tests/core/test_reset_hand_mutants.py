@@ -257,6 +257,9 @@ class _TwoInterventions:
     def note_measurement(self, js: Any) -> None:
         pass
 
+    def hold_is_a_guess(self) -> bool:
+        return False
+
     def filter(self, js: Any, cmd: Any, now: float) -> Any:
         from safety.types import Intervention
 
