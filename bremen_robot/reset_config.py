@@ -142,6 +142,12 @@ def _bound_within(own: Bound, robot: Bound) -> bool:
     return not (robot.max is not None and (own.max is None or own.max > robot.max))
 
 
+def _past(x: float, bound: float) -> str:
+    """``x`` as short as it reads differently from ``bound`` (0.4 x 0.05 next to 0.02:
+    0.020000000000000004, the float the motion computes)."""
+    return f"{x:g}" if f"{x:g}" != f"{bound:g}" else repr(x)
+
+
 def check_reset_limits(
     reset: ResetConfig, robot: SafetyLimits, own: SafetyLimits, where: str = "reset"
 ) -> None:
@@ -205,14 +211,13 @@ def check_reset_limits(
                 f"limits max_step for {name} is missing; a position reset needs it: set it to at least "
                 f"max_speed x control_period = {reset.max_speed * period:g}"
             )
-        if (
-            own.command_interface == "position"
-            and os_ is not None
-            and reset.max_speed * period > os_ * (1 + 1e-9)  # 0.4 x 0.05 is 0.020000000000000004
-        ):
+        # compared as the motion and the shield compute them, in floats: 0.4 x 0.05 is
+        # 0.020000000000000004, past a max_step of 0.02, and the shield counts even that excess
+        # (until 2026-12-07 a 1e-9 tolerance accepted it, and every such reset then failed)
+        if own.command_interface == "position" and os_ is not None and reset.max_speed * period > os_:
             fail(
-                f"max_speed {reset.max_speed} moves {reset.max_speed * period:g} per control period, more "
-                f"than limits max_step for {name} {os_}; lower max_speed or raise max_step"
+                f"max_speed {reset.max_speed} moves {_past(reset.max_speed * period, os_)} per control "
+                f"period, more than limits max_step for {name} {os_}; lower max_speed or raise max_step"
             )
         if o.velocity is not None and reset.max_speed > o.velocity:
             fail(f"max_speed {reset.max_speed} exceeds {j}.velocity {o.velocity}; lower max_speed")
@@ -224,15 +229,11 @@ def check_reset_limits(
                 f"max_acceleration {reset.max_acceleration} exceeds {j}.acceleration {o.acceleration}; "
                 "lower max_acceleration"
             )
-        if (
-            own.command_interface == "velocity"
-            and os_ is not None
-            and reset.max_acceleration * period > os_ * (1 + 1e-9)
-        ):
+        if own.command_interface == "velocity" and os_ is not None and reset.max_acceleration * period > os_:
             fail(
                 f"max_acceleration {reset.max_acceleration} changes the command by "
-                f"{reset.max_acceleration * period:g} per control period, more than limits max_step for "
-                f"{name} {os_}; lower max_acceleration or raise max_step"
+                f"{_past(reset.max_acceleration * period, os_)} per control period, more than limits "
+                f"max_step for {name} {os_}; lower max_acceleration or raise max_step"
             )
     # between episodes the runner's shield is idle: the reset's envelope alone stops a pushed
     # arm, so it must stop it wherever the robot's would (extras are not checked: the robots

@@ -87,7 +87,17 @@ def plan_reset(
     times = np.arange(n + 1) * (total / n)
     s = _path_position(times, distance, v_peak, t_acc, total) / distance
     s[0], s[-1] = 0.0, 1.0
-    positions = q0[None] + s[:, None] * delta[None]
+    exact = q0[None] + s[:, None] * delta[None]  # (N+1, n)
+    # the profile keeps every step within max_speed x dt, but its float arithmetic can pass it by
+    # a few ulps (0.025000000000000133 for 0.5 x 0.05), and a shield whose max_step is exactly
+    # that product counts the excess: clip each step to the float product and add them up, so
+    # that each waypoint is the last one plus a step no longer than the bound
+    bound = max_speed * dt
+    steps = np.clip(np.diff(exact, axis=0), -bound, bound)  # (N, n)
+    positions = np.empty_like(exact)
+    positions[0] = q0
+    for k in range(n):
+        positions[k + 1] = positions[k] + steps[k]
     positions[-1] = q1
     return ResetPlan(positions, np.diff(positions, axis=0) / dt, dt)
 

@@ -245,7 +245,16 @@ def _panda_reset(**fields: Any) -> Any:
             0.4,
             "limits max_step for panda_joint2 is missing; the robot's is 0.05: set it at most 0.05",
         ),
-        (0.05, 0.02, 0.4, None),  # exactly one period's motion: accepted
+        (0.05, 0.025, 0.5, None),  # exactly one period's motion, 0.5 x 0.05 = 0.025: accepted
+        (
+            0.05,
+            0.02,
+            0.4,
+            # 0.4 x 0.05 is 0.020000000000000004 in floats, past 0.02: until 2026-12-07 accepted,
+            # and every such reset of an ideal robot then failed on the shield's max_step
+            "max_speed 0.4 moves 0.020000000000000004 per control period, more than limits max_step "
+            "for panda_joint1 0.02; lower max_speed or raise max_step",
+        ),
         (None, 0.03, 0.4, None),
     ],
 )
@@ -285,7 +294,10 @@ def test_a_velocity_reset_keeps_within_the_robots_step_limit():
         "reset: max_acceleration 0.4 changes the command by 0.02 per control period, more than limits "
         "max_step for panda_joint1 0.01; lower max_acceleration or raise max_step"
     )
-    check_reset_limits(_panda_reset(max_acceleration=0.2), _panda_limits("panda"), tight)
+    # 0.2 x 0.05 is 0.010000000000000002, past 0.01 (accepted until 2026-12-07); 0.19 fits
+    with pytest.raises(ValueError, match="changes the command by 0.010000000000000002 per control period"):
+        check_reset_limits(_panda_reset(max_acceleration=0.2), _panda_limits("panda"), tight)
+    check_reset_limits(_panda_reset(max_acceleration=0.19), _panda_limits("panda"), tight)
 
 
 def test_a_position_reset_keeps_within_the_acceleration_limit():

@@ -346,3 +346,32 @@ def test_a_subnormal_distance_is_one_step_not_a_division_by_zero():
     triangle's peak speed was 0 and the profile divided by it."""
     plan = plan_reset([0.0], [5e-324], 1.0, 0.5, 0.0625)
     assert plan.positions.tolist() == [[0.0], [5e-324]] and plan.steps == 1
+
+
+def test_a_position_reset_arrives_when_max_step_is_exactly_one_periods_motion():
+    """Until 2026-12-07 an ideal robot failed every such reset: the config check accepts a
+    max_step of max_speed x period (0.5 x 0.05 = 0.025), but the plan's float arithmetic stepped
+    0.025000000000000133, and the shield counts any excess. The robot here is at each command one
+    period later."""
+    from bremen_robot.reset_config import check_reset_limits
+
+    limits = safety.parse_limits({**_POSITION_LIMITS, "max_step": 0.025})
+    cfg = ResetConfig(
+        home=[0.0, -1.0],
+        max_speed=0.5,
+        max_acceleration=1.0,
+        position_tolerance=0.02,
+        velocity_tolerance=0.02,
+        timeout_s=60,
+        limits=Path("x.yaml"),
+    )
+    check_reset_limits(cfg, limits, limits)
+    motion = ResetMotion(cfg, safety.SafetyShield(limits), ["j1", "j2"], np.array(cfg.home), 0.05, 0.0)
+    q, qd, t = np.array([1.0, -1.0]), np.zeros(2), 0.0
+    outcome = None
+    for _ in range(2000):
+        cmd, outcome = motion.step(("j1", "j2"), q.copy(), qd.copy(), t, t)
+        if outcome is not None:
+            break
+        q, qd, t = cmd.copy(), (cmd - q) / 0.05, t + 0.05
+    assert outcome is not None and (outcome.success, outcome.reason) == (True, "arrived")
