@@ -317,20 +317,25 @@ _POSITION_LIMITS = {
 }
 
 
-@pytest.mark.parametrize(("case", "reason"), [("estop", "estop"), ("stale", "stale_observation")])
-def test_a_position_reset_that_fails_on_its_first_step_holds_where_the_robot_is(case, reason):
-    """Until 2026-12-07 it held the middle of each range, [0, -1.535], on a fresh shield that had
-    accepted no state: an arm left at [2.0, -2.5] by its episode was driven across its range
-    while e-stopped, or because the newest state was 1 s old when the reset began."""
-    cfg = ResetConfig(
+def _arm_reset(timeout_s: float) -> ResetConfig:
+    """The two-joint arm's reset to [0, -1]: 0.5 rad/s, 1 rad/s^2, tolerances 0.02."""
+    return ResetConfig(
         home=[0.0, -1.0],
         max_speed=0.5,
         max_acceleration=1.0,
         position_tolerance=0.02,
         velocity_tolerance=0.02,
-        timeout_s=20,
+        timeout_s=timeout_s,
         limits=Path("x.yaml"),
     )
+
+
+@pytest.mark.parametrize(("case", "reason"), [("estop", "estop"), ("stale", "stale_observation")])
+def test_a_position_reset_that_fails_on_its_first_step_holds_where_the_robot_is(case, reason):
+    """Until 2026-12-07 it held the middle of each range, [0, -1.535], on a fresh shield that had
+    accepted no state: an arm left at [2.0, -2.5] by its episode was driven across its range
+    while e-stopped, or because the newest state was 1 s old when the reset began."""
+    cfg = _arm_reset(timeout_s=20)
     shield = safety.SafetyShield(safety.parse_limits(_POSITION_LIMITS))
     motion = ResetMotion(cfg, shield, ["j1", "j2"], np.array(cfg.home), 0.05, 100.0)
     if case == "estop":
@@ -356,15 +361,7 @@ def test_a_position_reset_arrives_when_max_step_is_exactly_one_periods_motion():
     from bremen_robot.reset_config import check_reset_limits
 
     limits = safety.parse_limits({**_POSITION_LIMITS, "max_step": 0.025})
-    cfg = ResetConfig(
-        home=[0.0, -1.0],
-        max_speed=0.5,
-        max_acceleration=1.0,
-        position_tolerance=0.02,
-        velocity_tolerance=0.02,
-        timeout_s=60,
-        limits=Path("x.yaml"),
-    )
+    cfg = _arm_reset(timeout_s=60)
     check_reset_limits(cfg, limits, limits)
     motion = ResetMotion(cfg, safety.SafetyShield(limits), ["j1", "j2"], np.array(cfg.home), 0.05, 0.0)
     q, qd, t = np.array([1.0, -1.0]), np.zeros(2), 0.0
