@@ -110,7 +110,9 @@ def reset_limits(robot: Any, rate_hz: float) -> Any:
     if scaled is own:
         return own
     if robot.safety is None:  # load_robot_config refuses this; a config built in code may not
-        raise ConfigError(f"{robot.source}: reset: needs the robot's safety limits; set safety:")
+        raise ConfigError(
+            f"{robot.source}: reset: needs the robot's safety limits; set safety: configs/safety/<robot>.yaml"
+        )
     theirs = runner_limits(
         safety.load_limits(robot.safety, joint_names=list(robot.joints)), rate_hz, False, 0.0
     )
